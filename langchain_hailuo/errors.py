@@ -1,0 +1,236 @@
+"""One error hierarchy for everything that can go wrong talking to Hailuo / MiniMax Agent.
+
+Every error says what happened and what to do about it. None of them ever holds the
+auth token: messages are built from status codes, server codes and server messages only.
+
+Text that was already streamed when a failure happened is never lost: every
+:class:`HailuoError` carries ``partial_text`` (and ``chat_id`` when the server had
+already assigned one), so a caller can show or keep what arrived.
+"""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from typing_extensions import Unpack
+
+__all__ = [
+    "HailuoAuthError",
+    "HailuoConfigurationError",
+    "HailuoError",
+    "HailuoLoginError",
+    "HailuoLoginTimeoutError",
+    "HailuoProtocolError",
+    "HailuoQuotaError",
+    "HailuoRateLimitError",
+    "HailuoServerError",
+    "HailuoSessionBusyError",
+    "HailuoStreamInterruptedError",
+    "HailuoTimeoutError",
+    "HailuoUnsupportedContentError",
+]
+
+LOGIN_HINT = "Run `hailuo login` (or set HAILUO_TOKEN) to sign in again."
+
+
+class PartialFields(TypedDict, total=False):
+    """What every error may carry about the answer that was under way."""
+
+    partial_text: str
+    partial_reasoning: str
+    chat_id: str | None
+
+
+class HailuoError(Exception):
+    """Base class of every error raised by langchain-hailuo.
+
+    Attributes:
+        message: The human-readable explanation (also ``str(error)``).
+        partial_text: Answer text received before the failure (may be empty).
+        partial_reasoning: Reasoning text received before the failure (may be empty).
+        chat_id: The server chat / session id, when one had been assigned.
+    """
+
+    retryable: bool = False
+    """Whether sending the same request again may succeed (only before the first byte)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        partial_text: str = "",
+        partial_reasoning: str = "",
+        chat_id: str | None = None,
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened and what to do.
+            partial_text: Answer text received before the failure.
+            partial_reasoning: Reasoning text received before the failure.
+            chat_id: The server chat / session id, if known.
+        """
+        super().__init__(message)
+        self.message = message
+        self.partial_text = partial_text
+        self.partial_reasoning = partial_reasoning
+        self.chat_id = chat_id
+
+    def with_partial(
+        self,
+        *,
+        partial_text: str,
+        partial_reasoning: str = "",
+        chat_id: str | None = None,
+    ) -> HailuoError:
+        """Attach the text received so far (keeps values already set) and return ``self``.
+
+        Args:
+            partial_text: Answer text received before the failure.
+            partial_reasoning: Reasoning text received before the failure.
+            chat_id: The server chat / session id, if known.
+
+        Returns:
+            This same error, for ``raise err.with_partial(...)``.
+        """
+        self.partial_text = self.partial_text or partial_text
+        self.partial_reasoning = self.partial_reasoning or partial_reasoning
+        self.chat_id = self.chat_id or chat_id
+        return self
+
+    def __repr__(self) -> str:
+        """Show the class and message, and how much partial text travels with it."""
+        extra = f", partial_text={len(self.partial_text)} chars" if self.partial_text else ""
+        return f"{type(self).__name__}({self.message!r}{extra})"
+
+
+class HailuoConfigurationError(HailuoError, ValueError):
+    """A setting is wrong or missing (bad URL, unknown protocol, unknown model)."""
+
+
+class HailuoUnsupportedContentError(HailuoError, ValueError):
+    """A message holds content the web chat cannot take (an image, audio or file block)."""
+
+
+class HailuoAuthError(HailuoError):
+    """The credentials are missing, expired or rejected.
+
+    Attributes:
+        status: The HTTP status that rejected them, when there was one.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, **kwargs: Unpack[PartialFields]
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened; the login hint is appended when absent.
+            status: The HTTP status that rejected the credentials, if any.
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        if "hailuo login" not in message:
+            message = f"{message} {LOGIN_HINT}"
+        super().__init__(message, **kwargs)
+        self.status = status
+
+
+class HailuoLoginError(HailuoAuthError):
+    """The browser login could not run or did not finish (no browser, crash, bad page)."""
+
+
+class HailuoLoginTimeoutError(HailuoLoginError):
+    """Nobody completed the browser login within ``login_timeout`` seconds."""
+
+
+class HailuoRateLimitError(HailuoError):
+    """The service asked us to slow down (HTTP 429).
+
+    Attributes:
+        retry_after: Seconds the server asked us to wait, when it said.
+    """
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, **kwargs: Unpack[PartialFields]
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened.
+            retry_after: Seconds to wait before the next attempt, if the server said.
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class HailuoServerError(HailuoError):
+    """The service answered with an error: an HTTP 5xx, or an error code inside the stream.
+
+    Attributes:
+        code: The server's error code (``statusInfo.code``, ``base_resp.status_code``,
+            an error frame's code) or the HTTP status.
+        server_message: The server's own error text.
+        status: The HTTP status, when the error came from one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | str | None = None,
+        server_message: str = "",
+        status: int | None = None,
+        retryable: bool | None = None,
+        **kwargs: Unpack[PartialFields],
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened and what to do.
+            code: The server's error code.
+            server_message: The server's own error text.
+            status: The HTTP status, if any.
+            retryable: Override the class default (5xx before the first byte are retryable).
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        super().__init__(message, **kwargs)
+        self.code = code
+        self.server_message = server_message
+        self.status = status
+        if retryable is not None:
+            self.retryable = retryable
+
+
+class HailuoQuotaError(HailuoServerError):
+    """The account is out of credits or quota; retrying will not help until it is topped up."""
+
+
+class HailuoSessionBusyError(HailuoServerError):
+    """The conversation is still answering another message (one stream per account/session)."""
+
+    retryable = True
+
+
+class HailuoProtocolError(HailuoError):
+    """The service answered with something this client does not understand.
+
+    Usually the service changed (a new path, an HTML page instead of a stream). The message
+    names the setting (base URL, API prefix, protocol) that is most likely to fix it.
+    """
+
+
+class HailuoTimeoutError(HailuoError, TimeoutError):
+    """A connect, first-byte, idle-stream or total timeout ran out."""
+
+    retryable = True
+
+
+class HailuoStreamInterruptedError(HailuoError):
+    """The answer stream ended before the answer did.
+
+    ``partial_text`` holds everything received; it is never replayed automatically, since
+    sending the message again would post it twice to the server chat.
+    """
