@@ -1,0 +1,285 @@
+"""The v4 request signature (``yy``) and the browser-fingerprint query string.
+
+Every chat request of the seed's protocol carries a query string that imitates what the
+browser's ``URLSearchParams`` produced (fifteen parameters in a fixed order, the last one
+``unix``, the current time in milliseconds) and a ``yy`` header: an MD5 over the
+percent-encoded path-and-query, the form fields and the same ``unix`` value.
+
+All functions here are pure; the current time is an input (``unix_ms``) so tests can fix it.
+The seed's names :func:`get_body_to_yy` and :func:`generate_yy_header` are kept.
+
+Example:
+    ```python
+    from langchain_hailuo.v4.crypt import get_body_to_yy, generate_yy_header
+
+    body = get_body_to_yy({"characterID": "1", "msgContent": "hello world", "chatID": "0"})
+    path = "/v4/api/chat/msg?device_platform=web&biz_id=2&app_id=3001"
+    generate_yy_header(path, body, 1700000000000)
+    # '6893d64988ecf45b1de1808b91ae855b'
+    ```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+from urllib.parse import quote, quote_plus
+
+from langchain_hailuo.types import AuthResult
+
+__all__ = [
+    "API_PATH",
+    "DEFAULT_USER_AGENT",
+    "YY_SALT",
+    "browser_name_from_user_agent",
+    "build_fingerprint_query",
+    "encode_uri_component",
+    "generate_yy_header",
+    "get_body_to_yy",
+    "hash_function",
+    "now_ms",
+    "os_name_from_user_agent",
+    "platform_from_user_agent",
+    "url_search_params",
+]
+
+API_PATH = "/v4/api/chat/msg"
+"""The chat endpoint's path."""
+
+YY_SALT = "ooui"
+"""The literal suffix hashed into every ``yy``."""
+
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36"
+)
+"""Sent (and fingerprinted) when the login recorded no user agent."""
+
+# Form fields hashed into bodyToYy, in order; a missing field hashes as "" (JS undefined).
+_YY_FIELDS = ("characterID", "msgContent", "chatID", "form")
+
+# JavaScript encodeURIComponent leaves these unescaped (besides letters and digits).
+_URI_COMPONENT_SAFE = "-_.!~*'()"
+
+# Defaults for fingerprint values the login did not capture (a plain desktop browser).
+_DEFAULT_CPU_CORES = "8"
+_DEFAULT_LANGUAGE = "en-US"
+_DEFAULT_SCREEN_WIDTH = "1920"
+_DEFAULT_SCREEN_HEIGHT = "1080"
+
+
+def hash_function(text: str) -> str:
+    """MD5 of the UTF-8 text, as lowercase hex (the seed's ``hash_function``).
+
+    Args:
+        text: Any text.
+
+    Returns:
+        32 hex digits.
+    """
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+def _without_line_breaks(text: str) -> str:
+    """``text`` with every CR and LF removed (how ``msgContent`` is hashed)."""
+    return text.replace("\r", "").replace("\n", "")
+
+
+def get_body_to_yy(form: Mapping[str, str | int]) -> str:
+    """The form part of the signature: four MD5 hashes, 128 hex digits.
+
+    The hashes are of ``characterID``, ``msgContent`` with every CR and LF removed (the body
+    still sends the line breaks), ``chatID`` and ``form`` (the file-attachment field; it is
+    absent from plain chat requests and then hashes as the empty string).
+
+    Args:
+        form: The multipart form fields, by name.
+
+    Returns:
+        The ``bodyToYy`` string.
+    """
+    parts = []
+    for name in _YY_FIELDS:
+        value = str(form.get(name, ""))
+        if name == "msgContent":
+            value = _without_line_breaks(value)
+        parts.append(hash_function(value))
+    return "".join(parts)
+
+
+def encode_uri_component(text: str) -> str:
+    """Percent-encode like JavaScript's ``encodeURIComponent``.
+
+    Args:
+        text: Any text (encoded as UTF-8).
+
+    Returns:
+        The text with everything but letters, digits and ``-_.!~*'()`` escaped.
+    """
+    return quote(text, safe=_URI_COMPONENT_SAFE)
+
+
+def generate_yy_header(path_and_query: str, body_to_yy: str, timestamp: int | str) -> str:
+    """The ``yy`` header of a request.
+
+    ``yy = MD5(encodeURIComponent(path_and_query) + "_" + body_to_yy + MD5(timestamp) + "ooui")``.
+
+    Args:
+        path_and_query: The request's path and query exactly as sent
+            (``/v4/api/chat/msg?device_platform=web&...``).
+        body_to_yy: :func:`get_body_to_yy` of the form.
+        timestamp: The ``unix`` query value (milliseconds since the epoch).
+
+    Returns:
+        32 hex digits.
+    """
+    encoded_path = encode_uri_component(path_and_query)
+    time_hash = hash_function(str(timestamp))
+    return hash_function(f"{encoded_path}_{body_to_yy}{time_hash}{YY_SALT}")
+
+
+def url_search_params(pairs: list[tuple[str, str]]) -> str:
+    """Serialise pairs as the browser's ``URLSearchParams.toString()`` does.
+
+    This is ``application/x-www-form-urlencoded``: a space becomes ``+``; letters, digits and
+    ``*-._`` stay; every other byte of the UTF-8 text is percent-encoded (``~`` included).
+
+    Args:
+        pairs: Names and values, in order.
+
+    Returns:
+        ``name=value`` pairs joined with ``&``.
+    """
+
+    def encode(text: str) -> str:
+        # Python keeps "~" unescaped since 3.7; the URL standard's form encoder does not.
+        return quote_plus(text, safe="*").replace("~", "%7E")
+
+    return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
+
+
+def now_ms() -> int:
+    """The current time in milliseconds since the epoch (JavaScript's ``Date.now()``)."""
+    return time.time_ns() // 1_000_000
+
+
+def browser_name_from_user_agent(user_agent: str) -> str:
+    """The browser family as the login page's script names it.
+
+    Args:
+        user_agent: A browser user agent.
+
+    Returns:
+        ``chrome``, ``edge``, ``firefox``, ``safari`` or ``unknown``.
+    """
+    ua = user_agent.lower()
+    if "edg" in ua:
+        return "edge"
+    if "chrome" in ua:
+        return "chrome"
+    if "firefox" in ua:
+        return "firefox"
+    if "safari" in ua:
+        return "safari"
+    return "unknown"
+
+
+# (user-agent marker, os_name as navigator.userAgentData.platform, navigator.platform)
+_PLATFORMS = (
+    ("android", "Android", "Linux armv8l"),
+    ("iphone", "iOS", "iPhone"),
+    ("ipad", "iOS", "iPad"),
+    ("windows", "Windows", "Win32"),
+    ("mac os x", "macOS", "MacIntel"),
+    ("macintosh", "macOS", "MacIntel"),
+    ("cros", "Chrome OS", "Linux x86_64"),
+    ("linux", "Linux", "Linux x86_64"),
+)
+
+
+def _platform_entry(user_agent: str) -> tuple[str, str, str] | None:
+    """The first platform row whose marker occurs in the user agent."""
+    ua = user_agent.lower()
+    return next((row for row in _PLATFORMS if row[0] in ua), None)
+
+
+def os_name_from_user_agent(user_agent: str) -> str:
+    """``navigator.userAgentData.platform`` as a browser with this user agent reports it.
+
+    Args:
+        user_agent: A browser user agent.
+
+    Returns:
+        ``Windows``, ``macOS``, ``Linux``, ``Android``, ``iOS``, ``Chrome OS`` or ``Unknown``.
+    """
+    row = _platform_entry(user_agent)
+    return row[1] if row else "Unknown"
+
+
+def platform_from_user_agent(user_agent: str) -> str:
+    """``navigator.platform`` as a browser with this user agent reports it.
+
+    Args:
+        user_agent: A browser user agent.
+
+    Returns:
+        ``Win32``, ``MacIntel``, ``Linux x86_64``… or ``unknown``.
+    """
+    row = _platform_entry(user_agent)
+    return row[2] if row else "unknown"
+
+
+def build_fingerprint_query(
+    auth: AuthResult,
+    unix_ms: int | None = None,
+    *,
+    lang: str | None = None,
+    version_code: str = "22201",
+    biz_id: str = "2",
+    app_id: str = "3001",
+) -> str:
+    """The browser-fingerprint query string of one chat request (without the leading ``?``).
+
+    The fifteen parameters come in the browser's order: ``device_platform``, ``biz_id``,
+    ``app_id``, ``version_code``, ``lang``, ``uuid``, ``device_id``, ``os_name``,
+    ``browser_name``, ``cpu_core_num``, ``browser_language``, ``browser_platform``,
+    ``screen_width``, ``screen_height``, ``unix``.
+
+    Values the login did not capture are filled in consistently with the user agent (a
+    desktop browser: 8 cores, ``en-US``, 1920x1080). The device keys are the exception:
+    ``uuid`` and ``device_id`` identify the browser instance, so when they are unknown the
+    parameter is **left out** rather than sent as an invented value or as the text ``null``
+    (which is what the seed's browser script produced for a missing localStorage key).
+
+    Args:
+        auth: The login's device identity and fingerprint.
+        unix_ms: The request time in milliseconds; a fresh ``Date.now()`` when ``None``.
+            Every request must get its own.
+        lang: The site language; defaults to ``auth.lang``, else ``en``.
+        version_code: The web app's version code.
+        biz_id: The business id of the international web chat.
+        app_id: The web app id.
+
+    Returns:
+        The ``URLSearchParams``-encoded query.
+    """
+    user_agent = auth.user_agent or DEFAULT_USER_AGENT
+    pairs: list[tuple[str, str | None]] = [
+        ("device_platform", "web"),
+        ("biz_id", biz_id),
+        ("app_id", app_id),
+        ("version_code", version_code),
+        ("lang", lang or auth.lang or "en"),
+        ("uuid", auth.uuid),
+        ("device_id", auth.device_id),
+        ("os_name", auth.os_name or os_name_from_user_agent(user_agent)),
+        ("browser_name", auth.browser_name or browser_name_from_user_agent(user_agent)),
+        ("cpu_core_num", auth.cpu_core_num or _DEFAULT_CPU_CORES),
+        ("browser_language", auth.browser_language or _DEFAULT_LANGUAGE),
+        ("browser_platform", auth.browser_platform or platform_from_user_agent(user_agent)),
+        ("screen_width", auth.screen_width or _DEFAULT_SCREEN_WIDTH),
+        ("screen_height", auth.screen_height or _DEFAULT_SCREEN_HEIGHT),
+        ("unix", str(now_ms() if unix_ms is None else unix_ms)),
+    ]
+    return url_search_params([(name, value) for name, value in pairs if value])
