@@ -79,6 +79,11 @@ LOGGED_IN_JS = """(() => {
 })()"""
 """True once the page's origin holds a login token (the token itself is not transferred)."""
 
+PAGE_READY_JS = (
+    """(() => document.readyState === 'complete' && location.href !== 'about:blank')()"""
+)
+"""True once the navigated document has finished loading."""
+
 COLLECT_JS = """(() => {
   const ls = (k) => { try { return window.localStorage.getItem(k); } catch (e) { return null; } };
   const ss = (k) => { try { return window.sessionStorage.getItem(k); } catch (e) { return null; } };
@@ -399,7 +404,7 @@ async def run_login(
     )
     browser = Browser(config)
     drains: list[asyncio.Task[None]] = []
-    deadline = asyncio.timeout(None)
+    deadline: asyncio.Timeout | None = None
     try:
         try:
             await browser.start()
@@ -412,11 +417,11 @@ async def run_login(
         logger.info(
             "Browser login: waiting up to %g s at %s.", options.login_timeout, options.base_url
         )
-        deadline.reschedule(asyncio.get_running_loop().time() + options.login_timeout)
+        deadline = asyncio.timeout(options.login_timeout)
         async with deadline:
             return await _login_flow(browser, options, on_page)
     except TimeoutError as exc:
-        if deadline.expired():
+        if deadline is not None and deadline.expired():
             raise HailuoLoginTimeoutError(
                 f"Nobody completed the login at {options.base_url} within "
                 f"{options.login_timeout:g} s; run `hailuo login` and sign in in the "
@@ -443,6 +448,9 @@ async def _login_flow(browser: Any, options: LoginOptions, on_page: PageHook | N
     _frame, _loader, error_text, *_ = await tab.send(cdp.page.navigate(options.base_url))
     if error_text:
         raise HailuoLoginError(f"Chromium could not open {options.base_url}: {error_text}.")
+    # Wait for the (possibly redirected) document before handing the page to the hook.
+    while not await _evaluate(tab, PAGE_READY_JS):  # noqa: ASYNC110
+        await asyncio.sleep(options.poll_interval)
     if on_page is not None:
         await on_page(tab)
     # Polling is the only way to watch another process's localStorage.
