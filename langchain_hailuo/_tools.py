@@ -1,0 +1,1202 @@
+"""Tool calling by prompting: instructions, a streaming parser, argument validation.
+
+The web chats have no native tool calling, so :class:`~langchain_hailuo.chat_models.ChatHailuo`
+describes the tools in the prompt and reads calls back out of the answer text. This module is
+the protocol-free core of that; it knows nothing about HTTP or either wire protocol.
+
+The syntax the model is asked to use (one block per call, several blocks for parallel calls)::
+
+    <tool_call>
+    {"name": "get_weather", "arguments": {"city": "Paris"}}
+    </tool_call>
+
+Results go back as ``<tool_result id="..." name="...">...</tool_result>`` blocks
+(:func:`render_tool_results`).
+
+Pieces:
+
+- :func:`render_tool_instructions`: the instruction block for a list of OpenAI-format tools and a
+  ``tool_choice``;
+- :class:`ToolCallStreamParser`: fed with text deltas, returns the prose that is safe to stream
+  and the calls as they complete; tool-call syntax never reaches the prose, wherever the
+  deltas are cut;
+- :func:`validate_json_schema`: a small JSON-schema validator (types, enums, required keys,
+  nested objects and arrays, ``anyOf``/``oneOf``/``allOf``, local ``$ref``), used for tool
+  arguments and structured output;
+- :func:`render_tool_results` and :func:`render_tool_call_history`: tool messages and earlier
+  calls folded back into text;
+- :func:`check_tool_choice`: a corrective instruction when a forced call was not made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages.tool import (
+    InvalidToolCall,
+    ToolCall,
+    ToolCallChunk,
+    invalid_tool_call,
+    tool_call,
+    tool_call_chunk,
+)
+
+__all__ = [
+    "TOOL_CALL_CLOSE",
+    "TOOL_CALL_OPEN",
+    "TOOL_RESULT_CLOSE",
+    "ParsedReply",
+    "StreamDelta",
+    "ToolCallStreamParser",
+    "check_tool_choice",
+    "new_tool_call_id",
+    "normalize_tool_choice",
+    "parse_tool_reply",
+    "render_tool_call_history",
+    "render_tool_instructions",
+    "render_tool_results",
+    "validate_json_schema",
+]
+
+TOOL_CALL_OPEN = "<tool_call>"
+"""Opens one tool call block in the model's answer."""
+
+TOOL_CALL_CLOSE = "</tool_call>"
+"""Closes one tool call block."""
+
+TOOL_RESULT_CLOSE = "</tool_result>"
+"""Closes one tool result block (the opening tag carries attributes)."""
+
+_MARKERS = (TOOL_CALL_OPEN, TOOL_CALL_CLOSE)
+
+_ARGUMENT_KEYS = ("arguments", "args", "parameters", "input")
+"""Keys accepted for the arguments, in order of preference (models drift between them)."""
+
+# A code fence opener (```json, ``` and so on) with any whitespace after it. Models often
+# wrap a tool call block in a fence; the fence is then part of the call syntax.
+_FENCE_BEFORE_CALL = re.compile(r"```[\w+-]*\s*\Z")
+# What might still grow into a fence opener followed by a call block.
+_FENCE_PREFIX = re.compile(r"(?:```[\w+-]*\s*|`{1,2})\Z")
+_FENCE_AFTER_CALL = re.compile(r"\A\s*```[ \t]*(?:\r?\n|\Z)")
+# A fenced block inside a call block: ```json { ... } ```.
+_NAME_GUESS = re.compile(r'"name"\s*:\s*"([^"\\]{1,200})"')
+"""Finds the tool name in a block whose JSON is broken, for a useful InvalidToolCall."""
+_INNER_FENCE = re.compile(r"\A```[\w+-]*\s*(.*?)\s*(?:```\s*)?\Z", re.DOTALL)
+
+ToolChoice = str | Mapping[str, Any] | bool | None
+"""What ``bind_tools(tool_choice=...)`` accepts (see :func:`normalize_tool_choice`)."""
+
+
+def new_tool_call_id() -> str:
+    """A fresh tool call id, ``call_<32 hex digits>``.
+
+    Returns:
+        The id.
+    """
+    return f"call_{uuid.uuid4().hex}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Tools and tool_choice
+# ---------------------------------------------------------------------------------------------
+
+
+def _function(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``function`` part of an OpenAI tool (or the tool itself when already unwrapped)."""
+    function = tool.get("function")
+    return function if isinstance(function, Mapping) else tool
+
+
+def _tool_name(tool: Mapping[str, Any]) -> str:
+    """The name of an OpenAI-format tool.
+
+    Raises:
+        ValueError: The tool has no name.
+    """
+    name = _function(tool).get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(
+            f"Tool {dict(tool)!r} has no name; pass tools through convert_to_openai_tool first."
+        )
+    return name
+
+
+def _tool_parameters(tool: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The JSON schema of a tool's arguments (an empty object schema when none is given)."""
+    parameters = _function(tool).get("parameters")
+    if isinstance(parameters, Mapping):
+        return parameters
+    return {"type": "object", "properties": {}}
+
+
+def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str]) -> str:
+    """Reduce every ``tool_choice`` spelling LangChain users pass to one of four forms.
+
+    Accepted: ``None`` / ``"auto"``; ``"any"`` / ``"required"`` / ``True`` (``True`` with a
+    single tool forces that tool, as in ``ChatOpenAI``); ``"none"`` / ``False``; a tool name;
+    ``{"type": "function", "function": {"name": ...}}`` (OpenAI) and
+    ``{"type": "tool", "name": ...}`` (Anthropic); ``{"type": "any" | "auto" | "none"}``.
+
+    Args:
+        tool_choice: The value given to ``bind_tools``.
+        tool_names: Names of the bound tools.
+
+    Returns:
+        ``"auto"``, ``"any"``, ``"none"``, or the name of the tool that must be called.
+
+    Raises:
+        ValueError: The value names a tool that is not bound, or has an unknown shape.
+    """
+    choice: Any = tool_choice
+    if isinstance(choice, Mapping):
+        function = choice.get("function")
+        if isinstance(function, Mapping) and function.get("name"):
+            choice = function["name"]
+        elif choice.get("name"):
+            choice = choice["name"]
+        else:
+            choice = choice.get("type")
+    if choice is None or choice == "auto":
+        return "auto"
+    if choice is True:
+        return tool_names[0] if len(tool_names) == 1 else "any"
+    if choice is False or choice == "none":
+        return "none"
+    if choice in {"any", "required"}:
+        return "any"
+    if isinstance(choice, str):
+        if choice in tool_names:
+            return choice
+        raise ValueError(
+            f"tool_choice={choice!r} names no bound tool; bound tools: "
+            f"{', '.join(tool_names) or '(none)'}. Use 'auto', 'any', 'none' or one of those."
+        )
+    raise ValueError(f"Unsupported tool_choice {tool_choice!r}.")
+
+
+# ---------------------------------------------------------------------------------------------
+# Instructions
+# ---------------------------------------------------------------------------------------------
+
+_INSTRUCTIONS_HEAD = f"""\
+# Tools
+
+You can call the tools listed below. To call a tool, write a tool call block in exactly \
+this form:
+
+{TOOL_CALL_OPEN}
+{{"name": "<tool name>", "arguments": {{<arguments as a JSON object>}}}}
+{TOOL_CALL_CLOSE}
+
+Rules for tool calls:
+- One block per call. To make several calls at once, write several blocks one after another.
+- Inside a block write only that one JSON object: no code fences, comments or other text.
+- "arguments" is a JSON object that matches the tool's parameter schema. Give every required \
+parameter; write {{}} when the tool takes no arguments.
+- After your tool call blocks, stop writing and wait. The results arrive in the next message \
+as <tool_result> blocks. Never write tool results yourself.
+- Only call the tools listed here, by their exact names."""
+
+_CHOICE_RULES = {
+    "auto": "- Call a tool when it helps you answer. When no tool is needed, answer normally in "
+    "plain text, without any tool call block.",
+    "any": "- In this reply you MUST call at least one tool. Reply with tool call blocks only.",
+    "none": "- In this reply you must NOT call any tool. Answer in plain text only, without any "
+    "tool call block.",
+}
+
+
+def _compact_json(value: Any) -> str:
+    """JSON on one line, unicode kept as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _choice_rule(choice: str) -> str:
+    """The rule line for a normalised tool choice."""
+    if choice in _CHOICE_RULES:
+        return _CHOICE_RULES[choice]
+    return (
+        f'- In this reply you MUST call the tool "{choice}", and no other tool. Reply with its '
+        "tool call block only."
+    )
+
+
+def _render_tool(tool: Mapping[str, Any]) -> str:
+    """One tool's entry in the instruction block: name, description, parameter schema."""
+    function = _function(tool)
+    lines = [f"## {_tool_name(tool)}"]
+    description = str(function.get("description") or "").strip()
+    if description:
+        lines.append(description)
+    lines.append(f"Parameters (JSON schema): {_compact_json(dict(_tool_parameters(tool)))}")
+    return "\n".join(lines)
+
+
+def render_tool_instructions(tools: Sequence[Mapping[str, Any]], tool_choice: ToolChoice) -> str:
+    """The instruction block that teaches the model the tool call syntax and lists the tools.
+
+    The block reads::
+
+        # Tools
+
+        You can call the tools listed below. To call a tool, write ... in exactly this form:
+
+        <tool_call>
+        {"name": "<tool name>", "arguments": {<arguments as a JSON object>}}
+        </tool_call>
+
+        Rules for tool calls:
+        - One block per call. ...
+        - <the tool_choice rule>
+
+        Available tools:
+
+        ## get_weather
+        Get the current weather.
+        Parameters (JSON schema): {"type": "object", "properties": {...}, "required": [...]}
+
+    The output depends only on the arguments (tool order is kept), so the same tools give the
+    same text on every call.
+
+    Args:
+        tools: Tools in OpenAI format (``convert_to_openai_tool`` output).
+        tool_choice: ``"auto"`` (call when useful, else answer normally), ``"any"`` /
+            ``"required"`` (at least one call), a tool name (exactly that tool), ``"none"`` (no
+            call, prose only), or any spelling :func:`normalize_tool_choice` accepts.
+
+    Returns:
+        The instruction text, or ``""`` when there are no tools and none is required.
+
+    Raises:
+        ValueError: ``tool_choice`` names an unknown tool, or forces a call with no tools.
+    """
+    names = [_tool_name(tool) for tool in tools]
+    choice = normalize_tool_choice(tool_choice, names)
+    if not tools:
+        if choice == "any":
+            raise ValueError("tool_choice forces a tool call, but no tools are bound.")
+        return ""
+    parts = [
+        _INSTRUCTIONS_HEAD,
+        _choice_rule(choice),
+        "",
+        "Available tools:",
+        "",
+        "\n\n".join(_render_tool(tool) for tool in tools),
+    ]
+    return "\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON-schema validation
+# ---------------------------------------------------------------------------------------------
+
+_JSON_TYPE_NAMES: dict[type, str] = {
+    dict: "object",
+    list: "array",
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    type(None): "null",
+}
+
+
+def _json_type(value: Any) -> str:
+    """The JSON type name of a decoded value."""
+    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _describe(value: Any) -> str:
+    """A short description of a value for an error message."""
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    if len(text) > 40:  # noqa: PLR2004 - keep messages short
+        text = text[:37] + "..."
+    return f"{_json_type(value)} {text}"
+
+
+def _json_equal(left: Any, right: Any) -> bool:
+    """JSON equality: ``true`` is not ``1``, ``1`` equals ``1.0``."""
+    if isinstance(left, bool) or isinstance(right, bool):
+        return type(left) is type(right) and left == right
+    if isinstance(left, int | float) and isinstance(right, int | float):
+        return left == right
+    if isinstance(left, list) and isinstance(right, list):
+        return len(left) == len(right) and all(map(_json_equal, left, right))
+    if isinstance(left, dict) and isinstance(right, dict):
+        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
+    return type(left) is type(right) and left == right
+
+
+@dataclass
+class _Validator:
+    """One validation run: the root schema (for ``$ref``) and the coercion setting."""
+
+    root: Mapping[str, Any]
+    coerce_integers: bool
+    errors: list[str] = field(default_factory=list)
+
+    def resolve(self, ref: str) -> Any:
+        """Resolve a local ``$ref`` (``#/$defs/Name``, ``#/definitions/Name``, ``#``)."""
+        if not ref.startswith("#"):
+            return None
+        node: Any = self.root
+        for raw in ref[1:].split("/"):
+            if not raw:
+                continue
+            key = raw.replace("~1", "/").replace("~0", "~")
+            if not isinstance(node, Mapping) or key not in node:
+                return None
+            node = node[key]
+        return node
+
+    def check(self, value: Any, schema: Any, path: str, depth: int = 0) -> tuple[Any, list[str]]:
+        """Validate ``value`` at ``path``; return the (possibly coerced) value and errors."""
+        if schema is True or schema is None:
+            return value, []
+        if schema is False:
+            return value, [f"{path}: no value is allowed here"]
+        if not isinstance(schema, Mapping) or depth > 64:  # noqa: PLR2004 - recursion guard
+            return value, []
+        value, errors = self.check_combinators(value, schema, path, depth)
+        value, found = self.check_type(value, schema, path)
+        if found:
+            return value, errors + found
+        errors += self.check_enum(value, schema, path)
+        value, found = self.check_by_type(value, schema, path, depth)
+        return value, errors + found
+
+    def check_combinators(
+        self, value: Any, schema: Mapping[str, Any], path: str, depth: int
+    ) -> tuple[Any, list[str]]:
+        """``$ref``, ``allOf``, ``anyOf`` and ``oneOf``."""
+        errors: list[str] = []
+        ref = schema.get("$ref")
+        if isinstance(ref, str):
+            target = self.resolve(ref)
+            if target is None:
+                return value, [f"{path}: the schema refers to {ref!r}, which it does not define"]
+            value, found = self.check(value, target, path, depth + 1)
+            errors += found
+        for sub in schema.get("allOf") or ():
+            value, found = self.check(value, sub, path, depth + 1)
+            errors += found
+        for key in ("anyOf", "oneOf"):
+            if schema.get(key):
+                value, found = self.check_alternatives(value, schema[key], path, key, depth)
+                errors += found
+        return value, errors
+
+    def check_by_type(
+        self, value: Any, schema: Mapping[str, Any], path: str, depth: int
+    ) -> tuple[Any, list[str]]:
+        """The keywords that apply to the value's own type."""
+        errors: list[str] = []
+        if isinstance(value, dict):
+            value, found = self.check_object(value, schema, path, depth)
+            errors += found
+        elif isinstance(value, list):
+            value, found = self.check_array(value, schema, path, depth)
+            errors += found
+        elif isinstance(value, str):
+            errors += self.check_string(value, schema, path)
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            errors += self.check_number(value, schema, path)
+        return value, errors
+
+    def check_alternatives(
+        self, value: Any, options: Sequence[Any], path: str, key: str, depth: int
+    ) -> tuple[Any, list[str]]:
+        """``anyOf`` (at least one option matches) and ``oneOf`` (exactly one does)."""
+        matches: list[Any] = []
+        failures: list[str] = []
+        for option in options:
+            checked, found = self.check(value, option, path, depth + 1)
+            if found:
+                failures.append("; ".join(found))
+            else:
+                matches.append(checked)
+        if not matches:
+            detail = " | ".join(failures)
+            return value, [
+                f"{path}: {_describe(value)} matches none of the allowed shapes ({detail})"
+            ]
+        if key == "oneOf" and len(matches) > 1:
+            return value, [f"{path}: {_describe(value)} matches more than one oneOf option"]
+        return matches[0], []
+
+    def check_type(self, value: Any, schema: Mapping[str, Any], path: str) -> tuple[Any, list[str]]:
+        """The ``type`` keyword (a name or a list of names); whole floats may become integers."""
+        expected = schema.get("type")
+        if expected is None:
+            return value, []
+        names = [expected] if isinstance(expected, str) else list(expected)
+        for name in names:
+            ok, coerced = self.type_matches(value, name)
+            if ok:
+                return coerced, []
+        return value, [f"{path}: expected {' or '.join(map(str, names))}, got {_describe(value)}"]
+
+    def type_matches(self, value: Any, name: str) -> tuple[bool, Any]:
+        """Whether ``value`` is of JSON type ``name``, and the value to keep."""
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        if name == "integer":
+            if is_number and isinstance(value, int):
+                return True, value
+            if (
+                is_number
+                and self.coerce_integers
+                and math.isfinite(value)
+                and float(value).is_integer()
+            ):
+                return True, int(value)
+            return False, value
+        checks: dict[str, Callable[[Any], bool]] = {
+            "number": lambda v: is_number and math.isfinite(v),
+            "string": lambda v: isinstance(v, str),
+            "boolean": lambda v: isinstance(v, bool),
+            "null": lambda v: v is None,
+            "array": lambda v: isinstance(v, list),
+            "object": lambda v: isinstance(v, dict),
+        }
+        check = checks.get(name)
+        return (True if check is None else check(value)), value
+
+    def check_enum(self, value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
+        """``enum`` and ``const``."""
+        errors = []
+        if "enum" in schema and not any(_json_equal(value, v) for v in schema["enum"]):
+            allowed = ", ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
+            errors.append(f"{path}: {_describe(value)} is not one of {allowed}")
+        if "const" in schema and not _json_equal(value, schema["const"]):
+            errors.append(f"{path}: must be {json.dumps(schema['const'], ensure_ascii=False)}")
+        return errors
+
+    def check_object(
+        self, value: dict[str, Any], schema: Mapping[str, Any], path: str, depth: int
+    ) -> tuple[dict[str, Any], list[str]]:
+        """``properties``, ``required``, ``additionalProperties``."""
+        errors = [
+            f"{path}: missing required property {key!r}"
+            for key in schema.get("required") or ()
+            if key not in value
+        ]
+        properties = schema.get("properties") or {}
+        extra_schema = schema.get("additionalProperties", True)
+        result: dict[str, Any] = {}
+        for key, item in value.items():
+            item_path = f"{path}.{key}" if re.fullmatch(r"\w+", key) else f"{path}[{key!r}]"
+            if key in properties:
+                sub = properties[key]
+            elif extra_schema is False:
+                errors.append(f"{path}: unexpected property {key!r}")
+                result[key] = item
+                continue
+            else:
+                sub = extra_schema
+            result[key], found = self.check(item, sub, item_path, depth + 1)
+            errors += found
+        return result, errors
+
+    def check_array(
+        self, value: list[Any], schema: Mapping[str, Any], path: str, depth: int
+    ) -> tuple[list[Any], list[str]]:
+        """``items`` / ``prefixItems`` (tuple form too), ``minItems``, ``maxItems``."""
+        errors = []
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            errors.append(f"{path}: needs at least {schema['minItems']} items, got {len(value)}")
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            errors.append(f"{path}: allows at most {schema['maxItems']} items, got {len(value)}")
+        items = schema.get("items")
+        prefix = schema.get("prefixItems")
+        if isinstance(items, list):  # the older tuple form
+            prefix, items = items, schema.get("additionalItems", True)
+        prefix = prefix or []
+        result = []
+        for index, item in enumerate(value):
+            sub = prefix[index] if index < len(prefix) else items
+            checked, found = self.check(item, sub, f"{path}[{index}]", depth + 1)
+            result.append(checked)
+            errors += found
+        return result, errors
+
+    def check_string(self, value: str, schema: Mapping[str, Any], path: str) -> list[str]:
+        """``minLength``, ``maxLength``, ``pattern``."""
+        errors = []
+        if "minLength" in schema and len(value) < schema["minLength"]:
+            errors.append(f"{path}: must be at least {schema['minLength']} characters long")
+        if "maxLength" in schema and len(value) > schema["maxLength"]:
+            errors.append(f"{path}: must be at most {schema['maxLength']} characters long")
+        pattern = schema.get("pattern")
+        if isinstance(pattern, str):
+            try:
+                if re.search(pattern, value) is None:
+                    errors.append(f"{path}: {_describe(value)} does not match /{pattern}/")
+            except re.error:
+                pass  # a pattern Python cannot compile is not the model's fault
+        return errors
+
+    def check_number(self, value: float, schema: Mapping[str, Any], path: str) -> list[str]:
+        """``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``."""
+        bounds: list[tuple[str, Callable[[float, float], bool], str]] = [
+            ("minimum", lambda v, b: v >= b, ">="),
+            ("maximum", lambda v, b: v <= b, "<="),
+            ("exclusiveMinimum", lambda v, b: v > b, ">"),
+            ("exclusiveMaximum", lambda v, b: v < b, "<"),
+        ]
+        errors = []
+        for key, holds, sign in bounds:
+            bound: Any = schema.get(key)
+            is_bound = isinstance(bound, int | float) and not isinstance(bound, bool)
+            if is_bound and not holds(value, bound):
+                errors.append(f"{path}: must be {sign} {bound}, got {value}")
+        return errors
+
+
+def validate_json_schema(
+    value: Any, schema: Mapping[str, Any], *, coerce_integers: bool = True
+) -> tuple[Any, list[str]]:
+    """Validate a decoded JSON value against a JSON schema, without third-party packages.
+
+    Covered: ``type`` (one name or a list; ``string``, ``integer``, ``number``, ``boolean``,
+    ``array``, ``object``, ``null``), ``enum``, ``const``, ``properties``, ``required``,
+    ``additionalProperties`` (``false`` or a schema), ``items`` / ``prefixItems``,
+    ``minItems`` / ``maxItems``, ``minLength`` / ``maxLength`` / ``pattern``,
+    ``minimum`` / ``maximum`` / ``exclusiveMinimum`` / ``exclusiveMaximum``, ``anyOf``,
+    ``oneOf``, ``allOf`` and local ``$ref`` (``#/$defs/...``, ``#/definitions/...``). Other
+    keywords (``format``, ``default``, ``description``...) are ignored. ``true`` is never an
+    integer, although Python's ``bool`` is an ``int``.
+
+    Integer coercion: with ``coerce_integers`` (the default), a whole float (``3.0``) where the
+    schema wants an ``integer`` is accepted and returned as ``3``. Strings are never coerced
+    (``"3"`` is not an integer).
+
+    Args:
+        value: The decoded JSON value.
+        schema: The JSON schema.
+        coerce_integers: Whether whole floats count as integers (and are converted).
+
+    Returns:
+        The value (a copy with whole floats turned into ints where the schema wants integers)
+        and a list of error messages, each starting with the JSON path (``$.items[0].id: ...``).
+        The list is empty when the value is valid.
+    """
+    validator = _Validator(root=schema, coerce_integers=coerce_integers)
+    return validator.check(value, schema, "$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading calls out of text
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StreamDelta:
+    """What one piece of streamed text yields.
+
+    Attributes:
+        content: Prose that is safe to stream now (never contains tool call syntax).
+        tool_call_chunks: One complete chunk per valid call that finished in this piece
+            (``name``, ``args`` as a JSON string, ``id``, ``index``), ready for
+            ``AIMessageChunk(tool_call_chunks=...)``.
+        invalid_tool_calls: Calls that finished in this piece but could not be used
+            (unparseable, unknown tool, arguments not matching the schema). Each has its own
+            ``index`` slot, so valid calls keep the index they would have had.
+    """
+
+    content: str = ""
+    tool_call_chunks: list[ToolCallChunk] = field(default_factory=list)
+    invalid_tool_calls: list[InvalidToolCall] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ParsedReply:
+    """A whole answer split into prose and calls.
+
+    Attributes:
+        content: The prose outside the call blocks, stripped of surrounding whitespace.
+        tool_calls: The valid calls, in order, with generated ids (``call_<hex>``).
+        invalid_tool_calls: The unusable calls, each with an ``error`` saying why.
+    """
+
+    content: str
+    tool_calls: list[ToolCall]
+    invalid_tool_calls: list[InvalidToolCall]
+
+
+def _hold_length(text: str) -> int:
+    r"""Length of the longest suffix of ``text`` that could still become call syntax.
+
+    That is a prefix of a marker (``<tool_c``), or a code fence opener that a call block may
+    follow (```` ```json\\n ````), possibly followed by a prefix of the opening marker.
+    """
+    marker_hold = 0
+    for marker in _MARKERS:
+        for size in range(min(len(marker) - 1, len(text)), marker_hold, -1):
+            if text.endswith(marker[:size]):
+                marker_hold = size
+                break
+    open_hold = 0
+    for size in range(min(len(TOOL_CALL_OPEN) - 1, len(text)), 0, -1):
+        if text.endswith(TOOL_CALL_OPEN[:size]):
+            open_hold = size
+            break
+    head = text[: len(text) - open_hold]
+    pattern = _FENCE_BEFORE_CALL if open_hold else _FENCE_PREFIX
+    match = pattern.search(head)
+    fence_hold = len(text) - match.start() if match else 0
+    return max(marker_hold, fence_hold)
+
+
+def _strip_inner_fence(body: str) -> str:
+    """The JSON inside a call block, with a surrounding code fence removed."""
+    body = body.strip()
+    match = _INNER_FENCE.match(body)
+    return match.group(1) if match else body
+
+
+def _decode_call_objects(body: str) -> list[Any]:
+    """Every JSON value at the top level of a block body (text between values is ignored).
+
+    Raises:
+        ValueError: The body holds no JSON value at all.
+    """
+    decoder = json.JSONDecoder()
+    text = _strip_inner_fence(body)
+    values: list[Any] = []
+    position = 0
+    first_error: json.JSONDecodeError | None = None
+    while True:
+        start = _next_json_start(text, position)
+        if start < 0:
+            break
+        try:
+            value, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as error:
+            first_error = first_error or error
+            position = start + 1
+            continue
+        if isinstance(value, list):
+            values.extend(value)
+        else:
+            values.append(value)
+        position = end
+    if not values:
+        reason = f": {first_error.msg} at character {first_error.pos}" if first_error else ""
+        raise ValueError(f"the tool call block holds no valid JSON{reason}")
+    return values
+
+
+def _next_json_start(text: str, position: int) -> int:
+    """Index of the next ``{`` or ``[`` at or after ``position``, or -1."""
+    starts = [i for i in (text.find("{", position), text.find("[", position)) if i >= 0]
+    return min(starts) if starts else -1
+
+
+def _extract_name_and_arguments(obj: Any) -> tuple[str | None, Any, str | None]:
+    """Name, arguments and an error (or None) from one decoded call object.
+
+    Tolerates ``{"function": {...}}`` wrapping, ``"args"`` / ``"parameters"`` / ``"input"``
+    for ``"arguments"``, arguments given as a JSON string, and missing arguments (``{}``).
+    """
+    if not isinstance(obj, dict):
+        return None, obj, f"a tool call must be a JSON object, got {_describe(obj)}"
+    function = obj.get("function")
+    if isinstance(function, dict) and "name" in function:
+        obj = {**obj, **function}
+    name = obj.get("name")
+    if not isinstance(name, str) or not name.strip():
+        return None, obj, 'the tool call has no "name"'
+    name = name.strip()
+    arguments: Any = next((obj[key] for key in _ARGUMENT_KEYS if key in obj), None)
+    if arguments is None or (isinstance(arguments, str) and not arguments.strip()):
+        arguments = {}
+    if isinstance(arguments, str):
+        try:
+            arguments = json.loads(arguments)
+        except json.JSONDecodeError as error:
+            return name, arguments, f'"arguments" is a string that is not JSON ({error.msg})'
+    if not isinstance(arguments, dict):
+        return name, arguments, f'"arguments" must be a JSON object, got {_describe(arguments)}'
+    return name, arguments, None
+
+
+def _args_text(arguments: Any) -> str:
+    """Arguments as the JSON string LangChain keeps in chunks (unicode not escaped)."""
+    if isinstance(arguments, str):
+        return arguments
+    return json.dumps(arguments, ensure_ascii=False)
+
+
+class ToolCallStreamParser:
+    """Split streamed answer text into prose and tool calls, delta by delta.
+
+    Feed every text delta to :meth:`feed`; call :meth:`finish` at the end of the stream; read
+    :attr:`result`. Guarantees, whatever the cut points between deltas:
+
+    - the concatenated ``content`` of all returned deltas never contains tool call syntax
+      (markers, a fence wrapping a call block, the block's JSON), and only the shortest suffix
+      that could still turn into such syntax is held back;
+    - the same text gives the same :attr:`result` (content, calls, errors; only ids differ
+      unless ``id_factory`` is fixed).
+
+    Model deviations that are tolerated: a code fence around the JSON inside a block or around
+    the whole block, ``"arguments"`` as a JSON string, ``"args"`` / ``"parameters"`` /
+    ``"input"`` instead of ``"arguments"``, an OpenAI-style ``{"function": {...}}`` wrapper,
+    text after the JSON inside a block, several JSON objects (or a JSON array) in one block,
+    a block that is never closed (or is cut short by the next opening marker), and stray closing
+    markers in prose (dropped).
+
+    Example:
+        ```python
+        parser = ToolCallStreamParser(tools)
+        for delta in deltas:
+            piece = parser.feed(delta)
+            ...  # stream piece.content, piece.tool_call_chunks
+        tail = parser.finish()
+        reply = parser.result  # ParsedReply(content, tool_calls, invalid_tool_calls)
+        ```
+    """
+
+    def __init__(
+        self,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        *,
+        id_factory: Callable[[], str] = new_tool_call_id,
+        coerce_integers: bool = True,
+    ) -> None:
+        """Create a parser for one answer.
+
+        Args:
+            tools: The bound tools in OpenAI format. Calls to other names become invalid and
+                arguments are validated against each tool's schema. ``None`` accepts any name
+                and any arguments object.
+            id_factory: Makes each call's id (default ``call_<uuid4 hex>``).
+            coerce_integers: Passed to :func:`validate_json_schema`.
+        """
+        self._schemas: dict[str, Mapping[str, Any]] | None = (
+            None if tools is None else {_tool_name(t): _tool_parameters(t) for t in tools}
+        )
+        self._id_factory = id_factory
+        self._coerce_integers = coerce_integers
+        self._buffer = ""
+        self._in_call = False
+        self._fenced_call = False
+        self._content: list[str] = []
+        self._tool_calls: list[ToolCall] = []
+        self._invalid: list[InvalidToolCall] = []
+        self._index = 0
+        self._finished = False
+
+    @property
+    def result(self) -> ParsedReply:
+        """The whole answer: prose and calls.
+
+        Raises:
+            RuntimeError: :meth:`finish` was not called yet.
+        """
+        if not self._finished:
+            raise RuntimeError("ToolCallStreamParser.result is available after finish().")
+        return ParsedReply(
+            content="".join(self._content).strip(),
+            tool_calls=list(self._tool_calls),
+            invalid_tool_calls=list(self._invalid),
+        )
+
+    def feed(self, text: str) -> StreamDelta:
+        """Take the next text delta.
+
+        Args:
+            text: New answer text, as it came from the server.
+
+        Returns:
+            The prose that is safe to stream now and the calls completed by this delta.
+
+        Raises:
+            RuntimeError: The parser was already finished.
+        """
+        if self._finished:
+            raise RuntimeError("ToolCallStreamParser.feed() called after finish().")
+        self._buffer += text
+        return self._drain(final=False)
+
+    def finish(self) -> StreamDelta:
+        """End the answer: release held-back text and parse an unclosed call block.
+
+        Returns:
+            The last prose and calls. :attr:`result` is available afterwards.
+        """
+        if self._finished:
+            return StreamDelta()
+        delta = self._drain(final=True)
+        self._finished = True
+        return delta
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _drain(self, *, final: bool) -> StreamDelta:
+        """Consume as much of the buffer as can be decided now."""
+        content: list[str] = []
+        chunks: list[ToolCallChunk] = []
+        invalid: list[InvalidToolCall] = []
+        while True:
+            if self._in_call:
+                if not self._drain_call(final=final, chunks=chunks, invalid=invalid):
+                    break
+            elif not self._drain_text(final=final, content=content):
+                break
+        text = "".join(content)
+        self._content.append(text)
+        return StreamDelta(content=text, tool_call_chunks=chunks, invalid_tool_calls=invalid)
+
+    def _emit_text(self, text: str, content: list[str]) -> None:
+        """Pass prose on."""
+        if text:
+            content.append(text)
+
+    def _drain_text(self, *, final: bool, content: list[str]) -> bool:
+        """Handle the buffer in prose mode. Returns whether to continue draining."""
+        if self._fenced_call and not self._drop_fence_after_call(final=final):
+            return False
+        buffer = self._buffer
+        positions = [(buffer.find(m), m) for m in _MARKERS]
+        found = [(pos, marker) for pos, marker in positions if pos >= 0]
+        if not found:
+            keep = 0 if final else _hold_length(buffer)
+            self._emit_text(buffer[: len(buffer) - keep], content)
+            self._buffer = buffer[len(buffer) - keep :]
+            return False
+        pos, marker = min(found)
+        before = buffer[:pos]
+        self._buffer = buffer[pos + len(marker) :]
+        if marker == TOOL_CALL_CLOSE:  # a stray closing marker: drop it
+            self._emit_text(before, content)
+            return True
+        fence = _FENCE_BEFORE_CALL.search(before)
+        # A fence right before the marker wraps the call, unless it closes an open code block.
+        prose = "".join(self._content) + "".join(content) + before[: fence.start()] if fence else ""
+        if fence and prose.count("```") % 2 == 0:
+            self._fenced_call = True
+            before = before[: fence.start()]
+        self._emit_text(before, content)
+        self._in_call = True
+        return True
+
+    def _drop_fence_after_call(self, *, final: bool) -> bool:
+        """After a call block that sat in a code fence: drop the fence's closing line.
+
+        Returns:
+            Whether draining may go on (``False``: wait for more text).
+        """
+        match = _FENCE_AFTER_CALL.match(self._buffer)
+        if match:
+            self._buffer = self._buffer[match.end() :]
+            self._fenced_call = False
+            return True
+        stripped = self._buffer.lstrip()
+        if stripped.startswith(TOOL_CALL_OPEN):
+            return True  # another call block inside the same fence
+        undecided = (
+            TOOL_CALL_OPEN.startswith(stripped)
+            or "```".startswith(stripped)
+            or (stripped.startswith("```") and not stripped[3:].strip(" \t"))
+        )
+        if undecided and not final:
+            return False
+        self._fenced_call = False
+        return True
+
+    def _drain_call(
+        self, *, final: bool, chunks: list[ToolCallChunk], invalid: list[InvalidToolCall]
+    ) -> bool:
+        """Handle the buffer inside a call block. Returns whether to continue draining."""
+        buffer = self._buffer
+        positions = [(buffer.find(m), m) for m in _MARKERS]
+        found = [(pos, marker) for pos, marker in positions if pos >= 0]
+        if not found and not final:
+            return False
+        if found:
+            pos, marker = min(found)
+            body = buffer[:pos]
+            # A new opening marker ends an unclosed block and starts the next one.
+            self._buffer = (
+                buffer[pos + len(marker) :] if marker == TOOL_CALL_CLOSE else buffer[pos:]
+            )
+        else:
+            body, self._buffer = buffer, ""
+        self._in_call = False
+        self._record_block(body, chunks, invalid)
+        return True
+
+    def _record_block(
+        self, body: str, chunks: list[ToolCallChunk], invalid: list[InvalidToolCall]
+    ) -> None:
+        """Parse one block body into calls (valid ones as chunks, the rest as invalid)."""
+        try:
+            objects = _decode_call_objects(body)
+        except ValueError as decode_error:
+            guess = _NAME_GUESS.search(body)
+            self._add_invalid(
+                guess.group(1) if guess else None, body.strip(), str(decode_error), invalid
+            )
+            return
+        for obj in objects:
+            name, arguments, problem = _extract_name_and_arguments(obj)
+            if problem is None and name is not None:
+                arguments, problem = self._check_arguments(name, arguments)
+            if problem is not None or name is None:
+                raw = _args_text(arguments) if name else _args_text(obj)
+                self._add_invalid(name, raw, problem or "invalid tool call", invalid)
+                continue
+            call_id = self._id_factory()
+            self._tool_calls.append(tool_call(name=name, args=arguments, id=call_id))
+            chunks.append(
+                tool_call_chunk(
+                    name=name, args=_args_text(arguments), id=call_id, index=self._index
+                )
+            )
+            self._index += 1
+
+    def _check_arguments(self, name: str, arguments: dict[str, Any]) -> tuple[Any, str | None]:
+        """Check the tool name and validate the arguments against its schema."""
+        if self._schemas is None:
+            return arguments, None
+        if name not in self._schemas:
+            known = ", ".join(self._schemas) or "(none)"
+            return arguments, f"unknown tool {name!r}; available tools: {known}"
+        checked, errors = validate_json_schema(
+            arguments, self._schemas[name], coerce_integers=self._coerce_integers
+        )
+        if errors:
+            return arguments, (
+                f"arguments for tool {name!r} do not match its schema: " + "; ".join(errors)
+            )
+        return checked, None
+
+    def _add_invalid(
+        self, name: str | None, args: str, error: str, invalid: list[InvalidToolCall]
+    ) -> None:
+        """Record an unusable call (it takes an index slot, as valid calls do)."""
+        call = invalid_tool_call(name=name, args=args, id=self._id_factory(), error=error)
+        call["index"] = self._index
+        self._index += 1
+        self._invalid.append(call)
+        invalid.append(call)
+
+
+def parse_tool_reply(
+    text: str,
+    tools: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    id_factory: Callable[[], str] = new_tool_call_id,
+) -> ParsedReply:
+    """Split a whole (non-streamed) answer into prose and tool calls.
+
+    Args:
+        text: The answer.
+        tools: The bound tools in OpenAI format (``None``: any name, no schema check).
+        id_factory: Makes each call's id.
+
+    Returns:
+        The prose, the valid calls and the invalid calls.
+    """
+    parser = ToolCallStreamParser(tools, id_factory=id_factory)
+    parser.feed(text)
+    parser.finish()
+    return parser.result
+
+
+# ---------------------------------------------------------------------------------------------
+# Results and history
+# ---------------------------------------------------------------------------------------------
+
+
+def _tool_content_text(content: Any) -> str:
+    """The text of a tool message's content (a string, or a list of parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        content = [content]
+    if not isinstance(content, Iterable):
+        return str(content)
+    parts: list[str] = []
+    for part in content:
+        if isinstance(part, str):
+            parts.append(part)
+        elif isinstance(part, Mapping) and part.get("type") == "text":
+            parts.append(str(part.get("text") or ""))
+        elif isinstance(part, Mapping) and part.get("type") == "json" and "json" in part:
+            parts.append(_compact_json(part["json"]))
+        else:
+            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
+            parts.append(f"[{kind} content omitted: this chat takes text only]")
+    return "\n".join(parts)
+
+
+def _attribute(value: str) -> str:
+    """A value for a ``key="value"`` attribute (quotes and newlines escaped)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _tool_names_from_history(messages: Sequence[BaseMessage]) -> dict[str, str]:
+    """Tool call id -> tool name, from the AI messages in ``messages``."""
+    names: dict[str, str] = {}
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                if call.get("id"):
+                    names[str(call["id"])] = call["name"]
+    return names
+
+
+def render_tool_results(
+    messages: Sequence[BaseMessage],
+    *,
+    tool_names: Mapping[str, str] | None = None,
+    reminder: bool = True,
+) -> str:
+    """Render tool messages as labelled result blocks for the next turn.
+
+    Each :class:`~langchain_core.messages.ToolMessage` becomes::
+
+        <tool_result id="call_1" name="get_weather">
+        Sunny, 21 °C
+        </tool_result>
+
+    with ``status="error"`` added for failed tools. List content is joined (text parts; JSON
+    parts as JSON; other parts replaced by a short note). Other messages in ``messages`` are
+    not rendered, but AI messages among them are read to name the tools by call id.
+
+    Args:
+        messages: The tool messages (other messages are skipped).
+        tool_names: Extra tool call id -> tool name (when the AI message is not in
+            ``messages`` and the tool message has no ``name``).
+        reminder: Whether to end with a line telling the model how to go on.
+
+    Returns:
+        The text to send (``""`` when there is no tool message).
+    """
+    names = {**_tool_names_from_history(messages), **(tool_names or {})}
+    blocks = []
+    for message in messages:
+        if not isinstance(message, ToolMessage):
+            continue
+        call_id = str(message.tool_call_id)
+        name = message.name or names.get(call_id) or "unknown"
+        status = ' status="error"' if message.status == "error" else ""
+        body = _tool_content_text(message.content).strip()
+        blocks.append(
+            f"<tool_result id={_attribute(call_id)} name={_attribute(name)}{status}>\n"
+            f"{body}\n{TOOL_RESULT_CLOSE}"
+        )
+    if not blocks:
+        return ""
+    lines = ["Results of your tool calls:", "", "\n".join(blocks)]
+    if reminder:
+        lines += [
+            "",
+            (
+                "Use these results to continue. If you need more tools, reply with "
+                f"{TOOL_CALL_OPEN} blocks again; otherwise give your final answer."
+            ),
+        ]
+    return "\n".join(lines)
+
+
+def render_tool_call_history(message: AIMessage) -> str:
+    """Fold an earlier AI answer with tool calls back into text, in the model's own syntax.
+
+    Used when a new chat is started from a history that holds tool calls: the prose comes
+    first, then one ``<tool_call>`` block per call (ids are not written; the results name
+    them). Invalid calls are left out, so the model is not shown bad syntax as an example.
+
+    Args:
+        message: The AI message.
+
+    Returns:
+        The text (the content alone when there are no calls).
+    """
+    content = _tool_content_text(message.content) if message.content else ""
+    blocks = [
+        f"{TOOL_CALL_OPEN}\n"
+        f"{_compact_json({'name': call['name'], 'arguments': call['args']})}\n"
+        f"{TOOL_CALL_CLOSE}"
+        for call in message.tool_calls
+    ]
+    return "\n".join(part for part in [content.strip(), *blocks] if part)
+
+
+# ---------------------------------------------------------------------------------------------
+# tool_choice after the reply
+# ---------------------------------------------------------------------------------------------
+
+
+def check_tool_choice(
+    tool_choice: ToolChoice,
+    tool_calls: Sequence[ToolCall],
+    invalid_tool_calls: Sequence[InvalidToolCall] = (),
+    *,
+    tool_names: Sequence[str] | None = None,
+) -> str | None:
+    """Check a reply against ``tool_choice``; say what to do when it was not followed.
+
+    Args:
+        tool_choice: The choice the tools were bound with (any accepted spelling).
+        tool_calls: The valid calls in the reply.
+        invalid_tool_calls: The invalid calls in the reply (their errors go into the text).
+        tool_names: Names of the bound tools, for normalising ``True`` and checking a name
+            (when omitted, any name is taken at its word).
+
+    Returns:
+        ``None`` when the reply is acceptable, or a corrective instruction to send as the next
+        user turn: a forced call (``"any"`` or a name) that was not made, or a call made under
+        ``"none"``.
+    """
+    if isinstance(tool_choice, str) and tool_names is None:
+        choice = normalize_tool_choice(tool_choice, [tool_choice])
+    else:
+        choice = normalize_tool_choice(tool_choice, list(tool_names or []))
+    called = [call["name"] for call in tool_calls]
+    if choice == "auto" or _choice_followed(choice, called, attempted=bool(invalid_tool_calls)):
+        return None
+    if choice == "none":
+        return (
+            "You must not call any tool in this reply. Answer the previous request again in "
+            f"plain text only, without any {TOOL_CALL_OPEN} block."
+        )
+    problems = "".join(
+        f"\n- {call.get('name') or 'unnamed call'}: {call.get('error')}"
+        for call in invalid_tool_calls
+    )
+    problem_text = f" These calls could not be used:{problems}\n" if problems else ""
+    if choice == "any":
+        return (
+            "Your previous reply did not call a tool, but this reply must call at least one."
+            f"{problem_text} Reply again with only {TOOL_CALL_OPEN} blocks, following the tool "
+            "call rules exactly."
+        )
+    other = sorted({name for name in called if name != choice})
+    made = f" You called {', '.join(repr(n) for n in other)} instead." if other else " You did not."
+    return (
+        f'This reply must call the tool "{choice}" and no other tool.{made}{problem_text} '
+        f'Reply again with only a {TOOL_CALL_OPEN} block calling "{choice}".'
+    )
+
+
+def _choice_followed(choice: str, called: Sequence[str], *, attempted: bool) -> bool:
+    """Whether calls named ``called`` satisfy a normalised (non-auto) tool choice."""
+    if choice == "none":
+        return not called and not attempted
+    if choice == "any":
+        return bool(called)
+    return bool(called) and all(name == choice for name in called)
+
+
+__all__ += ["ToolChoice"]
