@@ -11,6 +11,8 @@ from tests import _aioresponses_compat
 
 _aioresponses_compat.install()
 
+pytest_plugins = ["langchain_hailuo.emulator.pytest_plugin"]
+
 
 @pytest.fixture
 def debug_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:

@@ -1,0 +1,46 @@
+"""A local stand-in for both wire protocols: the Hailuo v4 web chat and MiniMax Agent.
+
+Start it with ``async with Emulator() as emulator:`` (or the ``hailuo_emulator`` pytest
+fixture from ``langchain_hailuo.emulator.pytest_plugin``), or run
+``python -m langchain_hailuo.emulator`` to keep one in the foreground.
+"""
+
+from __future__ import annotations
+
+from langchain_hailuo.emulator.agent import DEFAULT_API_PREFIX, AgentRoutes, AgentSession
+from langchain_hailuo.emulator.app import Emulator, run_forever
+from langchain_hailuo.emulator.core import (
+    AGENT_FAULTS,
+    FAULT_KINDS,
+    NOT_CONFIGURED_TEXT,
+    QUOTA_WALL_TEXT,
+    V4_FAULTS,
+    EmulatorAccount,
+    Fault,
+    RecordedRequest,
+    ScriptedReply,
+    make_token,
+)
+from langchain_hailuo.emulator.pages import LOGIN_API_PATH
+from langchain_hailuo.emulator.v4 import V4Chat, V4Routes
+
+__all__ = [
+    "AGENT_FAULTS",
+    "DEFAULT_API_PREFIX",
+    "FAULT_KINDS",
+    "LOGIN_API_PATH",
+    "NOT_CONFIGURED_TEXT",
+    "QUOTA_WALL_TEXT",
+    "V4_FAULTS",
+    "AgentRoutes",
+    "AgentSession",
+    "Emulator",
+    "EmulatorAccount",
+    "Fault",
+    "RecordedRequest",
+    "ScriptedReply",
+    "V4Chat",
+    "V4Routes",
+    "make_token",
+    "run_forever",
+]

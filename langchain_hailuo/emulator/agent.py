@@ -1,0 +1,557 @@
+"""The MiniMax Agent (era C, ``/minimax-cloud/api/v1``): control routes and the SSE turn.
+
+Control origin (``Emulator.agent_url``): ``GET /v1/api/user/info``, ``GET {prefix}/config``,
+``GET {prefix}/agent``, ``POST {prefix}/agent/{agent_id}/session`` and
+``GET {prefix}/session/{session_id}/message`` (stored history).
+Stream origin (``Emulator.agent_stream_url``): ``POST {prefix}/session/{session_id}/message``.
+
+Every call is checked as the real service is reported to check it, in this order:
+
+1. ``token`` in the header **and** in the query, both the account's valid token: else 401,
+   empty body; ``user_id`` in the query must be the account's ``realUserID`` (except on
+   ``/v1/api/user/info``): else 401, empty body;
+2. ``x-signature`` = md5(``x-timestamp`` + salt + raw body) and ``yy`` over the relative
+   target or the absolute URL (either is accepted): else 400 ``invalid signature``;
+3. ``device_id`` numeric (except on ``/v1/api/user/info``): else 400 with
+   ``base_resp.status_code`` 1406011050;
+4. message only: ``/config`` called by the account first (switchable, ``require_config``):
+   else 500 ``[1400010501] Environment Variables not configured``; the session is the
+   account's (else 404) and not answering another turn (else 409).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from aiohttp import web
+
+from langchain_hailuo.emulator.core import (
+    HTTP_FAULTS,
+    QUOTA_WALL_TEXT,
+    EmulatorAccount,
+    EmulatorState,
+    EventStream,
+    Fault,
+    StreamAbortedError,
+    default_reasoning,
+    default_reply,
+    error_response,
+    json_text,
+    random_digits,
+    wait_first_byte,
+)
+from langchain_hailuo.emulator.signing import agent_signature, agent_yy
+
+__all__ = [
+    "DEFAULT_API_PREFIX",
+    "MODEL_CATALOG",
+    "QUOTA_ERROR_CODE",
+    "TRANSIENT_ERROR_TEXT",
+    "USER_INFO_PATH",
+    "AgentRoutes",
+    "AgentSession",
+]
+
+DEFAULT_API_PREFIX: Final = "/minimax-cloud/api/v1"
+USER_INFO_PATH: Final = "/v1/api/user/info"
+QUOTA_ERROR_CODE: Final = 2056
+"""Code of the ``stream_error`` fault's error frame (Token Plan quota exhausted)."""
+TRANSIENT_ERROR_TEXT: Final = "sandbox connection error"
+
+MODEL_CATALOG: Final[dict[str, dict[str, Any]]] = {
+    "MiniMax-M3": {
+        "context_limit": 450000,
+        "supported_variants": ["", "thinking"],
+        "forced_thinking": False,
+    },
+    "MiniMax-M2.7": {
+        "context_limit": 200000,
+        "supported_variants": ["thinking"],
+        "forced_thinking": True,
+    },
+}
+"""What ``/config`` says about each model (others get the ``MiniMax-M3`` entry)."""
+
+_OTHER_ROLES: Final = ("general", "coder", "verifier", "chat")
+_TYPE_MESSAGE: Final = 2
+_TYPE_CHUNK: Final = 6
+_TYPE_HEARTBEAT: Final = 10
+_HEARTBEAT_EVERY: Final = 4
+
+
+@dataclass
+class AgentSession:
+    """A server-side Agent session.
+
+    Attributes:
+        session_id: The 15-digit session id.
+        account: The owner's account name.
+        agent_id: The agent it was opened on.
+        model: The model object it was created with.
+        turns: ``(user text, answer)`` pairs, oldest first.
+        busy: Whether a turn is streaming right now.
+    """
+
+    session_id: str
+    account: str
+    agent_id: str
+    model: dict[str, Any]
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    busy: bool = False
+
+
+@dataclass
+class _Caller:
+    """A request that passed the identity and signature checks."""
+
+    account: EmulatorAccount
+    body: Any
+    fault: Fault | None
+
+
+def _ok() -> dict[str, Any]:
+    return {"status_code": 0, "status_msg": "success"}
+
+
+def _model_info(model_id: str) -> dict[str, Any]:
+    return MODEL_CATALOG.get(model_id, MODEL_CATALOG["MiniMax-M3"])
+
+
+def _model_object(raw: Any) -> dict[str, Any]:
+    """Normalise the model of a session / message body (object or ``provider/model`` text)."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str) and raw:
+        provider, _, model_id = raw.rpartition("/")
+        return {"provider_id": provider or "minimax", "model_id": model_id}
+    return {}
+
+
+def _wants_reasoning(model: dict[str, Any]) -> bool:
+    """Reasoning is on when the model says so, asks for the thinking variant, or forces it."""
+    if (
+        _model_info(str(model.get("model_id", ""))).get("forced_thinking")
+        and model.get("model_id") in MODEL_CATALOG
+    ):
+        return True
+    return model.get("reasoning") is True or model.get("variant") == "thinking"
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """``text`` cut into pieces of ``size`` characters."""
+    step = max(size, 1)
+    return [text[start : start + step] for start in range(0, len(text), step)]
+
+
+def _estimate_tokens(text: str) -> int:
+    return max(1, len(text) // 4)
+
+
+class AgentRoutes:
+    """The Agent control and stream routes, with their sessions."""
+
+    def __init__(
+        self,
+        state: EmulatorState,
+        *,
+        chunk_size: int,
+        chunk_delay: float,
+        api_prefix: str,
+        require_config: bool,
+        final_message: bool,
+    ) -> None:
+        """Create the routes.
+
+        Args:
+            state: The shared emulator state.
+            chunk_size: Characters per ``agent_message_chunk``.
+            chunk_delay: Seconds between frames.
+            api_prefix: The API prefix (``/minimax-cloud/api/v1``).
+            require_config: Refuse messages until the account called ``/config``.
+            final_message: Send a type-2 ``agent_message`` with usage after ``finish``.
+        """
+        self.state = state
+        self.chunk_size = chunk_size
+        self.chunk_delay = chunk_delay
+        self.prefix = api_prefix.rstrip("/")
+        self.require_config = require_config
+        self.final_message = final_message
+        self.sessions: dict[str, AgentSession] = {}
+        self.configured: set[str] = set()
+        self.stream_origins: set[str] = set()
+        self._other_agents: dict[str, dict[str, str]] = {}
+
+    def add_control_to(self, app: web.Application) -> None:
+        """Register the control routes."""
+        app.router.add_get(USER_INFO_PATH, self.user_info)
+        app.router.add_get(f"{self.prefix}/config", self.config)
+        app.router.add_get(f"{self.prefix}/agent", self.agents)
+        app.router.add_post(f"{self.prefix}/agent/{{agent_id}}/session", self.create_session)
+        app.router.add_get(f"{self.prefix}/session/{{session_id}}/message", self.history)
+
+    def add_stream_to(self, app: web.Application) -> None:
+        """Register the stream route."""
+        app.router.add_post(f"{self.prefix}/session/{{session_id}}/message", self.message)
+
+    # ------------------------------------------------------------------ checks
+
+    def _signature_ok(self, request: web.Request, text: str) -> bool:
+        """Whether ``x-signature`` and ``yy`` (relative or absolute target) are right."""
+        timestamp = request.headers.get("x-timestamp", "")
+        if not timestamp.isdigit() or request.headers.get("x-signature") != agent_signature(
+            timestamp, text
+        ):
+            return False
+        unix = request.query.get("unix", "")
+        origins = {f"{request.scheme}://{request.host}", *self.stream_origins}
+        targets = [request.raw_path, *(origin + request.raw_path for origin in origins)]
+        return request.headers.get("yy") in {agent_yy(target, text, unix) for target in targets}
+
+    async def _check(
+        self, request: web.Request, endpoint: str, *, identity: bool = True
+    ) -> _Caller | web.Response:
+        """Record the request and run the identity and signature checks.
+
+        Args:
+            request: The request.
+            endpoint: The route's name (for records and faults).
+            identity: Whether ``user_id`` and ``device_id`` are checked (not on user info).
+
+        Returns:
+            The caller, or the error response to send.
+        """
+        record = self.state.record_of(request)
+        record.protocol, record.endpoint = "agent", endpoint
+        text = await request.text()
+        body: Any = text or None
+        if text:
+            try:
+                body = json.loads(text)
+            except ValueError:
+                body = text
+        record.body = self.state.redact_body(body)
+        account = self.state.by_token(request.headers.get("token"))
+        record.account = account.name if account else None
+        fault = self.state.take_fault(
+            request, account=record.account, endpoint=endpoint, protocol="agent"
+        )
+        if fault is not None and fault.kind in HTTP_FAULTS:
+            return error_response(fault.kind, "agent", **fault.params)
+        if (
+            account is None
+            or not self.state.token_is_valid(account)
+            or request.query.get("token") != account.token
+            or (identity and request.query.get("user_id") != account.real_user_id)
+        ):
+            return error_response("http_401_empty", "agent")
+        if not self._signature_ok(request, text):
+            return error_response("invalid_signature", "agent")
+        if identity and not request.query.get("device_id", "").isdigit():
+            return error_response("device_id", "agent")
+        return _Caller(account=account, body=body, fault=fault)
+
+    # ------------------------------------------------------------------ control routes
+
+    async def user_info(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/api/user/info``: the account's ``realUserID`` (no ``user_id`` needed)."""
+        caller = await self._check(request, "user_info", identity=False)
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        account = caller.account
+        info = {
+            "realUserID": account.real_user_id,
+            "userID": account.user_id,
+            "name": account.name,
+            "isAnonymous": False,
+        }
+        return web.json_response(
+            {"statusInfo": {"code": 0, "message": "Success"}, "data": {"userInfo": info}}
+        )
+
+    async def config(self, request: web.Request) -> web.StreamResponse:
+        """``GET {prefix}/config``: the models; marks the account as configured."""
+        caller = await self._check(request, "config")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        self.configured.add(caller.account.name)
+        models = []
+        for model_id in caller.account.models:
+            info = _model_info(model_id)
+            models.append(
+                {
+                    "provider_id": "minimax",
+                    "model_id": model_id,
+                    "display_name": model_id,
+                    "context_limit": info["context_limit"],
+                    "supported_variants": info["supported_variants"],
+                    "thinking_config": {"forced": info["forced_thinking"]},
+                }
+            )
+        return web.json_response({"models": models, "base_resp": _ok()})
+
+    def _agent_ids(self, account: EmulatorAccount) -> dict[str, str]:
+        """Agent id -> role for an account (``mavis`` first)."""
+        others = self._other_agents.setdefault(
+            account.name, {random_digits(15): role for role in _OTHER_ROLES}
+        )
+        return {account.agent_id: "mavis", **others}
+
+    async def agents(self, request: web.Request) -> web.StreamResponse:
+        """``GET {prefix}/agent``: the account's agents; ``name`` is the numeric id."""
+        caller = await self._check(request, "agents")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        agents = [
+            {"name": agent_id, "agent_role": role, "display_name": role.capitalize()}
+            for agent_id, role in self._agent_ids(caller.account).items()
+        ]
+        return web.json_response({"agents": agents, "has_more": False, "base_resp": _ok()})
+
+    async def create_session(self, request: web.Request) -> web.StreamResponse:
+        """``POST {prefix}/agent/{agent_id}/session``: a new 15-digit session."""
+        caller = await self._check(request, "session")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        agent_id = request.match_info["agent_id"]
+        if not agent_id.isdigit():
+            return web.json_response(
+                {"agent_name": agent_id, "base_resp": _ok()}
+            )  # as the real one: no id
+        if agent_id not in self._agent_ids(caller.account):
+            return error_response("not_found", "agent", message="agent not found")
+        body = caller.body if isinstance(caller.body, dict) else {}
+        model = _model_object(body.get("model"))
+        session_id = random_digits(15)
+        while session_id in self.sessions:
+            session_id = random_digits(15)
+        self.sessions[session_id] = AgentSession(session_id, caller.account.name, agent_id, model)
+        return web.json_response(
+            {"agent_name": agent_id, "session_id": session_id, "base_resp": _ok()}
+        )
+
+    def _own_session(self, caller: _Caller, session_id: str) -> AgentSession | None:
+        session = self.sessions.get(session_id)
+        return session if session is not None and session.account == caller.account.name else None
+
+    async def history(self, request: web.Request) -> web.StreamResponse:
+        """``GET {prefix}/session/{session_id}/message``: the stored turns."""
+        caller = await self._check(request, "history")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        session = self._own_session(caller, request.match_info["session_id"])
+        if session is None:
+            return error_response("not_found", "agent", message="session not found")
+        messages: list[dict[str, Any]] = []
+        for user_text, answer in session.turns:
+            messages.append(
+                {"role": "user", "msg_type": 1, "msg_content": user_text, "source": "api"}
+            )
+            messages.append(
+                {"role": "assistant", "msg_type": 1, "msg_content": answer, "finish_reason": "stop"}
+            )
+        return web.json_response(
+            {"messages": messages, "has_more": False, "next_cursor": "", "base_resp": _ok()}
+        )
+
+    # ------------------------------------------------------------------ the turn
+
+    def _turn_problem(
+        self, request: web.Request, caller: _Caller
+    ) -> web.Response | tuple[AgentSession, dict[str, Any]]:
+        """The error answer for a message that cannot start, or its session and body."""
+        if self.require_config and caller.account.name not in self.configured:
+            return error_response("not_configured", "agent")
+        session = self._own_session(caller, request.match_info["session_id"])
+        if session is None:
+            return error_response("not_found", "agent", message="session not found")
+        body = caller.body if isinstance(caller.body, dict) else {}
+        if not isinstance(body.get("content"), str) or not body.get("turn_id"):
+            return error_response(
+                "bad_request", "agent", message="content and turn_id are required"
+            )
+        if session.busy:
+            return error_response("http_409", "agent")
+        return session, body
+
+    async def message(self, request: web.Request) -> web.StreamResponse:
+        """``POST {prefix}/session/{session_id}/message``: stream one turn as SSE."""
+        caller = await self._check(request, "chat")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        checked = self._turn_problem(request, caller)
+        if isinstance(checked, web.StreamResponse):
+            return checked
+        session, body = checked
+        await wait_first_byte(caller.fault)
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
+        await response.prepare(request)
+        stream = EventStream(request, response, self.state, caller.fault, self.chunk_delay)
+        session.busy = True
+        with self.state.tracking():
+            try:
+                await _Turn(self, stream, session, caller, body).run()
+            except StreamAbortedError:
+                return response
+            finally:
+                session.busy = False
+        await response.write_eof()
+        return response
+
+
+class _Turn:
+    """Writes the frames of one Agent turn."""
+
+    def __init__(
+        self,
+        routes: AgentRoutes,
+        stream: EventStream,
+        session: AgentSession,
+        caller: _Caller,
+        body: dict[str, Any],
+    ) -> None:
+        self.routes = routes
+        self.stream = stream
+        self.session = session
+        self.fault = caller.fault
+        self.account = caller.account
+        self.content: str = body["content"]
+        self.turn_id = str(body["turn_id"])
+        self.model = _model_object(body.get("model")) or session.model
+        self.msg_id = random_digits(18)
+        self._sent = 0
+
+    async def _send(self, payload: dict[str, Any]) -> None:
+        """One ``data:`` frame; every other one has no space after the colon."""
+        prefix = "data:" if self._sent % 2 == 0 else "data: "
+        self._sent += 1
+        await self.stream.send(f"{prefix}{json_text(payload)}\n\n")
+
+    async def _chunk(self, text: str = "", thinking: str = "", *, finish: bool = False) -> None:
+        chunk = {
+            "role": "assistant",
+            "msg_content": text,
+            "thinking_content": thinking,
+            "finish": finish,
+            "finish_reason": "stop" if finish else "",
+        }
+        await self._send(
+            {
+                "type": _TYPE_CHUNK,
+                "session_id": self.session.session_id,
+                "msg_id": self.msg_id,
+                "agent_message_chunk": chunk,
+            }
+        )
+
+    async def _error_frame(self, message: str, code: int | None) -> None:
+        frame: dict[str, Any] = {
+            "role": "assistant",
+            "msg_content": message,
+            "thinking_content": "",
+            "finish_reason": "error",
+        }
+        payload: dict[str, Any] = {
+            "type": _TYPE_MESSAGE,
+            "session_id": self.session.session_id,
+            "agent_message": frame,
+        }
+        if code is not None:
+            frame["error_code"] = code
+            payload["base_resp"] = {"status_code": code, "status_msg": message}
+        await self._send(payload)
+
+    def _plan(self) -> tuple[str, str]:
+        """The answer and reasoning texts of this turn."""
+        kind = self.fault.kind if self.fault else None
+        if kind == "quota_wall":
+            return QUOTA_WALL_TEXT, ""
+        if (
+            kind == "session_transient"
+            and self.fault is not None
+            and self.fault.params.get("as_answer")
+        ):
+            return TRANSIENT_ERROR_TEXT, ""
+        scripted = self.routes.state.next_script(self.account.name)
+        answer = (
+            scripted.text if scripted else default_reply(self.content, len(self.session.turns) + 1)
+        )
+        reasoning = ""
+        if _wants_reasoning(self.model) or _wants_reasoning(self.session.model):
+            reasoning = (scripted.reasoning if scripted else None) or default_reasoning(
+                self.content
+            )
+        return answer, reasoning
+
+    def _error_at(self) -> tuple[int, str, int | None] | None:
+        """Where (chunk index) and which error frame a fault puts into the answer."""
+        if self.fault is None:
+            return None
+        params = self.fault.params
+        if self.fault.kind == "stream_error":
+            code = int(params.get("code", QUOTA_ERROR_CODE))
+            return (
+                int(params.get("after", 1)),
+                str(params.get("message", "Token Plan quota exhausted")),
+                code,
+            )
+        if self.fault.kind == "session_transient" and not params.get("as_answer"):
+            return int(params.get("after", 0)), TRANSIENT_ERROR_TEXT, None
+        return None
+
+    async def run(self) -> None:
+        """Echo, heartbeat, reasoning and answer chunks, the tail re-send, finish, final message."""
+        await self._send(
+            {
+                "type": _TYPE_MESSAGE,
+                "session_id": self.session.session_id,
+                "agent_message": {
+                    "role": "user",
+                    "msg_content": self.content,
+                    "turn_id": self.turn_id,
+                },
+            }
+        )
+        await self._send({"type": _TYPE_HEARTBEAT, "timestamp": int(time.time() * 1000)})
+        answer, reasoning = self._plan()
+        error = self._error_at()
+        pieces = [("", thought) for thought in _pieces(reasoning, self.routes.chunk_size)]
+        pieces += [(text, "") for text in _pieces(answer, self.routes.chunk_size)]
+        for index, (text, thinking) in enumerate(pieces):
+            if error is not None and index == error[0]:
+                await self._error_frame(error[1], error[2])
+                return
+            if index and index % _HEARTBEAT_EVERY == 0:
+                await self._send({"type": _TYPE_HEARTBEAT, "timestamp": int(time.time() * 1000)})
+            await self._chunk(text, thinking)
+        if error is not None:
+            await self._error_frame(error[1], error[2])
+            return
+        self.session.turns.append((self.content, answer))
+        await self._chunk(answer)  # the real service re-sends the whole answer as a last chunk
+        await self._chunk(finish=True)
+        if self.routes.final_message:
+            await self._final(answer, reasoning)
+
+    async def _final(self, answer: str, reasoning: str) -> None:
+        """The type-2 ``agent_message`` with the whole answer and usage."""
+        prompt_tokens = _estimate_tokens(self.content)
+        output_tokens = _estimate_tokens(answer + reasoning)
+        usage = {
+            "input_tokens": prompt_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": prompt_tokens + output_tokens,
+        }
+        message = {
+            "role": "assistant",
+            "msg_id": self.msg_id,
+            "msg_content": answer,
+            "thinking_content": reasoning,
+            "finish_reason": "stop",
+            "usage": usage,
+        }
+        await self._send(
+            {"type": _TYPE_MESSAGE, "session_id": self.session.session_id, "agent_message": message}
+        )

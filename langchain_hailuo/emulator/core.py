@@ -1,0 +1,703 @@
+"""Shared emulator state: accounts, made-up tokens, scripts, faults, recorded requests.
+
+The v4 routes (``v4.py``), the Agent routes (``agent.py``) and the login pages
+(``pages.py``) all work on one :class:`EmulatorState`; none of them imports another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+import time
+import uuid as uuid_module
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from aiohttp import web
+
+__all__ = [
+    "AGENT_FAULTS",
+    "COMMON_FAULTS",
+    "FAULT_KINDS",
+    "HTTP_FAULTS",
+    "STREAM_FAULTS",
+    "V4_FAULTS",
+    "EmulatorAccount",
+    "EmulatorState",
+    "EventStream",
+    "Fault",
+    "RecordedRequest",
+    "ScriptedReply",
+    "StreamAbortedError",
+    "default_reasoning",
+    "default_reply",
+    "error_response",
+    "json_text",
+    "make_token",
+    "random_digits",
+    "wait_first_byte",
+]
+
+Origin = Literal["v4", "agent", "agent_stream", "redirect", "agent_redirect"]
+
+COMMON_FAULTS: Final = frozenset(
+    {
+        "http_401",
+        "http_401_empty",
+        "http_403_bot",
+        "http_429",
+        "http_500",
+        "slow_first_byte",
+        "stall",
+        "drop",
+        "malformed_line",
+        "stream_error",
+    }
+)
+"""Fault kinds both protocols understand."""
+
+AGENT_ONLY_FAULTS: Final = frozenset(
+    {"http_409", "not_configured", "invalid_signature", "quota_wall", "session_transient"}
+)
+V4_FAULTS: Final = COMMON_FAULTS
+"""Fault kinds the v4 chat route acts on."""
+AGENT_FAULTS: Final = COMMON_FAULTS | AGENT_ONLY_FAULTS
+"""Fault kinds the Agent routes act on."""
+FAULT_KINDS: Final = AGENT_FAULTS
+"""Every fault kind :meth:`EmulatorState.add_fault` accepts."""
+
+HTTP_FAULTS: Final = frozenset(
+    {
+        "http_401",
+        "http_401_empty",
+        "http_403_bot",
+        "http_429",
+        "http_500",
+        "http_409",
+        "not_configured",
+        "invalid_signature",
+    }
+)
+"""Faults answered with an HTTP error instead of a stream."""
+STREAM_FAULTS: Final = frozenset({"stall", "drop", "malformed_line"})
+"""Faults the :class:`EventStream` applies while writing."""
+
+FAULT_HEADER = "x-emulator-fault"
+"""Request header that applies a fault to that one request: ``kind; key=value; ...``."""
+
+_EPOCH_30_DAYS = 30 * 24 * 3600
+
+
+def random_digits(count: int) -> str:
+    """A random decimal string of exactly ``count`` digits, not starting with 0.
+
+    Args:
+        count: How many digits.
+
+    Returns:
+        The digits.
+    """
+    first = str(secrets.randbelow(9) + 1)
+    return first + "".join(str(secrets.randbelow(10)) for _ in range(count - 1))
+
+
+def _b64url_json(data: Mapping[str, Any]) -> str:
+    """Compact JSON, base64url-encoded without padding (a JWT part)."""
+    raw = json.dumps(data, separators=(",", ":")).encode("utf-8")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def make_token(*, user_id: str, device_id: str, name: str, expires_at: float) -> str:
+    """Make up a JWT-shaped token (HS256-looking, random signature, never a real one).
+
+    Args:
+        user_id: The JWT's ``user.id`` (18 digits; not the Agent ``realUserID``).
+        device_id: ``user.deviceID``.
+        name: ``user.name``.
+        expires_at: ``exp`` (seconds since the epoch).
+
+    Returns:
+        ``header.payload.signature`` in base64url.
+    """
+    header = {"alg": "HS256", "typ": "JWT"}
+    payload = {
+        "exp": int(expires_at),
+        "iat": int(time.time()),
+        "user": {
+            "id": user_id,
+            "name": name,
+            "avatar": "",
+            "deviceID": device_id,
+            "isAnonymous": False,
+        },
+    }
+    signature = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode("ascii")
+    return f"{_b64url_json(header)}.{_b64url_json(payload)}.{signature}"
+
+
+@dataclass
+class EmulatorAccount:
+    """One emulated user. Every field left empty is made up when the account is created.
+
+    Attributes:
+        name: The account's name (also the login page's username).
+        token: The JWT-shaped login token (``_token``).
+        uuid: Browser instance id (``UNIQUE_USER_ID``).
+        device_id: v4 device id (``USER_HARD_WARE_INFO``, a long digit string).
+        tab_device_id: Agent device id (sessionStorage ``tab_device_id``, 8 digits).
+        user_id: The JWT's ``user.id`` (18 digits).
+        real_user_id: Agent ``realUserID`` (18 digits, different from ``user_id``).
+        agent_id: The numeric id of the account's ``mavis`` agent (15 digits).
+        models: Model ids ``/config`` offers this account.
+        expires_at: The token's ``exp``.
+    """
+
+    name: str = "default"
+    token: str = ""
+    uuid: str = ""
+    device_id: str = ""
+    tab_device_id: str = ""
+    user_id: str = ""
+    real_user_id: str = ""
+    agent_id: str = ""
+    models: list[str] = field(default_factory=lambda: ["MiniMax-M3", "MiniMax-M2.7"])
+    expires_at: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Make up every identifier that was not given."""
+        self.uuid = self.uuid or str(uuid_module.uuid4())
+        self.device_id = self.device_id or random_digits(18)
+        self.tab_device_id = self.tab_device_id or random_digits(8)
+        self.user_id = self.user_id or random_digits(18)
+        while not self.real_user_id or self.real_user_id == self.user_id:
+            self.real_user_id = random_digits(18)
+        self.agent_id = self.agent_id or random_digits(15)
+        self.expires_at = self.expires_at or time.time() + _EPOCH_30_DAYS
+        self.token = self.token or self.new_token()
+
+    def new_token(self, *, expires_at: float | None = None) -> str:
+        """Make a fresh token for this account (does not install it).
+
+        Args:
+            expires_at: ``exp`` of the new token; defaults to the account's.
+
+        Returns:
+            The new token.
+        """
+        return make_token(
+            user_id=self.user_id,
+            device_id=self.device_id,
+            name=self.name,
+            expires_at=self.expires_at if expires_at is None else expires_at,
+        )
+
+    def __repr__(self) -> str:
+        """Show the account without its token."""
+        return f"EmulatorAccount(name={self.name!r}, real_user_id={self.real_user_id!r})"
+
+
+@dataclass(frozen=True)
+class ScriptedReply:
+    """An exact reply queued with :meth:`Emulator.script`.
+
+    Attributes:
+        text: The answer text.
+        reasoning: Reasoning text (Agent ``thinking_content``); ``None`` uses the default.
+    """
+
+    text: str
+    reasoning: str | None = None
+
+
+@dataclass
+class Fault:
+    """A queued failure.
+
+    Attributes:
+        kind: One of :data:`FAULT_KINDS`.
+        account: The account name it applies to (``None``: any account).
+        times: How many requests it still affects (``-1``: always).
+        params: Kind-specific parameters (``on``, ``protocol``, ``after``, ``seconds``...).
+    """
+
+    kind: str
+    account: str | None = None
+    times: int = 1
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        """Which call it applies to: ``chat`` (default) or an endpoint name, or ``any``."""
+        return str(self.params.get("on", "chat"))
+
+    def matches(self, *, account: str | None, endpoint: str, protocol: str) -> bool:
+        """Whether this fault applies to a request.
+
+        Args:
+            account: The caller's account name (``None`` when the token is unknown).
+            endpoint: The route's name (``chat``, ``user_info``, ``config``...).
+            protocol: ``v4`` or ``agent``.
+
+        Returns:
+            ``True`` when it should fire.
+        """
+        kinds = V4_FAULTS if protocol == "v4" else AGENT_FAULTS
+        wanted_protocol = self.params.get("protocol")
+        return (
+            self.times != 0
+            and self.kind in kinds
+            and (self.account is None or self.account == account)
+            and (wanted_protocol is None or wanted_protocol == protocol)
+            and self.target in {endpoint, "any"}
+        )
+
+    def int_param(self, key: str, default: int) -> int:
+        """An integer parameter."""
+        return int(self.params.get(key, default))
+
+    def float_param(self, key: str, default: float) -> float:
+        """A number parameter."""
+        return float(self.params.get(key, default))
+
+
+@dataclass
+class RecordedRequest:
+    """A request the emulator received (tokens replaced by ``<token>``).
+
+    Attributes:
+        method: HTTP method.
+        path: The path, without the query.
+        query: The query parameters (last value wins).
+        query_order: The query parameter names in the order received.
+        headers: Lowercased header names to values.
+        body: The parsed body: form fields (v4), JSON (Agent) or text; ``None`` if none.
+        account: The caller's account name, once known.
+        protocol: ``v4`` or ``agent`` (``None`` for pages and redirects).
+        origin: Which emulator origin served it.
+        endpoint: The route's name (``chat``, ``config``, ``login_page``...).
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    query_order: list[str]
+    headers: dict[str, str]
+    origin: str
+    body: Any = None
+    account: str | None = None
+    protocol: str | None = None
+    endpoint: str | None = None
+
+
+class StreamAbortedError(Exception):
+    """A fault ended the answer early: the handler must return without finishing."""
+
+
+def _parse_fault_header(value: str) -> Fault:
+    """Read ``kind; key=value; ...`` from the per-request fault header."""
+    kind, *pairs = (part.strip() for part in value.split(";"))
+    params: dict[str, Any] = {"on": "any"}
+    for pair in pairs:
+        key, _, raw = pair.partition("=")
+        params[key.strip()] = raw.strip()
+    return Fault(kind=kind, params=params)
+
+
+class EmulatorState:
+    """Accounts, queued scripts and faults, recorded requests and the stop signal."""
+
+    def __init__(self, accounts: list[EmulatorAccount]) -> None:
+        """Create the state.
+
+        Args:
+            accounts: The accounts (at least one; the first is the default).
+
+        Raises:
+            ValueError: When no account, or two accounts with one name, are given.
+        """
+        if not accounts:
+            raise ValueError("the emulator needs at least one account")
+        self.accounts: dict[str, EmulatorAccount] = {}
+        for account in accounts:
+            if account.name in self.accounts:
+                raise ValueError(f"two emulator accounts are named {account.name!r}")
+            self.accounts[account.name] = account
+        self.default_account = accounts[0]
+        self.requests: list[RecordedRequest] = []
+        self.faults: list[Fault] = []
+        self.scripts: dict[str, deque[ScriptedReply]] = {}
+        self.active: set[asyncio.Task[Any]] = set()
+        self.stopped = asyncio.Event()
+        self.revoked_tokens: set[str] = set()
+        self._in_flight: dict[int, RecordedRequest] = {}
+
+    # ------------------------------------------------------------------ accounts
+
+    def account(self, name: str | None) -> EmulatorAccount:
+        """The named account, or the default one for ``None``.
+
+        Raises:
+            KeyError: When no account has that name.
+        """
+        if name is None:
+            return self.default_account
+        try:
+            return self.accounts[name]
+        except KeyError:
+            raise KeyError(f"no emulator account is named {name!r}") from None
+
+    def by_token(self, token: str | None) -> EmulatorAccount | None:
+        """The account a token belongs to, whether or not it is still valid."""
+        if not token:
+            return None
+        return next((a for a in self.accounts.values() if a.token == token), None)
+
+    def token_is_valid(self, account: EmulatorAccount) -> bool:
+        """Whether the account's token is unexpired."""
+        return account.expires_at > time.time()
+
+    def rotate_token(self, name: str | None = None) -> str:
+        """Give an account a new token; the old one is rejected from now on.
+
+        Returns:
+            The new token.
+        """
+        account = self.account(name)
+        self.revoked_tokens.add(account.token)
+        account.token = account.new_token()
+        return account.token
+
+    def redact(self, text: str) -> str:
+        """Replace every account token (current or revoked) in ``text`` by ``<token>``."""
+        for token in (*(a.token for a in self.accounts.values()), *self.revoked_tokens):
+            if token and token in text:
+                text = text.replace(token, "<token>")
+        return text
+
+    # ------------------------------------------------------------------ scripts
+
+    def add_script(
+        self, replies: tuple[str | ScriptedReply, ...], name: str | None, reasoning: str | None
+    ) -> None:
+        """Queue exact replies for an account (FIFO)."""
+        account = self.account(name)
+        queue = self.scripts.setdefault(account.name, deque())
+        for reply in replies:
+            queue.append(
+                reply if isinstance(reply, ScriptedReply) else ScriptedReply(reply, reasoning)
+            )
+
+    def next_script(self, name: str) -> ScriptedReply | None:
+        """Pop the next queued reply of an account, if any."""
+        queue = self.scripts.get(name)
+        return queue.popleft() if queue else None
+
+    # ------------------------------------------------------------------ faults
+
+    def add_fault(self, kind: str, name: str | None, times: int, params: dict[str, Any]) -> Fault:
+        """Queue a fault (``name`` ``None``: any account).
+
+        Raises:
+            ValueError: For an unknown kind or a ``times`` of 0 or below -1.
+        """
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
+        if times == 0 or times < -1:
+            raise ValueError("times must be positive, or -1 for always")
+        if name is not None:
+            self.account(name)
+        fault = Fault(kind=kind, account=name, times=times, params=dict(params))
+        self.faults.append(fault)
+        return fault
+
+    def take_fault(
+        self, request: web.Request, *, account: str | None, endpoint: str, protocol: str
+    ) -> Fault | None:
+        """The fault that applies to this request, if any (one use is consumed).
+
+        A ``x-emulator-fault`` request header wins over queued faults.
+        """
+        header = request.headers.get(FAULT_HEADER)
+        if header:
+            fault = _parse_fault_header(header)
+            return (
+                fault
+                if fault.matches(account=account, endpoint=endpoint, protocol=protocol)
+                else None
+            )
+        for fault in self.faults:
+            if fault.matches(account=account, endpoint=endpoint, protocol=protocol):
+                if fault.times > 0:
+                    fault.times -= 1
+                return fault
+        return None
+
+    # ------------------------------------------------------------------ requests
+
+    def record(self, request: web.Request, origin: str) -> RecordedRequest:
+        """Record a request's line and headers (tokens redacted); handlers add the rest."""
+        query = {key: self.redact(value) for key, value in request.query.items()}
+        if "token" in query:
+            query["token"] = "<token>"  # noqa: S105 - a placeholder, not a secret
+        headers = {key.lower(): self.redact(value) for key, value in request.headers.items()}
+        if "token" in headers:
+            headers["token"] = "<token>"  # noqa: S105 - a placeholder, not a secret
+        recorded = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=query,
+            query_order=list(request.query.keys()),
+            headers=headers,
+            origin=origin,
+        )
+        self.requests.append(recorded)
+        self._in_flight[id(request)] = recorded
+        return recorded
+
+    def record_of(self, request: web.Request) -> RecordedRequest:
+        """The record of a request being handled (made by :meth:`record`)."""
+        return self._in_flight[id(request)]
+
+    def forget(self, request: web.Request) -> None:
+        """Drop the link from a finished request to its record (the record stays)."""
+        self._in_flight.pop(id(request), None)
+
+    def redact_body(self, body: Any) -> Any:
+        """A copy of a parsed body with tokens redacted (strings, dicts and lists)."""
+        if isinstance(body, str):
+            return self.redact(body)
+        if isinstance(body, Mapping):
+            return {key: self.redact_body(value) for key, value in body.items()}
+        if isinstance(body, list):
+            return [self.redact_body(value) for value in body]
+        return body
+
+    # ------------------------------------------------------------------ streams
+
+    @contextlib.contextmanager
+    def tracking(self) -> Iterator[None]:
+        """Track the current handler task so :meth:`Emulator.stop` can cancel it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.active.add(task)
+        try:
+            yield
+        finally:
+            if task is not None:
+                self.active.discard(task)
+
+
+def default_reply(prompt: str, turns: int) -> str:
+    """The reply that proves context: it quotes the prompt and counts the chat's turns.
+
+    Args:
+        prompt: The user's text for this turn.
+        turns: How many user turns the server-side chat now holds (this one included).
+
+    Returns:
+        ``You said: <prompt>. This chat has N turn(s).``
+    """
+    return f"You said: {prompt}. This chat has {turns} turn(s)."
+
+
+def default_reasoning(prompt: str) -> str:
+    """Reasoning text used when none was scripted."""
+    return f"The user wrote {len(prompt)} characters. I will repeat them and count the turns."
+
+
+class EventStream:
+    """Writes stream frames to a prepared response, applying a stream fault on the way.
+
+    ``stall`` and ``drop`` fire once ``after`` frames (default 2) were written, or mid-frame
+    once ``after_bytes`` bytes were written; ``malformed_line`` writes one broken ``data:``
+    line before frame number ``after`` (default 1).
+    """
+
+    def __init__(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        state: EmulatorState,
+        fault: Fault | None,
+        delay: float,
+    ) -> None:
+        """Wrap a prepared response.
+
+        Args:
+            request: The request being answered (its transport is closed by ``drop``).
+            response: The prepared streaming response.
+            state: The emulator state (for the stop signal).
+            fault: The fault to apply, if it is a stream fault.
+            delay: Seconds to wait between frames.
+        """
+        self._request = request
+        self._response = response
+        self._state = state
+        self._fault = fault if fault is not None and fault.kind in STREAM_FAULTS else None
+        self._delay = delay
+        self.frames = 0
+        self.bytes = 0
+
+    async def send(self, frame: str) -> None:
+        """Write one frame (its text includes the trailing blank line).
+
+        Raises:
+            StreamAbortedError: A ``stall`` (after the emulator stopped) or ``drop`` fired.
+        """
+        if self.frames and self._delay:
+            await asyncio.sleep(self._delay)
+        data = frame.encode("utf-8")
+        fault = self._fault
+        if fault is not None:
+            if fault.kind == "malformed_line" and self.frames == fault.int_param("after", 1):
+                await self._write(b'data: {"type":2,"data":{"messageResult":{"content":"\n\n')
+                self._fault = None
+            elif fault.kind in {"stall", "drop"}:
+                await self._maybe_cut(fault, data)
+        await self._write(data)
+        self.frames += 1
+
+    async def _maybe_cut(self, fault: Fault, data: bytes) -> None:
+        """Apply ``stall`` / ``drop`` before (or within) this frame when its limit is reached."""
+        if "after_bytes" in fault.params:
+            room = fault.int_param("after_bytes", 0) - self.bytes
+            if room >= len(data):
+                return
+            await self._write(data[: max(room, 0)])
+        elif self.frames < fault.int_param("after", 2):
+            return
+        if fault.kind == "stall":
+            await self._state.stopped.wait()
+        self._abort()
+        raise StreamAbortedError
+
+    async def _write(self, data: bytes) -> None:
+        """Write and count bytes."""
+        if data:
+            await self._response.write(data)
+            self.bytes += len(data)
+
+    def _abort(self) -> None:
+        """Close the connection without ending the body."""
+        transport = self._request.transport
+        if transport is not None:
+            transport.abort()
+
+
+# ---------------------------------------------------------------------- error answers
+
+_CLOUDFLARE_PAGE = """<!DOCTYPE html><html lang="en-US"><head><title>Just a moment...</title>
+<meta http-equiv="refresh" content="360"></head><body><div class="main-wrapper" role="main">
+<div class="main-content"><h1>Just a moment...</h1><p id="challenge-error-text">Enable JavaScript
+and cookies to continue</p></div></div>
+<script src="/cdn-cgi/challenge-platform/h/g/orchestrate/chl_page/v1"></script>
+</body></html>"""
+
+NOT_CONFIGURED_TEXT: Final = "[1400010501] Environment Variables not configured"
+"""The Agent's answer to a message sent before ``/config`` was called."""
+QUOTA_WALL_TEXT: Final = "No conversation resources are available. Subscribe to continue."
+"""The Agent's billing wall, sent as the answer text with HTTP 200."""
+DEVICE_ID_ERROR_CODE: Final = 1406011050
+"""``base_resp.status_code`` of the Agent's answer to a non-numeric ``device_id``."""
+
+
+def _envelope(protocol: str, code: int, message: str) -> dict[str, Any]:
+    """The error envelope of a protocol: ``statusInfo`` (v4) or ``base_resp`` (Agent)."""
+    if protocol == "v4":
+        return {"statusInfo": {"code": code, "message": message}, "data": {}}
+    return {"base_resp": {"status_code": code, "status_msg": message}}
+
+
+def _cloudflare_challenge(
+    _protocol: str, _message: str | None, _params: dict[str, Any]
+) -> web.Response:
+    """A Cloudflare bot challenge ("Just a moment...")."""
+    return web.Response(
+        status=403,
+        text=_CLOUDFLARE_PAGE,
+        content_type="text/html",
+        headers={"cf-mitigated": "challenge", "server": "cloudflare"},
+    )
+
+
+def _rate_limited(protocol: str, message: str | None, params: dict[str, Any]) -> web.Response:
+    """HTTP 429 with ``Retry-After`` (param ``seconds``, default 2)."""
+    body = _envelope(protocol, 429, message or "Too many requests, please try again later")
+    return web.json_response(
+        body, status=429, headers={"Retry-After": str(params.get("seconds", 2))}
+    )
+
+
+def _agent_gateway_error(
+    status: int, code: int, status_msg: str, error: str, error_code: str
+) -> Callable[[str, str | None, dict[str, Any]], web.Response]:
+    """A builder of the Agent gateway's ``{"error", "code", "base_resp"}`` answers."""
+
+    def build(_protocol: str, message: str | None, _params: dict[str, Any]) -> web.Response:
+        body: dict[str, Any] = {"error": message or error, "code": error_code}
+        body.update(_envelope("agent", code, status_msg))
+        return web.json_response(body, status=status)
+
+    return build
+
+
+_SPECIAL_ANSWERS: Final[dict[str, Callable[[str, str | None, dict[str, Any]], web.Response]]] = {
+    "http_401_empty": lambda _protocol, _message, _params: web.Response(status=401),
+    "http_403_bot": _cloudflare_challenge,
+    "http_429": _rate_limited,
+    "not_configured": _agent_gateway_error(
+        500,
+        1400010501,
+        "Environment Variables not configured",
+        NOT_CONFIGURED_TEXT,
+        "UNEXPECTED_ERROR",
+    ),
+    "invalid_signature": _agent_gateway_error(
+        400, 1400010400, "invalid signature", "invalid signature", "INVALID_SIGNATURE"
+    ),
+    "device_id": _agent_gateway_error(
+        400, DEVICE_ID_ERROR_CODE, "internal error", "internal error", "UNEXPECTED_ERROR"
+    ),
+}
+_PLAIN_ANSWERS: Final = {
+    "http_401": (401, 1004, "Login expired, please log in again"),
+    "http_409": (409, 409, "session is busy, a turn is still running"),
+    "http_500": (500, 500, "Internal Server Error"),
+    "bad_request": (400, 1000001, "invalid params"),
+    "not_found": (404, 404, "not found"),
+}
+
+
+def error_response(kind: str, protocol: str, **params: Any) -> web.Response:
+    """The HTTP answer for an HTTP-level failure, as the real service would send it.
+
+    Args:
+        kind: One of :data:`HTTP_FAULTS`, or ``device_id``, ``bad_request``, ``not_found``.
+        protocol: ``v4`` or ``agent`` (picks the JSON envelope).
+        **params: ``seconds`` (``http_429``: ``Retry-After``), ``message`` (override).
+
+    Returns:
+        The response to return from the handler.
+    """
+    message = params.get("message")
+    special = _SPECIAL_ANSWERS.get(kind)
+    if special is not None:
+        return special(protocol, message, params)
+    status, code, default = _PLAIN_ANSWERS.get(kind, _PLAIN_ANSWERS["http_500"])
+    return web.json_response(_envelope(protocol, code, message or default), status=status)
+
+
+async def wait_first_byte(fault: Fault | None) -> None:
+    """Apply ``slow_first_byte``: sleep ``delay`` seconds (default 2) before answering."""
+    if fault is not None and fault.kind == "slow_first_byte":
+        await asyncio.sleep(fault.float_param("delay", 2.0))
+
+
+def json_text(data: Any) -> str:
+    """Compact JSON that keeps non-ASCII characters, as ``JSON.stringify`` writes it."""
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
