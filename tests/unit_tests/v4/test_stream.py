@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -21,43 +19,17 @@ from langchain_hailuo.types import (
     TitleGeneration,
 )
 from langchain_hailuo.v4.stream import V4StreamDecoder
-
-CHAT = "242830597915504644"
-MSG = "242830600000000001"
-OK = {"code": 0, "message": "success"}
-
-
-def frame(event: str | None, obj: dict[str, Any], *, crlf: bool = False) -> bytes:
-    lines = [f"event: {event}"] if event else []
-    lines.append("data: " + json.dumps(obj, ensure_ascii=False, separators=(",", ":")))
-    nl = "\r\n" if crlf else "\n"
-    return (nl.join(lines) + nl + nl).encode()
-
-
-def send_result(title: str | None = "Greetings", chat_id: str = CHAT) -> bytes:
-    result: dict[str, Any] = {"chatID": chat_id, "userMsgID": "1", "systemMsgID": "2"}
-    if title is not None:
-        result["chatTitle"] = title
-    return frame("send_result", {"type": 1, "statusInfo": OK, "data": {"sendResult": result}})
-
-
-def message(content: str, *, is_end: int = 1, event: str | None = "message_result") -> bytes:
-    result = {"content": content, "chatID": CHAT, "msgID": MSG, "isEnd": is_end, "extra": {}}
-    return frame(event, {"type": 2, "statusInfo": OK, "data": {"messageResult": result}})
-
-
-def follow_up(content: str = "Anything else?") -> bytes:
-    return frame(
-        "follow_up_question_result",
-        {"type": 4, "statusInfo": OK, "data": {"messageResult": {"content": content}}},
-    )
-
-
-def error(code: int, text: str, kind: int = 2) -> bytes:
-    return frame("message_result", {"type": kind, "statusInfo": {"code": code, "message": text}})
-
-
-CLOSE = frame("close_chunk", {"type": 8, "statusInfo": OK, "data": {}})
+from tests.unit_tests.v4.frames import (
+    CHAT,
+    CLOSE,
+    MSG,
+    OK,
+    error,
+    follow_up,
+    frame,
+    message,
+    send_result,
+)
 
 
 def decode(*chunks: bytes) -> tuple[list[StreamEvent], V4StreamDecoder]:

@@ -1,0 +1,440 @@
+"""The v4 chat request: a signed multipart POST whose answer streams back as events.
+
+One :class:`V4Client` serves any number of accounts: it keeps one
+:class:`aiohttp.ClientSession` per event loop (created on first use) with a cookie jar
+that stores nothing, and sends each account's cookies as a ``Cookie`` header of its own
+requests. So a ``Set-Cookie`` from one account's answer can never ride along on another
+account's request; the price is that cookies the server renews mid-session are not kept
+(a fresh ``hailuo login`` renews them).
+
+Each request gets a fresh fingerprint query (a new ``unix``, strictly increasing within a
+client) and a ``yy`` signature over exactly the path and query that go on the wire. A
+redirect is followed by POSTing the same form again to the new location, re-signed for
+that URL; :attr:`V4Answer.origin` reports where the answer finally came from.
+
+Example:
+    ```python
+    client = V4Client()
+    form = build_form(msg_content="Hello!")
+    async with client.chat(auth, form, base_url="https://www.hailuo.ai") as answer:
+        async for event in answer.events():
+            print(event)
+    await client.aclose()
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import yarl
+
+from langchain_hailuo._http import (
+    HttpOptions,
+    LoopSessions,
+    iter_chunks,
+    origin_of,
+    raise_for_http_status,
+    request_following_redirects,
+    retry_before_first_byte,
+)
+from langchain_hailuo.errors import (
+    HailuoError,
+    HailuoProtocolError,
+    HailuoServerError,
+    HailuoStreamInterruptedError,
+)
+from langchain_hailuo.types import AuthResult, StreamEvent
+from langchain_hailuo.v4.crypt import (
+    API_PATH,
+    DEFAULT_USER_AGENT,
+    build_fingerprint_query,
+    generate_yy_header,
+    get_body_to_yy,
+    now_ms,
+)
+from langchain_hailuo.v4.stream import V4StreamDecoder
+
+__all__ = ["QueryOptions", "V4Answer", "V4Client", "build_form", "cookie_header"]
+
+logger = logging.getLogger("langchain_hailuo.v4")
+
+WHAT = "chat request"
+_ERROR_BODY_LIMIT = 64 * 1024
+_BASE_URL_HINT = (
+    "check the base URL setting (base_url / HAILUO_BASE_URL): it must point at a Hailuo web "
+    "chat that speaks the v4 protocol (the live MiniMax Agent site needs protocol='agent')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """Fixed values of the fingerprint query (see :func:`~.crypt.build_fingerprint_query`).
+
+    Attributes:
+        lang: The site language (default: the login's, else ``en``).
+        version_code: The web app's version code.
+        biz_id: The business id of the international web chat.
+        app_id: The web app id.
+    """
+
+    lang: str | None = None
+    version_code: str = "22201"
+    biz_id: str = "2"
+    app_id: str = "3001"
+
+
+def build_form(
+    *,
+    msg_content: str,
+    character_id: str | int = 1,
+    chat_id: str | int = "0",
+    search_mode: str = "0",
+) -> dict[str, str]:
+    """The four text fields of a chat request, in the order they are sent.
+
+    Args:
+        msg_content: The prompt (a folded history for a new chat, the new message otherwise).
+        character_id: The character (``1``: the default assistant).
+        chat_id: The chat to continue, ``"0"`` for a new one.
+        search_mode: ``"0"`` as the web chat sends it.
+
+    Returns:
+        ``characterID``, ``msgContent``, ``chatID`` and ``searchMode`` as strings.
+    """
+    return {
+        "characterID": str(character_id),
+        "msgContent": msg_content,
+        "chatID": str(chat_id),
+        "searchMode": search_mode,
+    }
+
+
+def _multipart(form: Mapping[str, str]) -> aiohttp.FormData:
+    """A fresh multipart body of text fields (a FormData can be sent only once)."""
+    data = aiohttp.FormData(default_to_multipart=True)
+    for name, value in form.items():
+        data.add_field(name, value)
+    return data
+
+
+def cookie_header(cookies: Mapping[str, str]) -> str | None:
+    """The ``Cookie`` header for a set of cookies, or ``None`` when there are none.
+
+    Cookies whose name or value could break the header (``;``, ``,``, line breaks) are
+    left out rather than sent mangled.
+
+    Args:
+        cookies: Cookie names and values.
+
+    Returns:
+        ``name=value`` pairs joined with ``"; "``.
+    """
+    unsafe = frozenset(";,\r\n")
+    pairs = [
+        f"{name}={value}"
+        for name, value in cookies.items()
+        if name and "=" not in name and unsafe.isdisjoint(name) and unsafe.isdisjoint(value)
+    ]
+    return "; ".join(pairs) or None
+
+
+def _unix_of(url: yarl.URL) -> int | None:
+    """The ``unix`` query value of a URL, when it holds a number."""
+    value = url.query.get("unix")
+    return int(value) if value is not None and value.isdigit() else None
+
+
+class V4Answer:
+    """One streaming answer: where it came from and its events.
+
+    Obtained from :meth:`V4Client.chat`, which closes it on exit.
+
+    Attributes:
+        origin: The origin that answered (after redirects).
+        requested_origin: The origin the request was first sent to.
+        decoder: The stream decoder (``text``, ``chat_id``… of what arrived).
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        requested_origin: str,
+        options: HttpOptions,
+        started: float,
+    ) -> None:
+        """Wrap a response whose status and content type were checked.
+
+        Args:
+            response: The open response.
+            requested_origin: The origin the request was first sent to.
+            options: The timeouts for reading the body.
+            started: ``time.monotonic()`` when the request began.
+        """
+        self._response = response
+        self._options = options
+        self._started = started
+        self._eof = False
+        self.origin = origin_of(str(response.url))
+        self.requested_origin = requested_origin
+        self.decoder = V4StreamDecoder()
+
+    @property
+    def redirected(self) -> bool:
+        """Whether the answer came from another origin than the one asked."""
+        return self.origin != self.requested_origin
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """Stream the answer's events; reading stops at the end of the answer.
+
+        Yields:
+            Decoded events, :class:`~langchain_hailuo.types.FinishReason` last.
+
+        Raises:
+            HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
+            HailuoStreamInterruptedError: The body ended or the connection dropped mid-answer.
+            HailuoServerError: The stream reported an error.
+        """
+        decoder = self.decoder
+        # iter_chunks is an async generator: close it when reading stops early.
+        chunks = typing.cast(
+            "AsyncGenerator[bytes, None]",
+            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
+        )
+        try:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        yield event
+                    if decoder.finished:
+                        return
+            self._eof = True
+            for event in decoder.close():
+                yield event
+        except HailuoError as exc:
+            exc.with_partial(partial_text=decoder.text, chat_id=decoder.chat_id)
+            raise
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise HailuoStreamInterruptedError(
+                f"The connection dropped mid-answer ({type(exc).__name__}); the message was "
+                "not sent again (that would post it twice). partial_text holds what arrived.",
+                partial_text=decoder.text,
+                chat_id=decoder.chat_id,
+            ) from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of the response: back to the pool when fully read, else drop the connection."""
+        if self._eof:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class V4Client:
+    """Sends v4 chat requests; one instance serves many accounts and event loops."""
+
+    def __init__(
+        self,
+        *,
+        options: HttpOptions | None = None,
+        query: QueryOptions | None = None,
+        clock: Callable[[], int] = now_ms,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+    ) -> None:
+        """Create the client.
+
+        Args:
+            options: Timeouts, retries, proxy and redirect limit (per-call options win).
+            query: Fixed values of the fingerprint query.
+            clock: Milliseconds since the epoch (tests pass a fixed clock).
+            sleep: The backoff sleep (tests pass a fake).
+            session_factory: Builds the per-loop session (default: no cookie jar).
+        """
+        self.options = options or HttpOptions()
+        self.query = query or QueryOptions()
+        self._clock = clock
+        self._sleep = sleep
+        self._last_unix = 0
+        self._sessions = LoopSessions(session_factory or _default_session)
+
+    def next_unix(self) -> int:
+        """A request time in milliseconds, strictly greater than the previous one."""
+        self._last_unix = max(self._clock(), self._last_unix + 1)
+        return self._last_unix
+
+    def chat_url(self, auth: AuthResult, base_url: str) -> str:
+        """The chat URL with a fresh fingerprint query.
+
+        Args:
+            auth: The account's fingerprint.
+            base_url: The origin to send to.
+
+        Returns:
+            ``<base_url>/v4/api/chat/msg?<query>``.
+        """
+        q = self.query
+        query = build_fingerprint_query(
+            auth,
+            self.next_unix(),
+            lang=q.lang,
+            version_code=q.version_code,
+            biz_id=q.biz_id,
+            app_id=q.app_id,
+        )
+        return f"{base_url.rstrip('/')}{API_PATH}?{query}"
+
+    def headers_for(self, auth: AuthResult, url: str, form: Mapping[str, str]) -> dict[str, str]:
+        """The headers of one request to ``url``, ``yy`` signed over what goes on the wire.
+
+        aiohttp normalises a URL's percent-escapes before sending it, so the path and query
+        are signed in that normalised form, with the ``unix`` value the URL carries.
+
+        Args:
+            auth: The account (token, user agent, cookies).
+            url: The absolute URL about to be requested.
+            form: The form fields.
+
+        Returns:
+            ``token``, ``yy``, ``user-agent``, ``referer``, ``accept``, ``accept-language``
+            and, when there are cookies, ``cookie``.
+        """
+        wire = yarl.URL(url)
+        unix = _unix_of(wire)
+        yy = generate_yy_header(
+            wire.raw_path_qs,
+            get_body_to_yy(form),
+            self.next_unix() if unix is None else unix,
+        )
+        headers = {
+            "token": auth.token.get_secret_value(),
+            "yy": yy,
+            "user-agent": auth.user_agent or DEFAULT_USER_AGENT,
+            "referer": origin_of(url) + "/",
+            "accept": "*/*",
+            "accept-language": auth.browser_language or "en-US",
+        }
+        cookie = cookie_header(auth.cookies)
+        if cookie:
+            headers["cookie"] = cookie
+        return headers
+
+    @contextlib.asynccontextmanager
+    async def chat(
+        self,
+        auth: AuthResult,
+        form: Mapping[str, str],
+        *,
+        base_url: str,
+        options: HttpOptions | None = None,
+    ) -> AsyncIterator[V4Answer]:
+        """Send one chat request and hold its answer open for streaming.
+
+        Connection errors, 5xx and 429 are retried with backoff, but only until the answer's
+        headers arrive; nothing is retried once the body streams. The response is closed
+        when the ``async with`` block exits, however it exits.
+
+        Args:
+            auth: The account to send as.
+            form: The form fields (see :func:`build_form`).
+            base_url: The origin to send to.
+            options: Per-call HTTP options (default: the client's).
+
+        Yields:
+            The answer, ready for :meth:`V4Answer.events`.
+
+        Raises:
+            HailuoAuthError: The token or cookies were rejected (401, 403 login/bot page).
+            HailuoRateLimitError: Still rate limited after the retries.
+            HailuoServerError: A 5xx after the retries, another 4xx, or a JSON error answer.
+            HailuoProtocolError: The answer was not an event stream (wrong base URL).
+            HailuoTimeoutError: No answer within the first-byte timeout.
+        """
+        opts = options or self.options
+        started = time.monotonic()
+        requested = origin_of(base_url)
+
+        def build(hop_url: str) -> dict[str, Any]:
+            return {"headers": self.headers_for(auth, hop_url, form), "data": _multipart(form)}
+
+        async def attempt() -> aiohttp.ClientResponse:
+            url = self.chat_url(auth, base_url)  # every attempt is signed afresh
+            logger.debug(
+                "POST %s%s (%d prompt chars)", requested, API_PATH, len(form.get("msgContent", ""))
+            )
+            resp = await request_following_redirects(
+                self._sessions.get(), "POST", url, build=build, options=opts
+            )
+            await raise_for_http_status(resp, what=WHAT)
+            try:
+                await _check_content_type(resp)
+            except BaseException:
+                resp.close()
+                raise
+            return resp
+
+        resp = await retry_before_first_byte(attempt, options=opts, what=WHAT, sleep=self._sleep)
+        answer = V4Answer(resp, requested_origin=requested, options=opts, started=started)
+        if answer.redirected:
+            logger.info("the chat answer came from %s (asked %s)", answer.origin, requested)
+        try:
+            yield answer
+        finally:
+            answer.close()
+
+    async def aclose(self) -> None:
+        """Close the running loop's session (and retire those of closed loops)."""
+        await self._sessions.aclose()
+
+
+def _default_session() -> aiohttp.ClientSession:
+    """A session that stores no cookies: each request carries its account's own."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+
+
+async def _check_content_type(resp: aiohttp.ClientResponse) -> None:
+    """Refuse a 2xx answer that is an HTML page or a JSON error instead of a stream.
+
+    Raises:
+        HailuoProtocolError: HTML, or JSON without an error code.
+        HailuoServerError: A JSON body whose ``statusInfo.code`` reports an error.
+    """
+    ctype = resp.headers.get("Content-Type", "").lower()
+    origin = origin_of(str(resp.url))
+    if "html" in ctype:
+        raise HailuoProtocolError(
+            f"{origin} answered the {WHAT} with an HTML page instead of an answer stream; "
+            f"{_BASE_URL_HINT}."
+        )
+    if "json" not in ctype:
+        return
+    raw = await resp.content.read(_ERROR_BODY_LIMIT)
+    try:
+        body = json.loads(raw.decode("utf-8", "replace"))
+    except ValueError:
+        body = None
+    status = body.get("statusInfo") if isinstance(body, dict) else None
+    if isinstance(status, dict) and status.get("code") not in {None, 0, "0"}:
+        server_message = str(status.get("message") or "")
+        raise HailuoServerError(
+            f"{origin} refused the {WHAT}: error {status.get('code')}"
+            + (f": {server_message}" if server_message else ""),
+            code=status.get("code"),
+            server_message=server_message,
+            status=resp.status,
+        )
+    raise HailuoProtocolError(
+        f"{origin} answered the {WHAT} with JSON instead of an answer stream; {_BASE_URL_HINT}."
+    )
