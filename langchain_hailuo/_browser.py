@@ -133,8 +133,9 @@ def find_browser(browser_path: str | None = None, env: Mapping[str, str] | None 
         )
         if found is None:
             raise HailuoLoginError(
-                f"Browser {explicit!r} was not found: install Chromium or pass "
-                f"browser_path (or {ENV_BROWSER}) pointing at a Chromium/Chrome executable."
+                f"Browser {explicit!r} was not found: install Chromium or pass browser_path "
+                f"(or {ENV_BROWSER}) pointing at a Chromium/Chrome executable, then run "
+                "`hailuo login` again (or set HAILUO_TOKEN instead)."
             )
         return found
     for name in BROWSER_NAMES:
@@ -145,8 +146,9 @@ def find_browser(browser_path: str | None = None, env: Mapping[str, str] | None 
         if candidate.is_file():
             return str(candidate)
     raise HailuoLoginError(
-        "No Chromium or Chrome found: install Chromium (e.g. `apt install chromium`) or pass "
-        f"browser_path (or set {ENV_BROWSER}) to a Chromium/Chrome executable."
+        "No Chromium or Chrome found: install Chromium or pass browser_path (or set "
+        f"{ENV_BROWSER}) to a Chromium/Chrome executable, then run `hailuo login` again "
+        "(or set HAILUO_TOKEN instead)."
     )
 
 
