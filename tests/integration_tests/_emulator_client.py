@@ -229,6 +229,6 @@ async def agent_turn(
         f"{PREFIX}/session/{session_id}/message",
         account,
         body=body,
-        headers={"accept": "text/event-stream"},
+        headers={"accept": "text/event-stream", **kwargs.pop("headers", {})},
         **kwargs,
     )
