@@ -1,0 +1,409 @@
+"""``HailuoAI``: the seed's provider interface over the v4 client.
+
+It keeps the seed's class attributes and its two entry points, ``on_auth_async`` and
+``create_authed`` (usable on the class, as in the seed, or on a configured instance), and
+adds what the seed lacked: a fresh signature per request, typed errors with the partial
+text, one re-authentication when the token is rejected before any output, no replay after
+output, and conversations that never hold the token.
+
+Example:
+    ```python
+    from langchain_hailuo import AuthResult, HailuoAI
+
+    auth = AuthResult(token="eyJ...", uuid="...", device_id="...")
+    async for item in HailuoAI.create_authed(
+        "MiniMax", [{"role": "user", "content": "Hello!"}], auth, return_conversation=True
+    ):
+        print(item)
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo.types import (
+    AuthResult,
+    ChatStarted,
+    Conversation,
+    FinishReason,
+    MessageId,
+    Protocol,
+    ProviderEvent,
+    RequestLogin,
+    TextDelta,
+    TitleGeneration,
+)
+from langchain_hailuo.v4.client import QueryOptions, V4Answer, V4Client, build_form
+
+__all__ = ["HailuoAI", "ReauthSource", "RequestPlan", "plan_request"]
+
+logger = logging.getLogger("langchain_hailuo.v4")
+
+T = TypeVar("T")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_URL = "https://www.hailuo.ai"
+_NEW_CHAT_ID = "0"
+_QUERY_SETTINGS = ("lang", "version_code", "biz_id", "app_id")
+_OPTION_SETTINGS = ("timeout", "max_retries", "proxy")
+
+
+class ReauthSource(typing.Protocol):
+    """What the provider needs from an auth manager: new credentials for rejected ones."""
+
+    async def refresh(self, rejected: AuthResult) -> AuthResult:
+        """Return fresh credentials to replace ``rejected`` (or raise HailuoAuthError)."""
+        ...
+
+
+class _HybridMethod(Generic[T, P, R]):
+    """A method that binds to the instance, or to the class's default instance on the class.
+
+    The seed's providers are used as ``HailuoAI.create_authed(...)`` (class methods); a
+    configured ``HailuoAI(base_url=...)`` must honour its own settings. This descriptor
+    serves both: accessed on the class it binds to ``owner.default_instance()``.
+    """
+
+    def __init__(self, func: Callable[Concatenate[T, P], R]) -> None:
+        self._func = func
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __get__(self, instance: T | None, owner: type[T]) -> Callable[P, R]:
+        target = instance if instance is not None else _default_instance(owner)
+        return typing.cast("Callable[P, R]", types.MethodType(self._func, target))
+
+
+_DEFAULTS: dict[type, Any] = {}
+
+
+def _default_instance(owner: type[T]) -> T:
+    """The lazily created default instance of a provider class (one per class)."""
+    instance = _DEFAULTS.get(owner)
+    if instance is None:
+        instance = _DEFAULTS[owner] = owner()
+    return typing.cast("T", instance)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RequestPlan:
+    """What one call sends: the form, and whether it continues a server chat.
+
+    Attributes:
+        form: The multipart fields.
+        continued: ``True`` when an existing chat (``form["chatID"]``) is continued.
+    """
+
+    form: dict[str, str]
+    continued: bool
+
+    @property
+    def chat_id(self) -> str:
+        """The chat id sent (``"0"`` for a new chat)."""
+        return self.form["chatID"]
+
+    @property
+    def character_id(self) -> str:
+        """The character id sent."""
+        return self.form["characterID"]
+
+
+def _as_conversation(conversation: Any) -> Conversation | None:
+    """Accept a :class:`Conversation`, its dict form, or a g4f-style object with attributes."""
+    if conversation is None or isinstance(conversation, Conversation):
+        return conversation
+    if isinstance(conversation, Mapping):
+        return Conversation.from_dict(dict(conversation))
+    return Conversation.from_dict(
+        {
+            key: getattr(conversation, key)
+            for key in ("token", "chatID", "characterID", "account", "protocol")
+            if getattr(conversation, key, None) is not None
+        }
+    )
+
+
+def plan_request(
+    messages: Sequence[Mapping[str, Any]],
+    auth: AuthResult,
+    conversation: Conversation | None = None,
+    full_history: Sequence[Mapping[str, Any]] | None = None,
+) -> RequestPlan:
+    """Decide what to send: continue the conversation, or start a new chat.
+
+    A v4 conversation of the same account continues with only the trailing user
+    message(s) of ``messages``. Anything else (no conversation, another account's, another
+    protocol's, or one without a chat id) starts a new chat from ``full_history`` (or
+    ``messages``) folded into one prompt.
+
+    Args:
+        messages: The messages of this call.
+        auth: The account about to send.
+        conversation: The conversation to continue, if any.
+        full_history: The whole history, for starting over (default: ``messages``).
+
+    Returns:
+        The plan.
+
+    Raises:
+        HailuoConfigurationError: There is no text to send.
+    """
+    if (
+        conversation is not None
+        and conversation.protocol == "v4"
+        and conversation.chatID not in {"", _NEW_CHAT_ID}
+        and conversation.belongs_to(auth)
+    ):
+        prompt = get_last_user_message(messages)
+        form = build_form(
+            msg_content=prompt,
+            character_id=conversation.characterID,
+            chat_id=conversation.chatID,
+        )
+        continued = True
+    else:
+        prompt = format_prompt(full_history or messages)
+        form = build_form(msg_content=prompt)
+        continued = False
+    if not prompt.strip():
+        raise HailuoConfigurationError(
+            "Nothing to send: the messages hold no text"
+            + (" after the last answer (end with a user message)." if continued else ".")
+        )
+    return RequestPlan(form=form, continued=continued)
+
+
+def _normalise_base_url(value: str) -> str:
+    """Validate a base URL and drop its trailing slash."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise HailuoConfigurationError(
+            f"base_url must be an http(s) URL such as {DEFAULT_URL!r}; got {value!r}."
+        )
+    return url
+
+
+def _http_options(base: HttpOptions, settings: Mapping[str, Any]) -> HttpOptions:
+    """``base`` with ``timeout`` (total seconds), ``max_retries`` and ``proxy`` applied."""
+    changes: dict[str, Any] = {}
+    if settings.get("timeout") is not None:
+        changes["timeouts"] = Timeouts.from_total(float(settings["timeout"]))
+    if settings.get("max_retries") is not None:
+        retries = int(settings["max_retries"])
+        if retries < 0:
+            raise HailuoConfigurationError(f"max_retries must be 0 or more; got {retries}.")
+        changes["max_retries"] = retries
+    if settings.get("proxy"):
+        changes["proxy"] = str(settings["proxy"])
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+class HailuoAI:
+    """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the seed's interface.
+
+    Args (constructor, all optional):
+        base_url: The origin to talk to (wins over the login's recorded origin).
+        options: HTTP options (timeouts, retries, proxy, redirects).
+        auth_manager: Supplies fresh credentials when the token is rejected
+            (:class:`langchain_hailuo.auth.AuthManager` or anything with ``refresh``).
+        client: A ready :class:`~langchain_hailuo.v4.client.V4Client` (tests).
+        **settings: ``timeout``, ``max_retries``, ``proxy`` (applied over ``options``) and
+            the fingerprint's ``lang``, ``version_code``, ``biz_id``, ``app_id``. Other
+            keys (meant for the other protocol) are ignored.
+    """
+
+    label: ClassVar[str] = "Hailuo AI"
+    url: ClassVar[str] = DEFAULT_URL
+    working: ClassVar[bool] = True
+    needs_auth: ClassVar[bool] = True
+    use_nodriver: ClassVar[bool] = True
+    supports_stream: ClassVar[bool] = True
+    default_model: ClassVar[str] = "MiniMax"
+    models: ClassVar[list[str]] = ["MiniMax"]
+    protocol: ClassVar[Protocol] = "v4"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        options: HttpOptions | None = None,
+        auth_manager: ReauthSource | None = None,
+        client: V4Client | None = None,
+        **settings: Any,
+    ) -> None:
+        """Create a configured provider (see the class docstring for the arguments)."""
+        self.base_url = _normalise_base_url(base_url) if base_url else None
+        self.options = _http_options(options or HttpOptions(), settings)
+        self.auth_manager = auth_manager
+        query = QueryOptions(**{k: str(settings[k]) for k in _QUERY_SETTINGS if settings.get(k)})
+        self._client = client or V4Client(options=self.options, query=query)
+        self.last_origin: str | None = None
+        """The origin that answered the last request (differs from the asked one after a move)."""
+        ignored = sorted(set(settings) - set(_QUERY_SETTINGS) - set(_OPTION_SETTINGS))
+        if ignored:
+            logger.debug("HailuoAI ignores settings meant for other protocols: %s", ignored)
+
+    def __repr__(self) -> str:
+        """Show the configuration (there is no secret in it)."""
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> typing.Self:
+        """Use the provider as an async context manager (closes its sessions on exit)."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the provider's sessions."""
+        await self.aclose()
+
+    # ------------------------------------------------------------------ seed interface
+
+    @_HybridMethod
+    async def on_auth_async(
+        self, proxy: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[RequestLogin | AuthResult]:
+        """Log in (through :mod:`langchain_hailuo.auth`), as the seed's ``on_auth_async``.
+
+        Args:
+            proxy: A proxy for the browser.
+            **kwargs: Login options passed on (``base_url`` defaults to this provider's,
+                else :attr:`url`).
+
+        Yields:
+            :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
+        """
+        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
+            on_auth_async as login,
+        )
+
+        kwargs.setdefault("base_url", self.base_url or self.url)
+        async for item in login(label=self.label, proxy=proxy, **kwargs):
+            yield item
+
+    @_HybridMethod
+    async def create_authed(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        conversation: Conversation | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ProviderEvent]:
+        """Send the messages and stream the answer, as the seed's ``create_authed``.
+
+        Args:
+            model: Ignored: the web chat serves the site's current model.
+            messages: ``{"role", "content"}`` dicts.
+            auth_result: The account to send as.
+            return_conversation: Yield a :class:`Conversation` for the chat.
+            conversation: A conversation to continue (its account must match); its
+                :meth:`~langchain_hailuo.types.Conversation.get_dict` form is accepted too.
+            **kwargs: ``base_url``, ``timeout`` (total seconds), ``max_retries``, ``proxy``,
+                ``full_history`` (the whole history, used when a new chat must start) and
+                ``auth_manager`` (overrides the constructor's).
+
+        Yields:
+            ``TitleGeneration`` (new chats), ``Conversation`` (when asked, once the chat id
+            is known), ``MessageId``, ``str`` answer deltas, then ``FinishReason``.
+
+        Raises:
+            HailuoAuthError: The token was rejected (again, after one refresh).
+            HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
+            HailuoError: Other typed failures, with the partial text when any arrived.
+        """
+        del model
+        manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
+        options = _http_options(self.options, kwargs)
+        conv = _as_conversation(conversation)
+        auth = auth_result
+        refreshed = False
+        while True:
+            plan = plan_request(messages, auth, conv, kwargs.get("full_history"))
+            base = self._base_url_for(auth, kwargs.get("base_url"))
+            started = False
+            try:
+                async for item in self._stream(auth, plan, base, options, return_conversation):
+                    started = True
+                    yield item
+            except HailuoAuthError:
+                if started or refreshed or manager is None:
+                    raise
+                refreshed = True
+                logger.info("the token was rejected before any output; refreshing it once")
+                auth = await manager.refresh(auth)
+            else:
+                return
+
+    @_HybridMethod
+    async def aclose(self) -> None:
+        """Close the HTTP sessions this provider opened."""
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ internals
+
+    def _base_url_for(self, auth: AuthResult, override: str | None) -> str:
+        """``base_url`` argument > constructor > the login's v4 origin > :attr:`url`."""
+        if override:
+            return _normalise_base_url(override)
+        if self.base_url:
+            return self.base_url
+        if auth.api_origin and auth.protocol in {None, "v4"}:
+            return _normalise_base_url(auth.api_origin)
+        return self.url
+
+    async def _stream(
+        self,
+        auth: AuthResult,
+        plan: RequestPlan,
+        base_url: str,
+        options: HttpOptions,
+        return_conversation: bool,  # noqa: FBT001
+    ) -> AsyncIterator[ProviderEvent]:
+        """One request: the client's events turned into provider events."""
+        async with self._client.chat(auth, plan.form, base_url=base_url, options=options) as ans:
+            self._record_origin(ans)
+            announced = False
+            async for event in ans.events():
+                if isinstance(event, TitleGeneration | MessageId):
+                    yield event
+                elif isinstance(event, TextDelta):
+                    if event.text:
+                        yield event.text
+                elif isinstance(event, ChatStarted):
+                    if return_conversation:
+                        announced = True
+                        yield self._conversation(auth, event.chat_id, plan)
+                elif isinstance(event, FinishReason):
+                    if return_conversation and not announced and plan.continued:
+                        yield self._conversation(auth, plan.chat_id, plan)
+                    yield event
+
+    def _conversation(self, auth: AuthResult, chat_id: str, plan: RequestPlan) -> Conversation:
+        """The conversation handle (the token is reduced to a fingerprint)."""
+        character: str | int = plan.character_id
+        if isinstance(character, str) and character.isdigit():
+            character = int(character)
+        return Conversation(auth.token, chat_id, character, protocol="v4")
+
+    def _record_origin(self, answer: V4Answer) -> None:
+        """Remember where the answer came from; a move is logged once per new origin."""
+        if answer.redirected and answer.origin != self.last_origin:
+            logger.warning(
+                "%s moved to %s; set base_url=%r to skip the redirect",
+                answer.requested_origin,
+                answer.origin,
+                answer.origin,
+            )
+        self.last_origin = answer.origin
