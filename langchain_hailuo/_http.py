@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
+import yarl
 
 from langchain_hailuo.errors import (
     HailuoAuthError,
@@ -292,6 +293,7 @@ async def request_following_redirects(
     *,
     build: Callable[[str], Mapping[str, Any]],
     options: HttpOptions,
+    encoded: bool = False,
 ) -> aiohttp.ClientResponse:
     """Send a request, re-sending it with the same method and body on each redirect.
 
@@ -307,6 +309,8 @@ async def request_following_redirects(
             ``session.request`` (``headers``, ``data``, ``params``…); called once per hop so
             bodies and signatures are fresh.
         options: Redirect limit, proxy and timeouts.
+        encoded: The URL is already percent-encoded exactly as it must be sent (and signed):
+            send it byte for byte instead of letting aiohttp re-quote it.
 
     Returns:
         The final (non-redirect) response; ``str(response.url)`` tells where it landed.
@@ -321,7 +325,7 @@ async def request_following_redirects(
             async with asyncio.timeout(options.timeouts.first_byte):
                 resp = await session.request(
                     method,
-                    url,
+                    yarl.URL(url, encoded=True) if encoded else url,
                     allow_redirects=False,
                     proxy=options.proxy,
                     timeout=options.timeouts.client_timeout(),
