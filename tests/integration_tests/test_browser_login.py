@@ -8,6 +8,7 @@ The page is served by the test itself: its form's submit handler stores a JWT-sh
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -267,3 +268,41 @@ async def test_on_auth_async_announces_login_url_then_logs_in_and_saves(
     assert stored is not None
     assert stored.token.get_secret_value() == login_site.token
     assert stored.uuid == UUID
+
+
+async def test_cancelled_or_failing_login_closes_the_browser(
+    login_site: LoginSite, tmp_path: Path, browser_executable: str
+) -> None:
+    opened = asyncio.Event()
+    filler = FormFiller(submit=False)
+
+    async def hook(tab: Any) -> None:
+        await filler(tab)
+        opened.set()
+
+    task = asyncio.create_task(
+        browser_login(
+            _options(login_site.url, tmp_path, browser_executable), on_page=hook, env=_env(tmp_path)
+        )
+    )
+    await asyncio.wait_for(opened.wait(), 60)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert filler.process is not None
+    assert filler.process.returncode is not None
+
+    failing = FormFiller(submit=False)
+
+    async def broken_hook(tab: Any) -> None:
+        await failing(tab)
+        raise RuntimeError("the page changed")
+
+    with pytest.raises(RuntimeError, match="the page changed"):
+        await browser_login(
+            _options(login_site.url, tmp_path, browser_executable),
+            on_page=broken_hook,
+            env=_env(tmp_path),
+        )
+    assert failing.process is not None
+    assert failing.process.returncode is not None
