@@ -84,7 +84,8 @@ _ARGUMENT_KEYS = ("arguments", "args", "parameters", "input")
 _FENCE_BEFORE_CALL = re.compile(r"```[\w+-]*\s*\Z")
 # What might still grow into a fence opener followed by a call block.
 _FENCE_PREFIX = re.compile(r"(?:```[\w+-]*\s*|`{1,2})\Z")
-_FENCE_AFTER_CALL = re.compile(r"\A\s*```[ \t]*(?:\r?\n|\Z)")
+_FENCE_AFTER_CALL = re.compile(r"\A\s*```[ \t]*\r?\n")
+_FENCE_AT_END = re.compile(r"\A\s*```[ \t]*\Z")
 # A fenced block inside a call block: ```json { ... } ```.
 _NAME_GUESS = re.compile(r'"name"\s*:\s*"([^"\\]{1,200})"')
 """Finds the tool name in a block whose JSON is broken, for a useful InvalidToolCall."""
@@ -136,7 +137,7 @@ def _tool_parameters(tool: Mapping[str, Any]) -> Mapping[str, Any]:
     return {"type": "object", "properties": {}}
 
 
-def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str]) -> str:
+def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str] | None) -> str:
     """Reduce every ``tool_choice`` spelling LangChain users pass to one of four forms.
 
     Accepted: ``None`` / ``"auto"``; ``"any"`` / ``"required"`` / ``True`` (``True`` with a
@@ -146,7 +147,7 @@ def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str]) ->
 
     Args:
         tool_choice: The value given to ``bind_tools``.
-        tool_names: Names of the bound tools.
+        tool_names: Names of the bound tools (``None``: any name is taken at its word).
 
     Returns:
         ``"auto"``, ``"any"``, ``"none"``, or the name of the tool that must be called.
@@ -166,13 +167,13 @@ def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str]) ->
     if choice is None or choice == "auto":
         return "auto"
     if choice is True:
-        return tool_names[0] if len(tool_names) == 1 else "any"
+        return tool_names[0] if tool_names and len(tool_names) == 1 else "any"
     if choice is False or choice == "none":
         return "none"
     if choice in {"any", "required"}:
         return "any"
     if isinstance(choice, str):
-        if choice in tool_names:
+        if tool_names is None or choice in tool_names:
             return choice
         raise ValueError(
             f"tool_choice={choice!r} names no bound tool; bound tools: "
@@ -663,34 +664,28 @@ def _strip_inner_fence(body: str) -> str:
 
 
 def _decode_call_objects(body: str) -> list[Any]:
-    """Every JSON value at the top level of a block body (text between values is ignored).
+    """Every JSON value at the top level of a block body (text around and between is ignored).
 
     Raises:
-        ValueError: The body holds no JSON value at all.
+        ValueError: The first value in the body is not valid JSON, or there is none.
     """
     decoder = json.JSONDecoder()
     text = _strip_inner_fence(body)
     values: list[Any] = []
-    position = 0
-    first_error: json.JSONDecodeError | None = None
-    while True:
-        start = _next_json_start(text, position)
-        if start < 0:
-            break
+    start = _next_json_start(text, 0)
+    while start >= 0:
         try:
             value, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError as error:
-            first_error = first_error or error
-            position = start + 1
-            continue
-        if isinstance(value, list):
-            values.extend(value)
-        else:
-            values.append(value)
-        position = end
+            if values:
+                break  # trailing text that merely contains a brace
+            raise ValueError(
+                f"the tool call block holds no valid JSON: {error.msg} at character {error.pos}"
+            ) from None
+        values.extend(value if isinstance(value, list) else [value])
+        start = _next_json_start(text, end)
     if not values:
-        reason = f": {first_error.msg} at character {first_error.pos}" if first_error else ""
-        raise ValueError(f"the tool call block holds no valid JSON{reason}")
+        raise ValueError("the tool call block holds no JSON object")
     return values
 
 
@@ -895,7 +890,9 @@ class ToolCallStreamParser:
         Returns:
             Whether draining may go on (``False``: wait for more text).
         """
-        match = _FENCE_AFTER_CALL.match(self._buffer)
+        match = _FENCE_AFTER_CALL.match(self._buffer) or (
+            _FENCE_AT_END.match(self._buffer) if final else None
+        )
         if match:
             self._buffer = self._buffer[match.end() :]
             self._fenced_call = False
@@ -1159,10 +1156,7 @@ def check_tool_choice(
         user turn: a forced call (``"any"`` or a name) that was not made, or a call made under
         ``"none"``.
     """
-    if isinstance(tool_choice, str) and tool_names is None:
-        choice = normalize_tool_choice(tool_choice, [tool_choice])
-    else:
-        choice = normalize_tool_choice(tool_choice, list(tool_names or []))
+    choice = normalize_tool_choice(tool_choice, tool_names)
     called = [call["name"] for call in tool_calls]
     if choice == "auto" or _choice_followed(choice, called, attempted=bool(invalid_tool_calls)):
         return None
