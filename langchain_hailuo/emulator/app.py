@@ -34,6 +34,7 @@ __all__ = ["Emulator", "run_forever"]
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
 _ROLES: Final = ("v4", "agent", "agent_stream", "redirect", "agent_redirect")
+_MAX_BODY: Final = 64 * 1024 * 1024  # long folded histories are sent as one prompt
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -265,7 +266,9 @@ class Emulator:
 
     def _build_app(self, role: str) -> web.Application:
         """The application serving one origin."""
-        app = web.Application(middlewares=[_recording_middleware(self._state, role)])
+        app = web.Application(
+            middlewares=[_recording_middleware(self._state, role)], client_max_size=_MAX_BODY
+        )
         if role == "v4":
             LoginPages(self._state, "v4").add_to(app)
             self.v4.add_to(app)

@@ -398,3 +398,14 @@ async def test_login_page_and_login_call(
         hailuo_emulator.url + "/__emulator/login", json={"username": "ghost"}
     ) as response:
         assert response.status == 404
+
+
+async def test_long_prompt_is_accepted(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    hailuo_emulator.script("ok")
+    status, body, _ = await v4_post(
+        http, hailuo_emulator.url, hailuo_emulator.default_account, "x" * 3_000_000
+    )
+    assert status == 200
+    assert _answer(v4_events(body)) == "ok"
