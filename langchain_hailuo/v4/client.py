@@ -194,7 +194,7 @@ class V4Answer:
         """Whether the answer came from another origin than the one asked."""
         return self.origin != self.requested_origin
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
+    async def events(self) -> AsyncGenerator[StreamEvent, None]:
         """Stream the answer's events; reading stops at the end of the answer.
 
         Yields:

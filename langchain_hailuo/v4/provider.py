@@ -20,11 +20,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import types
 import typing
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
@@ -333,10 +334,12 @@ class HailuoAI:
             plan = plan_request(messages, auth, conv, kwargs.get("full_history"))
             base = self._base_url_for(auth, kwargs.get("base_url"))
             started = False
+            stream = self._stream(auth, plan, base, options, return_conversation)
             try:
-                async for item in self._stream(auth, plan, base, options, return_conversation):
-                    started = True
-                    yield item
+                async with contextlib.aclosing(stream):  # closed at once when our consumer stops
+                    async for item in stream:
+                        started = True
+                        yield item
             except HailuoAuthError:
                 if started or refreshed or manager is None:
                     raise
@@ -370,25 +373,27 @@ class HailuoAI:
         base_url: str,
         options: HttpOptions,
         return_conversation: bool,  # noqa: FBT001
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """One request: the client's events turned into provider events."""
         async with self._client.chat(auth, plan.form, base_url=base_url, options=options) as ans:
             self._record_origin(ans)
             announced = False
-            async for event in ans.events():
-                if isinstance(event, TitleGeneration | MessageId):
-                    yield event
-                elif isinstance(event, TextDelta):
-                    if event.text:
-                        yield event.text
-                elif isinstance(event, ChatStarted):
-                    if return_conversation:
-                        announced = True
-                        yield self._conversation(auth, event.chat_id, plan)
-                elif isinstance(event, FinishReason):
-                    if return_conversation and not announced and plan.continued:
-                        yield self._conversation(auth, plan.chat_id, plan)
-                    yield event
+            events = ans.events()
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    if isinstance(event, TitleGeneration | MessageId):
+                        yield event
+                    elif isinstance(event, TextDelta):
+                        if event.text:
+                            yield event.text
+                    elif isinstance(event, ChatStarted):
+                        if return_conversation:
+                            announced = True
+                            yield self._conversation(auth, event.chat_id, plan)
+                    elif isinstance(event, FinishReason):
+                        if return_conversation and not announced and plan.continued:
+                            yield self._conversation(auth, plan.chat_id, plan)
+                        yield event
 
     def _conversation(self, auth: AuthResult, chat_id: str, plan: RequestPlan) -> Conversation:
         """The conversation handle (the token is reduced to a fingerprint)."""

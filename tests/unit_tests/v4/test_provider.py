@@ -30,7 +30,7 @@ from langchain_hailuo.types import (
     account_fingerprint,
 )
 from langchain_hailuo.v4 import HailuoAI
-from langchain_hailuo.v4.client import V4Client
+from langchain_hailuo.v4.client import V4Answer, V4Client
 from langchain_hailuo.v4.provider import ReauthSource, plan_request
 from tests.unit_tests.v4.conftest import SSE, TOKEN, FakeSleep, Hop, chat_url_re, independent_yy
 from tests.unit_tests.v4.frames import CHAT, MSG, answer_body, message, send_result
@@ -498,3 +498,36 @@ async def test_token_never_in_output_logs_or_errors(
     assert TOKEN not in repr(info.value)
     assert TOKEN not in repr(hailuo)
     assert TOKEN not in repr(make_auth())
+
+
+async def test_consumer_stopping_early_closes_the_answer(
+    mocked: aioresponses, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closed: list[bool] = []
+    original = V4Answer.close
+
+    def spy(self: V4Answer) -> None:
+        original(self)
+        closed.append(self._response.closed)
+
+    monkeypatch.setattr(V4Answer, "close", spy)
+    mocked.post(chat_url_re(), body=answer_body("a", "ab", "abc"), content_type=SSE)
+    hailuo = provider()
+    stream = hailuo.create_authed("MiniMax", HISTORY, make_auth())
+    async for item in stream:
+        if isinstance(item, str):
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    assert closed
+    assert all(closed)
+    session = hailuo._client._sessions.get()
+    await hailuo.aclose()
+    assert session.closed
+
+
+async def test_async_context_manager_closes_sessions(mocked: aioresponses) -> None:
+    mocked.post(chat_url_re(), body=answer_body("ok"), content_type=SSE)
+    async with provider() as hailuo:
+        await collect(hailuo.create_authed("MiniMax", HISTORY, make_auth()))
+        session = hailuo._client._sessions.get()
+    assert session.closed
