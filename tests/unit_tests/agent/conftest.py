@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
@@ -40,7 +40,11 @@ def sse(*frames: Any, done: bool = False) -> bytes:
 
 def chunk(text: str = "", *, thinking: str = "", finish: bool = False, **extra: Any) -> dict:
     """A type-6 ``agent_message_chunk`` frame."""
-    payload = {"role": "assistant", "msg_content": text, "thinking_content": thinking}
+    payload: dict[str, Any] = {
+        "role": "assistant",
+        "msg_content": text,
+        "thinking_content": thinking,
+    }
     payload.update(extra)
     if finish:
         payload["finish"] = True
@@ -73,12 +77,25 @@ async def no_sleep(_: float) -> None:
 def make_client(**settings: Any) -> AgentClient:
     """A client with a fixed clock, no sleeping and no provisioning delay."""
     settings.setdefault("session_delay", 0.0)
-    return AgentClient(
+    client = AgentClient(
         AgentSettings(**settings),
         profile=QueryProfile(timezone_offset="0"),
         clock=lambda: NOW,
         sleep=no_sleep,
     )
+    _OPEN_CLIENTS.append(client)
+    return client
+
+
+_OPEN_CLIENTS: list[AgentClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    """Close every client a test made (their sessions belong to the test's loop)."""
+    yield
+    while _OPEN_CLIENTS:
+        await _OPEN_CLIENTS.pop().aclose()
 
 
 @pytest.fixture

@@ -52,7 +52,7 @@ WEB_BODY = (
 
 
 def md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def test_mcode_get_vector() -> None:

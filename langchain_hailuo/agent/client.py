@@ -1,0 +1,1068 @@
+"""The MiniMax Agent HTTP client: identity bootstrap, sessions and the streamed turn.
+
+One :class:`AgentClient` serves any number of accounts. It keeps one
+:class:`aiohttp.ClientSession` per event loop (no cookie jar: each request carries its
+account's cookies as a ``Cookie`` header) and signs every request with a fresh clock
+reading (see :mod:`langchain_hailuo.agent.signing`).
+
+The cycle (protocol notes §10), with control calls on ``base_url`` (``agent.<domain>``) and
+the turn on ``stream_url`` (``agent-stream.<domain>``):
+
+1. once per account: ``GET /v1/api/user/info`` (``realUserID``), ``GET {prefix}/config``
+   (the model ids) and ``GET {prefix}/agent`` (the id of the ``mavis`` agent), cached on
+   the returned :class:`~langchain_hailuo.types.AuthResult` and in the client;
+2. per conversation: ``POST {prefix}/agent/{agent_id}/session`` gives a ``session_id``;
+3. per turn: ``POST {stream_url}{prefix}/session/{session_id}/message`` streams the answer.
+
+Example:
+    ```python
+    client = AgentClient()
+    auth = await client.bootstrap(auth)
+    session_id = await client.create_session(auth, ModelChoice("MiniMax-M3"))
+    async with client.send_message(auth, session_id, "Hello!", ModelChoice("MiniMax-M3")) as turn:
+        async for event in turn.events():
+            print(event)
+    await client.aclose()
+    ```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import ipaddress
+import json
+import logging
+import time
+import typing
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import aiohttp
+import yarl
+
+from langchain_hailuo._http import (
+    HttpOptions,
+    LoopSessions,
+    iter_chunks,
+    origin_of,
+    raise_for_http_status,
+    request_following_redirects,
+    retry_before_first_byte,
+)
+from langchain_hailuo.agent.signing import (
+    DEFAULT_YY_TARGET,
+    QueryProfile,
+    YyTarget,
+    build_query,
+    dumps_body,
+    identity_query_values,
+    local_timezone_offset,
+    now_ms,
+    sign_request,
+    yy_uses_absolute_target,
+)
+from langchain_hailuo.agent.stream import (
+    AgentNotConfiguredError,
+    AgentStreamDecoder,
+    error_for_code,
+    find_error_code,
+)
+from langchain_hailuo.errors import (
+    LOGIN_HINT,
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoError,
+    HailuoProtocolError,
+    HailuoServerError,
+    HailuoSessionBusyError,
+    HailuoStreamInterruptedError,
+)
+from langchain_hailuo.types import AuthResult, StreamEvent
+
+__all__ = [
+    "DEFAULT_API_PREFIX",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_USER_AGENT",
+    "AgentClient",
+    "AgentSettings",
+    "AgentTurn",
+    "ModelChoice",
+    "check_device_id",
+    "cookie_header",
+    "default_region",
+    "default_stream_url",
+    "parse_agent_id",
+    "parse_model_ids",
+    "parse_real_user_id",
+    "parse_session_id",
+    "registrable_domain",
+]
+
+logger = logging.getLogger("langchain_hailuo.agent")
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL = "https://agent.minimax.io"
+DEFAULT_API_PREFIX = "/minimax-cloud/api/v1"
+DEFAULT_USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/136.0.0.0 Safari/537.36"
+)
+JSON_ACCEPT = "application/json, text/plain, */*"
+STREAM_ACCEPT = "text/event-stream"
+_ERROR_BODY_LIMIT = 64 * 1024
+_SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
+_CN_DOMAINS = frozenset({"minimaxi.com", "minimax.cn"})
+
+
+# --------------------------------------------------------------------------- settings
+
+
+def registrable_domain(host: str) -> str:
+    """The registrable domain of a host name, without a public-suffix list.
+
+    The last two labels, or the last three when the second-to-last is a generic
+    second-level label (``example.com.cn``).
+
+    Args:
+        host: A DNS host name (``agent.minimax.io``).
+
+    Returns:
+        The domain (``minimax.io``).
+    """
+    labels = host.lower().rstrip(".").split(".")
+    keep = 3 if len(labels) > 2 and labels[-2] in _SECOND_LEVEL_LABELS else 2  # noqa: PLR2004
+    return ".".join(labels[-keep:])
+
+
+def _is_named_host(host: str) -> bool:
+    """Whether a host is a DNS name with a domain (not an IP, not ``localhost``)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return "." in host and not host.endswith(".localhost") and host != "localhost"
+    return False
+
+
+def default_stream_url(base_url: str) -> str:
+    """The stream origin that goes with a control origin: ``agent-stream.<domain>``.
+
+    ``https://agent.minimax.io`` gives ``https://agent-stream.minimax.io``; scheme and port
+    are kept. An IP address, ``localhost`` or a host without a domain has no stream host
+    to derive (a local emulator serves it on another port), so the caller must pass
+    ``stream_url`` (or set ``HAILUO_STREAM_URL``).
+
+    Args:
+        base_url: The control origin (the Agent web app).
+
+    Returns:
+        The stream origin, without a trailing slash.
+
+    Raises:
+        HailuoConfigurationError: ``base_url`` is not an absolute URL with a domain name.
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    if parts.scheme not in {"http", "https"} or not host:
+        raise HailuoConfigurationError(
+            f"base_url {base_url!r} is not an absolute http(s) URL; use e.g. {DEFAULT_BASE_URL}."
+        )
+    if not _is_named_host(host):
+        raise HailuoConfigurationError(
+            f"Cannot derive the Agent stream origin from {origin_of(base_url)} (an IP address "
+            "or local host): pass stream_url= (or set HAILUO_STREAM_URL) to the origin that "
+            "serves the message stream."
+        )
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://agent-stream.{registrable_domain(host)}{port}"
+
+
+def default_region(base_url: str) -> str:
+    """The ``region`` query value for a control origin: ``cn`` for the China site, else ``en``.
+
+    Args:
+        base_url: The control origin.
+
+    Returns:
+        ``cn`` for ``*.minimaxi.com`` / ``*.minimax.cn``, ``en`` otherwise.
+    """
+    host = urlsplit(base_url).hostname or ""
+    return "cn" if _is_named_host(host) and registrable_domain(host) in _CN_DOMAINS else "en"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSettings:
+    """Where and how to talk to MiniMax Agent; every wire path is a setting.
+
+    Attributes:
+        base_url: The control origin (the web app), e.g. ``https://agent.minimaxi.com``.
+        stream_url: The origin of the message stream (default: ``agent-stream.<domain>``,
+            see :func:`default_stream_url`).
+        api_prefix: The API generation's prefix (``/archon/api/v1`` for the older one).
+        user_info_path: The identity endpoint (absolute path, not under the prefix).
+        config_path: The model list, under the prefix.
+        agents_path: The agent list, under the prefix.
+        session_path: Session creation, under the prefix (``{agent_id}`` is filled in).
+        message_path: The turn, under the prefix (``{session_id}`` is filled in).
+        agent_role: The ``agent_role`` of the agent to talk to.
+        provider_id: The ``provider_id`` of the model object.
+        yy_target: What ``yy`` signs: ``relative``, ``absolute`` or ``split``.
+        session_delay: Seconds to wait after creating a session (the web client leaves a
+            short provisioning window).
+        region: The ``region`` query value (default: from the base URL's domain).
+        lang: The ``lang`` / ``sys_language`` query value (default: the login's, else ``en``).
+        user_agent: The user agent when the login recorded none.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    stream_url: str | None = None
+    api_prefix: str = DEFAULT_API_PREFIX
+    user_info_path: str = "/v1/api/user/info"
+    config_path: str = "/config"
+    agents_path: str = "/agent"
+    session_path: str = "/agent/{agent_id}/session"
+    message_path: str = "/session/{session_id}/message"
+    agent_role: str = "mavis"
+    provider_id: str = "minimax"
+    yy_target: YyTarget = DEFAULT_YY_TARGET
+    session_delay: float = 1.0
+    region: str | None = None
+    lang: str | None = None
+    user_agent: str = DEFAULT_USER_AGENT
+
+    @property
+    def control_origin(self) -> str:
+        """The control origin without a trailing slash."""
+        return self.base_url.rstrip("/")
+
+    @property
+    def stream_origin(self) -> str:
+        """The stream origin (explicit or derived)."""
+        return (self.stream_url or default_stream_url(self.base_url)).rstrip("/")
+
+    def prefixed(self, path: str) -> str:
+        """A path under the API prefix."""
+        return "/" + "/".join(p.strip("/") for p in (self.api_prefix, path) if p.strip("/"))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelChoice:
+    """The model object of sessions and turns.
+
+    Attributes:
+        model_id: The model id (``MiniMax-M3``).
+        reasoning: Thinking on or off; ``None`` leaves the model's default (key omitted).
+    """
+
+    model_id: str
+    reasoning: bool | None = None
+
+    def payload(self, provider_id: str) -> dict[str, Any]:
+        """``{"provider_id", "model_id"[, "reasoning"]}`` as sent."""
+        model: dict[str, Any] = {"provider_id": provider_id, "model_id": self.model_id}
+        if self.reasoning is not None:
+            model["reasoning"] = self.reasoning
+        return model
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def cookie_header(cookies: Mapping[str, str]) -> str | None:
+    """The ``Cookie`` header for a set of cookies (unsafe names or values left out).
+
+    Args:
+        cookies: Cookie names and values.
+
+    Returns:
+        ``name=value`` pairs joined with ``"; "``, or ``None`` when there are none.
+    """
+    unsafe = frozenset(";,\r\n")
+    pairs = [
+        f"{name}={value}"
+        for name, value in cookies.items()
+        if name and "=" not in name and unsafe.isdisjoint(name) and unsafe.isdisjoint(value)
+    ]
+    return "; ".join(pairs) or None
+
+
+def check_device_id(auth: AuthResult) -> None:
+    """Refuse a non-numeric device id before it is sent (the server answers 1406011050).
+
+    Args:
+        auth: The account about to be used.
+
+    Raises:
+        HailuoConfigurationError: ``device_id`` is set and not all digits.
+    """
+    if auth.device_id is not None and not auth.device_id.isdigit():
+        raise HailuoConfigurationError(
+            "The Agent site needs a numeric device id (the 8-digit sessionStorage "
+            "tab_device_id), but the credentials hold a non-numeric one. Run `hailuo login` "
+            "again, or set HAILUO_DEVICE_ID to an 8-digit number."
+        )
+
+
+def _data_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The ``data`` object of an envelope, or the body itself."""
+    data = body.get("data")
+    return data if isinstance(data, Mapping) else body
+
+
+def parse_real_user_id(body: Mapping[str, Any]) -> str | None:
+    """``data.userInfo.realUserID`` of ``/v1/api/user/info`` as text (it can exceed 2^53).
+
+    Args:
+        body: The decoded answer.
+
+    Returns:
+        The id, or ``None`` when absent.
+    """
+    info = _data_of(body).get("userInfo")
+    value = info.get("realUserID") if isinstance(info, Mapping) else None
+    return str(value) if value not in (None, "", 0) else None
+
+
+def parse_model_ids(body: Mapping[str, Any]) -> list[str]:
+    """The model ids of ``/config`` (``models[].model_id``, top level or under ``data``).
+
+    Args:
+        body: The decoded answer.
+
+    Returns:
+        The ids in the server's order.
+    """
+    models = body.get("models")
+    if not isinstance(models, list):
+        models = _data_of(body).get("models")
+    ids: list[str] = []
+    for model in models if isinstance(models, list) else []:
+        value = model.get("model_id") or model.get("id") if isinstance(model, Mapping) else model
+        if isinstance(value, str) and value:
+            ids.append(value)
+    return ids
+
+
+def parse_agent_id(body: Mapping[str, Any], role: str) -> str | None:
+    """The numeric id of the agent with ``agent_role == role`` in ``/agent``.
+
+    The id is the agent's ``name`` (a 15-digit number); ``agent_id`` / ``id`` are read too.
+
+    Args:
+        body: The decoded answer (a list under ``agents``, ``data``, ``data.agents``…).
+        role: The wanted ``agent_role``.
+
+    Returns:
+        The id as text, or ``None`` when no agent has that role.
+    """
+    agents: Any = body.get("agents")
+    if not isinstance(agents, list):
+        data = body.get("data")
+        agents = data if isinstance(data, list) else _data_of(body).get("agents")
+    for agent in agents if isinstance(agents, list) else []:
+        if not isinstance(agent, Mapping) or agent.get("agent_role") != role:
+            continue
+        for key in ("agent_id", "name", "id"):
+            value = agent.get(key)
+            if value is not None and str(value).isdigit():
+                return str(value)
+    return None
+
+
+def parse_session_id(body: Mapping[str, Any]) -> str | None:
+    """The new session's id: ``session_id`` at top level, under ``data`` or under ``session``.
+
+    Args:
+        body: The decoded answer.
+
+    Returns:
+        The id as text, or ``None``.
+    """
+    for holder in (body, body.get("data"), body.get("session")):
+        if isinstance(holder, Mapping):
+            value = holder.get("session_id")
+            if value not in (None, "", 0):
+                return str(value)
+    return None
+
+
+def _envelope_error(body: Any) -> tuple[str | None, str] | None:
+    """``(code, message)`` of a ``base_resp`` / ``statusInfo`` envelope reporting an error."""
+    if not isinstance(body, Mapping):
+        return None
+    for key, code_key, message_keys in (
+        ("base_resp", "status_code", ("status_msg",)),
+        ("statusInfo", "code", ("message", "msg")),
+    ):
+        envelope = body.get(key)
+        if isinstance(envelope, Mapping) and envelope.get(code_key) not in (None, 0, "0"):
+            message = next((str(envelope[k]) for k in message_keys if envelope.get(k)), "")
+            return str(envelope.get(code_key)), message
+    error = body.get("error")
+    if error:
+        message = str(error.get("message", "")) if isinstance(error, Mapping) else str(error)
+        return find_error_code(body, message), message
+    return None
+
+
+def _json_or_none(text: str) -> Any:
+    """Parsed JSON, or ``None``."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+# --------------------------------------------------------------------------- the turn
+
+
+class AgentTurn:
+    """One streaming answer; obtained from :meth:`AgentClient.send_message`, which closes it.
+
+    Attributes:
+        session_id: The session the turn belongs to.
+        turn_id: The turn's id (a fresh UUID4).
+        decoder: The stream decoder (``text``, ``reasoning``… of what arrived).
+    """
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        decoder: AgentStreamDecoder,
+        session_id: str,
+        turn_id: str,
+        options: HttpOptions,
+        started: float,
+    ) -> None:
+        """Wrap a response whose status and content type were checked.
+
+        Args:
+            response: The open response.
+            decoder: A fresh decoder for this turn.
+            session_id: The session id.
+            turn_id: The turn id sent.
+            options: The timeouts for reading the body.
+            started: ``time.monotonic()`` when the request began.
+        """
+        self._response = response
+        self._options = options
+        self._started = started
+        self._eof = False
+        self.decoder = decoder
+        self.session_id = session_id
+        self.turn_id = turn_id
+
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """Stream the turn's events; reading stops at the end of the turn.
+
+        Yields:
+            Decoded events, :class:`~langchain_hailuo.types.FinishReason` last.
+
+        Raises:
+            HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
+            HailuoStreamInterruptedError: The body ended or the connection dropped mid-turn.
+            HailuoServerError: The stream reported an error (quota, transient failure…).
+        """
+        decoder = self.decoder
+        chunks = typing.cast(
+            "AsyncGenerator[bytes, None]",
+            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
+        )
+        try:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    for event in decoder.feed(chunk):
+                        yield event
+                    if decoder.finished:
+                        return
+            self._eof = True
+            for event in decoder.close():
+                yield event
+        except HailuoError as exc:
+            exc.with_partial(
+                partial_text=decoder.received_text,
+                partial_reasoning=decoder.reasoning,
+                chat_id=self.session_id,
+            )
+            raise
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            raise HailuoStreamInterruptedError(
+                f"The connection dropped mid-answer ({type(exc).__name__}); the message was not "
+                "sent again (that would post it twice). partial_text holds what arrived.",
+                partial_text=decoder.received_text,
+                partial_reasoning=decoder.reasoning,
+                chat_id=self.session_id,
+            ) from exc
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Let go of the response: back to the pool when fully read, else drop the connection."""
+        if self._eof:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+# --------------------------------------------------------------------------- the client
+
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What the bootstrap learnt about one account on one site."""
+
+    real_user_id: str
+    models: tuple[str, ...]
+    agent_id: str
+
+
+class AgentClient:
+    """Sends MiniMax Agent requests; one instance serves many accounts and event loops."""
+
+    def __init__(
+        self,
+        settings: AgentSettings | None = None,
+        *,
+        options: HttpOptions | None = None,
+        profile: QueryProfile | None = None,
+        clock: Callable[[], int] = now_ms,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        session_factory: Callable[[], aiohttp.ClientSession] | None = None,
+    ) -> None:
+        """Create the client.
+
+        Args:
+            settings: Hosts, paths and protocol switches (per-call settings win).
+            options: Timeouts, retries, proxy and redirect limit (per-call options win).
+            profile: Client-side query values (default: the web app's, this machine's
+                time zone, the region of ``settings.base_url``).
+            clock: Milliseconds since the epoch (tests pass a fixed clock).
+            sleep: The backoff and provisioning sleep (tests pass a fake).
+            session_factory: Builds the per-loop session (default: no cookie jar).
+        """
+        self.settings = settings or AgentSettings()
+        self.options = options or HttpOptions()
+        self.profile = profile or QueryProfile(timezone_offset=local_timezone_offset())
+        self._clock = clock
+        self._sleep = sleep
+        self._last_unix = 0
+        self._sessions = LoopSessions(session_factory or _default_session)
+        self._identities: dict[tuple[str, str], _Identity] = {}
+
+    # ------------------------------------------------------------------ request building
+
+    def next_unix(self) -> int:
+        """A request time in milliseconds, strictly greater than the previous one."""
+        self._last_unix = max(self._clock(), self._last_unix + 1)
+        return self._last_unix
+
+    def _profile_for(self, settings: AgentSettings) -> QueryProfile:
+        """The query profile with the settings' region and language applied."""
+        return dataclasses.replace(
+            self.profile,
+            region=settings.region or default_region(settings.base_url),
+            lang=settings.lang or self.profile.lang,
+        )
+
+    def build_url(
+        self,
+        auth: AuthResult,
+        origin: str,
+        path: str,
+        unix_ms: int,
+        *,
+        settings: AgentSettings | None = None,
+        user_id: str | None = None,
+    ) -> str:
+        """The absolute URL of a request, with the 22-parameter query.
+
+        Args:
+            auth: The account.
+            origin: The control or stream origin.
+            path: The absolute path.
+            unix_ms: The request's clock reading.
+            settings: Per-call settings (default: the client's).
+            user_id: The ``user_id`` to send (default: ``auth.real_user_id``).
+
+        Returns:
+            ``origin + path + "?" + query``, exactly as it goes on the wire.
+        """
+        values = identity_query_values(
+            auth, unix_ms, self._profile_for(settings or self.settings), user_id=user_id
+        )
+        return f"{origin}{path}?{build_query(values)}"
+
+    def headers_for(
+        self,
+        auth: AuthResult,
+        url: str,
+        body: str,
+        *,
+        stream: bool = False,
+        settings: AgentSettings | None = None,
+    ) -> dict[str, str]:
+        """The headers of one request to ``url``, signed over that URL and ``body``.
+
+        Args:
+            auth: The account (token, user agent, cookies).
+            url: The absolute URL about to be requested (its ``unix`` is the clock reading).
+            body: The exact body text (``""`` for a GET).
+            stream: Whether this is the streamed message POST.
+            settings: Per-call settings (default: the client's).
+
+        Returns:
+            ``token``, the three signature headers, ``accept``, ``content-type`` (with a
+            body), ``origin``, ``referer``, ``user-agent`` and, with cookies, ``cookie``.
+        """
+        settings = settings or self.settings
+        unix = yarl.URL(url, encoded=True).query.get("unix", "")
+        unix_ms = int(unix) if unix.isdigit() else self.next_unix()
+        absolute = yy_uses_absolute_target(settings.yy_target, stream=stream)
+        headers = {
+            "token": auth.token.get_secret_value(),
+            **sign_request(url, body, unix_ms, absolute=absolute).headers(),
+            "accept": STREAM_ACCEPT if stream else JSON_ACCEPT,
+            "origin": settings.control_origin,
+            "referer": settings.control_origin + "/",
+            "user-agent": auth.user_agent or settings.user_agent,
+        }
+        if body:
+            headers["content-type"] = "application/json"
+        if auth.browser_language:
+            headers["accept-language"] = auth.browser_language
+        cookie = cookie_header(auth.cookies)
+        if cookie:
+            headers["cookie"] = cookie
+        return headers
+
+    # ------------------------------------------------------------------ errors
+
+    def _unauthorised(self, auth: AuthResult, url: str, settings: AgentSettings) -> HailuoAuthError:
+        """The 401 error, naming the identity values that were sent (never the token)."""
+        region = settings.region or default_region(settings.base_url)
+        return HailuoAuthError(
+            f"{origin_of(url)} rejected the request as unauthorised (HTTP 401). Sent: "
+            f"user_id={auth.real_user_id or '(none)'}, device_id={auth.device_id or '(none)'}, "
+            f"region={region}, origin={settings.control_origin}. The Agent site answers 401 "
+            "when user_id is not the account's realUserID, when the token expired, or when the "
+            "account or network belongs to the other region (China accounts use "
+            f"https://agent.minimaxi.com; mainland-China networks are refused by "
+            f"agent.minimax.io). {LOGIN_HINT}",
+            status=401,
+        )
+
+    async def _check_status(
+        self, resp: aiohttp.ClientResponse, auth: AuthResult, what: str, settings: AgentSettings
+    ) -> None:
+        """Raise the typed Agent error for an error status (2xx returns quietly)."""
+        try:
+            await raise_for_http_status(resp, what=what)
+        except HailuoAuthError as exc:
+            if exc.status == 401:  # noqa: PLR2004
+                raise self._unauthorised(auth, str(resp.url), settings) from exc
+            raise
+        except HailuoSessionBusyError:
+            raise
+        except HailuoServerError as exc:
+            message = exc.server_message
+            code = find_error_code(_json_or_none(message), message)
+            refined = error_for_code(code, message, what=what, status=exc.status)
+            if type(refined) is HailuoServerError:
+                raise
+            raise refined from exc
+
+    async def _read_json(
+        self, resp: aiohttp.ClientResponse, what: str, settings: AgentSettings
+    ) -> Mapping[str, Any]:
+        """The JSON object of a 2xx answer; envelope errors raised typed."""
+        raw = await resp.read()
+        body = _json_or_none(raw.decode("utf-8", "replace"))
+        if not isinstance(body, Mapping):
+            kind = "an HTML page" if raw.lstrip()[:1] == b"<" else "a non-JSON body"
+            raise HailuoProtocolError(
+                f"{origin_of(str(resp.url))} answered the {what} with {kind}; check base_url "
+                f"({settings.control_origin}) and api_prefix ({settings.api_prefix})."
+            )
+        error = _envelope_error(body)
+        if error is not None:
+            raise error_for_code(error[0], error[1], what=what, status=resp.status)
+        return body
+
+    # ------------------------------------------------------------------ control calls
+
+    def _call_options(self, options: HttpOptions | None) -> HttpOptions:
+        """Per-call options or the client's."""
+        return options or self.options
+
+    async def request_json(
+        self,
+        auth: AuthResult,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        payload: Any = None,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+        user_id: str | None = None,
+    ) -> Mapping[str, Any]:
+        """Send a signed control call to the control origin and return its JSON.
+
+        Retried with backoff on connection errors, 429 and 5xx (only before the answer).
+
+        Args:
+            auth: The account.
+            method: ``GET`` or ``POST``.
+            path: The absolute path.
+            what: A short name of the request for messages.
+            payload: The JSON body (``None``: no body).
+            settings: Per-call settings.
+            options: Per-call HTTP options.
+            user_id: The ``user_id`` to send (default: ``auth.real_user_id``).
+
+        Returns:
+            The decoded JSON object.
+
+        Raises:
+            HailuoError: Typed per protocol notes §7.
+        """
+        settings = settings or self.settings
+        opts = self._call_options(options)
+        check_device_id(auth)
+        body = "" if payload is None else dumps_body(payload)
+
+        def build(hop_url: str) -> dict[str, Any]:
+            kwargs: dict[str, Any] = {
+                "headers": self.headers_for(auth, hop_url, body, settings=settings)
+            }
+            if body:
+                kwargs["data"] = body.encode("utf-8")
+            return kwargs
+
+        async def attempt() -> Mapping[str, Any]:
+            url = self.build_url(
+                auth,
+                settings.control_origin,
+                path,
+                self.next_unix(),
+                settings=settings,
+                user_id=user_id,
+            )
+            logger.debug("%s %s%s", method, settings.control_origin, path)
+            resp = await request_following_redirects(
+                self._sessions.get(), method, url, build=build, options=opts, encoded=True
+            )
+            try:
+                await self._check_status(resp, auth, what, settings)
+                return await self._read_json(resp, what, settings)
+            finally:
+                resp.release()
+
+        return await retry_before_first_byte(attempt, options=opts, what=what, sleep=self._sleep)
+
+    async def _configured(
+        self,
+        auth: AuthResult,
+        call: Callable[[], Awaitable[T]],
+        *,
+        settings: AgentSettings,
+        options: HttpOptions | None,
+    ) -> T:
+        """Run ``call``; on error 1400010501 call ``/config`` once and run it again."""
+        try:
+            return await call()
+        except AgentNotConfiguredError:
+            logger.info("the agent environment was not configured; calling /config and retrying")
+            await self.fetch_models(auth, settings=settings, options=options)
+            return await call()
+
+    async def fetch_real_user_id(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> str:
+        """``realUserID`` from ``GET /v1/api/user/info`` (sent without a ``user_id``).
+
+        Raises:
+            HailuoProtocolError: The answer holds no ``realUserID``.
+        """
+        settings = settings or self.settings
+        body = await self.request_json(
+            auth,
+            "GET",
+            settings.user_info_path,
+            what="user info request",
+            settings=settings,
+            options=options,
+            user_id=auth.real_user_id or "",
+        )
+        real_user_id = parse_real_user_id(body)
+        if real_user_id is None:
+            raise HailuoProtocolError(
+                f"{settings.control_origin}{settings.user_info_path} answered without "
+                "data.userInfo.realUserID; check base_url (and user_info_path)."
+            )
+        return real_user_id
+
+    async def fetch_models(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> list[str]:
+        """The account's model ids from ``GET {prefix}/config`` (also initialises the agent)."""
+        settings = settings or self.settings
+        body = await self.request_json(
+            auth,
+            "GET",
+            settings.prefixed(settings.config_path),
+            what="config request",
+            settings=settings,
+            options=options,
+        )
+        return parse_model_ids(body)
+
+    async def fetch_agent_id(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> str:
+        """The numeric id of the agent whose ``agent_role`` is ``settings.agent_role``.
+
+        Raises:
+            HailuoConfigurationError: No agent of that role is listed.
+        """
+        settings = settings or self.settings
+        body = await self.request_json(
+            auth,
+            "GET",
+            settings.prefixed(settings.agents_path),
+            what="agent list request",
+            settings=settings,
+            options=options,
+        )
+        agent_id = parse_agent_id(body, settings.agent_role)
+        if agent_id is None:
+            raise HailuoConfigurationError(
+                f"The account has no agent with agent_role {settings.agent_role!r}; set "
+                "agent_role to one the account lists (e.g. 'mavis', 'general', 'chat')."
+            )
+        return agent_id
+
+    async def bootstrap(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+        refresh_models: bool = False,
+    ) -> AuthResult:
+        """Learn the account's ``realUserID``, model ids and agent id, once per account.
+
+        Values already on ``auth`` (from a previous bootstrap saved with the login) are
+        kept; the rest are fetched and cached in the client.
+
+        Args:
+            auth: The account.
+            settings: Per-call settings.
+            options: Per-call HTTP options.
+            refresh_models: Fetch ``/config`` again even when the model list is known.
+
+        Returns:
+            ``auth`` itself when nothing was missing, else an updated copy.
+        """
+        settings = settings or self.settings
+        check_device_id(auth)
+        key = (auth.account_fingerprint, settings.control_origin)
+        cached = self._identities.get(key)
+        real_user_id = auth.real_user_id or (cached.real_user_id if cached else None)
+        models = auth.models or (list(cached.models) if cached else None)
+        agent_id = auth.agent_id or (cached.agent_id if cached else None)
+        if real_user_id is None:
+            real_user_id = await self.fetch_real_user_id(auth, settings=settings, options=options)
+        current = auth.model_copy(update={"real_user_id": real_user_id})
+        if models is None or refresh_models:
+            models = await self.fetch_models(current, settings=settings, options=options)
+        if agent_id is None:
+            agent_id = await self.fetch_agent_id(current, settings=settings, options=options)
+        self._identities[key] = _Identity(real_user_id, tuple(models), agent_id)
+        update = {"real_user_id": real_user_id, "models": models, "agent_id": agent_id}
+        if all(getattr(auth, name) == value for name, value in update.items()):
+            return auth
+        return auth.model_copy(update=update)
+
+    async def create_session(
+        self,
+        auth: AuthResult,
+        model: ModelChoice,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> str:
+        """Open a session with the account's agent (``auth.agent_id`` must be known).
+
+        Returns:
+            The new session id.
+
+        Raises:
+            HailuoProtocolError: The answer holds no session id.
+        """
+        settings = settings or self.settings
+        if not auth.agent_id:
+            raise HailuoConfigurationError("The agent id is unknown: call bootstrap() first.")
+        path = settings.prefixed(settings.session_path.format(agent_id=auth.agent_id))
+        payload = {"model": model.payload(settings.provider_id)}
+
+        async def call() -> Mapping[str, Any]:
+            return await self.request_json(
+                auth,
+                "POST",
+                path,
+                what="session request",
+                payload=payload,
+                settings=settings,
+                options=options,
+            )
+
+        body = await self._configured(auth, call, settings=settings, options=options)
+        session_id = parse_session_id(body)
+        if session_id is None:
+            raise HailuoProtocolError(
+                f"{settings.control_origin} created no session (no session_id in the answer); "
+                f"check agent_role ({settings.agent_role!r}) and api_prefix "
+                f"({settings.api_prefix})."
+            )
+        logger.debug("created session %s", session_id)
+        if settings.session_delay > 0:
+            await self._sleep(settings.session_delay)
+        return session_id
+
+    # ------------------------------------------------------------------ the turn
+
+    @contextlib.asynccontextmanager
+    async def send_message(
+        self,
+        auth: AuthResult,
+        session_id: str,
+        content: str,
+        model: ModelChoice,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> AsyncIterator[AgentTurn]:
+        """Send one turn and hold its answer open for streaming.
+
+        Connection errors, 5xx and 429 are retried with backoff, but only until the answer's
+        headers arrive; nothing is retried once the body streams. The response is closed
+        when the ``async with`` block exits, however it exits.
+
+        Args:
+            auth: The account.
+            session_id: The session to post to.
+            content: The text of the turn.
+            model: The model object to send.
+            settings: Per-call settings.
+            options: Per-call HTTP options.
+
+        Yields:
+            The turn, ready for :meth:`AgentTurn.events`.
+
+        Raises:
+            HailuoError: Typed per protocol notes §7, before any answer byte.
+        """
+        settings = settings or self.settings
+        opts = self._call_options(options)
+        check_device_id(auth)
+        started = time.monotonic()
+        turn_id = str(uuid.uuid4())
+        path = settings.prefixed(settings.message_path.format(session_id=session_id))
+        body = dumps_body(
+            {
+                "content": content,
+                "model": model.payload(settings.provider_id),
+                "turn_id": turn_id,
+                "worktreeMode": False,
+            }
+        )
+        what = "message request"
+        origin = settings.stream_origin
+
+        def build(hop_url: str) -> dict[str, Any]:
+            headers = self.headers_for(auth, hop_url, body, stream=True, settings=settings)
+            return {"headers": headers, "data": body.encode("utf-8")}
+
+        async def attempt() -> aiohttp.ClientResponse:
+            url = self.build_url(auth, origin, path, self.next_unix(), settings=settings)
+            logger.debug("POST %s%s (%d prompt chars)", origin, path, len(content))
+            resp = await request_following_redirects(
+                self._sessions.get(), "POST", url, build=build, options=opts, encoded=True
+            )
+            try:
+                await self._check_status(resp, auth, what, settings)
+                await self._check_stream_type(resp, what, settings)
+            except BaseException:
+                resp.close()
+                raise
+            return resp
+
+        async def send() -> aiohttp.ClientResponse:
+            return await retry_before_first_byte(
+                attempt, options=opts, what=what, sleep=self._sleep
+            )
+
+        resp = await self._configured(auth, send, settings=settings, options=options)
+        turn = AgentTurn(
+            resp,
+            decoder=AgentStreamDecoder(content, chat_id=session_id),
+            session_id=session_id,
+            turn_id=turn_id,
+            options=opts,
+            started=started,
+        )
+        try:
+            yield turn
+        finally:
+            turn.close()
+
+    async def _check_stream_type(
+        self, resp: aiohttp.ClientResponse, what: str, settings: AgentSettings
+    ) -> None:
+        """Refuse a 2xx answer that is an HTML page or a JSON body instead of a stream."""
+        ctype = resp.headers.get("Content-Type", "").lower()
+        if "html" in ctype:
+            raise HailuoProtocolError(
+                f"{origin_of(str(resp.url))} answered the {what} with an HTML page instead of "
+                f"an event stream; check stream_url ({settings.stream_origin}) and api_prefix "
+                f"({settings.api_prefix})."
+            )
+        if "json" not in ctype:
+            return
+        raw = await resp.content.read(_ERROR_BODY_LIMIT)
+        body = _json_or_none(raw.decode("utf-8", "replace"))
+        error = _envelope_error(body)
+        if error is not None:
+            raise error_for_code(error[0], error[1], what=what, status=resp.status)
+        raise HailuoProtocolError(
+            f"{origin_of(str(resp.url))} answered the {what} with JSON instead of an event "
+            f"stream; check stream_url ({settings.stream_origin})."
+        )
+
+    async def aclose(self) -> None:
+        """Close the running loop's session (and retire those of closed loops)."""
+        await self._sessions.aclose()
+
+
+def _default_session() -> aiohttp.ClientSession:
+    """A session that stores no cookies: each request carries its account's own."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())

@@ -1,0 +1,533 @@
+"""``MiniMaxAgent``: the provider interface (as ``HailuoAI``'s) over the MiniMax Agent client.
+
+A new conversation opens a session with the account's agent and sends the whole history
+folded into one prompt; a conversation of the same account continues its session with only
+the newest user message(s). On top of the client it adds: the model check against the
+account's ``/config``, one re-authentication when the token is rejected before any output,
+one replacement session when the agent's session fails transiently (``sandbox connection
+error``, ``rpc timeout``) before any output, and no replay after output.
+
+Example:
+    ```python
+    from langchain_hailuo import AuthResult, MiniMaxAgent
+
+    auth = AuthResult(token="eyJ...", uuid="...", device_id="12345678")
+    async for item in MiniMaxAgent.create_authed(
+        "MiniMax-M3", [{"role": "user", "content": "Hello!"}], auth, return_conversation=True
+    ):
+        print(item)
+    ```
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import types
+import typing
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar, get_args
+from urllib.parse import urlsplit
+
+from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo.agent.client import (
+    DEFAULT_BASE_URL,
+    AgentClient,
+    AgentSettings,
+    ModelChoice,
+)
+from langchain_hailuo.agent.signing import YyTarget
+from langchain_hailuo.agent.stream import is_transient_session_error
+from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError, HailuoServerError
+from langchain_hailuo.types import (
+    AuthResult,
+    Conversation,
+    FinishReason,
+    MessageId,
+    Protocol,
+    ProviderEvent,
+    Reasoning,
+    RequestLogin,
+    TextDelta,
+    TitleGeneration,
+    Usage,
+)
+
+__all__ = ["AgentAuthManager", "MiniMaxAgent", "http_options_with"]
+
+logger = logging.getLogger("langchain_hailuo.agent")
+
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AgentSettings)) - {
+    "base_url",
+    "stream_url",
+}
+_OPTION_NAMES = frozenset({"timeout", "max_retries", "proxy"})
+_NO_SESSION = frozenset({"", "0"})
+
+
+class AgentAuthManager(typing.Protocol):
+    """What the provider needs from an auth manager (``langchain_hailuo.auth.AuthManager``)."""
+
+    async def refresh(self, rejected: AuthResult) -> AuthResult:
+        """Fresh credentials to replace ``rejected`` (or raise ``HailuoAuthError``)."""
+        ...
+
+    async def update(self, auth: AuthResult) -> None:
+        """Keep ``auth`` (the bootstrap's results added) as the current credentials."""
+        ...
+
+
+class _ClassOrInstance(Generic[S, P, R]):
+    """Binds a method to the instance, or, accessed on the class, to its default instance.
+
+    The seed calls ``MiniMaxAgent.create_authed(...)`` on the class; a configured
+    ``MiniMaxAgent(base_url=...)`` must use its own settings.
+    """
+
+    def __init__(self, func: Callable[Concatenate[S, P], R]) -> None:
+        self._func = func
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __get__(self, instance: S | None, owner: type[S]) -> Callable[P, R]:
+        target = instance if instance is not None else _class_default(owner)
+        return typing.cast("Callable[P, R]", types.MethodType(self._func, target))
+
+
+_CLASS_DEFAULTS: dict[type, Any] = {}
+
+
+def _class_default(owner: type[S]) -> S:
+    """The lazily created default instance of ``owner``."""
+    if owner not in _CLASS_DEFAULTS:
+        _CLASS_DEFAULTS[owner] = owner()
+    return typing.cast("S", _CLASS_DEFAULTS[owner])
+
+
+def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptions:
+    """``base`` with LangChain-style ``timeout`` (total seconds), ``max_retries``, ``proxy``.
+
+    Args:
+        base: The options to start from.
+        values: Settings or call keyword arguments; ``None`` values are ignored.
+
+    Returns:
+        The updated options (``base`` itself when nothing applies).
+
+    Raises:
+        HailuoConfigurationError: A negative ``max_retries``.
+    """
+    changes: dict[str, Any] = {}
+    if values.get("timeout") is not None:
+        changes["timeouts"] = Timeouts.from_total(float(values["timeout"]))
+    if values.get("max_retries") is not None:
+        if int(values["max_retries"]) < 0:
+            raise HailuoConfigurationError("max_retries must be 0 or more.")
+        changes["max_retries"] = int(values["max_retries"])
+    if values.get("proxy"):
+        changes["proxy"] = str(values["proxy"])
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def _checked_url(value: str, name: str) -> str:
+    """An http(s) origin without a trailing slash, or a configuration error."""
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise HailuoConfigurationError(
+            f"{name} must be an http(s) URL such as {DEFAULT_BASE_URL!r}; got {value!r}."
+        )
+    return url
+
+
+def _as_conversation(conversation: Any) -> Conversation | None:
+    """A :class:`Conversation` from itself, its dict form, or an object with its attributes."""
+    if conversation is None or isinstance(conversation, Conversation):
+        return conversation
+    if isinstance(conversation, Mapping):
+        return Conversation.from_dict(dict(conversation))
+    names = ("token", "chatID", "characterID", "account", "protocol")
+    return Conversation.from_dict(
+        {n: getattr(conversation, n) for n in names if getattr(conversation, n, None) is not None}
+    )
+
+
+def continues(conversation: Conversation | None, auth: AuthResult) -> bool:
+    """Whether a call continues ``conversation`` (an Agent session of the same account).
+
+    Args:
+        conversation: The conversation passed in, if any.
+        auth: The account about to send.
+
+    Returns:
+        ``True`` to post to its session; ``False`` to open a new one.
+    """
+    return (
+        conversation is not None
+        and conversation.protocol == "agent"
+        and conversation.chatID not in _NO_SESSION
+        and conversation.belongs_to(auth)
+    )
+
+
+def choose_model(requested: str | None, available: Sequence[str] | None, default: str) -> str:
+    """The model id to use, checked against the account's models.
+
+    Args:
+        requested: The caller's model id (``None`` / ``""``: the default).
+        available: The account's model ids (``None`` or empty: unknown, not checked).
+        default: The provider's default model.
+
+    Returns:
+        The model id.
+
+    Raises:
+        HailuoConfigurationError: ``requested`` is not among ``available`` (the message
+            lists them).
+    """
+    if not available:
+        return requested or default
+    if not requested:
+        return default if default in available else available[0]
+    if requested in available:
+        return requested
+    raise HailuoConfigurationError(
+        f"Model {requested!r} is not available to this MiniMax Agent account; available: "
+        f"{', '.join(available)}."
+    )
+
+
+@dataclasses.dataclass
+class _Progress:
+    """Whether answer output reached the caller (after which nothing is replayed)."""
+
+    output: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """The inputs of one ``create_authed`` call, kept across a re-authentication."""
+
+    model: str | None
+    messages: Sequence[Mapping[str, Any]]
+    conversation: Conversation | None
+    return_conversation: bool
+    kwargs: Mapping[str, Any]
+    options: HttpOptions
+    manager: AgentAuthManager | None
+    progress: _Progress
+
+
+class MiniMaxAgent:
+    """MiniMax Agent (agent.minimax.io), with the same interface as ``HailuoAI``.
+
+    Args (constructor, all optional):
+        base_url: The control origin (default: the login's Agent origin, else
+            ``https://agent.minimax.io``; ``https://agent.minimaxi.com`` for China accounts).
+        stream_url: The stream origin (default: the login's, else ``agent-stream.<domain>``
+            of ``base_url``; required for IP / localhost base URLs).
+        options: HTTP options (timeouts, retries, proxy, redirects).
+        auth_manager: Supplies fresh credentials when the token is rejected and keeps the
+            bootstrap's results (``refresh`` / ``update``).
+        client: A ready :class:`~langchain_hailuo.agent.client.AgentClient` (tests).
+        **settings: ``timeout``, ``max_retries``, ``proxy`` (over ``options``) and any
+            :class:`~langchain_hailuo.agent.client.AgentSettings` field: ``api_prefix``,
+            ``user_info_path``, ``config_path``, ``agents_path``, ``session_path``,
+            ``message_path``, ``agent_role``, ``provider_id``, ``yy_target``
+            (``relative`` / ``absolute`` / ``split``), ``session_delay``, ``region``,
+            ``lang``, ``user_agent``. Other keys are ignored.
+    """
+
+    label: ClassVar[str] = "MiniMax Agent"
+    url: ClassVar[str] = DEFAULT_BASE_URL
+    working: ClassVar[bool] = True
+    needs_auth: ClassVar[bool] = True
+    use_nodriver: ClassVar[bool] = True
+    supports_stream: ClassVar[bool] = True
+    default_model: ClassVar[str] = "MiniMax-M3"
+    models: ClassVar[list[str]] = ["MiniMax-M3", "MiniMax-M2.7"]
+    protocol: ClassVar[Protocol] = "agent"
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        stream_url: str | None = None,
+        options: HttpOptions | None = None,
+        auth_manager: AgentAuthManager | None = None,
+        client: AgentClient | None = None,
+        **settings: Any,
+    ) -> None:
+        """Create a configured provider (see the class docstring for the arguments)."""
+        self.base_url = _checked_url(base_url, "base_url") if base_url else None
+        self.stream_url = _checked_url(stream_url, "stream_url") if stream_url else None
+        self.options = http_options_with(options or HttpOptions(), settings)
+        self.auth_manager = auth_manager
+        chosen = {k: v for k, v in settings.items() if k in _SETTING_NAMES and v is not None}
+        if "yy_target" in chosen and chosen["yy_target"] not in get_args(YyTarget):
+            raise HailuoConfigurationError(
+                f"yy_target must be one of {', '.join(get_args(YyTarget))}; "
+                f"got {chosen['yy_target']!r}."
+            )
+        self.settings = AgentSettings(**chosen)
+        self._client = client or AgentClient(self.settings, options=self.options)
+        ignored = sorted(set(settings) - _SETTING_NAMES - _OPTION_NAMES)
+        if ignored:
+            logger.debug("MiniMaxAgent ignores settings meant for other protocols: %s", ignored)
+
+    def __repr__(self) -> str:
+        """Show the configuration (there is no secret in it)."""
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, stream_url={self.stream_url!r}, "
+            f"api_prefix={self.settings.api_prefix!r})"
+        )
+
+    async def __aenter__(self) -> typing.Self:
+        """Use the provider as an async context manager (closes its sessions on exit)."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the provider's sessions."""
+        await self.aclose()
+
+    # ------------------------------------------------------------------ seed interface
+
+    @_ClassOrInstance
+    async def on_auth_async(
+        self, proxy: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[RequestLogin | AuthResult]:
+        """Log in through :mod:`langchain_hailuo.auth`, as the seed's ``on_auth_async``.
+
+        Args:
+            proxy: A proxy for the browser.
+            **kwargs: Login options passed on (``base_url`` defaults to this provider's).
+
+        Yields:
+            :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
+        """
+        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
+            on_auth_async as login,
+        )
+
+        kwargs.setdefault("base_url", self.base_url or self.url)
+        async for item in login(self.label, proxy, **kwargs):
+            yield item
+
+    @_ClassOrInstance
+    async def create_authed(
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        conversation: Conversation | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ProviderEvent]:
+        """Send the messages and stream the answer, as the seed's ``create_authed``.
+
+        Args:
+            model: The model id (checked against the account's ``/config``; empty: default).
+            messages: ``{"role", "content"}`` dicts.
+            auth_result: The account to send as.
+            return_conversation: Yield a :class:`Conversation` for the session.
+            conversation: A conversation to continue (an Agent session of the same account).
+            **kwargs: ``reasoning`` (``True`` / ``False`` / ``None`` = the model's default),
+                ``base_url``, ``stream_url``, ``timeout`` (total seconds), ``max_retries``,
+                ``proxy``, ``full_history`` (the whole history, for a new session) and
+                ``auth_manager`` (overrides the constructor's).
+
+        Yields:
+            ``Conversation`` (when asked, once the session is known; again when a failed
+            session was replaced), ``MessageId``, ``Reasoning`` and ``str`` deltas, ``Usage``
+            (when reported), then ``FinishReason``.
+
+        Raises:
+            HailuoAuthError: The token was rejected (again, after one refresh).
+            HailuoConfigurationError: Unknown model, bad device id, nothing to send.
+            HailuoQuotaError: Out of credits (also when the answer is a billing wall).
+            HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
+            HailuoError: Other typed failures, with the partial text when any arrived.
+        """
+        manager: AgentAuthManager | None = kwargs.get("auth_manager") or self.auth_manager
+        options = http_options_with(self.options, kwargs)
+        conv = _as_conversation(conversation)
+        auth = auth_result
+        refreshed = False
+        while True:
+            progress = _Progress()
+            try:
+                call = _Call(
+                    model=model,
+                    messages=messages,
+                    conversation=conv,
+                    return_conversation=return_conversation,
+                    kwargs=kwargs,
+                    options=options,
+                    manager=manager,
+                    progress=progress,
+                )
+                async for item in self._exchange(auth, call):
+                    yield item
+            except HailuoAuthError:
+                if progress.output or refreshed or manager is None:
+                    raise
+                refreshed = True
+                logger.info("the token was rejected before any output; refreshing it once")
+                auth = await manager.refresh(auth)
+            else:
+                return
+
+    @_ClassOrInstance
+    async def aclose(self) -> None:
+        """Close the HTTP sessions this provider opened."""
+        await self._client.aclose()
+
+    # ------------------------------------------------------------------ internals
+
+    def settings_for(self, auth: AuthResult, kwargs: Mapping[str, Any]) -> AgentSettings:
+        """The settings of one call: call arguments > constructor > the login's origins.
+
+        Args:
+            auth: The account (its recorded Agent origins are used when nothing is set).
+            kwargs: The call's keyword arguments (``base_url``, ``stream_url``).
+
+        Returns:
+            The settings.
+        """
+        recorded = auth.protocol in {None, "agent"}
+        base_url = (
+            (kwargs.get("base_url") and _checked_url(kwargs["base_url"], "base_url"))
+            or self.base_url
+            or (recorded and auth.api_origin and _checked_url(auth.api_origin, "api_origin"))
+            or self.url
+        )
+        stream_url = (
+            (kwargs.get("stream_url") and _checked_url(kwargs["stream_url"], "stream_url"))
+            or self.stream_url
+            or (
+                recorded
+                and auth.stream_origin
+                and auth.api_origin
+                and auth.api_origin.rstrip("/") == base_url
+                and _checked_url(auth.stream_origin, "stream_origin")
+            )
+            or None
+        )
+        return dataclasses.replace(self.settings, base_url=base_url, stream_url=stream_url)
+
+    async def _bootstrapped(
+        self,
+        auth: AuthResult,
+        settings: AgentSettings,
+        options: HttpOptions,
+        manager: AgentAuthManager | None,
+        *,
+        refresh_models: bool = False,
+    ) -> AuthResult:
+        """The account with its identity learnt; new results handed to the auth manager."""
+        updated = await self._client.bootstrap(
+            auth, settings=settings, options=options, refresh_models=refresh_models
+        )
+        if updated is not auth and manager is not None:
+            await manager.update(updated)
+        return updated
+
+    async def _model_for(
+        self,
+        model: str | None,
+        auth: AuthResult,
+        settings: AgentSettings,
+        options: HttpOptions,
+        manager: AgentAuthManager | None,
+    ) -> tuple[str, AuthResult]:
+        """The checked model id; an unknown one re-reads ``/config`` once before failing."""
+        try:
+            return choose_model(model, auth.models, self.default_model), auth
+        except HailuoConfigurationError:
+            auth = await self._bootstrapped(auth, settings, options, manager, refresh_models=True)
+            return choose_model(model, auth.models, self.default_model), auth
+
+    async def _exchange(self, auth: AuthResult, call: _Call) -> AsyncIterator[ProviderEvent]:
+        """One exchange: bootstrap, session, turn, and one replacement session if needed."""
+        options, manager = call.options, call.manager
+        settings = self.settings_for(auth, call.kwargs)
+        auth = await self._bootstrapped(auth, settings, options, manager)
+        model_id, auth = await self._model_for(call.model, auth, settings, options, manager)
+        choice = ModelChoice(model_id, call.kwargs.get("reasoning"))
+        history = call.kwargs.get("full_history") or call.messages
+        conv = call.conversation
+        if conv is not None and continues(conv, auth):
+            session_id, prompt = conv.chatID, get_last_user_message(call.messages)
+        else:
+            prompt = format_prompt(history)
+            session_id = await self._client.create_session(
+                auth, choice, settings=settings, options=options
+            )
+        _require_text(prompt)
+        if call.return_conversation:
+            yield self._conversation(auth, session_id)
+        failed: HailuoServerError | None = None
+        try:
+            async for item in self._turn(auth, session_id, prompt, choice, settings, options):
+                call.progress.output = True
+                yield item
+        except HailuoServerError as exc:
+            if call.progress.output or not is_transient_session_error(exc):
+                raise
+            failed = exc
+        if failed is None:
+            return
+        logger.info(
+            "session %s failed before any output (%s); starting one new session with the "
+            "history folded in",
+            session_id,
+            failed.server_message or failed.message,
+        )
+        session_id = await self._client.create_session(
+            auth, choice, settings=settings, options=options
+        )
+        if call.return_conversation:
+            yield self._conversation(auth, session_id)
+        prompt = format_prompt(history)
+        async for item in self._turn(auth, session_id, prompt, choice, settings, options):
+            call.progress.output = True
+            yield item
+
+    async def _turn(  # noqa: PLR0917 - one turn's six inputs, all required
+        self,
+        auth: AuthResult,
+        session_id: str,
+        prompt: str,
+        choice: ModelChoice,
+        settings: AgentSettings,
+        options: HttpOptions,
+    ) -> AsyncIterator[ProviderEvent]:
+        """One turn on a session: the client's events as provider events."""
+        async with self._client.send_message(
+            auth, session_id, prompt, choice, settings=settings, options=options
+        ) as turn:
+            async for event in turn.events():
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        yield event.text
+                elif isinstance(
+                    event, Reasoning | MessageId | Usage | FinishReason | TitleGeneration
+                ):
+                    yield event
+
+    def _conversation(self, auth: AuthResult, session_id: str) -> Conversation:
+        """The conversation handle (the token is reduced to a fingerprint)."""
+        return Conversation(auth.token, session_id, auth.agent_id or "", protocol="agent")
+
+
+def _require_text(prompt: str) -> None:
+    """Refuse to send an empty turn."""
+    if not prompt.strip():
+        raise HailuoConfigurationError(
+            "Nothing to send: the messages hold no user text (end with a user message)."
+        )

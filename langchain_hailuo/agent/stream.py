@@ -1,0 +1,590 @@
+"""Decoder of the MiniMax Agent turn stream: response bytes in, shared stream events out.
+
+The message POST answers with server-sent events: ``data:{json}`` lines (a space after the
+colon or not), blank lines between frames, sometimes ``event:`` lines, sometimes a final
+``data:[DONE]``. Each JSON frame has a numeric ``type`` and a payload under a key named
+after it (protocol notes §5.3), for example
+``{"type": 6, "agent_message_chunk": {"msg_content": "He", "finish": false}}``,
+``{"type": 2, "agent_message": {"role": "assistant", "msg_content": "...", "usage": {}}}``
+or the heartbeat ``{"type": 10}``.
+
+Frames are dispatched by payload key first and by ``type`` second, so a renumbered event
+enum still decodes:
+
+* ``agent_message_chunk`` (type 6): ``msg_content`` is an answer delta, ``thinking_content``
+  (or ``reasoning_content``) a reasoning delta; ``finish: true`` ends the turn.
+* ``agent_message`` (type 2): the echo of the user's prompt (dropped), the final full
+  answer (only the part beyond what was already emitted counts: the text is never doubled),
+  its ``usage``, or an error frame (``finish_reason: "error"``) that raises a typed error.
+* anything else (heartbeats, plan and tool events): ignored.
+
+The stream's known quirks are handled here: the final **re-send of the whole answer** as
+one more chunk adds only its genuinely new suffix; a **billing wall** that arrives as
+ordinary answer prose (the whole answer is exactly one of :data:`QUOTA_WALL_TEXTS`) raises
+:class:`~langchain_hailuo.errors.HailuoQuotaError` - text that could still become such a
+wall is held back until it cannot.
+
+The decoder is pure (no I/O): feed it bytes cut anywhere, then call :meth:`close`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from langchain_hailuo._sse import LineBuffer
+from langchain_hailuo.errors import (
+    LOGIN_HINT,
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoError,
+    HailuoProtocolError,
+    HailuoQuotaError,
+    HailuoServerError,
+    HailuoStreamInterruptedError,
+)
+from langchain_hailuo.types import FinishReason, MessageId, Reasoning, StreamEvent, TextDelta, Usage
+
+__all__ = [
+    "DEVICE_ID_CODE",
+    "NOT_CONFIGURED_CODE",
+    "QUOTA_CODES",
+    "QUOTA_WALL_TEXTS",
+    "TRANSIENT_SESSION_MARKERS",
+    "AgentNotConfiguredError",
+    "AgentStreamDecoder",
+    "error_for_code",
+    "find_error_code",
+    "is_quota_wall",
+    "is_transient_session_error",
+]
+
+logger = logging.getLogger("langchain_hailuo.agent")
+
+TYPE_MESSAGE = 2
+TYPE_CHUNK = 6
+TYPE_HEARTBEAT = 10
+KEY_MESSAGE = "agent_message"
+KEY_CHUNK = "agent_message_chunk"
+
+QUOTA_CODES = frozenset({"1400010161", "2056"})
+"""Server codes meaning the account is out of credits or Token Plan quota."""
+AUTH_CODES = frozenset({"1000021", "1022100011"})
+"""Server codes meaning the token or session credential is invalid."""
+NOT_CONFIGURED_CODE = "1400010501"
+"""``Environment Variables not configured``: ``/config`` was never called for the account."""
+DEVICE_ID_CODE = "1406011050"
+"""The ``device_id`` query value is not numeric."""
+
+QUOTA_WALL_TEXTS: tuple[str, ...] = (
+    "No conversation resources are available. Subscribe to continue.",
+    "Request failed",
+)
+"""Billing walls that arrive as ordinary answer prose with HTTP 200 (whole answer only)."""
+
+TRANSIENT_SESSION_MARKERS: tuple[str, ...] = ("sandbox connection error", "rpc timeout")
+"""Server messages of a failed session that a new session usually fixes."""
+
+_QUOTA_WORDS = ("not enough credits", "insufficient credit", "quota exhausted", "quota exceeded")
+_CODE_KEYS = ("code", "error_code", "err_code", "errcode", "status_code", "ret_code")
+_ID_KEYS = ("msg_id", "msgID", "message_id", "messageId")
+_BRACKET_CODE = re.compile(r"\[(\d{3,})\]")
+_LABELLED_CODE = re.compile(r"(?:code|status_code)\W{0,4}(\d{3,})", re.IGNORECASE)
+_RESEND_MIN_CHARS = 16
+_LOG_SNIPPET = 120
+_WALL_MAX = max(len(text) for text in QUOTA_WALL_TEXTS)
+
+
+class AgentNotConfiguredError(HailuoServerError):
+    """The account's agent environment is not initialised yet (error 1400010501).
+
+    The client answers it by calling ``/config`` and sending the request once more.
+    """
+
+
+def _code_text(value: Any) -> str | None:
+    """A non-zero error code as text, or ``None``."""
+    if isinstance(value, bool) or value is None:
+        return None
+    text = str(value).strip()
+    return text if text and text not in {"0", "0.0"} else None
+
+
+def find_error_code(payload: Any, message: str = "") -> str | None:
+    """The server error code in a frame or JSON body, or in its message text.
+
+    Args:
+        payload: A decoded JSON object (``code``, ``status_code``, ``base_resp`` /
+            ``statusInfo`` / ``error`` objects are searched).
+        message: The error text (``[1400010501] ...`` and ``code: 2056`` forms are read).
+
+    Returns:
+        The code as text, or ``None`` when none is found.
+    """
+    if isinstance(payload, Mapping):
+        for key in _CODE_KEYS:
+            code = _code_text(payload.get(key))
+            if code and code.lstrip("-").isdigit():
+                return code
+        for nested in ("base_resp", "statusInfo", "error"):
+            code = find_error_code(payload.get(nested)) if nested in payload else None
+            if code:
+                return code
+    match = _BRACKET_CODE.search(message) or _LABELLED_CODE.search(message)
+    return match.group(1) if match else None
+
+
+def is_quota_wall(text: str) -> bool:
+    """Whether a whole answer is exactly one of the billing walls.
+
+    Args:
+        text: The complete answer text.
+
+    Returns:
+        ``True`` when it equals a wall text (surrounding whitespace ignored).
+    """
+    return text.strip() in QUOTA_WALL_TEXTS
+
+
+def _could_become_wall(text: str) -> bool:
+    """Whether more text could still turn ``text`` into a billing wall."""
+    stripped = text.lstrip()
+    return len(stripped) <= _WALL_MAX and any(w.startswith(stripped) for w in QUOTA_WALL_TEXTS)
+
+
+def is_transient_session_error(error: BaseException) -> bool:
+    """Whether an error is a session failure that a fresh session usually fixes.
+
+    Args:
+        error: What a turn raised.
+
+    Returns:
+        ``True`` for ``sandbox connection error`` / ``rpc timeout`` server errors.
+    """
+    if not isinstance(error, HailuoServerError) or isinstance(error, HailuoQuotaError):
+        return False
+    text = f"{error.server_message} {error.message}".lower()
+    return any(marker in text for marker in TRANSIENT_SESSION_MARKERS)
+
+
+def error_for_code(
+    code: str | None, server_message: str, *, what: str, status: int | None = None
+) -> HailuoError:
+    """The typed error for a server error code and message (HTTP body or stream frame).
+
+    Args:
+        code: The server's code (see :func:`find_error_code`), if any.
+        server_message: The server's own text.
+        what: A short name of the request for the message (``"session request"``).
+        status: The HTTP status, when the error came with one.
+
+    Returns:
+        :class:`HailuoConfigurationError` (non-numeric device id),
+        :class:`AgentNotConfiguredError`, :class:`HailuoQuotaError`, :class:`HailuoAuthError`,
+        :class:`HailuoProtocolError` (invalid signature) or :class:`HailuoServerError`.
+    """
+    said = f": {server_message}" if server_message else ""
+    lowered = server_message.lower()
+    label = f"error {code}" if code else "an error"
+    if code == DEVICE_ID_CODE:
+        return HailuoConfigurationError(
+            f"The {what} was refused with error {code}: the device id is not numeric. The Agent "
+            "site needs the 8-digit tab_device_id; run `hailuo login` again or set "
+            "HAILUO_DEVICE_ID to an 8-digit number."
+        )
+    if code == NOT_CONFIGURED_CODE:
+        return AgentNotConfiguredError(
+            f"The {what} failed with error {code} (agent environment not configured){said}",
+            code=code,
+            server_message=server_message,
+            status=status,
+            retryable=False,
+        )
+    if code in QUOTA_CODES or any(word in lowered for word in _QUOTA_WORDS):
+        return HailuoQuotaError(
+            f"The account is out of credits or quota ({label}{said}). Wait for the daily "
+            "credits or top up the plan; retrying now will not help.",
+            code=code,
+            server_message=server_message,
+            status=status,
+        )
+    if code in AUTH_CODES:
+        return HailuoAuthError(
+            f"The {what} was refused: the token is no longer valid ({label}{said}). {LOGIN_HINT}",
+            status=status,
+        )
+    if "invalid signature" in lowered:
+        return HailuoProtocolError(
+            f"The {what} was rejected for an invalid signature{said}. The signing scheme may "
+            "have changed: try the other yy target mode (yy_target='relative'/'absolute') or "
+            "update langchain-hailuo."
+        )
+    return HailuoServerError(
+        f"The {what} failed with {label}{said}",
+        code=code or status,
+        server_message=server_message,
+        status=status,
+    )
+
+
+def _as_text(value: Any) -> str:
+    """A string field's value, ``""`` for anything else."""
+    return value if isinstance(value, str) else ""
+
+
+def _as_int(value: Any) -> int:
+    """A token count as an int (0 when missing or unreadable)."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    try:
+        return int(float(value))
+    except (TypeError, ValueError):
+        return 0
+
+
+def _as_id(value: Any) -> str | None:
+    """An id as text (ids may come as numbers); ``None`` for empty or ``0``."""
+    if isinstance(value, bool) or value in (None, "", 0, "0"):
+        return None
+    return str(value)
+
+
+def _usage_of(payload: Mapping[str, Any]) -> Usage | None:
+    """The ``usage`` object of a message, when it has one."""
+    usage = payload.get("usage")
+    if not isinstance(usage, Mapping):
+        return None
+    inp, out = _as_int(usage.get("input_tokens")), _as_int(usage.get("output_tokens"))
+    return Usage(inp, out, _as_int(usage.get("total_tokens")) or inp + out)
+
+
+def _is_prose(payload: Mapping[str, Any]) -> bool:
+    """Whether a payload's text is answer prose (not a plan event or a tool marker)."""
+    msg_type = payload.get("msg_type")
+    return msg_type is None or str(msg_type) == "1"
+
+
+def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
+    """Which kind of frame this is (``chunk``, ``message`` or ``None``) and its payload.
+
+    Payload keys win over the ``type`` number; the payload may also sit under ``data``.
+    """
+    holders = [frame]
+    if isinstance(frame.get("data"), Mapping):
+        holders.append(frame["data"])
+    for holder in holders:
+        for key, kind in ((KEY_CHUNK, "chunk"), (KEY_MESSAGE, "message")):
+            if isinstance(holder.get(key), Mapping):
+                return kind, holder[key]
+    kind_by_type = {TYPE_CHUNK: "chunk", TYPE_MESSAGE: "message"}.get(_as_int(frame.get("type")))
+    data = frame.get("data")
+    return kind_by_type, data if isinstance(data, Mapping) else frame
+
+
+def _new_suffix(accumulated: str, piece: str, *, snapshot: bool, final: bool) -> str:
+    """The part of ``piece`` that is new, given the text already accepted.
+
+    Args:
+        accumulated: Text accepted so far.
+        piece: The incoming text.
+        snapshot: ``piece`` is a whole message (type 2): only text beyond ``accumulated``
+            counts, and a snapshot that disagrees adds nothing.
+        final: ``piece`` arrived on the finishing chunk.
+
+    Returns:
+        The text to append.
+    """
+    if not accumulated:
+        return piece
+    if piece.startswith(accumulated) and (
+        snapshot or final or len(accumulated) >= _RESEND_MIN_CHARS
+    ):
+        return piece[len(accumulated) :]  # the whole text re-sent: keep only the new tail
+    if snapshot:
+        if not accumulated.startswith(piece):
+            logger.debug("a full message disagreed with the streamed text; kept the streamed text")
+        return ""
+    if final and piece == accumulated.strip():
+        return ""
+    return piece
+
+
+class AgentStreamDecoder:
+    """Turns the bytes of one Agent turn into stream events.
+
+    Attributes:
+        finished: The turn ended (``FinishReason`` was emitted).
+        reasoning: Reasoning text emitted so far.
+        chat_id: The session id (given by the caller).
+        msg_id: The answer's message id, once seen.
+        usage: Token counts, once reported.
+    """
+
+    def __init__(self, prompt: str = "", *, chat_id: str | None = None) -> None:
+        """Create a decoder for one turn.
+
+        Args:
+            prompt: The text sent as the turn's ``content`` (an echo of it is dropped).
+            chat_id: The session id, attached to errors.
+        """
+        self._prompt = prompt.strip()
+        self._lines = LineBuffer()
+        self._data: list[str] = []
+        self._answer = ""
+        self._emitted = 0
+        self._final_reason: str | None = None
+        self.finished = False
+        self.reasoning = ""
+        self.chat_id = chat_id
+        self.msg_id: str | None = None
+        self.usage: Usage | None = None
+        self._id_emitted = False
+
+    @property
+    def text(self) -> str:
+        """Answer text emitted so far (text held back as a possible billing wall excluded)."""
+        return self._answer[: self._emitted]
+
+    @property
+    def received_text(self) -> str:
+        """All answer text received, including any held back."""
+        return self._answer
+
+    # ------------------------------------------------------------------ bytes and lines
+
+    def feed(self, data: bytes) -> list[StreamEvent]:
+        """Decode a chunk of the body.
+
+        Args:
+            data: The next bytes, cut anywhere.
+
+        Returns:
+            The events they completed (nothing once the turn has finished).
+
+        Raises:
+            HailuoServerError: An error frame (a :class:`HailuoQuotaError` for quota codes),
+                with the partial text attached.
+            HailuoQuotaError: The whole answer was a billing wall.
+        """
+        events: list[StreamEvent] = []
+        for line in self._lines.feed(data):
+            if self.finished:
+                break
+            self._line(line, events)
+        return events
+
+    def close(self) -> list[StreamEvent]:
+        """Signal the end of the body.
+
+        Returns:
+            The last events (``FinishReason`` when a final message ended the turn).
+
+        Raises:
+            HailuoStreamInterruptedError: The body ended before the turn did (with the
+                partial text and reasoning).
+        """
+        events: list[StreamEvent] = []
+        rest = self._lines.flush()
+        if rest is not None and not self.finished:
+            self._line(rest, events)
+        if not self.finished:
+            self._flush_data(events)
+        if not self.finished and self._final_reason is not None:
+            self._finish(self._final_reason, events)
+        if not self.finished:
+            raise HailuoStreamInterruptedError(
+                "The answer stream ended before the turn finished; the message was not sent "
+                "again (that would post it twice). partial_text holds what arrived.",
+                partial_text=self._answer,
+                partial_reasoning=self.reasoning,
+                chat_id=self.chat_id,
+            )
+        return events
+
+    def _line(self, raw: bytes, events: list[StreamEvent]) -> None:
+        """Handle one line of the body."""
+        line = raw.decode("utf-8", "replace")
+        if not line.strip():
+            self._flush_data(events)
+            return
+        if not line.startswith("data:"):
+            return  # event:, id:, retry:, comments
+        value = line[5:].removeprefix(" ").strip()
+        if value == "[DONE]":
+            self._data.clear()
+            self._finish(self._final_reason or "stop", events)
+            return
+        if self._data:
+            self._data.append(value)
+            return
+        frame = self._parse(value, warn=False)
+        if frame is None:
+            self._data.append(value)  # maybe a frame split over several data lines
+        else:
+            self._frame(frame, events)
+
+    def _flush_data(self, events: list[StreamEvent]) -> None:
+        """Decode a frame whose JSON spanned several ``data:`` lines."""
+        if not self._data:
+            return
+        value = "\n".join(self._data)
+        self._data.clear()
+        frame = self._parse(value, warn=True)
+        if frame is not None:
+            self._frame(frame, events)
+
+    @staticmethod
+    def _parse(value: str, *, warn: bool) -> dict[str, Any] | None:
+        """A JSON object, or ``None`` (with a warning when ``warn``) when it is not one."""
+        try:
+            frame = json.loads(value)
+        except ValueError:
+            frame = None
+        if isinstance(frame, dict):
+            return frame
+        if warn:
+            logger.warning("skipped a malformed stream frame: %.*s", _LOG_SNIPPET, value)
+        return None
+
+    # ------------------------------------------------------------------ frames
+
+    def _frame(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> None:
+        """Dispatch one decoded frame."""
+        if self.finished:
+            return
+        kind, payload = _frame_payload(frame)
+        if kind == "chunk":
+            self._chunk(payload, events)
+        elif kind == "message":
+            self._message(payload, events)
+        elif _as_int(frame.get("type")) != TYPE_HEARTBEAT:
+            self._maybe_error(frame)
+
+    def _maybe_error(self, frame: Mapping[str, Any]) -> None:
+        """Raise for an unknown frame that is an error envelope; ignore other unknown frames."""
+        error = frame.get("error")
+        message = _as_text(error.get("message")) if isinstance(error, Mapping) else _as_text(error)
+        code = find_error_code(frame, message)
+        base = frame.get("base_resp")
+        if isinstance(base, Mapping):
+            message = message or _as_text(base.get("status_msg"))
+        if message or code:
+            raise self._attach(error_for_code(code, message, what="answer stream"))
+        logger.debug("ignored a stream frame of type %r", frame.get("type"))
+
+    def _chunk(self, payload: Mapping[str, Any], events: list[StreamEvent]) -> None:
+        """An ``agent_message_chunk``: deltas, and the end of the turn on ``finish``."""
+        if str(payload.get("role", "assistant")).lower() == "user":
+            return
+        if payload.get("finish_reason") == "error":
+            self._raise_error_frame(payload)
+        final = payload.get("finish") is True
+        self._take_id(payload)
+        if _is_prose(payload):
+            self._add(payload, events, snapshot=False, final=final)
+        if final:
+            self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+
+    def _message(self, payload: Mapping[str, Any], events: list[StreamEvent]) -> None:
+        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error."""
+        role = str(payload.get("role", "")).lower()
+        content = _as_text(payload.get("msg_content"))
+        if role == "user" or (
+            not role and not self._answer and self._prompt and content.strip() == self._prompt
+        ):
+            return  # the echo of our own prompt
+        if payload.get("finish_reason") == "error":
+            self._raise_error_frame(payload)
+        self._take_id(payload)
+        usage = _usage_of(payload)
+        if usage is not None:
+            self.usage = usage
+        if _is_prose(payload):
+            self._add(payload, events, snapshot=True, final=False)
+            reason = _as_text(payload.get("finish_reason"))
+            if reason:
+                self._final_reason = reason
+
+    def _take_id(self, payload: Mapping[str, Any]) -> None:
+        """Remember the answer's message id (emitted once, with the first text)."""
+        if self.msg_id is None:
+            self.msg_id = next((i for key in _ID_KEYS if (i := _as_id(payload.get(key)))), None)
+
+    def _add(
+        self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
+    ) -> None:
+        """Accept a payload's reasoning and answer text (only what is new)."""
+        thinking = _as_text(payload.get("thinking_content")) or _as_text(
+            payload.get("reasoning_content")
+        )
+        content = _as_text(payload.get("msg_content"))
+        new_reasoning = _new_suffix(self.reasoning, thinking, snapshot=snapshot, final=final)
+        new_text = _new_suffix(self._answer, content, snapshot=snapshot, final=final)
+        if new_reasoning:
+            self.reasoning += new_reasoning
+            self._emit_id(events)
+            events.append(Reasoning(new_reasoning))
+        if new_text:
+            self._answer += new_text
+            self._release(events, final=False)
+
+    def _emit_id(self, events: list[StreamEvent]) -> None:
+        """Emit the message id once, before the first text or reasoning that follows it."""
+        if self.msg_id is not None and not self._id_emitted:
+            self._id_emitted = True
+            events.append(MessageId(self.msg_id))
+
+    def _release(self, events: list[StreamEvent], *, final: bool) -> None:
+        """Emit accepted text, holding back what could still become a billing wall."""
+        if not final and _could_become_wall(self._answer):
+            return
+        if self._emitted < len(self._answer):
+            self._emit_id(events)
+            events.append(TextDelta(self._answer[self._emitted :]))
+            self._emitted = len(self._answer)
+
+    def _finish(self, reason: str, events: list[StreamEvent]) -> None:
+        """End the turn: check for a billing wall, emit held text, usage and the reason."""
+        if self.finished:
+            return
+        if is_quota_wall(self._answer):
+            raise self._attach(
+                HailuoQuotaError(
+                    "The service answered with a billing wall instead of an answer: "
+                    f"{self._answer.strip()!r}. The account has no conversation credits left; "
+                    "wait for the daily credits or subscribe.",
+                    server_message=self._answer.strip(),
+                    code="quota_wall",
+                )
+            )
+        self._release(events, final=True)
+        self._emit_id(events)
+        if self.usage is not None:
+            events.append(self.usage)
+        self.finished = True
+        events.append(FinishReason(reason))
+
+    def _raise_error_frame(self, payload: Mapping[str, Any]) -> None:
+        """Raise the typed error of a ``finish_reason: "error"`` frame."""
+        message = _as_text(payload.get("msg_content")).strip()
+        code = find_error_code(payload, message)
+        if not message and not code:
+            raise self._attach(
+                HailuoServerError(
+                    "The agent ended the turn with an error and no explanation (often the "
+                    "credits are used up, or a transient failure); try again later.",
+                    code="error",
+                )
+            )
+        raise self._attach(error_for_code(code, message, what="answer"))
+
+    def _attach(self, error: HailuoError) -> HailuoError:
+        """Attach the text received so far to an error."""
+        return error.with_partial(
+            partial_text=self._answer, partial_reasoning=self.reasoning, chat_id=self.chat_id
+        )
