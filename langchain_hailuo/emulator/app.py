@@ -208,6 +208,42 @@ class Emulator:
         """An origin that redirects every request to :attr:`agent_url`."""
         return self._url("agent_redirect")
 
+    def model_kwargs(
+        self, *, protocol: str = "agent", account: str | None = None
+    ) -> dict[str, Any]:
+        """Keyword arguments that point ``ChatHailuo`` (or a provider) at this emulator.
+
+        Args:
+            protocol: ``agent`` or ``v4``.
+            account: The account's name (``None``: the default account).
+
+        Returns:
+            ``protocol``, ``token``, ``base_url``, ``uuid``, ``device_id`` and, for the Agent,
+            ``stream_url`` (the token is the emulator's made-up one).
+
+        Raises:
+            ValueError: For another protocol.
+        """
+        chosen = self.account(account)
+        if protocol == "v4":
+            return {
+                "protocol": "v4",
+                "token": chosen.token,
+                "base_url": self.url,
+                "uuid": chosen.uuid,
+                "device_id": chosen.device_id,
+            }
+        if protocol != "agent":
+            raise ValueError(f"unknown protocol {protocol!r}: use 'agent' or 'v4'")
+        return {
+            "protocol": "agent",
+            "token": chosen.token,
+            "base_url": self.agent_url,
+            "stream_url": self.agent_stream_url,
+            "uuid": chosen.uuid,
+            "device_id": chosen.tab_device_id,
+        }
+
     # ------------------------------------------------------------------ scripts and faults
 
     def account(self, name: str | None = None) -> EmulatorAccount:

@@ -411,3 +411,19 @@ async def test_agent_requests_are_recorded_without_tokens(
     assert record.query_order[4] == "unix"
     assert record.body["content"] == "recorded"
     assert account.token not in repr(hailuo_emulator.requests)
+
+
+async def test_model_kwargs(hailuo_emulator: Emulator) -> None:
+    account = hailuo_emulator.default_account
+    agent = hailuo_emulator.model_kwargs()
+    assert agent["base_url"] == hailuo_emulator.agent_url
+    assert agent["stream_url"] == hailuo_emulator.agent_stream_url
+    assert agent["device_id"] == account.tab_device_id
+    v4 = hailuo_emulator.model_kwargs(protocol="v4")
+    assert (v4["base_url"], v4["device_id"], v4["token"]) == (
+        hailuo_emulator.url,
+        account.device_id,
+        account.token,
+    )
+    with pytest.raises(ValueError):
+        hailuo_emulator.model_kwargs(protocol="other")
