@@ -14,6 +14,7 @@ import contextlib
 import email.utils
 import logging
 import random
+import re
 import time
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,6 +43,7 @@ __all__ = [
     "origin_of",
     "parse_retry_after",
     "raise_for_http_status",
+    "redact_tokens",
     "request_following_redirects",
     "retry_before_first_byte",
 ]
@@ -51,6 +53,7 @@ logger = logging.getLogger("langchain_hailuo.http")
 T = TypeVar("T")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_JWT_LIKE = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _BOT_PAGE_MARKERS = (
     "just a moment",
     "cf-chl",
@@ -227,6 +230,18 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
+def redact_tokens(text: str) -> str:
+    """Replace anything shaped like a JWT in server text (which may echo a token) with ``***``.
+
+    Args:
+        text: A snippet of a response body.
+
+    Returns:
+        The text, safe to put in an exception message or a log line.
+    """
+    return _JWT_LIKE.sub("***", text)
+
+
 def _looks_like_bot_page(body: str) -> bool:
     """Whether a 403 body is a bot-protection / login wall page."""
     lowered = body[:4096].lower()
@@ -253,7 +268,7 @@ async def raise_for_http_status(resp: aiohttp.ClientResponse, *, what: str) -> N
     with contextlib.suppress(Exception):
         body = (await resp.content.read(8192)).decode("utf-8", "replace")
     resp.release()
-    snippet = " ".join(body.split())[:200]
+    snippet = redact_tokens(" ".join(body.split())[:200])
     if status == 401:  # noqa: PLR2004
         raise HailuoAuthError(f"The {what} was rejected as unauthorised (HTTP 401).", status=401)
     if status == 403:  # noqa: PLR2004

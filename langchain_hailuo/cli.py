@@ -1,0 +1,293 @@
+"""The ``hailuo`` command: log in, check the login, chat in the terminal, run the emulator.
+
+Exit codes: 0 success, 1 a failure the message explains (no login, login timed out, no
+browser, expired token, service error), 2 bad usage (unknown command or flag), 130 Ctrl+C.
+Errors are one line on standard error; the token is never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime as dt
+import os
+import stat
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from langchain_hailuo.auth import (
+    DEFAULT_BASE_URL,
+    AuthStore,
+    LoginOptions,
+    browser_login,
+    resolve_protocol,
+)
+from langchain_hailuo.errors import HailuoError
+
+if TYPE_CHECKING:
+    from langchain_core.messages import BaseMessage
+
+    from langchain_hailuo.types import AuthResult
+
+__all__ = ["main"]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit code 2 for bad usage."""
+
+    def error(self, message: str) -> Any:
+        """Print ``hailuo: error: ...`` and a hint, then exit 2."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _format_expiry(auth: AuthResult, *, now: float | None = None) -> str:
+    """Human text for the token's expiry ("2026-12-23 10:00 UTC (in 29 days)")."""
+    if auth.expires_at is None:
+        return "unknown (the token has no exp)"
+    when = dt.datetime.fromtimestamp(auth.expires_at, tz=dt.UTC)
+    current = dt.datetime.now(tz=dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    days = (when - current).total_seconds() / 86400
+    rel = f"in {days:.0f} days" if days >= 1 else ("EXPIRED" if days < 0 else "within a day")
+    return f"{when:%Y-%m-%d %H:%M} UTC ({rel})"
+
+
+def _describe_auth(auth: AuthResult) -> list[str]:
+    """The non-secret facts about a login, one per line."""
+    return [
+        f"account:     {auth.account_fingerprint}",
+        f"expires:     {_format_expiry(auth)}",
+        f"api origin:  {auth.api_origin or DEFAULT_BASE_URL}",
+        f"protocol:    {auth.protocol or resolve_protocol(auth.api_origin or DEFAULT_BASE_URL)}",
+    ]
+
+
+def _browser_status(path: str | None) -> str:
+    """Where the browser for ``hailuo login`` is, or why there is none."""
+    from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
+
+    try:
+        return _browser.find_browser(path)
+    except HailuoError as exc:
+        return f"not found ({exc.message})"
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
+    """Open a browser, wait for the login, save the result."""
+    options = LoginOptions(
+        base_url=args.base_url,
+        browser_path=args.browser,
+        headless=args.headless,
+        login_timeout=args.timeout,
+        profile_dir=Path(args.profile_dir) if args.profile_dir else None,
+        proxy=args.proxy,
+    )
+    store = AuthStore(args.auth_file)
+    print(
+        f"Opening {'a headless' if args.headless else 'a'} browser at {args.base_url}; "
+        f"waiting up to {args.timeout:g} s for you to log in...",
+        file=out,
+        flush=True,
+    )
+    auth = asyncio.run(browser_login(options))
+    store.save(auth)
+    print(f"Logged in. Saved to {store.path} (mode 0600).", file=out)
+    for line in _describe_auth(auth):
+        print(line, file=out)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    """Report the auth file, the account and the browser, without secrets."""
+    store = AuthStore(args.auth_file)
+    print(f"auth file:   {store.path}", file=out)
+    if not store.path.exists():
+        print("status:      not logged in (run `hailuo login` or set HAILUO_TOKEN)", file=out)
+        print(f"browser:     {_browser_status(args.browser)}", file=out)
+        return EXIT_FAILURE
+    mode = stat.S_IMODE(store.path.stat().st_mode)
+    warn = "" if mode & 0o077 == 0 else "  (WARNING: readable by others; run `hailuo login`)"
+    print(f"permissions: {mode:04o}{warn}", file=out)
+    auth = store.load()
+    if auth is None:
+        print("status:      the file is unreadable or corrupt; run `hailuo login`", file=out)
+        return EXIT_FAILURE
+    for line in _describe_auth(auth):
+        print(line, file=out)
+    print(f"browser:     {_browser_status(args.browser)}", file=out)
+    if auth.is_expired(skew=0):
+        print("status:      the token has expired; run `hailuo login`", file=out)
+        return EXIT_FAILURE
+    print("status:      logged in", file=out)
+    return EXIT_OK
+
+
+def _cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
+    """Remove the auth file."""
+    store = AuthStore(args.auth_file)
+    if store.delete():
+        print(f"Removed {store.path}.", file=out)
+    else:
+        print(f"Nothing to remove: {store.path} does not exist.", file=out)
+    return EXIT_OK
+
+
+def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
+    """Run the local emulator in the foreground."""
+    from langchain_hailuo.emulator import run_forever  # noqa: PLC0415 - aiohttp.web on demand
+
+    print("Starting the local Hailuo / MiniMax Agent emulator (Ctrl+C to stop)...", file=out)
+    run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay)
+    return EXIT_OK
+
+
+def _cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
+    """An interactive terminal chat that streams answers and keeps the conversation."""
+    return asyncio.run(_chat(args, sys.stdin, out))
+
+
+async def _read_line(stream: TextIO) -> str | None:
+    """Read one line without blocking the event loop (``None`` at end of input)."""
+    line = await asyncio.to_thread(stream.readline)
+    return line or None
+
+
+async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Run the chat loop, against a private emulator when asked."""
+    from langchain_core.messages import HumanMessage  # noqa: PLC0415
+    from langchain_core.messages.utils import message_chunk_to_message  # noqa: PLC0415
+
+    from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
+
+    async with contextlib.AsyncExitStack() as stack:
+        kwargs: dict[str, Any] = {"protocol": args.protocol}
+        if args.model:
+            kwargs["model"] = args.model
+        if args.base_url:
+            kwargs["base_url"] = args.base_url
+        if args.emulator:
+            from langchain_hailuo.emulator import Emulator  # noqa: PLC0415
+
+            emulator = await stack.enter_async_context(Emulator())
+            protocol = "v4" if args.protocol == "v4" else "agent"
+            kwargs.update(emulator.model_kwargs(protocol=protocol))
+            print(f"(chatting with the local emulator, {protocol} protocol)", file=out)
+        model = ChatHailuo(**kwargs)
+        stack.push_async_callback(model.aclose)
+        history: list[BaseMessage] = []
+        print("Type a message and press Enter; an empty line or Ctrl+D ends the chat.", file=out)
+        while True:
+            print("you> ", end="", file=out, flush=True)
+            line = await _read_line(stdin)
+            if line is None or not line.strip():
+                print(file=out)
+                return EXIT_OK
+            history.append(HumanMessage(line.rstrip("\n")))
+            print("hailuo> ", end="", file=out, flush=True)
+            answer = None
+            async for chunk in model.astream(history):
+                print(chunk.text, end="", file=out, flush=True)
+                answer = chunk if answer is None else answer + chunk
+            print(file=out, flush=True)
+            if answer is not None:
+                history.append(message_chunk_to_message(answer))
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog="hailuo", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add_auth_file(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--auth-file",
+            default=None,
+            help="the auth file (default: HAILUO_AUTH_FILE or the per-user config file)",
+        )
+
+    login = sub.add_parser("login", help="log in through a browser and save the result")
+    login.add_argument(
+        "--base-url",
+        default=os.environ.get("HAILUO_BASE_URL") or DEFAULT_BASE_URL,
+        help=f"the site to log in to (default: {DEFAULT_BASE_URL})",
+    )
+    login.add_argument("--headless", action="store_true", help="run the browser without a window")
+    login.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)"
+    )
+    login.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
+    login.add_argument("--profile-dir", default=None, help="a persistent browser profile folder")
+    login.add_argument("--proxy", default=None, help="a proxy for the browser")
+    add_auth_file(login)
+
+    status = sub.add_parser("status", help="show the saved login (never the token)")
+    status.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
+    add_auth_file(status)
+
+    logout = sub.add_parser("logout", help="remove the saved login")
+    add_auth_file(logout)
+
+    chat = sub.add_parser("chat", help="chat in the terminal, streaming the answers")
+    chat.add_argument("--emulator", action="store_true", help="talk to a private local emulator")
+    chat.add_argument("--model", default=None, help="the model id (Agent protocol)")
+    chat.add_argument(
+        "--protocol",
+        choices=("auto", "agent", "v4"),
+        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
+        help="the wire protocol (default: auto)",
+    )
+    chat.add_argument("--base-url", default=None, help="the service's base URL")
+
+    emulator = sub.add_parser("emulator", help="run the local emulator in the foreground")
+    emulator.add_argument("--port", type=int, default=0, help="port of the v4 origin (0: free)")
+    emulator.add_argument(
+        "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
+    )
+    return parser
+
+
+_COMMANDS = {
+    "login": _cmd_login,
+    "status": _cmd_status,
+    "logout": _cmd_logout,
+    "chat": _cmd_chat,
+    "emulator": _cmd_emulator,
+}
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
+    """Run the ``hailuo`` command.
+
+    Args:
+        argv: The arguments (default: ``sys.argv[1:]``).
+        out: Where normal output goes (default: standard output).
+
+    Returns:
+        The exit code.
+    """
+    args = _parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args, out or sys.stdout)
+    except HailuoError as exc:
+        print(f"hailuo: error: {exc.message}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("hailuo: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
