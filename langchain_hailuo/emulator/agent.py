@@ -239,7 +239,7 @@ class AgentRoutes:
             request, account=record.account, endpoint=endpoint, protocol="agent"
         )
         if fault is not None and fault.kind in HTTP_FAULTS:
-            return error_response(fault.kind, "agent", **fault.params)
+            return error_response(fault.kind, "agent", fault.params)
         if (
             account is None
             or not self.state.token_is_valid(account)

@@ -673,18 +673,22 @@ _PLAIN_ANSWERS: Final = {
 }
 
 
-def error_response(kind: str, protocol: str, **params: Any) -> web.Response:
+def error_response(
+    kind: str, protocol: str, params: Mapping[str, Any] | None = None, *, message: str | None = None
+) -> web.Response:
     """The HTTP answer for an HTTP-level failure, as the real service would send it.
 
     Args:
         kind: One of :data:`HTTP_FAULTS`, or ``device_id``, ``bad_request``, ``not_found``.
         protocol: ``v4`` or ``agent`` (picks the JSON envelope).
-        **params: ``seconds`` (``http_429``: ``Retry-After``), ``message`` (override).
+        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``.
+        message: The error message (overrides ``params["message"]`` and the default).
 
     Returns:
         The response to return from the handler.
     """
-    message = params.get("message")
+    params = dict(params or {})
+    message = message or params.get("message")
     special = _SPECIAL_ANSWERS.get(kind)
     if special is not None:
         return special(protocol, message, params)

@@ -199,7 +199,7 @@ class V4Routes:
             request, account=record.account, endpoint="chat", protocol="v4"
         )
         if fault is not None and fault.kind in HTTP_FAULTS:
-            return error_response(fault.kind, "v4", **fault.params)
+            return error_response(fault.kind, "v4", fault.params)
         if account is None or not self.state.token_is_valid(account):
             return error_response("http_401", "v4")
         problem = self._query_problem(request)

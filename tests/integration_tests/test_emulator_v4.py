@@ -263,6 +263,15 @@ async def test_fault_always_and_per_account(http: aiohttp.ClientSession) -> None
         assert (await v4_post(http, emulator.url, alice, "x"))[0] == 200
 
 
+async def test_fault_with_protocol_and_message_params(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    hailuo_emulator.fault("http_401", protocol="v4", message="gone")
+    status, body, _ = await v4_post(http, hailuo_emulator.url, hailuo_emulator.default_account, "x")
+    assert status == 401
+    assert '"gone"' in body
+
+
 async def test_fault_from_request_header(
     hailuo_emulator: Emulator, http: aiohttp.ClientSession
 ) -> None:
