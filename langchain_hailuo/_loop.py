@@ -102,7 +102,7 @@ class LoopRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self._tracked: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._tracked: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,9 +143,10 @@ class LoopRunner:
         """Close ``resource`` (``await resource.aclose()``) on the private loop at exit.
 
         Args:
-            resource: An object owning per-loop resources; held weakly.
+            resource: An object owning per-loop resources; held weakly (it need not be
+                hashable).
         """
-        self._tracked.add(resource)
+        self._tracked[id(resource)] = resource
 
     def close(self) -> None:
         """Close the tracked resources on the private loop, then stop the loop and its thread.
@@ -157,7 +158,7 @@ class LoopRunner:
             self._loop = self._thread = None
         if loop is None or loop.is_closed() or self._pid != os.getpid():
             return
-        resources = list(self._tracked)
+        resources = list(self._tracked.values())
 
         async def close_all() -> None:
             for resource in resources:

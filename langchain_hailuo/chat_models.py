@@ -535,8 +535,9 @@ class ChatHailuo(BaseChatModel):
     auth_file: str | Path | None = None
     """The auth file (``None``: env ``HAILUO_AUTH_FILE``, else the per-user config folder)."""
 
-    proxy: str | None = Field(default=None, repr=False)
-    """An HTTP(S) proxy for every request and for the browser login (hidden from reprs)."""
+    proxy: str | None = Field(default=None, repr=False, exclude=True)
+    """An HTTP(S) proxy for every request and for the browser login (hidden from reprs and
+    dumps: it may hold credentials)."""
 
     timeout: float | None = 300.0
     """Seconds one answer may take in total, first byte to last (default 300).
