@@ -34,6 +34,7 @@ import dataclasses
 import ipaddress
 import json
 import logging
+import re
 import time
 import typing
 import uuid
@@ -101,6 +102,7 @@ __all__ = [
     "parse_real_user_id",
     "parse_session_id",
     "registrable_domain",
+    "scrub_urls",
 ]
 
 logger = logging.getLogger("langchain_hailuo.agent")
@@ -410,6 +412,21 @@ def _envelope_error(body: Any) -> tuple[str | None, str] | None:
     return None
 
 
+_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"]*")
+
+
+def scrub_urls(text: str) -> str:
+    """``text`` with every URL query removed (queries carry the token).
+
+    Args:
+        text: A message that may quote request URLs (aiohttp errors do).
+
+    Returns:
+        The text with ``?query`` parts replaced by ``?…``.
+    """
+    return _QUERY_IN_TEXT.sub("?…", text)
+
+
 def _json_or_none(text: str) -> Any:
     """Parsed JSON, or ``None``."""
     try:
@@ -694,6 +711,33 @@ class AgentClient:
             raise error_for_code(error[0], error[1], what=what, status=resp.status)
         return body
 
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        build: Callable[[str], Mapping[str, Any]],
+        options: HttpOptions,
+        what: str,
+    ) -> aiohttp.ClientResponse:
+        """Send a pre-encoded URL, following redirects; transport errors lose the URL.
+
+        aiohttp's errors may quote the request URL, whose query holds the token, so they
+        are replaced by a typed error without it (and without chaining the original).
+        """
+        try:
+            return await request_following_redirects(
+                self._sessions.get(), method, url, build=build, options=options, encoded=True
+            )
+        except aiohttp.ClientError as exc:
+            retryable = isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
+            error = HailuoServerError(
+                f"The {what} could not reach {origin_of(url)}: {type(exc).__name__}: "
+                f"{scrub_urls(str(exc))}",
+                retryable=retryable,
+            )
+        raise error
+
     # ------------------------------------------------------------------ control calls
 
     def _call_options(self, options: HttpOptions | None) -> HttpOptions:
@@ -755,9 +799,7 @@ class AgentClient:
                 user_id=user_id,
             )
             logger.debug("%s %s%s", method, settings.control_origin, path)
-            resp = await request_following_redirects(
-                self._sessions.get(), method, url, build=build, options=opts, encoded=True
-            )
+            resp = await self._send(method, url, build=build, options=opts, what=what)
             try:
                 await self._check_status(resp, auth, what, settings)
                 return await self._read_json(resp, what, settings)
@@ -1005,9 +1047,7 @@ class AgentClient:
         async def attempt() -> aiohttp.ClientResponse:
             url = self.build_url(auth, origin, path, self.next_unix(), settings=settings)
             logger.debug("POST %s%s (%d prompt chars)", origin, path, len(content))
-            resp = await request_following_redirects(
-                self._sessions.get(), "POST", url, build=build, options=opts, encoded=True
-            )
+            resp = await self._send("POST", url, build=build, options=opts, what=what)
             try:
                 await self._check_status(resp, auth, what, settings)
                 await self._check_stream_type(resp, what, settings)

@@ -344,6 +344,7 @@ class AgentStreamDecoder:
         self.msg_id: str | None = None
         self.usage: Usage | None = None
         self._id_emitted = False
+        self._pending: HailuoError | None = None
 
     @property
     def text(self) -> str:
@@ -368,15 +369,29 @@ class AgentStreamDecoder:
 
         Raises:
             HailuoServerError: An error frame (a :class:`HailuoQuotaError` for quota codes),
-                with the partial text attached.
+                with the partial text attached. When events were decoded before the error
+                in the same chunk, they are returned first and the error is raised by the
+                next :meth:`feed` or :meth:`close`.
             HailuoQuotaError: The whole answer was a billing wall.
         """
+        self._raise_pending()
         events: list[StreamEvent] = []
-        for line in self._lines.feed(data):
-            if self.finished:
-                break
-            self._line(line, events)
+        try:
+            for line in self._lines.feed(data):
+                if self.finished:
+                    break
+                self._line(line, events)
+        except HailuoError as exc:
+            if not events:
+                raise
+            self._pending = exc  # hand out what came before the error first
         return events
+
+    def _raise_pending(self) -> None:
+        """Raise an error decoded after events that were handed out first."""
+        if self._pending is not None:
+            error, self._pending = self._pending, None
+            raise error
 
     def close(self) -> list[StreamEvent]:
         """Signal the end of the body.
@@ -388,6 +403,7 @@ class AgentStreamDecoder:
             HailuoStreamInterruptedError: The body ended before the turn did (with the
                 partial text and reasoning).
         """
+        self._raise_pending()
         events: list[StreamEvent] = []
         rest = self._lines.flush()
         if rest is not None and not self.finished:

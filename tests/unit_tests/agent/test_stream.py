@@ -271,3 +271,13 @@ def test_any_rechunking_yields_the_same_events(frames: list[dict], cuts: list[in
         events += decoder.close()
     assert events == whole
     assert isinstance(events[-1], FinishReason)
+
+
+def test_events_before_an_error_in_the_same_chunk_come_first() -> None:
+    decoder = AgentStreamDecoder(PROMPT, chat_id="s1")
+    body = sse(chunk("Half an answer"), message("rpc timeout", finish_reason="error"))
+    assert texts(decoder.feed(body)) == "Half an answer"
+    with pytest.raises(HailuoServerError) as info:
+        decoder.close()
+    assert info.value.partial_text == "Half an answer"
+    assert is_transient_session_error(info.value)
