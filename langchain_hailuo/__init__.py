@@ -1,5 +1,7 @@
 """LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent)."""
 
+from langchain_hailuo.agent.provider import MiniMaxAgent
+from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -16,12 +18,15 @@ from langchain_hailuo.errors import (
     HailuoUnsupportedContentError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
+from langchain_hailuo.v4.provider import HailuoAI
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AuthResult",
+    "ChatHailuo",
     "Conversation",
+    "HailuoAI",
     "HailuoAuthError",
     "HailuoConfigurationError",
     "HailuoError",
@@ -35,6 +40,7 @@ __all__ = [
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
     "HailuoUnsupportedContentError",
+    "MiniMaxAgent",
     "RequestLogin",
     "TitleGeneration",
     "__version__",

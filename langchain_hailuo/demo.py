@@ -1,0 +1,119 @@
+"""The README's main command: a streamed two-turn LCEL chat that keeps its context.
+
+``python -m langchain_hailuo.demo`` (or ``make demo``) talks to MiniMax when credentials are
+set (``HAILUO_TOKEN``, or an auth file from ``hailuo login``) and otherwise starts the bundled
+local emulator, saying which one it uses. The second turn continues the first turn's server
+chat: only the new question is sent, and the chat id printed after each turn is the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages.utils import message_chunk_to_message
+from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+
+from langchain_hailuo.auth import AuthStore
+from langchain_hailuo.chat_models import ChatHailuo
+
+__all__ = ["main", "run_demo"]
+
+QUESTIONS = (
+    "My name is Ada and I like green tea. Say hello in one sentence.",
+    "What is my name, and what do I like to drink?",
+)
+
+
+def has_credentials(env: dict[str, str] | None = None) -> bool:
+    """Whether real Hailuo credentials are configured (``HAILUO_TOKEN`` or an auth file).
+
+    Args:
+        env: The environment to look at (default: ``os.environ``).
+
+    Returns:
+        ``True`` when a token or a saved login exists.
+    """
+    values = os.environ if env is None else env
+    if values.get("HAILUO_TOKEN"):
+        return True
+    return AuthStore(values.get("HAILUO_AUTH_FILE") or None).exists()
+
+
+async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
+    """Stream two turns of an LCEL chat (prompt | model) with history.
+
+    Args:
+        out: Where to print.
+        use_emulator: Force the emulator (``True``) or the real service (``False``);
+            ``None`` decides by :func:`has_credentials`.
+
+    Returns:
+        The exit code (0 on success).
+    """
+    emulate = not has_credentials() if use_emulator is None else use_emulator
+    async with contextlib.AsyncExitStack() as stack:
+        kwargs: dict[str, Any] = {}
+        if emulate:
+            from langchain_hailuo.emulator import Emulator  # noqa: PLC0415 - only when needed
+
+            emulator = await stack.enter_async_context(Emulator(chunk_delay=0.01))
+            kwargs = emulator.model_kwargs(protocol="agent")
+            print(
+                "No Hailuo credentials found (HAILUO_TOKEN or `hailuo login`): "
+                f"using the bundled local emulator at {emulator.agent_url}.",
+                file=out,
+            )
+        else:
+            print("Using your Hailuo / MiniMax credentials against the real service.", file=out)
+        model = ChatHailuo(**kwargs)
+        stack.push_async_callback(model.aclose)
+        prompt = ChatPromptTemplate.from_messages(
+            [MessagesPlaceholder("history"), ("human", "{question}")]
+        )
+        chain = prompt | model
+        history: list[BaseMessage] = []
+        for question in QUESTIONS:
+            print(f"\nyou> {question}\nhailuo> ", end="", file=out, flush=True)
+            answer: AIMessageChunk | None = None
+            async for chunk in chain.astream({"history": history, "question": question}):
+                print(chunk.text, end="", file=out, flush=True)
+                answer = chunk if answer is None else answer + chunk
+            if answer is None:
+                print("(no answer)", file=out)
+                return 1
+            message = message_chunk_to_message(answer)
+            history += [HumanMessage(question), message]
+            meta = message.response_metadata
+            print(
+                f"\n   [protocol={meta.get('protocol')} chat_id={meta.get('chat_id')} "
+                f"model={meta.get('model_name')}]",
+                file=out,
+                flush=True,
+            )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the demo from the command line.
+
+    Args:
+        argv: ``--emulator`` forces the local emulator even when credentials exist.
+
+    Returns:
+        The exit code.
+    """
+    parser = argparse.ArgumentParser(prog="python -m langchain_hailuo.demo", description=__doc__)
+    parser.add_argument("--emulator", action="store_true", help="always use the local emulator")
+    args = parser.parse_args(argv)
+    return asyncio.run(run_demo(sys.stdout, use_emulator=True if args.emulator else None))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
