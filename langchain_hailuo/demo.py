@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 
@@ -84,7 +85,7 @@ async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
             answer: AIMessageChunk | None = None
             async for chunk in chain.astream({"history": history, "question": question}):
                 print(chunk.text, end="", file=out, flush=True)
-                answer = chunk if answer is None else answer + chunk
+                answer = chunk if answer is None else add_ai_message_chunks(answer, chunk)
             if answer is None:
                 print("(no answer)", file=out)
                 return 1

@@ -356,7 +356,7 @@ WRITER = textwrap.dedent(
 
 
 def _spawn_writer(path: Path, name: str, rounds: int, token: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(  # noqa: S603 - our interpreter, our script
+    return subprocess.Popen(
         [sys.executable, "-c", WRITER, str(path), name, str(rounds), token],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
@@ -767,7 +767,7 @@ def test_importing_auth_does_not_import_nodriver() -> None:
         "loaded = sorted(m for m in sys.modules if m == 'nodriver' or m.startswith('nodriver.'))\n"
         "print(','.join(loaded))\n"
     )
-    out = subprocess.run(  # noqa: S603 - our interpreter, our script
+    out = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
         env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
