@@ -84,6 +84,8 @@ async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
             print(f"\nyou> {question}\nhailuo> ", end="", file=out, flush=True)
             answer: AIMessageChunk | None = None
             async for chunk in chain.astream({"history": history, "question": question}):
+                if not isinstance(chunk, AIMessageChunk):  # pragma: no cover - streams chunks
+                    continue
                 print(chunk.text, end="", file=out, flush=True)
                 answer = chunk if answer is None else add_ai_message_chunks(answer, chunk)
             if answer is None:
