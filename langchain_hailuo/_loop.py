@@ -161,6 +161,9 @@ class LoopRunner:
         resources = list(self._tracked.values())
 
         async def close_all() -> None:
+            pending = asyncio.all_tasks() - {asyncio.current_task()}
+            if pending:  # e.g. closings submitted by finalizers: let them finish
+                await asyncio.wait(pending, timeout=_CLOSE_TIMEOUT / 2)
             for resource in resources:
                 try:
                     await resource.aclose()
@@ -174,6 +177,31 @@ class LoopRunner:
             thread.join(_CLOSE_TIMEOUT)
 
     # ------------------------------------------------------------------ running
+
+    def submit(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Start ``coro`` on the private loop without waiting (if the loop is running).
+
+        Used by finalizers, which may run in any thread (the loop's own included). When
+        the loop is not running, the coroutine is closed unstarted.
+
+        Args:
+            coro: The coroutine (its errors are logged at debug level).
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed() or self._pid != os.getpid():
+            coro.close()
+            return
+
+        async def guarded() -> None:
+            try:
+                await coro
+            except Exception as exc:  # noqa: BLE001 - fire and forget
+                logger.debug("background task failed: %s", exc)
+
+        try:
+            asyncio.run_coroutine_threadsafe(guarded(), loop)
+        except RuntimeError:  # the loop closed just now
+            coro.close()
 
     def _check_reentry(self) -> None:
         """Refuse a blocking call from the private loop's own thread (it would deadlock)."""

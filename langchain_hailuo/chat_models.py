@@ -12,6 +12,7 @@ import logging
 import threading
 import uuid as uuid_lib
 import warnings
+import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -155,6 +156,18 @@ def _with_run_conversation(config: RunnableConfig | None, kwargs: dict[str, Any]
         return kwargs
     value = (ensure_config(config).get("metadata") or {}).get(RUN_METADATA_KEY)
     return kwargs if value is None else {**kwargs, "conversation": value}
+
+
+def _close_providers_later(providers: dict[str, _Provider]) -> None:
+    """Finalizer of a ChatHailuo: close its providers' sessions on the private loop.
+
+    Without it, dropping a model that made sync calls leaves an open aiohttp session on the
+    private loop ("Unclosed client session"). Sessions on user loops are the caller's to
+    close (``await model.aclose()``) and are retired by the providers once their loop closes.
+    """
+    runner = get_runner()
+    for provider in list(providers.values()):
+        runner.submit(provider.aclose())
 
 
 def _usage_metadata(usage: Usage) -> UsageMetadata:
@@ -856,6 +869,8 @@ class ChatHailuo(BaseChatModel):
             provider = self._providers.get(protocol)
             if provider is None:
                 factory = self._provider_factory or self._build_provider
+                if not self._providers:
+                    weakref.finalize(self, _close_providers_later, self._providers)
                 provider = self._providers[protocol] = factory(protocol, auth_manager)
                 get_runner().track(provider)
             return provider
