@@ -224,3 +224,15 @@ def test_another_accounts_chat_is_not_continued(emulator: Emulator) -> None:
     start = mark(emulator)
     model.invoke(["Mine.", other, "Next."])
     assert sent(emulator, "v4", start)[0].chat_id is None
+
+
+def test_agent_reasoning_streams_apart_from_the_answer(emulator: Emulator) -> None:
+    model = model_for(emulator, "agent", reasoning=True)
+    total: Any = None
+    for chunk in model.stream("Think first."):
+        assert "reasoning_content" not in chunk.additional_kwargs or not chunk.content
+        total = chunk if total is None else total + chunk
+    assert total.content.startswith("You said: Think first.")
+    assert total.additional_kwargs["reasoning_content"]
+    assert total.content_blocks[0]["type"] == "reasoning"
+    assert emulator.requests_to("chat")[-1].body["model"]["reasoning"] is True
