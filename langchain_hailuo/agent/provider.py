@@ -23,14 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import types
-import typing
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar, get_args
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar, get_args
 
-from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo._http import HttpOptions
 from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo._provider import (
+    AuthKeeper,
+    BaseProvider,
+    as_conversation,
+    checked_url,
+    http_options_with,
+    hybridmethod,
+)
 from langchain_hailuo.agent.client import (
     DEFAULT_BASE_URL,
     AgentClient,
@@ -48,19 +53,15 @@ from langchain_hailuo.types import (
     Protocol,
     ProviderEvent,
     Reasoning,
-    RequestLogin,
     TextDelta,
     TitleGeneration,
     Usage,
 )
 
-__all__ = ["AgentAuthManager", "MiniMaxAgent", "http_options_with"]
+__all__ = ["MiniMaxAgent", "choose_model", "continues"]
 
 logger = logging.getLogger("langchain_hailuo.agent")
 
-S = TypeVar("S")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AgentSettings)) - {
     "base_url",
@@ -70,91 +71,9 @@ _OPTION_NAMES = frozenset({"timeout", "max_retries", "proxy"})
 _NO_SESSION = frozenset({"", "0"})
 
 
-class AgentAuthManager(typing.Protocol):
-    """What the provider needs from an auth manager (``langchain_hailuo.auth.AuthManager``)."""
-
-    async def refresh(self, rejected: AuthResult) -> AuthResult:
-        """Fresh credentials to replace ``rejected`` (or raise ``HailuoAuthError``)."""
-        ...
-
-    async def update(self, auth: AuthResult) -> None:
-        """Keep ``auth`` (the bootstrap's results added) as the current credentials."""
-        ...
-
-
-class _ClassOrInstance(Generic[S, P, R]):
-    """Binds a method to the instance, or, accessed on the class, to its default instance.
-
-    The seed calls ``MiniMaxAgent.create_authed(...)`` on the class; a configured
-    ``MiniMaxAgent(base_url=...)`` must use its own settings.
-    """
-
-    def __init__(self, func: Callable[Concatenate[S, P], R]) -> None:
-        self._func = func
-        self.__doc__ = func.__doc__
-        self.__wrapped__ = func
-
-    def __get__(self, instance: S | None, owner: type[S]) -> Callable[P, R]:
-        target = instance if instance is not None else _class_default(owner)
-        return typing.cast("Callable[P, R]", types.MethodType(self._func, target))
-
-
-_CLASS_DEFAULTS: dict[type, Any] = {}
-
-
-def _class_default(owner: type[S]) -> S:
-    """The lazily created default instance of ``owner``."""
-    if owner not in _CLASS_DEFAULTS:
-        _CLASS_DEFAULTS[owner] = owner()
-    return typing.cast("S", _CLASS_DEFAULTS[owner])
-
-
-def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptions:
-    """``base`` with LangChain-style ``timeout`` (total seconds), ``max_retries``, ``proxy``.
-
-    Args:
-        base: The options to start from.
-        values: Settings or call keyword arguments; ``None`` values are ignored.
-
-    Returns:
-        The updated options (``base`` itself when nothing applies).
-
-    Raises:
-        HailuoConfigurationError: A negative ``max_retries``.
-    """
-    changes: dict[str, Any] = {}
-    if values.get("timeout") is not None:
-        changes["timeouts"] = Timeouts.from_total(float(values["timeout"]))
-    if values.get("max_retries") is not None:
-        if int(values["max_retries"]) < 0:
-            raise HailuoConfigurationError("max_retries must be 0 or more.")
-        changes["max_retries"] = int(values["max_retries"])
-    if values.get("proxy"):
-        changes["proxy"] = str(values["proxy"])
-    return dataclasses.replace(base, **changes) if changes else base
-
-
 def _checked_url(value: str, name: str) -> str:
     """An http(s) origin without a trailing slash, or a configuration error."""
-    url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise HailuoConfigurationError(
-            f"{name} must be an http(s) URL such as {DEFAULT_BASE_URL!r}; got {value!r}."
-        )
-    return url
-
-
-def _as_conversation(conversation: Any) -> Conversation | None:
-    """A :class:`Conversation` from itself, its dict form, or an object with its attributes."""
-    if conversation is None or isinstance(conversation, Conversation):
-        return conversation
-    if isinstance(conversation, Mapping):
-        return Conversation.from_dict(dict(conversation))
-    names = ("token", "chatID", "characterID", "account", "protocol")
-    return Conversation.from_dict(
-        {n: getattr(conversation, n) for n in names if getattr(conversation, n, None) is not None}
-    )
+    return checked_url(value, name, DEFAULT_BASE_URL)
 
 
 def continues(conversation: Conversation | None, auth: AuthResult) -> bool:
@@ -219,11 +138,11 @@ class _Call:
     return_conversation: bool
     kwargs: Mapping[str, Any]
     options: HttpOptions
-    manager: AgentAuthManager | None
+    manager: AuthKeeper | None
     progress: _Progress
 
 
-class MiniMaxAgent:
+class MiniMaxAgent(BaseProvider):
     """MiniMax Agent (agent.minimax.io), with the same interface as ``HailuoAI``.
 
     Args (constructor, all optional):
@@ -252,6 +171,7 @@ class MiniMaxAgent:
     default_model: ClassVar[str] = "MiniMax-M3"
     models: ClassVar[list[str]] = ["MiniMax-M3", "MiniMax-M2.7"]
     protocol: ClassVar[Protocol] = "agent"
+    _client: AgentClient
 
     def __init__(
         self,
@@ -259,7 +179,7 @@ class MiniMaxAgent:
         base_url: str | None = None,
         stream_url: str | None = None,
         options: HttpOptions | None = None,
-        auth_manager: AgentAuthManager | None = None,
+        auth_manager: AuthKeeper | None = None,
         client: AgentClient | None = None,
         **settings: Any,
     ) -> None:
@@ -287,38 +207,9 @@ class MiniMaxAgent:
             f"api_prefix={self.settings.api_prefix!r})"
         )
 
-    async def __aenter__(self) -> typing.Self:
-        """Use the provider as an async context manager (closes its sessions on exit)."""
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Close the provider's sessions."""
-        await self.aclose()
-
     # ------------------------------------------------------------------ seed interface
 
-    @_ClassOrInstance
-    async def on_auth_async(
-        self, proxy: str | None = None, **kwargs: Any
-    ) -> AsyncIterator[RequestLogin | AuthResult]:
-        """Log in through :mod:`langchain_hailuo.auth`, as the seed's ``on_auth_async``.
-
-        Args:
-            proxy: A proxy for the browser.
-            **kwargs: Login options passed on (``base_url`` defaults to this provider's).
-
-        Yields:
-            :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
-        """
-        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
-            on_auth_async as login,
-        )
-
-        kwargs.setdefault("base_url", self.base_url or self.url)
-        async for item in login(self.label, proxy, **kwargs):
-            yield item
-
-    @_ClassOrInstance
+    @hybridmethod
     async def create_authed(
         self,
         model: str,
@@ -353,9 +244,9 @@ class MiniMaxAgent:
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
-        manager: AgentAuthManager | None = kwargs.get("auth_manager") or self.auth_manager
+        manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
         options = http_options_with(self.options, kwargs)
-        conv = _as_conversation(conversation)
+        conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False
         while True:
@@ -381,13 +272,6 @@ class MiniMaxAgent:
                 auth = await manager.refresh(auth)
             else:
                 return
-
-    @_ClassOrInstance
-    async def aclose(self) -> None:
-        """Close the HTTP sessions this provider opened."""
-        await self._client.aclose()
-
-    # ------------------------------------------------------------------ internals
 
     def settings_for(self, auth: AuthResult, kwargs: Mapping[str, Any]) -> AgentSettings:
         """The settings of one call: call arguments > constructor > the login's origins.
@@ -425,7 +309,7 @@ class MiniMaxAgent:
         auth: AuthResult,
         settings: AgentSettings,
         options: HttpOptions,
-        manager: AgentAuthManager | None,
+        manager: AuthKeeper | None,
         *,
         refresh_models: bool = False,
     ) -> AuthResult:
@@ -443,7 +327,7 @@ class MiniMaxAgent:
         auth: AuthResult,
         settings: AgentSettings,
         options: HttpOptions,
-        manager: AgentAuthManager | None,
+        manager: AuthKeeper | None,
     ) -> tuple[str, AuthResult]:
         """The checked model id; an unknown one re-reads ``/config`` once before failing."""
         try:

@@ -23,14 +23,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import types
-import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
-from urllib.parse import urlsplit
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import Any, ClassVar
 
-from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo._http import HttpOptions
 from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo._provider import (
+    BaseProvider,
+    ReauthSource,
+    as_conversation,
+    checked_url,
+    http_options_with,
+    hybridmethod,
+)
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
 from langchain_hailuo.types import (
     AuthResult,
@@ -40,7 +45,6 @@ from langchain_hailuo.types import (
     MessageId,
     Protocol,
     ProviderEvent,
-    RequestLogin,
     TextDelta,
     TitleGeneration,
 )
@@ -50,51 +54,11 @@ __all__ = ["HailuoAI", "ReauthSource", "RequestPlan", "plan_request"]
 
 logger = logging.getLogger("langchain_hailuo.v4")
 
-T = TypeVar("T")
-P = ParamSpec("P")
-R = TypeVar("R")
 
 DEFAULT_URL = "https://www.hailuo.ai"
 _NEW_CHAT_ID = "0"
 _QUERY_SETTINGS = ("lang", "version_code", "biz_id", "app_id")
 _OPTION_SETTINGS = ("timeout", "max_retries", "proxy")
-
-
-class ReauthSource(typing.Protocol):
-    """What the provider needs from an auth manager: new credentials for rejected ones."""
-
-    async def refresh(self, rejected: AuthResult) -> AuthResult:
-        """Return fresh credentials to replace ``rejected`` (or raise HailuoAuthError)."""
-        ...
-
-
-class _HybridMethod(Generic[T, P, R]):
-    """A method that binds to the instance, or to the class's default instance on the class.
-
-    The seed's providers are used as ``HailuoAI.create_authed(...)`` (class methods); a
-    configured ``HailuoAI(base_url=...)`` must honour its own settings. This descriptor
-    serves both: accessed on the class it binds to ``owner.default_instance()``.
-    """
-
-    def __init__(self, func: Callable[Concatenate[T, P], R]) -> None:
-        self._func = func
-        self.__doc__ = func.__doc__
-        self.__wrapped__ = func
-
-    def __get__(self, instance: T | None, owner: type[T]) -> Callable[P, R]:
-        target = instance if instance is not None else _default_instance(owner)
-        return typing.cast("Callable[P, R]", types.MethodType(self._func, target))
-
-
-_DEFAULTS: dict[type, Any] = {}
-
-
-def _default_instance(owner: type[T]) -> T:
-    """The lazily created default instance of a provider class (one per class)."""
-    instance = _DEFAULTS.get(owner)
-    if instance is None:
-        instance = _DEFAULTS[owner] = owner()
-    return typing.cast("T", instance)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -118,21 +82,6 @@ class RequestPlan:
     def character_id(self) -> str:
         """The character id sent."""
         return self.form["characterID"]
-
-
-def _as_conversation(conversation: Any) -> Conversation | None:
-    """Accept a :class:`Conversation`, its dict form, or a g4f-style object with attributes."""
-    if conversation is None or isinstance(conversation, Conversation):
-        return conversation
-    if isinstance(conversation, Mapping):
-        return Conversation.from_dict(dict(conversation))
-    return Conversation.from_dict(
-        {
-            key: getattr(conversation, key)
-            for key in ("token", "chatID", "characterID", "account", "protocol")
-            if getattr(conversation, key, None) is not None
-        }
-    )
 
 
 def plan_request(
@@ -186,32 +135,11 @@ def plan_request(
 
 
 def _normalise_base_url(value: str) -> str:
-    """Validate a base URL and drop its trailing slash."""
-    url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise HailuoConfigurationError(
-            f"base_url must be an http(s) URL such as {DEFAULT_URL!r}; got {value!r}."
-        )
-    return url
+    """An http(s) origin without a trailing slash, or a configuration error."""
+    return checked_url(value, "base_url", DEFAULT_URL)
 
 
-def _http_options(base: HttpOptions, settings: Mapping[str, Any]) -> HttpOptions:
-    """``base`` with ``timeout`` (total seconds), ``max_retries`` and ``proxy`` applied."""
-    changes: dict[str, Any] = {}
-    if settings.get("timeout") is not None:
-        changes["timeouts"] = Timeouts.from_total(float(settings["timeout"]))
-    if settings.get("max_retries") is not None:
-        retries = int(settings["max_retries"])
-        if retries < 0:
-            raise HailuoConfigurationError(f"max_retries must be 0 or more; got {retries}.")
-        changes["max_retries"] = retries
-    if settings.get("proxy"):
-        changes["proxy"] = str(settings["proxy"])
-    return dataclasses.replace(base, **changes) if changes else base
-
-
-class HailuoAI:
+class HailuoAI(BaseProvider):
     """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the seed's interface.
 
     Args (constructor, all optional):
@@ -234,6 +162,7 @@ class HailuoAI:
     default_model: ClassVar[str] = "MiniMax"
     models: ClassVar[list[str]] = ["MiniMax"]
     protocol: ClassVar[Protocol] = "v4"
+    _client: V4Client
 
     def __init__(
         self,
@@ -246,7 +175,7 @@ class HailuoAI:
     ) -> None:
         """Create a configured provider (see the class docstring for the arguments)."""
         self.base_url = _normalise_base_url(base_url) if base_url else None
-        self.options = _http_options(options or HttpOptions(), settings)
+        self.options = http_options_with(options or HttpOptions(), settings)
         self.auth_manager = auth_manager
         query = QueryOptions(**{k: str(settings[k]) for k in _QUERY_SETTINGS if settings.get(k)})
         self._client = client or V4Client(options=self.options, query=query)
@@ -260,39 +189,9 @@ class HailuoAI:
         """Show the configuration (there is no secret in it)."""
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    async def __aenter__(self) -> typing.Self:
-        """Use the provider as an async context manager (closes its sessions on exit)."""
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        """Close the provider's sessions."""
-        await self.aclose()
-
     # ------------------------------------------------------------------ seed interface
 
-    @_HybridMethod
-    async def on_auth_async(
-        self, proxy: str | None = None, **kwargs: Any
-    ) -> AsyncIterator[RequestLogin | AuthResult]:
-        """Log in (through :mod:`langchain_hailuo.auth`), as the seed's ``on_auth_async``.
-
-        Args:
-            proxy: A proxy for the browser.
-            **kwargs: Login options passed on (``base_url`` defaults to this provider's,
-                else :attr:`url`).
-
-        Yields:
-            :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
-        """
-        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
-            on_auth_async as login,
-        )
-
-        kwargs.setdefault("base_url", self.base_url or self.url)
-        async for item in login(label=self.label, proxy=proxy, **kwargs):
-            yield item
-
-    @_HybridMethod
+    @hybridmethod
     async def create_authed(
         self,
         model: str,
@@ -326,8 +225,8 @@ class HailuoAI:
         """
         del model
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
-        options = _http_options(self.options, kwargs)
-        conv = _as_conversation(conversation)
+        options = http_options_with(self.options, kwargs)
+        conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False
         while True:
@@ -348,13 +247,6 @@ class HailuoAI:
                 auth = await manager.refresh(auth)
             else:
                 return
-
-    @_HybridMethod
-    async def aclose(self) -> None:
-        """Close the HTTP sessions this provider opened."""
-        await self._client.aclose()
-
-    # ------------------------------------------------------------------ internals
 
     def _base_url_for(self, auth: AuthResult, override: str | None) -> str:
         """``base_url`` argument > constructor > the login's v4 origin > :attr:`url`."""

@@ -1,0 +1,215 @@
+"""What both providers (``HailuoAI``, ``MiniMaxAgent``) share, protocol-free.
+
+The seed's interface: class attributes, ``on_auth_async`` / ``create_authed`` usable on the
+class (as gpt4free calls them) or on a configured instance, plus the small pieces every
+provider needs: LangChain-style HTTP settings, URL checks, and conversations accepted in
+any of the forms callers keep them in.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
+from urllib.parse import urlsplit
+
+from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo.errors import HailuoConfigurationError
+from langchain_hailuo.types import AuthResult, Conversation, Protocol, RequestLogin
+
+__all__ = [
+    "AuthKeeper",
+    "BaseProvider",
+    "ReauthSource",
+    "as_conversation",
+    "checked_url",
+    "http_options_with",
+    "hybridmethod",
+]
+
+S = TypeVar("S")
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class ReauthSource(typing.Protocol):
+    """What a provider needs from an auth manager: new credentials for rejected ones."""
+
+    async def refresh(self, rejected: AuthResult) -> AuthResult:
+        """Return fresh credentials to replace ``rejected`` (or raise ``HailuoAuthError``)."""
+        ...
+
+
+class AuthKeeper(ReauthSource, typing.Protocol):
+    """An auth manager that also keeps what a provider learned (identity bootstrap)."""
+
+    async def update(self, auth: AuthResult) -> None:
+        """Keep ``auth`` as the current credentials."""
+        ...
+
+
+class hybridmethod(Generic[S, P, R]):  # noqa: N801 - reads like classmethod
+    """A method bound to the instance, or, accessed on the class, to its default instance.
+
+    The seed calls ``HailuoAI.create_authed(...)`` on the class; a configured
+    ``HailuoAI(base_url=...)`` must use its own settings. Accessed on the class, the
+    method binds to one lazily created default instance per class.
+    """
+
+    def __init__(self, func: Callable[Concatenate[S, P], R]) -> None:
+        """Wrap ``func``."""
+        self._func = func
+        self.__doc__ = func.__doc__
+        self.__wrapped__ = func
+
+    def __get__(self, instance: S | None, owner: type[S]) -> Callable[P, R]:
+        """Bind to ``instance``, or to ``owner``'s default instance."""
+        target = instance if instance is not None else _default_instance(owner)
+        return typing.cast("Callable[P, R]", types.MethodType(self._func, target))
+
+
+_DEFAULT_INSTANCES: dict[type, Any] = {}
+
+
+def _default_instance(owner: type[S]) -> S:
+    """The lazily created default instance of ``owner`` (one per class)."""
+    if owner not in _DEFAULT_INSTANCES:
+        _DEFAULT_INSTANCES[owner] = owner()
+    return typing.cast("S", _DEFAULT_INSTANCES[owner])
+
+
+def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptions:
+    """``base`` with LangChain-style ``timeout`` (total seconds), ``max_retries`` and ``proxy``.
+
+    Args:
+        base: The options to start from.
+        values: Settings or call keyword arguments; ``None`` values are ignored.
+
+    Returns:
+        The updated options (``base`` itself when nothing applies).
+
+    Raises:
+        HailuoConfigurationError: A negative ``max_retries``.
+    """
+    changes: dict[str, Any] = {}
+    if values.get("timeout") is not None:
+        changes["timeouts"] = Timeouts.from_total(float(values["timeout"]))
+    if values.get("max_retries") is not None:
+        retries = int(values["max_retries"])
+        if retries < 0:
+            raise HailuoConfigurationError(f"max_retries must be 0 or more; got {retries}.")
+        changes["max_retries"] = retries
+    if values.get("proxy"):
+        changes["proxy"] = str(values["proxy"])
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def checked_url(value: str, name: str, example: str) -> str:
+    """An http(s) URL without a trailing slash, or a configuration error naming the setting.
+
+    Args:
+        value: The URL as configured.
+        name: The setting's name, for the message (``"base_url"``).
+        example: A good value, for the message.
+
+    Returns:
+        The URL, stripped of spaces and a trailing ``/``.
+
+    Raises:
+        HailuoConfigurationError: Not an absolute http(s) URL.
+    """
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise HailuoConfigurationError(
+            f"{name} must be an http(s) URL such as {example!r}; got {value!r}."
+        )
+    return url
+
+
+def as_conversation(conversation: Any) -> Conversation | None:
+    """A :class:`Conversation` from itself, its dict form, or an object with its attributes.
+
+    gpt4free's GUI and API rebuild conversations as generic objects or dicts; all of them
+    are accepted (a ``token`` attribute is reduced to its fingerprint).
+
+    Args:
+        conversation: ``None``, a ``Conversation``, a mapping, or an attribute holder.
+
+    Returns:
+        The conversation, or ``None``.
+    """
+    if conversation is None or isinstance(conversation, Conversation):
+        return conversation
+    if isinstance(conversation, Mapping):
+        return Conversation.from_dict(dict(conversation))
+    names = ("token", "chatID", "characterID", "account", "protocol")
+    return Conversation.from_dict(
+        {n: getattr(conversation, n) for n in names if getattr(conversation, n, None) is not None}
+    )
+
+
+class _Closable(typing.Protocol):
+    """A client with sessions to close."""
+
+    async def aclose(self) -> None:
+        """Close the client's sessions."""
+        ...
+
+
+class BaseProvider:
+    """The seed's provider surface shared by ``HailuoAI`` and ``MiniMaxAgent``.
+
+    Subclasses set the class attributes, build ``_client`` and ``base_url`` in
+    ``__init__``, and implement ``create_authed`` (decorated with :class:`hybridmethod`).
+    """
+
+    label: ClassVar[str]
+    url: ClassVar[str]
+    working: ClassVar[bool] = True
+    needs_auth: ClassVar[bool] = True
+    use_nodriver: ClassVar[bool] = True
+    supports_stream: ClassVar[bool] = True
+    default_model: ClassVar[str]
+    models: ClassVar[list[str]]
+    protocol: ClassVar[Protocol]
+
+    base_url: str | None
+    _client: _Closable
+
+    async def __aenter__(self) -> typing.Self:
+        """Use the provider as an async context manager (closes its sessions on exit)."""
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """Close the provider's sessions."""
+        await self.aclose()
+
+    @hybridmethod
+    async def on_auth_async(
+        self, proxy: str | None = None, **kwargs: Any
+    ) -> AsyncIterator[RequestLogin | AuthResult]:
+        """Log in through :mod:`langchain_hailuo.auth`, as the seed's ``on_auth_async``.
+
+        Args:
+            proxy: A proxy for the browser.
+            **kwargs: Login options passed on (``base_url`` defaults to this provider's,
+                else :attr:`url`; see :func:`langchain_hailuo.auth.on_auth_async`).
+
+        Yields:
+            :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
+        """
+        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
+            on_auth_async as login,
+        )
+
+        kwargs.setdefault("base_url", self.base_url or self.url)
+        async for item in login(self.label, proxy, **kwargs):
+            yield item
+
+    @hybridmethod
+    async def aclose(self) -> None:
+        """Close the HTTP sessions this provider opened."""
+        await self._client.aclose()
