@@ -39,6 +39,8 @@ __all__ = [
     "HttpOptions",
     "LoopSessions",
     "Timeouts",
+    "cookie_header",
+    "cookieless_session",
     "iter_chunks",
     "origin_of",
     "parse_retry_after",
@@ -191,6 +193,35 @@ def _detach_dead_session(session: aiohttp.ClientSession) -> None:
         with contextlib.suppress(Exception):
             connector._close()  # the loop is closed: only flips the flag
     session.detach()
+
+
+def cookie_header(cookies: Mapping[str, str]) -> str | None:
+    """The ``Cookie`` header for one account's cookies, or ``None`` when there are none.
+
+    Cookies whose name or value could break the header (``;``, ``,``, line breaks) are
+    left out rather than sent mangled.
+
+    Args:
+        cookies: Cookie names and values.
+
+    Returns:
+        ``name=value`` pairs joined with ``"; "``.
+    """
+    unsafe = frozenset(";,\r\n")
+    pairs = [
+        f"{name}={value}"
+        for name, value in cookies.items()
+        if name and "=" not in name and unsafe.isdisjoint(name) and unsafe.isdisjoint(value)
+    ]
+    return "; ".join(pairs) or None
+
+
+def cookieless_session() -> aiohttp.ClientSession:
+    """A session that stores no cookies: each request carries its own account's cookies.
+
+    One session then serves every account of a client without mixing their cookies.
+    """
+    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
 
 def origin_of(url: str) -> str:

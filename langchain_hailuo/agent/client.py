@@ -49,6 +49,8 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    cookie_header,
+    cookieless_session,
     iter_chunks,
     origin_of,
     raise_for_http_status,
@@ -94,7 +96,6 @@ __all__ = [
     "AgentTurn",
     "ModelChoice",
     "check_device_id",
-    "cookie_header",
     "default_region",
     "default_stream_url",
     "parse_agent_id",
@@ -273,24 +274,6 @@ class ModelChoice:
 
 
 # --------------------------------------------------------------------------- pure helpers
-
-
-def cookie_header(cookies: Mapping[str, str]) -> str | None:
-    """The ``Cookie`` header for a set of cookies (unsafe names or values left out).
-
-    Args:
-        cookies: Cookie names and values.
-
-    Returns:
-        ``name=value`` pairs joined with ``"; "``, or ``None`` when there are none.
-    """
-    unsafe = frozenset(";,\r\n")
-    pairs = [
-        f"{name}={value}"
-        for name, value in cookies.items()
-        if name and "=" not in name and unsafe.isdisjoint(name) and unsafe.isdisjoint(value)
-    ]
-    return "; ".join(pairs) or None
 
 
 def check_device_id(auth: AuthResult) -> None:
@@ -569,7 +552,7 @@ class AgentClient:
         self._clock = clock
         self._sleep = sleep
         self._last_unix = 0
-        self._sessions = LoopSessions(session_factory or _default_session)
+        self._sessions = LoopSessions(session_factory or cookieless_session)
         self._identities: dict[tuple[str, str], _Identity] = {}
 
     # ------------------------------------------------------------------ request building
@@ -1101,8 +1084,3 @@ class AgentClient:
     async def aclose(self) -> None:
         """Close the running loop's session (and retire those of closed loops)."""
         await self._sessions.aclose()
-
-
-def _default_session() -> aiohttp.ClientSession:
-    """A session that stores no cookies: each request carries its account's own."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())

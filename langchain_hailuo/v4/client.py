@@ -41,6 +41,8 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    cookie_header,
+    cookieless_session,
     iter_chunks,
     origin_of,
     raise_for_http_status,
@@ -64,7 +66,7 @@ from langchain_hailuo.v4.crypt import (
 )
 from langchain_hailuo.v4.stream import V4StreamDecoder
 
-__all__ = ["QueryOptions", "V4Answer", "V4Client", "build_form", "cookie_header"]
+__all__ = ["QueryOptions", "V4Answer", "V4Client", "build_form"]
 
 logger = logging.getLogger("langchain_hailuo.v4")
 
@@ -125,27 +127,6 @@ def _multipart(form: Mapping[str, str]) -> aiohttp.FormData:
     for name, value in form.items():
         data.add_field(name, value)
     return data
-
-
-def cookie_header(cookies: Mapping[str, str]) -> str | None:
-    """The ``Cookie`` header for a set of cookies, or ``None`` when there are none.
-
-    Cookies whose name or value could break the header (``;``, ``,``, line breaks) are
-    left out rather than sent mangled.
-
-    Args:
-        cookies: Cookie names and values.
-
-    Returns:
-        ``name=value`` pairs joined with ``"; "``.
-    """
-    unsafe = frozenset(";,\r\n")
-    pairs = [
-        f"{name}={value}"
-        for name, value in cookies.items()
-        if name and "=" not in name and unsafe.isdisjoint(name) and unsafe.isdisjoint(value)
-    ]
-    return "; ".join(pairs) or None
 
 
 def _unix_of(url: yarl.URL) -> int | None:
@@ -268,7 +249,7 @@ class V4Client:
         self._clock = clock
         self._sleep = sleep
         self._last_unix = 0
-        self._sessions = LoopSessions(session_factory or _default_session)
+        self._sessions = LoopSessions(session_factory or cookieless_session)
 
     def next_unix(self) -> int:
         """A request time in milliseconds, strictly greater than the previous one."""
@@ -397,11 +378,6 @@ class V4Client:
     async def aclose(self) -> None:
         """Close the running loop's session (and retire those of closed loops)."""
         await self._sessions.aclose()
-
-
-def _default_session() -> aiohttp.ClientSession:
-    """A session that stores no cookies: each request carries its account's own."""
-    return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
 
 async def _check_content_type(resp: aiohttp.ClientResponse) -> None:

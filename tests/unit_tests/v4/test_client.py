@@ -14,7 +14,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from langchain_hailuo._http import HttpOptions, Timeouts
+from langchain_hailuo._http import HttpOptions, Timeouts, cookie_header
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoProtocolError,
@@ -32,7 +32,7 @@ from langchain_hailuo.types import (
     TextDelta,
     TitleGeneration,
 )
-from langchain_hailuo.v4.client import V4Answer, V4Client, build_form, cookie_header
+from langchain_hailuo.v4.client import V4Answer, V4Client, build_form
 from tests.unit_tests.v4.conftest import (
     SSE,
     TOKEN,
