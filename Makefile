@@ -18,7 +18,7 @@ format:
 	$(PYTHON) -m ruff check --fix .
 
 type:
-	$(PYTHON) -m mypy langchain_hailuo tests
+	$(PYTHON) -m mypy langchain_hailuo tests examples
 
 ## A streamed two-turn LangChain chat: real Hailuo when credentials are set, the emulator otherwise.
 demo:

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
@@ -24,7 +24,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_hailuo.auth import AuthStore
 from langchain_hailuo.chat_models import ChatHailuo
 
-__all__ = ["main", "run_demo"]
+__all__ = ["example_model", "has_credentials", "main", "run_demo"]
 
 QUESTIONS = (
     "My name is Ada and I like green tea. Say hello in one sentence.",
@@ -47,17 +47,22 @@ def has_credentials(env: dict[str, str] | None = None) -> bool:
     return AuthStore(values.get("HAILUO_AUTH_FILE") or None).exists()
 
 
-async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
-    """Stream two turns of an LCEL chat (prompt | model) with history.
+@contextlib.asynccontextmanager
+async def example_model(
+    out: TextIO | None = None, *, use_emulator: bool | None = None, **model_kwargs: Any
+) -> AsyncIterator[ChatHailuo]:
+    """A ``ChatHailuo`` for the demo and the examples: real when credentials exist, else emulated.
 
     Args:
-        out: Where to print.
+        out: Where to say which service is used (default: standard output).
         use_emulator: Force the emulator (``True``) or the real service (``False``);
             ``None`` decides by :func:`has_credentials`.
+        **model_kwargs: More ``ChatHailuo`` arguments.
 
-    Returns:
-        The exit code (0 on success).
+    Yields:
+        The model; its sessions (and the emulator) are closed on exit.
     """
+    out = sys.stdout if out is None else out
     emulate = not has_credentials() if use_emulator is None else use_emulator
     async with contextlib.AsyncExitStack() as stack:
         kwargs: dict[str, Any] = {}
@@ -73,8 +78,23 @@ async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
             )
         else:
             print("Using your Hailuo / MiniMax credentials against the real service.", file=out)
-        model = ChatHailuo(**kwargs)
+        model = ChatHailuo(**kwargs, **model_kwargs)
         stack.push_async_callback(model.aclose)
+        yield model
+
+
+async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
+    """Stream two turns of an LCEL chat (prompt | model) with history.
+
+    Args:
+        out: Where to print.
+        use_emulator: Force the emulator (``True``) or the real service (``False``);
+            ``None`` decides by :func:`has_credentials`.
+
+    Returns:
+        The exit code (0 on success).
+    """
+    async with example_model(out, use_emulator=use_emulator) as model:
         prompt = ChatPromptTemplate.from_messages(
             [MessagesPlaceholder("history"), ("human", "{question}")]
         )
