@@ -197,6 +197,7 @@ class V4Answer:
                 async for chunk in chunks:
                     for event in decoder.feed(chunk):
                         yield event
+                    decoder.raise_pending()  # an error that followed those events
                     if decoder.finished:
                         return
             self._eof = True

@@ -239,12 +239,17 @@ class HailuoAI(BaseProvider):
                     async for item in stream:
                         started = True
                         yield item
-            except HailuoAuthError:
+            except HailuoAuthError as rejection:
                 if started or refreshed or manager is None:
                     raise
                 refreshed = True
                 logger.info("the token was rejected before any output; refreshing it once")
-                auth = await manager.refresh(auth)
+                try:
+                    auth = await manager.refresh(auth)
+                except HailuoAuthError as failed:
+                    if rejection.status == 403:  # noqa: PLR2004 - cookies, not the token, refused
+                        raise rejection from failed
+                    raise
             else:
                 return
 

@@ -123,6 +123,7 @@ class V4StreamDecoder:
         self._emitted = 0  # characters of answer text emitted so far
         self._recent = ""  # the last _CHECK_WINDOW emitted characters
         self._pending = ""  # the newest snapshot, kept to flush held-back text at the end
+        self._failure: HailuoServerError | None = None  # raised after the events before it
         self.finished = False
         self.chat_id: str | None = None
         self.msg_id: str | None = None
@@ -152,16 +153,35 @@ class V4StreamDecoder:
             The events the chunk completed, in order.
 
         Raises:
-            HailuoServerError: The stream reported an error (with the partial text).
+            HailuoServerError: The stream reported an error (with the partial text). When
+                events were decoded before the error in the same chunk, they are returned
+                first and the error is raised by :meth:`raise_pending` (or the next
+                :meth:`feed` / :meth:`close`).
         """
+        self.raise_pending()
         events: list[StreamEvent] = []
         if self.finished:
             return events  # whatever follows the end is ignored (and not buffered)
-        for line in self._lines.feed(data):
-            self._line(line, events)
-            if self.finished:
-                break
+        try:
+            for line in self._lines.feed(data):
+                self._line(line, events)
+                if self.finished:
+                    break
+        except HailuoServerError as exc:
+            if not events:
+                raise
+            self._failure = exc  # hand out what came before the error first
         return events
+
+    def raise_pending(self) -> None:
+        """Raise an error decoded after events that :meth:`feed` handed out first.
+
+        Raises:
+            HailuoServerError: The error the last chunk held after its events.
+        """
+        if self._failure is not None:
+            error, self._failure = self._failure, None
+            raise error
 
     def close(self) -> list[StreamEvent]:
         """Signal the end of the body and decode its unterminated last line.
@@ -173,6 +193,7 @@ class V4StreamDecoder:
             HailuoStreamInterruptedError: The body ended before the answer did.
             HailuoServerError: The last line reported an error.
         """
+        self.raise_pending()
         events: list[StreamEvent] = []
         rest = self._lines.flush()
         if rest is not None and not self.finished:

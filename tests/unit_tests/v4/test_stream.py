@@ -229,6 +229,22 @@ def test_in_stream_error_raises_with_partial_text() -> None:
     assert not err.retryable
 
 
+def test_events_before_an_error_in_the_same_chunk_are_handed_out_first() -> None:
+    decoder = V4StreamDecoder()
+    events = decoder.feed(send_result() + message("Partial ans") + error(1500001, "busy"))
+    assert deltas(events) == ["Partial ans"]
+    with pytest.raises(HailuoServerError) as info:
+        decoder.raise_pending()
+    assert info.value.code == 1500001
+    assert info.value.partial_text == "Partial ans"
+    decoder.raise_pending()  # raised once only
+    # Without raise_pending, the next feed (or close) raises it.
+    again = V4StreamDecoder()
+    again.feed(send_result() + message("Part") + error(1500001, "busy"))
+    with pytest.raises(HailuoServerError):
+        again.close()
+
+
 def test_error_before_any_text() -> None:
     with pytest.raises(HailuoServerError) as info:
         decode(error(1000, "token invalid", kind=1))
