@@ -9,6 +9,7 @@ the next call once the fault is gone.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -401,11 +402,14 @@ async def test_drop_mid_utf8_character_keeps_only_whole_text(
 
 
 async def test_malformed_data_line_loses_and_doubles_nothing(
-    provider: HailuoAI, hailuo_emulator: Emulator
+    provider: HailuoAI, hailuo_emulator: Emulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     auth = _auth(hailuo_emulator)
-    hailuo_emulator.fault("malformed_line", after=2)
-    run = await _run(provider, auth)
+    fault = hailuo_emulator.fault("malformed_line", after=2)
+    with caplog.at_level(logging.WARNING, logger="langchain_hailuo"):
+        run = await _run(provider, auth)
+    assert fault.times == 0  # the broken line was really sent
+    assert any("malformed data line" in r.getMessage() for r in caplog.records)
     assert run.error is None, run.error
     assert run.text == REPLY
     assert _posts(hailuo_emulator) == 1
