@@ -35,7 +35,6 @@ from langchain_hailuo.emulator.core import (
     EmulatorState,
     EventStream,
     Fault,
-    StreamAbortedError,
     default_reasoning,
     default_reply,
     error_response,
@@ -390,14 +389,10 @@ class AgentRoutes:
         await response.prepare(request)
         stream = EventStream(request, response, self.state, caller.fault, self.chunk_delay)
         session.busy = True
-        with self.state.tracking():
-            try:
-                await _Turn(self, stream, session, caller, body).run()
-            except StreamAbortedError:
-                return response
-            finally:
-                session.busy = False
-        await response.write_eof()
+        try:
+            await stream.serve(_Turn(self, stream, session, caller, body).run)
+        finally:
+            session.busy = False  # also when the client left mid-turn or during a stall
         return response
 
 

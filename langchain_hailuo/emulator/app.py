@@ -161,6 +161,25 @@ class Emulator:
         """The queued faults (with their remaining ``times``)."""
         return self._state.faults
 
+    @property
+    def disconnects(self) -> list[RecordedRequest]:
+        """The streamed requests whose client went away before the answer ended, oldest first.
+
+        A client that closes the connection mid-answer (a cancelled task, a ``break`` out
+        of the stream, an idle timeout during a ``stall``) ends the turn: the Agent session
+        is free again and nothing is logged.
+        """
+        return [r for r in self._state.requests if r.disconnected]
+
+    @property
+    def peak_streams(self) -> int:
+        """The most answers streamed at the same time so far (both protocols, all accounts)."""
+        return self._state.peak_streams
+
+    def reset_peak_streams(self) -> None:
+        """Start counting :attr:`peak_streams` afresh (from the streams running now)."""
+        self._state.peak_streams = self._state.streams_now
+
     def requests_to(self, endpoint: str, *, account: str | None = None) -> list[RecordedRequest]:
         """The recorded requests of one endpoint (``chat``, ``config``, ``session``...).
 
@@ -219,7 +238,9 @@ class Emulator:
 
         Returns:
             ``protocol``, ``token``, ``base_url``, ``uuid``, ``device_id`` and, for the Agent,
-            ``stream_url`` (the token is the emulator's made-up one).
+            ``stream_url`` and ``provider_settings={"session_delay": 0.0}`` (the real
+            service needs a pause after creating a session; the emulator does not). The
+            token is the emulator's made-up one.
 
         Raises:
             ValueError: For another protocol.
@@ -242,6 +263,7 @@ class Emulator:
             "stream_url": self.agent_stream_url,
             "uuid": chosen.uuid,
             "device_id": chosen.tab_device_id,
+            "provider_settings": {"session_delay": 0.0},
         }
 
     # ------------------------------------------------------------------ scripts and faults

@@ -14,7 +14,7 @@ import secrets
 import time
 import uuid as uuid_module
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -91,6 +91,8 @@ FAULT_HEADER = "x-emulator-fault"
 """Request header that applies a fault to that one request: ``kind; key=value; ...``."""
 
 _EPOCH_30_DAYS = 30 * 24 * 3600
+_DISCONNECT_POLL = 0.02
+"""Seconds between checks for a client that left during a stall."""
 
 
 def random_digits(count: int) -> str:
@@ -280,6 +282,8 @@ class RecordedRequest:
         protocol: ``v4`` or ``agent`` (``None`` for pages and redirects).
         origin: Which emulator origin served it.
         endpoint: The route's name (``chat``, ``config``, ``login_page``...).
+        disconnected: The client went away before the streamed answer ended (it closed
+            the connection mid-answer, or during a stall).
     """
 
     method: str
@@ -292,6 +296,7 @@ class RecordedRequest:
     account: str | None = None
     protocol: str | None = None
     endpoint: str | None = None
+    disconnected: bool = False
 
 
 class StreamAbortedError(Exception):
@@ -334,6 +339,8 @@ class EmulatorState:
         self.active: set[asyncio.Task[Any]] = set()
         self.stopped = asyncio.Event()
         self.revoked_tokens: set[str] = set()
+        self.streams_now = 0
+        self.peak_streams = 0
         self._in_flight: dict[int, RecordedRequest] = {}
 
     # ------------------------------------------------------------------ accounts
@@ -485,9 +492,12 @@ class EmulatorState:
         task = asyncio.current_task()
         if task is not None:
             self.active.add(task)
+        self.streams_now += 1
+        self.peak_streams = max(self.peak_streams, self.streams_now)
         try:
             yield
         finally:
+            self.streams_now -= 1
             if task is not None:
                 self.active.discard(task)
 
@@ -500,9 +510,12 @@ def default_reply(prompt: str, turns: int) -> str:
         turns: How many user turns the server-side chat now holds (this one included).
 
     Returns:
-        ``You said: <prompt>. This chat has N turn(s).``
+        ``You said: <prompt>. This chat has N turn(s).`` (no second full stop when the
+        prompt already ends with ``.``, ``!``, ``?`` or ``…``).
     """
-    return f"You said: {prompt}. This chat has {turns} turn(s)."
+    quoted = prompt.rstrip()
+    stop = "" if quoted.endswith((".", "!", "?", "\u2026", "\u3002", "\uff01", "\uff1f")) else "."
+    return f"You said: {quoted}{stop} This chat has {turns} turn(s)."
 
 
 def default_reasoning(prompt: str) -> str:
@@ -572,9 +585,46 @@ class EventStream:
         elif self.frames < fault.int_param("after", 2):
             return
         if fault.kind == "stall":
-            await self._state.stopped.wait()
+            await self._stall()
         self._abort()
         raise StreamAbortedError
+
+    def client_gone(self) -> bool:
+        """Whether the client has closed its end of the connection."""
+        transport = self._request.transport
+        return transport is None or transport.is_closing()
+
+    async def _stall(self) -> None:
+        """Write nothing until the emulator stops or the client goes away.
+
+        Raises:
+            ConnectionResetError: The client closed the connection during the stall.
+        """
+        while not self._state.stopped.is_set():
+            if self.client_gone():
+                raise ConnectionResetError("the client closed the connection during a stall")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_DISCONNECT_POLL):
+                    await self._state.stopped.wait()
+
+    async def serve(self, write: Callable[[], Awaitable[None]]) -> None:
+        """Write an answer with ``write``, then end the body.
+
+        A fault that cut the answer ends it quietly. A client that went away mid-answer
+        (or during a stall) ends it too: the request is marked ``disconnected`` (see
+        :attr:`Emulator.disconnects`) and nothing is logged.
+
+        Args:
+            write: Writes the answer's frames through :meth:`send`.
+        """
+        with self._state.tracking():
+            try:
+                await write()
+                await self._response.write_eof()
+            except StreamAbortedError:
+                return
+            except ConnectionError:  # aiohttp's "Cannot write to closing transport" too
+                self._state.record_of(self._request).disconnected = True
 
     async def _write(self, data: bytes) -> None:
         """Write and count bytes."""

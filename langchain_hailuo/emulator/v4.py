@@ -28,7 +28,6 @@ from langchain_hailuo.emulator.core import (
     EmulatorState,
     EventStream,
     Fault,
-    StreamAbortedError,
     default_reply,
     error_response,
     json_text,
@@ -212,12 +211,7 @@ class V4Routes:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
         stream = EventStream(request, response, self.state, fault, self.chunk_delay)
-        with self.state.tracking():
-            try:
-                await self._answer(stream, request, account, form, fault)
-            except StreamAbortedError:
-                return response
-        await response.write_eof()
+        await stream.serve(lambda: self._answer(stream, request, account, form, fault))
         return response
 
     async def _answer(
