@@ -85,7 +85,7 @@ from langchain_hailuo.errors import (
     HailuoSessionBusyError,
     HailuoStreamInterruptedError,
 )
-from langchain_hailuo.types import AuthResult, StreamEvent
+from langchain_hailuo.types import AuthResult, FinishReason, StreamEvent
 
 __all__ = [
     "DEFAULT_API_PREFIX",
@@ -119,6 +119,8 @@ DEFAULT_USER_AGENT = (
 JSON_ACCEPT = "application/json, text/plain, */*"
 STREAM_ACCEPT = "text/event-stream"
 _ERROR_BODY_LIMIT = 64 * 1024
+TRAILER_GRACE = 2.0
+"""Longest wait, in seconds, for the rest of the body after the turn finished (its usage)."""
 _SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
 _CN_DOMAINS = frozenset({"minimaxi.com", "minimax.cn"})
 
@@ -454,15 +456,23 @@ class AgentTurn:
         self._options = options
         self._started = started
         self._eof = False
+        self._finish: FinishReason | None = None
         self.decoder = decoder
         self.session_id = session_id
         self.turn_id = turn_id
 
     async def events(self) -> AsyncIterator[StreamEvent]:
-        """Stream the turn's events; reading stops at the end of the turn.
+        """Stream the turn's events, then read the rest of the body briefly for the usage.
+
+        After the ``finish: true`` chunk the service still sends a final message with the
+        token usage, then ends the body. The text is complete at the chunk, so the
+        remaining bytes are read for at most :data:`TRAILER_GRACE` seconds (or the idle
+        timeout, if shorter); reading them also ends the turn cleanly on the server's side
+        (the session is free for the next turn at once).
 
         Yields:
-            Decoded events, :class:`~langchain_hailuo.types.FinishReason` last.
+            Decoded events; ``Usage`` (when reported) and
+            :class:`~langchain_hailuo.types.FinishReason` last.
 
         Raises:
             HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
@@ -476,14 +486,16 @@ class AgentTurn:
         )
         try:
             async with contextlib.aclosing(chunks):
-                async for chunk in chunks:
-                    for event in decoder.feed(chunk):
+                answer = self._until_finish(chunks)
+                async with contextlib.aclosing(answer):
+                    async for event in answer:
                         yield event
-                    if decoder.finished:
-                        return
-            self._eof = True
-            for event in decoder.close():
+                if self._finish is not None and not self._eof:
+                    await self._read_trailer(chunks)
+            for event in decoder.trailer():
                 yield event
+            if self._finish is not None:
+                yield self._finish
         except HailuoError as exc:
             exc.with_partial(
                 partial_text=decoder.received_text,
@@ -501,6 +513,46 @@ class AgentTurn:
             ) from exc
         finally:
             self.close()
+
+    async def _until_finish(
+        self, chunks: AsyncIterator[bytes]
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """The turn's events up to its end; its ``FinishReason`` is kept in ``_finish``."""
+        async for chunk in chunks:
+            for event in self._hold_finish(self.decoder.feed(chunk)):
+                yield event
+            if self.decoder.finished:
+                return
+        self._eof = True
+        for event in self._hold_finish(self.decoder.close()):
+            yield event
+
+    def _hold_finish(self, events: list[StreamEvent]) -> list[StreamEvent]:
+        """``events`` without the ``FinishReason``, which is kept to be yielded last."""
+        out: list[StreamEvent] = []
+        for event in events:
+            if isinstance(event, FinishReason):
+                self._finish = event
+            else:
+                out.append(event)
+        return out
+
+    async def _read_trailer(self, chunks: AsyncIterator[bytes]) -> None:
+        """Read what follows the finished turn (its usage) until the body ends or time is up.
+
+        The answer is complete by now: a slow, broken or stalled trailer is not an error,
+        the connection is then simply dropped instead of reused.
+        """
+        idle = self._options.timeouts.idle
+        grace = TRAILER_GRACE if idle is None else min(idle, TRAILER_GRACE)
+        try:
+            async with asyncio.timeout(grace):
+                async for chunk in chunks:
+                    self.decoder.feed(chunk)
+        except (TimeoutError, HailuoError, aiohttp.ClientError) as exc:
+            logger.debug("stopped reading after the finished turn: %s", type(exc).__name__)
+        else:
+            self._eof = True
 
     def close(self) -> None:
         """Let go of the response: back to the pool when fully read, else drop the connection."""

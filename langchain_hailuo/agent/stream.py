@@ -344,6 +344,8 @@ class AgentStreamDecoder:
         self.msg_id: str | None = None
         self.usage: Usage | None = None
         self._id_emitted = False
+        self._usage_emitted = False
+        self._held: str | None = None
         self._pending: HailuoError | None = None
 
     @property
@@ -379,13 +381,51 @@ class AgentStreamDecoder:
         try:
             for line in self._lines.feed(data):
                 if self.finished:
-                    break
-                self._line(line, events)
+                    self._trailer_line(line)
+                else:
+                    self._line(line, events)
         except HailuoError as exc:
             if not events:
                 raise
             self._pending = exc  # hand out what came before the error first
         return events
+
+    def trailer(self) -> list[StreamEvent]:
+        """Metadata that arrived after the turn finished, not yet emitted.
+
+        The service ends a turn with a ``finish: true`` chunk and then sends a type-2
+        ``agent_message`` holding the whole answer, its id and the token ``usage``. The
+        decoder emits ``FinishReason`` at the chunk; what the final message adds is
+        collected (never any text) and handed out here.
+
+        Returns:
+            ``MessageId`` and ``Usage`` when they became known after ``FinishReason``.
+        """
+        events: list[StreamEvent] = []
+        self._emit_id(events)
+        if self.usage is not None and not self._usage_emitted:
+            self._usage_emitted = True
+            events.append(self.usage)
+        return events
+
+    def _trailer_line(self, raw: bytes) -> None:
+        """A line after the turn finished: only the final message's id and usage count."""
+        line = raw.decode("utf-8", "replace")
+        if not line.startswith("data:"):
+            return
+        frame = self._parse(line[5:].strip(), warn=False)
+        if frame is None:
+            return
+        kind, payload = _frame_payload(frame)
+        if kind != "message" or str(payload.get("role", "")).lower() == "user":
+            return
+        if payload.get("finish_reason") == "error":
+            logger.debug("ignored an error frame after the turn finished")
+            return
+        self._take_id(payload, frame)
+        usage = _usage_of(payload)
+        if usage is not None:
+            self.usage = usage
 
     def _raise_pending(self) -> None:
         """Raise an error decoded after events that were handed out first."""
@@ -475,9 +515,9 @@ class AgentStreamDecoder:
             return
         kind, payload = _frame_payload(frame)
         if kind == "chunk":
-            self._chunk(payload, events)
+            self._chunk(payload, events, frame)
         elif kind == "message":
-            self._message(payload, events)
+            self._message(payload, events, frame)
         elif _as_int(frame.get("type")) != TYPE_HEARTBEAT:
             self._maybe_error(frame)
 
@@ -493,20 +533,47 @@ class AgentStreamDecoder:
             raise self._attach(error_for_code(code, message, what="answer stream"))
         logger.debug("ignored a stream frame of type %r", frame.get("type"))
 
-    def _chunk(self, payload: Mapping[str, Any], events: list[StreamEvent]) -> None:
+    def _chunk(
+        self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
+    ) -> None:
         """An ``agent_message_chunk``: deltas, and the end of the turn on ``finish``."""
         if str(payload.get("role", "assistant")).lower() == "user":
             return
         if payload.get("finish_reason") == "error":
             self._raise_error_frame(payload)
         final = payload.get("finish") is True
-        self._take_id(payload)
+        self._take_id(payload, frame)
+        held, self._held = self._held, None
+        content = _as_text(payload.get("msg_content"))
+        if held is not None and not (final and not content):
+            self._add({"msg_content": held}, events, snapshot=False, final=False)
         if _is_prose(payload):
-            self._add(payload, events, snapshot=False, final=final)
+            if not final and self._is_short_repeat(payload, content):
+                self._held = content  # the re-send, if the finish chunk comes next
+            else:
+                self._add(payload, events, snapshot=False, final=final)
         if final:
             self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
 
-    def _message(self, payload: Mapping[str, Any], events: list[StreamEvent]) -> None:
+    def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
+        """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
+
+        The service re-sends the whole answer as the chunk before ``finish``. A long
+        answer repeated is surely that re-send; a short one ("ha" after "ha") may be real
+        text, so it waits for the next chunk: an empty ``finish`` chunk means it was the
+        re-send (dropped), anything else means it was text (kept).
+        """
+        return (
+            bool(self._answer)
+            and content == self._answer
+            and len(content) < _RESEND_MIN_CHARS
+            and not _as_text(payload.get("thinking_content"))
+            and not _as_text(payload.get("reasoning_content"))
+        )
+
+    def _message(
+        self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
+    ) -> None:
         """An ``agent_message``: the prompt's echo, the full answer, usage, or an error."""
         role = str(payload.get("role", "")).lower()
         content = _as_text(payload.get("msg_content"))
@@ -516,7 +583,7 @@ class AgentStreamDecoder:
             return  # the echo of our own prompt
         if payload.get("finish_reason") == "error":
             self._raise_error_frame(payload)
-        self._take_id(payload)
+        self._take_id(payload, frame)
         usage = _usage_of(payload)
         if usage is not None:
             self.usage = usage
@@ -526,10 +593,14 @@ class AgentStreamDecoder:
             if reason:
                 self._final_reason = reason
 
-    def _take_id(self, payload: Mapping[str, Any]) -> None:
-        """Remember the answer's message id (emitted once, with the first text)."""
-        if self.msg_id is None:
-            self.msg_id = next((i for key in _ID_KEYS if (i := _as_id(payload.get(key)))), None)
+    def _take_id(self, payload: Mapping[str, Any], frame: Mapping[str, Any]) -> None:
+        """Remember the answer's message id (emitted once, with the first text).
+
+        The id may sit in the message itself or on the frame around it.
+        """
+        for holder in (payload, frame):
+            if self.msg_id is None:
+                self.msg_id = next((i for key in _ID_KEYS if (i := _as_id(holder.get(key)))), None)
 
     def _add(
         self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
@@ -581,6 +652,7 @@ class AgentStreamDecoder:
         self._release(events, final=True)
         self._emit_id(events)
         if self.usage is not None:
+            self._usage_emitted = True
             events.append(self.usage)
         self.finished = True
         events.append(FinishReason(reason))

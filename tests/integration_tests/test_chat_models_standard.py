@@ -42,7 +42,7 @@ def _stop_emulator() -> Iterator[None]:
 
 
 class TestChatHailuoAgentStandard(ChatModelIntegrationTests):
-    """MiniMax Agent protocol: text in, text out; no tools, no usage counts."""
+    """MiniMax Agent protocol: text in, text out, token usage from the turn's final message."""
 
     @property
     def chat_model_class(self) -> type[ChatHailuo]:
@@ -54,8 +54,9 @@ class TestChatHailuoAgentStandard(ChatModelIntegrationTests):
 
     @property
     def returns_usage_metadata(self) -> bool:
-        # The provider reports no token counts (yet), so usage_metadata stays None.
-        return False
+        # The final agent_message after the finish chunk carries usage; it lands on the last
+        # chunk only (with model_name), so summed streams count each token once.
+        return True
 
     @property
     def model_override_value(self) -> str:

@@ -281,3 +281,67 @@ def test_events_before_an_error_in_the_same_chunk_come_first() -> None:
         decoder.close()
     assert info.value.partial_text == "Half an answer"
     assert is_transient_session_error(info.value)
+
+
+def emulator_turn() -> bytes:
+    """The order the service (and the emulator) use: finish chunk first, then the usage."""
+    return (
+        sse(
+            {
+                "type": 6,
+                "msg_id": "m7",
+                "agent_message_chunk": chunk("Hi there.")["agent_message_chunk"],
+            }
+        )
+        + sse(chunk("Hi there."))
+        + sse(chunk(finish=True, finish_reason="stop"))
+        + sse(
+            message(
+                "Hi there.",
+                msg_id="m7",
+                finish_reason="stop",
+                usage={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7},
+            )
+        )
+    )
+
+
+@pytest.mark.parametrize("step", [None, 1, 7])
+def test_usage_after_the_finish_chunk_comes_from_the_trailer(step: int | None) -> None:
+    decoder = AgentStreamDecoder(PROMPT, chat_id="s1")
+    body = emulator_turn()
+    pieces = [body] if step is None else [body[i : i + step] for i in range(0, len(body), step)]
+    events: list[StreamEvent] = []
+    for piece in pieces:
+        events += decoder.feed(piece)
+    assert decoder.finished
+    # the frame-level msg_id is taken with the first text; no usage before the trailer
+    assert events == [MessageId("m7"), TextDelta("Hi there."), FinishReason("stop")]
+    assert decoder.trailer() == [Usage(3, 4, 7)]
+    assert decoder.trailer() == []  # handed out once
+    assert decoder.close() == []
+
+
+def test_trailer_adds_no_text_and_ignores_errors() -> None:
+    decoder = AgentStreamDecoder(PROMPT)
+    decoder.feed(sse(chunk("Done.", finish=True)))
+    late = decoder.feed(
+        sse(
+            message("Done. And more text", msg_id="m9"),
+            message("late failure", finish_reason="error", code=2056),
+            chunk("extra"),
+        )
+    )
+    assert late == []
+    assert decoder.text == "Done."
+    assert decoder.trailer() == [MessageId("m9")]
+
+
+def test_short_answer_re_sent_before_finish_is_not_doubled() -> None:
+    body = sse(chunk("Hi there"), chunk("."), chunk("Hi there."), chunk(finish=True))
+    assert texts(decode(body)) == "Hi there."
+
+
+def test_short_repeat_followed_by_more_text_is_kept() -> None:
+    body = sse(chunk("ha"), chunk("ha"), chunk("!"), chunk(finish=True))
+    assert texts(decode(body)) == "haha!"
