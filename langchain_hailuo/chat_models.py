@@ -8,15 +8,13 @@ seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import uuid as uuid_lib
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, Self, cast
 from typing import Protocol as TypingProtocol
@@ -28,22 +26,12 @@ from langchain_core.language_models.chat_models import (
     LangSmithParams,
     generate_from_stream,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import InvalidToolCall, ToolCall
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import (
-    Runnable,
-    RunnableConfig,
-    RunnableLambda,
-    RunnableMap,
-    RunnablePassthrough,
-    ensure_config,
-)
-from langchain_core.tools import BaseTool
+from langchain_core.runnables import RunnableConfig, ensure_config
 from langchain_core.utils import from_env, secret_from_env
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import (
@@ -51,23 +39,9 @@ from langchain_hailuo._messages import (
     StopSequenceFilter,
     TurnPlan,
     conversation_from_value,
-    find_anchor,
     plan_turn,
     to_message_dicts,
 )
-from langchain_hailuo._structured import StructuredMethod
-from langchain_hailuo._tool_turns import (
-    INSTRUCTIONS_WITHDRAWN,
-    STRUCTURED_KWARG,
-    StructuredSpec,
-    TurnTools,
-    continued_turn,
-    fold_new_chat,
-    render_tool_call_message,
-    render_tool_message,
-    tool_names_by_id,
-)
-from langchain_hailuo._tools import ToolCallStreamParser, ToolChoice, normalize_tool_choice
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     AuthManager,
@@ -75,7 +49,6 @@ from langchain_hailuo.auth import (
     recorded_protocol,
     resolve_protocol,
 )
-from langchain_hailuo.errors import HailuoToolChoiceError
 from langchain_hailuo.types import (
     AuthResult,
     Conversation,
@@ -100,23 +73,9 @@ RUN_METADATA_KEY = "hailuo_conversation"
 """The run-metadata key read as a conversation override (``config={"metadata": {...}}``)."""
 
 _CALL_KWARGS = frozenset(
-    {
-        "model",
-        "conversation",
-        "chat_id",
-        "reasoning",
-        "timeout",
-        "max_retries",
-        "tools",
-        "tool_choice",
-        STRUCTURED_KWARG,
-    }
+    {"model", "conversation", "chat_id", "reasoning", "timeout", "max_retries"}
 )
 """Per-call keyword arguments ``ChatHailuo`` understands; others are ignored."""
-
-_STRUCTURED_METHODS = ("json_schema", "json_mode", "function_calling")
-_NO_PREVIOUS = "<unknown>"
-"""The instructions hash of a chat whose last answer is not in the history."""
 
 _UNUSED_CONTROLS_WARNED: set[str] = set()
 _UNUSED_CONTROLS_GUARD = threading.Lock()
@@ -211,17 +170,6 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
         runner.submit(provider.aclose())
 
 
-def _add_usage(first: Usage | None, second: Usage | None) -> Usage | None:
-    """Token counts of two answers together (a corrective turn costs tokens too)."""
-    if first is None or second is None:
-        return second or first
-    return Usage(
-        input_tokens=first.input_tokens + second.input_tokens,
-        output_tokens=first.output_tokens + second.output_tokens,
-        total_tokens=first.total_tokens + second.total_tokens,
-    )
-
-
 def _usage_metadata(usage: Usage) -> UsageMetadata:
     """LangChain usage metadata from the provider's counts."""
     return UsageMetadata(
@@ -239,19 +187,12 @@ class AnswerBuilder:
     (chat id, message id, title, usage, finish reason) is collected and put on the last
     chunk only, because string metadata is concatenated when chunks are added.
 
-    With tools bound, the text (after the stop filter) goes through a
-    :class:`~langchain_hailuo._tools.ToolCallStreamParser`: prose streams as ``content``,
-    each complete call as one ``tool_call_chunks`` entry, and no tool call syntax ever
-    reaches ``content``. Unusable calls are kept in :attr:`invalid_tool_calls` only.
-
     Args:
         model: The model asked for (``response_metadata["model_name"]``).
         protocol: The protocol used.
         account: The account fingerprint.
         history_hash: The hash of the prompt this answer answers.
         stop: Stop strings applied to the answer text.
-        tools: The tools answers are parsed against (``None``: plain text).
-        tools_hash: The hash of the tool / output-format instructions in effect.
     """
 
     def __init__(
@@ -262,18 +203,13 @@ class AnswerBuilder:
         account: str,
         history_hash: str,
         stop: Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tools_hash: str | None = None,
     ) -> None:
         """Create the builder (see the class docstring)."""
         self.model = model
         self.protocol: Protocol = protocol
         self.account = account
         self.history_hash = history_hash
-        self.tools_hash = tools_hash
         self.stop_filter = StopSequenceFilter(stop)
-        self.parser = ToolCallStreamParser(tools) if tools is not None else None
-        self._raw: list[str] = []
         self.conversation: Conversation | None = None
         self.msg_id: str | None = None
         self.title: str | None = None
@@ -285,21 +221,6 @@ class AnswerBuilder:
     def stopped(self) -> bool:
         """Whether a stop string cut the answer (the stream should be closed)."""
         return self.stop_filter.stopped
-
-    @property
-    def text(self) -> str:
-        """The answer text so far, tool call syntax included (after the stop filter)."""
-        return "".join(self._raw)
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """The valid calls of the finished answer."""
-        return self.parser.result.tool_calls if self.parser else []
-
-    @property
-    def invalid_tool_calls(self) -> list[InvalidToolCall]:
-        """The unusable calls of the finished answer (never streamed)."""
-        return self.parser.result.invalid_tool_calls if self.parser else []
 
     @property
     def message_id(self) -> str | None:
@@ -327,13 +248,7 @@ class AnswerBuilder:
         """
         if isinstance(event, str):
             text = self.stop_filter.feed(event)
-            self._raw.append(text)
-            if self.parser is None or not text:
-                return self._chunk(text) if text else None
-            piece = self.parser.feed(text)
-            if not piece.content and not piece.tool_call_chunks:
-                return None
-            return self._chunk(piece.content, tool_call_chunks=piece.tool_call_chunks)
+            return self._chunk(text) if text else None
         if isinstance(event, Reasoning):
             if not event.text:
                 return None
@@ -363,37 +278,14 @@ class AnswerBuilder:
             "title": self.title,
             "account": self.account,
             "history_hash": self.history_hash,
-            "tools_hash": self.tools_hash,
-            "finish_reason": self._finish_reason(),
+            "finish_reason": "stop" if self.stopped else (self.finish_reason or "stop"),
         }
         return {key: value for key, value in meta.items() if value is not None}
 
-    def _finish_reason(self) -> str:
-        """``tool_calls`` when calls were made, else ``stop`` or the server's reason."""
-        if self.tool_calls:
-            return "tool_calls"
-        return "stop" if self.stopped else (self.finish_reason or "stop")
-
     def last_chunk(self) -> ChatGenerationChunk:
         """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``."""
-        content = self.stop_filter.flush()
-        self._raw.append(content)
-        fields: dict[str, Any] = {}
-        if self.parser is not None:
-            pieces = [self.parser.feed(content), self.parser.finish()]
-            content = "".join(piece.content for piece in pieces)
-            chunks = [chunk for piece in pieces for chunk in piece.tool_call_chunks]
-            if chunks:
-                fields["tool_call_chunks"] = chunks
-            if self.invalid_tool_calls:
-                logger.info(
-                    "ChatHailuo: %d unusable tool call(s) in the answer (not streamed): %s",
-                    len(self.invalid_tool_calls),
-                    "; ".join(str(call.get("error")) for call in self.invalid_tool_calls),
-                )
         message = AIMessageChunk(
-            content=content,
-            **fields,
+            content=self.stop_filter.flush(),
             id=self.message_id or self._fallback_id,
             response_metadata=self.response_metadata(),
             usage_metadata=_usage_metadata(self.usage) if self.usage else None,
