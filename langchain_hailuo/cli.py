@@ -195,10 +195,12 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             history.append(HumanMessage(line.rstrip("\n")))
             print("hailuo> ", end="", file=out, flush=True)
             answer = None
-            async for chunk in model.astream(history):
-                print(chunk.text, end="", file=out, flush=True)
-                answer = chunk if answer is None else answer + chunk
-            print(file=out, flush=True)
+            try:
+                async for chunk in model.astream(history):
+                    print(chunk.text, end="", file=out, flush=True)
+                    answer = chunk if answer is None else answer + chunk
+            finally:
+                print(file=out, flush=True)  # an error line then starts on a line of its own
             if answer is not None:
                 history.append(message_chunk_to_message(answer))
 
