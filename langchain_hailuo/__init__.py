@@ -1,5 +1,6 @@
 """LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent)."""
 
+from langchain_hailuo._structured import StructuredOutputError
 from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
@@ -15,6 +16,7 @@ from langchain_hailuo.errors import (
     HailuoSessionBusyError,
     HailuoStreamInterruptedError,
     HailuoTimeoutError,
+    HailuoToolChoiceError,
     HailuoUnsupportedContentError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
@@ -39,9 +41,11 @@ __all__ = [
     "HailuoSessionBusyError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
+    "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
     "MiniMaxAgent",
     "RequestLogin",
+    "StructuredOutputError",
     "TitleGeneration",
     "__version__",
 ]

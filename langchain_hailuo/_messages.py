@@ -36,6 +36,7 @@ from langchain_hailuo.types import Conversation, MessageDict, Protocol
 __all__ = [
     "PROVIDER_NAME",
     "StopSequenceFilter",
+    "ToolCallRenderer",
     "ToolRenderer",
     "TurnPlan",
     "content_text",
@@ -54,6 +55,9 @@ PROVIDER_NAME = "hailuo"
 
 ToolRenderer = Callable[[ToolMessage], MessageDict]
 """Turns a tool result into a message the web chat can take (supplied by a tools layer)."""
+
+ToolCallRenderer = Callable[[AIMessage], MessageDict]
+"""Turns an AI message that made tool calls into text the web chat can take (a tools layer)."""
 
 _TEXT_BLOCKS = frozenset({"text"})
 """Content block types whose ``text`` is sent."""
@@ -117,8 +121,11 @@ def content_text(content: str | list[str | dict[str, Any]], *, skip_reasoning: b
     return "".join(parts)
 
 
-def message_to_dict(
-    message: BaseMessage, *, render_tool: ToolRenderer | None = None
+def message_to_dict(  # noqa: C901 - one branch per message type
+    message: BaseMessage,
+    *,
+    render_tool: ToolRenderer | None = None,
+    render_tool_calls: ToolCallRenderer | None = None,
 ) -> MessageDict:
     """Map one LangChain message to the providers' ``{"role", "content"}`` dict.
 
@@ -129,6 +136,8 @@ def message_to_dict(
     Args:
         message: The message.
         render_tool: How to render a :class:`ToolMessage` (supplied by a tools layer).
+        render_tool_calls: How to render an :class:`AIMessage` that made tool calls
+            (supplied by a tools layer; without one, only its text is kept).
 
     Returns:
         The dict.
@@ -152,6 +161,8 @@ def message_to_dict(
     if isinstance(message, SystemMessage):
         return {"role": "system", "content": content_text(message.content)}
     if isinstance(message, AIMessage):
+        if render_tool_calls is not None and message.tool_calls:
+            return render_tool_calls(message)
         return {"role": "assistant", "content": content_text(message.content, skip_reasoning=True)}
     if isinstance(message, HumanMessage):
         text = content_text(message.content)
@@ -170,13 +181,17 @@ def message_to_dict(
 
 
 def to_message_dicts(
-    messages: Sequence[BaseMessage], *, render_tool: ToolRenderer | None = None
+    messages: Sequence[BaseMessage],
+    *,
+    render_tool: ToolRenderer | None = None,
+    render_tool_calls: ToolCallRenderer | None = None,
 ) -> list[MessageDict]:
     """Map every message (one dict per message, same order, blank ones kept).
 
     Args:
         messages: The call's messages.
         render_tool: How to render tool results (supplied by a tools layer).
+        render_tool_calls: How to render AI messages with tool calls (a tools layer).
 
     Returns:
         The dicts, index for index with ``messages``.
@@ -187,7 +202,10 @@ def to_message_dicts(
     """
     if not messages:
         raise ValueError("ChatHailuo needs at least one message; got an empty list.")
-    dicts = [message_to_dict(m, render_tool=render_tool) for m in messages]
+    dicts = [
+        message_to_dict(m, render_tool=render_tool, render_tool_calls=render_tool_calls)
+        for m in messages
+    ]
     if not any(d["content"].strip() for d in dicts):
         raise ValueError("Nothing to send: none of the messages holds any text.")
     return dicts

@@ -8,13 +8,15 @@ seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid as uuid_lib
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import aclosing
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal, Self, cast
 from typing import Protocol as TypingProtocol
@@ -26,11 +28,21 @@ from langchain_core.language_models.chat_models import (
     LangSmithParams,
     generate_from_stream,
 )
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.outputs import ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig, ensure_config
+from langchain_core.messages.tool import InvalidToolCall, ToolCall
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableLambda,
+    RunnableMap,
+    RunnablePassthrough,
+    ensure_config,
+)
+from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
+from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
 from langchain_hailuo._loop import account_gate, get_runner
@@ -39,9 +51,23 @@ from langchain_hailuo._messages import (
     StopSequenceFilter,
     TurnPlan,
     conversation_from_value,
+    find_anchor,
     plan_turn,
     to_message_dicts,
 )
+from langchain_hailuo._structured import StructuredMethod
+from langchain_hailuo._tool_turns import (
+    INSTRUCTIONS_WITHDRAWN,
+    STRUCTURED_KWARG,
+    StructuredSpec,
+    TurnTools,
+    continued_turn,
+    fold_new_chat,
+    render_tool_call_message,
+    render_tool_message,
+    tool_names_by_id,
+)
+from langchain_hailuo._tools import ToolCallStreamParser, ToolChoice, normalize_tool_choice
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     AuthManager,
@@ -49,6 +75,7 @@ from langchain_hailuo.auth import (
     recorded_protocol,
     resolve_protocol,
 )
+from langchain_hailuo.errors import HailuoToolChoiceError
 from langchain_hailuo.types import (
     AuthResult,
     Conversation,
@@ -73,9 +100,23 @@ RUN_METADATA_KEY = "hailuo_conversation"
 """The run-metadata key read as a conversation override (``config={"metadata": {...}}``)."""
 
 _CALL_KWARGS = frozenset(
-    {"model", "conversation", "chat_id", "reasoning", "timeout", "max_retries"}
+    {
+        "model",
+        "conversation",
+        "chat_id",
+        "reasoning",
+        "timeout",
+        "max_retries",
+        "tools",
+        "tool_choice",
+        STRUCTURED_KWARG,
+    }
 )
 """Per-call keyword arguments ``ChatHailuo`` understands; others are ignored."""
+
+_STRUCTURED_METHODS = ("json_schema", "json_mode", "function_calling")
+_NO_PREVIOUS = "<unknown>"
+"""The instructions hash of a chat whose last answer is not in the history."""
 
 _UNUSED_CONTROLS_WARNED: set[str] = set()
 _UNUSED_CONTROLS_GUARD = threading.Lock()
@@ -170,6 +211,17 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
         runner.submit(provider.aclose())
 
 
+def _add_usage(first: Usage | None, second: Usage | None) -> Usage | None:
+    """Token counts of two answers together (a corrective turn costs tokens too)."""
+    if first is None or second is None:
+        return second or first
+    return Usage(
+        input_tokens=first.input_tokens + second.input_tokens,
+        output_tokens=first.output_tokens + second.output_tokens,
+        total_tokens=first.total_tokens + second.total_tokens,
+    )
+
+
 def _usage_metadata(usage: Usage) -> UsageMetadata:
     """LangChain usage metadata from the provider's counts."""
     return UsageMetadata(
@@ -187,12 +239,19 @@ class AnswerBuilder:
     (chat id, message id, title, usage, finish reason) is collected and put on the last
     chunk only, because string metadata is concatenated when chunks are added.
 
+    With tools bound, the text (after the stop filter) goes through a
+    :class:`~langchain_hailuo._tools.ToolCallStreamParser`: prose streams as ``content``,
+    each complete call as one ``tool_call_chunks`` entry, and no tool call syntax ever
+    reaches ``content``. Unusable calls are kept in :attr:`invalid_tool_calls` only.
+
     Args:
         model: The model asked for (``response_metadata["model_name"]``).
         protocol: The protocol used.
         account: The account fingerprint.
         history_hash: The hash of the prompt this answer answers.
         stop: Stop strings applied to the answer text.
+        tools: The tools answers are parsed against (``None``: plain text).
+        tools_hash: The hash of the tool / output-format instructions in effect.
     """
 
     def __init__(
@@ -203,13 +262,19 @@ class AnswerBuilder:
         account: str,
         history_hash: str,
         stop: Sequence[str] | None = None,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        tools_hash: str | None = None,
     ) -> None:
         """Create the builder (see the class docstring)."""
         self.model = model
         self.protocol: Protocol = protocol
         self.account = account
         self.history_hash = history_hash
+        self.tools_hash = tools_hash
         self.stop_filter = StopSequenceFilter(stop)
+        self.parser = ToolCallStreamParser(tools) if tools is not None else None
+        self.earlier_usage: Usage | None = None
+        self._raw: list[str] = []
         self.conversation: Conversation | None = None
         self.msg_id: str | None = None
         self.title: str | None = None
@@ -221,6 +286,21 @@ class AnswerBuilder:
     def stopped(self) -> bool:
         """Whether a stop string cut the answer (the stream should be closed)."""
         return self.stop_filter.stopped
+
+    @property
+    def text(self) -> str:
+        """The answer text so far, tool call syntax included (after the stop filter)."""
+        return "".join(self._raw)
+
+    @property
+    def tool_calls(self) -> list[ToolCall]:
+        """The valid calls of the finished answer."""
+        return self.parser.result.tool_calls if self.parser else []
+
+    @property
+    def invalid_tool_calls(self) -> list[InvalidToolCall]:
+        """The unusable calls of the finished answer (never streamed)."""
+        return self.parser.result.invalid_tool_calls if self.parser else []
 
     @property
     def message_id(self) -> str | None:
@@ -237,6 +317,17 @@ class AnswerBuilder:
         )
         return ChatGenerationChunk(message=message)
 
+    def _on_text(self, delta: str) -> ChatGenerationChunk | None:
+        """Answer text: through the stop filter, then (with tools) the call parser."""
+        text = self.stop_filter.feed(delta)
+        self._raw.append(text)
+        if self.parser is None or not text:
+            return self._chunk(text) if text else None
+        piece = self.parser.feed(text)
+        if not piece.content and not piece.tool_call_chunks:
+            return None
+        return self._chunk(piece.content, tool_call_chunks=piece.tool_call_chunks)
+
     def on_event(self, event: ProviderEvent) -> ChatGenerationChunk | None:
         """Take one provider event.
 
@@ -247,8 +338,7 @@ class AnswerBuilder:
             A chunk to emit, or ``None``.
         """
         if isinstance(event, str):
-            text = self.stop_filter.feed(event)
-            return self._chunk(text) if text else None
+            return self._on_text(event)
         if isinstance(event, Reasoning):
             if not event.text:
                 return None
@@ -278,20 +368,59 @@ class AnswerBuilder:
             "title": self.title,
             "account": self.account,
             "history_hash": self.history_hash,
-            "finish_reason": "stop" if self.stopped else (self.finish_reason or "stop"),
+            "tools_hash": self.tools_hash,
+            "finish_reason": self._finish_reason(),
         }
         return {key: value for key, value in meta.items() if value is not None}
 
+    def _finish_reason(self) -> str:
+        """``tool_calls`` when calls were made, else ``stop`` or the server's reason."""
+        if self.tool_calls:
+            return "tool_calls"
+        return "stop" if self.stopped else (self.finish_reason or "stop")
+
     def last_chunk(self) -> ChatGenerationChunk:
         """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``."""
+        content = self.stop_filter.flush()
+        self._raw.append(content)
+        fields: dict[str, Any] = {}
+        if self.parser is not None:
+            pieces = [self.parser.feed(content), self.parser.finish()]
+            content = "".join(piece.content for piece in pieces)
+            chunks = [chunk for piece in pieces for chunk in piece.tool_call_chunks]
+            if chunks:
+                fields["tool_call_chunks"] = chunks
+            if self.invalid_tool_calls:
+                logger.info(
+                    "ChatHailuo: %d unusable tool call(s) in the answer (not streamed): %s",
+                    len(self.invalid_tool_calls),
+                    "; ".join(str(call.get("error")) for call in self.invalid_tool_calls),
+                )
+        usage = _add_usage(self.earlier_usage, self.usage)
         message = AIMessageChunk(
-            content=self.stop_filter.flush(),
+            content=content,
+            **fields,
             id=self.message_id or self._fallback_id,
             response_metadata=self.response_metadata(),
-            usage_metadata=_usage_metadata(self.usage) if self.usage else None,
+            usage_metadata=_usage_metadata(usage) if usage else None,
             chunk_position="last",
         )
         return ChatGenerationChunk(message=message)
+
+
+def _json_schema_of(schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
+    """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``).
+
+    A JSON schema without the ``title`` LangChain's converter wants is used as it is.
+    """
+    if schema is None:
+        return None
+    try:
+        return convert_to_json_schema(dict(schema) if isinstance(schema, Mapping) else schema)
+    except ValueError:
+        if isinstance(schema, Mapping):
+            return dict(schema)
+        raise
 
 
 # --------------------------------------------------------------------------- the model
@@ -741,6 +870,104 @@ class ChatHailuo(BaseChatModel):
         kwargs = _with_run_conversation(config, kwargs)
         return super().astream(input, config, stop=stop, **kwargs)
 
+    # ------------------------------------------------------------------ tools
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: ToolChoice = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Bind tools: they are described to the model, and its calls are read back.
+
+        The web chat has no native tool calling, so the tools are rendered into an
+        instruction block sent at the start of a chat (and again only when the bound tools
+        or the choice change), and the answer is parsed into ``tool_calls`` (see "Tool
+        calling" in the class docstring).
+
+        Args:
+            tools: LangChain tools, functions, Pydantic classes, TypedDicts, JSON schemas or
+                OpenAI tool dicts (anything ``convert_to_openai_tool`` takes).
+            tool_choice: ``None`` / ``"auto"`` (call when useful), ``"any"`` /
+                ``"required"`` / ``True`` (at least one call), a tool name (that tool),
+                ``"none"`` / ``False`` (no call), or the OpenAI / Anthropic dict forms. A
+                forced choice the model does not follow gets one corrective turn in the same
+                chat, then :class:`~langchain_hailuo.errors.HailuoToolChoiceError`.
+            **kwargs: More call arguments to bind.
+
+        Returns:
+            The model with ``tools`` and the normalised ``tool_choice`` bound.
+
+        Raises:
+            ValueError: ``tool_choice`` names no bound tool, or forces a call without tools.
+        """
+        formatted = [convert_to_openai_tool(tool) for tool in tools]
+        names = [str(tool["function"]["name"]) for tool in formatted]
+        choice = normalize_tool_choice(tool_choice, names)
+        if not formatted and choice not in {"auto", "none"}:
+            raise ValueError(f"tool_choice={choice!r} forces a tool call, but no tools are bound.")
+        return self.bind(tools=formatted, tool_choice=choice, **kwargs)
+
+    def with_structured_output(
+        self,
+        schema: Mapping[str, Any] | type | None = None,
+        *,
+        method: StructuredMethod = "json_schema",
+        include_raw: bool = False,
+        strict: bool | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, Any]:
+        """A runnable that answers in the schema's structure, checked and repaired once.
+
+        The model is asked for the structure in words (see "Structured output" in the class
+        docstring); the reply is validated against the schema, and a reply that does not
+        fit gets one repair turn in the same chat. The parser raises a
+        :class:`~langchain_hailuo.StructuredOutputError` (an ``OutputParserException``) if
+        the repaired reply does not fit either.
+
+        Args:
+            schema: A Pydantic class (the result is an instance), a TypedDict or a JSON
+                schema (the result is a dict). Optional for ``json_mode`` only.
+            method: ``"json_schema"`` (default: reply with JSON matching the schema),
+                ``"json_mode"`` (reply with a JSON object; the schema, when given, is shown
+                and checked), or ``"function_calling"`` (call a tool made from the schema).
+            include_raw: Return ``{"raw": AIMessage, "parsed": ..., "parsing_error": ...}``
+                instead of raising on a reply that does not fit.
+            strict: Accepted for compatibility; the reply is always validated.
+            **kwargs: Not supported (raises).
+
+        Returns:
+            The runnable.
+
+        Raises:
+            ValueError: Unknown method or arguments, or no schema where one is needed.
+        """
+        if kwargs:
+            raise ValueError(f"Received unsupported arguments {sorted(kwargs)}.")
+        if method not in _STRUCTURED_METHODS:
+            raise ValueError(
+                f"Unknown method {method!r}; use one of {', '.join(_STRUCTURED_METHODS)}."
+            )
+        if schema is None and method != "json_mode":
+            raise ValueError(f"with_structured_output(method={method!r}) needs a schema.")
+        spec = StructuredSpec(method, _json_schema_of(schema), schema)
+        llm = self.bind(
+            ls_structured_output_format={
+                "kwargs": {"method": method, "strict": strict},
+                "schema": schema,
+            },
+            **{STRUCTURED_KWARG: spec},
+        )
+        parser = RunnableLambda(spec.parse_message, name="HailuoStructuredOutputParser")
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        failed = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks([failed], exception_key="parsing_error")
+
     # ------------------------------------------------------------------ LangChain hooks
 
     async def _astream(
@@ -908,15 +1135,81 @@ class ChatHailuo(BaseChatModel):
                 call["stream_url"] = self.stream_url
         return call
 
+    def _plan_with_tools(
+        self,
+        plan: TurnPlan,
+        messages: Sequence[BaseMessage],
+        dicts: list[MessageDict],
+        turn_tools: TurnTools,
+        names: Mapping[str, str],
+        *,
+        account: str,
+        protocol: Protocol,
+    ) -> TurnPlan:
+        """Add the tool instructions, results and calls to what a turn sends.
+
+        A new chat gets the instructions first and each run of tool results as one block.
+        A continued chat gets the results (and the user's new messages) as its whole turn,
+        with the instructions in front only when they changed since the chat's last answer.
+        Calls without tools, tool messages or instructions are left as they are.
+        """
+        instructions = turn_tools.instructions
+        has_results = any(isinstance(m, ToolMessage) for m in messages)
+        if plan.conversation is None:
+            if not instructions and not has_results:
+                return plan
+            folded = fold_new_chat(messages, dicts, names, instructions)
+            return dataclasses.replace(plan, messages=folded, full_history=folded)
+        anchor = find_anchor(messages, account=account, protocol=protocol)
+        previous: Any = _NO_PREVIOUS
+        if anchor is not None and anchor.conversation.chatID == plan.conversation.chatID:
+            previous = messages[anchor.index].response_metadata.get("tools_hash")
+        current = turn_tools.instructions_hash
+        prefix = ""
+        if current is not None and previous != current:
+            prefix = instructions
+        elif current is None and previous not in {None, _NO_PREVIOUS}:
+            prefix = INSTRUCTIONS_WITHDRAWN
+        turn = len(plan.messages)
+        turn_messages = messages[len(messages) - turn :]
+        if not prefix and not any(isinstance(m, ToolMessage) for m in turn_messages):
+            return plan
+        text = continued_turn(
+            turn_messages,
+            dicts[len(dicts) - turn :],
+            names,
+            prefix=prefix,
+            reminder=bool(turn_tools.tools),
+        )
+        folded = fold_new_chat(messages, dicts, names, instructions)
+        return dataclasses.replace(
+            plan, messages=[{"role": "user", "content": text}], full_history=folded
+        )
+
     async def _achunks(
         self,
         messages: Sequence[BaseMessage],
         stop: list[str] | None,
         override: Any,
         kwargs: Mapping[str, Any],
+        answers: list[AnswerBuilder] | None = None,
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop behind all four LangChain hooks."""
-        dicts = to_message_dicts(messages)
+        """The one answer loop behind all four LangChain hooks.
+
+        Args:
+            messages: The call's messages.
+            stop: Stop strings of the call.
+            override: The call's conversation override.
+            kwargs: The call's keyword arguments (tools, tool_choice, structured spec...).
+            answers: When given, the builder of the answer returned is appended to it.
+        """
+        turn_tools = TurnTools.from_kwargs(kwargs)
+        names = tool_names_by_id(messages)
+        dicts = to_message_dicts(
+            messages,
+            render_tool=lambda message: render_tool_message(message, names),
+            render_tool_calls=render_tool_call_message,
+        )
         auth_manager = self._get_auth_manager()
         auth = await auth_manager.get()
         protocol = self._resolve_protocol(auth)
@@ -929,31 +1222,123 @@ class ChatHailuo(BaseChatModel):
             override=conversation_from_value(override, protocol),
             use_history=self.use_previous_chat_id,
         )
+        plan = self._plan_with_tools(
+            plan, messages, dicts, turn_tools, names, account=account, protocol=protocol
+        )
         model = str(kwargs.get("model") or self.model)
         logger.debug(
-            "ChatHailuo call: protocol=%s account=%s plan=%s chat=%s",
+            "ChatHailuo call: protocol=%s account=%s plan=%s chat=%s tools=%d",
             protocol,
             account,
             plan.reason,
             plan.conversation.chatID if plan.conversation else None,
+            len(turn_tools.tools),
         )
-        builder = AnswerBuilder(
-            model=model,
-            protocol=protocol,
-            account=account,
-            history_hash=plan.history_hash,
-            stop=stop if stop is not None else self.stop,
+
+        def new_builder() -> AnswerBuilder:
+            return AnswerBuilder(
+                model=model,
+                protocol=protocol,
+                account=account,
+                history_hash=plan.history_hash,
+                stop=stop if stop is not None else self.stop,
+                tools=turn_tools.parser_tools,
+                tools_hash=turn_tools.instructions_hash,
+            )
+
+        def send(
+            builder: AnswerBuilder,
+            sent: list[MessageDict],
+            conversation: Conversation | None,
+            full_history: list[MessageDict],
+        ) -> AsyncGenerator[ChatGenerationChunk, None]:
+            return self._answer(
+                builder,
+                auth,
+                model,
+                sent,
+                conversation,
+                full_history,
+                self._call_kwargs(protocol, kwargs),
+            )
+
+        builder = new_builder()
+        if not turn_tools.checked:
+            async with aclosing(
+                send(builder, plan.messages, plan.conversation, plan.full_history)
+            ) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            if answers is not None:
+                answers.append(builder)
+            return
+        # Checked answers (a forced tool_choice, structured output) are held until checked:
+        # an answer that gets a corrective turn is never shown.
+        held = [c async for c in send(builder, plan.messages, plan.conversation, plan.full_history)]
+        correction = turn_tools.correction(
+            builder.text, builder.tool_calls, builder.invalid_tool_calls
         )
-        provider = self._get_provider(protocol)
-        async with account_gate(account, self.max_concurrency):
+        if correction is not None:
+            logger.info(
+                "ChatHailuo: the answer needs a %s correction; asking once more in chat %s",
+                correction.kind,
+                builder.conversation.chatID if builder.conversation else None,
+            )
+            first = builder
+            builder = new_builder()
+            builder.earlier_usage = first.usage
+            retry_history: list[MessageDict] = [
+                *plan.full_history,
+                {"role": "assistant", "content": first.text},
+                {"role": "user", "content": correction.text},
+            ]
+            held = [
+                c
+                async for c in send(
+                    builder,
+                    [{"role": "user", "content": correction.text}],
+                    first.conversation or plan.conversation,
+                    retry_history,
+                )
+            ]
+            second = turn_tools.correction(
+                builder.text, builder.tool_calls, builder.invalid_tool_calls
+            )
+            if second is not None and second.kind == "tool_choice":
+                conversation = builder.conversation
+                raise HailuoToolChoiceError(
+                    f"The model did not follow tool_choice={turn_tools.tool_choice!r}, even "
+                    "after a corrective turn. Rephrase the request, or bind the tools with "
+                    "tool_choice='auto' and check AIMessage.tool_calls yourself.",
+                    partial_text=builder.parser.result.content if builder.parser else "",
+                    chat_id=conversation.chatID if conversation else None,
+                )
+        if answers is not None:
+            answers.append(builder)
+        for chunk in held:
+            yield chunk
+
+    async def _answer(  # noqa: PLR0917 - private, called from one place
+        self,
+        builder: AnswerBuilder,
+        auth: AuthResult,
+        model: str,
+        sent: list[MessageDict],
+        conversation: Conversation | None,
+        full_history: list[MessageDict],
+        call_kwargs: dict[str, Any],
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """Stream one answer from the provider through ``builder`` (its last chunk too)."""
+        provider = self._get_provider(builder.protocol)
+        async with account_gate(builder.account, self.max_concurrency):
             events = provider.create_authed(
                 model,
-                plan.messages,
+                sent,
                 auth,
                 return_conversation=True,
-                conversation=plan.conversation,
-                full_history=plan.full_history,
-                **self._call_kwargs(protocol, kwargs),
+                conversation=conversation,
+                full_history=full_history,
+                **call_kwargs,
             )
             async with aclosing(cast("Any", events)) as stream:
                 async for event in stream:
@@ -962,8 +1347,8 @@ class ChatHailuo(BaseChatModel):
                         yield chunk
                     if builder.stopped:
                         break
-        if builder.conversation is None and plan.conversation is not None:
-            builder.conversation = plan.conversation
+        if builder.conversation is None and conversation is not None:
+            builder.conversation = conversation
         yield builder.last_chunk()
 
     async def _acollect(
@@ -973,6 +1358,24 @@ class ChatHailuo(BaseChatModel):
         override: Any,
         kwargs: Mapping[str, Any],
     ) -> ChatResult:
-        """The whole answer as a :class:`ChatResult` (chunks summed)."""
-        chunks = [chunk async for chunk in self._achunks(messages, stop, override, kwargs)]
-        return generate_from_stream(iter(chunks))
+        """The whole answer as a :class:`ChatResult` (chunks summed).
+
+        With tool calls in the answer, the whitespace left around the removed call blocks is
+        stripped from ``content``, and unusable calls (which streams leave out) are put in
+        ``invalid_tool_calls``.
+        """
+        answers: list[AnswerBuilder] = []
+        chunks = [chunk async for chunk in self._achunks(messages, stop, override, kwargs, answers)]
+        result = generate_from_stream(iter(chunks))
+        builder = answers[-1] if answers else None
+        message = result.generations[0].message
+        if builder is not None and builder.parser is not None and isinstance(message, AIMessage):
+            reply = builder.parser.result
+            if reply.tool_calls or reply.invalid_tool_calls:
+                message.content = reply.content
+                message.invalid_tool_calls = list(reply.invalid_tool_calls)
+                info = result.generations[0].generation_info
+                result = ChatResult(
+                    generations=[ChatGeneration(message=message, generation_info=info)]
+                )
+        return result

@@ -27,6 +27,7 @@ __all__ = [
     "HailuoSessionBusyError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
+    "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
 ]
 
@@ -110,6 +111,16 @@ class HailuoConfigurationError(HailuoError, ValueError):
 
 class HailuoUnsupportedContentError(HailuoError, ValueError):
     """A message holds content the web chat cannot take (an image, audio or file block)."""
+
+
+class HailuoToolChoiceError(HailuoError):
+    """The model did not follow a forced ``tool_choice``, even after one corrective turn.
+
+    Tool calling works by prompting, so the model can ignore ``tool_choice="any"``, a named
+    tool or ``"none"``. ``ChatHailuo`` then asks once more in the same chat; this error means
+    the second answer did not comply either. ``partial_text`` holds that answer's prose and
+    ``chat_id`` the chat.
+    """
 
 
 class HailuoAuthError(HailuoError):

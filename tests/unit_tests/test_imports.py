@@ -24,9 +24,11 @@ EXPECTED_ALL = [
     "HailuoSessionBusyError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
+    "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
     "MiniMaxAgent",
     "RequestLogin",
+    "StructuredOutputError",
     "TitleGeneration",
     "__version__",
 ]
