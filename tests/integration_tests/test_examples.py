@@ -47,6 +47,7 @@ def test_demo_streams_two_turns_in_one_server_chat(tmp_path: Path) -> None:
         ("examples/lcel_chain.py", "This chat has 1 turn(s)"),
         ("examples/message_history.py", "This chat has 2 turn(s)"),
         ("examples/langgraph_chatbot.py", "This chat has 2 turn(s)"),
+        ("examples/react_agent.py", "[one server chat: True"),
     ],
 )
 def test_example_runs_offline(script: str, expected: str, tmp_path: Path) -> None:
