@@ -45,6 +45,7 @@ __all__ = [
     "origin_of",
     "parse_retry_after",
     "raise_for_http_status",
+    "read_rest",
     "redact_tokens",
     "request_following_redirects",
     "retry_before_first_byte",
@@ -55,6 +56,8 @@ logger = logging.getLogger("langchain_hailuo.http")
 T = TypeVar("T")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+BODY_END_GRACE = 2.0
+"""Longest wait, in seconds, for the rest of a body after the answer finished."""
 _JWT_LIKE = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
 _BOT_PAGE_MARKERS = (
     "just a moment",
@@ -516,3 +519,37 @@ async def iter_chunks(
         if not chunk:
             return
         yield chunk
+
+
+async def read_rest(
+    chunks: AsyncIterator[bytes],
+    *,
+    timeouts: Timeouts,
+    feed: Callable[[bytes], object] | None = None,
+    grace: float = BODY_END_GRACE,
+) -> bool:
+    """Read what follows a finished answer until the body ends, for a short while only.
+
+    The answer is complete, so a slow, broken or stalled rest is not an error: reading
+    just stops. Reading to the end lets the server finish the turn (it is free for the
+    next one at once) and returns the connection to the pool.
+
+    Args:
+        chunks: The body's remaining chunks (from :func:`iter_chunks`).
+        timeouts: ``idle`` caps the wait, together with ``grace``.
+        feed: Called with each chunk (e.g. a decoder collecting trailing metadata).
+        grace: The longest wait in seconds (default :data:`BODY_END_GRACE`).
+
+    Returns:
+        Whether the body ended (the response may go back to the pool).
+    """
+    grace = grace if timeouts.idle is None else min(timeouts.idle, grace)
+    try:
+        async with asyncio.timeout(grace):
+            async for chunk in chunks:
+                if feed is not None:
+                    feed(chunk)
+    except (TimeoutError, HailuoError, aiohttp.ClientError) as exc:
+        logger.debug("stopped reading after the finished answer: %s", type(exc).__name__)
+        return False
+    return True

@@ -54,6 +54,7 @@ from langchain_hailuo._http import (
     iter_chunks,
     origin_of,
     raise_for_http_status,
+    read_rest,
     request_following_redirects,
     retry_before_first_byte,
 )
@@ -119,8 +120,6 @@ DEFAULT_USER_AGENT = (
 JSON_ACCEPT = "application/json, text/plain, */*"
 STREAM_ACCEPT = "text/event-stream"
 _ERROR_BODY_LIMIT = 64 * 1024
-TRAILER_GRACE = 2.0
-"""Longest wait, in seconds, for the rest of the body after the turn finished (its usage)."""
 _SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
 _CN_DOMAINS = frozenset({"minimaxi.com", "minimax.cn"})
 
@@ -466,7 +465,7 @@ class AgentTurn:
 
         After the ``finish: true`` chunk the service still sends a final message with the
         token usage, then ends the body. The text is complete at the chunk, so the
-        remaining bytes are read for at most :data:`TRAILER_GRACE` seconds (or the idle
+        remaining bytes are read for at most ``_http.BODY_END_GRACE`` seconds (or the idle
         timeout, if shorter); reading them also ends the turn cleanly on the server's side
         (the session is free for the next turn at once).
 
@@ -491,7 +490,9 @@ class AgentTurn:
                     async for event in answer:
                         yield event
                 if self._finish is not None and not self._eof:
-                    await self._read_trailer(chunks)
+                    self._eof = await read_rest(
+                        chunks, timeouts=self._options.timeouts, feed=decoder.feed
+                    )
             for event in decoder.trailer():
                 yield event
             if self._finish is not None:
@@ -536,23 +537,6 @@ class AgentTurn:
             else:
                 out.append(event)
         return out
-
-    async def _read_trailer(self, chunks: AsyncIterator[bytes]) -> None:
-        """Read what follows the finished turn (its usage) until the body ends or time is up.
-
-        The answer is complete by now: a slow, broken or stalled trailer is not an error,
-        the connection is then simply dropped instead of reused.
-        """
-        idle = self._options.timeouts.idle
-        grace = TRAILER_GRACE if idle is None else min(idle, TRAILER_GRACE)
-        try:
-            async with asyncio.timeout(grace):
-                async for chunk in chunks:
-                    self.decoder.feed(chunk)
-        except (TimeoutError, HailuoError, aiohttp.ClientError) as exc:
-            logger.debug("stopped reading after the finished turn: %s", type(exc).__name__)
-        else:
-            self._eof = True
 
     def close(self) -> None:
         """Let go of the response: back to the pool when fully read, else drop the connection."""

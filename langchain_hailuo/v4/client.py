@@ -46,6 +46,7 @@ from langchain_hailuo._http import (
     iter_chunks,
     origin_of,
     raise_for_http_status,
+    read_rest,
     request_following_redirects,
     retry_before_first_byte,
 )
@@ -71,6 +72,8 @@ __all__ = ["QueryOptions", "V4Answer", "V4Client", "build_form"]
 logger = logging.getLogger("langchain_hailuo.v4")
 
 WHAT = "chat request"
+BODY_END_GRACE = 0.25
+"""Seconds the v4 client waits for the close frame and the body's end after the answer."""
 _ERROR_BODY_LIMIT = 64 * 1024
 _BASE_URL_HINT = (
     "check the base URL setting (base_url / HAILUO_BASE_URL): it must point at a Hailuo web "
@@ -176,7 +179,12 @@ class V4Answer:
         return self.origin != self.requested_origin
 
     async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """Stream the answer's events; reading stops at the end of the answer.
+        """Stream the answer's events, then read the rest of the body for a moment.
+
+        After the final snapshot the server sends a close frame and ends the body; reading
+        them (for at most :data:`BODY_END_GRACE` seconds, the answer is complete by then)
+        ends the answer on the server's side before the account's next one starts, and
+        returns the connection to the pool. A server that keeps the body open is left.
 
         Yields:
             Decoded events, :class:`~langchain_hailuo.types.FinishReason` last.
@@ -198,7 +206,10 @@ class V4Answer:
                     for event in decoder.feed(chunk):
                         yield event
                     decoder.raise_pending()  # an error that followed those events
-                    if decoder.finished:
+                    if decoder.finished:  # let the server end the body (its close frame)
+                        self._eof = await read_rest(
+                            chunks, timeouts=self._options.timeouts, grace=BODY_END_GRACE
+                        )
                         return
             self._eof = True
             for event in decoder.close():

@@ -483,7 +483,8 @@ async def test_in_stream_error_carries_partial_text() -> None:
 
 
 async def test_reading_stops_at_the_end_of_the_answer() -> None:
-    # The server keeps the connection open after the final snapshot: we do not wait.
+    # The server keeps the connection open after the final snapshot: we wait only briefly
+    # (BODY_END_GRACE), then drop the connection.
     answer = fake_answer(FakeContent([answer_body("done")]), Timeouts(idle=30, total=60))
     events = await asyncio.wait_for(collect(answer.events()), 1)
     assert events[-1] == FinishReason()
@@ -493,9 +494,11 @@ async def test_reading_stops_at_the_end_of_the_answer() -> None:
 async def test_body_read_to_the_end_is_released_to_the_pool() -> None:
     answer = fake_answer(FakeContent([send_result() + message("all", is_end=0), b""]))
     unfinished = fake_answer(FakeContent([send_result(), b""]))
-    # A final snapshot without close_chunk: reading stops at the answer's end (closed).
+    # After the final snapshot the rest of the body is read: at its end the connection is
+    # released to the pool (the server finished the answer too).
     assert (await collect(answer.events()))[-1] == FinishReason()
-    assert answer._response.closed
+    assert answer._response.released  # type: ignore[attr-defined]
+    assert not answer._response.closed
     # A body that reached EOF goes back to the pool (released), even when cut short.
     with pytest.raises(HailuoStreamInterruptedError):
         await collect(unfinished.events())
