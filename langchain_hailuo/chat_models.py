@@ -590,12 +590,147 @@ class ChatHailuo(BaseChatModel):
         checkpointers, since both keep ``response_metadata``. Histories rebuilt from plain
         strings or tuples lose it, and then every call starts a new chat.
 
+    Tool calling:
+        The web chat has no native tool calling, so ``bind_tools`` works by prompting.
+        The tools (LangChain tools, functions, Pydantic classes, JSON schemas) are described
+        in an instruction block at the start of a chat, and again only when the bound tools
+        or ``tool_choice`` change; the model answers with ``<tool_call>`` blocks, which are
+        parsed into ``tool_calls`` (ids generated, arguments checked against each tool's
+        schema). Call syntax never reaches ``content``.
+
+        ```python
+        from langchain_core.messages import HumanMessage, ToolMessage
+        from langchain_core.tools import tool
+
+
+        @tool
+        def get_weather(city: str) -> str:
+            "Get the current weather in a city."
+            return "Sunny, 21 °C"
+
+
+        llm = model.bind_tools([get_weather])
+        question = HumanMessage("What is the weather in Paris?")
+        ai = llm.invoke([question])
+        ai.content, ai.tool_calls, ai.response_metadata["finish_reason"]
+        ```
+
+        ```python
+        (
+            "I will check.",
+            [
+                {
+                    "name": "get_weather",
+                    "args": {"city": "Paris"},
+                    "id": "call_e0ffcf63af154cc9979cae4ba6e28e2e",
+                    "type": "tool_call",
+                }
+            ],
+            "tool_calls",
+        )
+        ```
+
+        Tool results continue the same server chat; only the results are sent, as
+        labelled blocks keyed by tool call id (string or list content, ``status="error"``
+        marked):
+
+        ```python
+        result = ToolMessage(
+            get_weather.invoke(ai.tool_calls[0]["args"]), tool_call_id=ai.tool_calls[0]["id"]
+        )
+        llm.invoke([question, ai, result]).content  # 'It is sunny and 21 °C in Paris.'
+        ```
+
+        ```text
+        Results of your tool calls:
+
+        <tool_result id="call_e0ffcf63af154cc9979cae4ba6e28e2e" name="get_weather">
+        Sunny, 21 °C
+        </tool_result>
+
+        Use these results to continue. If you need more tools, reply with <tool_call> blocks
+        again; otherwise give your final answer.
+        ```
+
+        ``tool_choice``: ``"auto"`` (default), ``"any"`` / ``"required"``, a tool name, or
+        ``"none"``. The choice is stated in the instructions and checked after the answer:
+        a forced choice the model did not follow gets one corrective turn in the same chat,
+        then :class:`~langchain_hailuo.HailuoToolChoiceError`. Answers under a forced
+        choice are held back until checked, so they stream in one piece.
+
+        Streaming: prose before a call streams as ``content`` (markers split across deltas
+        included: only a possible marker prefix is held back); each call arrives whole as
+        one ``tool_call_chunks`` entry; ``finish_reason`` is ``"tool_calls"``:
+
+        ```python
+        for chunk in llm.stream("Weather in Paris?"):
+            print(repr(chunk.content), chunk.tool_call_chunks)
+        ```
+
+        ```text
+        'I will c' []
+        'heck.\n' []
+        '' [{'name': 'get_weather', 'args': '{"city": "Paris"}', 'id': 'call_6db4...', ...}]
+        '' []
+        ```
+
+        A call that cannot be used (broken JSON, unknown tool, arguments that do not match
+        the schema) goes to ``invalid_tool_calls`` (with the reason in ``error``) on
+        ``invoke``'s message. Streams leave it out: LangChain rebuilds
+        ``invalid_tool_calls`` from the chunks and would lose the reason, and an agent must
+        not run it. Works with LangGraph's ``create_react_agent`` (see
+        ``examples/react_agent.py``).
+
+    Structured output:
+        ``with_structured_output(schema, method="json_schema" | "json_mode" |
+        "function_calling", include_raw=False, strict=None)`` takes a Pydantic class, a
+        TypedDict or a JSON schema. The model is asked for JSON (or, with
+        ``function_calling``, for one call to a tool made from the schema); the reply is
+        validated against the schema (and by Pydantic), and a reply that does not fit gets
+        one repair turn in the same chat that quotes the problems. If the repaired reply
+        does not fit either, a :class:`~langchain_hailuo.StructuredOutputError` (an
+        ``OutputParserException``) is raised, or reported as ``parsing_error`` with
+        ``include_raw=True``. ``strict`` is accepted; validation always applies.
+
+        ```python
+        from pydantic import BaseModel, Field
+
+
+        class Person(BaseModel):
+            "A person."
+
+            name: str = Field(description="The person's name")
+            age: int = Field(description="Age in years")
+
+
+        model.with_structured_output(Person).invoke("Who wrote the first program?")
+        ```
+
+        ```python
+        Person(name="Ada Lovelace", age=36)
+        ```
+
+        With ``include_raw=True`` (here after a first reply with ``"age": "thirty-six"``,
+        answered by the repair turn ``- $.age: expected integer, got string
+        "thirty-six"``):
+
+        ```python
+        {
+            "raw": AIMessage(content='{"name": "Ada Lovelace", "age": 36}', ...),
+            "parsed": Person(name="Ada Lovelace", age=36),
+            "parsing_error": None,
+        }
+        ```
+
     Response metadata:
         ``model_provider`` (``"hailuo"``), ``model_name``, ``protocol``, ``chat_id``,
         ``character_id`` (v4 character or Agent agent id), ``msg_id``, ``title`` (new chats,
         when the server names them), ``account`` (a short fingerprint, never the token),
-        ``history_hash`` and ``finish_reason``. ``AIMessage.id`` is ``"hailuo-<msg_id>"``
-        (unique per answer; a random id when the server sent none), never the chat id.
+        ``history_hash``, ``tools_hash`` (with tools or structured output: a short hash of
+        the instructions in effect, so they are re-sent only when they change) and
+        ``finish_reason`` (``"tool_calls"`` when the answer called tools).
+        ``AIMessage.id`` is ``"hailuo-<msg_id>"`` (unique per answer; a random id when the
+        server sent none), never the chat id.
         ``usage_metadata`` is set only when the service reports token counts.
 
     Errors:
@@ -604,9 +739,9 @@ class ChatHailuo(BaseChatModel):
         ``HailuoRateLimitError``, ``HailuoQuotaError``, ``HailuoSessionBusyError``,
         ``HailuoTimeoutError``, ``HailuoStreamInterruptedError`` (carries
         ``partial_text`` and ``chat_id``), ``HailuoUnsupportedContentError`` (an image,
-        audio or file block; a tool result), ``HailuoConfigurationError``. An empty
-        message list raises ``ValueError``. No error, log line, trace or metadata ever
-        holds the token.
+        audio or file block), ``HailuoConfigurationError``, ``HailuoToolChoiceError`` (a
+        forced ``tool_choice`` ignored twice). An empty message list raises
+        ``ValueError``. No error, log line, trace or metadata ever holds the token.
 
         ```python
         from langchain_hailuo import HailuoStreamInterruptedError
