@@ -29,7 +29,9 @@ from langchain_core.language_models.chat_models import (
     generate_from_stream,
 )
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages import content as types
 from langchain_core.messages.ai import UsageMetadata
+from langchain_core.messages.block_translators import register_translator
 from langchain_core.messages.tool import InvalidToolCall, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
@@ -229,6 +231,61 @@ def _usage_metadata(usage: Usage) -> UsageMetadata:
         output_tokens=usage.output_tokens,
         total_tokens=usage.total_tokens,
     )
+
+
+def _translate_message(message: AIMessage) -> list[types.ContentBlock]:
+    """Content blocks of a whole answer: LangChain's own best-effort parsing."""
+    raise NotImplementedError
+
+
+def _translate_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
+    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks.
+
+    Registered for ``model_provider="hailuo"``. It differs from LangChain's best-effort
+    parsing in one point: tool call chunks get ``"lc_tc_<n>"`` block indexes. With
+    ``output_version="v1"`` LangChain numbers blocks without an index itself (text 0, 1...),
+    and a call's own index (0, 1...) would then collide with the text block before it, so
+    the two would be merged into one block when chunks are added. A last (or summed) chunk
+    shows its calls whole, as ``tool_call`` / ``invalid_tool_call`` blocks.
+    """
+    if not isinstance(chunk.content, str):
+        raise NotImplementedError
+    blocks: list[types.ContentBlock] = []
+    reasoning = chunk.additional_kwargs.get("reasoning_content")
+    if isinstance(reasoning, str):
+        blocks.append({"type": "reasoning", "reasoning": reasoning})
+    if chunk.content:
+        blocks.append({"type": "text", "text": chunk.content})
+    if chunk.chunk_position == "last":
+        blocks.extend(
+            {"type": "tool_call", "name": call["name"], "args": call["args"], "id": call["id"]}
+            for call in chunk.tool_calls
+        )
+        blocks.extend(
+            {
+                "type": "invalid_tool_call",
+                "name": bad.get("name"),
+                "args": bad.get("args"),
+                "id": bad.get("id"),
+                "error": bad.get("error"),
+            }
+            for bad in chunk.invalid_tool_calls
+        )
+        return blocks
+    for piece in chunk.tool_call_chunks:
+        block: types.ToolCallChunk = {
+            "type": "tool_call_chunk",
+            "id": piece.get("id"),
+            "name": piece.get("name"),
+            "args": piece.get("args"),
+        }
+        if (index := piece.get("index")) is not None:
+            block["index"] = f"lc_tc_{index}"
+        blocks.append(block)
+    return blocks
+
+
+register_translator(PROVIDER_NAME, _translate_message, _translate_chunk)
 
 
 class AnswerBuilder:

@@ -432,3 +432,16 @@ def test_chunks_are_message_chunks() -> None:
     model, _ = make_model(FakeProvider(replies=[[block("add", {"a": 1, "b": 2})]]))
     for chunk in model.bind_tools([add]).stream("Go"):
         assert isinstance(chunk, AIMessageChunk)
+
+
+@pytest.mark.parametrize("output_version", ["v0", "v1"])
+def test_text_and_calls_stay_separate_content_blocks(output_version: str) -> None:
+    reply = "Let me add.\n" + block("add", {"a": 1, "b": 2}) + block("add", {"a": 3, "b": 4})
+    pieces = [*split_every(reply, 5), "\nDone."]
+    model, _ = make_model(FakeProvider(replies=[pieces]), output_version=output_version)
+    _, total = chunks_of(model.bind_tools([add]).stream("Go"))
+    blocks = total.content_blocks
+    assert [b["type"] for b in blocks if b["type"] != "text"] == ["tool_call", "tool_call"]
+    calls = [b for b in blocks if b["type"] == "tool_call"]
+    assert [c["args"] for c in calls] == [{"a": 1, "b": 2}, {"a": 3, "b": 4}]
+    assert "".join(b["text"] for b in blocks if b["type"] == "text") == "Let me add.\n\nDone."
