@@ -9,6 +9,7 @@ any of the forms callers keep them in.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -16,7 +17,7 @@ from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from langchain_hailuo._http import HttpOptions, Timeouts
-from langchain_hailuo.errors import HailuoConfigurationError
+from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
 from langchain_hailuo.types import AuthResult, Conversation, Protocol, RequestLogin
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "checked_url",
     "http_options_with",
     "hybridmethod",
+    "refresh_once",
 ]
 
 S = TypeVar("S")
@@ -48,6 +50,47 @@ class AuthKeeper(ReauthSource, typing.Protocol):
     async def update(self, auth: AuthResult) -> None:
         """Keep ``auth`` as the current credentials."""
         ...
+
+
+async def refresh_once(
+    rejection: HailuoAuthError,
+    rejected: AuthResult,
+    manager: ReauthSource | None,
+    *,
+    allowed: bool,
+    log: logging.Logger,
+) -> AuthResult:
+    """The one re-authentication both providers do when the server refuses the credentials.
+
+    Called in the provider's ``except HailuoAuthError`` block. Only a rejection before any
+    output, the first one of the call, with an auth manager configured, is answered with a
+    refresh; anything else raises the rejection. When the refresh itself fails, a 403 bot /
+    login page keeps its own error (its advice is fresh browser cookies, not a new token);
+    other rejections raise the refresh's error (it says where credentials come from).
+
+    Args:
+        rejection: The server's refusal.
+        rejected: The credentials it refused.
+        manager: The auth manager, if any.
+        allowed: No output was yielded yet and no refresh was done in this call.
+        log: The provider's logger.
+
+    Returns:
+        The refreshed credentials, to retry the request with.
+
+    Raises:
+        HailuoAuthError: ``rejection`` when no refresh may be done or a refresh after a 403
+            failed; else the refresh's own error.
+    """
+    if not allowed or manager is None:
+        raise rejection
+    log.info("the token was rejected before any output; refreshing it once")
+    try:
+        return await manager.refresh(rejected)
+    except HailuoAuthError as failed:
+        if rejection.status == 403:  # noqa: PLR2004 - cookies, not the token, refused
+            raise rejection from failed
+        raise
 
 
 class hybridmethod(Generic[S, P, R]):  # noqa: N801 - reads like classmethod

@@ -35,6 +35,7 @@ from langchain_hailuo._provider import (
     checked_url,
     http_options_with,
     hybridmethod,
+    refresh_once,
 )
 from langchain_hailuo.agent.client import (
     DEFAULT_BASE_URL,
@@ -264,12 +265,10 @@ class MiniMaxAgent(BaseProvider):
                 )
                 async for item in self._exchange(auth, call):
                     yield item
-            except HailuoAuthError:
-                if progress.output or refreshed or manager is None:
-                    raise
+            except HailuoAuthError as rejection:
+                allowed = not (progress.output or refreshed)
+                auth = await refresh_once(rejection, auth, manager, allowed=allowed, log=logger)
                 refreshed = True
-                logger.info("the token was rejected before any output; refreshing it once")
-                auth = await manager.refresh(auth)
             else:
                 return
 

@@ -35,6 +35,7 @@ from langchain_hailuo._provider import (
     checked_url,
     http_options_with,
     hybridmethod,
+    refresh_once,
 )
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
 from langchain_hailuo.types import (
@@ -240,16 +241,9 @@ class HailuoAI(BaseProvider):
                         started = True
                         yield item
             except HailuoAuthError as rejection:
-                if started or refreshed or manager is None:
-                    raise
+                allowed = not (started or refreshed)
+                auth = await refresh_once(rejection, auth, manager, allowed=allowed, log=logger)
                 refreshed = True
-                logger.info("the token was rejected before any output; refreshing it once")
-                try:
-                    auth = await manager.refresh(auth)
-                except HailuoAuthError as failed:
-                    if rejection.status == 403:  # noqa: PLR2004 - cookies, not the token, refused
-                        raise rejection from failed
-                    raise
             else:
                 return
 

@@ -33,7 +33,7 @@ from pydantic import SecretStr
 from langchain_hailuo import ChatHailuo
 from langchain_hailuo._http import HttpOptions, Timeouts
 from langchain_hailuo.agent.provider import MiniMaxAgent
-from langchain_hailuo.auth import AuthStore
+from langchain_hailuo.auth import AuthManager, AuthStore
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.errors import (
@@ -346,11 +346,11 @@ def provider_for(emulator: Emulator, protocol: str, **options: Any) -> tuple[Any
     return agent, auth
 
 
-async def provider_text(provider: Any, auth: AuthResult, seen: Received) -> str:
+async def provider_text(provider: Any, auth: AuthResult, seen: Received, **kwargs: Any) -> str:
     """Run ``create_authed`` to the end; strings are the answer's deltas."""
     finish = None
     messages = [{"role": "user", "content": "Provider, tell me."}]
-    async for item in provider.create_authed("", messages, auth):
+    async for item in provider.create_authed("", messages, auth, **kwargs):
         if isinstance(item, str):
             seen.text += item
         elif isinstance(item, FinishReason):
@@ -494,6 +494,26 @@ async def test_token_rejected_again_says_run_hailuo_login(
     assert stale not in str(caught.value)
     assert rejected_requests(emulator) == rejected + (2 if file_update == "stale" else 1)
     await close_and_check_no_leak(model)
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+async def test_bot_page_keeps_its_cookie_advice_when_the_refresh_fails(
+    emulator: Emulator, protocol: str, tmp_path: Path
+) -> None:
+    provider, auth = provider_for(emulator, protocol)
+    path = tmp_path / "auth.json"
+    AuthStore(path).save(auth)  # the file holds the same token: the refresh cannot help
+    manager = AuthManager(auth_file=path, env={})
+    emulator.fault("http_403_bot", protocol=protocol, times=-1)
+    async with provider:
+        with pytest.raises(HailuoAuthError, match="cookies") as caught:
+            await provider_text(provider, auth, Received(), auth_manager=manager)
+        assert caught.value.status == 403
+        assert "hailuo login" in str(caught.value)
+        assert emulator.default_account.token not in str(caught.value)
+        emulator.clear_faults()
+        emulator.script(ANSWER)
+        assert await provider_text(provider, auth, Received(), auth_manager=manager) == ANSWER
 
 
 # ----------------------------------------------------------------------------- 3. cancel
