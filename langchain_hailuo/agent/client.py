@@ -522,6 +522,7 @@ class AgentTurn:
         async for chunk in chunks:
             for event in self._hold_finish(self.decoder.feed(chunk)):
                 yield event
+            self.decoder.raise_pending()  # an error that followed those events
             if self.decoder.finished:
                 return
         self._eof = True

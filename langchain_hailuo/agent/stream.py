@@ -35,7 +35,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_hailuo._sse import LineBuffer
+from langchain_hailuo._sse import ErrorAfterEvents, LineBuffer
 from langchain_hailuo.errors import (
     LOGIN_HINT,
     HailuoAuthError,
@@ -314,7 +314,7 @@ def _new_suffix(accumulated: str, piece: str, *, snapshot: bool, final: bool) ->
     return piece
 
 
-class AgentStreamDecoder:
+class AgentStreamDecoder(ErrorAfterEvents):
     """Turns the bytes of one Agent turn into stream events.
 
     Attributes:
@@ -346,7 +346,6 @@ class AgentStreamDecoder:
         self._id_emitted = False
         self._usage_emitted = False
         self._held: str | None = None
-        self._pending: HailuoError | None = None
 
     @property
     def text(self) -> str:
@@ -372,11 +371,11 @@ class AgentStreamDecoder:
         Raises:
             HailuoServerError: An error frame (a :class:`HailuoQuotaError` for quota codes),
                 with the partial text attached. When events were decoded before the error
-                in the same chunk, they are returned first and the error is raised by the
-                next :meth:`feed` or :meth:`close`.
+                in the same chunk, they are returned first and the error is raised by
+                :meth:`raise_pending` (or the next :meth:`feed` / :meth:`close`).
             HailuoQuotaError: The whole answer was a billing wall.
         """
-        self._raise_pending()
+        self.raise_pending()
         events: list[StreamEvent] = []
         try:
             for line in self._lines.feed(data):
@@ -385,9 +384,7 @@ class AgentStreamDecoder:
                 else:
                     self._line(line, events)
         except HailuoError as exc:
-            if not events:
-                raise
-            self._pending = exc  # hand out what came before the error first
+            self._hold_error(exc, events)  # hand out what came before the error first
         return events
 
     def trailer(self) -> list[StreamEvent]:
@@ -427,12 +424,6 @@ class AgentStreamDecoder:
         if usage is not None:
             self.usage = usage
 
-    def _raise_pending(self) -> None:
-        """Raise an error decoded after events that were handed out first."""
-        if self._pending is not None:
-            error, self._pending = self._pending, None
-            raise error
-
     def close(self) -> list[StreamEvent]:
         """Signal the end of the body.
 
@@ -443,7 +434,7 @@ class AgentStreamDecoder:
             HailuoStreamInterruptedError: The body ended before the turn did (with the
                 partial text and reasoning).
         """
-        self._raise_pending()
+        self.raise_pending()
         events: list[StreamEvent] = []
         rest = self._lines.flush()
         if rest is not None and not self.finished:

@@ -32,7 +32,7 @@ import json
 import logging
 from typing import Any
 
-from langchain_hailuo._sse import LineBuffer
+from langchain_hailuo._sse import ErrorAfterEvents, LineBuffer
 from langchain_hailuo.errors import HailuoServerError, HailuoStreamInterruptedError
 from langchain_hailuo.types import (
     ChatStarted,
@@ -96,7 +96,7 @@ def _dict_at(obj: Any, *keys: str) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-class V4StreamDecoder:
+class V4StreamDecoder(ErrorAfterEvents):
     """Turns the bytes of a v4 answer, cut anywhere, into stream events.
 
     Example:
@@ -123,7 +123,6 @@ class V4StreamDecoder:
         self._emitted = 0  # characters of answer text emitted so far
         self._recent = ""  # the last _CHECK_WINDOW emitted characters
         self._pending = ""  # the newest snapshot, kept to flush held-back text at the end
-        self._failure: HailuoServerError | None = None  # raised after the events before it
         self.finished = False
         self.chat_id: str | None = None
         self.msg_id: str | None = None
@@ -168,20 +167,8 @@ class V4StreamDecoder:
                 if self.finished:
                     break
         except HailuoServerError as exc:
-            if not events:
-                raise
-            self._failure = exc  # hand out what came before the error first
+            self._hold_error(exc, events)  # hand out what came before the error first
         return events
-
-    def raise_pending(self) -> None:
-        """Raise an error decoded after events that :meth:`feed` handed out first.
-
-        Raises:
-            HailuoServerError: The error the last chunk held after its events.
-        """
-        if self._failure is not None:
-            error, self._failure = self._failure, None
-            raise error
 
     def close(self) -> list[StreamEvent]:
         """Signal the end of the body and decode its unterminated last line.

@@ -283,6 +283,18 @@ def test_events_before_an_error_in_the_same_chunk_come_first() -> None:
     assert is_transient_session_error(info.value)
 
 
+def test_raise_pending_raises_the_held_error_once() -> None:
+    decoder = AgentStreamDecoder(PROMPT, chat_id="s1")
+    decoder.raise_pending()  # nothing held yet
+    body = sse(chunk("Half an answer"), message("rpc timeout", finish_reason="error"))
+    assert texts(decoder.feed(body)) == "Half an answer"
+    with pytest.raises(HailuoServerError) as info:
+        decoder.raise_pending()
+    assert info.value.partial_text == "Half an answer"
+    assert info.value.chat_id == "s1"
+    decoder.raise_pending()  # raised once only
+
+
 def emulator_turn() -> bytes:
     """The order the service (and the emulator) use: finish chunk first, then the usage."""
     return (
