@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
@@ -42,8 +42,10 @@ def _stop_emulator() -> Iterator[None]:
     _RUNNER.close()
 
 
-class TestChatHailuoAgentStandard(ChatModelIntegrationTests):
-    """MiniMax Agent protocol: text in, text out, token usage from the turn's final message."""
+class _EmulatorStandard(ChatModelIntegrationTests):
+    """What both emulator suites share: ChatHailuo on the module's emulator, no tool tests."""
+
+    protocol: ClassVar[str]
 
     @property
     def chat_model_class(self) -> type[ChatHailuo]:
@@ -51,7 +53,27 @@ class TestChatHailuoAgentStandard(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        return _emulator().model_kwargs(protocol="agent")
+        return _emulator().model_kwargs(protocol=self.protocol)
+
+    @property
+    def has_tool_calling(self) -> bool:
+        # ChatHailuo does call tools (by prompting), but the emulator answers with its echo
+        # ("You said: ...") unless a reply is scripted, and the standard tool tests script
+        # nothing, so they could only fail here. Tool calling and structured output run on
+        # the emulator with scripted replies in test_tools_emulator.py, and against the real
+        # service in TestChatHailuoLiveStandard below.
+        return False
+
+    @property
+    def has_structured_output(self) -> bool:
+        # Same reason: the echo reply is never the requested JSON.
+        return False
+
+
+class TestChatHailuoAgentStandard(_EmulatorStandard):
+    """MiniMax Agent protocol: text in, text out, token usage from the turn's final message."""
+
+    protocol = "agent"
 
     @property
     def returns_usage_metadata(self) -> bool:
@@ -63,49 +85,15 @@ class TestChatHailuoAgentStandard(ChatModelIntegrationTests):
     def model_override_value(self) -> str:
         return "MiniMax-M2.7"
 
-    @property
-    def has_tool_calling(self) -> bool:
-        # ChatHailuo does call tools (by prompting), but the emulator answers with its echo
-        # ("You said: ...") unless a reply is scripted, and the standard tool tests script
-        # nothing, so they could only fail here. Tool calling and structured output run on
-        # the emulator with scripted replies in test_tools_emulator.py, and against the real
-        # service in TestChatHailuoLiveStandard below.
-        return False
 
-    @property
-    def has_structured_output(self) -> bool:
-        # Same reason: the echo reply is never the requested JSON.
-        return False
-
-
-class TestChatHailuoV4Standard(ChatModelIntegrationTests):
+class TestChatHailuoV4Standard(_EmulatorStandard):
     """The 2025 Hailuo web chat protocol: text in, text out; no usage counts."""
 
-    @property
-    def chat_model_class(self) -> type[ChatHailuo]:
-        return ChatHailuo
-
-    @property
-    def chat_model_params(self) -> dict[str, Any]:
-        return _emulator().model_kwargs(protocol="v4")
+    protocol = "v4"
 
     @property
     def returns_usage_metadata(self) -> bool:
         # The v4 web chat never reports token counts.
-        return False
-
-    @property
-    def has_tool_calling(self) -> bool:
-        # ChatHailuo does call tools (by prompting), but the emulator answers with its echo
-        # ("You said: ...") unless a reply is scripted, and the standard tool tests script
-        # nothing, so they could only fail here. Tool calling and structured output run on
-        # the emulator with scripted replies in test_tools_emulator.py, and against the real
-        # service in TestChatHailuoLiveStandard below.
-        return False
-
-    @property
-    def has_structured_output(self) -> bool:
-        # Same reason: the echo reply is never the requested JSON.
         return False
 
 
