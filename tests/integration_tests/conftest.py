@@ -7,6 +7,7 @@ import os
 import pytest
 
 from langchain_hailuo._browser import find_browser
+from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.errors import HailuoLoginError
 
 
@@ -39,3 +40,9 @@ def browser_executable() -> str:
         if _in_ci():
             pytest.fail(f"CI=true and {reason}", pytrace=False)
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def emulator(hailuo_emulator_module: Emulator) -> Emulator:
+    """One emulator for the module, served from its own thread (sync calls reach it)."""
+    return hailuo_emulator_module

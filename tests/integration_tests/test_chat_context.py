@@ -10,8 +10,6 @@ from inside a running event loop) reach it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -22,57 +20,8 @@ from langchain_core.runnables.history import RunnableWithMessageHistory
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 
-from langchain_hailuo._loop import LoopRunner
-from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
-
-PROTOCOLS = ["agent", "v4"]
-
-_RUNNER = LoopRunner(name="hailuo-emulator-context")
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """An emulator served from its own thread for the whole module."""
-    emu = Emulator()
-    _RUNNER.run(emu.start())
-    yield emu
-    _RUNNER.run(emu.stop())
-    _RUNNER.close()
-
-
-@dataclass(frozen=True)
-class Sent:
-    """One chat message the emulator received: the chat it went to and its text."""
-
-    chat_id: str | None
-    text: str
-
-
-def sent(emu: Emulator, protocol: str, start: int = 0) -> list[Sent]:
-    """The chat messages the emulator received over ``protocol`` (``None``: a new chat)."""
-    out: list[Sent] = []
-    for request in emu.requests_to("chat")[start:]:
-        if request.protocol != protocol:
-            continue
-        body = request.body or {}
-        if protocol == "v4":
-            chat = body.get("chatID")
-            out.append(Sent(None if chat in {None, "0"} else str(chat), body["msgContent"]))
-        else:
-            chat = request.path.split("/session/")[1].split("/")[0]
-            out.append(Sent(chat, body["content"]))
-    return out
-
-
-def mark(emu: Emulator) -> int:
-    """How many chat requests the emulator has received so far."""
-    return len(emu.requests_to("chat"))
-
-
-def model_for(emu: Emulator, protocol: str, **kwargs: Any) -> ChatHailuo:
-    """A ChatHailuo pointed at the emulator."""
-    return ChatHailuo(**emu.model_kwargs(protocol=protocol), **kwargs)
+from tests.integration_tests._chats import PROTOCOLS, Sent, mark, model_for, sent
 
 
 def is_new_chat(item: Sent, known: set[str]) -> bool:

@@ -8,8 +8,6 @@ in a daemon thread, so the sync LangChain calls (and LangGraph's agent) reach it
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -19,57 +17,8 @@ from langgraph.prebuilt import create_react_agent
 from pydantic import BaseModel, Field
 
 from langchain_hailuo import HailuoToolChoiceError, StructuredOutputError
-from langchain_hailuo._loop import LoopRunner
-from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
-
-PROTOCOLS = ["agent", "v4"]
-
-_RUNNER = LoopRunner(name="hailuo-emulator-tools")
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """An emulator served from its own thread for the whole module."""
-    emu = Emulator()
-    _RUNNER.run(emu.start())
-    yield emu
-    _RUNNER.run(emu.stop())
-    _RUNNER.close()
-
-
-@dataclass(frozen=True)
-class Sent:
-    """One chat message the emulator received: the chat it went to and its text."""
-
-    chat_id: str | None
-    text: str
-
-
-def sent_since(emu: Emulator, protocol: str, start: int) -> list[Sent]:
-    """The chat messages received over ``protocol`` since ``start`` (``None``: a new v4 chat)."""
-    out: list[Sent] = []
-    for request in emu.requests_to("chat")[start:]:
-        if request.protocol != protocol:
-            continue
-        body = request.body or {}
-        if protocol == "v4":
-            chat = body.get("chatID")
-            out.append(Sent(None if chat in {None, "0"} else str(chat), body["msgContent"]))
-        else:
-            chat = request.path.split("/session/")[1].split("/")[0]
-            out.append(Sent(chat, body["content"]))
-    return out
-
-
-def mark(emu: Emulator) -> int:
-    """How many chat requests the emulator has received so far."""
-    return len(emu.requests_to("chat"))
-
-
-def model_for(emu: Emulator, protocol: str, **kwargs: Any) -> ChatHailuo:
-    """A ChatHailuo pointed at the emulator."""
-    return ChatHailuo(**emu.model_kwargs(protocol=protocol), **kwargs)
+from tests.integration_tests._chats import PROTOCOLS, mark, model_for, sent
 
 
 @tool
@@ -116,7 +65,7 @@ def test_react_agent_loop_runs_in_one_server_chat(emulator: Emulator, protocol: 
     assert final.content == "It is sunny and 21 C in Paris."
     assert final.response_metadata["chat_id"] == call.response_metadata["chat_id"]
 
-    posts = sent_since(emulator, protocol, start)
+    posts = sent(emulator, protocol, start)
     assert len(posts) == 2
     first, second = posts
     assert "# Tools" in first.text
@@ -165,7 +114,7 @@ def test_forced_tool_choice_ignored_once_then_obeyed(emulator: Emulator, protoco
     answer = model.invoke("Weather in Rome?")
     assert answer.tool_calls[0]["args"] == {"city": "Rome"}
     assert "probably" not in answer.text
-    posts = sent_since(emulator, protocol, start)
+    posts = sent(emulator, protocol, start)
     assert len(posts) == 2
     assert 'you MUST call the tool "get_weather"' in posts[0].text
     assert posts[1].chat_id == answer.response_metadata["chat_id"]
@@ -183,7 +132,7 @@ def test_forced_tool_choice_ignored_twice_is_a_typed_error(
     with pytest.raises(HailuoToolChoiceError) as caught:
         model.invoke("Weather in Oslo?")
     assert caught.value.partial_text == "Still no tools."
-    posts = sent_since(emulator, protocol, start)
+    posts = sent(emulator, protocol, start)
     assert len(posts) == 2
     assert caught.value.chat_id is not None
 
@@ -197,7 +146,7 @@ def test_structured_output_valid_first_time(emulator: Emulator, protocol: str) -
     emulator.script('{"name": "Ada", "age": 36}')
     start = mark(emulator)
     assert model.invoke("Who wrote the first program?") == Person(name="Ada", age=36)
-    posts = sent_since(emulator, protocol, start)
+    posts = sent(emulator, protocol, start)
     assert len(posts) == 1
     assert "JSON schema" in posts[0].text
 
@@ -213,7 +162,7 @@ def test_structured_output_after_one_repair(emulator: Emulator, protocol: str) -
     assert out["parsed"] == Person(name="Ada", age=36)
     assert out["parsing_error"] is None
     raw = out["raw"]
-    posts = sent_since(emulator, protocol, start)
+    posts = sent(emulator, protocol, start)
     assert len(posts) == 2
     assert posts[1].chat_id == raw.response_metadata["chat_id"]
     assert "$.age" in posts[1].text
@@ -229,7 +178,7 @@ def test_structured_output_fails_after_a_second_bad_reply(
     start = mark(emulator)
     with pytest.raises(StructuredOutputError, match="Person"):
         model.invoke("Who wrote the first program?")
-    assert len(sent_since(emulator, protocol, start)) == 2
+    assert len(sent(emulator, protocol, start)) == 2
 
     emulator.script("nope", "nope again")
     raw_model = model_for(emulator, protocol).with_structured_output(Person, include_raw=True)
