@@ -46,6 +46,7 @@ __all__ = [
     "parse_retry_after",
     "raise_for_http_status",
     "read_rest",
+    "received_unread",
     "redact_tokens",
     "request_following_redirects",
     "retry_before_first_byte",
@@ -478,6 +479,29 @@ async def retry_before_first_byte(
             await sleep(delay)
 
 
+def received_unread(content: aiohttp.StreamReader) -> bytes:
+    """Body bytes that arrived but were not read yet, from a stream that failed.
+
+    When the connection breaks mid-body, aiohttp sets the payload error on the response's
+    stream, and from then on every read raises it, even while bytes that did arrive before
+    the break are still buffered. A reader slower than the network (a busy event loop)
+    would lose them, and with them answer text the server sent. They are taken from the
+    stream's buffer here (aiohttp offers no public read past the error); an aiohttp
+    without that buffer gives nothing back, as before.
+
+    Args:
+        content: The response's body stream.
+
+    Returns:
+        The buffered bytes, in order (empty when there are none).
+    """
+    buffer = getattr(content, "_buffer", None)
+    if not buffer:
+        return b""
+    offset = getattr(content, "_buffer_offset", 0)  # of the first chunk, partly read
+    return b"".join(buffer)[offset:]
+
+
 async def iter_chunks(
     resp: aiohttp.ClientResponse, *, timeouts: Timeouts, started: float | None = None
 ) -> AsyncIterator[bytes]:
@@ -516,6 +540,11 @@ async def iter_chunks(
                 if total_hit
                 else f"The answer stalled: no data for {timeouts.idle} s (idle timeout)."
             ) from exc
+        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
+            rest = received_unread(resp.content)
+            if rest:
+                yield rest  # what arrived before the connection broke is part of the answer
+            raise
         if not chunk:
             return
         yield chunk
