@@ -43,6 +43,7 @@ from langchain_hailuo._tools import (
     render_tool_call_history,
     render_tool_instructions,
     render_tool_results,
+    tool_names_by_id,
 )
 from langchain_hailuo.types import MessageDict
 
@@ -290,17 +291,6 @@ class TurnTools:
 
 
 # --------------------------------------------------------------------------- messages
-
-
-def tool_names_by_id(messages: Sequence[BaseMessage]) -> dict[str, str]:
-    """Tool call id -> tool name, from the AI messages of a history."""
-    names: dict[str, str] = {}
-    for message in messages:
-        if isinstance(message, AIMessage):
-            for call in message.tool_calls:
-                if call.get("id"):
-                    names[str(call["id"])] = call["name"]
-    return names
 
 
 def render_tool_message(message: ToolMessage, names: Mapping[str, str]) -> MessageDict:

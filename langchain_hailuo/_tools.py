@@ -62,6 +62,7 @@ __all__ = [
     "render_tool_call_history",
     "render_tool_instructions",
     "render_tool_results",
+    "tool_names_by_id",
     "validate_json_schema",
 ]
 
@@ -1042,8 +1043,8 @@ def _attribute(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _tool_names_from_history(messages: Sequence[BaseMessage]) -> dict[str, str]:
-    """Tool call id -> tool name, from the AI messages in ``messages``."""
+def tool_names_by_id(messages: Sequence[BaseMessage]) -> dict[str, str]:
+    """Tool call id -> tool name, from the AI messages of a history."""
     names: dict[str, str] = {}
     for message in messages:
         if isinstance(message, AIMessage):
@@ -1080,7 +1081,7 @@ def render_tool_results(
     Returns:
         The text to send (``""`` when there is no tool message).
     """
-    names = {**_tool_names_from_history(messages), **(tool_names or {})}
+    names = {**tool_names_by_id(messages), **(tool_names or {})}
     blocks = []
     for message in messages:
         if not isinstance(message, ToolMessage):
