@@ -35,7 +35,6 @@ from langchain_hailuo._http import HttpOptions, Timeouts
 from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.auth import AuthManager, AuthStore
 from langchain_hailuo.emulator import Emulator
-from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoError,
@@ -47,10 +46,10 @@ from langchain_hailuo.errors import (
 )
 from langchain_hailuo.types import AuthResult, FinishReason
 from langchain_hailuo.v4.provider import HailuoAI
+from tests.integration_tests._chats import PROTOCOLS, model_for
 
 pytestmark = pytest.mark.timeout(60)
 
-PROTOCOLS = ["agent", "v4"]
 MODES = ["invoke", "stream", "ainvoke", "astream"]
 ANSWER = (
     "Faults are part of life on the wire: answers break off, servers stall, tokens expire. "
@@ -62,13 +61,6 @@ TIMEOUT = 0.4
 
 
 # ----------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    """One emulator for the module, on its own thread (sync calls reach it)."""
-    with serving(Emulator(), name="hailuo-fault-suite") as emu:
-        yield emu
 
 
 @pytest.fixture(autouse=True)
@@ -93,10 +85,6 @@ def set_delay(emulator: Emulator, seconds: float) -> None:
 
 def chat_posts(emulator: Emulator) -> int:
     return len(emulator.requests_to("chat"))
-
-
-def model_for(emulator: Emulator, protocol: str, **kwargs: Any) -> ChatHailuo:
-    return ChatHailuo(**{**emulator.model_kwargs(protocol=protocol), **kwargs})
 
 
 def wait_for(predicate: Any, what: str, limit: float = 2.0) -> float:
@@ -155,6 +143,12 @@ async def close_and_check_no_leak(model: ChatHailuo) -> None:
     assert not leaks, [str(w.message) for w in leaks]
 
 
+async def assert_answers(emulator: Emulator, model: ChatHailuo, mode: str, prompt: str) -> None:
+    """The next scripted answer comes back whole: nothing duplicated, nothing lost."""
+    emulator.script(ANSWER)
+    assert await call(model, mode, prompt, Received()) == ANSWER
+
+
 def assert_partial(error: HailuoError, seen: Received) -> None:
     """The error carries the text received so far: never less than what was streamed."""
     assert error.partial_text, "an answer broke off mid-way: partial_text must hold its start"
@@ -199,8 +193,7 @@ async def test_mid_answer_faults_raise_typed_with_the_partial_text(
     if kind == "stall":  # the client gave up and closed the response: the server saw it go
         await await_for(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
     # the same model answers the next call, without any duplicated text
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Again, please.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Again, please.")
     await close_and_check_no_leak(model)
 
 
@@ -237,8 +230,7 @@ async def test_max_retries_zero_means_no_retry(
     with pytest.raises(HailuoServerError):
         await call(model, mode, "No retries.", Received())
     assert chat_posts(emulator) == before + 2
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Now it works.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Now it works.")
     await close_and_check_no_leak(model)
 
 
@@ -268,8 +260,7 @@ async def test_no_first_byte_within_the_timeout(
         await call(model, mode, "Slow?", Received())
     assert caught.value.partial_text == ""
     assert chat_posts(emulator) == before + 1
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Faster now.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Faster now.")
     await close_and_check_no_leak(model)
 
 
@@ -290,8 +281,7 @@ async def test_bot_page_is_an_auth_error_without_retry(emulator: Emulator, proto
     with pytest.raises(HailuoAuthError, match="hailuo login"):
         await call(model, "ainvoke", "Blocked?", Received())
     assert chat_posts(emulator) == before + 1
-    emulator.script(ANSWER)
-    assert await call(model, "ainvoke", "Let in.", Received()) == ANSWER
+    await assert_answers(emulator, model, "ainvoke", "Let in.")
     await close_and_check_no_leak(model)
 
 
@@ -316,8 +306,7 @@ async def test_agent_only_faults(emulator: Emulator, mode: str) -> None:
     with pytest.raises(HailuoQuotaError):
         await call(model, mode, "Credits?", seen)
     assert seen.text == ""
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Next.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Next.")
     await close_and_check_no_leak(model)
 
 
@@ -456,17 +445,14 @@ async def test_rejected_token_reauthenticates_once_from_the_auth_file(
 ) -> None:
     path = tmp_path / "auth.json"
     model = file_model(emulator, protocol, path, monkeypatch)
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Before.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Before.")
     new_token = emulator.rotate_token()  # the old token gets 401 from now on
     write_token_from_another_thread(path, new_token)
     rejected, before = rejected_requests(emulator), chat_posts(emulator)
-    emulator.script(ANSWER)
-    assert await call(model, mode, "After the rotation.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "After the rotation.")
     assert rejected_requests(emulator) == rejected + 1  # one rejection, one retry
     assert chat_posts(emulator) - before <= 2
-    emulator.script(ANSWER)
-    assert await call(model, mode, "Still fine.", Received()) == ANSWER
+    await assert_answers(emulator, model, mode, "Still fine.")
     assert rejected_requests(emulator) == rejected + 1
     await close_and_check_no_leak(model)
 

@@ -115,6 +115,15 @@ def _posts(emulator: Emulator) -> int:
     return len([r for r in emulator.requests_to("chat") if r.method == "POST"])
 
 
+def _assert_broke_off_with_its_text(run: Run) -> None:
+    """The answer broke off after some text: the error holds exactly that text and the chat."""
+    assert run.error is not None
+    assert run.text
+    assert REPLY.startswith(run.text)
+    assert run.error.partial_text == run.text
+    assert run.error.chat_id == run.conversation.chatID
+
+
 def _assert_no_secret(emulator: Emulator, error: BaseException) -> None:
     for token in (a.token for a in emulator.accounts.values()):
         assert token not in str(error)
@@ -353,11 +362,8 @@ async def test_stall_mid_answer_raises_idle_timeout_with_partial_text_never_retr
     assert isinstance(run.error, HailuoTimeoutError)
     assert "idle" in str(run.error)
     assert IDLE <= elapsed < IDLE + 3
-    assert run.text  # two snapshots arrived
-    assert REPLY.startswith(run.text)
+    _assert_broke_off_with_its_text(run)  # two snapshots arrived
     assert run.text != REPLY
-    assert run.error.partial_text == run.text
-    assert run.error.chat_id == run.conversation.chatID
     assert _posts(hailuo_emulator) == 1  # text had streamed: never sent again
     _assert_no_secret(hailuo_emulator, run.error)
     await _assert_recovers(provider, hailuo_emulator, auth)
@@ -373,13 +379,9 @@ async def test_drop_mid_answer_raises_interrupted_with_partial_text_and_chat_id(
     hailuo_emulator.fault("drop", after=3)
     run = await _run(provider, auth)
     assert isinstance(run.error, HailuoStreamInterruptedError)
-    assert run.text
-    assert REPLY.startswith(run.text)
+    _assert_broke_off_with_its_text(run)
     assert run.text != REPLY
-    assert run.error.partial_text == run.text
-    chat_id = run.conversation.chatID
-    assert run.error.chat_id == chat_id
-    assert chat_id in hailuo_emulator.v4.chats
+    assert run.conversation.chatID in hailuo_emulator.v4.chats
     assert "not sent again" in str(run.error)
     assert _posts(hailuo_emulator) == 1  # no replay
     await _assert_recovers(provider, hailuo_emulator, auth)
@@ -427,10 +429,7 @@ async def test_in_stream_status_error_raises_server_error_with_code_and_message(
     assert run.error.server_message == "Service busy, try later"
     assert str(CODE_STREAM_ERROR) in str(run.error)
     assert "Service busy, try later" in str(run.error)
-    assert run.text
-    assert REPLY.startswith(run.text)
-    assert run.error.partial_text == run.text
-    assert run.error.chat_id == run.conversation.chatID
+    _assert_broke_off_with_its_text(run)
     assert _posts(hailuo_emulator) == 1
     await _assert_recovers(provider, hailuo_emulator, auth)
 
