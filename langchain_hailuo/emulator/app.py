@@ -96,7 +96,7 @@ class Emulator:
         redirect_status: int = 301,
         api_prefix: str = DEFAULT_API_PREFIX,
         require_config: bool = True,
-        unix_window: float = 60.0,
+        unix_window: float | None = 60.0,
         agent_final_message: bool = True,
     ) -> None:
         """Configure the emulator (nothing listens before :meth:`start`).
@@ -111,7 +111,8 @@ class Emulator:
             api_prefix: The Agent API prefix (era C: ``/minimax-cloud/api/v1``).
             require_config: Agent: refuse a message (HTTP 500, 1400010501) until the account
                 called ``/config``.
-            unix_window: v4: accepted distance of ``unix`` from now, in seconds.
+            unix_window: v4: accepted distance of ``unix`` from now, in seconds (``None``:
+                no freshness or reuse check, for clients that freeze ``unix``).
             agent_final_message: Agent: end each turn with a type-2 ``agent_message`` with usage.
 
         Raises:

@@ -130,7 +130,12 @@ class V4Routes:
     """The v4 chat route and its chats."""
 
     def __init__(
-        self, state: EmulatorState, *, chunk_size: int, chunk_delay: float, unix_window: float
+        self,
+        state: EmulatorState,
+        *,
+        chunk_size: int,
+        chunk_delay: float,
+        unix_window: float | None,
     ) -> None:
         """Create the routes.
 
@@ -138,7 +143,9 @@ class V4Routes:
             state: The shared emulator state.
             chunk_size: UTF-8 bytes added per ``message_result`` snapshot.
             chunk_delay: Seconds between frames.
-            unix_window: Accepted distance of ``unix`` from now, in seconds.
+            unix_window: Accepted distance of ``unix`` from now, in seconds; ``None`` turns
+                the freshness and reuse checks off (for clients that freeze ``unix``, such
+                as gpt4free's, in benchmarks).
         """
         self.state = state
         self.chunk_size = chunk_size
@@ -172,10 +179,11 @@ class V4Routes:
         unix = request.query["unix"]
         if request.headers.get("yy") != v4_yy(request.raw_path, form, unix):
             return CODE_BAD_SIGNATURE, "Signature verification failed"
-        used = self._used_unix.setdefault(account.name, set())
-        if abs(time.time() * 1000 - int(unix)) > self.unix_window * 1000 or unix in used:
-            return CODE_EXPIRED, "Request expired, please refresh the page and try again"
-        used.add(unix)
+        if self.unix_window is not None:
+            used = self._used_unix.setdefault(account.name, set())
+            if abs(time.time() * 1000 - int(unix)) > self.unix_window * 1000 or unix in used:
+                return CODE_EXPIRED, "Request expired, please refresh the page and try again"
+            used.add(unix)
         chat_id = form["chatID"]
         if chat_id != "0":
             chat = self.chats.get(chat_id)
