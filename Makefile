@@ -25,7 +25,7 @@ demo:
 	$(PYTHON) -m langchain_hailuo.demo
 
 bench:
-	$(PYTHON) benchmarks/run.py
+	$(PYTHON) -m benchmarks.run
 
 clean:
 	rm -rf .venv build dist *.egg-info .mypy_cache .pytest_cache .ruff_cache .hypothesis
