@@ -185,6 +185,15 @@ class LoopSessions:
         """Retire sessions of closed loops (safe to call from any thread)."""
         self._retire_dead()
 
+    def __del__(self) -> None:
+        """Retire sessions of closed loops before they are collected with this cache.
+
+        Otherwise their connectors would try, while being collected, to close sockets
+        through a loop that is already closed ("Event loop is closed" at interpreter level).
+        """
+        with contextlib.suppress(Exception):
+            self._retire_dead()
+
     def __len__(self) -> int:
         """How many live sessions the cache holds."""
         return sum(1 for s in self._sessions.values() if not s.closed)
