@@ -16,7 +16,6 @@ import logging
 import random
 import re
 import time
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -152,8 +151,10 @@ class LoopSessions:
             factory: Builds a new session; called inside the loop that will own it.
         """
         self._factory = factory
-        self._sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession]
-        self._sessions = weakref.WeakKeyDictionary()
+        # Loops are held strongly on purpose: a loop collected together with its session
+        # (one reference cycle) would let the connector close sockets through a dead loop.
+        # A closed loop's session is retired at the next get(), aclose() or collection.
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
 
     def get(self) -> aiohttp.ClientSession:
         """The session of the running loop (created when missing or closed)."""
