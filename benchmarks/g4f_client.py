@@ -1,64 +1,81 @@
-"""gpt4free's HailuoAI against the emulator; run with the benchmark's g4f environment.
+"""gpt4free's ``HailuoAI`` against the emulator process; runs in ``benchmarks/.venv-g4f``.
 
-Reads a JSON job from standard input; prints JSON results. Only public g4f names are used; the
-provider is pointed at the emulator by setting its ``url``.
+The same job and result format as ``ours_client.py``. g4f is used through its public
+names only: the provider class's ``url`` is pointed at the emulator and it gets the
+``AuthResult`` its browser callback would have produced (token, the ``path_and_query`` of
+the page's chat request, whose ``unix`` it then reuses for every request, and that
+``timestamp``), so every request it sends carries the same frozen ``unix``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
+from typing import Any
+
+from benchmarks.procmem import peak_rss_kib, reset_peak, rss_kib
 
 
-async def _one(provider: type, auth: object, prompt: str) -> int:
-    received = 0
-    async for item in provider.create_authed(
-        "minimax", [{"role": "user", "content": prompt}], auth
-    ):
+async def _request(provider: Any, auth: Any, prompt: str, counter: list[int]) -> None:
+    """One ``create_authed`` call, its text counted as it streams."""
+    messages = [{"role": "user", "content": prompt}]
+    async for item in provider.create_authed("minimax", messages, auth):
         if isinstance(item, str):
-            received += len(item)
-    return received
+            counter[0] += len(item)
 
 
-async def _run(job: dict) -> dict:
-    from g4f.Provider.needs_auth.mini_max.HailuoAI import HailuoAI
-    from g4f.providers.response import AuthResult
+async def _run(job: dict[str, Any]) -> dict[str, Any]:
+    """Time every case's requests (after the warm-up ones); report errors, never raise."""
+    from g4f.Provider.needs_auth.mini_max.HailuoAI import HailuoAI  # type: ignore[import-not-found]
+    from g4f.providers.response import AuthResult  # type: ignore[import-not-found]
 
     HailuoAI.url = job["url"]
     auth = AuthResult(
-        token=job["token"],
+        token=job["account"]["token"],
         path_and_query=job["path_and_query"],
         timestamp=job["timestamp"],
         cookies={},
-        headers={"user-agent": "Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36"},
+        headers={"user-agent": job["user_agent"]},
         impersonate="chrome",
         proxy=None,
     )
-    times: list[float] = []
-    received = 0
-    error = None
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(job["requests"]):
+    times: dict[str, list[float]] = {}
+    received: dict[str, int] = {}
+    out: dict[str, Any] = {"times": times, "received": received, "error": None}
+    for case in job["cases"]:
+        name, prompt = case["name"], case["prompt"]
+        counter = [0]
         start = time.perf_counter()
         try:
-            received = await _one(HailuoAI, auth, job["prompt"])
-        except Exception as exc:  # noqa: BLE001 - reported, not hidden
-            error = f"{type(exc).__name__}: {str(exc)[:200]}"
-            times.append(time.perf_counter() - start)
+            for _ in range(job.get("warmup", 1)):
+                await _request(HailuoAI, auth, prompt, counter)
+            times[name] = []
+            reset_peak()
+            out["rss_before_kib"] = rss_kib()
+            for _ in range(case["requests"]):
+                counter[0] = 0
+                start = time.perf_counter()
+                await _request(HailuoAI, auth, prompt, counter)
+                times[name].append(time.perf_counter() - start)
+            out["peak_rss_kib"] = peak_rss_kib()
+        except Exception as exc:  # noqa: BLE001 - reported in RESULTS.md, not hidden
+            out["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            out["failed_after_s"] = time.perf_counter() - start
+            out["peak_rss_kib"] = peak_rss_kib()
+        finally:
+            received[name] = counter[0]
+        if out["error"]:
             break
-        times.append(time.perf_counter() - start)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "times": times,
-        "received": received,
-        "error": error,
-        "peak_rss_kib": rss_after,
-        "rss_growth_kib": rss_after - rss_before,
-    }
+    return out
+
+
+def main() -> None:
+    """Read the job, run it, print the result."""
+    job = json.loads(sys.stdin.read())
+    print(json.dumps(asyncio.run(_run(job))))
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_run(json.loads(sys.stdin.read())))))
+    main()

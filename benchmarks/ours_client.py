@@ -1,51 +1,113 @@
-"""Our HailuoAI against the emulator, the same job format as ``g4f_client.py``."""
+"""Our ``HailuoAI`` against the emulator process (main environment).
+
+Reads a JSON job on standard input, prints one JSON result line; the job format is shared
+with ``g4f_client.py``: ``url``, ``account`` (``token``, ``uuid``, ``device_id``), ``cases``
+(``name``, ``prompt``, ``requests``), ``warmup``. With ``"mode": "raw"`` it only POSTs the
+same signed request and reads the body to its end without decoding it: the floor set by the
+emulator and the loopback connection.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
+
+from benchmarks.procmem import peak_rss_kib, reset_peak, rss_kib
 from langchain_hailuo import AuthResult, HailuoAI
+from langchain_hailuo.v4.client import V4Client, build_form
+
+UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+Request = Callable[[str, list[int]], Awaitable[None]]
 
 
-async def _run(job: dict) -> dict:
-    auth = AuthResult(
-        token=job["token"],
-        uuid=job["uuid"],
-        device_id=job["device_id"],
-        user_agent="Mozilla/5.0 (X11; Linux x86_64) Chrome/156.0 Safari/537.36",
+def _auth(job: dict[str, Any]) -> AuthResult:
+    """The emulator account as an AuthResult."""
+    account = job["account"]
+    return AuthResult(
+        token=account["token"], uuid=account["uuid"], device_id=account["device_id"], user_agent=UA
     )
-    times: list[float] = []
-    received = 0
-    error = None
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+async def _timed_cases(job: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Time every case's requests (after the warm-up ones); report errors, never raise."""
+    times: dict[str, list[float]] = {}
+    received: dict[str, int] = {}
+    out: dict[str, Any] = {"times": times, "received": received, "error": None}
+    for case in job["cases"]:
+        name, prompt = case["name"], case["prompt"]
+        counter = [0]
+        start = time.perf_counter()
+        try:
+            for _ in range(job.get("warmup", 1)):
+                await request(prompt, counter)
+            times[name] = []
+            reset_peak()
+            out["rss_before_kib"] = rss_kib()
+            for _ in range(case["requests"]):
+                counter[0] = 0
+                start = time.perf_counter()
+                await request(prompt, counter)
+                times[name].append(time.perf_counter() - start)
+            out["peak_rss_kib"] = peak_rss_kib()
+        except Exception as exc:  # noqa: BLE001 - reported in RESULTS.md, not hidden
+            out["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            out["failed_after_s"] = time.perf_counter() - start
+            out["peak_rss_kib"] = peak_rss_kib()
+        finally:
+            received[name] = counter[0]
+        if out["error"]:
+            break
+    return out
+
+
+async def _run_provider(job: dict[str, Any]) -> dict[str, Any]:
+    """Requests through ``HailuoAI.create_authed`` (one provider: connections are reused)."""
+    auth = _auth(job)
     async with HailuoAI(base_url=job["url"], timeout=600) as provider:
-        for _ in range(job["requests"]):
-            start = time.perf_counter()
-            received = 0
-            try:
-                async for item in provider.create_authed(
-                    "MiniMax", [{"role": "user", "content": job["prompt"]}], auth
-                ):
-                    if isinstance(item, str):
-                        received += len(item)
-            except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                error = f"{type(exc).__name__}: {str(exc)[:200]}"
-                times.append(time.perf_counter() - start)
-                break
-            times.append(time.perf_counter() - start)
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {
-        "times": times,
-        "received": received,
-        "error": error,
-        "peak_rss_kib": rss_after,
-        "rss_growth_kib": rss_after - rss_before,
-    }
+
+        async def request(prompt: str, counter: list[int]) -> None:
+            messages = [{"role": "user", "content": prompt}]
+            async for item in provider.create_authed("MiniMax", messages, auth):
+                if isinstance(item, str):
+                    counter[0] += len(item)
+
+        return await _timed_cases(job, request)
+
+
+async def _run_raw(job: dict[str, Any]) -> dict[str, Any]:
+    """The same signed POSTs, the body read to its end and thrown away (no decoding)."""
+    auth = _auth(job)
+    client = V4Client()
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
+
+        async def request(prompt: str, counter: list[int]) -> None:
+            form = build_form(msg_content=prompt)
+            url = client.chat_url(auth, job["url"])
+            data = aiohttp.FormData(default_to_multipart=True)
+            for name, value in form.items():
+                data.add_field(name, value)
+            headers = client.headers_for(auth, url, form)
+            async with session.post(url, data=data, headers=headers) as resp:
+                resp.raise_for_status()
+                async for chunk in resp.content.iter_any():
+                    counter[0] += len(chunk)
+
+        return await _timed_cases(job, request)
+
+
+def main() -> None:
+    """Read the job, run it, print the result."""
+    job = json.loads(sys.stdin.read())
+    runner = _run_raw if job.get("mode") == "raw" else _run_provider
+    print(json.dumps(asyncio.run(runner(job))))
 
 
 if __name__ == "__main__":
-    print(json.dumps(asyncio.run(_run(json.loads(sys.stdin.read())))))
+    main()

@@ -1,6 +1,8 @@
-"""Run an emulator in its own process for the cross-client benchmarks.
+"""An emulator in a process of its own, for the benchmarks that run clients in subprocesses.
 
-Prints one JSON line (origin and accounts) and serves until its standard input closes.
+Prints one JSON line (its origin and the accounts' credentials) and serves until its
+standard input closes. The v4 ``unix`` freshness and reuse check is off
+(``unix_window=None``): gpt4free's provider sends the same ``unix`` on every request.
 """
 
 from __future__ import annotations
@@ -13,30 +15,25 @@ import sys
 from langchain_hailuo.emulator import Emulator, EmulatorAccount
 
 
-async def _serve(args: argparse.Namespace) -> None:
-    accounts = [EmulatorAccount(name=f"user{i}") for i in range(args.accounts)]
-    emulator = Emulator(
-        accounts=accounts, chunk_size=args.chunk_size, unix_window=None, chunk_delay=0.0
-    )
-    async with emulator:
-        if args.first_byte_delay:
-            emulator.fault("slow_first_byte", times=-1, delay=args.first_byte_delay)
-        info = {
-            "url": emulator.url,
-            "accounts": [
-                {"token": a.token, "uuid": a.uuid, "device_id": a.device_id} for a in accounts
-            ],
-        }
-        print(json.dumps(info), flush=True)
-        await asyncio.to_thread(sys.stdin.read)  # until the parent closes our stdin
+async def serve(accounts: int, chunk_size: int, first_byte_delay: float) -> None:
+    """Serve until standard input closes."""
+    users = [EmulatorAccount(name=f"user{i}") for i in range(accounts)]
+    async with Emulator(accounts=users, chunk_size=chunk_size, unix_window=None) as emulator:
+        if first_byte_delay > 0:
+            emulator.fault("slow_first_byte", times=-1, delay=first_byte_delay)
+        credentials = [{"token": u.token, "uuid": u.uuid, "device_id": u.device_id} for u in users]
+        print(json.dumps({"url": emulator.url, "accounts": credentials}), flush=True)
+        await asyncio.to_thread(sys.stdin.read)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    """Parse the options and serve."""
+    parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--accounts", type=int, default=1)
-    parser.add_argument("--chunk-size", type=int, default=8)
-    parser.add_argument("--first-byte-delay", type=float, default=0.0)
-    asyncio.run(_serve(parser.parse_args()))
+    parser.add_argument("--chunk-size", type=int, default=8, help="UTF-8 bytes per snapshot")
+    parser.add_argument("--first-byte-delay", type=float, default=0.0, help="seconds")
+    args = parser.parse_args()
+    asyncio.run(serve(args.accounts, args.chunk_size, args.first_byte_delay))
 
 
 if __name__ == "__main__":
