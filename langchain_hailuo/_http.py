@@ -16,7 +16,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+import typing
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
@@ -31,13 +32,16 @@ from langchain_hailuo.errors import (
     HailuoRateLimitError,
     HailuoServerError,
     HailuoSessionBusyError,
+    HailuoStreamInterruptedError,
     HailuoTimeoutError,
 )
 
 __all__ = [
     "HttpOptions",
     "LoopSessions",
+    "StreamedResponse",
     "Timeouts",
+    "connection_dropped",
     "cookie_header",
     "cookieless_session",
     "iter_chunks",
@@ -592,3 +596,63 @@ async def read_rest(
         logger.debug("stopped reading after the finished answer: %s", type(exc).__name__)
         return False
     return True
+
+
+class StreamedResponse:
+    """An open streaming answer: its body's chunks under the timeouts, and how to let it go.
+
+    The protocol stacks subclass it with their decoder and event loop; this part is the
+    same for both.
+    """
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, *, options: HttpOptions, started: float
+    ) -> None:
+        """Wrap a response whose status and content type were checked.
+
+        Args:
+            response: The open response.
+            options: The timeouts for reading the body.
+            started: ``time.monotonic()`` when the request began.
+        """
+        self._response = response
+        self._options = options
+        self._started = started
+        self._eof = False
+
+    def _chunks(self) -> AsyncGenerator[bytes, None]:
+        """The body's chunks (an async generator: close it when reading stops early)."""
+        return typing.cast(
+            "AsyncGenerator[bytes, None]",
+            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
+        )
+
+    def close(self) -> None:
+        """Let go of the response: back to the pool when fully read, else drop the connection."""
+        if self._eof:
+            self._response.release()
+        else:
+            self._response.close()
+
+
+def connection_dropped(
+    exc: BaseException, *, partial_text: str, partial_reasoning: str = "", chat_id: str | None
+) -> HailuoStreamInterruptedError:
+    """The error for a connection that broke mid-answer (nothing is ever sent again).
+
+    Args:
+        exc: The transport error.
+        partial_text: Answer text received before the drop.
+        partial_reasoning: Reasoning text received before the drop.
+        chat_id: The chat / session id, if known.
+
+    Returns:
+        The typed error, to raise ``from exc``.
+    """
+    return HailuoStreamInterruptedError(
+        f"The connection dropped mid-answer ({type(exc).__name__}); the message was not sent "
+        "again (that would post it twice). partial_text holds what arrived.",
+        partial_text=partial_text,
+        partial_reasoning=partial_reasoning,
+        chat_id=chat_id,
+    )

@@ -36,7 +36,6 @@ import json
 import logging
 import re
 import time
-import typing
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -49,9 +48,10 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    StreamedResponse,
+    connection_dropped,
     cookie_header,
     cookieless_session,
-    iter_chunks,
     origin_of,
     raise_for_http_status,
     read_rest,
@@ -84,7 +84,6 @@ from langchain_hailuo.errors import (
     HailuoProtocolError,
     HailuoServerError,
     HailuoSessionBusyError,
-    HailuoStreamInterruptedError,
 )
 from langchain_hailuo.types import AuthResult, FinishReason, StreamEvent
 
@@ -422,7 +421,7 @@ def _json_or_none(text: str) -> Any:
 # --------------------------------------------------------------------------- the turn
 
 
-class AgentTurn:
+class AgentTurn(StreamedResponse):
     """One streaming answer; obtained from :meth:`AgentClient.send_message`, which closes it.
 
     Attributes:
@@ -451,10 +450,7 @@ class AgentTurn:
             options: The timeouts for reading the body.
             started: ``time.monotonic()`` when the request began.
         """
-        self._response = response
-        self._options = options
-        self._started = started
-        self._eof = False
+        super().__init__(response, options=options, started=started)
         self._finish: FinishReason | None = None
         self.decoder = decoder
         self.session_id = session_id
@@ -479,10 +475,7 @@ class AgentTurn:
             HailuoServerError: The stream reported an error (quota, transient failure…).
         """
         decoder = self.decoder
-        chunks = typing.cast(
-            "AsyncGenerator[bytes, None]",
-            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
-        )
+        chunks = self._chunks()
         try:
             async with contextlib.aclosing(chunks):
                 answer = self._until_finish(chunks)
@@ -505,9 +498,8 @@ class AgentTurn:
             )
             raise
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise HailuoStreamInterruptedError(
-                f"The connection dropped mid-answer ({type(exc).__name__}); the message was not "
-                "sent again (that would post it twice). partial_text holds what arrived.",
+            raise connection_dropped(
+                exc,
                 partial_text=decoder.received_text,
                 partial_reasoning=decoder.reasoning,
                 chat_id=self.session_id,
@@ -538,13 +530,6 @@ class AgentTurn:
             else:
                 out.append(event)
         return out
-
-    def close(self) -> None:
-        """Let go of the response: back to the pool when fully read, else drop the connection."""
-        if self._eof:
-            self._response.release()
-        else:
-            self._response.close()
 
 
 # --------------------------------------------------------------------------- the client

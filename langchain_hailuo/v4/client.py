@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import time
-import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -41,9 +40,10 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    StreamedResponse,
+    connection_dropped,
     cookie_header,
     cookieless_session,
-    iter_chunks,
     origin_of,
     raise_for_http_status,
     read_rest,
@@ -54,7 +54,6 @@ from langchain_hailuo.errors import (
     HailuoError,
     HailuoProtocolError,
     HailuoServerError,
-    HailuoStreamInterruptedError,
 )
 from langchain_hailuo.types import AuthResult, StreamEvent
 from langchain_hailuo.v4.crypt import (
@@ -138,7 +137,7 @@ def _unix_of(url: yarl.URL) -> int | None:
     return int(value) if value is not None and value.isdigit() else None
 
 
-class V4Answer:
+class V4Answer(StreamedResponse):
     """One streaming answer: where it came from and its events.
 
     Obtained from :meth:`V4Client.chat`, which closes it on exit.
@@ -165,10 +164,7 @@ class V4Answer:
             options: The timeouts for reading the body.
             started: ``time.monotonic()`` when the request began.
         """
-        self._response = response
-        self._options = options
-        self._started = started
-        self._eof = False
+        super().__init__(response, options=options, started=started)
         self.origin = origin_of(str(response.url))
         self.requested_origin = requested_origin
         self.decoder = V4StreamDecoder()
@@ -195,11 +191,7 @@ class V4Answer:
             HailuoServerError: The stream reported an error.
         """
         decoder = self.decoder
-        # iter_chunks is an async generator: close it when reading stops early.
-        chunks = typing.cast(
-            "AsyncGenerator[bytes, None]",
-            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
-        )
+        chunks = self._chunks()
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
@@ -218,21 +210,11 @@ class V4Answer:
             exc.with_partial(partial_text=decoder.text, chat_id=decoder.chat_id)
             raise
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise HailuoStreamInterruptedError(
-                f"The connection dropped mid-answer ({type(exc).__name__}); the message was "
-                "not sent again (that would post it twice). partial_text holds what arrived.",
-                partial_text=decoder.text,
-                chat_id=decoder.chat_id,
+            raise connection_dropped(
+                exc, partial_text=decoder.text, chat_id=decoder.chat_id
             ) from exc
         finally:
             self.close()
-
-    def close(self) -> None:
-        """Let go of the response: back to the pool when fully read, else drop the connection."""
-        if self._eof:
-            self._response.release()
-        else:
-            self._response.close()
 
 
 class V4Client:
