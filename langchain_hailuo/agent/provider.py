@@ -33,6 +33,7 @@ from langchain_hailuo._provider import (
     BaseProvider,
     as_conversation,
     checked_url,
+    continues,
     http_options_with,
     hybridmethod,
     refresh_once,
@@ -59,7 +60,7 @@ from langchain_hailuo.types import (
     Usage,
 )
 
-__all__ = ["MiniMaxAgent", "choose_model", "continues"]
+__all__ = ["MiniMaxAgent", "choose_model"]
 
 logger = logging.getLogger("langchain_hailuo.agent")
 
@@ -69,30 +70,11 @@ _SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AgentSettings)) - 
     "stream_url",
 }
 _OPTION_NAMES = frozenset({"timeout", "max_retries", "proxy"})
-_NO_SESSION = frozenset({"", "0"})
 
 
 def _checked_url(value: str, name: str) -> str:
     """An http(s) origin without a trailing slash, or a configuration error."""
     return checked_url(value, name, DEFAULT_BASE_URL)
-
-
-def continues(conversation: Conversation | None, auth: AuthResult) -> bool:
-    """Whether a call continues ``conversation`` (an Agent session of the same account).
-
-    Args:
-        conversation: The conversation passed in, if any.
-        auth: The account about to send.
-
-    Returns:
-        ``True`` to post to its session; ``False`` to open a new one.
-    """
-    return (
-        conversation is not None
-        and conversation.protocol == "agent"
-        and conversation.chatID not in _NO_SESSION
-        and conversation.belongs_to(auth)
-    )
 
 
 def choose_model(requested: str | None, available: Sequence[str] | None, default: str) -> str:
@@ -344,7 +326,7 @@ class MiniMaxAgent(BaseProvider):
         choice = ModelChoice(model_id, call.kwargs.get("reasoning"))
         history = call.kwargs.get("full_history") or call.messages
         conv = call.conversation
-        if conv is not None and continues(conv, auth):
+        if conv is not None and continues(conv, auth, "agent"):
             session_id, prompt = conv.chatID, get_last_user_message(call.messages)
         else:
             prompt = format_prompt(history)

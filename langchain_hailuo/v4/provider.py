@@ -33,6 +33,7 @@ from langchain_hailuo._provider import (
     ReauthSource,
     as_conversation,
     checked_url,
+    continues,
     http_options_with,
     hybridmethod,
     refresh_once,
@@ -57,7 +58,6 @@ logger = logging.getLogger("langchain_hailuo.v4")
 
 
 DEFAULT_URL = "https://www.hailuo.ai"
-_NEW_CHAT_ID = "0"
 _QUERY_SETTINGS = ("lang", "version_code", "biz_id", "app_id")
 _OPTION_SETTINGS = ("timeout", "max_retries", "proxy")
 
@@ -110,12 +110,7 @@ def plan_request(
     Raises:
         HailuoConfigurationError: There is no text to send.
     """
-    if (
-        conversation is not None
-        and conversation.protocol == "v4"
-        and conversation.chatID not in {"", _NEW_CHAT_ID}
-        and conversation.belongs_to(auth)
-    ):
+    if conversation is not None and continues(conversation, auth, "v4"):
         prompt = get_last_user_message(messages)
         form = build_form(
             msg_content=prompt,
