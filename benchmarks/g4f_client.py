@@ -12,10 +12,9 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
 from typing import Any
 
-from benchmarks.procmem import peak_rss_kib, reset_peak, rss_kib
+from benchmarks.timing import timed_cases
 
 
 async def _request(provider: Any, auth: Any, prompt: str, counter: list[int]) -> None:
@@ -27,7 +26,7 @@ async def _request(provider: Any, auth: Any, prompt: str, counter: list[int]) ->
 
 
 async def _run(job: dict[str, Any]) -> dict[str, Any]:
-    """Time every case's requests (after the warm-up ones); report errors, never raise."""
+    """Point gpt4free's provider at the emulator and time the job's cases through it."""
     from g4f.Provider.needs_auth.mini_max.HailuoAI import HailuoAI  # type: ignore[import-not-found]
     from g4f.providers.response import AuthResult  # type: ignore[import-not-found]
 
@@ -41,34 +40,11 @@ async def _run(job: dict[str, Any]) -> dict[str, Any]:
         impersonate="chrome",
         proxy=None,
     )
-    times: dict[str, list[float]] = {}
-    received: dict[str, int] = {}
-    out: dict[str, Any] = {"times": times, "received": received, "error": None}
-    for case in job["cases"]:
-        name, prompt = case["name"], case["prompt"]
-        counter = [0]
-        start = time.perf_counter()
-        try:
-            for _ in range(job.get("warmup", 1)):
-                await _request(HailuoAI, auth, prompt, counter)
-            times[name] = []
-            reset_peak()
-            out["rss_before_kib"] = rss_kib()
-            for _ in range(case["requests"]):
-                counter[0] = 0
-                start = time.perf_counter()
-                await _request(HailuoAI, auth, prompt, counter)
-                times[name].append(time.perf_counter() - start)
-            out["peak_rss_kib"] = peak_rss_kib()
-        except Exception as exc:  # noqa: BLE001 - reported in RESULTS.md, not hidden
-            out["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            out["failed_after_s"] = time.perf_counter() - start
-            out["peak_rss_kib"] = peak_rss_kib()
-        finally:
-            received[name] = counter[0]
-        if out["error"]:
-            break
-    return out
+
+    async def request(prompt: str, counter: list[int]) -> None:
+        await _request(HailuoAI, auth, prompt, counter)
+
+    return await timed_cases(job, request)
 
 
 def main() -> None:

@@ -12,19 +12,15 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
 
-from benchmarks.procmem import peak_rss_kib, reset_peak, rss_kib
+from benchmarks.timing import timed_cases
 from langchain_hailuo import AuthResult, HailuoAI
 from langchain_hailuo.v4.client import V4Client, build_form
 
 UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
-
-Request = Callable[[str, list[int]], Awaitable[None]]
 
 
 def _auth(job: dict[str, Any]) -> AuthResult:
@@ -33,38 +29,6 @@ def _auth(job: dict[str, Any]) -> AuthResult:
     return AuthResult(
         token=account["token"], uuid=account["uuid"], device_id=account["device_id"], user_agent=UA
     )
-
-
-async def _timed_cases(job: dict[str, Any], request: Request) -> dict[str, Any]:
-    """Time every case's requests (after the warm-up ones); report errors, never raise."""
-    times: dict[str, list[float]] = {}
-    received: dict[str, int] = {}
-    out: dict[str, Any] = {"times": times, "received": received, "error": None}
-    for case in job["cases"]:
-        name, prompt = case["name"], case["prompt"]
-        counter = [0]
-        start = time.perf_counter()
-        try:
-            for _ in range(job.get("warmup", 1)):
-                await request(prompt, counter)
-            times[name] = []
-            reset_peak()
-            out["rss_before_kib"] = rss_kib()
-            for _ in range(case["requests"]):
-                counter[0] = 0
-                start = time.perf_counter()
-                await request(prompt, counter)
-                times[name].append(time.perf_counter() - start)
-            out["peak_rss_kib"] = peak_rss_kib()
-        except Exception as exc:  # noqa: BLE001 - reported in RESULTS.md, not hidden
-            out["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-            out["failed_after_s"] = time.perf_counter() - start
-            out["peak_rss_kib"] = peak_rss_kib()
-        finally:
-            received[name] = counter[0]
-        if out["error"]:
-            break
-    return out
 
 
 async def _run_provider(job: dict[str, Any]) -> dict[str, Any]:
@@ -78,7 +42,7 @@ async def _run_provider(job: dict[str, Any]) -> dict[str, Any]:
                 if isinstance(item, str):
                     counter[0] += len(item)
 
-        return await _timed_cases(job, request)
+        return await timed_cases(job, request)
 
 
 async def _run_raw(job: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +63,7 @@ async def _run_raw(job: dict[str, Any]) -> dict[str, Any]:
                 async for chunk in resp.content.iter_any():
                     counter[0] += len(chunk)
 
-        return await _timed_cases(job, request)
+        return await timed_cases(job, request)
 
 
 def main() -> None:
