@@ -4,6 +4,7 @@ from langchain_hailuo._structured import StructuredOutputError
 from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
+    HailuoAttachmentError,
     HailuoAuthError,
     HailuoConfigurationError,
     HailuoError,
@@ -18,6 +19,7 @@ from langchain_hailuo.errors import (
     HailuoTimeoutError,
     HailuoToolChoiceError,
     HailuoUnsupportedContentError,
+    HailuoUploadError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
 from langchain_hailuo.v4.provider import HailuoAI
@@ -29,6 +31,7 @@ __all__ = [
     "ChatHailuo",
     "Conversation",
     "HailuoAI",
+    "HailuoAttachmentError",
     "HailuoAuthError",
     "HailuoConfigurationError",
     "HailuoError",
@@ -43,6 +46,7 @@ __all__ = [
     "HailuoTimeoutError",
     "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
+    "HailuoUploadError",
     "MiniMaxAgent",
     "RequestLogin",
     "StructuredOutputError",

@@ -12,7 +12,7 @@ from typing import Any
 
 from langchain_hailuo.errors import HailuoUnsupportedContentError
 
-__all__ = ["format_prompt", "get_last_user_message", "message_text"]
+__all__ = ["format_prompt", "get_last_user_message", "last_user_run", "message_text"]
 
 _ROLE_LABELS = {
     "system": "System",
@@ -115,14 +115,26 @@ def get_last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
     Returns:
         The text to send (empty when there is no user message).
     """
-    index = len(messages)
-    while index and not _is_user(messages[index - 1]):
-        index -= 1
-    run: list[str] = []
-    while index and _is_user(messages[index - 1]):
-        run.append(message_text(messages[index - 1].get("content")).strip())
-        index -= 1
-    return "\n".join(text for text in reversed(run) if text)
+    run = (message_text(message.get("content")).strip() for message in last_user_run(messages))
+    return "\n".join(text for text in run if text)
+
+
+def last_user_run(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The messages :func:`get_last_user_message` sends: the newest run of user messages.
+
+    Args:
+        messages: Dicts with ``role`` and ``content``.
+
+    Returns:
+        The run, in order (empty when there is no user message).
+    """
+    end = len(messages)
+    while end and not _is_user(messages[end - 1]):
+        end -= 1
+    start = end
+    while start and _is_user(messages[start - 1]):
+        start -= 1
+    return list(messages[start:end])
 
 
 def _is_user(message: Mapping[str, Any]) -> bool:

@@ -15,6 +15,7 @@ from typing import TypedDict
 from typing_extensions import Unpack
 
 __all__ = [
+    "HailuoAttachmentError",
     "HailuoAuthError",
     "HailuoConfigurationError",
     "HailuoError",
@@ -29,6 +30,7 @@ __all__ = [
     "HailuoTimeoutError",
     "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
+    "HailuoUploadError",
 ]
 
 LOGIN_HINT = "Run `hailuo login` (or set HAILUO_TOKEN) to sign in again."
@@ -111,6 +113,13 @@ class HailuoConfigurationError(HailuoError, ValueError):
 
 class HailuoUnsupportedContentError(HailuoError, ValueError):
     """A message holds content the web chat cannot take (an image, audio or file block)."""
+
+
+class HailuoAttachmentError(HailuoError, ValueError):
+    """A file or image cannot be sent: unreadable path, malformed data or over the size limit.
+
+    Raised before anything is sent.
+    """
 
 
 class HailuoToolChoiceError(HailuoError):
@@ -223,6 +232,15 @@ class HailuoSessionBusyError(HailuoServerError):
     """The conversation is still answering another message (one stream per account/session)."""
 
     retryable = True
+
+
+class HailuoUploadError(HailuoServerError):
+    """The service refused a file upload, or a turn that refers to an uploaded file.
+
+    ``server_message`` holds the service's own text (the prepare call's ``status_msg``, the
+    object storage's error message); ``status`` the HTTP status, when there was one. The
+    turn itself was not answered: send the message again (the file is uploaded anew).
+    """
 
 
 class HailuoProtocolError(HailuoError):

@@ -17,10 +17,13 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+if TYPE_CHECKING:
+    from langchain_hailuo._attachments import Attachment
 
 __all__ = [
     "AuthResult",
@@ -50,6 +53,8 @@ class MessageDict(TypedDict):
 
     role: str
     content: str
+    attachments: NotRequired[list[Attachment]]
+    """Files and images sent with the message (the Agent protocol uploads them)."""
 
 
 # --------------------------------------------------------------------------- events

@@ -37,7 +37,14 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -212,6 +219,7 @@ class AgentSettings:
         agents_path: The agent list, under the prefix.
         session_path: Session creation, under the prefix (``{agent_id}`` is filled in).
         message_path: The turn, under the prefix (``{session_id}`` is filled in).
+        upload_prepare_path: The upload's prepare call, under the prefix (§6.1).
         agent_role: The ``agent_role`` of the agent to talk to.
         provider_id: The ``provider_id`` of the model object.
         yy_target: What ``yy`` signs: ``relative``, ``absolute`` or ``split``.
@@ -230,6 +238,7 @@ class AgentSettings:
     agents_path: str = "/agent"
     session_path: str = "/agent/{agent_id}/session"
     message_path: str = "/session/{session_id}/message"
+    upload_prepare_path: str = "/uploads/prepare"
     agent_role: str = "mavis"
     provider_id: str = "minimax"
     yy_target: YyTarget = DEFAULT_YY_TARGET
@@ -1007,6 +1016,7 @@ class AgentClient:
         *,
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
+        attachments: Sequence[Mapping[str, Any]] = (),
     ) -> AsyncIterator[AgentTurn]:
         """Send one turn and hold its answer open for streaming.
 
@@ -1021,6 +1031,8 @@ class AgentClient:
             model: The model object to send.
             settings: Per-call settings.
             options: Per-call HTTP options.
+            attachments: The ``attachments`` entries (see :mod:`langchain_hailuo.agent.upload`);
+                with them, a blank ``content`` is sent as ``" "`` (the captured file-only turn).
 
         Yields:
             The turn, ready for :meth:`AgentTurn.events`.
@@ -1034,14 +1046,18 @@ class AgentClient:
         started = time.monotonic()
         turn_id = str(uuid.uuid4())
         path = settings.prefixed(settings.message_path.format(session_id=session_id))
-        body = dumps_body(
+        message: dict[str, Any] = {"content": content}
+        if attachments:
+            message["content"] = content if content.strip() else " "
+            message["attachments"] = list(attachments)
+        message.update(
             {
-                "content": content,
                 "model": model.payload(settings.provider_id),
                 "turn_id": turn_id,
                 "worktreeMode": False,
             }
         )
+        body = dumps_body(message)
         what = "message request"
         origin = settings.stream_origin
 
@@ -1069,7 +1085,7 @@ class AgentClient:
         resp = await self._configured(auth, send, settings=settings, options=options)
         turn = AgentTurn(
             resp,
-            decoder=AgentStreamDecoder(content, chat_id=session_id),
+            decoder=AgentStreamDecoder(message["content"], chat_id=session_id),
             session_id=session_id,
             turn_id=turn_id,
             options=opts,
@@ -1102,6 +1118,10 @@ class AgentClient:
             f"{origin_of(str(resp.url))} answered the {what} with JSON instead of an event "
             f"stream; check stream_url ({settings.stream_origin})."
         )
+
+    def http_session(self) -> aiohttp.ClientSession:
+        """The running loop's HTTP session (for requests built elsewhere: the upload's POST)."""
+        return self._sessions.get()
 
     async def aclose(self) -> None:
         """Close the running loop's session (and retire those of closed loops)."""

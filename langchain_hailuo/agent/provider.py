@@ -26,8 +26,9 @@ import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, get_args
 
+from langchain_hailuo._attachments import Attachment, attachments_of
 from langchain_hailuo._http import HttpOptions
-from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo._prompt import format_prompt, get_last_user_message, last_user_run
 from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
@@ -42,11 +43,18 @@ from langchain_hailuo.agent.client import (
     DEFAULT_BASE_URL,
     AgentClient,
     AgentSettings,
+    AgentTurn,
     ModelChoice,
 )
 from langchain_hailuo.agent.signing import YyTarget
 from langchain_hailuo.agent.stream import is_transient_session_error
-from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError, HailuoServerError
+from langchain_hailuo.agent.upload import TurnAttachments, Uploader, UploadStore, is_refused_turn
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoServerError,
+    HailuoUploadError,
+)
 from langchain_hailuo.types import (
     AuthResult,
     Conversation,
@@ -137,11 +145,13 @@ class MiniMaxAgent(BaseProvider):
         auth_manager: Supplies fresh credentials when the token is rejected and keeps the
             bootstrap's results (``refresh`` / ``update``).
         client: A ready :class:`~langchain_hailuo.agent.client.AgentClient` (tests).
+        upload_store: Where uploads are remembered, so the same bytes go up once per
+            account (default: in memory, per provider; a pool of providers may share one).
         **settings: ``timeout``, ``max_retries``, ``proxy`` (over ``options``) and any
             :class:`~langchain_hailuo.agent.client.AgentSettings` field: ``api_prefix``,
             ``user_info_path``, ``config_path``, ``agents_path``, ``session_path``,
-            ``message_path``, ``agent_role``, ``provider_id``, ``yy_target``
-            (``relative`` / ``absolute`` / ``split``), ``session_delay``, ``region``,
+            ``message_path``, ``upload_prepare_path``, ``agent_role``, ``provider_id``,
+            ``yy_target`` (``relative`` / ``absolute`` / ``split``), ``session_delay``, ``region``,
             ``lang``, ``user_agent``. Other keys are ignored.
     """
 
@@ -164,6 +174,7 @@ class MiniMaxAgent(BaseProvider):
         options: HttpOptions | None = None,
         auth_manager: AuthKeeper | None = None,
         client: AgentClient | None = None,
+        upload_store: UploadStore | None = None,
         **settings: Any,
     ) -> None:
         """Create a configured provider (see the class docstring for the arguments)."""
@@ -179,6 +190,7 @@ class MiniMaxAgent(BaseProvider):
             )
         self.settings = AgentSettings(**chosen)
         self._client = client or AgentClient(self.settings, options=self.options)
+        self._uploader = Uploader(self._client, upload_store)
         ignored = sorted(set(settings) - _SETTING_NAMES - _OPTION_NAMES)
         if ignored:
             logger.debug("MiniMaxAgent ignores settings meant for other protocols: %s", ignored)
@@ -206,7 +218,9 @@ class MiniMaxAgent(BaseProvider):
 
         Args:
             model: The model id (checked against the account's ``/config``; empty: default).
-            messages: ``{"role", "content"}`` dicts.
+            messages: ``{"role", "content"}`` dicts; a dict's ``attachments`` (files and
+                images, see :mod:`langchain_hailuo._attachments`) are uploaded and sent with
+                the turn that carries the message.
             auth_result: The account to send as.
             return_conversation: Yield a :class:`Conversation` for the session.
             conversation: A conversation to continue (an Agent session of the same account).
@@ -223,6 +237,8 @@ class MiniMaxAgent(BaseProvider):
         Raises:
             HailuoAuthError: The token was rejected (again, after one refresh).
             HailuoConfigurationError: Unknown model, bad device id, nothing to send.
+            HailuoUploadError: A file upload, or the turn that refers to it, was refused
+                (nothing was answered).
             HailuoQuotaError: Out of credits (also when the answer is a billing wall).
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
             HailuoError: Other typed failures, with the partial text when any arrived.
@@ -326,19 +342,26 @@ class MiniMaxAgent(BaseProvider):
         choice = ModelChoice(model_id, call.kwargs.get("reasoning"))
         history = call.kwargs.get("full_history") or call.messages
         conv = call.conversation
-        if conv is not None and continues(conv, auth, "agent"):
-            session_id, prompt = conv.chatID, get_last_user_message(call.messages)
+        continuing = conv is not None and continues(conv, auth, "agent")
+        sent = last_user_run(call.messages) if continuing else history
+        prompt = get_last_user_message(call.messages) if continuing else format_prompt(history)
+        _require_text(prompt, attachments_of(sent))
+        files = await self._uploader.prepare_turn(
+            auth, attachments_of(sent), settings=settings, options=options
+        )
+        if conv is not None and continuing:
+            session_id = conv.chatID
         else:
-            prompt = format_prompt(history)
             session_id = await self._client.create_session(
                 auth, choice, settings=settings, options=options
             )
-        _require_text(prompt)
         if call.return_conversation:
             yield self._conversation(auth, session_id)
         failed: HailuoServerError | None = None
         try:
-            async for item in self._turn(auth, session_id, prompt, choice, settings, options):
+            async for item in self._turn(
+                auth, session_id, _Sent(prompt, choice, files), settings, options
+            ):
                 call.progress.output = True
                 yield item
         except HailuoServerError as exc:
@@ -358,41 +381,82 @@ class MiniMaxAgent(BaseProvider):
         )
         if call.return_conversation:
             yield self._conversation(auth, session_id)
-        prompt = format_prompt(history)
-        async for item in self._turn(auth, session_id, prompt, choice, settings, options):
+        files = await self._uploader.prepare_turn(
+            auth, attachments_of(history), settings=settings, options=options
+        )
+        again = _Sent(format_prompt(history), choice, files)
+        async for item in self._turn(auth, session_id, again, settings, options):
             call.progress.output = True
             yield item
 
-    async def _turn(  # noqa: PLR0917 - one turn's six inputs, all required
+    async def _turn(
         self,
         auth: AuthResult,
         session_id: str,
-        prompt: str,
-        choice: ModelChoice,
+        sent: _Sent,
         settings: AgentSettings,
         options: HttpOptions,
     ) -> AsyncIterator[ProviderEvent]:
-        """One turn on a session: the client's events as provider events."""
-        async with self._client.send_message(
-            auth, session_id, prompt, choice, settings=settings, options=options
-        ) as turn:
-            async for event in turn.events():
-                if isinstance(event, TextDelta):
-                    if event.text:
-                        yield event.text
-                elif isinstance(
-                    event, Reasoning | MessageId | Usage | FinishReason | TitleGeneration
-                ):
+        """One turn on a session: the client's events as provider events.
+
+        A turn with uploaded files that the service refuses (a 4xx before any output) raises
+        :class:`HailuoUploadError`, and those uploads are forgotten so the next try sends
+        them again.
+        """
+        try:
+            async with self._client.send_message(
+                auth,
+                session_id,
+                sent.prompt,
+                sent.choice,
+                settings=settings,
+                options=options,
+                attachments=sent.files.entries,
+            ) as turn:
+                async for event in self._events(turn):
                     yield event
+        except HailuoServerError as exc:
+            if not sent.files.keys or not is_refused_turn(exc):
+                raise
+            self._uploader.forget(sent.files.keys)
+            said = exc.server_message or exc.message
+            raise HailuoUploadError(
+                f"The service refused the message with its {len(sent.files.entries)} "
+                f"attachment(s) (HTTP {exc.status}: {said}); an uploaded file is no longer "
+                "usable. Send the message again: the files will be uploaded anew.",
+                code=exc.code,
+                server_message=exc.server_message,
+                status=exc.status,
+                chat_id=session_id,
+            ) from exc
+
+    @staticmethod
+    async def _events(turn: AgentTurn) -> AsyncIterator[ProviderEvent]:
+        """The client's events of a turn as provider events."""
+        async for event in turn.events():
+            if isinstance(event, TextDelta):
+                if event.text:
+                    yield event.text
+            elif isinstance(event, Reasoning | MessageId | Usage | FinishReason | TitleGeneration):
+                yield event
 
     def _conversation(self, auth: AuthResult, session_id: str) -> Conversation:
         """The conversation handle (the token is reduced to a fingerprint)."""
         return Conversation(auth.token, session_id, auth.agent_id or "", protocol="agent")
 
 
-def _require_text(prompt: str) -> None:
-    """Refuse to send an empty turn."""
-    if not prompt.strip():
+@dataclasses.dataclass(frozen=True)
+class _Sent:
+    """What one turn sends: the prompt, the model object and the attachments."""
+
+    prompt: str
+    choice: ModelChoice
+    files: TurnAttachments
+
+
+def _require_text(prompt: str, attachments: Sequence[Attachment]) -> None:
+    """Refuse to send an empty turn (a turn of files alone is not empty)."""
+    if not prompt.strip() and not attachments:
         raise HailuoConfigurationError(
             "Nothing to send: the messages hold no user text (end with a user message)."
         )

@@ -1,0 +1,451 @@
+"""MiniMax Agent attachments: the upload pipeline and the turn's ``attachments`` entries.
+
+Protocol notes §6.1 (captured from the web client on 2026-10-02), per file:
+
+1. ``POST {prefix}/uploads/prepare`` on the control origin, signed like every call, with
+   ``{"purpose": 1, "file_name", "mime_type", "size_bytes"}``; the answer (at the root or
+   under ``data``) holds ``object_key`` and ``upload_instruction {method: POST, url,
+   form_fields}``, or a ``base_resp`` error whose ``status_msg`` says why;
+2. ``POST <url>`` to the object storage, ``multipart/form-data``: every form field in the
+   order given, the file part (``file``) last; no token or signing headers; a bare
+   **204** is success;
+3. the turn carries ``{"meta": {"attachment_type": "file", "file_name", "mime_type",
+   "size_bytes"}, "cloud": {"object_key"}}``.
+
+Images given by an http(s) URL are sent as ``{"type": "image", "url", "name"}`` entries in
+the same array (§6.2: the service fetches the URL itself); images given as bytes go through
+the upload like any file (no source captured how the web client references an uploaded
+image differently, so the one captured envelope is used).
+
+The same bytes are uploaded once per account and site: :class:`UploadStore` maps
+``(account, site, SHA-256, MIME type)`` to the object key (the object store tags objects
+with the uploader, so another account cannot use them). A key the service later refuses
+is dropped, so the next try uploads again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import typing
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import aiohttp
+
+from langchain_hailuo._attachments import Attachment
+from langchain_hailuo._http import (
+    HttpOptions,
+    origin_of,
+    request_following_redirects,
+    retry_before_first_byte,
+)
+from langchain_hailuo.agent.client import AgentClient, AgentSettings, scrub_urls
+from langchain_hailuo.errors import (
+    HailuoError,
+    HailuoProtocolError,
+    HailuoServerError,
+    HailuoUploadError,
+)
+from langchain_hailuo.types import AuthResult
+
+__all__ = [
+    "ATTACHMENT_PURPOSE_MESSAGE",
+    "MemoryUploadStore",
+    "TurnAttachments",
+    "UploadKey",
+    "UploadStore",
+    "UploadTicket",
+    "Uploader",
+    "cloud_entry",
+    "is_refused_turn",
+    "parse_prepare_answer",
+    "prepare_payload",
+    "storage_error",
+    "url_entry",
+]
+
+logger = logging.getLogger("langchain_hailuo.agent")
+
+ATTACHMENT_PURPOSE_MESSAGE: Final = 1
+"""``purpose`` of a file attached to a chat turn (``MessageAttachment: 1``)."""
+_FILE_FIELD: Final = "file"
+_STORAGE_OK: Final = 204
+_XML_TAG = re.compile(r"<(Code|Message)>(.*?)</\1>", re.DOTALL)
+_MESSAGE_LIMIT: Final = 300
+_REFUSED_TURN_STATUSES: Final = frozenset(range(400, 500)) - {401, 403, 408, 409, 429}
+
+
+# --------------------------------------------------------------------------- wire shapes
+
+
+def prepare_payload(attachment: Attachment) -> dict[str, Any]:
+    """The prepare call's body for one file.
+
+    Args:
+        attachment: The file (with bytes).
+
+    Returns:
+        ``{"purpose": 1, "file_name", "mime_type", "size_bytes"}``.
+    """
+    return {
+        "purpose": ATTACHMENT_PURPOSE_MESSAGE,
+        "file_name": attachment.name or "upload.bin",
+        "mime_type": attachment.mime_type or "application/octet-stream",
+        "size_bytes": attachment.size,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class UploadTicket:
+    """What the prepare call hands out for one file.
+
+    Attributes:
+        object_key: The key the turn refers to.
+        url: The object-storage endpoint to POST to.
+        form_fields: The form fields, in the order given (policy, signature, key…).
+    """
+
+    object_key: str
+    url: str
+    form_fields: tuple[tuple[str, str], ...]
+
+
+def parse_prepare_answer(body: Mapping[str, Any], *, origin: str) -> UploadTicket:
+    """The ticket of a successful prepare answer (at the root or under ``data``).
+
+    Args:
+        body: The decoded answer (envelope errors were raised already).
+        origin: The control origin, for messages.
+
+    Returns:
+        The ticket.
+
+    Raises:
+        HailuoProtocolError: No ``object_key``, no usable ``upload_instruction``, a method
+            other than POST, or a form field named ``file``.
+    """
+    data = body if body.get("object_key") else body.get("data")
+    data = data if isinstance(data, Mapping) else body
+    key = data.get("object_key")
+    instruction = data.get("upload_instruction")
+    if not isinstance(key, str) or not key or not isinstance(instruction, Mapping):
+        raise HailuoProtocolError(
+            f"{origin} answered the upload prepare call without object_key and "
+            "upload_instruction; check api_prefix and upload_prepare_path."
+        )
+    method = str(instruction.get("method") or "")
+    url = instruction.get("url")
+    fields = instruction.get("form_fields") or {}
+    if method.upper() != "POST" or not isinstance(url, str) or not url:
+        raise HailuoProtocolError(
+            f"{origin} asked for an upload by {method or '(no method)'} to "
+            f"{origin_of(url) if isinstance(url, str) and url else '(no URL)'}; only the "
+            "captured POST form upload is supported."
+        )
+    if not isinstance(fields, Mapping) or _FILE_FIELD in fields:
+        raise HailuoProtocolError(
+            f"{origin} gave upload form fields this client cannot send (not an object, or "
+            f"one named {_FILE_FIELD!r})."
+        )
+    return UploadTicket(key, url, tuple((str(k), str(v)) for k, v in fields.items()))
+
+
+def storage_error(
+    status: int, body: str, ticket: UploadTicket, attachment: Attachment
+) -> HailuoUploadError:
+    """The error for an object-storage answer other than 204.
+
+    Only the storage's ``<Code>`` and ``<Message>`` are quoted, and any form field value
+    (the policy, the signature, the access key) is cut out of them.
+
+    Args:
+        status: The HTTP status.
+        body: The answer's text (an XML error document).
+        ticket: The ticket used.
+        attachment: The file.
+
+    Returns:
+        The error (retryable for 5xx).
+    """
+    parts = {match.group(1): match.group(2) for match in _XML_TAG.finditer(body)}
+    message = " ".join(f"{parts.get(name, '')}".strip() for name in ("Code", "Message")).strip()
+    for _, value in ticket.form_fields:
+        if len(value) >= 8:  # noqa: PLR2004 - short values (e.g. "200") are not secrets
+            message = message.replace(value, "…")
+    message = " ".join(message.split())[:_MESSAGE_LIMIT]
+    said = f": {message}" if message else ""
+    return HailuoUploadError(
+        f"The object storage refused the upload of {attachment.name!r} "
+        f"({attachment.size} bytes) with HTTP {status}{said}. The message was not sent.",
+        code=status,
+        server_message=message,
+        status=status,
+        retryable=status >= 500,  # noqa: PLR2004
+    )
+
+
+def cloud_entry(attachment: Attachment, object_key: str) -> dict[str, Any]:
+    """The turn's entry for an uploaded file (§6.1 step 4)."""
+    return {
+        "meta": {
+            "attachment_type": "file",
+            "file_name": attachment.name,
+            "mime_type": attachment.mime_type,
+            "size_bytes": attachment.size,
+        },
+        "cloud": {"object_key": object_key},
+    }
+
+
+def url_entry(attachment: Attachment) -> dict[str, Any]:
+    """The turn's entry for an image the service fetches by URL (§6.2)."""
+    return {"type": "image", "url": attachment.url, "name": attachment.name}
+
+
+def is_refused_turn(error: HailuoError) -> bool:
+    """Whether a turn's error means the service refused the request itself (a 4xx).
+
+    401/403/408/409/429 have their own meaning (credentials, timeouts, a busy session,
+    rate limits); any other 4xx refuses what was sent, and with attachments that is the
+    attachment (JCK-10 ``rejectsRequest``).
+
+    Args:
+        error: What the turn raised before any output.
+
+    Returns:
+        ``True`` for a plain server error with such a status.
+    """
+    return type(error) is HailuoServerError and error.status in _REFUSED_TURN_STATUSES
+
+
+# --------------------------------------------------------------------------- the cache
+
+
+@dataclass(frozen=True, slots=True)
+class UploadKey:
+    """What makes an upload reusable: the same account and site, the same bytes and type."""
+
+    account: str
+    site: str
+    sha256: str
+    mime_type: str
+
+
+class UploadStore(typing.Protocol):
+    """Where object keys of finished uploads are kept (a pool may share one store)."""
+
+    def get(self, key: UploadKey) -> str | None:
+        """The object key of an earlier upload, if any."""
+        ...
+
+    def put(self, key: UploadKey, object_key: str) -> None:
+        """Remember a finished upload."""
+        ...
+
+    def discard(self, key: UploadKey) -> None:
+        """Forget an upload (its object key was refused)."""
+        ...
+
+
+class MemoryUploadStore:
+    """An in-process :class:`UploadStore` (the default; one per provider)."""
+
+    def __init__(self) -> None:
+        """Create an empty store."""
+        self._keys: dict[UploadKey, str] = {}
+
+    def get(self, key: UploadKey) -> str | None:
+        """The object key of an earlier upload, if any."""
+        return self._keys.get(key)
+
+    def put(self, key: UploadKey, object_key: str) -> None:
+        """Remember a finished upload."""
+        self._keys[key] = object_key
+
+    def discard(self, key: UploadKey) -> None:
+        """Forget an upload."""
+        self._keys.pop(key, None)
+
+    def __len__(self) -> int:
+        """How many uploads are remembered."""
+        return len(self._keys)
+
+
+# --------------------------------------------------------------------------- the uploader
+
+
+@dataclass(frozen=True, slots=True)
+class TurnAttachments:
+    """The ``attachments`` of one turn and the uploads they rely on.
+
+    Attributes:
+        entries: The wire entries, in the messages' order.
+        keys: The cache keys of the uploaded files (dropped when the turn is refused).
+    """
+
+    entries: tuple[dict[str, Any], ...] = ()
+    keys: tuple[UploadKey, ...] = ()
+
+
+class Uploader:
+    """Uploads a turn's files through an :class:`AgentClient`, once per account and bytes."""
+
+    def __init__(self, client: AgentClient, store: UploadStore | None = None) -> None:
+        """Create the uploader.
+
+        Args:
+            client: The client whose signing and HTTP session are used.
+            store: Where finished uploads are remembered (default: in memory).
+        """
+        self.client = client
+        self.store: UploadStore = store or MemoryUploadStore()
+        self._locks: dict[UploadKey, asyncio.Lock] = {}
+
+    async def prepare_turn(
+        self,
+        auth: AuthResult,
+        attachments: Iterable[Attachment],
+        *,
+        settings: AgentSettings,
+        options: HttpOptions,
+    ) -> TurnAttachments:
+        """Upload what is not uploaded yet and build the turn's entries.
+
+        Files are uploaded one after the other, in order; the first failure raises and
+        nothing further is sent (the turn is not sent either).
+
+        Args:
+            auth: The account the turn will be sent as (uploads are tied to it).
+            attachments: The turn's files and images.
+            settings: The call's settings (control origin, paths).
+            options: The call's HTTP options.
+
+        Returns:
+            The entries and the keys they rely on.
+
+        Raises:
+            HailuoUploadError: Prepare or the object storage refused a file.
+            HailuoError: Other typed failures of the prepare call.
+        """
+        entries: list[dict[str, Any]] = []
+        keys: list[UploadKey] = []
+        for attachment in attachments:
+            if attachment.data is None:
+                entries.append(url_entry(attachment))
+                continue
+            key = UploadKey(
+                auth.account_fingerprint,
+                settings.control_origin,
+                attachment.sha256,
+                attachment.mime_type,
+            )
+            object_key = await self._object_key(auth, attachment, key, settings, options)
+            entries.append(cloud_entry(attachment, object_key))
+            keys.append(key)
+        return TurnAttachments(tuple(entries), tuple(keys))
+
+    def forget(self, keys: Sequence[UploadKey]) -> None:
+        """Drop uploads the service refused, so the next turn uploads them again."""
+        for key in keys:
+            self.store.discard(key)
+
+    async def _object_key(
+        self,
+        auth: AuthResult,
+        attachment: Attachment,
+        key: UploadKey,
+        settings: AgentSettings,
+        options: HttpOptions,
+    ) -> str:
+        """The object key for a file: remembered, or uploaded now (once, under a lock)."""
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            known = self.store.get(key)
+            if known:
+                logger.debug("reusing the upload of %r (%s)", attachment.name, known)
+                return known
+            ticket = await self._prepare(auth, attachment, settings, options)
+            await self._store_object(ticket, attachment, options)
+            self.store.put(key, ticket.object_key)
+            logger.debug("uploaded %r (%d bytes)", attachment.name, attachment.size)
+            return ticket.object_key
+
+    async def _prepare(
+        self,
+        auth: AuthResult,
+        attachment: Attachment,
+        settings: AgentSettings,
+        options: HttpOptions,
+    ) -> UploadTicket:
+        """The signed prepare call; a refusal becomes :class:`HailuoUploadError`."""
+        try:
+            body = await self.client.request_json(
+                auth,
+                "POST",
+                settings.prefixed(settings.upload_prepare_path),
+                what="upload prepare request",
+                payload=prepare_payload(attachment),
+                settings=settings,
+                options=options,
+            )
+        except HailuoServerError as exc:
+            if type(exc) is not HailuoServerError:
+                raise
+            said = exc.server_message or exc.message
+            raise HailuoUploadError(
+                f"The service refused to take {attachment.name!r} ({attachment.size} bytes, "
+                f"{attachment.mime_type}): {said}. The message was not sent.",
+                code=exc.code,
+                server_message=exc.server_message,
+                status=exc.status,
+                retryable=exc.retryable,
+            ) from None
+        return parse_prepare_answer(body, origin=settings.control_origin)
+
+    async def _store_object(
+        self, ticket: UploadTicket, attachment: Attachment, options: HttpOptions
+    ) -> None:
+        """POST the form (fields in order, the file last) to the object storage; 204 or raise."""
+        data = attachment.data or b""
+
+        def build(_url: str) -> dict[str, Any]:
+            form = aiohttp.FormData(quote_fields=False)
+            for name, value in ticket.form_fields:
+                form.add_field(name, value)
+            form.add_field(
+                _FILE_FIELD, data, filename=attachment.name, content_type=attachment.mime_type
+            )
+            return {"data": form}
+
+        async def attempt() -> None:
+            try:
+                resp = await request_following_redirects(
+                    self.client.http_session(),
+                    "POST",
+                    ticket.url,
+                    build=build,
+                    options=options,
+                    encoded=True,
+                )
+            except aiohttp.ClientError as exc:
+                retryable = isinstance(
+                    exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
+                )
+                raise HailuoUploadError(
+                    f"The upload of {attachment.name!r} could not reach "
+                    f"{origin_of(ticket.url)}: {type(exc).__name__}: {scrub_urls(str(exc))}",
+                    retryable=retryable,
+                ) from None
+            try:
+                if resp.status != _STORAGE_OK:
+                    text = (await resp.content.read(16 * 1024)).decode("utf-8", "replace")
+                    raise storage_error(resp.status, text, ticket, attachment)
+            finally:
+                resp.release()
+
+        await retry_before_first_byte(
+            attempt, options=options, what="object storage upload", sleep=asyncio.sleep
+        )
