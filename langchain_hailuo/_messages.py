@@ -30,6 +30,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_hailuo._attachments import Attachment, with_attachments
 from langchain_hailuo.errors import HailuoUnsupportedContentError
 from langchain_hailuo.types import Conversation, MessageDict, Protocol
 
@@ -185,6 +186,7 @@ def to_message_dicts(
     *,
     render_tool: ToolRenderer | None = None,
     render_tool_calls: ToolCallRenderer | None = None,
+    media: Sequence[Sequence[Attachment]] | None = None,
 ) -> list[MessageDict]:
     """Map every message (one dict per message, same order, blank ones kept).
 
@@ -192,6 +194,8 @@ def to_message_dicts(
         messages: The call's messages.
         render_tool: How to render tool results (supplied by a tools layer).
         render_tool_calls: How to render AI messages with tool calls (a tools layer).
+        media: The files and images taken out of each message
+            (:func:`~langchain_hailuo._attachments.detach_media`), added as ``attachments``.
 
     Returns:
         The dicts, index for index with ``messages``.
@@ -206,7 +210,9 @@ def to_message_dicts(
         message_to_dict(m, render_tool=render_tool, render_tool_calls=render_tool_calls)
         for m in messages
     ]
-    if not any(d["content"].strip() for d in dicts):
+    if media is not None:
+        dicts = with_attachments(dicts, media)
+    if not any(_has_payload(d) for d in dicts):
         raise ValueError("Nothing to send: none of the messages holds any text.")
     return dicts
 
@@ -223,7 +229,11 @@ def history_hash(dicts: Sequence[MessageDict]) -> str:
     Returns:
         16 hex digits.
     """
-    basis = [[d["role"], d["content"].strip()] for d in dicts if d["content"].strip()]
+    basis = [
+        [d["role"], d["content"].strip(), *(a.sha256 for a in d.get("attachments") or ())]
+        for d in dicts
+        if _has_payload(d)
+    ]
     digest = hashlib.sha256(json.dumps(basis, ensure_ascii=False).encode("utf-8"))
     return digest.hexdigest()[:_HASH_LENGTH]
 
@@ -348,9 +358,14 @@ def _new_chat(dicts: list[MessageDict], reason: PlanReason) -> TurnPlan:
     return TurnPlan(None, dicts, dicts, history_hash(dicts), reason)
 
 
+def _has_payload(message: MessageDict) -> bool:
+    """Whether a mapped message holds text or attachments."""
+    return bool(message["content"].strip() or message.get("attachments"))
+
+
 def _require_text(dicts: Sequence[MessageDict]) -> None:
-    """Raise when the user messages to send hold no text."""
-    if not any(d["role"] == "user" and d["content"].strip() for d in dicts):
+    """Raise when the user messages to send hold no text (or files)."""
+    if not any(d["role"] == "user" and _has_payload(d) for d in dicts):
         raise ValueError(
             "Nothing to send: the history ends with an answer of this chat. Add a user "
             "message to continue it."

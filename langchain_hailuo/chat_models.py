@@ -47,6 +47,11 @@ from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
 
+from langchain_hailuo._attachments import (
+    DEFAULT_MAX_ATTACHMENT_BYTES,
+    carry_attachments,
+    detach_media,
+)
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import (
     PROVIDER_NAME,
@@ -923,6 +928,12 @@ class ChatHailuo(BaseChatModel):
     other protocol are ignored. ``Emulator.model_kwargs()`` fills it for offline tests.
     """
 
+    max_attachment_bytes: int = Field(default=DEFAULT_MAX_ATTACHMENT_BYTES, ge=0)
+    """The largest file or image one message may carry (default 100 MB, the web client's
+    own limit), checked before anything is uploaded. Files and images (LangChain ``image``
+    / ``file`` blocks, OpenAI ``image_url``) are sent on the MiniMax Agent protocol only.
+    """
+
     use_previous_chat_id: bool = True
     """Continue the server-side chat of the newest matching answer in the history
     (default). ``False`` starts a new chat on every call unless ``conversation=`` /
@@ -1350,7 +1361,7 @@ class ChatHailuo(BaseChatModel):
         if plan.conversation is None:
             if not instructions and not has_results:
                 return plan
-            folded = fold_new_chat(messages, dicts, names, instructions)
+            folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
             return dataclasses.replace(plan, messages=folded, full_history=folded)
         anchor = find_anchor(messages, account=account, protocol=protocol)
         previous: Any = _NO_PREVIOUS
@@ -1373,10 +1384,9 @@ class ChatHailuo(BaseChatModel):
             prefix=prefix,
             reminder=bool(turn_tools.tools),
         )
-        folded = fold_new_chat(messages, dicts, names, instructions)
-        return dataclasses.replace(
-            plan, messages=[{"role": "user", "content": text}], full_history=folded
-        )
+        folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
+        turn_dicts = carry_attachments([{"role": "user", "content": text}], plan.messages)
+        return dataclasses.replace(plan, messages=turn_dicts, full_history=folded)
 
     async def _achunks(
         self,
@@ -1397,10 +1407,12 @@ class ChatHailuo(BaseChatModel):
         """
         turn_tools = TurnTools.from_kwargs(kwargs)
         names = tool_names_by_id(messages)
+        messages, media = detach_media(messages, max_bytes=self.max_attachment_bytes)
         dicts = to_message_dicts(
             messages,
             render_tool=lambda message: render_tool_message(message, names),
             render_tool_calls=render_tool_call_message,
+            media=media,
         )
         auth_manager = self._get_auth_manager()
         auth = await auth_manager.get()

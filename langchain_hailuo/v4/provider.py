@@ -26,6 +26,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
 
+from langchain_hailuo._attachments import attachments_of
 from langchain_hailuo._http import HttpOptions
 from langchain_hailuo._prompt import format_prompt, get_last_user_message
 from langchain_hailuo._provider import (
@@ -38,7 +39,11 @@ from langchain_hailuo._provider import (
     hybridmethod,
     refresh_once,
 )
-from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoUnsupportedContentError,
+)
 from langchain_hailuo.types import (
     AuthResult,
     ChatStarted,
@@ -130,6 +135,27 @@ def plan_request(
     return RequestPlan(form=form, continued=continued)
 
 
+def refuse_attachments(messages: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse files and images before anything is sent: v4 has no upload this client can do.
+
+    The v4 notes describe an upload (``/v1/api/files/request_policy``, a PUT to the object
+    storage with STS credentials, ``policy_callback``, the ``form`` field) from one source,
+    without how the storage PUT is signed, so it cannot be built end to end.
+
+    Args:
+        messages: The call's message dicts (and the full history).
+
+    Raises:
+        HailuoUnsupportedContentError: A message carries attachments.
+    """
+    if attachments_of(messages):
+        raise HailuoUnsupportedContentError(
+            "The Hailuo v4 web chat (protocol='v4') cannot take files or images in this "
+            "client. Use the MiniMax Agent protocol (protocol='agent', "
+            "base_url='https://agent.minimax.io'), which uploads them, or remove them."
+        )
+
+
 def _normalise_base_url(value: str) -> str:
     """An http(s) origin without a trailing slash, or a configuration error."""
     return checked_url(value, "base_url", DEFAULT_URL)
@@ -216,10 +242,13 @@ class HailuoAI(BaseProvider):
 
         Raises:
             HailuoAuthError: The token was rejected (again, after one refresh).
+            HailuoUnsupportedContentError: A message carries files or images (before
+                anything is sent).
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         del model
+        refuse_attachments([*messages, *(kwargs.get("full_history") or ())])
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
         options = http_options_with(self.options, kwargs)
         conv = as_conversation(conversation)

@@ -500,9 +500,9 @@ async def test_errors_propagate_on_the_async_path() -> None:
 
 def test_unsupported_content_and_empty_input() -> None:
     model, provider = make_model()
-    image = HumanMessage(content=[{"type": "image_url", "image_url": {"url": "http://x/y.png"}}])
-    with pytest.raises(HailuoUnsupportedContentError, match="image_url"):
-        model.invoke([image])
+    audio = HumanMessage(content=[{"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}])
+    with pytest.raises(HailuoUnsupportedContentError, match="'audio'"):
+        model.invoke([audio])
     with pytest.raises(ValueError, match="at least one message"):
         model.invoke([])
     assert provider.calls == []
