@@ -43,6 +43,7 @@ from langchain_hailuo.emulator.core import (
     wait_first_byte,
 )
 from langchain_hailuo.emulator.signing import agent_signature, agent_yy
+from langchain_hailuo.emulator.uploads import AgentUploads
 
 __all__ = [
     "DEFAULT_API_PREFIX",
@@ -182,6 +183,7 @@ class AgentRoutes:
         self.configured: set[str] = set()
         self.stream_origins: set[str] = set()
         self._other_agents: dict[str, dict[str, str]] = {}
+        self.uploads = AgentUploads(state, check=self._check, prefix=self.prefix)
 
     def add_control_to(self, app: web.Application) -> None:
         """Register the control routes."""
@@ -190,6 +192,7 @@ class AgentRoutes:
         app.router.add_get(f"{self.prefix}/agent", self.agents)
         app.router.add_post(f"{self.prefix}/agent/{{agent_id}}/session", self.create_session)
         app.router.add_get(f"{self.prefix}/session/{{session_id}}/message", self.history)
+        self.uploads.add_prepare_to(app)
 
     def add_stream_to(self, app: web.Application) -> None:
         """Register the stream route."""
@@ -373,7 +376,8 @@ class AgentRoutes:
             )
         if session.busy:
             return error_response("http_409", "agent")
-        return session, body
+        refused = self.uploads.refusal(caller.account.name, body)
+        return refused if refused is not None else (session, body)
 
     async def message(self, request: web.Request) -> web.StreamResponse:
         """``POST {prefix}/session/{session_id}/message``: stream one turn as SSE."""
@@ -413,6 +417,7 @@ class _Turn:
         self.fault = caller.fault
         self.account = caller.account
         self.content: str = body["content"]
+        self.attachments = routes.uploads.describe(body)
         self.turn_id = str(body["turn_id"])
         self.model = _model_object(body.get("model")) or session.model
         self.msg_id = random_digits(18)
@@ -473,6 +478,8 @@ class _Turn:
         answer = (
             scripted.text if scripted else default_reply(self.content, len(self.session.turns) + 1)
         )
+        if not scripted and self.attachments:
+            answer = f"{answer} {self.attachments}"
         reasoning = ""
         if _wants_reasoning(self.model) or _wants_reasoning(self.session.model):
             reasoning = (scripted.reasoning if scripted else None) or default_reasoning(

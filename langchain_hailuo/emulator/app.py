@@ -27,13 +27,14 @@ from langchain_hailuo.emulator.core import (
     ScriptedReply,
 )
 from langchain_hailuo.emulator.pages import LoginPages
+from langchain_hailuo.emulator.uploads import StoredObject
 from langchain_hailuo.emulator.v4 import V4Routes
 
 __all__ = ["Emulator", "run_forever"]
 
 _LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 _REDIRECT_STATUSES: Final = frozenset({301, 302, 303, 307, 308})
-_ROLES: Final = ("v4", "agent", "agent_stream", "redirect", "agent_redirect")
+_ROLES: Final = ("v4", "agent", "agent_stream", "redirect", "agent_redirect", "storage")
 _MAX_BODY: Final = 64 * 1024 * 1024  # long folded histories are sent as one prompt
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,6 +77,7 @@ class Emulator:
         url: The v4 origin (``POST /v4/api/chat/msg``) and its login page (``GET /``).
         agent_url: The Agent control origin (user info, config, agents, sessions, login page).
         agent_stream_url: The Agent stream origin (``POST {prefix}/session/{id}/message``).
+        storage_url: The object storage of Agent uploads (``POST /<bucket>``, answers 204).
         redirect_url: Answers every request with ``redirect_status`` to the same path on ``url``.
         agent_redirect_url: The same, pointing at ``agent_url``.
         redirect_status: 301 (default) or 308 etc.; may be changed at any time.
@@ -219,6 +221,20 @@ class Emulator:
         return self._url("agent_stream")
 
     @property
+    def storage_url(self) -> str:
+        """The object storage origin the Agent's upload prepare call points at."""
+        return self._url("storage")
+
+    @property
+    def uploads(self) -> list[StoredObject]:
+        """Every object the storage accepted, oldest first (one per upload made)."""
+        return self.agent.uploads.stored
+
+    def expire_uploads(self) -> None:
+        """Forget the stored objects: a turn that names one is refused (HTTP 400)."""
+        self.agent.uploads.expire()
+
+    @property
     def redirect_url(self) -> str:
         """An origin that redirects every request to :attr:`url`."""
         return self._url("redirect")
@@ -325,8 +341,10 @@ class Emulator:
 
     def _build_app(self, role: str) -> web.Application:
         """The application serving one origin."""
+        uploads = self.agent.uploads
         app = web.Application(
-            middlewares=[_recording_middleware(self._state, role)], client_max_size=_MAX_BODY
+            middlewares=[_recording_middleware(self._state, role)],
+            client_max_size=_MAX_BODY + (uploads.max_bytes if role == "storage" else 0),
         )
         if role == "v4":
             LoginPages(self._state, "v4").add_to(app)
@@ -336,6 +354,8 @@ class Emulator:
             self.agent.add_control_to(app)
         elif role == "agent_stream":
             self.agent.add_stream_to(app)
+        elif role == "storage":
+            uploads.add_storage_to(app)
         else:
             target = "v4" if role == "redirect" else "agent"
             app.router.add_route("*", "/{tail:.*}", self._redirect_handler(target))
@@ -373,6 +393,7 @@ class Emulator:
             await web.SockSite(runner, sock).start()
             self._urls[role] = f"http://{host}:{port}"
         self.agent.stream_origins = {self._urls["agent_stream"], self._urls["agent"]}
+        self.agent.uploads.storage_url = self._urls["storage"]
         return self
 
     async def stop(self) -> None:
@@ -409,6 +430,7 @@ class Emulator:
             f"v4 chat + login page:   {self.url}",
             f"agent control + login:  {self.agent_url}",
             f"agent stream:           {self.agent_stream_url}",
+            f"agent upload storage:   {self.storage_url}",
             f"redirect -> v4:         {self.redirect_url}",
             f"redirect -> agent:      {self.agent_redirect_url}",
             f"account:                {account.name}",

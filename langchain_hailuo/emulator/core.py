@@ -62,8 +62,18 @@ COMMON_FAULTS: Final = frozenset(
 """Fault kinds both protocols understand."""
 
 AGENT_ONLY_FAULTS: Final = frozenset(
-    {"http_409", "not_configured", "invalid_signature", "quota_wall", "session_transient"}
+    {
+        "http_409",
+        "not_configured",
+        "invalid_signature",
+        "quota_wall",
+        "session_transient",
+        "upload_refused",
+        "storage_403",
+    }
 )
+_FAULT_TARGETS: Final = {"upload_refused": "upload_prepare", "storage_403": "storage"}
+"""Where a fault applies when no ``on`` is given (else the chat turn)."""
 V4_FAULTS: Final = COMMON_FAULTS
 """Fault kinds the v4 chat route acts on."""
 AGENT_FAULTS: Final = COMMON_FAULTS | AGENT_ONLY_FAULTS
@@ -234,8 +244,8 @@ class Fault:
 
     @property
     def target(self) -> str:
-        """Which call it applies to: ``chat`` (default) or an endpoint name, or ``any``."""
-        return str(self.params.get("on", "chat"))
+        """Which call it applies to: an endpoint name, ``any``, or by default ``chat``."""
+        return str(self.params.get("on", _FAULT_TARGETS.get(self.kind, "chat")))
 
     def matches(self, *, account: str | None, endpoint: str, protocol: str) -> bool:
         """Whether this fault applies to a request.
