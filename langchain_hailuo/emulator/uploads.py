@@ -283,7 +283,7 @@ class AgentUploads:
                 "EntityTooLarge" if len(data) > ticket.size else "EntityTooSmall",
                 "Invalid according to Policy: Policy Condition failed: content-length-range",
             )
-        if file_type.split(";")[0].strip() != ticket.mime_type:
+        if file_type.split(";", maxsplit=1)[0].strip() != ticket.mime_type:
             return _oss_error(
                 403,
                 "AccessDenied",
