@@ -10,8 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -25,23 +23,7 @@ from langchain_hailuo import (
 )
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import mark, model_for
-
-
-def png_bytes(width: int = 3, height: int = 2) -> bytes:
-    """A valid RGB PNG (red pixels)."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    rows = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+from tests.integration_tests._media import png_bytes
 
 
 def described(name: str, data: bytes) -> str:

@@ -11,12 +11,20 @@ import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
+import httpx
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from langchain_hailuo._loop import LoopRunner
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
+from tests.integration_tests._media import (
+    LANGCHAIN_TESTS_IMAGE_URL,
+    LANGCHAIN_TESTS_PDF_URL,
+    offline_get,
+    pdf_bytes,
+    png_bytes,
+)
 
 _RUNNER = LoopRunner(name="hailuo-emulator")
 _EMULATOR: Emulator | None = None
@@ -85,9 +93,47 @@ class TestChatHailuoAgentStandard(_EmulatorStandard):
     def model_override_value(self) -> str:
         return "MiniMax-M2.7"
 
+    # Images and files are uploaded through the Agent's attachment pipeline (prepare, object
+    # storage, ``attachments`` in the turn); an image URL is passed by URL for the service
+    # to fetch (protocol notes §6.2). The emulator checks every step and answers with each
+    # file's size and hash. Tool results carry images and PDFs through the same path.
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
+
+    @pytest.fixture(autouse=True)
+    def _offline_samples(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Serve langchain-tests' sample image and PDF from memory (no internet here)."""
+        files = {
+            LANGCHAIN_TESTS_IMAGE_URL: png_bytes(32, 24),
+            LANGCHAIN_TESTS_PDF_URL: pdf_bytes(),
+        }
+        monkeypatch.setattr(httpx, "get", offline_get(files))
+
 
 class TestChatHailuoV4Standard(_EmulatorStandard):
-    """The 2025 Hailuo web chat protocol: text in, text out; no usage counts."""
+    """The 2025 Hailuo web chat protocol: text in, text out; no usage counts.
+
+    No image or file input: v4 refuses them (HailuoUnsupportedContentError naming the Agent
+    protocol), so the image and PDF tests skip here.
+    """
 
     protocol = "v4"
 

@@ -18,6 +18,29 @@ class TestChatHailuoStandard(ChatModelUnitTests):
     def chat_model_params(self) -> dict:
         return {"model": "MiniMax-M3", "api_key": "test-token"}
 
+    # Images and PDFs are taken on the MiniMax Agent protocol (the default); see the
+    # integration suite, where the image and PDF tests run against the emulator.
+
+    @property
+    def supports_image_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_urls(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_inputs(self) -> bool:
+        return True
+
+    @property
+    def supports_image_tool_message(self) -> bool:
+        return True
+
+    @property
+    def supports_pdf_tool_message(self) -> bool:
+        return True
+
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
         return (
