@@ -40,6 +40,7 @@ __all__ = [
     "carry_attachments",
     "detach_media",
     "is_media_block",
+    "path_block",
     "read_path",
     "split_content",
     "with_attachments",
@@ -461,3 +462,29 @@ def carry_attachments(
     target = users[-1] if users else len(plain) - 1
     plain[target] = {**plain[target], "attachments": files}
     return plain
+
+
+def path_block(
+    path: str | Path, *, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+) -> dict[str, Any]:
+    """A LangChain content block holding a local file's bytes (``hailuo chat --attach``).
+
+    The file is read now, so later turns re-send the same bytes even if the file changes.
+
+    Args:
+        path: The file.
+        max_bytes: The size limit.
+
+    Returns:
+        ``{"type": "image" | "file", "base64", "mime_type", "filename"}``.
+
+    Raises:
+        HailuoAttachmentError: The path is not a readable file, or it is over the limit.
+    """
+    attachment = read_path(path, max_bytes=max_bytes)
+    return {
+        "type": attachment.kind,
+        "base64": base64.b64encode(attachment.data or b"").decode("ascii"),
+        "mime_type": attachment.mime_type,
+        "filename": attachment.name,
+    }

@@ -162,11 +162,17 @@ async def _read_line(stream: TextIO) -> str | None:
     return line or None
 
 
+def _with_files(text: str, files: list[dict[str, Any]]) -> str | list[str | dict[str, Any]]:
+    """A message's content: the text alone, or the text then the attached files' blocks."""
+    return [{"type": "text", "text": text}, *files] if files else text
+
+
 async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Run the chat loop, against a private emulator when asked."""
     from langchain_core.messages import HumanMessage  # noqa: PLC0415
     from langchain_core.messages.utils import message_chunk_to_message  # noqa: PLC0415
 
+    from langchain_hailuo._attachments import path_block  # noqa: PLC0415
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
 
     async with contextlib.AsyncExitStack() as stack:
@@ -185,6 +191,7 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
         model = ChatHailuo(**kwargs)
         stack.push_async_callback(model.aclose)
         history: list[BaseMessage] = []
+        attach = [path_block(path) for path in args.attach or ()]  # read (and checked) now
         print("Type a message and press Enter; an empty line or Ctrl+D ends the chat.", file=out)
         while True:
             print("you> ", end="", file=out, flush=True)
@@ -192,7 +199,8 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             if line is None or not line.strip():
                 print(file=out)
                 return EXIT_OK
-            history.append(HumanMessage(line.rstrip("\n")))
+            history.append(HumanMessage(_with_files(line.rstrip("\n"), attach)))
+            attach = []
             print("hailuo> ", end="", file=out, flush=True)
             answer = None
             try:
@@ -252,6 +260,12 @@ def _parser() -> argparse.ArgumentParser:
         help="the wire protocol (default: auto)",
     )
     chat.add_argument("--base-url", default=None, help="the service's base URL")
+    chat.add_argument(
+        "--attach",
+        action="append",
+        metavar="PATH",
+        help="a file or image to send with the first message (repeatable; Agent protocol)",
+    )
 
     emulator = sub.add_parser("emulator", help="run the local emulator in the foreground")
     emulator.add_argument("--port", type=int, default=0, help="port of the v4 origin (0: free)")
