@@ -21,6 +21,7 @@ from langchain_hailuo import (
     HailuoUnsupportedContentError,
     HailuoUploadError,
 )
+from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import mark, model_for
 from tests.integration_tests._media import png_bytes
@@ -335,3 +336,34 @@ def test_a_tool_result_image_goes_through_the_same_path(emulator: Emulator) -> N
     assert b64(png) not in turn["content"]
     assert len(turn["attachments"]) == 1
     assert described("image.png", png) in answer.text
+
+
+def test_uploads_belong_to_the_account_that_sends_the_turn() -> None:
+    from langchain_hailuo.emulator import EmulatorAccount
+    from langchain_hailuo.emulator.pytest_plugin import serving
+
+    png = png_bytes(2, 2)
+    block = {"type": "image", "base64": b64(png), "mime_type": "image/png"}
+    with serving(Emulator(accounts=[EmulatorAccount("alice"), EmulatorAccount("bob")])) as emu:
+        for name in ("alice", "bob"):
+            model = ChatHailuo(**emu.model_kwargs(account=name))
+            answer = model.invoke([HumanMessage(content=[block])])
+            assert described("image.png", png) in answer.text
+        assert [stored.account for stored in emu.uploads] == ["alice", "bob"]
+        prepares = emu.requests_to("upload_prepare")
+        turns = emu.requests_to("chat")
+        assert [r.account for r in prepares] == [r.account for r in turns] == ["alice", "bob"]
+
+
+async def test_concurrent_turns_with_the_same_file_upload_it_once(emulator: Emulator) -> None:
+    import asyncio
+
+    blob = os.urandom(4096)
+    block = {"type": "file", "base64": b64(blob), "mime_type": "application/zip"}
+    model = model_for(emulator, "agent", max_concurrency=3, use_previous_chat_id=False)
+    uploads = len(emulator.uploads)
+    answers = await asyncio.gather(
+        *(model.ainvoke([HumanMessage(content=[f"copy {n}", block])]) for n in range(3))
+    )
+    assert all(described("upload.zip", blob) in a.text for a in answers)
+    assert len(emulator.uploads) == uploads + 1

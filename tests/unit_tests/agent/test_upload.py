@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
+from aioresponses import aioresponses
 
 from langchain_hailuo._attachments import Attachment
+from langchain_hailuo.agent.client import ModelChoice
 from langchain_hailuo.agent.upload import (
     MemoryUploadStore,
     UploadKey,
@@ -23,6 +26,20 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
     HailuoServerError,
     HailuoSessionBusyError,
+)
+from langchain_hailuo.types import FinishReason, TextDelta
+from tests.unit_tests.agent.conftest import (
+    AGENT_ID,
+    PREFIX,
+    REAL_USER_ID,
+    SESSION_ID,
+    STREAM,
+    chunk,
+    make_auth,
+    make_client,
+    sent,
+    sse,
+    url_re,
 )
 
 NOTES = Attachment("file", "notes.md", "text/markdown", data=b"hello")
@@ -132,3 +149,26 @@ def test_memory_store() -> None:
     store.discard(key)
     store.discard(key)
     assert store.get(key) is None
+
+
+@pytest.mark.parametrize(("text", "sent_text"), [("", " "), ("  ", " "), ("Read it", "Read it")])
+async def test_the_turn_body_carries_attachments_in_the_builder_order(
+    mocked: aioresponses, text: str, sent_text: str
+) -> None:
+    mocked.post(
+        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
+        body=sse(chunk("ok", finish=True)),
+        content_type="text/event-stream",
+    )
+    client = make_client()
+    auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
+    entries = [cloud_entry(NOTES, "9484b529")]
+    async with client.send_message(
+        auth, SESSION_ID, text, ModelChoice("MiniMax-M3"), attachments=entries
+    ) as turn:
+        assert [e async for e in turn.events()] == [TextDelta("ok"), FinishReason("stop")]
+    [(_, _, kwargs)] = sent(mocked)
+    data = json.loads(kwargs["data"])
+    assert list(data) == ["content", "attachments", "model", "turn_id", "worktreeMode"]
+    assert data["content"] == sent_text
+    assert data["attachments"] == entries
