@@ -784,6 +784,27 @@ class ChatHailuo(BaseChatModel):
         }
         ```
 
+    Image input:
+        MiniMax Agent protocol only; bytes are uploaded (once per account), http(s) image
+        URLs are passed for the service to fetch. Files (``{"type": "file", ...}``, PDFs,
+        text, anything up to ``max_attachment_bytes``) work the same way.
+
+        ```python
+        from langchain_core.messages import HumanMessage
+
+        message = HumanMessage(
+            content=[
+                {"type": "text", "text": "Describe the weather in this image"},
+                {"type": "image", "base64": image_data, "mime_type": "image/jpeg"},
+            ]
+        )
+        model.invoke([message]).text
+        ```
+
+        ```python
+        "The image shows a clear blue sky over a beach; it looks sunny and calm."
+        ```
+
     Response metadata:
         ``model_provider`` (``"hailuo"``), ``model_name``, ``protocol``, ``chat_id``,
         ``character_id`` (v4 character or Agent agent id), ``msg_id``, ``title`` (new chats,
@@ -800,9 +821,11 @@ class ChatHailuo(BaseChatModel):
         (no, expired or rejected token; says to run ``hailuo login``),
         ``HailuoRateLimitError``, ``HailuoQuotaError``, ``HailuoSessionBusyError``,
         ``HailuoTimeoutError``, ``HailuoStreamInterruptedError`` (carries
-        ``partial_text`` and ``chat_id``), ``HailuoUnsupportedContentError`` (an image,
-        audio or file block), ``HailuoConfigurationError``, ``HailuoToolChoiceError`` (a
-        forced ``tool_choice`` ignored twice). An empty message list raises
+        ``partial_text`` and ``chat_id``), ``HailuoUnsupportedContentError`` (audio,
+        video, a provider file id; on v4 any image or file), ``HailuoAttachmentError`` (an
+        unreadable or too large file), ``HailuoUploadError`` (the service refused an
+        upload), ``HailuoConfigurationError``, ``HailuoToolChoiceError`` (a forced
+        ``tool_choice`` ignored twice). An empty message list raises
         ``ValueError``. No error, log line, trace or metadata ever holds the token.
 
         ```python
