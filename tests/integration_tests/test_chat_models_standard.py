@@ -18,6 +18,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests
 from langchain_hailuo._loop import LoopRunner
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
+from tests._media_flags import AgentMediaFlags
 from tests.integration_tests._media import (
     LANGCHAIN_TESTS_IMAGE_URL,
     LANGCHAIN_TESTS_PDF_URL,
@@ -78,7 +79,7 @@ class _EmulatorStandard(ChatModelIntegrationTests):
         return False
 
 
-class TestChatHailuoAgentStandard(_EmulatorStandard):
+class TestChatHailuoAgentStandard(AgentMediaFlags, _EmulatorStandard):
     """MiniMax Agent protocol: text in, text out, token usage from the turn's final message."""
 
     protocol = "agent"
@@ -93,30 +94,8 @@ class TestChatHailuoAgentStandard(_EmulatorStandard):
     def model_override_value(self) -> str:
         return "MiniMax-M2.7"
 
-    # Images and files are uploaded through the Agent's attachment pipeline (prepare, object
-    # storage, ``attachments`` in the turn); an image URL is passed by URL for the service
-    # to fetch (protocol notes §6.2). The emulator checks every step and answers with each
-    # file's size and hash. Tool results carry images and PDFs through the same path.
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_tool_message(self) -> bool:
-        return True
+    # The media flags (AgentMediaFlags) run langchain-tests' image and PDF tests here: the
+    # emulator checks every upload step and answers with each file's size and hash.
 
     @pytest.fixture(autouse=True)
     def _offline_samples(self, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +129,7 @@ class TestChatHailuoV4Standard(_EmulatorStandard):
     reason="live suite: set HAILUO_TOKEN (and HAILUO_BASE_URL / HAILUO_PROTOCOL for v4) to run "
     "the standard tests against the real Hailuo / MiniMax service",
 )
-class TestChatHailuoLiveStandard(ChatModelIntegrationTests):
+class TestChatHailuoLiveStandard(AgentMediaFlags, ChatModelIntegrationTests):
     """The real service, configured from the environment, with everything switched on.
 
     Runs only with ``HAILUO_TOKEN`` set (``pytest -m live``). A real model follows the tool
@@ -169,6 +148,11 @@ class TestChatHailuoLiveStandard(ChatModelIntegrationTests):
     @property
     def returns_usage_metadata(self) -> bool:
         # MiniMax Agent reports usage; the v4 web chat does not.
+        return os.environ.get("HAILUO_PROTOCOL", "auto") != "v4"
+
+    @property
+    def takes_media(self) -> bool:
+        # Images and files go through the Agent's upload pipeline; v4 refuses them.
         return os.environ.get("HAILUO_PROTOCOL", "auto") != "v4"
 
     @property

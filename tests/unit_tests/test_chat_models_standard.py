@@ -5,9 +5,10 @@ from __future__ import annotations
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from langchain_hailuo.chat_models import ChatHailuo
+from tests._media_flags import AgentMediaFlags
 
 
-class TestChatHailuoStandard(ChatModelUnitTests):
+class TestChatHailuoStandard(AgentMediaFlags, ChatModelUnitTests):
     """Standard unit tests (no network; ``test_serdes`` skips: not serializable)."""
 
     @property
@@ -17,29 +18,6 @@ class TestChatHailuoStandard(ChatModelUnitTests):
     @property
     def chat_model_params(self) -> dict:
         return {"model": "MiniMax-M3", "api_key": "test-token"}
-
-    # Images and PDFs are taken on the MiniMax Agent protocol (the default); see the
-    # integration suite, where the image and PDF tests run against the emulator.
-
-    @property
-    def supports_image_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_urls(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_inputs(self) -> bool:
-        return True
-
-    @property
-    def supports_image_tool_message(self) -> bool:
-        return True
-
-    @property
-    def supports_pdf_tool_message(self) -> bool:
-        return True
 
     @property
     def init_from_env_params(self) -> tuple[dict, dict, dict]:
