@@ -116,8 +116,9 @@ def content_text(content: str | list[str | dict[str, Any]], *, skip_reasoning: b
             continue
         else:
             raise HailuoUnsupportedContentError(
-                f"The Hailuo web chat takes text only; a message holds a {kind!r} content "
-                "block. Remove it, or describe it in words."
+                f"The Hailuo web chat cannot take a {kind!r} content block here. Images and "
+                "files are sent from user messages and tool results (MiniMax Agent protocol); "
+                "otherwise remove the block, or describe it in words."
             )
     return "".join(parts)
 

@@ -146,7 +146,8 @@ class MiniMaxAgent(BaseProvider):
             bootstrap's results (``refresh`` / ``update``).
         client: A ready :class:`~langchain_hailuo.agent.client.AgentClient` (tests).
         upload_store: Where uploads are remembered, so the same bytes go up once per
-            account (default: in memory, per provider; a pool of providers may share one).
+            account (default: one in-memory store shared by the process; a pool of
+            processes may pass a shared one).
         **settings: ``timeout``, ``max_retries``, ``proxy`` (over ``options``) and any
             :class:`~langchain_hailuo.agent.client.AgentSettings` field: ``api_prefix``,
             ``user_info_path``, ``config_path``, ``agents_path``, ``session_path``,

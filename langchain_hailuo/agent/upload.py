@@ -26,10 +26,14 @@ is dropped, so the next try uploads again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import logging
 import re
+import threading
 import typing
-from collections.abc import Iterable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -53,6 +57,7 @@ from langchain_hailuo.types import AuthResult
 
 __all__ = [
     "ATTACHMENT_PURPOSE_MESSAGE",
+    "SHARED_UPLOADS",
     "MemoryUploadStore",
     "TurnAttachments",
     "UploadKey",
@@ -251,27 +256,73 @@ class UploadStore(typing.Protocol):
 
 
 class MemoryUploadStore:
-    """An in-process :class:`UploadStore` (the default; one per provider)."""
+    """An in-process :class:`UploadStore`, bounded: the least recently used keys go first.
 
-    def __init__(self) -> None:
-        """Create an empty store."""
-        self._keys: dict[UploadKey, str] = {}
+    Thread-safe (LangChain's sync calls run on other threads' loops).
+    """
+
+    def __init__(self, max_entries: int = 4096) -> None:
+        """Create an empty store.
+
+        Args:
+            max_entries: How many uploads to remember.
+        """
+        self.max_entries = max_entries
+        self._keys: OrderedDict[UploadKey, str] = OrderedDict()
+        self._guard = threading.Lock()
 
     def get(self, key: UploadKey) -> str | None:
         """The object key of an earlier upload, if any."""
-        return self._keys.get(key)
+        with self._guard:
+            value = self._keys.get(key)
+            if value is not None:
+                self._keys.move_to_end(key)
+            return value
 
     def put(self, key: UploadKey, object_key: str) -> None:
         """Remember a finished upload."""
-        self._keys[key] = object_key
+        with self._guard:
+            self._keys[key] = object_key
+            self._keys.move_to_end(key)
+            while len(self._keys) > self.max_entries:
+                self._keys.popitem(last=False)
 
     def discard(self, key: UploadKey) -> None:
         """Forget an upload."""
-        self._keys.pop(key, None)
+        with self._guard:
+            self._keys.pop(key, None)
 
     def __len__(self) -> int:
         """How many uploads are remembered."""
         return len(self._keys)
+
+
+SHARED_UPLOADS: Final = MemoryUploadStore()
+"""The default store: every provider of the process shares it, so an account uploads the
+same bytes once however many models use it (keys hold the account and site)."""
+
+
+class _KeyedLocks:
+    """One :class:`asyncio.Lock` per (event loop, key) while in use, dropped afterwards."""
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int, UploadKey], tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: UploadKey) -> AsyncIterator[None]:
+        """Hold the lock of ``key`` on the running loop."""
+        slot = (id(asyncio.get_running_loop()), key)
+        lock, users = self._locks.get(slot, (asyncio.Lock(), 0))
+        self._locks[slot] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[slot]
+            if users > 1:
+                self._locks[slot] = (lock, users - 1)
+            else:
+                del self._locks[slot]
 
 
 # --------------------------------------------------------------------------- the uploader
@@ -298,11 +349,11 @@ class Uploader:
 
         Args:
             client: The client whose signing and HTTP session are used.
-            store: Where finished uploads are remembered (default: in memory).
+            store: Where finished uploads are remembered (default: :data:`SHARED_UPLOADS`).
         """
         self.client = client
-        self.store: UploadStore = store or MemoryUploadStore()
-        self._locks: dict[UploadKey, asyncio.Lock] = {}
+        self.store: UploadStore = SHARED_UPLOADS if store is None else store
+        self._locks = _KeyedLocks()
 
     async def prepare_turn(
         self,
@@ -361,8 +412,7 @@ class Uploader:
         options: HttpOptions,
     ) -> str:
         """The object key for a file: remembered, or uploaded now (once, under a lock)."""
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
+        async with self._locks.hold(key):
             known = self.store.get(key)
             if known:
                 logger.debug("reusing the upload of %r (%s)", attachment.name, known)
@@ -408,8 +458,19 @@ class Uploader:
     async def _store_object(
         self, ticket: UploadTicket, attachment: Attachment, options: HttpOptions
     ) -> None:
-        """POST the form (fields in order, the file last) to the object storage; 204 or raise."""
+        """POST the form (fields in order, the file last) to the object storage; 204 or raise.
+
+        Sending the body may take long (up to 100 MB), so the wait for the answer is bounded
+        by the total timeout rather than the first-byte one.
+        """
         data = attachment.data or b""
+        timeouts = options.timeouts
+        options = dataclasses.replace(
+            options,
+            timeouts=dataclasses.replace(
+                timeouts, first_byte=timeouts.total or timeouts.first_byte
+            ),
+        )
 
         def build(_url: str) -> dict[str, Any]:
             form = aiohttp.FormData(quote_fields=False)

@@ -367,3 +367,13 @@ async def test_concurrent_turns_with_the_same_file_upload_it_once(emulator: Emul
     )
     assert all(described("upload.zip", blob) in a.text for a in answers)
     assert len(emulator.uploads) == uploads + 1
+
+
+def test_two_models_of_one_account_share_their_uploads(emulator: Emulator) -> None:
+    blob = os.urandom(2048)
+    block = {"type": "file", "base64": b64(blob), "mime_type": "application/pdf"}
+    uploads = len(emulator.uploads)
+    for _ in range(2):
+        answer = model_for(emulator, "agent").invoke([HumanMessage(content=[block])])
+        assert described("upload.pdf", blob) in answer.text
+    assert len(emulator.uploads) == uploads + 1

@@ -151,6 +151,16 @@ def test_memory_store() -> None:
     assert store.get(key) is None
 
 
+def test_memory_store_forgets_the_least_recently_used() -> None:
+    store = MemoryUploadStore(max_entries=2)
+    keys = [UploadKey("acc", "site", str(n), "text/plain") for n in range(3)]
+    store.put(keys[0], "a")
+    store.put(keys[1], "b")
+    assert store.get(keys[0]) == "a"  # now the most recently used
+    store.put(keys[2], "c")
+    assert (store.get(keys[0]), store.get(keys[1]), store.get(keys[2])) == ("a", None, "c")
+
+
 @pytest.mark.parametrize(("text", "sent_text"), [("", " "), ("  ", " "), ("Read it", "Read it")])
 async def test_the_turn_body_carries_attachments_in_the_builder_order(
     mocked: aioresponses, text: str, sent_text: str
