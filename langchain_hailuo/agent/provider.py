@@ -346,9 +346,10 @@ class MiniMaxAgent(BaseProvider):
         continuing = conv is not None and continues(conv, auth, "agent")
         sent = last_user_run(call.messages) if continuing else history
         prompt = get_last_user_message(call.messages) if continuing else format_prompt(history)
-        _require_text(prompt, attachments_of(sent))
+        attachments = tuple(attachments_of(sent))
+        _require_text(prompt, attachments)
         files = await self._uploader.prepare_turn(
-            auth, attachments_of(sent), settings=settings, options=options
+            auth, attachments, settings=settings, options=options
         )
         if conv is not None and continuing:
             session_id = conv.chatID
@@ -361,7 +362,7 @@ class MiniMaxAgent(BaseProvider):
         failed: HailuoServerError | None = None
         try:
             async for item in self._turn(
-                auth, session_id, _Sent(prompt, choice, files), settings, options
+                auth, session_id, _Sent(prompt, choice, attachments, files), settings, options
             ):
                 call.progress.output = True
                 yield item
@@ -382,10 +383,11 @@ class MiniMaxAgent(BaseProvider):
         )
         if call.return_conversation:
             yield self._conversation(auth, session_id)
+        attachments = tuple(attachments_of(history))
         files = await self._uploader.prepare_turn(
-            auth, attachments_of(history), settings=settings, options=options
+            auth, attachments, settings=settings, options=options
         )
-        again = _Sent(format_prompt(history), choice, files)
+        again = _Sent(format_prompt(history), choice, attachments, files)
         async for item in self._turn(auth, session_id, again, settings, options):
             call.progress.output = True
             yield item
@@ -400,36 +402,41 @@ class MiniMaxAgent(BaseProvider):
     ) -> AsyncIterator[ProviderEvent]:
         """One turn on a session: the client's events as provider events.
 
-        A turn with uploaded files that the service refuses (a 4xx before any output) raises
-        :class:`HailuoUploadError`, and those uploads are forgotten so the next try sends
-        them again.
+        The service refuses a turn (a 4xx before any output) whose uploaded files it cannot
+        use. When the turn reused earlier uploads, they are forgotten, uploaded again and the
+        turn is sent once more (the refused one was never answered); when its uploads were
+        fresh, :class:`HailuoUploadError` is raised (and they are forgotten too).
         """
-        try:
-            async with self._client.send_message(
-                auth,
-                session_id,
-                sent.prompt,
-                sent.choice,
-                settings=settings,
-                options=options,
-                attachments=sent.files.entries,
-            ) as turn:
-                async for event in self._events(turn):
-                    yield event
-        except HailuoServerError as exc:
-            if not sent.files.keys or not is_refused_turn(exc):
-                raise
-            self._uploader.forget(sent.files.keys)
-            said = exc.server_message or exc.message
-            raise HailuoUploadError(
-                f"The service refused the message with its {len(sent.files.entries)} "
-                f"attachment(s) (HTTP {exc.status}: {said}); an uploaded file is no longer "
-                "usable. Send the message again: the files will be uploaded anew.",
-                code=exc.code,
-                server_message=exc.server_message,
-                status=exc.status,
-                chat_id=session_id,
-            ) from exc
+        for attempt in range(2):
+            try:
+                async with self._client.send_message(
+                    auth,
+                    session_id,
+                    sent.prompt,
+                    sent.choice,
+                    settings=settings,
+                    options=options,
+                    attachments=sent.files.entries,
+                ) as turn:
+                    async for event in self._events(turn):
+                        yield event
+            except HailuoServerError as exc:
+                if not sent.files.keys or not is_refused_turn(exc):
+                    raise
+                self._uploader.forget(sent.files.keys)
+                if attempt or not sent.files.reused:
+                    raise _refused_turn(exc, sent, session_id) from exc
+                logger.info(
+                    "the service refused %d earlier upload(s) (%s); uploading them again",
+                    len(sent.files.reused),
+                    exc.server_message or exc.status,
+                )
+            else:
+                return
+            files = await self._uploader.prepare_turn(
+                auth, sent.attachments, settings=settings, options=options
+            )
+            sent = dataclasses.replace(sent, files=files)
 
     @staticmethod
     async def _events(turn: AgentTurn) -> AsyncIterator[ProviderEvent]:
@@ -448,11 +455,26 @@ class MiniMaxAgent(BaseProvider):
 
 @dataclasses.dataclass(frozen=True)
 class _Sent:
-    """What one turn sends: the prompt, the model object and the attachments."""
+    """What one turn sends: the prompt, the model object, the attachments and their entries."""
 
     prompt: str
     choice: ModelChoice
+    attachments: tuple[Attachment, ...]
     files: TurnAttachments
+
+
+def _refused_turn(exc: HailuoServerError, sent: _Sent, session_id: str) -> HailuoUploadError:
+    """The error for a turn the service refused because of its uploaded files."""
+    said = exc.server_message or exc.message
+    return HailuoUploadError(
+        f"The service refused the message with its {len(sent.files.entries)} attachment(s) "
+        f"(HTTP {exc.status}: {said}); it was not answered. Send it again: the files will "
+        "be uploaded anew.",
+        code=exc.code,
+        server_message=exc.server_message,
+        status=exc.status,
+        chat_id=session_id,
+    )
 
 
 def _require_text(prompt: str, attachments: Sequence[Attachment]) -> None:

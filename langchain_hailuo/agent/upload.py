@@ -335,10 +335,12 @@ class TurnAttachments:
     Attributes:
         entries: The wire entries, in the messages' order.
         keys: The cache keys of the uploaded files (dropped when the turn is refused).
+        reused: Those of ``keys`` that earlier turns uploaded (not uploaded by this one).
     """
 
     entries: tuple[dict[str, Any], ...] = ()
     keys: tuple[UploadKey, ...] = ()
+    reused: tuple[UploadKey, ...] = ()
 
 
 class Uploader:
@@ -383,6 +385,7 @@ class Uploader:
         """
         entries: list[dict[str, Any]] = []
         keys: list[UploadKey] = []
+        reused: list[UploadKey] = []
         for attachment in attachments:
             if attachment.data is None:
                 entries.append(url_entry(attachment))
@@ -393,10 +396,12 @@ class Uploader:
                 attachment.sha256,
                 attachment.mime_type,
             )
-            object_key = await self._object_key(auth, attachment, key, settings, options)
+            object_key, known = await self._object_key(auth, attachment, key, settings, options)
             entries.append(cloud_entry(attachment, object_key))
             keys.append(key)
-        return TurnAttachments(tuple(entries), tuple(keys))
+            if known:
+                reused.append(key)
+        return TurnAttachments(tuple(entries), tuple(keys), tuple(reused))
 
     def forget(self, keys: Sequence[UploadKey]) -> None:
         """Drop uploads the service refused, so the next turn uploads them again."""
@@ -410,18 +415,22 @@ class Uploader:
         key: UploadKey,
         settings: AgentSettings,
         options: HttpOptions,
-    ) -> str:
-        """The object key for a file: remembered, or uploaded now (once, under a lock)."""
+    ) -> tuple[str, bool]:
+        """The object key for a file, and whether an earlier turn uploaded it.
+
+        Remembered, or uploaded now (once per key at a time: concurrent turns with the same
+        file wait for one upload).
+        """
         async with self._locks.hold(key):
             known = self.store.get(key)
             if known:
                 logger.debug("reusing the upload of %r (%s)", attachment.name, known)
-                return known
+                return known, True
             ticket = await self._prepare(auth, attachment, settings, options)
             await self._store_object(ticket, attachment, options)
             self.store.put(key, ticket.object_key)
             logger.debug("uploaded %r (%d bytes)", attachment.name, attachment.size)
-            return ticket.object_key
+            return ticket.object_key, False
 
     async def _prepare(
         self,

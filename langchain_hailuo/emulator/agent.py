@@ -376,7 +376,7 @@ class AgentRoutes:
             )
         if session.busy:
             return error_response("http_409", "agent")
-        refused = self.uploads.refusal(caller.account.name, body)
+        refused = self.uploads.refusal(caller.account.name, body, caller.fault)
         return refused if refused is not None else (session, body)
 
     async def message(self, request: web.Request) -> web.StreamResponse:

@@ -70,6 +70,7 @@ AGENT_ONLY_FAULTS: Final = frozenset(
         "session_transient",
         "upload_refused",
         "storage_403",
+        "attachment_refused",
     }
 )
 _FAULT_TARGETS: Final = {"upload_refused": "upload_prepare", "storage_403": "storage"}

@@ -18,8 +18,9 @@
   storage received it.
 
 Faults: ``upload_refused`` (the prepare call answers ``base_resp`` with ``status_msg``,
-param ``message``) and ``storage_403`` (the storage answers 403 ``AccessDenied``, param
-``message``).
+param ``message``), ``storage_403`` (the storage answers 403 ``AccessDenied``, param
+``message``) and ``attachment_refused`` (a turn with uploaded files is answered 400
+"attachment not found", as for an object the service no longer has).
 """
 
 from __future__ import annotations
@@ -304,12 +305,15 @@ class AgentUploads:
 
     # ------------------------------------------------------------------ the turn
 
-    def refusal(self, account: str, body: dict[str, Any]) -> web.Response | None:
+    def refusal(
+        self, account: str, body: dict[str, Any], fault: Fault | None = None
+    ) -> web.Response | None:
         """The 400 answer for a turn whose attachments cannot be used, or ``None``.
 
         Args:
             account: The turn's account name.
             body: The turn's JSON body.
+            fault: The turn's fault; ``attachment_refused`` refuses its first stored object.
 
         Returns:
             The error answer, or ``None`` when every attachment is usable.
@@ -319,8 +323,11 @@ class AgentUploads:
             return None
         if not isinstance(entries, list):
             return error_response("bad_request", "agent", message="attachments must be a list")
+        refuse = fault is not None and fault.kind == "attachment_refused"
         for entry in entries:
             problem = self._entry_problem(account, entry)
+            if problem is None and refuse and isinstance(entry.get("cloud"), dict):
+                problem = f"attachment not found: {entry['cloud'].get('object_key')}"
             if problem is not None:
                 return error_response("bad_request", "agent", message=problem)
         return None

@@ -282,20 +282,47 @@ def test_a_turn_naming_a_refused_upload_raises_and_the_next_try_uploads_again(
     png = png_bytes(9, 9)
     block = {"type": "image", "base64": b64(png), "mime_type": "image/png"}
     model = model_for(emulator, "agent", use_previous_chat_id=False)
-    uploads = len(emulator.uploads)
-    model.invoke([HumanMessage(content=[block])])
-    assert len(emulator.uploads) == uploads + 1
-    emulator.expire_uploads()  # the cached object key is no longer usable
-    start = mark(emulator)
+    emulator.fault("attachment_refused")
+    start, uploads = mark(emulator), len(emulator.uploads)
     with pytest.raises(HailuoUploadError, match="attachment not found") as info:
-        model.invoke([HumanMessage(content=[block])])
+        model.invoke([HumanMessage(content=[{"type": "text", "text": "Hue?"}, block])])
     assert info.value.status == 400
     assert info.value.partial_text == ""
-    refused = emulator.requests_to("chat")[start:]
-    assert len(refused) == 1  # the turn was refused and not answered
-    answer = model.invoke([HumanMessage(content=[block])])
-    assert len(emulator.uploads) == uploads + 2
+    assert len(emulator.requests_to("chat")[start:]) == 1  # refused, not answered, not resent
+    assert len(emulator.uploads) == uploads + 1
+    answer = model.invoke([HumanMessage(content=[{"type": "text", "text": "Hue?"}, block])])
+    assert len(emulator.uploads) == uploads + 2  # the refused upload was forgotten
     assert described("image.png", png) in answer.text
+
+
+def test_an_expired_earlier_upload_is_uploaded_again_and_the_turn_resent_once(
+    emulator: Emulator,
+) -> None:
+    blob = os.urandom(3000)
+    block = {"type": "file", "base64": b64(blob), "mime_type": "application/pdf"}
+    model = model_for(emulator, "agent", use_previous_chat_id=False)
+    uploads = len(emulator.uploads)
+    model.invoke([HumanMessage(content=[block])])
+    emulator.expire_uploads()  # the remembered object key is no longer usable
+    start = mark(emulator)
+    answer = model.invoke([HumanMessage(content=[block])])
+    assert described("upload.pdf", blob) in answer.text
+    assert len(emulator.uploads) == uploads + 2
+    refused, answered = emulator.requests_to("chat")[start:]
+    assert refused.body["attachments"] != answered.body["attachments"]  # a new object key
+    assert refused.body["turn_id"] != answered.body["turn_id"]
+
+
+def test_a_turn_refused_again_after_a_fresh_upload_raises(emulator: Emulator) -> None:
+    blob = os.urandom(3001)
+    block = {"type": "file", "base64": b64(blob), "mime_type": "application/pdf"}
+    model = model_for(emulator, "agent", use_previous_chat_id=False)
+    model.invoke([HumanMessage(content=[block])])
+    emulator.fault("attachment_refused", times=2)
+    start = mark(emulator)
+    with pytest.raises(HailuoUploadError, match="not answered"):
+        model.invoke([HumanMessage(content=[block])])
+    assert len(emulator.requests_to("chat")[start:]) == 2  # the reused key, then a fresh one
 
 
 def test_v4_refuses_files_naming_the_agent_protocol(emulator: Emulator) -> None:
