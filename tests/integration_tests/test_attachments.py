@@ -404,3 +404,38 @@ def test_two_models_of_one_account_share_their_uploads(emulator: Emulator) -> No
         answer = model_for(emulator, "agent").invoke([HumanMessage(content=[block])])
         assert described("upload.pdf", blob) in answer.text
     assert len(emulator.uploads) == uploads + 1
+
+
+def test_a_tool_result_image_in_a_continued_chat(emulator: Emulator) -> None:
+    from langchain_core.messages import ToolMessage
+
+    from tests.integration_tests.test_tools_emulator import call_block
+
+    def snapshot(camera: str) -> str:
+        """Take a picture with a camera."""
+        return camera
+
+    png = png_bytes(8, 3)
+    model = model_for(emulator, "agent").bind_tools([snapshot])
+    emulator.script("Taking one.\n" + call_block("snapshot", {"camera": "front"}))
+    question = HumanMessage("What does the front camera see?")
+    called = model.invoke([question])
+    [call] = called.tool_calls
+    result = ToolMessage(
+        content=[
+            {"type": "text", "text": "front camera"},
+            {"type": "image", "base64": b64(png), "mime_type": "image/png"},
+        ],
+        tool_call_id=call["id"],
+    )
+    start = mark(emulator)
+    answer = model.invoke([question, called, result])
+    [turn] = turns_since(emulator, start)
+    assert answer.response_metadata["chat_id"] == called.response_metadata["chat_id"]
+    assert "front camera" in turn["content"]
+    assert b64(png) not in turn["content"]
+    assert [entry["meta"]["file_name"] for entry in turn["attachments"]] == ["image.png"]
+    # (the echo answer quotes the tool instructions, so the tools parser cuts its text)
+    stored = emulator.uploads[-1]
+    assert (stored.size, stored.sha256) == (len(png), hashlib.sha256(png).hexdigest())
+    assert turn["attachments"][0]["cloud"]["object_key"] == stored.object_key
