@@ -46,15 +46,16 @@ def test_a_binary_file_a_png_and_text_in_one_message(emulator: Emulator) -> None
     png = png_bytes()
     model = model_for(emulator, "agent")
     start, uploads = mark(emulator), len(emulator.uploads)
+    data_file = {
+        "type": "file",
+        "base64": b64(blob),
+        "mime_type": "application/octet-stream",
+        "filename": "data.bin",
+    }
     message = HumanMessage(
         content=[
             {"type": "text", "text": "What is in these?"},
-            {
-                "type": "file",
-                "base64": b64(blob),
-                "mime_type": "application/octet-stream",
-                "filename": "data.bin",
-            },
+            data_file,
             {"type": "image", "base64": b64(png), "mime_type": "image/png"},
         ]
     )
@@ -80,17 +81,7 @@ def test_a_binary_file_a_png_and_text_in_one_message(emulator: Emulator) -> None
     ]
     assert len(emulator.uploads) == uploads + 2
     # The same file in a later turn of the chat: referenced again, not uploaded again.
-    again = HumanMessage(
-        content=[
-            {"type": "text", "text": "And this one?"},
-            {
-                "type": "file",
-                "base64": b64(blob),
-                "mime_type": "application/octet-stream",
-                "filename": "data.bin",
-            },
-        ]
-    )
+    again = HumanMessage(content=[{"type": "text", "text": "And this one?"}, data_file])
     second = model.invoke([message, answer, again])
     assert described("data.bin", blob) in second.text
     assert second.response_metadata["chat_id"] == answer.response_metadata["chat_id"]
