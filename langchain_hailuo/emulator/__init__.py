@@ -22,6 +22,7 @@ from langchain_hailuo.emulator.core import (
     make_token,
 )
 from langchain_hailuo.emulator.pages import LOGIN_API_PATH
+from langchain_hailuo.emulator.uploads import AgentUploads, StoredObject
 from langchain_hailuo.emulator.v4 import V4Chat, V4Routes
 
 __all__ = [
@@ -34,11 +35,13 @@ __all__ = [
     "V4_FAULTS",
     "AgentRoutes",
     "AgentSession",
+    "AgentUploads",
     "Emulator",
     "EmulatorAccount",
     "Fault",
     "RecordedRequest",
     "ScriptedReply",
+    "StoredObject",
     "V4Chat",
     "V4Routes",
     "make_token",
