@@ -81,6 +81,15 @@ class Attachment:
     data: bytes | None = None
     url: str | None = None
 
+    def __post_init__(self) -> None:
+        """Check that exactly one of ``data`` and ``url`` is set.
+
+        Raises:
+            ValueError: Both or neither are set.
+        """
+        if (self.data is None) == (self.url is None):
+            raise ValueError("an Attachment holds either data or a url, exactly one of them")
+
     @property
     def size(self) -> int:
         """The byte count (0 for a URL reference)."""

@@ -190,6 +190,13 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path) -> None:
     assert only([{"type": "file", "base64": B64, "mime_type": "text/plain"}], max_bytes=len(DATA))
 
 
+def test_an_attachment_holds_data_or_a_url() -> None:
+    with pytest.raises(ValueError, match="exactly one"):
+        Attachment("image", "a.png", "image/png")
+    with pytest.raises(ValueError, match="exactly one"):
+        Attachment("image", "a.png", "image/png", data=b"1", url="https://x/a.png")
+
+
 def test_repr_never_shows_the_bytes() -> None:
     attachment = Attachment("file", "a.bin", "application/octet-stream", data=b"secret-bytes")
     assert "secret" not in repr(attachment)
