@@ -122,13 +122,18 @@ def _default_name(kind: AttachmentKind, mime_type: str) -> str:
     return _DEFAULT_NAMES[kind] + _extension_for(mime_type)
 
 
+def _too_large(name: str, size: int, max_bytes: int) -> HailuoAttachmentError:
+    """The error for a file over the size limit."""
+    return HailuoAttachmentError(
+        f"{name!r} is {size} bytes, over the attachment limit of {max_bytes} bytes. Send a "
+        "smaller file, or raise max_attachment_bytes."
+    )
+
+
 def _checked(attachment: Attachment, max_bytes: int) -> Attachment:
     """``attachment`` when it is within the size limit."""
     if attachment.size > max_bytes:
-        raise HailuoAttachmentError(
-            f"{attachment.name!r} is {attachment.size} bytes, over the attachment limit of "
-            f"{max_bytes} bytes. Send a smaller file, or raise max_attachment_bytes."
-        )
+        raise _too_large(attachment.name, attachment.size, max_bytes)
     return attachment
 
 
@@ -187,10 +192,7 @@ def read_path(
         if not file.is_file():
             raise IsADirectoryError(f"{file} is not a regular file")
         if size > max_bytes:
-            raise HailuoAttachmentError(
-                f"{file.name!r} is {size} bytes, over the attachment limit of {max_bytes} "
-                "bytes. Send a smaller file, or raise max_attachment_bytes."
-            )
+            raise _too_large(file.name, size, max_bytes)
         data = file.read_bytes()
     except OSError as exc:
         raise HailuoAttachmentError(
