@@ -954,7 +954,9 @@ class ChatHailuo(BaseChatModel):
     max_attachment_bytes: int = Field(default=DEFAULT_MAX_ATTACHMENT_BYTES, ge=0)
     """The largest file or image one message may carry (default 100 MB, the web client's
     own limit), checked before anything is uploaded. Files and images (LangChain ``image``
-    / ``file`` blocks, OpenAI ``image_url``) are sent on the MiniMax Agent protocol only.
+    / ``file`` blocks, OpenAI ``image_url``) are sent on the MiniMax Agent protocol only;
+    ``provider_settings={"upload_store": ...}`` shares the record of uploads (an
+    ``agent.upload.UploadStore``) beyond the process.
     """
 
     use_previous_chat_id: bool = True

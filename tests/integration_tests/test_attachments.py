@@ -430,3 +430,14 @@ def test_a_tool_result_image_in_a_continued_chat(emulator: Emulator) -> None:
     stored = emulator.uploads[-1]
     assert (stored.size, stored.sha256) == (len(png), hashlib.sha256(png).hexdigest())
     assert turn["attachments"][0]["cloud"]["object_key"] == stored.object_key
+
+
+def test_an_upload_store_can_be_passed_in(emulator: Emulator) -> None:
+    from langchain_hailuo.agent.upload import MemoryUploadStore  # noqa: PLC0415
+
+    store = MemoryUploadStore()
+    kwargs = emulator.model_kwargs()
+    kwargs["provider_settings"] = {**kwargs["provider_settings"], "upload_store": store}
+    block = {"type": "file", "base64": b64(os.urandom(100)), "mime_type": "text/plain"}
+    ChatHailuo(**kwargs).invoke([HumanMessage(content=[block])])
+    assert len(store) == 1
