@@ -433,7 +433,7 @@ def test_a_tool_result_image_in_a_continued_chat(emulator: Emulator) -> None:
 
 
 def test_an_upload_store_can_be_passed_in(emulator: Emulator) -> None:
-    from langchain_hailuo.agent.upload import MemoryUploadStore  # noqa: PLC0415
+    from langchain_hailuo.agent.upload import MemoryUploadStore
 
     store = MemoryUploadStore()
     kwargs = emulator.model_kwargs()
