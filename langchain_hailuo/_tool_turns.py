@@ -26,7 +26,8 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.tool import InvalidToolCall, ToolCall
 from pydantic import BaseModel, ValidationError
 
-from langchain_hailuo._messages import content_text
+from langchain_hailuo._attachments import Attachment
+from langchain_hailuo._messages import content_text, to_message_dicts
 from langchain_hailuo._structured import (
     MissingToolCallError,
     SchemaValidationError,
@@ -55,6 +56,7 @@ __all__ = [
     "TurnTools",
     "continued_turn",
     "fold_new_chat",
+    "history_dicts",
     "render_tool_call_message",
     "render_tool_message",
     "tool_names_by_id",
@@ -306,6 +308,37 @@ def render_tool_call_message(message: AIMessage) -> MessageDict:
     text = content_text(message.content, skip_reasoning=True)
     folded = AIMessage(content=text, tool_calls=message.tool_calls)
     return {"role": "assistant", "content": render_tool_call_history(folded)}
+
+
+def history_dicts(
+    messages: Sequence[BaseMessage],
+    names: Mapping[str, str] | None = None,
+    *,
+    media: Sequence[Sequence[Attachment]] | None = None,
+) -> list[MessageDict]:
+    """Map a history as ``ChatHailuo`` does: tool results and earlier calls rendered as text.
+
+    What :func:`~langchain_hailuo._messages.history_hash` is taken over, so code that keeps
+    conversations apart from the answers (``hailuo serve``) hashes the very same dicts.
+
+    Args:
+        messages: The messages.
+        names: Tool call id -> name (default: read from ``messages``).
+        media: Each message's detached attachments (see ``to_message_dicts``).
+
+    Returns:
+        The dicts, index for index with ``messages``.
+
+    Raises:
+        ValueError: See :func:`~langchain_hailuo._messages.to_message_dicts`.
+    """
+    known = tool_names_by_id(messages) if names is None else names
+    return to_message_dicts(
+        messages,
+        render_tool=lambda message: render_tool_message(message, known),
+        render_tool_calls=render_tool_call_message,
+        media=media,
+    )
 
 
 def fold_new_chat(

@@ -60,7 +60,6 @@ from langchain_hailuo._messages import (
     conversation_from_value,
     find_anchor,
     plan_turn,
-    to_message_dicts,
 )
 from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._tool_turns import (
@@ -70,8 +69,7 @@ from langchain_hailuo._tool_turns import (
     TurnTools,
     continued_turn,
     fold_new_chat,
-    render_tool_call_message,
-    render_tool_message,
+    history_dicts,
     tool_names_by_id,
 )
 from langchain_hailuo._tools import ToolCallStreamParser, ToolChoice, normalize_tool_choice
@@ -1249,6 +1247,21 @@ class ChatHailuo(BaseChatModel):
         override = self._run_override(run_manager, kwargs)
         return get_runner().run(self._acollect(messages, stop, override, kwargs))
 
+    async def alist_models(self) -> list[str]:
+        """The model ids the account offers (its login's list, else the provider's known ids).
+
+        Returns:
+            The ids, as ``hailuo serve`` lists them on ``GET /v1/models``.
+
+        Raises:
+            HailuoAuthError: No credentials.
+        """
+        auth = await self._get_auth_manager().get()
+        if auth.models:
+            return list(auth.models)
+        provider = self._get_provider(self._resolve_protocol(auth))
+        return [str(name) for name in getattr(provider, "models", None) or [self.model]]
+
     # ------------------------------------------------------------------ lifecycle
 
     async def aclose(self) -> None:
@@ -1433,12 +1446,7 @@ class ChatHailuo(BaseChatModel):
         turn_tools = TurnTools.from_kwargs(kwargs)
         names = tool_names_by_id(messages)
         messages, media = detach_media(messages, max_bytes=self.max_attachment_bytes)
-        dicts = to_message_dicts(
-            messages,
-            render_tool=lambda message: render_tool_message(message, names),
-            render_tool_calls=render_tool_call_message,
-            media=media,
-        )
+        dicts = history_dicts(messages, names, media=media)
         auth_manager = self._get_auth_manager()
         auth = await auth_manager.get()
         protocol = self._resolve_protocol(auth)

@@ -213,6 +213,117 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
                 history.append(message_chunk_to_message(answer))
 
 
+# --------------------------------------------------------------------------- serve
+
+
+def _add_serve_parser(sub: Any) -> None:
+    """The ``hailuo serve`` subcommand's flags."""
+    serve = sub.add_parser(
+        "serve", help="serve OpenAI- and Anthropic-compatible endpoints over your login"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free one)")
+    serve.add_argument(
+        "--api-key",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="a key clients must send (repeatable; also HAILUO_SERVE_API_KEYS, comma-separated);"
+        " required unless bound to loopback",
+    )
+    serve.add_argument(
+        "--max-concurrency", type=int, default=16, help="requests at once per API key (16)"
+    )
+    serve.add_argument(
+        "--max-body-bytes", type=int, default=4 * 2**20, help="largest request body (4 MiB)"
+    )
+    serve.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="an origin browsers may call from (repeatable; '*': any); default: CORS off",
+    )
+    serve.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=30.0,
+        help="seconds running answers get to finish on Ctrl+C / SIGTERM (30)",
+    )
+    serve.add_argument("--model", default=None, help="the default model id")
+    serve.add_argument(
+        "--protocol",
+        choices=("auto", "agent", "v4"),
+        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
+        help="the wire protocol (default: auto)",
+    )
+    serve.add_argument("--base-url", default=None, help="the service's base URL")
+    serve.add_argument(
+        "--account-concurrency",
+        type=int,
+        default=1,
+        help="answers streamed at once by the account (default 1, as the service allows)",
+    )
+    serve.add_argument("--auth-file", default=None, help="the auth file written by `hailuo login`")
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve the OpenAI- and Anthropic-compatible API until Ctrl+C / SIGTERM."""
+    import logging  # noqa: PLC0415
+
+    from pydantic import SecretStr  # noqa: PLC0415
+
+    from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
+    from langchain_hailuo.serve import ServeConfig, Server, serve_forever  # noqa: PLC0415
+
+    env_keys = os.environ.get("HAILUO_SERVE_API_KEYS", "")
+    keys = [*args.api_key, *(k.strip() for k in env_keys.split(",") if k.strip())]
+    config = ServeConfig(
+        host=args.host,
+        port=args.port,
+        api_keys=tuple(SecretStr(key) for key in keys),
+        max_concurrency=args.max_concurrency,
+        max_body_bytes=args.max_body_bytes,
+        cors_origins=tuple(args.cors_origin),
+        shutdown_timeout=args.shutdown_timeout,
+    )
+    config.check()
+    kwargs: dict[str, Any] = {
+        "protocol": args.protocol,
+        "max_concurrency": args.account_concurrency,
+        "auth_file": args.auth_file,
+    }
+    if args.model:
+        kwargs["model"] = args.model
+    if args.base_url:
+        kwargs["base_url"] = args.base_url
+    model = ChatHailuo(**kwargs)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    def ready(url: str) -> None:
+        print(
+            f"Serving on {url}/v1 (OpenAI: /v1/chat/completions, Anthropic: /v1/messages, "
+            f"models: /v1/models); {'API key required' if keys else 'no API key'}. "
+            "Ctrl+C stops.",
+            file=out,
+            flush=True,
+        )
+
+    async def run() -> None:
+        await model.alist_models()  # fails now, not on the first request, without a login
+        await serve_forever(Server(model, config), ready)
+
+    try:
+        asyncio.run(run())
+    except OSError as exc:
+        print(
+            f"hailuo: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -272,6 +383,7 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
     )
+    _add_serve_parser(sub)
     return parser
 
 
@@ -281,6 +393,7 @@ _COMMANDS = {
     "logout": _cmd_logout,
     "chat": _cmd_chat,
     "emulator": _cmd_emulator,
+    "serve": _cmd_serve,
 }
 
 

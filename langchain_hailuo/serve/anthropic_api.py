@@ -1,0 +1,341 @@
+"""Anthropic Messages <-> the serve core: request parsing, messages, stream events, errors.
+
+Pure translation, no I/O. ``POST /v1/messages`` bodies become a
+:class:`~langchain_hailuo.serve.core.Turn`; answer parts become a ``message`` with
+``thinking``, ``text`` and ``tool_use`` blocks, or the Messages stream events
+(``message_start``, ``content_block_*``, ``message_delta``, ``message_stop``); failures
+become ``{"type": "error", "error": {"type", "message"}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from langchain_core.messages import (
+    AIMessage,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.tool import ToolCall
+
+from langchain_hailuo.serve.core import (
+    Answer,
+    AnswerPart,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+    Turn,
+    new_id,
+)
+from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request
+
+__all__ = ["AnthropicRequest", "EventRenderer", "error_body", "message", "parse_request"]
+
+_ERROR_TYPES: dict[ErrorKind, str] = {
+    "invalid_request": "invalid_request_error",
+    "authentication": "authentication_error",
+    "not_found": "not_found_error",
+    "too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    "quota": "rate_limit_error",
+    "busy": "rate_limit_error",
+    "upstream": "api_error",
+    "timeout": "timeout_error",
+    "overloaded": "overloaded_error",
+}
+_SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+
+
+@dataclass(frozen=True)
+class AnthropicRequest:
+    """A parsed request: the turn and how to answer it.
+
+    Attributes:
+        turn: The API-neutral turn.
+        stream: Answer as stream events.
+        id: The message id.
+    """
+
+    turn: Turn
+    stream: bool = False
+    id: str = field(default_factory=lambda: new_id("msg_"))
+
+
+# --------------------------------------------------------------------------- request
+
+
+def _block_text(block: Mapping[str, Any], where: str) -> str:
+    """A ``text`` block's text (other kinds are refused)."""
+    if block.get("type") != "text":
+        raise bad_request(
+            f"{where} is a {block.get('type')!r} block; the Hailuo web chat takes text only.",
+            where,
+        )
+    return str(block.get("text") or "")
+
+
+def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
+    """A message's content as a list of blocks (a string is one text block)."""
+    if isinstance(content, str):
+        return [{"type": "text", "text": content}]
+    if not isinstance(content, list) or not all(isinstance(b, Mapping) for b in content):
+        raise bad_request(f"{where}.content must be a string or a list of blocks.", where)
+    return content
+
+
+def _tool_result(block: Mapping[str, Any], where: str) -> ToolMessage:
+    """A ``tool_result`` block as a tool message."""
+    if not block.get("tool_use_id"):
+        raise bad_request(f"{where} needs a tool_use_id.", where)
+    content = block.get("content")
+    text = "".join(
+        _block_text(inner, f"{where}.content") for inner in _blocks(content or "", where)
+    )
+    status: Literal["success", "error"] = "error" if block.get("is_error") else "success"
+    return ToolMessage(text, tool_call_id=str(block["tool_use_id"]), status=status)
+
+
+def _user(content: Any, where: str) -> list[BaseMessage]:
+    """A user turn: its tool results and its text, in order."""
+    out: list[BaseMessage] = []
+    texts: list[str] = []
+    for index, block in enumerate(_blocks(content, where)):
+        at = f"{where}.content[{index}]"
+        if block.get("type") == "tool_result":
+            if texts:
+                out.append(HumanMessage("".join(texts)))
+                texts = []
+            out.append(_tool_result(block, at))
+        else:
+            texts.append(_block_text(block, at))
+    if texts or not out:
+        out.append(HumanMessage("".join(texts)))
+    return out
+
+
+def _assistant(content: Any, where: str) -> AIMessage:
+    """An assistant turn: its text and its ``tool_use`` calls (thinking is not sent back)."""
+    texts: list[str] = []
+    calls: list[ToolCall] = []
+    for index, block in enumerate(_blocks(content, where)):
+        kind = block.get("type")
+        if kind in _SKIPPED_BLOCKS:
+            continue
+        if kind == "tool_use":
+            args = block.get("input")
+            calls.append(
+                ToolCall(
+                    name=str(block.get("name") or ""),
+                    args=dict(args) if isinstance(args, Mapping) else {},
+                    id=block.get("id"),
+                )
+            )
+        else:
+            texts.append(_block_text(block, f"{where}.content[{index}]"))
+    return AIMessage(content="".join(texts), tool_calls=calls)
+
+
+def _system(system: Any) -> list[BaseMessage]:
+    """The top-level ``system`` prompt (a string or text blocks)."""
+    if not system:
+        return []
+    text = "".join(_block_text(block, "system") for block in _blocks(system, "system"))
+    return [SystemMessage(text)]
+
+
+def _tools(raw: Any) -> list[dict[str, Any]]:
+    """Client tools in OpenAI's format (server tools are refused)."""
+    tools = []
+    for index, tool in enumerate(raw or []):
+        if not isinstance(tool, Mapping) or not tool.get("name") or "input_schema" not in tool:
+            raise bad_request(
+                f"tools[{index}] must be a client tool with a name and an input_schema.", "tools"
+            )
+        function: dict[str, Any] = {"name": tool["name"], "parameters": tool["input_schema"]}
+        if tool.get("description"):
+            function["description"] = tool["description"]
+        tools.append({"type": "function", "function": function})
+    return tools
+
+
+def _reasoning(thinking: Any) -> bool | None:
+    """``thinking``: ``enabled`` asks for reasoning, ``disabled`` turns it off."""
+    kind = thinking.get("type") if isinstance(thinking, Mapping) else None
+    return {"enabled": True, "disabled": False}.get(str(kind))
+
+
+def parse_request(body: Any) -> AnthropicRequest:
+    """A ``POST /v1/messages`` body as a request.
+
+    ``max_tokens``, ``temperature`` and other sampling settings are accepted and ignored:
+    the web chat has none.
+
+    Raises:
+        ApiError: A 400 naming the field at fault.
+    """
+    if not isinstance(body, Mapping):
+        raise bad_request("The request body must be a JSON object.")
+    raw_messages = body.get("messages")
+    if not isinstance(raw_messages, list) or not raw_messages:
+        raise bad_request("messages must be a non-empty list.", "messages")
+    messages = _system(body.get("system"))
+    for index, raw in enumerate(raw_messages):
+        where = f"messages[{index}]"
+        role = raw.get("role") if isinstance(raw, Mapping) else None
+        if role == "user":
+            messages.extend(_user(raw.get("content"), where))
+        elif role == "assistant":
+            messages.append(_assistant(raw.get("content"), where))
+        else:
+            raise bad_request(f"{where}.role must be user or assistant; got {role!r}.", where)
+    stop = body.get("stop_sequences")
+    turn = Turn(
+        messages=messages,
+        model=body.get("model") or None,
+        tools=_tools(body.get("tools")),
+        tool_choice=body.get("tool_choice"),
+        stop=list(stop) if stop else None,
+        reasoning=_reasoning(body.get("thinking")),
+    )
+    return AnthropicRequest(turn, stream=bool(body.get("stream")))
+
+
+# --------------------------------------------------------------------------- response
+
+
+def _stop_reason(answer: Answer) -> str:
+    """Anthropic's ``stop_reason``."""
+    if answer.tool_calls:
+        return "tool_use"
+    return "max_tokens" if answer.finish_reason in {"length", "max_tokens"} else "end_turn"
+
+
+def _usage(answer: Answer) -> dict[str, int]:
+    """The ``usage`` object (zeros when the service reported none)."""
+    return {"input_tokens": answer.input_tokens or 0, "output_tokens": answer.output_tokens or 0}
+
+
+def _tool_use(call: ToolCall) -> dict[str, Any]:
+    """A call as a ``tool_use`` block."""
+    return {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["args"]}
+
+
+def message(request: AnthropicRequest, answer: Answer) -> dict[str, Any]:
+    """The ``message`` object of a whole answer."""
+    content: list[dict[str, Any]] = []
+    if answer.reasoning:
+        content.append({"type": "thinking", "thinking": answer.reasoning, "signature": ""})
+    if answer.text:
+        content.append({"type": "text", "text": answer.text})
+    content.extend(_tool_use(call) for call in answer.tool_calls)
+    return {
+        "id": request.id,
+        "type": "message",
+        "role": "assistant",
+        "model": answer.model,
+        "content": content,
+        "stop_reason": _stop_reason(answer),
+        "stop_sequence": None,
+        "usage": _usage(answer),
+    }
+
+
+def _event(kind: str, data: Mapping[str, Any]) -> bytes:
+    """One SSE event."""
+    payload = json.dumps({"type": kind, **data}, ensure_ascii=False)
+    return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+class EventRenderer:
+    """Answer parts as Messages stream events (one content block per run of a kind).
+
+    Args:
+        request: The request answered.
+        model: The model name reported.
+    """
+
+    def __init__(self, request: AnthropicRequest, model: str) -> None:
+        """Create the renderer (see the class docstring)."""
+        self.request = request
+        self.model = model
+        self._index = -1
+        self._open: str | None = None
+
+    def start(self) -> bytes:
+        """``message_start``."""
+        shell: dict[str, Any] = {
+            "id": self.request.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        }
+        return _event("message_start", {"message": shell})
+
+    def _close(self) -> bytes:
+        """``content_block_stop`` for the open block, if any."""
+        if self._open is None:
+            return b""
+        self._open = None
+        return _event("content_block_stop", {"index": self._index})
+
+    def _begin(self, kind: str, block: Mapping[str, Any]) -> bytes:
+        """Close the open block and start a new one."""
+        out = self._close()
+        self._index += 1
+        self._open = kind
+        return out + _event("content_block_start", {"index": self._index, "content_block": block})
+
+    def _delta(self, kind: str, block: Mapping[str, Any], delta: Mapping[str, Any]) -> bytes:
+        """A delta, in the open block of its kind (started when another kind is open)."""
+        out = b"" if self._open == kind else self._begin(kind, block)
+        return out + _event("content_block_delta", {"index": self._index, "delta": delta})
+
+    def part(self, part: AnswerPart) -> bytes:
+        """The events of one part (the end, for the :class:`Answer`)."""
+        if isinstance(part, TextPart):
+            return self._delta(
+                "text", {"type": "text", "text": ""}, {"type": "text_delta", "text": part.text}
+            )
+        if isinstance(part, ReasoningPart):
+            return self._delta(
+                "thinking",
+                {"type": "thinking", "thinking": "", "signature": ""},
+                {"type": "thinking_delta", "thinking": part.text},
+            )
+        if isinstance(part, ToolCallPart):
+            block = {**_tool_use(part.call), "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": part.arguments}
+            return (
+                self._begin("tool_use", block)
+                + _event("content_block_delta", {"index": self._index, "delta": delta})
+                + self._close()
+            )
+        return self.end(part)
+
+    def end(self, answer: Answer) -> bytes:
+        """Close the open block, then ``message_delta`` and ``message_stop``."""
+        delta = {"stop_reason": _stop_reason(answer), "stop_sequence": None}
+        return (
+            self._close()
+            + _event("message_delta", {"delta": delta, "usage": _usage(answer)})
+            + _event("message_stop", {})
+        )
+
+    @staticmethod
+    def error(error: ApiError) -> bytes:
+        """A failure after the stream started: an ``error`` event."""
+        return _event("error", {"error": error_body(error)["error"]})
+
+
+def error_body(error: ApiError) -> dict[str, Any]:
+    """Anthropic's error object."""
+    return {"type": "error", "error": {"type": _ERROR_TYPES[error.kind], "message": error.message}}

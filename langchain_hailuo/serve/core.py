@@ -1,0 +1,298 @@
+"""The API-neutral core of ``hailuo serve``: one turn in, answer parts out, chats remembered.
+
+Both API modules parse their requests into a :class:`Turn` (LangChain messages plus the
+tools, structured output, stop strings and model asked for) and render the parts
+:meth:`Answerer.stream` yields. Everything between is ``ChatHailuo``'s public behaviour:
+``bind_tools`` for prompted tool calling, the structured-output spec, stop strings,
+reasoning, and its conversation state in ``response_metadata``.
+
+Conversation continuity: clients resend the whole history and keep no metadata. After each
+answer the metadata ``ChatHailuo`` needs to continue the chat (chat id, account, protocol,
+the history and instruction hashes) is stored under a key made of the caller's namespace
+and :func:`~langchain_hailuo._messages.history_hash` of the history *with* that answer, as
+the client will resend it. On the next call the newest assistant message is looked up the
+same way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only
+the new messages; an edited history has another hash and starts a new chat. The account is
+in the stored metadata: ``ChatHailuo`` never continues another account's chat, and an
+account pool can route a continued history to the account that holds its chat.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import ToolCall
+from langchain_core.runnables import Runnable
+
+from langchain_hailuo._messages import history_hash
+from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, history_dicts
+from langchain_hailuo.chat_models import ChatHailuo
+from langchain_hailuo.serve.store import ConversationStore
+
+__all__ = [
+    "Answer",
+    "AnswerPart",
+    "Answerer",
+    "ReasoningPart",
+    "TextPart",
+    "ToolCallPart",
+    "Turn",
+    "new_id",
+]
+
+_KEPT_METADATA = (
+    "model_provider",
+    "chat_id",
+    "character_id",
+    "account",
+    "protocol",
+    "history_hash",
+    "tools_hash",
+)
+"""The ``response_metadata`` keys ``ChatHailuo`` reads to continue a chat."""
+
+
+def new_id(prefix: str) -> str:
+    """A fresh response id (``chatcmpl-…``, ``msg_…``)."""
+    return f"{prefix}{uuid.uuid4().hex}"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One request, whichever API it came in.
+
+    Attributes:
+        messages: The whole history as LangChain messages.
+        model: The model asked for (``None``: the server's default).
+        tools: Tools in OpenAI's format.
+        tool_choice: Any ``tool_choice`` spelling ``bind_tools`` takes.
+        structured: Structured output asked for (``response_format``).
+        stop: Stop strings.
+        reasoning: Ask for reasoning (``None``: the model's default).
+    """
+
+    messages: list[BaseMessage]
+    model: str | None = None
+    tools: list[dict[str, Any]] = field(default_factory=list)
+    tool_choice: Any = None
+    structured: StructuredSpec | None = None
+    stop: list[str] | None = None
+    reasoning: bool | None = None
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """New answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ReasoningPart:
+    """New reasoning text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ToolCallPart:
+    """One complete tool call (the prompted parser emits calls whole).
+
+    Attributes:
+        index: Its position among the answer's calls.
+        call: The call (``id``, ``name``, ``args``).
+    """
+
+    index: int
+    call: ToolCall
+
+    @property
+    def arguments(self) -> str:
+        """The arguments as JSON text (OpenAI's ``arguments``)."""
+        return json.dumps(self.call["args"], ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The finished answer (always the last part).
+
+    Attributes:
+        model: The model name reported.
+        text: The whole answer text (with structured output: the JSON value).
+        reasoning: The whole reasoning text.
+        tool_calls: The valid tool calls.
+        finish_reason: ``stop``, ``tool_calls`` or the service's own reason.
+        input_tokens: Prompt tokens, when the service reported usage.
+        output_tokens: Answer tokens, when reported.
+    """
+
+    model: str
+    text: str
+    reasoning: str
+    tool_calls: list[ToolCall]
+    finish_reason: str
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+
+AnswerPart = TextPart | ReasoningPart | ToolCallPart | Answer
+
+
+class _Collector:
+    """Gathers one answer's chunks (linear: parts are joined once, at the end)."""
+
+    def __init__(self) -> None:
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.calls: list[ToolCall] = []
+        self.last: AIMessageChunk | None = None
+
+    def take(self, chunk: AIMessageChunk) -> list[TextPart | ReasoningPart | ToolCallPart]:
+        """The parts one chunk brings."""
+        parts: list[TextPart | ReasoningPart | ToolCallPart] = []
+        reasoning = chunk.additional_kwargs.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            self.reasoning.append(reasoning)
+            parts.append(ReasoningPart(reasoning))
+        if isinstance(chunk.content, str) and chunk.content:
+            self.text.append(chunk.content)
+            parts.append(TextPart(chunk.content))
+        for piece in chunk.tool_call_chunks:
+            args = json.loads(piece.get("args") or "{}")
+            call = ToolCall(name=piece.get("name") or "", args=args, id=piece.get("id"))
+            parts.append(ToolCallPart(len(self.calls), call))
+            self.calls.append(call)
+        if chunk.chunk_position == "last":
+            self.last = chunk
+        return parts
+
+
+class Answerer:
+    """Answers :class:`Turn` s with one ``ChatHailuo`` and remembers the chats they continue.
+
+    Args:
+        model: The configured model (one account; a pool slots in here later).
+        store: Where continued chats are remembered.
+    """
+
+    def __init__(self, model: ChatHailuo, store: ConversationStore) -> None:
+        """Create the answerer (see the class docstring)."""
+        self.model = model
+        self.store = store
+
+    # ------------------------------------------------------------------ continuity
+
+    @staticmethod
+    def _key(namespace: str, messages: Sequence[BaseMessage]) -> str | None:
+        """The store key of a history ending with an answer (``None``: nothing to hash)."""
+        try:
+            return f"{namespace}:{history_hash(history_dicts(messages))}"
+        except ValueError:
+            return None
+
+    async def known_chat(self, messages: list[BaseMessage], namespace: str) -> list[BaseMessage]:
+        """The messages, the newest assistant answer given back its stored metadata.
+
+        Args:
+            messages: The history as the client sent it.
+            namespace: The caller's namespace (its API key's id).
+
+        Returns:
+            The same list when the answer is unknown (a new chat starts), else a copy.
+        """
+        for index in range(len(messages) - 1, -1, -1):
+            message = messages[index]
+            if not isinstance(message, AIMessage):
+                continue
+            key = self._key(namespace, messages[: index + 1])
+            meta = await self.store.get(key) if key else None
+            if meta is None:
+                return messages
+            known = message.model_copy(update={"response_metadata": meta})
+            return [*messages[:index], known, *messages[index + 1 :]]
+        return messages
+
+    async def _remember(
+        self,
+        namespace: str,
+        messages: Sequence[BaseMessage],
+        answer: Answer,
+        meta: Mapping[str, Any],
+    ) -> None:
+        """Store the chat the answer belongs to under the history the client will resend."""
+        if not meta.get("chat_id"):
+            return
+        echoed = AIMessage(content=answer.text, tool_calls=answer.tool_calls)
+        key = self._key(namespace, [*messages, echoed])
+        if key is not None:
+            await self.store.put(key, {k: meta[k] for k in _KEPT_METADATA if k in meta})
+
+    # ------------------------------------------------------------------ answering
+
+    def _runnable(self, turn: Turn) -> Runnable[Any, Any]:
+        """The model with the turn's tools, structured output and call options bound."""
+        runnable: Runnable[Any, Any] = self.model
+        if turn.tools or turn.tool_choice not in {None, "auto", "none"}:
+            runnable = self.model.bind_tools(turn.tools, tool_choice=turn.tool_choice)
+        options: dict[str, Any] = {}
+        if turn.structured is not None:
+            options[STRUCTURED_KWARG] = turn.structured
+        if turn.model:
+            options["model"] = turn.model
+        if turn.reasoning is not None:
+            options["reasoning"] = turn.reasoning
+        if turn.stop:
+            options["stop"] = list(turn.stop)
+        return runnable.bind(**options) if options else runnable
+
+    async def stream(self, turn: Turn, namespace: str) -> AsyncGenerator[AnswerPart, None]:
+        """Answer ``turn``: text, reasoning and tool call parts, then the :class:`Answer`.
+
+        With structured output the text is held and given once, as the checked JSON value.
+
+        Args:
+            turn: The request.
+            namespace: The caller's namespace (its API key's id).
+
+        Yields:
+            The parts, :class:`Answer` last.
+
+        Raises:
+            HailuoError: The typed errors of ``ChatHailuo``.
+            StructuredOutputError: The answer did not fit the schema, even after a repair.
+            ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
+        """
+        messages = await self.known_chat(turn.messages, namespace)
+        held = turn.structured is not None
+        collector = _Collector()
+        chunks_of = cast("AsyncGenerator[Any, None]", self._runnable(turn).astream(messages))
+        async with aclosing(chunks_of) as chunks:
+            async for chunk in chunks:
+                for part in collector.take(chunk):
+                    if not (held and isinstance(part, TextPart)):
+                        yield part
+        last = collector.last
+        meta = dict(last.response_metadata) if last is not None else {}
+        text = "".join(collector.text)
+        if turn.structured is not None and not collector.calls:
+            value = turn.structured.parse_message(AIMessage(content=text))
+            text = json.dumps(value, ensure_ascii=False)
+            yield TextPart(text)
+        usage = last.usage_metadata if last is not None else None
+        answer = Answer(
+            model=turn.model or self.model.model,
+            text=text,
+            reasoning="".join(collector.reasoning),
+            tool_calls=collector.calls,
+            finish_reason=str(meta.get("finish_reason") or "stop"),
+            input_tokens=usage["input_tokens"] if usage else None,
+            output_tokens=usage["output_tokens"] if usage else None,
+        )
+        await self._remember(namespace, turn.messages, answer, meta)
+        yield answer

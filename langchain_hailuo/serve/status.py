@@ -1,0 +1,123 @@
+"""One place that decides the HTTP status of every failure ``hailuo serve`` reports.
+
+:func:`api_error` maps the package's typed errors (and the server's own refusals) to an
+:class:`ApiError`: a status, a neutral kind and a message. Each API module turns the kind
+into its own error ``type`` and body shape. Messages never hold a token: the typed errors
+are written without one, and the server's own messages name no secret.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+from langchain_hailuo._structured import StructuredOutputError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoError,
+    HailuoQuotaError,
+    HailuoRateLimitError,
+    HailuoSessionBusyError,
+    HailuoTimeoutError,
+    HailuoToolChoiceError,
+    HailuoUnsupportedContentError,
+)
+
+__all__ = ["ApiError", "ErrorKind", "api_error"]
+
+ErrorKind = Literal[
+    "invalid_request",
+    "authentication",
+    "not_found",
+    "too_large",
+    "rate_limit",
+    "quota",
+    "busy",
+    "upstream",
+    "timeout",
+    "overloaded",
+]
+
+
+@dataclass(frozen=True)
+class ApiError(Exception):
+    """A failure to report to an API client.
+
+    Attributes:
+        status: The HTTP status.
+        kind: What went wrong, in terms both APIs have a type for.
+        message: What happened and what to do.
+        retry_after: Seconds the client should wait (sent as ``Retry-After``).
+        retry: Whether retrying can help (``False`` adds ``x-should-retry: false``, which
+            both official SDKs honour, so a quota wall is not hammered).
+        param: The request field at fault, when one is.
+    """
+
+    status: int
+    kind: ErrorKind
+    message: str
+    retry_after: float | None = None
+    retry: bool = True
+    param: str | None = None
+
+    def __str__(self) -> str:
+        """The message."""
+        return self.message
+
+    def headers(self) -> dict[str, str]:
+        """The headers that go with the error response."""
+        headers: dict[str, str] = {}
+        if self.retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        if not self.retry:
+            headers["x-should-retry"] = "false"
+        return headers
+
+
+def bad_request(message: str, param: str | None = None) -> ApiError:
+    """A 400 for a request this server cannot take."""
+    return ApiError(400, "invalid_request", message, retry=False, param=param)
+
+
+def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one return per kind
+    """The API error for an exception raised while answering.
+
+    Args:
+        error: The exception (a typed package error, an :class:`ApiError`, a
+            ``ValueError`` from the LangChain layer, or anything else).
+
+    Returns:
+        The error to report. Unknown exceptions become a 502 without their text (it may
+        come from deep inside a library); they are logged by the caller.
+    """
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, HailuoRateLimitError):
+        return ApiError(429, "rate_limit", error.message, retry_after=error.retry_after or 1.0)
+    if isinstance(error, HailuoQuotaError):
+        return ApiError(429, "quota", error.message, retry=False)
+    if isinstance(error, HailuoSessionBusyError):
+        return ApiError(409, "busy", error.message, retry_after=1.0)
+    if isinstance(error, HailuoAuthError):
+        # The server's own Hailuo login was refused: not the caller's API key (that is a 401).
+        return ApiError(
+            502,
+            "upstream",
+            "The Hailuo / MiniMax login of this server was rejected; the operator must run "
+            "`hailuo login` (or set HAILUO_TOKEN) and restart `hailuo serve`.",
+            retry=False,
+        )
+    if isinstance(error, HailuoTimeoutError):
+        return ApiError(504, "timeout", error.message)
+    if isinstance(error, HailuoConfigurationError | HailuoUnsupportedContentError):
+        return bad_request(error.message)
+    if isinstance(error, HailuoToolChoiceError | StructuredOutputError):
+        text = error.message if isinstance(error, HailuoError) else str(error).splitlines()[0]
+        return ApiError(502, "upstream", f"The model did not answer as asked: {text}")
+    if isinstance(error, HailuoError):
+        return ApiError(502, "upstream", error.message)
+    if isinstance(error, ValueError):
+        return bad_request(str(error))
+    return ApiError(502, "upstream", "The server failed to answer; see its log.")
