@@ -77,7 +77,7 @@ ANTHROPIC = _Api(
     anthropic_api.EventRenderer,
     anthropic_api.error_body,
 )
-_NAMESPACE_KEY = "hailuo_serve_namespace"
+_NAMESPACE_KEY = web.RequestKey("hailuo_serve_namespace", str)
 
 
 def _api_of(request: web.Request) -> _Api:

@@ -280,6 +280,8 @@ class Answerer:
         last = collector.last
         meta = dict(last.response_metadata) if last is not None else {}
         text = "".join(collector.text)
+        if collector.calls:
+            text = text.strip()  # the blank left where the call blocks were cut out
         if turn.structured is not None and not collector.calls:
             value = turn.structured.parse_message(AIMessage(content=text))
             text = json.dumps(value, ensure_ascii=False)
