@@ -34,7 +34,11 @@ class Served:
 
 @contextlib.contextmanager
 def serving(
-    emulator: Emulator, *, protocol: str = "agent", model: dict[str, Any] | None = None, **config: Any
+    emulator: Emulator,
+    *,
+    protocol: str = "agent",
+    model: dict[str, Any] | None = None,
+    **config: Any,
 ) -> Iterator[Served]:
     """Run ``hailuo serve``'s server over ``emulator`` on 127.0.0.1 while the block runs.
 

@@ -42,7 +42,7 @@ def call_block(name: str, arguments: dict[str, Any]) -> str:
     return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
-WEATHER_TOOL = {
+WEATHER_TOOL: Any = {
     "type": "function",
     "function": {
         "name": "get_weather",
@@ -109,8 +109,9 @@ def test_reasoning_is_returned_as_reasoning_content(
         delta = chunk.choices[0].delta
         if delta.content:
             text.append(delta.content)
-        if (delta.model_extra or {}).get("reasoning_content"):
-            reasoning.append(delta.model_extra["reasoning_content"])  # type: ignore[index]
+        extra = delta.model_extra or {}
+        if extra.get("reasoning_content"):
+            reasoning.append(extra["reasoning_content"])
     assert "".join(reasoning) == "Three times two."
     assert "".join(text) == "Six."
 
@@ -119,10 +120,10 @@ def test_three_turns_of_growing_history_land_in_one_chat(
     client: openai.OpenAI, emulator: Emulator
 ) -> None:
     start = mark(emulator)
-    history: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    history: Any = [{"role": "system", "content": "Be brief."}]
     for turn, question in enumerate(["First question", "Second question", "Third question"], 1):
         history.append({"role": "user", "content": question})
-        reply = client.chat.completions.create(model=MODEL, messages=history)  # type: ignore[arg-type]
+        reply = client.chat.completions.create(model=MODEL, messages=history)
         answer = reply.choices[0].message.content
         assert answer is not None
         assert answer.endswith(f"This chat has {turn} turn(s).")
@@ -137,10 +138,10 @@ def test_three_turns_of_growing_history_land_in_one_chat(
 
 def test_streamed_turns_continue_the_chat_too(client: openai.OpenAI, emulator: Emulator) -> None:
     start = mark(emulator)
-    history: list[dict[str, Any]] = []
+    history: Any = []
     for question in ["Streamed one", "Streamed two"]:
         history.append({"role": "user", "content": question})
-        stream = client.chat.completions.create(model=MODEL, messages=history, stream=True)  # type: ignore[arg-type]
+        stream = client.chat.completions.create(model=MODEL, messages=history, stream=True)
         answer = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
         history.append({"role": "assistant", "content": answer})
     posts = sent(emulator, "agent", start)
@@ -149,15 +150,15 @@ def test_streamed_turns_continue_the_chat_too(client: openai.OpenAI, emulator: E
 
 
 def test_an_edited_history_starts_a_new_chat(client: openai.OpenAI, emulator: Emulator) -> None:
-    first = [{"role": "user", "content": "Original question"}]
-    answer = client.chat.completions.create(model=MODEL, messages=first).choices[0].message  # type: ignore[arg-type]
+    first: Any = [{"role": "user", "content": "Original question"}]
+    answer = client.chat.completions.create(model=MODEL, messages=first).choices[0].message
     start = mark(emulator)
-    edited = [
+    edited: Any = [
         {"role": "user", "content": "Edited question"},
         {"role": "assistant", "content": answer.content},
         {"role": "user", "content": "Follow-up"},
     ]
-    reply = client.chat.completions.create(model=MODEL, messages=edited)  # type: ignore[arg-type]
+    reply = client.chat.completions.create(model=MODEL, messages=edited)
     assert reply.choices[0].message.content is not None
     assert reply.choices[0].message.content.endswith("This chat has 1 turn(s).")
     (post,) = sent(emulator, "agent", start)
@@ -171,11 +172,11 @@ def test_tool_round_trip_in_openai_format(client: openai.OpenAI, emulator: Emula
         "It is sunny in Paris.",
     )
     start = mark(emulator)
-    messages: list[dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    messages: Any = [{"role": "user", "content": "Weather in Paris?"}]
     first = client.chat.completions.create(
         model=MODEL,
-        messages=messages,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=messages,
+        tools=[WEATHER_TOOL],
     )
     choice = first.choices[0]
     assert choice.finish_reason == "tool_calls"
@@ -189,8 +190,8 @@ def test_tool_round_trip_in_openai_format(client: openai.OpenAI, emulator: Emula
     messages.append({"role": "tool", "tool_call_id": call.id, "content": "Sunny, 21 C"})
     second = client.chat.completions.create(
         model=MODEL,
-        messages=messages,  # type: ignore[arg-type]
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        messages=messages,
+        tools=[WEATHER_TOOL],
     )
     assert second.choices[0].message.content == "It is sunny in Paris."
     assert second.choices[0].finish_reason == "stop"
@@ -207,7 +208,7 @@ def test_tool_calls_stream_as_deltas(client: openai.OpenAI, emulator: Emulator) 
     stream = client.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Weather in Oslo?"}],
-        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tools=[WEATHER_TOOL],
         tool_choice="required",
         stream=True,
     )
@@ -262,9 +263,11 @@ def test_models_lists_the_accounts_models(client: openai.OpenAI, emulator: Emula
 
 
 def test_request_without_the_key_gets_401_in_openai_shape(served: Served) -> None:
-    with openai.OpenAI(base_url=served.base_url, api_key="wrong-key", max_retries=0) as bad:
-        with pytest.raises(openai.AuthenticationError) as caught:
-            bad.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
+    with (
+        openai.OpenAI(base_url=served.base_url, api_key="wrong-key", max_retries=0) as bad,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        bad.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
     assert caught.value.status_code == 401
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["type"] == "authentication_error"
@@ -311,7 +314,7 @@ def test_bad_requests_get_400(client: openai.OpenAI) -> None:
         client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": "Hi"}],
-            tools=[WEATHER_TOOL],  # type: ignore[list-item]
+            tools=[WEATHER_TOOL],
             tool_choice={"type": "function", "function": {"name": "no_such_tool"}},
         )
     with pytest.raises(openai.BadRequestError) as unknown:
