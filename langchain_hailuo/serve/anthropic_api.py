@@ -21,7 +21,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.tool import ToolCall
+from langchain_core.messages.tool import ToolCall, tool_call
 
 from langchain_hailuo.serve.core import (
     Answer,
@@ -129,7 +129,7 @@ def _assistant(content: Any, where: str) -> AIMessage:
         if kind == "tool_use":
             args = block.get("input")
             calls.append(
-                ToolCall(
+                tool_call(
                     name=str(block.get("name") or ""),
                     args=dict(args) if isinstance(args, Mapping) else {},
                     id=block.get("id"),

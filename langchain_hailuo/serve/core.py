@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
-from langchain_core.messages.tool import ToolCall
+from langchain_core.messages.tool import ToolCall, tool_call
 from langchain_core.runnables import Runnable
 
 from langchain_hailuo._messages import history_hash
@@ -165,7 +165,7 @@ class _Collector:
             parts.append(TextPart(chunk.content))
         for piece in chunk.tool_call_chunks:
             args = json.loads(piece.get("args") or "{}")
-            call = ToolCall(name=piece.get("name") or "", args=args, id=piece.get("id"))
+            call = tool_call(name=piece.get("name") or "", args=args, id=piece.get("id"))
             parts.append(ToolCallPart(len(self.calls), call))
             self.calls.append(call)
         if chunk.chunk_position == "last":

@@ -21,7 +21,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.messages.tool import ToolCall
+from langchain_core.messages.tool import ToolCall, tool_call
 
 from langchain_hailuo._tool_turns import StructuredSpec
 from langchain_hailuo.serve.core import (
@@ -113,7 +113,7 @@ def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
             raise bad_request(
                 f"{where}.tool_calls[{index}].function.arguments is not valid JSON.", where
             ) from None
-        calls.append(ToolCall(name=str(function["name"]), args=args, id=item.get("id")))
+        calls.append(tool_call(name=str(function["name"]), args=args, id=item.get("id")))
     return calls
 
 

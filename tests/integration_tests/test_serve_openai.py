@@ -333,3 +333,23 @@ def test_stream_error_after_the_start_is_an_error_event(
         for _ in stream:
             pass
     assert "dropped mid-answer" in str(caught.value)
+
+
+def test_continuity_over_the_v4_protocol_too(emulator: Emulator) -> None:
+    start = mark(emulator)
+    history: Any = []
+    with (
+        serving(emulator, protocol="v4") as own,
+        openai.OpenAI(base_url=own.base_url, api_key=API_KEY, max_retries=0) as sdk,
+    ):
+        for turn, question in enumerate(["v4 one", "v4 two", "v4 three"], 1):
+            history.append({"role": "user", "content": question})
+            answer = sdk.chat.completions.create(model="MiniMax", messages=history)
+            text = answer.choices[0].message.content or ""
+            assert text.endswith(f"This chat has {turn} turn(s).")
+            history.append({"role": "assistant", "content": text})
+    posts = sent(emulator, "v4", start)
+    assert [p.text for p in posts] == ["v4 one", "v4 two", "v4 three"]
+    assert posts[0].chat_id is None  # a new chat...
+    assert posts[1].chat_id is not None
+    assert posts[1].chat_id == posts[2].chat_id  # ...continued twice

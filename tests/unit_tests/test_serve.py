@@ -1,0 +1,386 @@
+"""The pure parts of ``hailuo serve``: store, keys, statuses, request parsing, stream events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages.tool import tool_call
+from pydantic import SecretStr
+
+from langchain_hailuo._structured import SchemaValidationError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoQuotaError,
+    HailuoRateLimitError,
+    HailuoServerError,
+    HailuoTimeoutError,
+)
+from langchain_hailuo.serve import anthropic_api, openai_api
+from langchain_hailuo.serve.app import _Keys, _Limits
+from langchain_hailuo.serve.config import ServeConfig, key_id
+from langchain_hailuo.serve.core import Answer, ReasoningPart, TextPart, ToolCallPart
+from langchain_hailuo.serve.status import ApiError, api_error
+from langchain_hailuo.serve.store import MemoryStore
+
+# --------------------------------------------------------------------------- store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_store_drops_the_least_recently_used_beyond_its_bound() -> None:
+    store = MemoryStore(max_entries=2)
+    await store.put("a", {"chat_id": "1"})
+    await store.put("b", {"chat_id": "2"})
+    assert await store.get("a") == {"chat_id": "1"}  # a is now the most recent
+    await store.put("c", {"chat_id": "3"})
+    assert await store.get("b") is None
+    assert await store.get("a") == {"chat_id": "1"}
+    assert await store.get("c") == {"chat_id": "3"}
+    assert len(store) == 2
+
+
+async def test_store_entries_expire_and_hits_renew_them() -> None:
+    clock = Clock()
+    store = MemoryStore(ttl=10, clock=clock)
+    await store.put("a", {"chat_id": "1"})
+    clock.now = 9
+    assert await store.get("a") is not None  # renewed until 19
+    clock.now = 18
+    assert await store.get("a") is not None
+    clock.now = 29
+    assert await store.get("a") is None
+    assert len(store) == 0
+
+
+async def test_store_hands_out_copies() -> None:
+    store = MemoryStore()
+    value = {"chat_id": "1"}
+    await store.put("a", value)
+    value["chat_id"] = "changed"
+    got = await store.get("a")
+    assert got == {"chat_id": "1"}
+    assert got is not None
+    got["chat_id"] = "again"
+    assert await store.get("a") == {"chat_id": "1"}
+
+
+def test_store_rejects_bad_bounds() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        MemoryStore(max_entries=0)
+    with pytest.raises(ValueError, match="ttl"):
+        MemoryStore(ttl=0)
+
+
+# --------------------------------------------------------------------------- config and keys
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.168.1.5", "::", "example.com"])  # noqa: S104
+def test_public_hosts_need_a_key(host: str) -> None:
+    with pytest.raises(HailuoConfigurationError, match="without an API key") as caught:
+        ServeConfig(host=host).check()
+    assert "\n" not in caught.value.message
+    ServeConfig(host=host, api_keys=(SecretStr("k"),)).check()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "localhost", "127.0.0.2"])
+def test_loopback_hosts_need_no_key(host: str) -> None:
+    ServeConfig(host=host).check()
+
+
+def test_empty_keys_and_bad_limits_are_refused() -> None:
+    with pytest.raises(HailuoConfigurationError, match="empty"):
+        ServeConfig(api_keys=(SecretStr(" "),)).check()
+    with pytest.raises(HailuoConfigurationError, match="max-concurrency"):
+        ServeConfig(max_concurrency=0).check()
+
+
+def test_keys_match_exactly_and_name_a_hashed_namespace() -> None:
+    keys = _Keys((SecretStr("alpha-key"), SecretStr("beta-key")))
+    assert keys.required
+    assert keys.namespace("alpha-key") == key_id("alpha-key")
+    assert keys.namespace("beta-key") == key_id("beta-key")
+    for wrong in (None, "", "alpha", "alpha-key ", "alpha-keyX", "ALPHA-KEY"):
+        assert keys.namespace(wrong) is None
+    assert "alpha" not in key_id("alpha-key")
+    assert not _Keys(()).required
+
+
+def test_limits_count_per_namespace() -> None:
+    limits = _Limits(2)
+    limits.enter("a")
+    limits.enter("a")
+    limits.enter("b")
+    with pytest.raises(ApiError) as caught:
+        limits.enter("a")
+    assert caught.value.status == 429
+    assert caught.value.headers() == {"Retry-After": "1"}
+    limits.leave("a")
+    limits.enter("a")
+
+
+# --------------------------------------------------------------------------- statuses
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "headers"),
+    [
+        (HailuoRateLimitError("slow down", retry_after=2.5), 429, {"Retry-After": "3"}),
+        (HailuoQuotaError("out of credits"), 429, {"x-should-retry": "false"}),
+        (HailuoAuthError("token expired"), 502, {"x-should-retry": "false"}),
+        (HailuoTimeoutError("stalled"), 504, {}),
+        (HailuoConfigurationError("unknown model 'x'"), 400, {"x-should-retry": "false"}),
+        (HailuoServerError("boom", status=500), 502, {}),
+        (SchemaValidationError(["$.age: missing"], {}), 502, {}),
+        (ValueError("Nothing to send"), 400, {"x-should-retry": "false"}),
+        (RuntimeError("secret internals"), 502, {}),
+    ],
+)
+def test_typed_errors_map_to_statuses(
+    error: BaseException, status: int, headers: dict[str, str]
+) -> None:
+    mapped = api_error(error)
+    assert mapped.status == status
+    assert mapped.headers() == headers
+    assert "secret internals" not in mapped.message
+    assert "hailuo login" in mapped.message or not isinstance(error, HailuoAuthError)
+
+
+# --------------------------------------------------------------------------- OpenAI parsing
+
+
+def test_openai_messages_become_langchain_messages() -> None:
+    request = openai_api.parse_request(
+        {
+            "model": "MiniMax-M3",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hi"}], "name": "Ann"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "call_1",
+                            "type": "function",
+                            "function": {"name": "f", "arguments": '{"x": 1}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "call_1", "content": "done"},
+            ],
+            "stop": "END",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "reasoning_effort": "none",
+        }
+    )
+    system, user, ai, tool = request.turn.messages
+    assert isinstance(system, SystemMessage)
+    assert system.content == "Be brief."
+    assert isinstance(user, HumanMessage)
+    assert user.name == "Ann"
+    assert isinstance(ai, AIMessage)
+    assert ai.tool_calls == [tool_call(name="f", args={"x": 1}, id="call_1")]
+    assert isinstance(tool, ToolMessage)
+    assert tool.tool_call_id == "call_1"
+    assert request.turn.stop == ["END"]
+    assert request.turn.reasoning is False
+    assert request.stream
+    assert request.include_usage
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ([], "JSON object"),
+        ({"messages": []}, "non-empty"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "role 'robot'"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, "tool_call_id"),
+        ({"messages": [{"role": "user", "content": "x"}], "n": 2}, "n=1"),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "assistant",
+                        "tool_calls": [{"function": {"name": "f", "arguments": "{bad"}}],
+                    }
+                ]
+            },
+            "not valid JSON",
+        ),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "response_format": {"type": "xml"}},
+            "not supported",
+        ),
+    ],
+)
+def test_openai_bad_requests_say_what_is_wrong(body: Any, words: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        openai_api.parse_request(body)
+    assert caught.value.status == 400
+    assert words in caught.value.message
+
+
+def test_openai_response_format_json_schema_keeps_the_name_as_title() -> None:
+    request = openai_api.parse_request(
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "Person", "schema": {"type": "object"}},
+            },
+        }
+    )
+    assert request.turn.structured is not None
+    assert request.turn.structured.method == "json_schema"
+    assert request.turn.structured.schema_json == {"type": "object", "title": "Person"}
+
+
+ANSWER = Answer(
+    model="MiniMax-M3",
+    text="Hello",
+    reasoning="thought",
+    tool_calls=[tool_call(name="f", args={"x": 1}, id="call_1")],
+    finish_reason="tool_calls",
+    input_tokens=3,
+    output_tokens=4,
+)
+
+
+def _sse_data(raw: bytes) -> list[Any]:
+    lines = [line for line in raw.decode().split("\n") if line.startswith("data: ")]
+    return [
+        line.removeprefix("data: ")
+        if line == "data: [DONE]"
+        else json.loads(line.removeprefix("data: "))
+        for line in lines
+    ]
+
+
+def test_openai_chunks_in_order_and_done() -> None:
+    request = openai_api.OpenAIRequest(turn=openai_api.parse_request(_ONE).turn, stream=True)
+    renderer = openai_api.ChunkRenderer(request, "MiniMax-M3")
+    raw = renderer.start() + b"".join(
+        renderer.part(p)
+        for p in (
+            ReasoningPart("thought"),
+            TextPart("Hel"),
+            TextPart("lo"),
+            ToolCallPart(0, ANSWER.tool_calls[0]),
+            ANSWER,
+        )
+    )
+    data = _sse_data(raw)
+    assert data[-1] == "[DONE]"
+    deltas = [d["choices"][0]["delta"] for d in data[:-1]]
+    assert deltas[0] == {"role": "assistant", "content": ""}
+    assert deltas[1] == {"reasoning_content": "thought"}
+    assert deltas[4]["tool_calls"][0]["function"] == {"name": "f", "arguments": '{"x": 1}'}
+    assert data[-2]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+_ONE = {"messages": [{"role": "user", "content": "x"}]}
+
+
+# --------------------------------------------------------------------------- Anthropic
+
+
+def test_anthropic_blocks_become_langchain_messages() -> None:
+    request = anthropic_api.parse_request(
+        {
+            "system": [{"type": "text", "text": "Be brief."}],
+            "messages": [
+                {"role": "user", "content": "Weather?"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "thinking", "thinking": "hm", "signature": ""},
+                        {"type": "text", "text": "Checking."},
+                        {"type": "tool_use", "id": "t1", "name": "w", "input": {"c": "P"}},
+                    ],
+                },
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "Sunny"},
+                        {"type": "text", "text": "Thanks"},
+                    ],
+                },
+            ],
+            "thinking": {"type": "enabled", "budget_tokens": 1024},
+            "tools": [{"name": "w", "input_schema": {"type": "object"}}],
+        }
+    )
+    system, user, ai, tool, after = request.turn.messages
+    assert isinstance(system, SystemMessage)
+    assert isinstance(ai, AIMessage)
+    assert ai.content == "Checking."
+    assert ai.tool_calls == [tool_call(name="w", args={"c": "P"}, id="t1")]
+    assert isinstance(tool, ToolMessage)
+    assert tool.content == "Sunny"
+    assert isinstance(after, HumanMessage)
+    assert after.content == "Thanks"
+    assert user.content == "Weather?"
+    assert request.turn.reasoning is True
+    assert request.turn.tools == [
+        {"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}
+    ]
+
+
+def test_anthropic_events_open_and_close_blocks_in_order() -> None:
+    request = anthropic_api.parse_request(_ONE)
+    renderer = anthropic_api.EventRenderer(request, "MiniMax-M3")
+    raw = renderer.start() + b"".join(
+        renderer.part(p)
+        for p in (
+            ReasoningPart("th"),
+            ReasoningPart("ought"),
+            TextPart("Hello"),
+            ToolCallPart(0, ANSWER.tool_calls[0]),
+            ANSWER,
+        )
+    )
+    events = [
+        json.loads(line.removeprefix("data: "))
+        for line in raw.decode().split("\n")
+        if line.startswith("data: ")
+    ]
+    kinds = [(e["type"], e.get("index")) for e in events]
+    assert kinds == [
+        ("message_start", None),
+        ("content_block_start", 0),
+        ("content_block_delta", 0),
+        ("content_block_delta", 0),
+        ("content_block_stop", 0),
+        ("content_block_start", 1),
+        ("content_block_delta", 1),
+        ("content_block_stop", 1),
+        ("content_block_start", 2),
+        ("content_block_delta", 2),
+        ("content_block_stop", 2),
+        ("message_delta", None),
+        ("message_stop", None),
+    ]
+    assert events[8]["content_block"]["type"] == "tool_use"
+    assert events[9]["delta"] == {"type": "input_json_delta", "partial_json": '{"x": 1}'}
+    assert events[11]["delta"]["stop_reason"] == "tool_use"
+    assert events[11]["usage"] == {"input_tokens": 3, "output_tokens": 4}
+
+
+def test_anthropic_refuses_server_tools_and_odd_roles() -> None:
+    with pytest.raises(ApiError, match="client tool"):
+        anthropic_api.parse_request(
+            {**_ONE, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
+        )
+    with pytest.raises(ApiError, match="user or assistant"):
+        anthropic_api.parse_request({"messages": [{"role": "system", "content": "x"}]})
