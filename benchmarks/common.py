@@ -160,7 +160,11 @@ def machine_facts(g4f_version: str | None) -> list[str]:
 
 @contextlib.contextmanager
 def emulator_process(
-    *, accounts: int = 1, chunk_size: int = 8, first_byte_delay: float = 0.0
+    *,
+    accounts: int = 1,
+    chunk_size: int = 8,
+    first_byte_delay: float = 0.0,
+    chunk_delay: float = 0.0,
 ) -> Iterator[dict[str, Any]]:
     """An emulator in its own process, so the clients never share its CPU time or GIL.
 
@@ -175,6 +179,7 @@ def emulator_process(
             f"--accounts={accounts}",
             f"--chunk-size={chunk_size}",
             f"--first-byte-delay={first_byte_delay}",
+            f"--chunk-delay={chunk_delay}",
         ],
         cwd=ROOT,
         stdin=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """Benchmarks of langchain-hailuo: ``make bench`` (``python -m benchmarks.run``).
 
-Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then six figures,
+Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then seven figures,
 each the median of at least 5 runs (ratios measured in the same run, the two sides
 alternating). gpt4free, the comparison, is installed from the package registry into
 ``benchmarks/.venv-g4f`` (git-ignored) on first use, never into this environment.
@@ -22,6 +22,7 @@ from benchmarks.e2e import bench_big, bench_vs_g4f
 from benchmarks.imports import bench_imports
 from benchmarks.layer import bench_layer
 from benchmarks.many import bench_many
+from benchmarks.serve import bench_serve
 
 
 @dataclass(frozen=True)
@@ -33,10 +34,11 @@ class Plan:
     requests: int
     big_bytes: int
     big_runs: int
+    serve_requests: int
 
 
-FULL = Plan(runs=9, decode_chars=20000, requests=15, big_bytes=2**20, big_runs=5)
-QUICK = Plan(runs=3, decode_chars=4000, requests=3, big_bytes=2**17, big_runs=3)
+FULL = Plan(runs=9, decode_chars=20000, requests=15, big_bytes=2**20, big_runs=5, serve_requests=25)
+QUICK = Plan(runs=3, decode_chars=4000, requests=3, big_bytes=2**17, big_runs=3, serve_requests=5)
 
 
 def _args() -> argparse.Namespace:
@@ -48,7 +50,9 @@ def _args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def _summary(report: Report, decode: float, vs_g4f: float | None) -> None:
+def _summary(
+    report: Report, decode: float, vs_g4f: float | None, serve: tuple[float, float]
+) -> None:
     """The targets, met or missed, right under the machine facts."""
     report.add()
     report.add("Targets:")
@@ -62,6 +66,16 @@ def _summary(report: Report, decode: float, vs_g4f: float | None) -> None:
         report.add(
             f"- end to end, ours / gpt4free ≤ 1.0: {ok} ({vs_g4f:.2f}, short answers; see 2)"
         )
+    added_ms, stream_ratio = serve
+    ok = "met" if added_ms <= 2.0 else "**missed**"
+    report.add(
+        f"- `hailuo serve` adds ≤ 2 ms per non-streaming request: {ok} (+{added_ms:.2f} ms; see 7)"
+    )
+    ok = "met" if stream_ratio <= 1.10 else "**missed**"
+    report.add(
+        f"- `hailuo serve` adds ≤ 10 % to 50 concurrent streams: {ok} "
+        f"({(stream_ratio - 1) * 100:+.1f} %; see 7)"
+    )
 
 
 def main() -> int:
@@ -89,11 +103,12 @@ def main() -> int:
     bench_big(body, plan.big_runs, g4f_version is not None, size=plan.big_bytes)
     bench_many(body, plan.runs)
     bench_imports(body, plan.runs)
+    serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
         f"{load_before} at the start, {load_average()} at the end (other work shares the machine)"
     )
-    _summary(header, decode, vs_g4f)
+    _summary(header, decode, vs_g4f, serve)
     lines = header.lines + body.lines
     args.output.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     print(f"\nwritten to {args.output}")
