@@ -285,3 +285,21 @@ def test_the_hailuo_serve_command_end_to_end(slow_emulator: Emulator) -> None:
     assert "POST /v1/chat/completions 200" in err
     for secret in (account.token, API_KEY, account.tab_device_id):
         assert secret not in banner + out + err
+
+
+def test_a_client_leaving_mid_stream_closes_the_answer_upstream(slow_emulator: Emulator) -> None:
+    with (
+        serving(slow_emulator) as served,
+        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+    ):
+        stream = sdk.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "A long question the client will not wait for"}],
+            stream=True,
+        )
+        next(iter(stream))
+        stream.close()
+        _wait_for(lambda: len(slow_emulator.disconnects) == 1, "the emulator to see the client go")
+        # The server is still fine, and the account free for the next answer.
+        reply = sdk.chat.completions.create(model=MODEL, messages=HI)
+    assert reply.choices[0].message.content == "You said: Hi. This chat has 1 turn(s)."
