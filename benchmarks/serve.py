@@ -96,20 +96,25 @@ def serve_process(info: dict[str, Any]) -> Iterator[str]:
             proc.wait()
 
 
+def _model(info: dict[str, Any]) -> ChatHailuo:
+    """A ``ChatHailuo`` on the emulator process's first account (as the server's own)."""
+    account = info["accounts"][0]
+    return ChatHailuo(
+        protocol="v4",
+        base_url=info["url"],
+        token=account["token"],
+        uuid=account["uuid"],
+        device_id=account["device_id"],
+        max_concurrency=STREAMS + 14,
+    )
+
+
 class Paths:
     """One answer through each path (each returns the characters received)."""
 
     def __init__(self, info: dict[str, Any], base_url: str) -> None:
         """Create the direct model and the HTTP client's settings."""
-        account = info["accounts"][0]
-        self.model = ChatHailuo(
-            protocol="v4",
-            base_url=info["url"],
-            token=account["token"],
-            uuid=account["uuid"],
-            device_id=account["device_id"],
-            max_concurrency=STREAMS + 14,
-        )
+        self.model = _model(info)
         self.url = f"{base_url}/chat/completions"
         self.headers = {"Authorization": f"Bearer {API_KEY}"}
         self.session: aiohttp.ClientSession | None = None
@@ -209,15 +214,7 @@ class PerRequest:
 @contextlib.contextmanager
 def _same_loop_server(loop: asyncio.AbstractEventLoop, info: dict[str, Any]) -> Iterator[str]:
     """The same server on this process's loop (no second process); yields its base URL."""
-    account = info["accounts"][0]
-    model = ChatHailuo(
-        protocol="v4",
-        base_url=info["url"],
-        token=account["token"],
-        uuid=account["uuid"],
-        device_id=account["device_id"],
-    )
-    server = Server(model, ServeConfig(port=0, api_keys=(SecretStr(API_KEY),)))
+    server = Server(_model(info), ServeConfig(port=0, api_keys=(SecretStr(API_KEY),)))
     url = loop.run_until_complete(server.start())
     try:
         yield f"{url}/v1"

@@ -32,7 +32,7 @@ from langchain_hailuo.serve.core import (
     Turn,
     new_id,
 )
-from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request
+from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
 
 __all__ = ["AnthropicRequest", "EventRenderer", "error_body", "message", "parse_request"]
 
@@ -178,11 +178,7 @@ def parse_request(body: Any) -> AnthropicRequest:
     Raises:
         ApiError: A 400 naming the field at fault.
     """
-    if not isinstance(body, Mapping):
-        raise bad_request("The request body must be a JSON object.")
-    raw_messages = body.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise bad_request("messages must be a non-empty list.", "messages")
+    raw_messages = request_messages(body)
     messages = _system(body.get("system"))
     for index, raw in enumerate(raw_messages):
         where = f"messages[{index}]"

@@ -33,7 +33,7 @@ from langchain_hailuo.serve.core import (
     Turn,
     new_id,
 )
-from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request
+from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
 
 __all__ = ["ChunkRenderer", "OpenAIRequest", "completion", "error_body", "parse_request"]
 
@@ -189,11 +189,7 @@ def parse_request(body: Any) -> OpenAIRequest:
     Raises:
         ApiError: A 400 naming the field at fault.
     """
-    if not isinstance(body, Mapping):
-        raise bad_request("The request body must be a JSON object.")
-    raw_messages = body.get("messages")
-    if not isinstance(raw_messages, list) or not raw_messages:
-        raise bad_request("messages must be a non-empty list.", "messages")
+    raw_messages = request_messages(body)
     if body.get("n") not in {None, 1}:
         raise bad_request("Only n=1 is supported.", "n")
     stop = body.get("stop")

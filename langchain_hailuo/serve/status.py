@@ -9,8 +9,9 @@ are written without one, and the server's own messages name no secret.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from langchain_hailuo._structured import StructuredOutputError
 from langchain_hailuo.errors import (
@@ -25,7 +26,7 @@ from langchain_hailuo.errors import (
     HailuoUnsupportedContentError,
 )
 
-__all__ = ["ApiError", "ErrorKind", "api_error"]
+__all__ = ["ApiError", "ErrorKind", "api_error", "bad_request", "request_messages"]
 
 ErrorKind = Literal[
     "invalid_request",
@@ -79,6 +80,16 @@ class ApiError(Exception):
 def bad_request(message: str, param: str | None = None) -> ApiError:
     """A 400 for a request this server cannot take."""
     return ApiError(400, "invalid_request", message, retry=False, param=param)
+
+
+def request_messages(body: Any) -> list[Any]:
+    """The ``messages`` of a request body (both APIs): a non-empty list, or a 400."""
+    if not isinstance(body, Mapping):
+        raise bad_request("The request body must be a JSON object.")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("messages must be a non-empty list.", "messages")
+    return messages
 
 
 def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one return per kind
