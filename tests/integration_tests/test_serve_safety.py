@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -53,6 +54,18 @@ def test_public_address_without_a_key_is_refused_in_one_line(
     lines = captured.err.splitlines()
     assert len(lines) == 1
     assert lines[0].startswith("hailuo: error: Refusing to serve on 0.0.0.0 without an API key")
+
+
+def test_no_login_fails_at_start_in_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("HAILUO_TOKEN", raising=False)
+    code = main(["serve", "--port", "0", "--auth-file", str(tmp_path / "none.json")])
+    captured = capsys.readouterr()
+    assert code == 1
+    (line,) = captured.err.splitlines()
+    assert line.startswith("hailuo: error: No Hailuo credentials found")
+    assert "hailuo login" in line
 
 
 def test_loopback_without_a_key_needs_none(emulator: Emulator) -> None:
