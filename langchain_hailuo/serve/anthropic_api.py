@@ -73,7 +73,8 @@ def _block_text(block: Mapping[str, Any], where: str) -> str:
     """A ``text`` block's text (other kinds are refused)."""
     if block.get("type") != "text":
         raise bad_request(
-            f"{where} is a {block.get('type')!r} block; the Hailuo web chat takes text only.",
+            f"{where} is a {block.get('type')!r} block; hailuo serve takes text only (images "
+            "and files are not passed through yet).",
             where,
         )
     return str(block.get("text") or "")

@@ -92,8 +92,8 @@ def _text(content: Any, where: str) -> str:
         kind = part.get("type") if isinstance(part, Mapping) else None
         if kind != "text":
             raise bad_request(
-                f"{where} holds a {kind or type(part).__name__!r} part; the Hailuo web chat "
-                "takes text only.",
+                f"{where} holds a {kind or type(part).__name__!r} part; hailuo serve takes "
+                "text only (images and files are not passed through yet).",
                 where,
             )
         texts.append(str(part.get("text") or ""))
