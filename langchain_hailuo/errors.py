@@ -10,6 +10,7 @@ already assigned one), so a caller can show or keep what arrived.
 
 from __future__ import annotations
 
+import time
 from typing import TypedDict
 
 from typing_extensions import Unpack
@@ -21,6 +22,7 @@ __all__ = [
     "HailuoError",
     "HailuoLoginError",
     "HailuoLoginTimeoutError",
+    "HailuoNoAccountAvailableError",
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",
@@ -263,3 +265,43 @@ class HailuoStreamInterruptedError(HailuoError):
     ``partial_text`` holds everything received; it is never replayed automatically, since
     sending the message again would post it twice to the server chat.
     """
+
+
+class HailuoNoAccountAvailableError(HailuoError):
+    """No account of the pool could take the call within its timeout.
+
+    Every account was busy streaming other answers, cooling down (quota wall, rate limit)
+    or waiting for a new login. The message names the accounts' states and when the next
+    one frees up.
+
+    Attributes:
+        next_free_at: Epoch seconds when the earliest cool-down ends (``None``: unknown,
+            e.g. every account is busy streaming and frees when an answer ends).
+        retry_after: Seconds from now until ``next_free_at`` (``None`` when unknown).
+    """
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        next_free_at: float | None = None,
+        now: float | None = None,
+        **kwargs: Unpack[PartialFields],
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened and when to try again.
+            next_free_at: Epoch seconds when the next account frees up, if known.
+            now: The current time (for ``retry_after``; defaults to ``time.time()``).
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        super().__init__(message, **kwargs)
+        self.next_free_at = next_free_at
+        self.retry_after = (
+            None
+            if next_free_at is None
+            else max(0.0, next_free_at - (time.time() if now is None else now))
+        )

@@ -179,9 +179,15 @@ class Emulator:
         """The most answers streamed at the same time so far (both protocols, all accounts)."""
         return self._state.peak_streams
 
+    @property
+    def account_peaks(self) -> dict[str, int]:
+        """Per account name: the most answers it streamed at the same time so far."""
+        return dict(self._state.account_peaks)
+
     def reset_peak_streams(self) -> None:
-        """Start counting :attr:`peak_streams` afresh (from the streams running now)."""
+        """Start counting :attr:`peak_streams` and :attr:`account_peaks` afresh (from now)."""
         self._state.peak_streams = self._state.streams_now
+        self._state.account_peaks = {k: v for k, v in self._state.account_streams.items() if v}
 
     def requests_to(self, endpoint: str, *, account: str | None = None) -> list[RecordedRequest]:
         """The recorded requests of one endpoint (``chat``, ``config``, ``session``...).
@@ -328,6 +334,38 @@ class Emulator:
     def clear_faults(self) -> None:
         """Forget every queued fault."""
         self._state.faults.clear()
+
+    def quota_wall(self, account: str | None = None, *, times: int = -1) -> Fault:
+        """Put an account behind a quota wall (Agent): its answers are the billing wall.
+
+        Args:
+            account: The account's name (``None``: the default account).
+            times: How many answers (``-1``: until :meth:`lift`).
+
+        Returns:
+            The fault (pass it to :meth:`lift`).
+        """
+        return self.fault("quota_wall", account=self.account(account).name, times=times)
+
+    def rate_limit(
+        self, account: str | None = None, *, seconds: float = 2.0, times: int = -1
+    ) -> Fault:
+        """Rate-limit an account: its answers get HTTP 429 with ``Retry-After: seconds``.
+
+        Args:
+            account: The account's name (``None``: the default account).
+            seconds: The ``Retry-After`` sent.
+            times: How many requests (``-1``: until :meth:`lift`).
+
+        Returns:
+            The fault (pass it to :meth:`lift`).
+        """
+        name = self.account(account).name
+        return self.fault("http_429", account=name, times=times, seconds=f"{seconds:g}")
+
+    def lift(self, fault: Fault) -> None:
+        """Withdraw a queued fault (a quota wall or rate limit ends)."""
+        self._state.faults[:] = [f for f in self._state.faults if f is not fault]
 
     def rotate_token(self, account: str | None = None) -> str:
         """Give an account a new token; the old one gets 401 from now on.

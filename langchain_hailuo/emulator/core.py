@@ -352,6 +352,8 @@ class EmulatorState:
         self.revoked_tokens: set[str] = set()
         self.streams_now = 0
         self.peak_streams = 0
+        self.account_streams: dict[str, int] = {}
+        self.account_peaks: dict[str, int] = {}
         self._in_flight: dict[int, RecordedRequest] = {}
 
     # ------------------------------------------------------------------ accounts
@@ -498,17 +500,26 @@ class EmulatorState:
     # ------------------------------------------------------------------ streams
 
     @contextlib.contextmanager
-    def tracking(self) -> Iterator[None]:
-        """Track the current handler task so :meth:`Emulator.stop` can cancel it."""
+    def tracking(self, account: str | None = None) -> Iterator[None]:
+        """Track the current handler task so :meth:`Emulator.stop` can cancel it.
+
+        Also counts the answers streaming now, in all and per ``account``, and the most
+        seen at once (:attr:`peak_streams`, :attr:`account_peaks`).
+        """
         task = asyncio.current_task()
         if task is not None:
             self.active.add(task)
         self.streams_now += 1
         self.peak_streams = max(self.peak_streams, self.streams_now)
+        if account is not None:
+            now = self.account_streams[account] = self.account_streams.get(account, 0) + 1
+            self.account_peaks[account] = max(self.account_peaks.get(account, 0), now)
         try:
             yield
         finally:
             self.streams_now -= 1
+            if account is not None:
+                self.account_streams[account] -= 1
             if task is not None:
                 self.active.discard(task)
 
@@ -628,7 +639,7 @@ class EventStream:
         Args:
             write: Writes the answer's frames through :meth:`send`.
         """
-        with self._state.tracking():
+        with self._state.tracking(self._state.record_of(self._request).account):
             try:
                 await write()
                 await self._response.write_eof()

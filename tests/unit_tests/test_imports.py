@@ -18,6 +18,7 @@ EXPECTED_ALL = [
     "HailuoError",
     "HailuoLoginError",
     "HailuoLoginTimeoutError",
+    "HailuoNoAccountAvailableError",
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",

@@ -1,0 +1,42 @@
+"""Many accounts, many processes, many hosts: an account pool with leases.
+
+``ChatHailuo(accounts=[...])`` builds an :class:`AccountPool`; ``pool_url="redis://..."``
+(or ``HAILUO_POOL_URL``) shares its leases and cool-downs through Redis (the
+``langchain-hailuo[redis]`` extra, imported only then).
+"""
+
+from langchain_hailuo.pool.backend import AccountStatus, InProcessBackend
+from langchain_hailuo.pool.health import Cooldown, HealthSettings
+from langchain_hailuo.pool.scheduler import DEFAULT_LEASE_TTL, AccountPool, Lease
+from langchain_hailuo.pool.sources import (
+    ENV_ACCOUNTS_DIR,
+    ENV_POOL_URL,
+    ENV_TOKENS,
+    AccountSpec,
+    PoolAccount,
+    account_file,
+    default_accounts_dir,
+    load_accounts,
+    pool_specs_from_env,
+    save_account,
+)
+
+__all__ = [
+    "DEFAULT_LEASE_TTL",
+    "ENV_ACCOUNTS_DIR",
+    "ENV_POOL_URL",
+    "ENV_TOKENS",
+    "AccountPool",
+    "AccountSpec",
+    "AccountStatus",
+    "Cooldown",
+    "HealthSettings",
+    "InProcessBackend",
+    "Lease",
+    "PoolAccount",
+    "account_file",
+    "default_accounts_dir",
+    "load_accounts",
+    "pool_specs_from_env",
+    "save_account",
+]

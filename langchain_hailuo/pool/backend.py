@@ -1,0 +1,345 @@
+"""Where a pool keeps its leases and cool-downs: in this process, or in Redis.
+
+Both backends offer one atomic step, :meth:`Backend.try_acquire` ("the least-loaded free
+candidate, leased now, or why none is"), plus release, renew and status. Waiting is the
+scheduler's (:mod:`langchain_hailuo.pool.scheduler`): a waiter registers a
+:class:`Waiters` ticket *before* it tries, so a release that happens between its failed
+try and its sleep still wakes it, and a release wakes one waiter that can use the freed
+account (not every waiter, which would turn each release into a stampede of retries).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from langchain_hailuo.pool.health import Cooldown
+
+__all__ = [
+    "AccountStatus",
+    "Attempt",
+    "Backend",
+    "Candidate",
+    "InProcessBackend",
+    "Ticket",
+    "Waiters",
+    "new_lease_id",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An account a call may use, with the hash of the token this process holds for it."""
+
+    name: str
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """The outcome of one :meth:`Backend.try_acquire`.
+
+    Attributes:
+        account: The account leased (``None``: none could be).
+        lease_id: The lease's id, to renew and release it.
+        busy: Some candidate is at its stream limit (it frees when an answer ends).
+        wake_at: Epoch seconds of the earliest cool-down end or lease expiry among the
+            blocked candidates (when waiting should look again without being woken).
+        cooling: The candidates resting, with why and until when.
+    """
+
+    account: str | None = None
+    lease_id: str | None = None
+    busy: bool = False
+    wake_at: float | None = None
+    cooling: dict[str, Cooldown] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountStatus:
+    """One account in :meth:`AccountPool.status`.
+
+    Attributes:
+        account: The fingerprint.
+        streams: Answers streaming on it now (across everything sharing the pool).
+        cooling_until: Epoch seconds when its cool-down ends (``None``: not cooling, or
+            cooling until logged in again: see ``cooling``).
+        cooling: Why it rests (``quota``, ``rate_limit``, ``auth``) or ``None``.
+        last_error: The last failure's message (no secret), if any.
+        served: Answers it finished.
+    """
+
+    account: str
+    streams: int = 0
+    cooling_until: float | None = None
+    cooling: str | None = None
+    last_error: str | None = None
+    served: int = 0
+
+
+def new_lease_id() -> str:
+    """A unique lease id (random: never derived from a token)."""
+    return uuid.uuid4().hex
+
+
+class Backend(Protocol):
+    """What the scheduler needs of a place that keeps leases and cool-downs."""
+
+    waiters: Waiters
+    renews: bool
+    """Whether leases expire unless renewed (then the scheduler renews them)."""
+
+    async def try_acquire(
+        self, candidates: Sequence[Candidate], *, limit: int, ttl: float
+    ) -> Attempt:
+        """Lease the least-loaded free candidate (first in order on a tie) in one step."""
+        ...
+
+    async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
+        """Push a lease's expiry ``ttl`` seconds on; ``False`` when it had expired."""
+        ...
+
+    async def release(
+        self,
+        account: str,
+        lease_id: str,
+        *,
+        served: bool,
+        error: str | None,
+        cooldown: Cooldown | None,
+    ) -> None:
+        """End a lease, count the answer, record a failure and a cool-down; wake a waiter."""
+        ...
+
+    async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
+        """The state of ``accounts`` (plus any other account the backend knows)."""
+        ...
+
+    async def register(self, accounts: Sequence[str]) -> None:
+        """Note the pool's accounts (so a status from elsewhere lists idle ones too)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the backend's connections on the running loop."""
+        ...
+
+
+class Ticket:
+    """A waiter's place in :class:`Waiters`: woken when one of its accounts frees up."""
+
+    def __init__(self, owner: Waiters, names: frozenset[str]) -> None:
+        """Create a ticket on the running loop (see :meth:`Waiters.enter`)."""
+        self._owner = owner
+        self.names = names
+        self.loop = asyncio.get_running_loop()
+        self.future: asyncio.Future[str] = self.loop.create_future()
+
+    async def wait(self, seconds: float | None) -> bool:
+        """Sleep until woken or ``seconds`` pass; ``True`` when woken."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self.future), seconds)
+        except TimeoutError:
+            return self.future.done()
+        return True
+
+    def leave(self, *, pass_on: bool) -> None:
+        """Stop waiting; with ``pass_on``, hand a wake-up this ticket did not use on."""
+        woken_for = self._owner.remove(self)
+        if pass_on and woken_for is not None:
+            self._owner.freed(woken_for)
+
+
+def _wake(future: asyncio.Future[str], name: str) -> None:
+    """Wake one ticket (runs on its loop)."""
+    if not future.done():
+        future.set_result(name)
+
+
+class Waiters:
+    """The calls of this process waiting for an account, in arrival order.
+
+    Thread-safe: tickets may live on any event loop; each is woken on its own loop.
+    """
+
+    def __init__(self) -> None:
+        """Create an empty queue."""
+        self._lock = threading.Lock()
+        self._tickets: list[Ticket] = []
+        self._woken: dict[int, str] = {}
+
+    def enter(self, names: Sequence[str]) -> Ticket:
+        """Queue a ticket for ``names`` (call before trying, so no wake-up is lost)."""
+        ticket = Ticket(self, frozenset(names))
+        with self._lock:
+            self._tickets.append(ticket)
+        return ticket
+
+    def remove(self, ticket: Ticket) -> str | None:
+        """Take a ticket out; returns the account it was woken for, if it was."""
+        with self._lock:
+            if ticket in self._tickets:
+                self._tickets.remove(ticket)
+            return self._woken.pop(id(ticket), None)
+
+    def freed(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Wake the oldest unwoken ticket that can use ``name`` (on ``loop`` only, if given)."""
+        with self._lock:
+            for ticket in self._tickets:
+                if id(ticket) in self._woken or name not in ticket.names:
+                    continue
+                if loop is not None and ticket.loop is not loop:
+                    continue
+                if ticket.loop.is_closed():
+                    continue
+                try:
+                    ticket.loop.call_soon_threadsafe(_wake, ticket.future, name)
+                except RuntimeError:  # its loop closed just now
+                    continue
+                self._woken[id(ticket)] = name
+                return
+
+    def __len__(self) -> int:
+        """Tickets waiting now."""
+        with self._lock:
+            return len(self._tickets)
+
+
+@dataclass
+class _Local:
+    """One account's state in :class:`InProcessBackend`."""
+
+    leases: set[str] = field(default_factory=set)
+    cooldown: Cooldown | None = None
+    served: int = 0
+    last_error: str | None = None
+
+
+class InProcessBackend:
+    """Leases and cool-downs in this process's memory (the default: needs nothing).
+
+    One instance serves every pool of the process, so two models built on the same
+    accounts never stream more than ``max_concurrency`` answers on one of them together.
+    Leases do not expire: they end with the call (or the process).
+    """
+
+    renews = False
+
+    def __init__(self) -> None:
+        """Create an empty backend."""
+        self._lock = threading.Lock()
+        self._accounts: dict[str, _Local] = {}
+        self.waiters = Waiters()
+
+    def _state(self, name: str) -> _Local:
+        """An account's state (created on first use; call under the lock)."""
+        state = self._accounts.get(name)
+        if state is None:
+            state = self._accounts[name] = _Local()
+        return state
+
+    async def try_acquire(
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        limit: int,
+        ttl: float,  # noqa: ARG002 - leases here end with the call
+    ) -> Attempt:
+        """Lease the least-loaded free candidate (see :class:`Backend`)."""
+        now = time.time()
+        best: tuple[int, int] | None = None
+        busy = False
+        cooling: dict[str, Cooldown] = {}
+        with self._lock:
+            for index, candidate in enumerate(candidates):
+                state = self._state(candidate.name)
+                cool = state.cooldown
+                if cool is not None and cool.blocks(candidate.token, now):
+                    cooling[candidate.name] = cool
+                    continue
+                if cool is not None:
+                    state.cooldown = None  # over, or a new login replaced the rejected token
+                load = len(state.leases)
+                if load >= limit:
+                    busy = True
+                elif best is None or load < best[0]:
+                    best = (load, index)
+            if best is not None:
+                name = candidates[best[1]].name
+                lease_id = new_lease_id()
+                self._state(name).leases.add(lease_id)
+                return Attempt(account=name, lease_id=lease_id)
+        ends = [c.until for c in cooling.values() if c.until is not None]
+        return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
+
+    async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:  # noqa: ARG002
+        """Leases here never expire: ``True`` while it is held."""
+        with self._lock:
+            return lease_id in self._state(account).leases
+
+    async def release(
+        self,
+        account: str,
+        lease_id: str,
+        *,
+        served: bool,
+        error: str | None,
+        cooldown: Cooldown | None,
+    ) -> None:
+        """End a lease and wake one waiter (see :class:`Backend`)."""
+        with self._lock:
+            state = self._state(account)
+            state.leases.discard(lease_id)
+            if served:
+                state.served += 1
+            if error is not None:
+                state.last_error = error
+            if cooldown is not None:
+                until = None if cooldown.seconds is None else time.time() + cooldown.seconds
+                state.cooldown = Cooldown(
+                    cooldown.kind, cooldown.seconds, cooldown.message, cooldown.token, until
+                )
+        self.waiters.freed(account)
+
+    async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
+        """The state of ``accounts`` (see :class:`Backend`)."""
+        now = time.time()
+        with self._lock:
+            return [_status_of(name, self._state(name), now) for name in accounts]
+
+    async def register(self, accounts: Sequence[str]) -> None:
+        """Nothing to do: this process knows its own accounts."""
+
+    async def aclose(self) -> None:
+        """Nothing to close."""
+
+
+def _status_of(name: str, state: _Local, now: float) -> AccountStatus:
+    """An in-process account's status."""
+    cool = state.cooldown
+    active = cool is not None and (cool.kind == "auth" or (cool.until or 0.0) > now)
+    return AccountStatus(
+        account=name,
+        streams=len(state.leases),
+        cooling_until=cool.until if active and cool is not None else None,
+        cooling=cool.kind if active and cool is not None else None,
+        last_error=state.last_error,
+        served=state.served,
+    )
+
+
+_IN_PROCESS: InProcessBackend | None = None
+_IN_PROCESS_GUARD = threading.Lock()
+
+
+def in_process_backend() -> InProcessBackend:
+    """The process's one in-process backend."""
+    global _IN_PROCESS  # noqa: PLW0603 - one per process, made on first use
+    with _IN_PROCESS_GUARD:
+        if _IN_PROCESS is None:
+            _IN_PROCESS = InProcessBackend()
+        return _IN_PROCESS

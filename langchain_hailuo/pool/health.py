@@ -1,0 +1,99 @@
+"""Account health: which failures cool an account down, and for how long (pure)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from langchain_hailuo.errors import HailuoAuthError, HailuoQuotaError, HailuoRateLimitError
+
+__all__ = ["Cooldown", "CooldownKind", "HealthSettings", "cooldown_for"]
+
+CooldownKind = Literal["quota", "rate_limit", "auth"]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthSettings:
+    """How long an account rests after a failure.
+
+    Attributes:
+        quota_cooldown: Seconds an account rests after a quota wall. The service does not
+            say when credits come back (a daily allowance, or a top-up), so the account is
+            tried again after this long (one request; it rests again if still empty).
+        rate_limit_cooldown: Seconds an account rests after HTTP 429 without a
+            ``Retry-After`` (with one, exactly that long).
+    """
+
+    quota_cooldown: float = 3600.0
+    rate_limit_cooldown: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Cooldown:
+    """An account that must not start answers for a while.
+
+    Attributes:
+        kind: ``quota`` (out of credits), ``rate_limit`` (HTTP 429) or ``auth`` (the token
+            was rejected: it rests until the account is logged in again).
+        seconds: How long from when it was recorded (``None``: until logged in again).
+        message: What happened (no secret).
+        token: For ``auth``: the hash of the rejected token (a new login has another).
+        until: Epoch seconds when it ends on this host's clock (``None`` for ``auth``);
+            filled by the backend that stores it.
+    """
+
+    kind: CooldownKind
+    seconds: float | None
+    message: str
+    token: str | None = None
+    until: float | None = None
+
+    def to_json(self) -> str:
+        """The stored form (also read by the Redis scripts)."""
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Cooldown:
+        """Read the stored form."""
+        data = json.loads(text)
+        return cls(
+            kind=data["kind"],
+            seconds=data.get("seconds"),
+            message=str(data.get("message", "")),
+            token=data.get("token"),
+            until=data.get("until"),
+        )
+
+    def blocks(self, token: str | None, now: float) -> bool:
+        """Whether it still keeps the account (with this token) from answering at ``now``."""
+        if self.kind == "auth":
+            return token is None or token == self.token
+        return self.until is not None and self.until > now
+
+
+def cooldown_for(
+    error: BaseException, settings: HealthSettings, token: str | None
+) -> Cooldown | None:
+    """The cool-down a failure calls for (``None``: the account is fine, the call was not).
+
+    Args:
+        error: What the answer raised.
+        settings: The pool's settings.
+        token: The hash of the token that was used.
+
+    Returns:
+        The cool-down, or ``None``.
+    """
+    if isinstance(error, HailuoQuotaError):
+        return Cooldown("quota", settings.quota_cooldown, error.message)
+    if isinstance(error, HailuoRateLimitError):
+        seconds = error.retry_after if error.retry_after is not None else None
+        return Cooldown(
+            "rate_limit",
+            seconds if seconds is not None else settings.rate_limit_cooldown,
+            error.message,
+        )
+    if isinstance(error, HailuoAuthError):
+        return Cooldown("auth", None, error.message, token=token)
+    return None

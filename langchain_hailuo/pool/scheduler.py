@@ -1,0 +1,435 @@
+"""The account pool: which account answers a call, and when.
+
+- A continued conversation goes to the account that owns its chat, waiting for it within
+  the call's timeout; it never moves to another account (the chat lives on that account).
+- A new chat goes to the least-loaded healthy account (ties go round-robin).
+- Each account streams at most ``max_concurrency`` answers at once, across everything
+  sharing the pool: models of this process (in-process backend), or every process and
+  host using the same Redis (``pool_url``).
+- An account that hits a quota wall, a rate limit or a rejected token rests
+  (:mod:`langchain_hailuo.pool.health`). When nothing can serve within the timeout,
+  :class:`~langchain_hailuo.errors.HailuoNoAccountAvailableError` says when the next
+  account frees up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import threading
+import time
+import weakref
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from langchain_hailuo._loop import get_runner
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoError,
+    HailuoNoAccountAvailableError,
+    HailuoQuotaError,
+)
+from langchain_hailuo.pool.backend import (
+    AccountStatus,
+    Attempt,
+    Backend,
+    Candidate,
+    in_process_backend,
+)
+from langchain_hailuo.pool.health import Cooldown, HealthSettings, cooldown_for
+from langchain_hailuo.pool.sources import AccountSpec, PoolAccount, load_accounts
+
+__all__ = ["AccountPool", "Lease", "LoopLocks", "format_time"]
+
+logger = logging.getLogger("langchain_hailuo.pool")
+
+DEFAULT_LEASE_TTL = 30.0
+"""Seconds a lease outlives its last renewal (a dead worker frees its account by then)."""
+_WAKE_MARGIN = 0.01
+"""Seconds added to a timed wake-up, so the expiry it waits for has passed in Redis too."""
+
+
+def format_time(epoch: float | None, *, now: float | None = None) -> str:
+    """``HH:MM:SS UTC (in N s)`` for messages; ``"unknown"`` for ``None``."""
+    if epoch is None:
+        return "unknown"
+    left = max(0.0, epoch - (time.time() if now is None else now))
+    return f"{time.strftime('%H:%M:%S UTC', time.gmtime(epoch))} (in {left:.0f} s)"
+
+
+class LoopLocks:
+    """One ``asyncio.Lock`` per event loop (a pool may be used from several loops)."""
+
+    def __init__(self) -> None:
+        """Create the map."""
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Lock:
+        """The running loop's lock (created on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+            return lock
+
+
+@dataclass
+class Lease:
+    """An account held for one call: release it by leaving :meth:`AccountPool.lease`.
+
+    Attributes:
+        account: The account.
+        lease_id: The backend's id of the lease.
+        lost: Set when a renewal found the lease expired (the process stalled longer than
+            the TTL): another worker may have taken the account meanwhile.
+    """
+
+    account: PoolAccount
+    lease_id: str
+    lost: bool = False
+
+
+def _describe_cooling(cooling: Mapping[str, Cooldown], now: float) -> str:
+    """``acct-1 (quota until 21:05:00 UTC (in 3600 s)); ...`` for messages."""
+    parts = []
+    for name, cool in cooling.items():
+        when = (
+            "until logged in again"
+            if cool.kind == "auth"
+            else f"until {format_time(cool.until, now=now)}"
+        )
+        parts.append(f"{name} ({cool.kind} {when})")
+    return "; ".join(parts)
+
+
+class AccountPool:
+    """Accounts shared by calls, models, processes and hosts (see the module docstring).
+
+    Example:
+        ```python
+        pool = AccountPool(["tok-1", "tok-2"], pool_url="redis://127.0.0.1:6379/0")
+        async with pool.lease(None, within=60) as lease:
+            auth = await lease.account.auth()
+            ...  # stream one answer with auth
+        print(pool.status())
+        ```
+    """
+
+    def __init__(
+        self,
+        accounts: Sequence[AccountSpec] | Sequence[AccountSpec | PoolAccount],
+        *,
+        pool_url: str | None = None,
+        name: str = "default",
+        max_concurrency: int = 1,
+        lease_ttl: float = DEFAULT_LEASE_TTL,
+        health: HealthSettings | None = None,
+        base_url: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create the pool (no I/O: accounts are read and Redis reached on first use).
+
+        Args:
+            accounts: Tokens, ``AuthResult`` s, auth files, pool folders, or accounts.
+            pool_url: ``redis://...`` to share leases with other processes (``None``: this
+                process only).
+            name: The pool's name in Redis (pools of other names share nothing).
+            max_concurrency: Answers streamed at once per account (default 1).
+            lease_ttl: Seconds a lease outlives its last renewal.
+            health: Cool-down settings.
+            base_url: The API origin the accounts talk to.
+            env: The environment (defaults to ``os.environ``).
+        """
+        self._specs = list(accounts)
+        self.max_concurrency = max_concurrency
+        self.lease_ttl = lease_ttl
+        self.health = health or HealthSettings()
+        self._base_url = base_url
+        self._env = env
+        self.backend: Backend
+        if pool_url:
+            from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
+                redis_backend,
+            )
+
+            self.backend = redis_backend(pool_url, name)
+        else:
+            self.backend = in_process_backend()
+        self._accounts: list[PoolAccount] | None = None
+        self._by_name: dict[str, PoolAccount] = {}
+        self._load_locks = LoopLocks()
+        self._turn = itertools.count()
+
+    def __repr__(self) -> str:
+        """Where the leases live and how many accounts (no secret)."""
+        count = "?" if self._accounts is None else str(len(self._accounts))
+        return f"AccountPool(accounts={count}, backend={self.backend!r})"
+
+    # ------------------------------------------------------------------ accounts
+
+    async def accounts(self) -> list[PoolAccount]:
+        """The accounts (auth files are read on the first call only)."""
+        if self._accounts is not None:
+            return self._accounts
+        async with self._load_locks.get():
+            if self._accounts is None:
+                specs = [s for s in self._specs if not isinstance(s, PoolAccount)]
+                given = [s for s in self._specs if isinstance(s, PoolAccount)]
+                loaded = given + (
+                    await load_accounts(specs, base_url=self._base_url, env=self._env)
+                    if specs
+                    else []
+                )
+                await self.backend.register([a.name for a in loaded])
+                self._by_name = {a.name: a for a in loaded}
+                self._accounts = loaded
+            return self._accounts
+
+    async def astatus(self) -> list[AccountStatus]:
+        """Per account: streams in flight, resting until when and why, last error, answers.
+
+        With Redis, every account any process registered in the same pool is listed, and
+        the streams count those of every process.
+        """
+        accounts = await self.accounts()
+        return await self.backend.status([a.name for a in accounts])
+
+    def status(self) -> list[AccountStatus]:
+        """:meth:`astatus` from sync code (runs on the package's private event loop)."""
+        return get_runner().run(self.astatus())
+
+    async def aclose(self) -> None:
+        """Close the backend's connections of the running loop (Redis)."""
+        await self.backend.aclose()
+
+    def account(self, name: str) -> PoolAccount | None:
+        """A loaded account by fingerprint (``None``: not in this pool, or not loaded)."""
+        return self._by_name.get(name)
+
+    # ------------------------------------------------------------------ leases
+
+    @contextlib.asynccontextmanager
+    async def lease(
+        self,
+        owner: str | None,
+        *,
+        within: float | None,
+        exclude: Collection[str] = (),
+    ) -> AsyncIterator[Lease]:
+        """Hold an account for one call; its outcome decides the account's health.
+
+        Leaving with a quota, rate-limit or auth error cools the account down; leaving
+        normally counts an answer served. Leases that expire (Redis) are renewed while
+        held.
+
+        Args:
+            owner: The account that owns the chat being continued (``None``: a new chat,
+                any healthy account).
+            within: Seconds to wait for an account (the call's timeout; ``None``: as long
+                as it takes).
+            exclude: Accounts not to use (already tried by this call).
+
+        Yields:
+            The lease.
+
+        Raises:
+            HailuoNoAccountAvailableError: Nothing could serve within ``within`` seconds.
+            HailuoQuotaError: The owner is cooling down after a quota wall.
+            HailuoAuthError: The owner's token was rejected and it was not logged in again.
+        """
+        lease = await self._acquire(owner, within, exclude)
+        renewal = None
+        if self.backend.renews:
+            renewal = asyncio.get_running_loop().create_task(self._renew(lease))
+        error: BaseException | None = None
+        try:
+            yield lease
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if renewal is not None:
+                renewal.cancel()
+            await asyncio.shield(self._release(lease, error))
+
+    async def _release(self, lease: Lease, error: BaseException | None) -> None:
+        """Give the account back with the call's outcome."""
+        cooldown = None
+        message = None
+        if isinstance(error, HailuoError):
+            message = f"{type(error).__name__}: {error.message}"
+            cooldown = cooldown_for(error, self.health, lease.account.token_hash())
+            if cooldown is not None:
+                logger.warning(
+                    "Pool account %s rests (%s, %s): %s",
+                    lease.account.name,
+                    cooldown.kind,
+                    "until logged in again"
+                    if cooldown.seconds is None
+                    else f"{cooldown.seconds:g} s",
+                    error.message,
+                )
+        try:
+            await self.backend.release(
+                lease.account.name,
+                lease.lease_id,
+                served=error is None,
+                error=message,
+                cooldown=cooldown,
+            )
+        except Exception:  # the lease then expires by its TTL
+            logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)
+
+    async def _renew(self, lease: Lease) -> None:
+        """Keep a lease alive while its answer streams (every third of the TTL)."""
+        while True:
+            await asyncio.sleep(self.lease_ttl / 3)
+            try:
+                held = await self.backend.renew(
+                    lease.account.name, lease.lease_id, ttl=self.lease_ttl
+                )
+            except Exception:
+                logger.warning("Could not renew the lease on %s", lease.account.name, exc_info=True)
+                continue
+            if not held and not lease.lost:
+                lease.lost = True
+                logger.warning(
+                    "The lease on pool account %s expired while its answer streamed (the "
+                    "process stalled longer than lease_ttl=%g s); another worker may use the "
+                    "account at the same time. Raise lease_ttl.",
+                    lease.account.name,
+                    self.lease_ttl,
+                )
+
+    def _candidates(
+        self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
+    ) -> list[PoolAccount]:
+        """The accounts a call may use, rotated so ties spread over the accounts."""
+        if owner is not None:
+            account = self._by_name.get(owner)
+            if account is None:
+                raise HailuoNoAccountAvailableError(
+                    f"Account {owner} owns this chat but is not in the pool; add it to "
+                    "accounts= or start a new chat."
+                )
+            return [account]
+        usable = [a for a in accounts if a.name not in exclude]
+        if not usable:
+            return []
+        start = next(self._turn) % len(usable)
+        return usable[start:] + usable[:start]
+
+    async def _acquire(
+        self, owner: str | None, within: float | None, exclude: Collection[str]
+    ) -> Lease:
+        """Lease an account, waiting (woken, never polling) up to ``within`` seconds."""
+        accounts = await self.accounts()
+        pool = self._candidates(accounts, owner, exclude)
+        if not pool:
+            raise HailuoNoAccountAvailableError(
+                f"Every account of the pool ({len(accounts)}) failed this call before its "
+                "first byte; see the log for each failure."
+            )
+        names = [a.name for a in pool]
+        deadline = None if within is None else time.monotonic() + within
+        while True:
+            ticket = self.backend.waiters.enter(names)
+            pass_on = True
+            try:
+                candidates = [Candidate(a.name, a.token_hash()) for a in pool]
+                attempt = await self.backend.try_acquire(
+                    candidates, limit=self.max_concurrency, ttl=self.lease_ttl
+                )
+                if attempt.account is not None and attempt.lease_id is not None:
+                    return Lease(self._by_name[attempt.account], attempt.lease_id)
+                if await self._relogged(attempt):
+                    continue
+                wait = self._wait_time(owner, attempt, deadline, len(accounts), within)
+                await ticket.wait(wait)
+                pass_on = False  # this waiter retries now: it uses its own wake-up
+            finally:
+                ticket.leave(pass_on=pass_on)
+
+    async def _relogged(self, attempt: Attempt) -> bool:
+        """Whether an account resting for a rejected token was logged in again since."""
+        for name, cool in attempt.cooling.items():
+            account = self._by_name.get(name)
+            if cool.kind == "auth" and account is not None and await account.relogged():
+                logger.info("Pool account %s was logged in again; using it again.", name)
+                return True
+        return False
+
+    def _wait_time(
+        self,
+        owner: str | None,
+        attempt: Attempt,
+        deadline: float | None,
+        size: int,
+        timeout: float | None,
+    ) -> float | None:
+        """How long to sleep before trying again, or the error that ends the wait."""
+        now = time.time()
+        if owner is not None and owner in attempt.cooling:
+            _raise_for_owner(owner, attempt.cooling[owner], now)
+        remaining = None if deadline is None else deadline - time.monotonic()
+        wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
+        cooling_only = not attempt.busy
+        if (remaining is not None and remaining <= 0) or (
+            cooling_only and (wake is None or (remaining is not None and wake > remaining))
+        ):
+            raise _no_account(attempt, size, timeout, now)
+        if remaining is None:
+            return wake
+        return remaining if wake is None else min(remaining, wake)
+
+
+def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
+    """A chat's own account rests: quota and auth end the call (it cannot move)."""
+    if cool.kind == "quota":
+        raise HailuoQuotaError(
+            f"Account {owner} owns this chat and is out of credits or quota (resting until "
+            f"{format_time(cool.until, now=now)}): {cool.message} A chat cannot move to "
+            "another account; start a new chat, or wait.",
+            code="pool_quota",
+            server_message=cool.message,
+        )
+    if cool.kind == "auth":
+        raise HailuoAuthError(
+            f"Account {owner} owns this chat and its token was rejected ({cool.message}). "
+            "Log that account in again (`hailuo login --add NAME` for a pool folder), or "
+            "start a new chat."
+        )
+
+
+def _no_account(
+    attempt: Attempt, size: int, timeout: float | None, now: float
+) -> HailuoNoAccountAvailableError:
+    """The error for a call no account could take."""
+    resting = _describe_cooling(attempt.cooling, now)
+    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
+    next_free = min(ends, default=None)
+    if attempt.busy:
+        when = "The next one frees up when one of the running answers ends" + (
+            f" (or at {format_time(next_free, now=now)}, when a cool-down ends)"
+            if next_free
+            else ""
+        )
+    elif next_free is not None:
+        when = f"The next one frees up at {format_time(next_free, now=now)}"
+    else:
+        when = "None frees up by itself: log the accounts in again"
+    within = "now" if timeout is None else f"within {timeout:g} s"
+    busy = " Some are busy streaming other answers." if attempt.busy else ""
+    rest = f" Resting: {resting}." if resting else ""
+    return HailuoNoAccountAvailableError(
+        f"No account of the pool ({size}) could take this call {within}.{busy}{rest} "
+        f"{when}. Add accounts, raise the timeout, or retry later.",
+        next_free_at=next_free,
+        now=now,
+    )

@@ -1,0 +1,315 @@
+"""Where a pool's accounts come from: tokens, ``AuthResult`` s, auth files, a folder of them.
+
+``ChatHailuo(accounts=...)`` takes any mix of these; without the argument the environment
+may name a pool: ``HAILUO_TOKENS`` (comma-separated tokens) or ``HAILUO_ACCOUNTS_DIR`` (a
+folder of auth files, as ``hailuo login --add NAME`` writes them). Each account gets its
+own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token is re-read from its
+own file (another process may have logged in again), never from another account's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from langchain_hailuo.auth import (
+    ENV_AUTH_FILE,
+    ENV_DEVICE_ID,
+    ENV_TOKEN,
+    ENV_UUID,
+    AuthManager,
+    AuthStore,
+    user_config_dir,
+)
+from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo.types import AuthResult
+
+__all__ = [
+    "ENV_ACCOUNTS_DIR",
+    "ENV_POOL_URL",
+    "ENV_TOKENS",
+    "AccountSpec",
+    "PoolAccount",
+    "account_file",
+    "default_accounts_dir",
+    "load_accounts",
+    "pool_specs_from_env",
+    "save_account",
+    "token_hash",
+]
+
+logger = logging.getLogger("langchain_hailuo.pool")
+
+ENV_TOKENS = "HAILUO_TOKENS"
+"""Comma-separated tokens, one per account."""
+ENV_ACCOUNTS_DIR = "HAILUO_ACCOUNTS_DIR"
+"""A folder of auth files (``*.json``), one per account."""
+ENV_POOL_URL = "HAILUO_POOL_URL"
+"""``redis://...``: share leases and cool-downs with other processes and hosts."""
+
+ACCOUNTS_DIR_NAME = "accounts"
+
+AccountSpec = str | SecretStr | AuthResult | Path | AuthManager
+"""One account: a token, an ``AuthResult``, an auth file, a folder of auth files, or an
+``AuthManager`` (a model's own login, shared through ``pool_url``).
+
+A ``str`` that names an existing file or folder (or contains a path separator, or ends in
+``.json``) is a path; any other ``str`` is a token.
+"""
+
+_PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE})
+"""Variables that describe one account: a pool account never borrows them."""
+
+
+def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder.
+
+    Args:
+        env: The environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The folder (it may not exist yet).
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(ENV_ACCOUNTS_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    return user_config_dir(env) / ACCOUNTS_DIR_NAME
+
+
+def account_file(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """The auth file of the pool account called ``name`` (``<pool folder>/<name>.json``).
+
+    Args:
+        name: A short name: letters, digits, ``-``, ``_`` and ``.``.
+        env: The environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The path.
+
+    Raises:
+        HailuoConfigurationError: The name could escape the folder or is empty.
+    """
+    cleaned = name.strip()
+    if (
+        not cleaned
+        or cleaned.startswith(".")
+        or not all(c.isalnum() or c in "-_." for c in cleaned)
+    ):
+        raise HailuoConfigurationError(
+            f"Account name {name!r} is not usable as a file name: use letters, digits, "
+            "'-', '_' and '.' (not starting with '.')."
+        )
+    return default_accounts_dir(env) / f"{cleaned}.json"
+
+
+def token_hash(auth: AuthResult) -> str:
+    """A short one-way hash of the token: tells a new login from the rejected one."""
+    return hashlib.sha256(auth.token.get_secret_value().encode("utf-8")).hexdigest()[:16]
+
+
+def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[AccountSpec] | None:
+    """The accounts the environment names: ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR``.
+
+    Args:
+        env: The environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The specs, or ``None`` when neither variable is set.
+    """
+    env = os.environ if env is None else env
+    tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
+    if tokens:
+        return [SecretStr(t) for t in tokens]
+    folder = env.get(ENV_ACCOUNTS_DIR, "").strip()
+    if folder:
+        return [Path(folder).expanduser()]
+    return None
+
+
+@dataclass
+class PoolAccount:
+    """One account of a pool: its name (the fingerprint) and its own auth manager.
+
+    Attributes:
+        name: The account fingerprint (``acct-...``), as in ``response_metadata["account"]``.
+        manager: Resolves and renews this account's credentials.
+        origin: Where it came from, without any secret (``"token #2"``, a file path).
+        path: The auth file, for file-backed accounts.
+    """
+
+    name: str
+    manager: AuthManager
+    origin: str
+    path: Path | None = None
+    _mtime: float | None = field(default=None, repr=False)
+
+    async def auth(self) -> AuthResult:
+        """The account's current credentials (cached by its manager)."""
+        return await self.manager.get()
+
+    def token_hash(self) -> str | None:
+        """The current token's hash (``None`` before the first :meth:`auth`)."""
+        current = self.manager.current
+        return None if current is None else token_hash(current)
+
+    async def relogged(self) -> bool:
+        """Whether the account's auth file now holds a newer login than the one in use.
+
+        Only file-backed accounts can be logged in again while the process runs (by
+        ``hailuo login --add NAME``, or another process). The file is read again only when
+        its modification time changed.
+        """
+        if self.path is None:
+            return False
+        try:
+            mtime = (await asyncio.to_thread(self.path.stat)).st_mtime
+        except OSError:
+            return False
+        if mtime == self._mtime:
+            return False
+        self._mtime = mtime
+        current = self.manager.current
+        if current is None:
+            return True
+        try:
+            fresh = await self.manager.refresh(current)
+        except HailuoAuthError:
+            return False
+        return token_hash(fresh) != token_hash(current)
+
+
+def _pool_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    """The environment for pool accounts' managers, without the one-account variables."""
+    source = os.environ if env is None else env
+    return {k: v for k, v in source.items() if k not in _PER_ACCOUNT_ENV}
+
+
+def _as_path(spec: AccountSpec) -> Path | None:
+    """The path a spec names, if it names one."""
+    if isinstance(spec, Path):
+        return spec.expanduser()
+    if isinstance(spec, str) and (
+        os.sep in spec or spec.endswith(".json") or (len(spec) < 4096 and Path(spec).exists())  # noqa: PLR2004
+    ):
+        return Path(spec).expanduser()
+    return None
+
+
+def _files_of(folder: Path) -> list[Path]:
+    """The auth files of a pool folder (``*.json``, sorted by name)."""
+    return sorted(p for p in folder.glob("*.json") if p.is_file())
+
+
+async def _load_file(
+    path: Path, base_url: str | None, env: Mapping[str, str], *, required: bool
+) -> PoolAccount | None:
+    """The account stored in ``path`` (``None`` for an unusable file of a folder)."""
+    manager = AuthManager(auth_file=path, base_url=base_url, env=env)
+    try:
+        auth = await manager.get()
+    except HailuoAuthError as exc:
+        if required:
+            raise HailuoAuthError(f"Pool account file {path}: {exc.message}") from None
+        logger.warning("Skipping pool account file %s: %s", path, exc.message)
+        return None
+    mtime = (await asyncio.to_thread(path.stat)).st_mtime
+    return PoolAccount(auth.account_fingerprint, manager, str(path), path, mtime)
+
+
+async def _expand(
+    spec: AccountSpec, index: int, base_url: str | None, env: Mapping[str, str]
+) -> list[PoolAccount]:
+    """The accounts one spec stands for."""
+    if isinstance(spec, AuthManager):
+        auth = await spec.get()
+        return [PoolAccount(auth.account_fingerprint, spec, spec.describe())]
+    if isinstance(spec, AuthResult):
+        manager = AuthManager(token=spec.token, base_url=base_url, env=env)
+        await manager.update(spec)  # keeps the whole result; never written to disk
+        return [PoolAccount(spec.account_fingerprint, manager, f"AuthResult #{index}")]
+    path = _as_path(spec)
+    if path is None:
+        token = spec if isinstance(spec, SecretStr) else SecretStr(str(spec))
+        if not token.get_secret_value().strip():
+            raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
+        manager = AuthManager(token=token, base_url=base_url, env=env)
+        auth = await manager.get()
+        return [PoolAccount(auth.account_fingerprint, manager, f"token #{index}")]
+    if path.is_dir():
+        found = [await _load_file(p, base_url, env, required=False) for p in _files_of(path)]
+        accounts = [a for a in found if a is not None]
+        if not accounts:
+            raise HailuoAuthError(
+                f"The pool folder {path} holds no usable auth file. Add accounts with "
+                "`hailuo login --add NAME`."
+            )
+        return accounts
+    if not path.exists():
+        raise HailuoConfigurationError(f"Pool account #{index}: no such file or folder {path}.")
+    account = await _load_file(path, base_url, env, required=True)
+    return [account] if account is not None else []
+
+
+async def load_accounts(
+    specs: Sequence[AccountSpec],
+    *,
+    base_url: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[PoolAccount]:
+    """Resolve account specs into accounts (files are read here, once).
+
+    The same account named twice (same fingerprint) is kept once.
+
+    Args:
+        specs: Tokens, ``AuthResult`` s, auth files and pool folders.
+        base_url: The API origin every account talks to (else its login's origin).
+        env: The environment (defaults to ``os.environ``; per-account variables such as
+            ``HAILUO_TOKEN`` are never applied to pool accounts).
+
+    Returns:
+        The accounts, in the order given.
+
+    Raises:
+        HailuoConfigurationError: An empty list, an empty token or a missing path.
+        HailuoAuthError: An auth file named directly is unusable, or a folder holds none.
+    """
+    if not specs:
+        raise HailuoConfigurationError("accounts= is empty: give at least one account.")
+    pool_env = _pool_env(env)
+    accounts: dict[str, PoolAccount] = {}
+    for index, spec in enumerate(specs, start=1):
+        for account in await _expand(spec, index, base_url, pool_env):
+            if account.name in accounts:
+                logger.warning(
+                    "Pool account %s (%s) is the same account as %s; using it once.",
+                    account.name,
+                    account.origin,
+                    accounts[account.name].origin,
+                )
+                continue
+            accounts[account.name] = account
+    return list(accounts.values())
+
+
+def save_account(name: str, auth: AuthResult, env: Mapping[str, str] | None = None) -> Path:
+    """Save a login as the pool account ``name`` (atomically, mode 0600).
+
+    Args:
+        name: The account's short name (the file is ``<pool folder>/<name>.json``).
+        auth: The login.
+        env: The environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The file written.
+    """
+    path = account_file(name, env)
+    AuthStore(path).save(auth)
+    return path
