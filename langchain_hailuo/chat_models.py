@@ -8,13 +8,22 @@ seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import uuid as uuid_lib
 import warnings
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
 from operator import itemgetter
 from pathlib import Path
@@ -45,7 +54,7 @@ from langchain_core.runnables import (
 from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
-from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from langchain_hailuo._attachments import (
     DEFAULT_MAX_ATTACHMENT_BYTES,
@@ -80,7 +89,24 @@ from langchain_hailuo.auth import (
     recorded_protocol,
     resolve_protocol,
 )
-from langchain_hailuo.errors import HailuoToolChoiceError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoError,
+    HailuoNoAccountAvailableError,
+    HailuoQuotaError,
+    HailuoRateLimitError,
+    HailuoToolChoiceError,
+)
+from langchain_hailuo.pool import (
+    ENV_POOL_URL,
+    AccountPool,
+    AccountSpec,
+    HealthSettings,
+    PoolAccount,
+    pool_specs_from_env,
+)
+from langchain_hailuo.pool.sources import as_spec
 from langchain_hailuo.types import (
     AuthResult,
     Conversation,
@@ -468,6 +494,75 @@ class AnswerBuilder:
         return ChatGenerationChunk(message=message)
 
 
+@dataclasses.dataclass
+class _Seat:
+    """The account one call answers on.
+
+    Attributes:
+        auth: Its credentials.
+        account: The pool account (``None``: the model's own single account).
+        started: The provider yielded its first event: the message reached the server,
+            so the call may no longer move to another account.
+    """
+
+    auth: AuthResult
+    account: PoolAccount | None = None
+    started: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class _Turn:
+    """One call as the answer loop needs it (its messages mapped once)."""
+
+    messages: Sequence[BaseMessage]
+    stop: list[str] | None
+    override: Any
+    kwargs: Mapping[str, Any]
+    answers: list[AnswerBuilder] | None
+    tools: TurnTools
+    names: dict[str, str]
+    dicts: list[MessageDict]
+
+    @classmethod
+    def of(
+        cls,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        override: Any,
+        kwargs: Mapping[str, Any],
+        answers: list[AnswerBuilder] | None,
+        *,
+        max_attachment_bytes: int,
+    ) -> _Turn:
+        """Map the call's messages (tool results and calls rendered as text, media detached)."""
+        names = tool_names_by_id(messages)
+        messages, media = detach_media(messages, max_bytes=max_attachment_bytes)
+        dicts = history_dicts(messages, names, media=media)
+        return cls(
+            messages, stop, override, kwargs, answers, TurnTools.from_kwargs(kwargs), names, dicts
+        )
+
+
+_FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
+"""Account failures after which a new chat moves to the next account (before its first byte)."""
+
+
+def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -> str | None:
+    """The account of the newest Hailuo answer in ``messages`` that belongs to the pool."""
+    for message in reversed(messages):
+        if not isinstance(message, AIMessage):
+            continue
+        meta = message.response_metadata or {}
+        account = meta.get("account")
+        if (
+            meta.get("model_provider") == PROVIDER_NAME
+            and meta.get("chat_id")
+            and account in accounts
+        ):
+            return str(account)
+    return None
+
+
 def _json_schema_of(schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
     """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``).
 
@@ -530,6 +625,12 @@ class ChatHailuo(BaseChatModel):
             Retries of a failed request before the first byte of the answer (default 2).
         max_concurrency: int
             Answers streamed at once per account (default 1; more calls queue).
+        accounts: list | str | Path | None
+            Several accounts (tokens, ``AuthResult`` s, auth files, or a folder of them;
+            env ``HAILUO_TOKENS`` / ``HAILUO_ACCOUNTS_DIR``): see "Many accounts".
+        pool_url: str | None
+            ``redis://...`` (env ``HAILUO_POOL_URL``): share the accounts' leases with
+            other processes and hosts.
 
     See the fields below for the full list (``stream_url``, ``uuid``, ``device_id``,
     ``auth_file``, ``proxy``, ``browser_login``, ``login_timeout``, ``headless``,
@@ -975,9 +1076,49 @@ class ChatHailuo(BaseChatModel):
     browser_path: str | None = None
     """The Chromium / Chrome executable for the login (else ``HAILUO_BROWSER`` or ``PATH``)."""
 
+    accounts: list[AccountSpec] | None = Field(default=None, repr=False, exclude=True)
+    """Several accounts to spread calls over (a pool; ``None``: one account, as set above).
+
+    Tokens, :class:`~langchain_hailuo.types.AuthResult` s, auth files, or a folder of auth
+    files (a single path may be given alone). Defaults to env ``HAILUO_TOKENS``
+    (comma-separated) or ``HAILUO_ACCOUNTS_DIR`` when no ``token`` / ``HAILUO_TOKEN`` is
+    set. A continued conversation stays on the account that owns its chat; a new chat
+    goes to the least-loaded healthy account; each account streams at most
+    ``max_concurrency`` answers at once. Hidden from reprs and dumps.
+    """
+
+    pool_url: str | None = Field(
+        default_factory=from_env(ENV_POOL_URL, default=None), repr=False, exclude=True
+    )
+    """``redis://host:port/db`` (env ``HAILUO_POOL_URL``): keep the pool's leases and
+    cool-downs in Redis, shared by every process and host using the same URL (needs the
+    ``langchain-hailuo[redis]`` extra). With one account, it keeps processes that share
+    it from streaming on it at once. Hidden from reprs and dumps (it may hold a password).
+    """
+
+    lease_ttl: float = Field(default=30.0, gt=0)
+    """With ``pool_url``: seconds a lease outlives its last renewal (renewed every third of
+    it while an answer streams), so a worker that dies frees its account within it."""
+
+    quota_cooldown: float = Field(default=3600.0, ge=0)
+    """With a pool: seconds an account rests after a quota wall (the service does not say
+    when credits return; it is tried again after this long)."""
+
     _provider_factory: ProviderFactory | None = PrivateAttr(default=None)
     _auth_manager: AuthManager | None = PrivateAttr(default=None)
     _providers: dict[str, _Provider] = PrivateAttr(default_factory=dict)
+    _pool: AccountPool | None = PrivateAttr(default=None)
+    _pool_checked: bool = PrivateAttr(default=False)
+
+    @field_validator("accounts", mode="before")
+    @classmethod
+    def _accounts_as_list(cls, value: Any) -> Any:
+        """A single path stands for a pool folder; plain-string tokens become secrets."""
+        if value is None:
+            return None
+        if isinstance(value, str | Path):
+            value = [Path(value)]
+        return [as_spec(item) for item in value]
 
     @model_validator(mode="after")
     def _warn_ignored_controls(self) -> Self:
@@ -1272,6 +1413,8 @@ class ChatHailuo(BaseChatModel):
         """
         for provider in list(self._providers.values()):
             await provider.aclose()
+        if self._pool is not None:
+            await self._pool.aclose()
 
     def close(self) -> None:
         """Close the HTTP sessions the sync methods opened (on the private loop)."""
@@ -1315,6 +1458,131 @@ class ChatHailuo(BaseChatModel):
                 )
             return self._auth_manager
 
+    @property
+    def pool(self) -> AccountPool | None:
+        """The account pool (``accounts=`` / ``pool_url=``), or ``None`` for one account.
+
+        ``model.pool.status()`` lists each account's streams in flight, cool-down, last
+        error and answers served.
+        """
+        return self._get_pool()
+
+    def _get_pool(self) -> AccountPool | None:
+        """The pool, created on first use (no I/O), or ``None`` when there is one account."""
+        with _INIT_GUARD:
+            if self._pool_checked:
+                return self._pool
+        specs: list[Any] | None = list(self.accounts) if self.accounts is not None else None
+        if specs is None and self.token is None:
+            specs = pool_specs_from_env()
+        if specs is None and self.pool_url:
+            specs = [self._get_auth_manager()]  # one account, shared through Redis
+        with _INIT_GUARD:
+            if not self._pool_checked:
+                if specs is not None:
+                    self._pool = AccountPool(
+                        specs,
+                        pool_url=self.pool_url,
+                        max_concurrency=self.max_concurrency,
+                        lease_ttl=self.lease_ttl,
+                        health=HealthSettings(quota_cooldown=self.quota_cooldown),
+                        base_url=self.base_url,
+                    )
+                self._pool_checked = True
+            return self._pool
+
+    async def _pool_owner(self, pool: AccountPool, turn: _Turn) -> str | None:
+        """The pool account whose chat this call continues (``None``: a new chat).
+
+        An explicit conversation names its account; else the newest answer of a pool
+        account in the history does. The owner's plan decides: an edited history starts a
+        new chat, which may go to any account.
+
+        Raises:
+            HailuoConfigurationError: A bare chat id with several accounts and no answer of
+                that chat in the history (its account cannot be known).
+        """
+        accounts = await pool.accounts()
+        names = {a.name for a in accounts}
+        first = await accounts[0].auth()
+        given = conversation_from_value(turn.override, self._resolve_protocol(first))
+        owner: str | None
+        if given is None:
+            owner = _history_owner(turn.messages, names)
+        elif given.account is not None:
+            owner = given.account if given.account in names else None
+        else:
+            owner = next(
+                (
+                    str(m.response_metadata.get("account"))
+                    for m in reversed(turn.messages)
+                    if isinstance(m, AIMessage)
+                    and m.response_metadata.get("chat_id") == given.chatID
+                    and m.response_metadata.get("account") in names
+                ),
+                accounts[0].name if len(accounts) == 1 else None,
+            )
+            if owner is None:
+                raise HailuoConfigurationError(
+                    f"Chat {given.chatID} was given by its id alone, and with several accounts "
+                    "its account is unknown. Pass the answer's response_metadata (or a "
+                    "Conversation with its account) instead."
+                )
+        account = pool.account(owner) if owner is not None else None
+        if account is None:
+            return None
+        auth = await account.auth()
+        protocol = self._resolve_protocol(auth)
+        plan = plan_turn(
+            turn.messages,
+            turn.dicts,
+            account=account.name,
+            protocol=protocol,
+            override=conversation_from_value(turn.override, protocol),
+            use_history=self.use_previous_chat_id,
+        )
+        return account.name if plan.conversation is not None else None
+
+    async def _achunks_pooled(
+        self, pool: AccountPool, turn: _Turn
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """One call on the pool: the chat's own account, or a new chat failing over.
+
+        A new chat whose account fails with a quota wall, a rate limit or a rejected token
+        before the server took the message moves to the next account; once it did (or
+        for a continued chat) the error is raised.
+        """
+        owner = await self._pool_owner(pool, turn)
+        timeout = turn.kwargs.get("timeout")
+        within = timeout if timeout is not None else self.timeout
+        tried: list[str] = []
+        last: HailuoError | None = None
+        while True:
+            seat: _Seat | None = None
+            try:
+                async with pool.lease(owner, within=within, exclude=tried) as lease:
+                    seat = _Seat(await lease.account.auth(), lease.account)
+                    async with aclosing(self._achunks_on(seat, turn)) as chunks:
+                        async for chunk in chunks:
+                            yield chunk
+            except HailuoNoAccountAvailableError as exc:
+                if last is not None:
+                    raise exc from last
+                raise
+            except _FAILOVER_ERRORS as exc:
+                if owner is not None or seat is None or seat.started or seat.account is None:
+                    raise
+                tried.append(seat.account.name)
+                last = exc
+                logger.warning(
+                    "A new chat failed on pool account %s before its first byte (%s); "
+                    "trying the next account.",
+                    seat.account.name,
+                    type(exc).__name__,
+                )
+                continue
+            return
+
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
         """The real provider of ``protocol`` (imported on first use)."""
         settings: dict[str, Any] = {
@@ -1341,16 +1609,17 @@ class ChatHailuo(BaseChatModel):
             ),
         )
 
-    def _get_provider(self, protocol: Protocol) -> _Provider:
-        """The model's provider of ``protocol``, created on first use."""
-        auth_manager = self._get_auth_manager()
+    def _get_provider(self, protocol: Protocol, account: PoolAccount | None = None) -> _Provider:
+        """The provider of ``protocol`` for the model's account or a pool account."""
+        auth_manager = self._get_auth_manager() if account is None else account.manager
+        key = protocol if account is None else f"{protocol}:{account.name}"
         with _INIT_GUARD:
-            provider = self._providers.get(protocol)
+            provider = self._providers.get(key)
             if provider is None:
                 factory = self._provider_factory or self._build_provider
                 if not self._providers:
                     weakref.finalize(self, _close_providers_later, self._providers)
-                provider = self._providers[protocol] = factory(protocol, auth_manager)
+                provider = self._providers[key] = factory(protocol, auth_manager)
                 get_runner().track(provider)
             return provider
 
@@ -1443,12 +1712,38 @@ class ChatHailuo(BaseChatModel):
             kwargs: The call's keyword arguments (tools, tool_choice, structured spec...).
             answers: When given, the builder of the answer returned is appended to it.
         """
-        turn_tools = TurnTools.from_kwargs(kwargs)
-        names = tool_names_by_id(messages)
-        messages, media = detach_media(messages, max_bytes=self.max_attachment_bytes)
-        dicts = history_dicts(messages, names, media=media)
-        auth_manager = self._get_auth_manager()
-        auth = await auth_manager.get()
+        turn = _Turn.of(
+            messages,
+            stop,
+            override,
+            kwargs,
+            answers,
+            max_attachment_bytes=self.max_attachment_bytes,
+        )
+        pool = self._get_pool()
+        if pool is None:
+            seat = _Seat(await self._get_auth_manager().get())
+            async with aclosing(self._achunks_on(seat, turn)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+            return
+        async with aclosing(self._achunks_pooled(pool, turn)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    async def _achunks_on(
+        self, seat: _Seat, turn: _Turn
+    ) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """One call's answer on one account (``seat``): plan, send, check, correct."""
+        messages, stop, override, kwargs, answers = (
+            turn.messages,
+            turn.stop,
+            turn.override,
+            turn.kwargs,
+            turn.answers,
+        )
+        turn_tools, names, dicts = turn.tools, turn.names, turn.dicts
+        auth = seat.auth
         protocol = self._resolve_protocol(auth)
         account = auth.account_fingerprint
         plan: TurnPlan = plan_turn(
@@ -1491,7 +1786,7 @@ class ChatHailuo(BaseChatModel):
         ) -> AsyncGenerator[ChatGenerationChunk, None]:
             return self._answer(
                 builder,
-                auth,
+                seat,
                 model,
                 sent,
                 conversation,
@@ -1558,7 +1853,7 @@ class ChatHailuo(BaseChatModel):
     async def _answer(  # noqa: PLR0917 - private, called from one place
         self,
         builder: AnswerBuilder,
-        auth: AuthResult,
+        seat: _Seat,
         model: str,
         sent: list[MessageDict],
         conversation: Conversation | None,
@@ -1566,12 +1861,18 @@ class ChatHailuo(BaseChatModel):
         call_kwargs: dict[str, Any],
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
         """Stream one answer from the provider through ``builder`` (its last chunk too)."""
-        provider = self._get_provider(builder.protocol)
-        async with account_gate(builder.account, self.max_concurrency):
+        provider = self._get_provider(builder.protocol, seat.account)
+        # A pool account is leased for the whole call; the model's own account is gated here.
+        gate: contextlib.AbstractAsyncContextManager[Any] = (
+            account_gate(builder.account, self.max_concurrency)
+            if seat.account is None
+            else contextlib.nullcontext()
+        )
+        async with gate:
             events = provider.create_authed(
                 model,
                 sent,
-                auth,
+                seat.auth,
                 return_conversation=True,
                 conversation=conversation,
                 full_history=full_history,
@@ -1579,6 +1880,7 @@ class ChatHailuo(BaseChatModel):
             )
             async with aclosing(cast("Any", events)) as stream:
                 async for event in stream:
+                    seat.started = True
                     chunk = builder.on_event(event)
                     if chunk is not None:
                         yield chunk

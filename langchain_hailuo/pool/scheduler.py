@@ -39,7 +39,7 @@ from langchain_hailuo.pool.backend import (
     in_process_backend,
 )
 from langchain_hailuo.pool.health import Cooldown, HealthSettings, cooldown_for
-from langchain_hailuo.pool.sources import AccountSpec, PoolAccount, load_accounts
+from langchain_hailuo.pool.sources import PoolAccount, PoolSource, load_accounts
 
 __all__ = ["AccountPool", "Lease", "LoopLocks", "format_time"]
 
@@ -123,7 +123,7 @@ class AccountPool:
 
     def __init__(
         self,
-        accounts: Sequence[AccountSpec] | Sequence[AccountSpec | PoolAccount],
+        accounts: Sequence[PoolSource | PoolAccount],
         *,
         pool_url: str | None = None,
         name: str = "default",

@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 
@@ -37,7 +38,9 @@ __all__ = [
     "ENV_TOKENS",
     "AccountSpec",
     "PoolAccount",
+    "PoolSource",
     "account_file",
+    "as_spec",
     "default_accounts_dir",
     "load_accounts",
     "pool_specs_from_env",
@@ -56,13 +59,16 @@ ENV_POOL_URL = "HAILUO_POOL_URL"
 
 ACCOUNTS_DIR_NAME = "accounts"
 
-AccountSpec = str | SecretStr | AuthResult | Path | AuthManager
-"""One account: a token, an ``AuthResult``, an auth file, a folder of auth files, or an
-``AuthManager`` (a model's own login, shared through ``pool_url``).
+AccountSpec = SecretStr | AuthResult | Path | str
+"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files.
 
 A ``str`` that names an existing file or folder (or contains a path separator, or ends in
 ``.json``) is a path; any other ``str`` is a token.
 """
+
+PoolSource = AccountSpec | AuthManager
+"""What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
+shared with other processes through ``pool_url``)."""
 
 _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE})
 """Variables that describe one account: a pool account never borrows them."""
@@ -192,7 +198,18 @@ def _pool_env(env: Mapping[str, str] | None) -> dict[str, str]:
     return {k: v for k, v in source.items() if k not in _PER_ACCOUNT_ENV}
 
 
-def _as_path(spec: AccountSpec) -> Path | None:
+def as_spec(value: Any) -> Any:
+    """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
+
+    ``AuthResult`` s, dicts (parsed later) and secrets are returned as they are.
+    """
+    if isinstance(value, str):
+        path = _as_path(value)
+        return path if path is not None else SecretStr(value)
+    return value
+
+
+def _as_path(spec: PoolSource) -> Path | None:
     """The path a spec names, if it names one."""
     if isinstance(spec, Path):
         return spec.expanduser()
@@ -225,7 +242,7 @@ async def _load_file(
 
 
 async def _expand(
-    spec: AccountSpec, index: int, base_url: str | None, env: Mapping[str, str]
+    spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str]
 ) -> list[PoolAccount]:
     """The accounts one spec stands for."""
     if isinstance(spec, AuthManager):
@@ -259,7 +276,7 @@ async def _expand(
 
 
 async def load_accounts(
-    specs: Sequence[AccountSpec],
+    specs: Sequence[PoolSource],
     *,
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
