@@ -501,8 +501,8 @@ class _Seat:
     Attributes:
         auth: Its credentials.
         account: The pool account (``None``: the model's own single account).
-        started: The provider yielded its first event: the message reached the server,
-            so the call may no longer move to another account.
+        started: The first byte of the answer (text or reasoning) arrived: the call may no
+            longer move to another account.
     """
 
     auth: AuthResult
@@ -1880,9 +1880,9 @@ class ChatHailuo(BaseChatModel):
             )
             async with aclosing(cast("Any", events)) as stream:
                 async for event in stream:
-                    seat.started = True
                     chunk = builder.on_event(event)
                     if chunk is not None:
+                        seat.started = True
                         yield chunk
                     if builder.stopped:
                         break

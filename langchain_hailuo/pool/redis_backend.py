@@ -99,7 +99,7 @@ end
 if best > 0 then
   redis.call('ZADD', KEYS[best], now + ttl, lease)
   redis.call('PEXPIRE', KEYS[best], ttl * 4)
-  return {now, best - 1, 0, -1, {}}
+  return {now, best - 2, 0, -1, {}}
 end
 return {now, -1, busy, wake, cooling}
 """

@@ -1,0 +1,139 @@
+"""The account pool across processes, through a real ``redis-server`` (issue #13)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from langchain_hailuo.emulator.app import Emulator
+from langchain_hailuo.pool import AccountPool
+from tests.integration_tests.pool._pool import Answer, answer_of, auths_of, fingerprints
+from tests.integration_tests.pool.conftest import Worker, ask_all
+
+CONVERSATIONS = 60
+TURNS = 3
+
+
+def _ids(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}{i}" for i in range(count)]
+
+
+def _turns(workers: list[Worker], ids: list[list[str]], turn: int) -> dict[str, Answer]:
+    """One turn of every conversation, each worker its own share, both at once."""
+    replies = ask_all(workers, [{"op": "turn", "ids": i, "text": f"turn {turn}"} for i in ids])
+    return {cid: answer_of(a) for reply in replies for cid, a in reply.items()}
+
+
+def test_two_processes_keep_each_conversation_on_its_chat_and_one_stream_per_account(
+    pool_emulator: Emulator, workers: list[Worker]
+) -> None:
+    ids = _ids("c", CONVERSATIONS)
+    shares = [ids[0::2], ids[1::2]]
+    seen: dict[str, list[Answer]] = {cid: [] for cid in ids}
+    for turn in range(1, TURNS + 1):
+        for cid, answer in _turns(workers, shares, turn).items():
+            assert answer.error is None, answer.error
+            seen[cid].append(answer)
+    names = fingerprints(pool_emulator)
+    for cid, answers in seen.items():
+        assert len({a.chat_id for a in answers}) == 1, cid
+        assert len({a.account for a in answers}) == 1, cid
+        assert answers[-1].content.endswith(f"This chat has {TURNS} turn(s)."), answers[-1]
+    used = {names[a[0].account] for a in seen.values() if a[0].account}
+    assert len(used) > 1  # new chats were spread over the accounts
+    peaks = pool_emulator.account_peaks
+    assert set(peaks) <= set(pool_emulator.accounts)
+    assert max(peaks.values()) == 1, peaks
+    assert len(pool_emulator.requests_to("chat")) == CONVERSATIONS * TURNS
+
+
+def test_a_killed_worker_frees_its_account_within_the_lease_ttl(
+    pool_emulator: Emulator, redis_url: str
+) -> None:
+    ttl = 2.0
+    names = ["p0"]  # one account, so the held stream is on it
+    worker = Worker(pool_emulator, redis_url, lease_ttl=ttl, accounts=[a.to_store_dict() for a in auths_of(pool_emulator, names)])
+    pool_emulator.fault("stall", account="p0", after=6)
+    try:
+        held = worker.ask({"op": "hold"})
+        account = auths_of(pool_emulator, names)[0].account_fingerprint
+        assert held["busy"] == [account]
+        worker.process.kill()
+        worker.process.wait()
+        killed = time.monotonic()
+    finally:
+        worker.close()
+
+    async def take_it() -> float:
+        pool = AccountPool(auths_of(pool_emulator, names), pool_url=redis_url, lease_ttl=ttl)
+        try:
+            async with pool.lease(account, within=ttl + 30.0) as lease:
+                assert lease.account.name == account
+                return time.monotonic() - killed
+        finally:
+            await pool.aclose()
+
+    waited = asyncio.run(take_it())
+    # Freed by the lease's expiry (not by the dead worker): within the TTL, with a generous
+    # margin for a loaded machine.
+    assert waited <= ttl + 15.0
+
+
+def test_a_quota_wall_is_avoided_by_both_processes_and_its_chats_get_the_quota_error(
+    pool_emulator: Emulator, workers: list[Worker]
+) -> None:
+    ids = _ids("q", 12)
+    shares = [ids[0::2], ids[1::2]]
+    first = _turns(workers, shares, 1)
+    names = fingerprints(pool_emulator)
+    walled = next(a.account for a in first.values() if a.account)
+    assert walled is not None
+    owned = [cid for cid, a in first.items() if a.account == walled]
+    pool_emulator.quota_wall(names[walled])
+
+    # A continued chat on the walled account meets the wall: the account rests in Redis.
+    hit = workers[0 if owned[0] in shares[0] else 1]
+    reply = hit.ask({"op": "turn", "ids": [owned[0]], "text": "turn 2"})
+    assert reply[owned[0]]["error"].startswith("HailuoQuotaError")
+    before = len(pool_emulator.requests_to("chat", account=names[walled]))
+
+    # New chats from both processes avoid it; the other account's continued chats get the
+    # typed quota error without a request to the account.
+    fresh = [_ids("n", 10), _ids("m", 10)]
+    for cid, answer in _turns(workers, fresh, 1).items():
+        assert answer.error is None, (cid, answer.error)
+        assert answer.account != walled
+    other = workers[1] if hit is workers[0] else workers[0]
+    mine = [cid for cid in owned if cid in (shares[0] if other is workers[0] else shares[1])]
+    if mine:
+        reply = other.ask({"op": "turn", "ids": mine, "text": "turn 2"})
+        for cid in mine:
+            assert reply[cid]["error"].startswith("HailuoQuotaError"), reply[cid]
+            assert "owns this chat" in reply[cid]["error"]
+    assert len(pool_emulator.requests_to("chat", account=names[walled])) == before
+
+
+@pytest.mark.parametrize("max_concurrency", [2])
+def test_max_concurrency_is_per_account_across_processes(
+    pool_emulator: Emulator, redis_url: str, max_concurrency: int
+) -> None:
+    started = [
+        Worker(
+            pool_emulator,
+            redis_url,
+            max_concurrency=max_concurrency,
+            accounts=[a.to_store_dict() for a in auths_of(pool_emulator, ["p0"])],
+        )
+        for _ in range(2)
+    ]
+    try:
+        pool_emulator.reset_peak_streams()
+        ids = _ids("k", 8)
+        answers = _turns(started, [ids[0::2], ids[1::2]], 1)
+        assert all(a.error is None for a in answers.values())
+        assert pool_emulator.account_peaks["p0"] <= max_concurrency
+    finally:
+        for worker in started:
+            worker.close()
