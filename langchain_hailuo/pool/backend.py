@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from langchain_hailuo.pool.health import Cooldown
+from langchain_hailuo.pool.health import Cooldown, CooldownKind
 
 __all__ = [
     "AccountStatus",
@@ -77,7 +77,7 @@ class AccountStatus:
     account: str
     streams: int = 0
     cooling_until: float | None = None
-    cooling: str | None = None
+    cooling: CooldownKind | None = None
     last_error: str | None = None
     served: int = 0
 

@@ -332,10 +332,7 @@ class AccountPool:
         accounts = await self.accounts()
         pool = self._candidates(accounts, owner, exclude)
         if not pool:
-            raise HailuoNoAccountAvailableError(
-                f"Every account of the pool ({len(accounts)}) failed this call before its "
-                "first byte; see the log for each failure."
-            )
+            raise await self._exhausted(accounts, within)
         names = [a.name for a in pool]
         deadline = None if within is None else time.monotonic() + within
         while True:
@@ -355,6 +352,22 @@ class AccountPool:
                 pass_on = False  # this waiter retries now: it uses its own wake-up
             finally:
                 ticket.leave(pass_on=pass_on)
+
+    async def _exhausted(
+        self, accounts: Sequence[PoolAccount], within: float | None
+    ) -> HailuoNoAccountAvailableError:
+        """The error once every account failed this call before its first byte."""
+        statuses = await self.backend.status([a.name for a in accounts])
+        cooling = {
+            s.account: Cooldown(s.cooling, None, s.last_error or "", until=s.cooling_until)
+            for s in statuses
+            if s.cooling is not None
+        }
+        attempt = Attempt(busy=len(cooling) < len(statuses), cooling=cooling)
+        lead = (
+            f"Every account of the pool ({len(accounts)}) failed this call before its first byte."
+        )
+        return _no_account(attempt, len(accounts), within, time.time(), lead=lead)
 
     async def _relogged(self, attempt: Attempt) -> bool:
         """Whether an account resting for a rejected token was logged in again since."""
@@ -408,7 +421,7 @@ def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
 
 
 def _no_account(
-    attempt: Attempt, size: int, timeout: float | None, now: float
+    attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
     """The error for a call no account could take."""
     resting = _describe_cooling(attempt.cooling, now)
@@ -427,9 +440,9 @@ def _no_account(
     within = "now" if timeout is None else f"within {timeout:g} s"
     busy = " Some are busy streaming other answers." if attempt.busy else ""
     rest = f" Resting: {resting}." if resting else ""
+    lead = lead or f"No account of the pool ({size}) could take this call {within}."
     return HailuoNoAccountAvailableError(
-        f"No account of the pool ({size}) could take this call {within}.{busy}{rest} "
-        f"{when}. Add accounts, raise the timeout, or retry later.",
+        f"{lead}{busy}{rest} {when}. Add accounts, raise the timeout, or retry later.",
         next_free_at=next_free,
         now=now,
     )

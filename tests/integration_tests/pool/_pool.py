@@ -1,4 +1,4 @@
-"""What the pool tests share: accounts on the emulator, a pooled model, conversations run in turns."""
+"""What the pool tests share: emulator accounts, a pooled model, conversations run in turns."""
 
 from __future__ import annotations
 
@@ -47,7 +47,9 @@ def pool_model(emu: Emulator, **kwargs: Any) -> ChatHailuo:
 
 def fingerprints(emu: Emulator) -> dict[str, str]:
     """Account fingerprint -> emulator account name."""
-    return {a.account_fingerprint: name for a, name in zip(auths_of(emu), emu.accounts, strict=True)}
+    return {
+        a.account_fingerprint: name for a, name in zip(auths_of(emu), emu.accounts, strict=True)
+    }
 
 
 @dataclass

@@ -113,6 +113,7 @@ class Worker:
     """A worker process (``_worker.py``) with a pooled model on the shared Redis."""
 
     def __init__(self, emu: Emulator, url: str, **settings: Any) -> None:
+        self.url = url
         setup = {
             **pool_kwargs(emu),
             "pool_url": url,

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from langchain_hailuo.emulator.app import Emulator
-from langchain_hailuo.pool import AccountPool
+from langchain_hailuo.pool import AccountPool, AccountStatus
 from tests.integration_tests.pool._pool import Answer, answer_of, auths_of, fingerprints
 from tests.integration_tests.pool.conftest import Worker, ask_all
 
@@ -54,7 +54,12 @@ def test_a_killed_worker_frees_its_account_within_the_lease_ttl(
 ) -> None:
     ttl = 2.0
     names = ["p0"]  # one account, so the held stream is on it
-    worker = Worker(pool_emulator, redis_url, lease_ttl=ttl, accounts=[a.to_store_dict() for a in auths_of(pool_emulator, names)])
+    worker = Worker(
+        pool_emulator,
+        redis_url,
+        lease_ttl=ttl,
+        accounts=[a.to_store_dict() for a in auths_of(pool_emulator, names)],
+    )
     pool_emulator.fault("stall", account="p0", after=6)
     try:
         held = worker.ask({"op": "hold"})
@@ -84,35 +89,44 @@ def test_a_killed_worker_frees_its_account_within_the_lease_ttl(
 def test_a_quota_wall_is_avoided_by_both_processes_and_its_chats_get_the_quota_error(
     pool_emulator: Emulator, workers: list[Worker]
 ) -> None:
-    ids = _ids("q", 12)
+    ids = _ids("q", 24)
     shares = [ids[0::2], ids[1::2]]
     first = _turns(workers, shares, 1)
+    assert all(a.error is None for a in first.values())
     names = fingerprints(pool_emulator)
-    walled = next(a.account for a in first.values() if a.account)
-    assert walled is not None
-    owned = [cid for cid, a in first.items() if a.account == walled]
+    owners = [{first[cid].account for cid in share} for share in shares]
+    # An account that owns chats of both processes (each spreads 12 new chats over 6).
+    walled = min(a for a in owners[0] & owners[1] if a)
     pool_emulator.quota_wall(names[walled])
+    owned = [[cid for cid in share if first[cid].account == walled] for share in shares]
 
     # A continued chat on the walled account meets the wall: the account rests in Redis.
-    hit = workers[0 if owned[0] in shares[0] else 1]
-    reply = hit.ask({"op": "turn", "ids": [owned[0]], "text": "turn 2"})
-    assert reply[owned[0]]["error"].startswith("HailuoQuotaError")
+    reply = workers[0].ask({"op": "turn", "ids": owned[0][:1], "text": "turn 2"})
+    assert reply[owned[0][0]]["error"].startswith("HailuoQuotaError")
     before = len(pool_emulator.requests_to("chat", account=names[walled]))
 
-    # New chats from both processes avoid it; the other account's continued chats get the
-    # typed quota error without a request to the account.
-    fresh = [_ids("n", 10), _ids("m", 10)]
-    for cid, answer in _turns(workers, fresh, 1).items():
+    # New chats from both processes avoid it, and every continued chat on it, in either
+    # process, gets the typed quota error without another request to the account.
+    for cid, answer in _turns(workers, [_ids("n", 10), _ids("m", 10)], 1).items():
         assert answer.error is None, (cid, answer.error)
         assert answer.account != walled
-    other = workers[1] if hit is workers[0] else workers[0]
-    mine = [cid for cid in owned if cid in (shares[0] if other is workers[0] else shares[1])]
-    if mine:
-        reply = other.ask({"op": "turn", "ids": mine, "text": "turn 2"})
-        for cid in mine:
-            assert reply[cid]["error"].startswith("HailuoQuotaError"), reply[cid]
-            assert "owns this chat" in reply[cid]["error"]
+    for answer in _turns(workers, owned, 2).values():
+        assert answer.error is not None
+        assert answer.error.startswith("HailuoQuotaError"), answer.error
+        assert "owns this chat" in answer.error
     assert len(pool_emulator.requests_to("chat", account=names[walled])) == before
+    statuses = {s.account: s for s in asyncio.run(_status(pool_emulator, workers))}
+    assert statuses[walled].cooling == "quota"
+    assert statuses[walled].cooling_until is not None
+
+
+async def _status(emu: Emulator, workers: list[Worker]) -> list[AccountStatus]:
+    """The pool's status as a third process would see it (from Redis)."""
+    pool = AccountPool(auths_of(emu), pool_url=workers[0].url)
+    try:
+        return await pool.astatus()
+    finally:
+        await pool.aclose()
 
 
 @pytest.mark.parametrize("max_concurrency", [2])
