@@ -15,6 +15,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -26,6 +27,7 @@ from langchain_hailuo.auth import (
     resolve_protocol,
 )
 from langchain_hailuo.errors import HailuoError
+from langchain_hailuo.pool.cli import add_pool_parser, run_pool_command
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -93,6 +95,12 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
         proxy=args.proxy,
     )
     store = AuthStore(args.auth_file)
+    if args.add:  # a pool account: its own file and its own browser profile
+        from langchain_hailuo.pool.sources import account_file  # noqa: PLC0415 - on demand
+
+        store = AuthStore(account_file(args.add))
+        if options.profile_dir is None:
+            options = replace(options, profile_dir=store.path.with_suffix(".profile"))
     print(
         f"Opening {'a headless' if args.headless else 'a'} browser at {args.base_url}; "
         f"waiting up to {args.timeout:g} s for you to log in...",
@@ -352,6 +360,12 @@ def _parser() -> argparse.ArgumentParser:
     login.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
     login.add_argument("--profile-dir", default=None, help="a persistent browser profile folder")
     login.add_argument("--proxy", default=None, help="a proxy for the browser")
+    login.add_argument(
+        "--add",
+        metavar="NAME",
+        default=None,
+        help="save as pool account NAME (HAILUO_ACCOUNTS_DIR or the per-user accounts folder)",
+    )
     add_auth_file(login)
 
     status = sub.add_parser("status", help="show the saved login (never the token)")
@@ -384,7 +398,13 @@ def _parser() -> argparse.ArgumentParser:
         "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
     )
     _add_serve_parser(sub)
+    add_pool_parser(sub)
     return parser
+
+
+def _cmd_pool(args: argparse.Namespace, out: TextIO) -> int:
+    """``hailuo pool status``: the pool's accounts (see :mod:`langchain_hailuo.pool.cli`)."""
+    return run_pool_command(args, out)
 
 
 _COMMANDS = {
@@ -394,6 +414,7 @@ _COMMANDS = {
     "chat": _cmd_chat,
     "emulator": _cmd_emulator,
     "serve": _cmd_serve,
+    "pool": _cmd_pool,
 }
 
 

@@ -160,7 +160,8 @@ async def test_a_continued_chat_waits_for_its_own_account(pool_emulator: Emulato
         accounts=[a for a in auths_of(pool_emulator) if a.account_fingerprint == owner],
     )
     busy = asyncio.create_task(other.ainvoke("Busy"))
-    await asyncio.sleep(0.1)
+    while not any(s.streams for s in await other.pool.astatus()):  # type: ignore[union-attr]
+        await asyncio.sleep(0.01)
     second = await model.ainvoke([*history, HumanMessage("Two")], timeout=60)
     await busy
     assert second.response_metadata["account"] == owner

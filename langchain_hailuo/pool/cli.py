@@ -1,0 +1,106 @@
+"""``hailuo pool status``: the pool's accounts, what they are doing, and why any rests."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from langchain_hailuo.pool.backend import AccountStatus
+from langchain_hailuo.pool.scheduler import AccountPool, format_time
+from langchain_hailuo.pool.sources import (
+    ENV_POOL_URL,
+    AccountSpec,
+    default_accounts_dir,
+    pool_specs_from_env,
+)
+
+__all__ = ["add_pool_parser", "run_pool_command"]
+
+_ERROR_WIDTH = 60
+
+
+def add_pool_parser(sub: argparse._SubParsersAction[Any]) -> None:
+    """Add ``hailuo pool status`` to the command's subparsers."""
+    pool = sub.add_parser("pool", help="the account pool (many accounts)")
+    actions = pool.add_subparsers(dest="pool_command", required=True)
+    status = actions.add_parser("status", help="each account's streams, rest and last error")
+    status.add_argument(
+        "--pool-url",
+        default=os.environ.get(ENV_POOL_URL),
+        help="the pool's Redis (default: HAILUO_POOL_URL; without it, this process only)",
+    )
+    status.add_argument(
+        "--accounts-dir",
+        default=None,
+        help="a folder of auth files (default: HAILUO_TOKENS, HAILUO_ACCOUNTS_DIR or the "
+        "per-user accounts folder)",
+    )
+
+
+def _specs(accounts_dir: str | None) -> list[AccountSpec]:
+    """The accounts to show: the folder given, else the environment, else the default folder."""
+    if accounts_dir:
+        return [Path(accounts_dir)]
+    from_env = pool_specs_from_env()
+    if from_env is not None:
+        return from_env
+    folder = default_accounts_dir()
+    return [folder] if folder.is_dir() and any(folder.glob("*.json")) else []
+
+
+def _state(status: AccountStatus, now: float) -> str:
+    """``ok``, ``streaming``, or why and until when the account rests."""
+    if status.cooling == "auth":
+        return "auth: log in again"
+    if status.cooling is not None:
+        return f"{status.cooling} until {format_time(status.cooling_until, now=now)}"
+    return "streaming" if status.streams else "ok"
+
+
+def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
+    """One line per account (never a token)."""
+    now = time.time()
+    print(f"{'account':<18} {'streams':>7} {'served':>7}  {'state':<38} last error", file=out)
+    for s in statuses:
+        error = (s.last_error or "-").replace("\n", " ")
+        if len(error) > _ERROR_WIDTH:
+            error = error[: _ERROR_WIDTH - 3] + "..."
+        print(
+            f"{s.account:<18} {s.streams:>7} {s.served:>7}  {_state(s, now):<38} {error}",
+            file=out,
+        )
+
+
+async def _status(args: argparse.Namespace, out: TextIO) -> int:
+    """Print the table; 1 when there is no pool to show."""
+    specs = _specs(args.accounts_dir)
+    url: str | None = args.pool_url or None
+    if not specs and url is None:
+        print(
+            "No pool: no accounts folder, HAILUO_TOKENS or HAILUO_ACCOUNTS_DIR. Add accounts "
+            "with `hailuo login --add NAME`.",
+            file=out,
+        )
+        return 1
+    pool = AccountPool(specs, pool_url=url)
+    try:
+        if specs:
+            statuses = await pool.astatus()
+        else:  # only what other processes registered in Redis
+            statuses = await pool.backend.status([])
+    finally:
+        await pool.aclose()
+    where = repr(pool.backend) if url else "this process only (set HAILUO_POOL_URL to share)"
+    print(f"pool:     {where}", file=out)
+    print(f"accounts: {len(statuses)}", file=out)
+    _print_table(statuses, out)
+    return 0
+
+
+def run_pool_command(args: argparse.Namespace, out: TextIO) -> int:
+    """Run ``hailuo pool <command>``."""
+    return asyncio.run(_status(args, out))
