@@ -1,6 +1,6 @@
 """Benchmarks of langchain-hailuo: ``make bench`` (``python -m benchmarks.run``).
 
-Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then seven figures,
+Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then eight figures,
 each the median of at least 5 runs (ratios measured in the same run, the two sides
 alternating). gpt4free, the comparison, is installed from the package registry into
 ``benchmarks/.venv-g4f`` (git-ignored) on first use, never into this environment.
@@ -22,6 +22,7 @@ from benchmarks.e2e import bench_big, bench_vs_g4f
 from benchmarks.imports import bench_imports
 from benchmarks.layer import bench_layer
 from benchmarks.many import bench_many
+from benchmarks.pool import bench_pool
 from benchmarks.serve import bench_serve
 
 
@@ -104,6 +105,7 @@ def main() -> int:
     bench_many(body, plan.runs)
     bench_imports(body, plan.runs)
     serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
+    bench_pool(body, min(plan.runs, 5))
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
         f"{load_before} at the start, {load_average()} at the end (other work shares the machine)"

@@ -53,6 +53,9 @@ __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger("langchain_hailuo.pool")
 
+_MAX_CONNECTIONS = 16
+"""Redis connections per process and event loop (one is the ``freed`` subscription)."""
+
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -277,7 +280,11 @@ class RedisBackend:
             state = self._states.get(loop)
             if state is not None:
                 return state
-            client = self._aioredis.Redis.from_url(self.url)
+            # Commands wait for one of a few connections (no connection per waiting call).
+            connections = self._aioredis.BlockingConnectionPool.from_url(
+                self.url, max_connections=_MAX_CONNECTIONS, timeout=None
+            )
+            client = self._aioredis.Redis.from_pool(connections)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(self._channel)
