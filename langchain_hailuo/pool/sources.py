@@ -213,11 +213,17 @@ def _as_path(spec: PoolSource) -> Path | None:
     """The path a spec names, if it names one."""
     if isinstance(spec, Path):
         return spec.expanduser()
-    if isinstance(spec, str) and (
-        os.sep in spec or spec.endswith(".json") or (len(spec) < 4096 and Path(spec).exists())  # noqa: PLR2004
-    ):
+    if isinstance(spec, str) and (os.sep in spec or spec.endswith(".json") or _exists(spec)):
         return Path(spec).expanduser()
     return None
+
+
+def _exists(text: str) -> bool:
+    """Whether ``text`` names an existing file or folder (a token is too long for a name)."""
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        return False
 
 
 def _files_of(folder: Path) -> list[Path]:
