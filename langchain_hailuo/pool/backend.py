@@ -14,6 +14,7 @@ import asyncio
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -26,8 +27,10 @@ __all__ = [
     "Backend",
     "Candidate",
     "InProcessBackend",
+    "LoopLocks",
     "Ticket",
     "Waiters",
+    "account_status",
     "new_lease_id",
 ]
 
@@ -80,6 +83,26 @@ class AccountStatus:
     cooling: CooldownKind | None = None
     last_error: str | None = None
     served: int = 0
+
+
+class LoopLocks:
+    """One ``asyncio.Lock`` per event loop (a pool may be used from several loops)."""
+
+    def __init__(self) -> None:
+        """Create the map."""
+        self._guard = threading.Lock()
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def get(self) -> asyncio.Lock:
+        """The running loop's lock (created on first use)."""
+        loop = asyncio.get_running_loop()
+        with self._guard:
+            lock = self._locks.get(loop)
+            if lock is None:
+                lock = self._locks[loop] = asyncio.Lock()
+            return lock
 
 
 def new_lease_id() -> str:
@@ -320,15 +343,28 @@ class InProcessBackend:
 
 def _status_of(name: str, state: _Local, now: float) -> AccountStatus:
     """An in-process account's status."""
-    cool = state.cooldown
-    active = cool is not None and (cool.kind == "auth" or (cool.until or 0.0) > now)
+    return account_status(
+        name, len(state.leases), state.cooldown, state.served, state.last_error, now
+    )
+
+
+def account_status(  # noqa: PLR0917 - the fields of one status line
+    name: str,
+    streams: int,
+    cooldown: Cooldown | None,
+    served: int,
+    last_error: str | None,
+    now: float,
+) -> AccountStatus:
+    """One account's status (a cool-down that is over shows as none)."""
+    active = cooldown is not None and cooldown.blocks(cooldown.token, now)
     return AccountStatus(
         account=name,
-        streams=len(state.leases),
-        cooling_until=cool.until if active and cool is not None else None,
-        cooling=cool.kind if active and cool is not None else None,
-        last_error=state.last_error,
-        served=state.served,
+        streams=streams,
+        cooling_until=cooldown.until if active and cooldown is not None else None,
+        cooling=cooldown.kind if active and cooldown is not None else None,
+        last_error=last_error,
+        served=served,
     )
 
 

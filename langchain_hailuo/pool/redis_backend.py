@@ -40,7 +40,9 @@ from langchain_hailuo.pool.backend import (
     AccountStatus,
     Attempt,
     Candidate,
+    LoopLocks,
     Waiters,
+    account_status,
     new_lease_id,
 )
 from langchain_hailuo.pool.health import Cooldown
@@ -232,9 +234,7 @@ class RedisBackend:
             weakref.WeakKeyDictionary()
         )
         self._guard = threading.Lock()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._locks = LoopLocks()
 
     def __repr__(self) -> str:
         """The URL without its password."""
@@ -262,21 +262,13 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ connections
 
-    def _loop_lock(self) -> asyncio.Lock:
-        loop = asyncio.get_running_loop()
-        with self._guard:
-            lock = self._locks.get(loop)
-            if lock is None:
-                lock = self._locks[loop] = asyncio.Lock()
-            return lock
-
     async def _state(self) -> _LoopState:
         """This loop's connections, subscribed to ``freed`` before the first acquire."""
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is not None:
             return state
-        async with self._loop_lock():
+        async with self._locks.get():
             state = self._states.get(loop)
             if state is not None:
                 return state
@@ -384,15 +376,9 @@ class RedisBackend:
         for i, name in enumerate(names):
             streams, raw_cool, served, last_error = reply[1 + 4 * i : 5 + 4 * i]
             cool = _cooldown(raw_cool, offset) if _text(raw_cool) else None
-            active = cool is not None and (cool.kind == "auth" or (cool.until or 0.0) > now)
             out.append(
-                AccountStatus(
-                    account=name,
-                    streams=int(streams),
-                    cooling_until=cool.until if active and cool is not None else None,
-                    cooling=cool.kind if active and cool is not None else None,
-                    last_error=_text(last_error) or None,
-                    served=int(_text(served)),
+                account_status(
+                    name, int(streams), cool, int(_text(served)), _text(last_error) or None, now
                 )
             )
         return out

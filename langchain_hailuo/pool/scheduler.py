@@ -18,9 +18,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -36,12 +34,13 @@ from langchain_hailuo.pool.backend import (
     Attempt,
     Backend,
     Candidate,
+    LoopLocks,
     in_process_backend,
 )
 from langchain_hailuo.pool.health import Cooldown, HealthSettings, cooldown_for
 from langchain_hailuo.pool.sources import PoolAccount, PoolSource, load_accounts
 
-__all__ = ["AccountPool", "Lease", "LoopLocks", "format_time"]
+__all__ = ["AccountPool", "Lease", "format_time"]
 
 logger = logging.getLogger("langchain_hailuo.pool")
 
@@ -57,26 +56,6 @@ def format_time(epoch: float | None, *, now: float | None = None) -> str:
         return "unknown"
     left = max(0.0, epoch - (time.time() if now is None else now))
     return f"{time.strftime('%H:%M:%S UTC', time.gmtime(epoch))} (in {left:.0f} s)"
-
-
-class LoopLocks:
-    """One ``asyncio.Lock`` per event loop (a pool may be used from several loops)."""
-
-    def __init__(self) -> None:
-        """Create the map."""
-        self._guard = threading.Lock()
-        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def get(self) -> asyncio.Lock:
-        """The running loop's lock (created on first use)."""
-        loop = asyncio.get_running_loop()
-        with self._guard:
-            lock = self._locks.get(loop)
-            if lock is None:
-                lock = self._locks[loop] = asyncio.Lock()
-            return lock
 
 
 @dataclass
