@@ -9,7 +9,8 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 - ``<p>:cool``: a hash account -> cool-down (JSON, its end in Redis ms).
 - ``<p>:stats:<account>``: a hash of ``served``, ``last_error``.
 - ``<p>:accounts``: the set of accounts any process registered (for ``hailuo pool status``).
-- channel ``<p>:freed``: an account's name is published when a lease ends.
+- channel ``<p>:freed``: ``<process id> <account>`` is published when a lease ends; the
+  releasing process wakes its own waiter directly, the others on the message.
 
 Acquire and release are Lua scripts: one round trip each, atomic, and timed by the Redis
 server's clock (``TIME``), so hosts with skewed clocks still agree on expiries. A waiting
@@ -122,7 +123,7 @@ if ARGV[5] ~= '' then
   end
   redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(cool))
 end
-redis.call('PUBLISH', KEYS[4], ARGV[2])
+redis.call('PUBLISH', KEYS[4], ARGV[6] .. ' ' .. ARGV[2])
 return now
 """
 
@@ -230,6 +231,7 @@ class RedisBackend:
         self.prefix = f"hailuo-pool:{name}"
         self.waiters = Waiters()
         self.round_trips = 0
+        self._origin = new_lease_id()  # tells this process's ``freed`` messages from others
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -296,7 +298,9 @@ class RedisBackend:
         try:
             async for message in pubsub.listen():
                 if message.get("type") == "message":
-                    self.waiters.freed(_text(message["data"]), loop)
+                    origin, _, account = _text(message["data"]).partition(" ")
+                    if origin != self._origin:  # this process's own releases woke a waiter already
+                        self.waiters.freed(account, loop)
         except asyncio.CancelledError:
             raise
         except Exception:  # a lost connection: waiters still wake at their deadlines
@@ -359,7 +363,9 @@ class RedisBackend:
                     "token": cooldown.token,
                 }
             )
-        await self._eval(_RELEASE, keys, [lease_id, account, int(served), error or "", cool])
+        args = [lease_id, account, int(served), error or "", cool, self._origin]
+        await self._eval(_RELEASE, keys, args)
+        self.waiters.freed(account)  # a waiter of this process takes over without a Redis hop
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The accounts given and every account registered by anyone, in one script."""
