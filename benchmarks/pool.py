@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import HERE, ROOT, Report, emulator_process, ms
+from benchmarks.common import HERE, ROOT, Report, emulator_process, load_average, ms
 from langchain_hailuo import AuthResult, ChatHailuo
 
 ACCOUNTS = 50
@@ -239,6 +239,7 @@ def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table 
         k: [] for k in ("nopool1", "pool1", "redis1", "nopool4", "redis4", "latency")
     }
     trips: dict[str, list[float]] = {"redis1": [], "redis4": [], "server1": [], "server4": []}
+    load_before = load_average()
     with (
         emulator_process(accounts=ACCOUNTS, chunk_size=64, first_byte_delay=LATENCY) as info,
         redis_server() as url,
@@ -307,7 +308,8 @@ def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table 
         "accounts through a private `redis-server` on 127.0.0.1. The 4-process figures are "
         "wall time from releasing the (already started and imported) workers to their last "
         "answer. Ideal: 4 answer latencies (one answer on a warm model, measured in the same "
-        "runs)."
+        f"runs). 1-minute load average {load_before} at the start, {load_average()} at the end "
+        "(other work shares the machine)."
     )
     report.add()
     rows = [["one answer (warm)", ms(med["latency"], 0), "", ""]]
@@ -366,7 +368,7 @@ def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table 
         "With Redis the pool misses its target here, and the 4-process run most. This is "
         "not fully explained; what differs from the no-pool runs: each hand-over of an "
         "account between processes needs the waiting process and `redis-server` to get a "
-        "core (the load average is printed with the run: other work shared the 2 cores); "
+        "core (see the load average above); "
         "each acquire sends every candidate account's key (50) to the script; and each "
         "process ends up with a connection per account it used (up to 200 in all instead "
         "of 50). In one process the in-process pool, which has none of these, is within "
