@@ -1,4 +1,4 @@
-"""Benchmark 7: the account pool: 200 conversations over 50 accounts, pool vs no pool.
+"""Benchmark 8: the account pool: 200 conversations over 50 accounts, pool vs no pool.
 
 The emulator process holds each answer back 100 ms (``slow_first_byte``). The same work,
 200 new chats over 50 accounts, is done four ways in one run, fresh models each time:
@@ -40,7 +40,7 @@ ACCOUNTS = 50
 CONVERSATIONS = 200
 LATENCY = 0.1
 PROCESSES = 4
-TITLE = "7. The account pool: 200 conversations over 50 accounts, pool vs no pool"
+TITLE = "8. The account pool: 200 conversations over 50 accounts, pool vs no pool"
 
 
 def _auth(account: dict[str, Any]) -> AuthResult:
@@ -233,7 +233,7 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
 
 
 def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table of many figures
-    """Benchmark 7 into the report."""
+    """Benchmark 8 into the report."""
     per_account = CONVERSATIONS // ACCOUNTS
     samples: dict[str, list[float]] = {
         k: [] for k in ("nopool1", "pool1", "redis1", "nopool4", "redis4", "latency")
@@ -372,7 +372,7 @@ def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table 
         "each acquire sends every candidate account's key (50) to the script; and each "
         "process ends up with a connection per account it used (up to 200 in all instead "
         f"of 50). The in-process pool, which has none of these, measured {target_1:.2f}× "
-        "no pool in the same runs (earlier runs on this machine gave 0.80 to 1.11)."
+        "no pool in the same runs."
     )
 
 
