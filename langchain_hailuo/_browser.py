@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -38,11 +39,16 @@ from langchain_hailuo.auth import (
     default_profile_dir,
     protocol_for_host,
 )
-from langchain_hailuo.errors import HailuoLoginError, HailuoLoginTimeoutError
+from langchain_hailuo.errors import (
+    HailuoBrowserUnavailableError,
+    HailuoLoginError,
+    HailuoLoginTimeoutError,
+)
 from langchain_hailuo.types import AuthResult, Protocol
 
 __all__ = [
     "BASE_BROWSER_FLAGS",
+    "BROWSER_EXTRA",
     "PageHook",
     "PageState",
     "auth_from_page_state",
@@ -50,6 +56,7 @@ __all__ = [
     "cookies_for_host",
     "find_browser",
     "generate_tab_device_id",
+    "require_nodriver",
     "run_login",
     "stream_origin_for",
 ]
@@ -109,6 +116,31 @@ COLLECT_JS = """(() => {
 
 
 # --------------------------------------------------------------------------- pure helpers
+
+
+BROWSER_EXTRA = "langchain-hailuo[browser]"
+"""The optional extra that installs nodriver (AGPL-3.0) for the browser login."""
+
+
+def _nodriver_missing() -> HailuoBrowserUnavailableError:
+    """The error for a browser login without nodriver installed."""
+    return HailuoBrowserUnavailableError(
+        f"The browser login needs nodriver, which is not installed: "
+        f"`pip install '{BROWSER_EXTRA}'` (nodriver is AGPL-3.0; the package itself is MIT). "
+        "Without it, log in with a token copied from a browser: "
+        "`printf '%s' \"$TOKEN\" | hailuo login --token -`."
+    )
+
+
+def require_nodriver() -> None:
+    """Check that nodriver can be imported, without importing it.
+
+    Raises:
+        HailuoBrowserUnavailableError: It is not installed (the message names the
+            ``[browser]`` extra and ``hailuo login --token``).
+    """
+    if importlib.util.find_spec("nodriver") is None:
+        raise _nodriver_missing()
 
 
 def find_browser(browser_path: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -387,6 +419,7 @@ async def run_login(
         HailuoLoginTimeoutError: Nobody completed the login within ``login_timeout`` seconds.
     """
     env = os.environ if env is None else env
+    require_nodriver()
     executable = find_browser(options.browser_path, env)
     flags = browser_flags(options)
     profile = options.profile_dir or default_profile_dir(env)
@@ -394,8 +427,8 @@ async def run_login(
     try:
         from nodriver.core.browser import Browser  # noqa: PLC0415 - only a login needs it
         from nodriver.core.config import Config  # noqa: PLC0415
-    except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise HailuoLoginError("nodriver is not installed: `pip install nodriver`.") from exc
+    except ImportError as exc:
+        raise _nodriver_missing() from exc
 
     config = Config(
         user_data_dir=str(profile),

@@ -262,7 +262,9 @@ class BaseProvider:
         Args:
             proxy: A proxy for the browser.
             **kwargs: Login options passed on (``base_url`` defaults to this provider's,
-                else :attr:`url`; see :func:`langchain_hailuo.auth.on_auth_async`).
+                else :attr:`url`; the recorded protocol to :attr:`protocol`, so the
+                result's ``create_authed`` talks to the origin it logged in on; see
+                :func:`langchain_hailuo.auth.on_auth_async`).
 
         Yields:
             :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
@@ -272,6 +274,7 @@ class BaseProvider:
         )
 
         kwargs.setdefault("base_url", self.base_url or self.url)
+        kwargs.setdefault("login_protocol", self.protocol)  # its own login speaks its protocol
         async for item in login(self.label, proxy, **kwargs):
             yield item
 

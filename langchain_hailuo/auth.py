@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import logging
@@ -31,6 +32,7 @@ import stat
 import sys
 import threading
 import time
+import uuid as uuid_module
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
@@ -40,7 +42,12 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
-from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoError,
+    HailuoTokenExpiredError,
+)
 from langchain_hailuo.types import AuthResult, Protocol, RequestLogin
 
 if TYPE_CHECKING:
@@ -48,19 +55,24 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "RENEWAL_WINDOW",
     "V4_HOSTS",
     "AuthManager",
     "AuthStore",
     "CredentialSource",
+    "DeviceIdentity",
     "LoginOptions",
     "browser_login",
     "default_auth_file",
     "default_profile_dir",
+    "generate_device_identity",
     "login_options_from_kwargs",
     "on_auth_async",
+    "prepare_credentials",
     "protocol_for_host",
     "recorded_protocol",
     "resolve_protocol",
+    "token_login",
     "user_config_dir",
 ]
 
@@ -89,6 +101,91 @@ CredentialSource = Literal["argument", "environment", "file", "browser"]
 
 _PROTOCOL_CHOICES = ("auto", "v4", "agent")
 _REPLACE_ATTEMPTS = 5
+_DEVICES_KEY = "devices"
+
+RENEWAL_WINDOW = 10 * 24 * 3600.0
+"""Seconds before ``exp`` from which a stored token is renewed (web tokens live ~40 days)."""
+
+
+# --------------------------------------------------------------------------- device identity
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """The device pair sent with every request of one account (``device_id`` and ``uuid``).
+
+    Attributes:
+        device_id: A digit string (the Agent's 8-digit ``tab_device_id``, or v4's
+            registered ``deviceIDStr``).
+        uuid: A v4 UUID (localStorage ``UNIQUE_USER_ID``).
+        expires_at: When a registered (v4) pair should be registered again; ``None``
+            for generated pairs, which are kept for good.
+    """
+
+    device_id: str
+    uuid: str
+    expires_at: float | None = None
+
+    def is_stale(self, now: float | None = None) -> bool:
+        """Whether a registered pair is due for a new registration."""
+        return self.expires_at is not None and self.expires_at <= (
+            time.time() if now is None else now
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The auth file's form."""
+        data: dict[str, Any] = {"device_id": self.device_id, "uuid": self.uuid}
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DeviceIdentity | None:
+        """Read the auth file's form (``None`` when it is not a valid pair)."""
+        if not isinstance(data, dict):
+            return None
+        device_id, uuid = data.get("device_id"), data.get("uuid")
+        if not isinstance(device_id, str) or not device_id.isdigit():
+            return None
+        if not isinstance(uuid, str) or not uuid:
+            return None
+        expires = data.get("expires_at")
+        return cls(device_id, uuid, float(expires) if isinstance(expires, int | float) else None)
+
+
+def generate_device_identity() -> DeviceIdentity:
+    """A new random pair as the web app makes one: 8 digits (10000000-99999999), a v4 UUID.
+
+    Returns:
+        The pair (never expires).
+    """
+    return DeviceIdentity(
+        device_id=str(10_000_000 + secrets.randbelow(90_000_000)),
+        uuid=str(uuid_module.uuid4()),
+    )
+
+
+def with_device(auth: AuthResult, identity: DeviceIdentity) -> AuthResult:
+    """``auth`` with the missing halves of its device pair filled from ``identity``.
+
+    Args:
+        auth: The credentials (values they already hold are kept).
+        identity: The pair to fill from.
+
+    Returns:
+        ``auth`` itself when nothing was missing, else an updated copy.
+    """
+    update = {
+        name: value
+        for name, value in (("device_id", identity.device_id), ("uuid", identity.uuid))
+        if not getattr(auth, name)
+    }
+    return auth.model_copy(update=update) if update else auth
+
+
+def _device_key(protocol: Protocol, auth: AuthResult) -> str:
+    """Where an account's pair is kept in the auth file (per protocol and account)."""
+    return f"{protocol}:{auth.account_fingerprint}"
 
 
 # --------------------------------------------------------------------------- paths
@@ -355,13 +452,8 @@ class AuthStore:
                 "Cannot read the auth file %s (%s); ignoring it.", self.path, type(exc).__name__
             )
             return None
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            logger.warning("The auth file %s is not valid JSON; ignoring it.", self.path)
-            return None
-        if not isinstance(data, dict):
-            logger.warning("The auth file %s does not hold a JSON object; ignoring it.", self.path)
+        data = self._login_fields(raw)
+        if data is None:
             return None
         try:
             auth = AuthResult.model_validate(data)
@@ -379,6 +471,20 @@ class AuthStore:
         self._warn_if_readable_by_others()
         return auth
 
+    def _login_fields(self, raw: bytes) -> dict[str, Any] | None:
+        """The login record's fields of the file's bytes (``None``: no usable record)."""
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            logger.warning("The auth file %s is not valid JSON; ignoring it.", self.path)
+            return None
+        if not isinstance(data, dict):
+            logger.warning("The auth file %s does not hold a JSON object; ignoring it.", self.path)
+            return None
+        data.pop(_DEVICES_KEY, None)
+        # A file holding only the device pairs of HAILUO_TOKEN accounts has no login.
+        return data or None
+
     def save(self, auth: AuthResult) -> None:
         """Write ``auth`` atomically (0600, under the inter-process lock).
 
@@ -391,8 +497,102 @@ class AuthStore:
         data = auth.to_store_dict()
         self._ensure_dir()
         with self._locked():
+            devices = self._read_devices()
+            if devices:
+                data[_DEVICES_KEY] = devices
             self._write_atomic(data)
         logger.debug("Saved credentials (%s) to %s.", auth.account_fingerprint, self.path)
+
+    def device(self, key: str) -> DeviceIdentity | None:
+        """The device pair kept under ``key`` (``"agent:acct-..."``), if any.
+
+        Args:
+            key: The account's key.
+
+        Returns:
+            The pair, or ``None``.
+        """
+        return DeviceIdentity.from_dict(self._read_devices().get(key))
+
+    def remember_device(
+        self, key: str, identity: DeviceIdentity, *, replace_stale: bool = True
+    ) -> DeviceIdentity:
+        """Keep ``identity`` under ``key`` unless another process kept a pair first.
+
+        Under the inter-process lock: a usable pair already there wins (so every process
+        of an account ends up with the same pair); otherwise ``identity`` is written
+        atomically, next to whatever login the file holds.
+
+        Args:
+            key: The account's key.
+            identity: The candidate pair.
+            replace_stale: Replace a stored pair that is due for a new registration.
+
+        Returns:
+            The pair now stored (``identity`` or the one found).
+        """
+        self._ensure_dir()
+        with self._locked():
+            data = self._read_object()
+            devices = data.get(_DEVICES_KEY)
+            devices = dict(devices) if isinstance(devices, dict) else {}
+            found = DeviceIdentity.from_dict(devices.get(key))
+            if found is not None and not (replace_stale and found.is_stale()):
+                return found
+            devices[key] = identity.to_dict()
+            data[_DEVICES_KEY] = devices
+            self._write_atomic(data)
+        return identity
+
+    def _read_object(self) -> dict[str, Any]:
+        """The file's JSON object as is (``{}`` when missing or unreadable)."""
+        try:
+            data = json.loads(self.path.read_bytes())
+        except (OSError, ValueError, UnicodeDecodeError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _read_devices(self) -> dict[str, Any]:
+        """The file's device pairs by key (``{}`` when none)."""
+        devices = self._read_object().get(_DEVICES_KEY)
+        return dict(devices) if isinstance(devices, dict) else {}
+
+    @contextlib.asynccontextmanager
+    async def renewal_lock(self) -> AsyncIterator[None]:
+        """Hold the inter-process renewal lock (``<name>.renew.lock``) across awaits.
+
+        One process renews a token while the others wait and then read its result. It is
+        a different file from the write lock, so saving while holding it is fine.
+        """
+        self._ensure_dir()
+        fd = os.open(self.renew_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            locked = await asyncio.to_thread(_lock_fd, fd)
+            try:
+                yield
+            finally:
+                if locked:
+                    _unlock_fd(fd)
+        finally:
+            os.close(fd)
+
+    @property
+    def renew_lock_path(self) -> Path:
+        """The sibling file the renewal lock is taken on (``auth.json.renew.lock``)."""
+        return self.path.with_name(self.path.name + ".renew.lock")
+
+    def remove_all(self) -> list[Path]:
+        """Remove the auth file and its lock files (``hailuo logout``).
+
+        Returns:
+            The paths that were removed.
+        """
+        removed = [self.path] if self.delete() else []
+        for path in (self.lock_path, self.renew_lock_path):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+        return removed
 
     def delete(self) -> bool:
         """Remove the auth file.
@@ -673,7 +873,150 @@ async def on_auth_async(
     yield auth
 
 
+# --------------------------------------------------------------------------- token login
+
+
+async def token_login(
+    token: str | SecretStr,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    protocol: str = "auto",
+    stream_url: str | None = None,
+    auth_file: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AuthResult:
+    """Log in with a token copied from a browser (no browser here): bootstrap and save.
+
+    The login for servers and containers (``hailuo login --token``). The device pair is
+    made up once (or, on v4, registered) and kept; on the Agent protocol the identity is
+    learnt over HTTP as the web app does (``/v1/api/user/info`` -> ``realUserID``,
+    ``/config`` -> models, the agent list -> agent id), which also proves the token works.
+    The result is saved to the auth file (atomically, 0600).
+
+    Args:
+        token: The localStorage ``_token`` value.
+        base_url: The site the token belongs to.
+        protocol: ``auto`` (by host), ``agent`` or ``v4``.
+        stream_url: The Agent stream origin (default: derived from ``base_url``).
+        auth_file: The auth file (default: ``HAILUO_AUTH_FILE`` or the per-user file).
+        env: The environment to read (defaults to ``os.environ``).
+
+    Returns:
+        The saved credentials.
+
+    Raises:
+        HailuoConfigurationError: No token, or a bad URL / protocol.
+        HailuoTokenExpiredError: The token's JWT ``exp`` has passed.
+        HailuoError: The site refused the token or could not be reached (typed).
+    """
+    raw = _secret(token)
+    if raw is None:
+        raise HailuoConfigurationError(
+            "No token was given: paste the value of localStorage `_token` from a browser "
+            "where you are logged in."
+        )
+    chosen = resolve_protocol(base_url, protocol)
+    auth = AuthResult(
+        token=SecretStr(raw),
+        protocol=chosen,
+        api_origin=base_url.rstrip("/"),
+        stream_origin=stream_url.rstrip("/") if stream_url else None,
+    )
+    if auth.is_expired(skew=0):
+        raise HailuoTokenExpiredError(
+            f"The token ({auth.account_fingerprint}) has already expired; log in to the site "
+            "in a browser and copy a fresh `_token`. Then run `hailuo login --token` again."
+        )
+    manager = AuthManager(auth_file=auth_file, base_url=base_url, env=env)
+    if chosen == "agent":
+        from langchain_hailuo.agent.client import AgentClient, AgentSettings  # noqa: PLC0415
+
+        client = AgentClient(
+            AgentSettings(base_url=auth.api_origin or base_url, stream_url=stream_url)
+        )
+        try:
+            auth = await manager.device_for(auth, "agent")
+            auth = await client.bootstrap(auth)
+        finally:
+            await client.aclose()
+    else:
+        from langchain_hailuo.v4.client import V4Client  # noqa: PLC0415
+
+        v4 = V4Client()
+        register = functools.partial(v4.register_device, base_url=auth.api_origin or base_url)
+        try:
+            auth = await manager.device_for(auth, "v4", register=register)
+        finally:
+            await v4.aclose()
+    await asyncio.to_thread(manager.store.save, auth)
+    return auth
+
+
 # --------------------------------------------------------------------------- manager
+
+RegisterFunc = Callable[[AuthResult], Awaitable[DeviceIdentity]]
+"""``async (auth) -> DeviceIdentity``: ask the server for a device pair (v4)."""
+RenewFunc = Callable[[AuthResult], Awaitable[str]]
+"""``async (auth) -> token``: the protocol's token renewal call."""
+
+_PROCESS_DEVICES: dict[str, DeviceIdentity] = {}
+"""Pairs of accounts used without an :class:`AuthManager` (kept for the process only)."""
+
+
+async def prepare_credentials(
+    auth: AuthResult,
+    protocol: Protocol,
+    manager: object | None,
+    *,
+    register: RegisterFunc | None = None,
+    renew: RenewFunc | None = None,
+) -> AuthResult:
+    """What a provider does with credentials before its first call: device pair, renewal.
+
+    With an :class:`AuthManager`, the pair is kept in the auth file and a stored token due
+    for renewal is renewed (:meth:`AuthManager.device_for`, :meth:`AuthManager.renew_if_due`).
+    Without one (the seed's ``create_authed(auth_result=...)``), a missing pair is
+    registered or generated once per account for this process.
+
+    Args:
+        auth: The credentials about to be used.
+        protocol: The provider's protocol.
+        manager: The provider's auth manager, if any.
+        register: The protocol's device registration, if it has one.
+        renew: The protocol's token renewal, if it has one.
+
+    Returns:
+        The credentials to send.
+    """
+    if isinstance(manager, AuthManager):
+        auth = await manager.device_for(auth, protocol, register=register)
+        return await manager.renew_if_due(auth, renew) if renew is not None else auth
+    if auth.device_id and auth.uuid:
+        return auth
+    key = _device_key(protocol, auth)
+    identity = _PROCESS_DEVICES.get(key)
+    if identity is None or identity.is_stale():
+        identity = _PROCESS_DEVICES[key] = await _registered_or_generated(auth, register)
+    return with_device(auth, identity)
+
+
+async def _registered_or_generated(
+    auth: AuthResult, register: RegisterFunc | None, fallback: DeviceIdentity | None = None
+) -> DeviceIdentity:
+    """A pair from ``register`` when it works, else ``fallback``, else a generated one."""
+    if register is not None:
+        try:
+            return await register(auth)
+        except HailuoAuthError:
+            raise  # the token itself is refused: a made-up device would not help
+        except HailuoError as exc:
+            logger.warning(
+                "Device registration failed (%s); using %s device id instead.",
+                exc.message,
+                "the previous" if fallback else "a generated",
+            )
+    return fallback or generate_device_identity()
+
 
 LoginFunc = Callable[[LoginOptions], Awaitable[AuthResult]]
 """What :class:`AuthManager` calls to log in (``browser_login`` unless injected)."""
@@ -684,6 +1027,20 @@ def _secret(token: str | SecretStr | None) -> str | None:
     raw = token.get_secret_value() if isinstance(token, SecretStr) else token
     raw = raw.strip() if raw else raw
     return raw or None
+
+
+def _renewal_due(auth: AuthResult, window: float) -> bool:
+    """Whether an unexpired token expires within ``window`` seconds."""
+    return (
+        auth.expires_at is not None and not auth.is_expired(skew=0) and auth.is_expired(skew=window)
+    )
+
+
+def _keep_learnt(auth: AuthResult, learnt: AuthResult) -> AuthResult:
+    """``auth`` with what ``learnt`` knows and it lacks (device pair, bootstrap results)."""
+    names = ("device_id", "uuid", "real_user_id", "agent_id", "models")
+    update = {n: getattr(learnt, n) for n in names if not getattr(auth, n) and getattr(learnt, n)}
+    return auth.model_copy(update=update) if update else auth
 
 
 def _same_token(a: AuthResult, b: AuthResult) -> bool:
@@ -769,6 +1126,7 @@ class AuthManager:
             weakref.WeakKeyDictionary()
         )
         self._locks_guard = threading.Lock()
+        self._devices: dict[str, DeviceIdentity] = {}
 
     # ------------------------------------------------------------------ public
 
@@ -847,13 +1205,14 @@ class AuthManager:
                 self._set(auth, "browser")
                 return auth
             if rejected.is_expired():
-                raise HailuoAuthError(
+                raise HailuoTokenExpiredError(
                     f"The token ({rejected.account_fingerprint}) has expired; "
                     "run `hailuo login` to sign in again."
                 )
-            raise HailuoAuthError(
-                f"The token ({rejected.account_fingerprint}) was rejected by the server; "
-                "run `hailuo login` to sign in again (or set HAILUO_TOKEN)."
+            raise HailuoTokenExpiredError(
+                f"The token ({rejected.account_fingerprint}) was rejected by the server: it "
+                "expired or was revoked (a logout elsewhere revokes it); run `hailuo login` "
+                "to sign in again (or set HAILUO_TOKEN)."
             )
 
     async def update(self, auth: AuthResult) -> None:
@@ -874,6 +1233,120 @@ class AuthManager:
                 logger.warning(
                     "Could not save credentials to %s (%s).", self.store.path, type(exc).__name__
                 )
+
+    async def device_for(
+        self,
+        auth: AuthResult,
+        protocol: Protocol,
+        *,
+        register: RegisterFunc | None = None,
+    ) -> AuthResult:
+        """``auth`` with a complete device pair, the same one in every process.
+
+        Values ``auth`` already holds (explicit arguments, ``HAILUO_DEVICE_ID`` /
+        ``HAILUO_UUID``, a browser login) win. Missing ones come from the pair kept in the
+        auth file for this account and protocol; when there is none (or a registered one
+        is due again), ``register`` is asked (v4's device registration) and, when it fails
+        or there is none, a pair is generated. The pair is written to the auth file
+        atomically; the first process to write wins and the others adopt its pair.
+
+        Args:
+            auth: The credentials about to be used.
+            protocol: The protocol they are used with (pairs are kept per protocol).
+            register: Optional ``async (auth) -> DeviceIdentity`` asking the server.
+
+        Returns:
+            ``auth`` itself when it was complete, else an updated copy (also cached as
+            the current credentials when it is them).
+        """
+        if auth.device_id and auth.uuid:
+            return auth
+        key = _device_key(protocol, auth)
+        identity = self._devices.get(key)
+        if identity is None or identity.is_stale():
+            identity = await self._stored_or_new_device(key, auth, register)
+            self._devices[key] = identity
+        updated = with_device(auth, identity)
+        current = self._current
+        if current is not None and _same_token(current, auth) and self._source is not None:
+            self._set(with_device(current, identity), self._source)
+        return updated
+
+    async def _stored_or_new_device(
+        self,
+        key: str,
+        auth: AuthResult,
+        register: RegisterFunc | None,
+    ) -> DeviceIdentity:
+        """The pair kept in the auth file, else a registered or generated one, kept there."""
+        stored = await asyncio.to_thread(self.store.device, key)
+        if stored is not None and not stored.is_stale():
+            return stored
+        candidate = await _registered_or_generated(auth, register, stored)
+        try:
+            return await asyncio.to_thread(self.store.remember_device, key, candidate)
+        except OSError as exc:
+            logger.warning(
+                "Could not keep the device id in %s (%s); this process uses its own.",
+                self.store.path,
+                type(exc).__name__,
+            )
+            return candidate
+
+    async def renew_if_due(
+        self,
+        auth: AuthResult,
+        renew: RenewFunc,
+        *,
+        window: float = RENEWAL_WINDOW,
+    ) -> AuthResult:
+        """Renew a stored token that expires within ``window`` seconds, once for all processes.
+
+        Only tokens from the auth file or a browser login are renewed (a new token for
+        ``HAILUO_TOKEN`` could not be kept). Under the inter-process renewal lock the file
+        is read again: a token another process renewed meanwhile is adopted; otherwise
+        ``renew`` is called and its token saved atomically. A failed renewal is logged and
+        the current token (still valid) is kept.
+
+        Args:
+            auth: The credentials about to be used.
+            renew: ``async (auth) -> new token`` (the protocol's renewal call).
+            window: Seconds before expiry from which to renew.
+
+        Returns:
+            The credentials to use (renewed or not).
+        """
+        if not _renewal_due(auth, window) or self._source not in {"file", "browser"}:
+            return auth
+        async with self._loop_lock(), self.store.renewal_lock():
+            loaded = await asyncio.to_thread(self.store.load)
+            if (
+                loaded is not None
+                and loaded.account_fingerprint == auth.account_fingerprint
+                and not _renewal_due(loaded, window)
+            ):
+                adopted = _keep_learnt(loaded, auth)
+                self._set(adopted, "file")
+                return adopted
+            try:
+                token = await renew(auth)
+            except HailuoError as exc:
+                logger.warning("Could not renew the token (%s); using it as is.", exc.message)
+                return auth
+            fields = {**auth.to_store_dict(), "token": token}
+            fields.pop("expires_at", None)
+            renewed = AuthResult.model_validate(fields)
+            try:
+                await asyncio.to_thread(self.store.save, renewed)
+            except OSError as exc:
+                logger.warning(
+                    "Renewed the token, but could not save it to %s (%s).",
+                    self.store.path,
+                    type(exc).__name__,
+                )
+            self._set(renewed, self._source or "file")
+            logger.info("Renewed the token (%s).", renewed.account_fingerprint)
+            return renewed
 
     def describe(self) -> str:
         """Say where the credentials come from, without any secret.
@@ -991,7 +1464,7 @@ class AuthManager:
         if self.browser_login_enabled:
             return await self._login(), "browser"
         if stale:
-            raise HailuoAuthError(
+            raise HailuoTokenExpiredError(
                 f"The token saved in {self.store.path} has expired; run `hailuo login` "
                 f"to sign in again (or set {ENV_TOKEN})."
             )

@@ -1,8 +1,9 @@
-"""The ``hailuo`` command: log in, check the login, chat in the terminal, run the emulator.
+"""The ``hailuo`` command: log in, check the login, diagnose, chat, run the emulator.
 
 Exit codes: 0 success, 1 a failure the message explains (no login, login timed out, no
-browser, expired token, service error), 2 bad usage (unknown command or flag), 130 Ctrl+C.
-Errors are one line on standard error; the token is never printed.
+browser, expired token, service error, a failed ``doctor`` step), 2 bad usage (unknown
+command or flag), 130 Ctrl+C. Errors are one line on standard error; the token is never
+printed.
 """
 
 from __future__ import annotations
@@ -11,22 +12,29 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import getpass
 import os
+import shutil
 import stat
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
+    ENV_TOKEN,
+    AuthManager,
     AuthStore,
     LoginOptions,
     browser_login,
+    default_profile_dir,
     resolve_protocol,
+    token_login,
 )
-from langchain_hailuo.errors import HailuoError
+from langchain_hailuo.errors import HailuoConfigurationError, HailuoError, HailuoLoginError
 from langchain_hailuo.pool.cli import add_pool_parser, run_pool_command
 
 if TYPE_CHECKING:
@@ -76,6 +84,10 @@ def _browser_status(path: str | None) -> str:
     from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
 
     try:
+        _browser.require_nodriver()
+    except HailuoError:
+        return f"browser login unavailable: nodriver is not installed ({_browser.BROWSER_EXTRA})"
+    try:
         return _browser.find_browser(path)
     except HailuoError as exc:
         return f"not found ({exc.message})"
@@ -85,67 +97,157 @@ def _browser_status(path: str | None) -> str:
 
 
 def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
-    """Open a browser, wait for the login, save the result."""
-    options = LoginOptions(
-        base_url=args.base_url,
-        browser_path=args.browser,
-        headless=args.headless,
-        login_timeout=args.timeout,
-        profile_dir=Path(args.profile_dir) if args.profile_dir else None,
-        proxy=args.proxy,
-    )
+    """Log in: with a pasted token (``--token``), else through a browser; save the result."""
     store = AuthStore(args.auth_file)
-    if args.add:  # a pool account: its own file and its own browser profile
+    if args.add:  # a pool account: its own file (and, for a browser, its own profile)
         from langchain_hailuo.pool.sources import account_file  # noqa: PLC0415 - on demand
 
         store = AuthStore(account_file(args.add))
-        if options.profile_dir is None:
+    if args.token is not None:
+        token = _read_token(args.token)
+        print(f"Checking the token with {args.base_url}...", file=out, flush=True)
+        auth = asyncio.run(
+            token_login(
+                token,
+                base_url=args.base_url,
+                protocol=args.protocol,
+                stream_url=args.stream_url,
+                auth_file=store.path,
+            )
+        )
+    else:
+        _require_display(headless=args.headless)
+        options = LoginOptions(
+            base_url=args.base_url,
+            browser_path=args.browser,
+            headless=args.headless,
+            login_timeout=args.timeout,
+            profile_dir=Path(args.profile_dir) if args.profile_dir else None,
+            proxy=args.proxy,
+            protocol=args.protocol,
+        )
+        if args.add and options.profile_dir is None:  # a pool account's own profile
             options = replace(options, profile_dir=store.path.with_suffix(".profile"))
-    print(
-        f"Opening {'a headless' if args.headless else 'a'} browser at {args.base_url}; "
-        f"waiting up to {args.timeout:g} s for you to log in...",
-        file=out,
-        flush=True,
-    )
-    auth = asyncio.run(browser_login(options))
-    store.save(auth)
+        print(
+            f"Opening {'a headless' if args.headless else 'a'} browser at {args.base_url}; "
+            f"waiting up to {args.timeout:g} s for you to log in...",
+            file=out,
+            flush=True,
+        )
+        auth = asyncio.run(browser_login(options))
+        store.save(auth)
     print(f"Logged in. Saved to {store.path} (mode 0600).", file=out)
     for line in _describe_auth(auth):
         print(line, file=out)
     return EXIT_OK
 
 
+_TOKEN_FROM_PROMPT = ""
+"""``--token`` without a value: ask at a no-echo prompt."""
+
+
+def _read_token(source: str, stdin: TextIO | None = None) -> str:
+    """The token from standard input (``-``) or a no-echo prompt; never from argv.
+
+    Raises:
+        HailuoConfigurationError: A value other than ``-`` was given on the command line.
+    """
+    if source == "-":
+        return (stdin or sys.stdin).read().strip()
+    if source != _TOKEN_FROM_PROMPT:
+        raise HailuoConfigurationError(
+            "Never pass the token as an argument (other users can read it in `ps`): pipe it "
+            "in with `--token -` or type it at the prompt of `--token`."
+        )
+    return getpass.getpass("Paste the value of localStorage _token (input is hidden): ").strip()
+
+
+def _require_display(*, headless: bool) -> None:
+    """Refuse a windowed browser login where there is no display (Linux without X/Wayland).
+
+    Raises:
+        HailuoLoginError: No ``DISPLAY`` / ``WAYLAND_DISPLAY``.
+    """
+    if headless or not sys.platform.startswith("linux"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise HailuoLoginError(
+        "No display here (DISPLAY and WAYLAND_DISPLAY are unset), so no browser window can "
+        "open: use `hailuo login --token -` with a token copied from a browser, or "
+        "`hailuo login --headless` with a profile that is already logged in."
+    )
+
+
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    """Report the auth file, the account and the browser, without secrets."""
+    """Report which credentials are used and where they come from, without secrets."""
     store = AuthStore(args.auth_file)
-    print(f"auth file:   {store.path}", file=out)
-    if not store.path.exists():
-        print("status:      not logged in (run `hailuo login` or set HAILUO_TOKEN)", file=out)
-        print(f"browser:     {_browser_status(args.browser)}", file=out)
-        return EXIT_FAILURE
-    mode = stat.S_IMODE(store.path.stat().st_mode)
-    warn = "" if mode & 0o077 == 0 else "  (WARNING: readable by others; run `hailuo login`)"
-    print(f"permissions: {mode:04o}{warn}", file=out)
-    auth = store.load()
-    if auth is None:
-        print("status:      the file is unreadable or corrupt; run `hailuo login`", file=out)
-        return EXIT_FAILURE
+    if os.environ.get(ENV_TOKEN, "").strip():
+        manager = AuthManager(auth_file=store.path)
+        auth = asyncio.run(manager.get())
+        print(
+            f"source:      the {ENV_TOKEN} environment variable (wins over the auth file)", file=out
+        )
+    else:
+        print(f"source:      auth file {store.path}", file=out)
+        loaded = _stored_auth(store, out)
+        if loaded is None:
+            print(f"browser:     {_browser_status(args.browser)}", file=out)
+            return EXIT_FAILURE
+        auth = loaded
     for line in _describe_auth(auth):
         print(line, file=out)
     print(f"browser:     {_browser_status(args.browser)}", file=out)
     if auth.is_expired(skew=0):
         print("status:      the token has expired; run `hailuo login`", file=out)
         return EXIT_FAILURE
-    print("status:      logged in", file=out)
+    if args.check:
+        return _check_with_server(args, out)
+    print("status:      logged in (not checked with the server; add --check)", file=out)
     return EXIT_OK
 
 
+def _stored_auth(store: AuthStore, out: TextIO) -> AuthResult | None:
+    """The auth file's login, with its permissions reported (``None``: none usable)."""
+    if not store.path.exists():
+        print("status:      not logged in (run `hailuo login` or set HAILUO_TOKEN)", file=out)
+        return None
+    mode = stat.S_IMODE(store.path.stat().st_mode)
+    warn = "" if mode & 0o077 == 0 else "  (WARNING: readable by others; run `hailuo login`)"
+    print(f"permissions: {mode:04o}{warn}", file=out)
+    auth = store.load()
+    if auth is None:
+        print("status:      no usable login in the file; run `hailuo login`", file=out)
+    return auth
+
+
+def _check_with_server(args: argparse.Namespace, out: TextIO) -> int:
+    """``status --check``: the doctor's credential and identity steps, no chat."""
+    from langchain_hailuo.doctor import DoctorOptions, format_step, run_doctor  # noqa: PLC0415
+
+    options = DoctorOptions(auth_file=args.auth_file, chat=False)
+    steps = asyncio.run(run_doctor(options))
+    wanted = {"credentials", "token expiry", "identity"}
+    for step in steps:
+        if step.name in wanted:
+            print(format_step(step), file=out)
+    ok = all(step.status == "OK" for step in steps if step.name in wanted)
+    print(f"status:      {'the server accepts the token' if ok else 'NOT usable'}", file=out)
+    return EXIT_OK if ok else EXIT_FAILURE
+
+
 def _cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
-    """Remove the auth file."""
+    """Remove what login created: the auth file and its locks (``--all``: the profile too)."""
     store = AuthStore(args.auth_file)
-    if store.delete():
-        print(f"Removed {store.path}.", file=out)
-    else:
+    removed = store.remove_all()
+    if args.all:
+        profile = Path(args.profile_dir) if args.profile_dir else default_profile_dir()
+        if profile.is_dir():
+            shutil.rmtree(profile)
+            removed.append(profile)
+    for path in removed:
+        print(f"Removed {path}.", file=out)
+    if not removed:
         print(f"Nothing to remove: {store.path} does not exist.", file=out)
     return EXIT_OK
 
@@ -155,19 +257,90 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     from langchain_hailuo.emulator import run_forever  # noqa: PLC0415 - aiohttp.web on demand
 
     print("Starting the local Hailuo / MiniMax Agent emulator (Ctrl+C to stop)...", file=out)
-    run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay)
+    try:
+        run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay)
+    except OSError as exc:
+        raise HailuoConfigurationError(
+            f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another "
+            "--port, or 0 for a free one."
+        ) from None
+    return EXIT_OK
+
+
+def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
+    """Check the live path step by step; exit 0 only when every step passes."""
+    from langchain_hailuo.doctor import DoctorOptions, format_step, run_doctor  # noqa: PLC0415
+
+    options = DoctorOptions(
+        base_url=args.base_url,
+        stream_url=args.stream_url,
+        protocol=args.protocol,
+        auth_file=args.auth_file,
+        chat=not args.no_chat,
+        timeout=args.timeout,
+    )
+    print("hailuo doctor: checking each step (no secret is printed)", file=out, flush=True)
+    steps = asyncio.run(
+        run_doctor(options, report=lambda step: print(format_step(step), file=out, flush=True))
+    )
+    failed = [step.name for step in steps if step.status == "FAIL"]
+    if failed:
+        print(f"FAILED: {', '.join(failed)}", file=out)
+        return EXIT_FAILURE
+    print("All steps passed.", file=out)
     return EXIT_OK
 
 
 def _cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
     """An interactive terminal chat that streams answers and keeps the conversation."""
-    return asyncio.run(_chat(args, sys.stdin, out))
+    lines = _LineReader(sys.stdin.buffer)
+    return asyncio.run(_chat(args, lines, out))
 
 
-async def _read_line(stream: TextIO) -> str | None:
-    """Read one line without blocking the event loop (``None`` at end of input)."""
-    line = await asyncio.to_thread(stream.readline)
-    return line or None
+class _LineReader:
+    """Lines of a byte stream read by a daemon thread, so Ctrl+C never waits for Enter.
+
+    ``asyncio.to_thread`` would keep ``asyncio.run`` waiting for the blocked read at exit;
+    a daemon thread is simply left behind. Each line is decoded here: undecodable input
+    becomes a :class:`UnicodeDecodeError` for that line only.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        """Read from ``stream`` (started on the first :meth:`readline`)."""
+        self._stream = stream
+        self._queue: asyncio.Queue[bytes] | None = None
+
+    def _pump(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes]) -> None:
+        """The thread: hand every line (and ``b""`` at the end) to the loop."""
+        while True:
+            try:
+                line = self._stream.readline()
+            except (OSError, ValueError):
+                line = b""
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+            if not line:
+                return
+
+    async def readline(self) -> str | None:
+        """The next line without its newline; ``None`` at end of input.
+
+        Raises:
+            UnicodeDecodeError: The line is not UTF-8.
+        """
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            thread = threading.Thread(
+                target=self._pump,
+                args=(asyncio.get_running_loop(), self._queue),
+                name="hailuo-stdin",
+                daemon=True,
+            )
+            thread.start()
+        raw = await self._queue.get()
+        if not raw:
+            return None
+        return raw.decode("utf-8").rstrip("\r\n")
 
 
 def _with_files(text: str, files: list[dict[str, Any]]) -> str | list[str | dict[str, Any]]:
@@ -175,7 +348,7 @@ def _with_files(text: str, files: list[dict[str, Any]]) -> str | list[str | dict
     return [{"type": "text", "text": text}, *files] if files else text
 
 
-async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> int:
     """Run the chat loop, against a private emulator when asked."""
     from langchain_core.messages import HumanMessage  # noqa: PLC0415
     from langchain_core.messages.utils import message_chunk_to_message  # noqa: PLC0415
@@ -198,27 +371,45 @@ async def _chat(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
             print(f"(chatting with the local emulator, {protocol} protocol)", file=out)
         model = ChatHailuo(**kwargs)
         stack.push_async_callback(model.aclose)
+        await model._get_auth_manager().get()  # no credentials: say so before the first prompt
         history: list[BaseMessage] = []
         attach = [path_block(path) for path in args.attach or ()]  # read (and checked) now
-        print("Type a message and press Enter; an empty line or Ctrl+D ends the chat.", file=out)
+        print("Type a message and press Enter; Ctrl+D (or Ctrl+C) ends the chat.", file=out)
         while True:
             print("you> ", end="", file=out, flush=True)
-            line = await _read_line(stdin)
-            if line is None or not line.strip():
+            try:
+                line = await lines.readline()
+            except UnicodeDecodeError:
+                print("hailuo: error: that line is not valid UTF-8; type it again", file=sys.stderr)
+                continue
+            if line is None:
                 print(file=out)
                 return EXIT_OK
-            history.append(HumanMessage(_with_files(line.rstrip("\n"), attach)))
-            attach = []
-            print("hailuo> ", end="", file=out, flush=True)
-            answer = None
-            try:
-                async for chunk in model.astream(history):
-                    print(chunk.text, end="", file=out, flush=True)
-                    answer = chunk if answer is None else answer + chunk
-            finally:
-                print(file=out, flush=True)  # an error line then starts on a line of its own
-            if answer is not None:
+            if not line.strip():
+                continue
+            history.append(HumanMessage(_with_files(line, attach)))
+            answer = await _answer(model, history, out)
+            if answer is None:
+                history.pop()  # not answered: the next message starts again (files included)
+            else:
+                attach = []
                 history.append(message_chunk_to_message(answer))
+
+
+async def _answer(model: Any, history: list[BaseMessage], out: TextIO) -> Any:
+    """Stream one answer; an error is one line on standard error (the chat goes on)."""
+    print("hailuo> ", end="", file=out, flush=True)
+    answer = None
+    try:
+        async for chunk in model.astream(history):
+            print(chunk.text, end="", file=out, flush=True)
+            answer = chunk if answer is None else answer + chunk
+    except HailuoError as exc:
+        print(file=out, flush=True)
+        print(f"hailuo: error: {exc.message}", file=sys.stderr, flush=True)
+        return None
+    print(file=out, flush=True)
+    return answer
 
 
 # --------------------------------------------------------------------------- serve
@@ -347,33 +538,19 @@ def _parser() -> argparse.ArgumentParser:
             help="the auth file (default: HAILUO_AUTH_FILE or the per-user config file)",
         )
 
-    login = sub.add_parser("login", help="log in through a browser and save the result")
-    login.add_argument(
-        "--base-url",
-        default=os.environ.get("HAILUO_BASE_URL") or DEFAULT_BASE_URL,
-        help=f"the site to log in to (default: {DEFAULT_BASE_URL})",
-    )
-    login.add_argument("--headless", action="store_true", help="run the browser without a window")
-    login.add_argument(
-        "--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)"
-    )
-    login.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
-    login.add_argument("--profile-dir", default=None, help="a persistent browser profile folder")
-    login.add_argument("--proxy", default=None, help="a proxy for the browser")
-    login.add_argument(
-        "--add",
-        metavar="NAME",
-        default=None,
-        help="save as pool account NAME (HAILUO_ACCOUNTS_DIR or the per-user accounts folder)",
-    )
-    add_auth_file(login)
+    _add_login_parser(sub, add_auth_file)
 
-    status = sub.add_parser("status", help="show the saved login (never the token)")
+    status = sub.add_parser("status", help="show which credentials are used (never the token)")
     status.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
+    status.add_argument("--check", action="store_true", help="also ask the server")
     add_auth_file(status)
 
-    logout = sub.add_parser("logout", help="remove the saved login")
+    logout = sub.add_parser("logout", help="remove the saved login and its lock files")
+    logout.add_argument("--all", action="store_true", help="also the browser profile")
+    logout.add_argument("--profile-dir", default=None, help="the browser profile folder")
     add_auth_file(logout)
+
+    _add_doctor_parser(sub, add_auth_file)
 
     chat = sub.add_parser("chat", help="chat in the terminal, streaming the answers")
     chat.add_argument("--emulator", action="store_true", help="talk to a private local emulator")
@@ -407,6 +584,72 @@ def _cmd_pool(args: argparse.Namespace, out: TextIO) -> int:
     return run_pool_command(args, out)
 
 
+def _add_protocol_options(p: argparse.ArgumentParser, *, base_url_default: str | None) -> None:
+    """``--base-url``, ``--stream-url`` and ``--protocol``, as every networked command has."""
+    p.add_argument(
+        "--base-url",
+        default=base_url_default,
+        help=f"the site (default: HAILUO_BASE_URL, else {DEFAULT_BASE_URL})",
+    )
+    p.add_argument(
+        "--stream-url",
+        default=os.environ.get("HAILUO_STREAM_URL") or None,
+        help="the Agent stream origin (default: derived from the base URL)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=("auto", "agent", "v4"),
+        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
+        help="the wire protocol (default: auto, by host)",
+    )
+
+
+def _add_login_parser(sub: Any, add_auth_file: Any) -> None:
+    """``hailuo login``: a browser login, or ``--token`` for servers and containers."""
+    login = sub.add_parser(
+        "login", help="log in (a browser, or --token with a token copied from one)"
+    )
+    _add_protocol_options(
+        login, base_url_default=os.environ.get("HAILUO_BASE_URL") or DEFAULT_BASE_URL
+    )
+    login.add_argument(
+        "--token",
+        nargs="?",
+        const=_TOKEN_FROM_PROMPT,
+        default=None,
+        metavar="-",
+        help="log in with a token instead of a browser: `--token -` reads it from standard "
+        "input, `--token` alone asks for it without echo (never pass it as an argument)",
+    )
+    login.add_argument("--headless", action="store_true", help="run the browser without a window")
+    login.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the login (default 300)"
+    )
+    login.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
+    login.add_argument("--profile-dir", default=None, help="a persistent browser profile folder")
+    login.add_argument("--proxy", default=None, help="a proxy for the browser")
+    login.add_argument(
+        "--add",
+        metavar="NAME",
+        default=None,
+        help="save as pool account NAME (HAILUO_ACCOUNTS_DIR or the per-user accounts folder)",
+    )
+    add_auth_file(login)
+
+
+def _add_doctor_parser(sub: Any, add_auth_file: Any) -> None:
+    """``hailuo doctor``: check the live path step by step."""
+    doctor = sub.add_parser("doctor", help="check each step of the live path; paste the output")
+    _add_protocol_options(doctor, base_url_default=os.environ.get("HAILUO_BASE_URL") or None)
+    doctor.add_argument(
+        "--no-chat", action="store_true", help="skip the chat turn (it spends credits)"
+    )
+    doctor.add_argument(
+        "--timeout", type=float, default=20.0, help="seconds each step may take (default 20)"
+    )
+    add_auth_file(doctor)
+
+
 _COMMANDS = {
     "login": _cmd_login,
     "status": _cmd_status,
@@ -415,6 +658,7 @@ _COMMANDS = {
     "emulator": _cmd_emulator,
     "serve": _cmd_serve,
     "pool": _cmd_pool,
+    "doctor": _cmd_doctor,
 }
 
 

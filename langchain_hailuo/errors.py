@@ -18,18 +18,22 @@ from typing_extensions import Unpack
 __all__ = [
     "HailuoAttachmentError",
     "HailuoAuthError",
+    "HailuoBrowserUnavailableError",
     "HailuoConfigurationError",
     "HailuoError",
     "HailuoLoginError",
     "HailuoLoginTimeoutError",
     "HailuoNoAccountAvailableError",
+    "HailuoNoPlanError",
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",
+    "HailuoRiskControlError",
     "HailuoServerError",
     "HailuoSessionBusyError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
+    "HailuoTokenExpiredError",
     "HailuoToolChoiceError",
     "HailuoUnsupportedContentError",
     "HailuoUploadError",
@@ -305,3 +309,29 @@ class HailuoNoAccountAvailableError(HailuoError):
             if next_free_at is None
             else max(0.0, next_free_at - (time.time() if now is None else now))
         )
+
+
+class HailuoTokenExpiredError(HailuoAuthError):
+    """The token has expired or was revoked: only a new login helps (``hailuo login``)."""
+
+
+class HailuoBrowserUnavailableError(HailuoLoginError):
+    """The browser login cannot run here: the ``[browser]`` extra is missing or no display.
+
+    ``hailuo login --token`` (paste the ``_token`` from a browser where you are logged in)
+    works without a browser on this machine.
+    """
+
+
+class HailuoNoPlanError(HailuoQuotaError):
+    """The account has no active Token Plan subscription (server code ``2062``)."""
+
+
+class HailuoRiskControlError(HailuoRateLimitError):
+    """The service's risk control refused the request ("operation too often").
+
+    Waiting helps; retrying in a loop makes it worse. When it persists, the network's
+    egress IP may be flagged: try another network.
+    """
+
+    retryable = False

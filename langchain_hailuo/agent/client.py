@@ -108,6 +108,7 @@ __all__ = [
     "parse_agent_id",
     "parse_model_ids",
     "parse_real_user_id",
+    "parse_renewed_token",
     "parse_session_id",
     "registrable_domain",
     "scrub_urls",
@@ -215,6 +216,7 @@ class AgentSettings:
             see :func:`default_stream_url`).
         api_prefix: The API generation's prefix (``/archon/api/v1`` for the older one).
         user_info_path: The identity endpoint (absolute path, not under the prefix).
+        renewal_path: The token renewal endpoint (absolute path, not under the prefix).
         config_path: The model list, under the prefix.
         agents_path: The agent list, under the prefix.
         session_path: Session creation, under the prefix (``{agent_id}`` is filled in).
@@ -234,6 +236,7 @@ class AgentSettings:
     stream_url: str | None = None
     api_prefix: str = DEFAULT_API_PREFIX
     user_info_path: str = "/v1/api/user/info"
+    renewal_path: str = "/v1/api/user/renewal"
     config_path: str = "/config"
     agents_path: str = "/agent"
     session_path: str = "/agent/{agent_id}/session"
@@ -296,9 +299,10 @@ def check_device_id(auth: AuthResult) -> None:
     """
     if auth.device_id is not None and not auth.device_id.isdigit():
         raise HailuoConfigurationError(
-            "The Agent site needs a numeric device id (the 8-digit sessionStorage "
-            "tab_device_id), but the credentials hold a non-numeric one. Run `hailuo login` "
-            "again, or set HAILUO_DEVICE_ID to an 8-digit number."
+            "The Agent site needs a numeric device id (the sessionStorage tab_device_id), "
+            "but the credentials hold a non-numeric one. Remove HAILUO_DEVICE_ID (or the "
+            "device_id argument) so langchain-hailuo keeps a generated one, or run "
+            "`hailuo login` again."
         )
 
 
@@ -320,6 +324,22 @@ def parse_real_user_id(body: Mapping[str, Any]) -> str | None:
     info = _data_of(body).get("userInfo")
     value = info.get("realUserID") if isinstance(info, Mapping) else None
     return str(value) if value not in (None, "", 0) else None
+
+
+def parse_renewed_token(body: Mapping[str, Any]) -> str | None:
+    """The new JWT of a ``/v1/api/user/renewal`` answer (``data.token``, else ``token``).
+
+    Args:
+        body: The decoded answer.
+
+    Returns:
+        The token, or ``None`` when the answer holds none.
+    """
+    for holder in (_data_of(body), body):
+        token = holder.get("token")
+        if isinstance(token, str) and token.strip():
+            return token.strip()
+    return None
 
 
 def parse_model_ids(body: Mapping[str, Any]) -> list[str]:
@@ -703,7 +723,9 @@ class AgentClient:
         except HailuoServerError as exc:
             message = exc.server_message
             code = find_error_code(_json_or_none(message), message)
-            refined = error_for_code(code, message, what=what, status=exc.status)
+            refined = error_for_code(
+                code, message, what=what, status=exc.status, device_id=auth.device_id
+            )
             if type(refined) is HailuoServerError:
                 raise
             raise refined from exc
@@ -867,6 +889,41 @@ class AgentClient:
                 "data.userInfo.realUserID; check base_url (and user_info_path)."
             )
         return real_user_id
+
+    async def renew_token(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> str:
+        """A new token from ``POST /v1/api/user/renewal`` (protocol notes §2.5).
+
+        Signed like any control call, body ``{}``; the answer's ``data.token`` is the new
+        JWT (about 40 days). The old one should not be used afterwards.
+
+        Raises:
+            HailuoAuthError: The token is invalid or expired (HTTP 401, code 1000021).
+            HailuoProtocolError: The answer holds no token.
+        """
+        settings = settings or self.settings
+        body = await self.request_json(
+            auth,
+            "POST",
+            settings.renewal_path,
+            what="token renewal",
+            payload={},
+            settings=settings,
+            options=options,
+            user_id=auth.real_user_id or "",
+        )
+        token = parse_renewed_token(body)
+        if token is None:
+            raise HailuoProtocolError(
+                f"{settings.control_origin}{settings.renewal_path} answered without "
+                "data.token; the renewal call may have changed."
+            )
+        return token
 
     async def fetch_models(
         self,

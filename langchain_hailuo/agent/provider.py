@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, get_args
@@ -49,6 +50,7 @@ from langchain_hailuo.agent.client import (
 from langchain_hailuo.agent.signing import YyTarget
 from langchain_hailuo.agent.stream import is_transient_session_error
 from langchain_hailuo.agent.upload import TurnAttachments, Uploader, UploadStore, is_refused_turn
+from langchain_hailuo.auth import prepare_credentials
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -338,6 +340,8 @@ class MiniMaxAgent(BaseProvider):
         """One exchange: bootstrap, session, turn, and one replacement session if needed."""
         options, manager = call.options, call.manager
         settings = self.settings_for(auth, call.kwargs)
+        renew = functools.partial(self._client.renew_token, settings=settings, options=options)
+        auth = await prepare_credentials(auth, "agent", manager, renew=renew)
         auth = await self._bootstrapped(auth, settings, options, manager)
         model_id, auth = await self._model_for(call.model, auth, settings, options, manager)
         choice = ModelChoice(model_id, call.kwargs.get("reasoning"))

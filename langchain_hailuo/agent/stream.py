@@ -39,10 +39,11 @@ from langchain_hailuo._sse import ErrorAfterEvents, LineBuffer
 from langchain_hailuo.errors import (
     LOGIN_HINT,
     HailuoAuthError,
-    HailuoConfigurationError,
     HailuoError,
+    HailuoNoPlanError,
     HailuoProtocolError,
     HailuoQuotaError,
+    HailuoRiskControlError,
     HailuoServerError,
     HailuoStreamInterruptedError,
 )
@@ -77,7 +78,11 @@ AUTH_CODES = frozenset({"1000021", "1022100011"})
 NOT_CONFIGURED_CODE = "1400010501"
 """``Environment Variables not configured``: ``/config`` was never called for the account."""
 DEVICE_ID_CODE = "1406011050"
-"""The ``device_id`` query value is not numeric."""
+"""The server's generic "internal error"; a non-numeric ``device_id`` is one known trigger."""
+NO_PLAN_CODE = "2062"
+"""``No active token plan subscription`` (seen on the quota endpoints, §7.2)."""
+RISK_CONTROL_WORDS = ("operation too often", "operation too frequent", "操作频繁", "too frequently")
+"""Texts of a risk-control refusal (rate limiting by the account or the egress IP)."""
 
 QUOTA_WALL_TEXTS: tuple[str, ...] = (
     "No conversation resources are available. Subscribe to continue.",
@@ -96,6 +101,11 @@ _LABELLED_CODE = re.compile(r"(?:code|status_code)\W{0,4}(\d{3,})", re.IGNORECAS
 _RESEND_MIN_CHARS = 16
 _LOG_SNIPPET = 120
 _WALL_MAX = max(len(text) for text in QUOTA_WALL_TEXTS)
+PROSE_WALL_PREFIX = "Hit a billing wall"
+"""How the agent's prose billing wall starts (§7.2: "...Provider returned HTTP 402: ...")."""
+_PROSE_WALL_MARKERS = ("http 402", "insufficient account credits")
+_PROSE_WALL_MAX = 1000
+"""A prose wall is one short message; longer text is an answer that mentions one."""
 
 
 class AgentNotConfiguredError(HailuoServerError):
@@ -146,12 +156,23 @@ def is_quota_wall(text: str) -> bool:
     Returns:
         ``True`` when it equals a wall text (surrounding whitespace ignored).
     """
-    return text.strip() in QUOTA_WALL_TEXTS
+    stripped = text.strip()
+    if stripped in QUOTA_WALL_TEXTS:
+        return True
+    return (
+        len(stripped) <= _PROSE_WALL_MAX
+        and stripped.startswith(PROSE_WALL_PREFIX)
+        and any(marker in stripped.lower() for marker in _PROSE_WALL_MARKERS)
+    )
 
 
 def _could_become_wall(text: str) -> bool:
     """Whether more text could still turn ``text`` into a billing wall."""
     stripped = text.lstrip()
+    if len(stripped) <= _PROSE_WALL_MAX and (
+        stripped.startswith(PROSE_WALL_PREFIX) or PROSE_WALL_PREFIX.startswith(stripped)
+    ):
+        return True
     return len(stripped) <= _WALL_MAX and any(w.startswith(stripped) for w in QUOTA_WALL_TEXTS)
 
 
@@ -170,8 +191,13 @@ def is_transient_session_error(error: BaseException) -> bool:
     return any(marker in text for marker in TRANSIENT_SESSION_MARKERS)
 
 
-def error_for_code(
-    code: str | None, server_message: str, *, what: str, status: int | None = None
+def error_for_code(  # noqa: PLR0911 - one typed error per documented code
+    code: str | None,
+    server_message: str,
+    *,
+    what: str,
+    status: int | None = None,
+    device_id: str | None = None,
 ) -> HailuoError:
     """The typed error for a server error code and message (HTTP body or stream frame).
 
@@ -180,20 +206,39 @@ def error_for_code(
         server_message: The server's own text.
         what: A short name of the request for the message (``"session request"``).
         status: The HTTP status, when the error came with one.
+        device_id: The ``device_id`` that was sent (named in the 1406011050 message).
 
     Returns:
-        :class:`HailuoConfigurationError` (non-numeric device id),
-        :class:`AgentNotConfiguredError`, :class:`HailuoQuotaError`, :class:`HailuoAuthError`,
-        :class:`HailuoProtocolError` (invalid signature) or :class:`HailuoServerError`.
+        :class:`HailuoServerError` for 1406011050 (a generic internal error),
+        :class:`AgentNotConfiguredError`, :class:`HailuoNoPlanError` (2062),
+        :class:`HailuoQuotaError`, :class:`HailuoAuthError`, :class:`HailuoRiskControlError`
+        ("operation too often"), :class:`HailuoProtocolError` (invalid signature) or
+        :class:`HailuoServerError`.
     """
     said = f": {server_message}" if server_message else ""
     lowered = server_message.lower()
     label = f"error {code}" if code else "an error"
     if code == DEVICE_ID_CODE:
-        return HailuoConfigurationError(
-            f"The {what} was refused with error {code}: the device id is not numeric. The Agent "
-            "site needs the 8-digit tab_device_id; run `hailuo login` again or set "
-            "HAILUO_DEVICE_ID to an 8-digit number."
+        return HailuoServerError(
+            _internal_error_text(what, device_id),
+            code=code,
+            server_message=server_message,
+            status=status,
+            retryable=False,
+        )
+    if code == NO_PLAN_CODE or "no active token plan" in lowered:
+        return HailuoNoPlanError(
+            f"The account has no active Token Plan subscription ({label}{said}). Subscribe "
+            "or use an account with a plan; credits alone may not cover this call.",
+            code=code,
+            server_message=server_message,
+            status=status,
+        )
+    if any(word in lowered for word in RISK_CONTROL_WORDS):
+        return HailuoRiskControlError(
+            f"The service's risk control refused the {what} ({label}{said}). Wait several "
+            "minutes before trying again and do not retry in a loop; if it persists, this "
+            "network's IP may be flagged: try another network."
         )
     if code == NOT_CONFIGURED_CODE:
         return AgentNotConfiguredError(
@@ -227,6 +272,23 @@ def error_for_code(
         code=code or status,
         server_message=server_message,
         status=status,
+    )
+
+
+def _internal_error_text(what: str, device_id: str | None) -> str:
+    """The advice for error 1406011050, naming the ``device_id`` that was sent."""
+    if device_id is None:
+        sent = "no device_id was sent"
+    elif device_id.isdigit():
+        sent = f"the device_id sent was {device_id} (numeric)"
+    else:
+        sent = "the device_id sent was not numeric"
+    return (
+        f"The {what} was refused with error {DEVICE_ID_CODE}, the server's generic "
+        f"'internal error'; {sent}. Two causes are known: a device_id that is not all digits "
+        "(the Agent site needs the numeric tab_device_id; unset HAILUO_DEVICE_ID to use a "
+        "generated one), or the server refusing this particular request (a resource it "
+        "will not serve). Retrying the same request will not help."
     )
 
 

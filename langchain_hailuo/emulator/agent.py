@@ -9,7 +9,8 @@ Every call is checked as the real service is reported to check it, in this order
 
 1. ``token`` in the header **and** in the query, both the account's valid token: else 401,
    empty body; ``user_id`` in the query must be the account's ``realUserID`` (except on
-   ``/v1/api/user/info``): else 401, empty body;
+   ``/v1/api/user/info`` and ``/v1/api/user/renewal``): else 401, empty body; a ``uuid``
+   in the query (every call; the web app always sends one): else 401, empty body;
 2. ``x-signature`` = md5(``x-timestamp`` + salt + raw body) and ``yy`` over the relative
    target or the absolute URL (either is accepted): else 400 ``invalid signature``;
 3. ``device_id`` numeric (except on ``/v1/api/user/info``): else 400 with
@@ -49,6 +50,7 @@ __all__ = [
     "DEFAULT_API_PREFIX",
     "MODEL_CATALOG",
     "QUOTA_ERROR_CODE",
+    "RENEWAL_PATH",
     "TRANSIENT_ERROR_TEXT",
     "USER_INFO_PATH",
     "AgentRoutes",
@@ -57,6 +59,7 @@ __all__ = [
 
 DEFAULT_API_PREFIX: Final = "/minimax-cloud/api/v1"
 USER_INFO_PATH: Final = "/v1/api/user/info"
+RENEWAL_PATH: Final = "/v1/api/user/renewal"
 QUOTA_ERROR_CODE: Final = 2056
 """Code of the ``stream_error`` fault's error frame (Token Plan quota exhausted)."""
 TRANSIENT_ERROR_TEXT: Final = "sandbox connection error"
@@ -188,6 +191,7 @@ class AgentRoutes:
     def add_control_to(self, app: web.Application) -> None:
         """Register the control routes."""
         app.router.add_get(USER_INFO_PATH, self.user_info)
+        app.router.add_post(RENEWAL_PATH, self.renewal)
         app.router.add_get(f"{self.prefix}/config", self.config)
         app.router.add_get(f"{self.prefix}/agent", self.agents)
         app.router.add_post(f"{self.prefix}/agent/{{agent_id}}/session", self.create_session)
@@ -247,6 +251,7 @@ class AgentRoutes:
             or not self.state.token_is_valid(account)
             or request.query.get("token") != account.token
             or (identity and request.query.get("user_id") != account.real_user_id)
+            or not request.query.get("uuid")
         ):
             return error_response("http_401_empty", "agent")
         if not self._signature_ok(request, text):
@@ -271,6 +276,22 @@ class AgentRoutes:
         }
         return web.json_response(
             {"statusInfo": {"code": 0, "message": "Success"}, "data": {"userInfo": info}}
+        )
+
+    # ------------------------------------------------------------------ token renewal
+
+    async def renewal(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/api/user/renewal``: a new token ~40 days out; the old one is revoked.
+
+        Counted in :attr:`EmulatorState.renewals`. Checked like user info (no ``user_id``
+        needed, a hex ``device_id`` accepted); an expired token gets the 401 of any call.
+        """
+        caller = await self._check(request, "renewal", identity=False)
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        token = self.state.renew_token(caller.account.name)
+        return web.json_response(
+            {"statusInfo": {"code": 0, "message": "Success"}, "data": {"token": token}}
         )
 
     async def config(self, request: web.Request) -> web.StreamResponse:
@@ -466,8 +487,8 @@ class _Turn:
     def _plan(self) -> tuple[str, str]:
         """The answer and reasoning texts of this turn."""
         kind = self.fault.kind if self.fault else None
-        if kind == "quota_wall":
-            return QUOTA_WALL_TEXT, ""
+        if kind == "quota_wall" and self.fault is not None:
+            return str(self.fault.params.get("text") or QUOTA_WALL_TEXT), ""
         if (
             kind == "session_transient"
             and self.fault is not None

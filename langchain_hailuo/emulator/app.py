@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -480,11 +481,40 @@ class Emulator:
         ]
         return "\n".join(lines)
 
+    def export_lines(self, protocol: str = "agent", account: str | None = None) -> list[str]:
+        """Ready-to-paste shell lines that point ``ChatHailuo`` / ``hailuo`` at this emulator.
+
+        Only the token is given (as a user would have it): the device pair is made up and
+        kept by the client, v4 registers a device.
+
+        Args:
+            protocol: ``agent`` or ``v4``.
+            account: The account's name (``None``: the default account).
+
+        Returns:
+            ``export NAME=value`` lines.
+        """
+        token = self.account(account).token
+        if protocol == "v4":
+            values = {"HAILUO_PROTOCOL": "v4", "HAILUO_BASE_URL": self.url}
+        else:
+            values = {
+                "HAILUO_PROTOCOL": "agent",
+                "HAILUO_BASE_URL": self.agent_url,
+                "HAILUO_STREAM_URL": self.agent_stream_url,
+            }
+        values["HAILUO_TOKEN"] = token
+        return [f"export {name}={shlex.quote(value)}" for name, value in values.items()]
+
 
 async def _serve(emulator: Emulator, out: TextIO) -> None:
-    """Run until cancelled, printing the URLs first."""
+    """Run until cancelled, printing the URLs and the ``export`` lines first."""
     async with emulator:
-        print(emulator.describe(), file=out, flush=True)
+        print(emulator.describe(), file=out)
+        for protocol in ("agent", "v4"):
+            print(f"\n# {protocol} protocol: paste into another shell", file=out)
+            print("\n".join(emulator.export_lines(protocol)), file=out)
+        print(file=out, flush=True)
         await asyncio.Event().wait()
 
 

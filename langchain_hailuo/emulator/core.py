@@ -102,6 +102,8 @@ FAULT_HEADER = "x-emulator-fault"
 """Request header that applies a fault to that one request: ``kind; key=value; ...``."""
 
 _EPOCH_30_DAYS = 30 * 24 * 3600
+RENEWED_LIFETIME: Final = 40 * 24 * 3600
+"""Seconds a renewed token lives (protocol notes §2.5: about 40 days)."""
 _DISCONNECT_POLL = 0.02
 """Seconds between checks for a client that left during a stall."""
 
@@ -350,6 +352,10 @@ class EmulatorState:
         self.active: set[asyncio.Task[Any]] = set()
         self.stopped = asyncio.Event()
         self.revoked_tokens: set[str] = set()
+        self.renewals = 0
+        """How many tokens ``/v1/api/user/renewal`` issued."""
+        self.registered_devices: list[str] = []
+        """The ``uuid`` of every v4 ``/v1/api/user/device/register`` call, in order."""
         self.streams_now = 0
         self.peak_streams = 0
         self.account_streams: dict[str, int] = {}
@@ -391,6 +397,17 @@ class EmulatorState:
         self.revoked_tokens.add(account.token)
         account.token = account.new_token()
         return account.token
+
+    def renew_token(self, name: str | None = None) -> str:
+        """Renew an account's token as ``/v1/api/user/renewal`` does (counted in ``renewals``).
+
+        Returns:
+            The new token (``exp`` :data:`RENEWED_LIFETIME` from now); the old one is revoked.
+        """
+        account = self.account(name)
+        account.expires_at = time.time() + RENEWED_LIFETIME
+        self.renewals += 1
+        return self.rotate_token(account.name)
 
     def redact(self, text: str) -> str:
         """Replace every account token (current or revoked) in ``text`` by ``<token>``."""

@@ -16,6 +16,7 @@ The error codes are the emulator's own (the real ones were never captured).
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -34,7 +35,7 @@ from langchain_hailuo.emulator.core import (
     random_digits,
     wait_first_byte,
 )
-from langchain_hailuo.emulator.signing import v4_yy
+from langchain_hailuo.emulator.signing import agent_yy, v4_yy
 
 __all__ = [
     "CHAT_PATH",
@@ -42,6 +43,7 @@ __all__ = [
     "CODE_CHAT_NOT_FOUND",
     "CODE_EXPIRED",
     "CODE_STREAM_ERROR",
+    "DEVICE_REGISTER_PATH",
     "FORM_FIELDS",
     "QUERY_ORDER",
     "V4Chat",
@@ -49,6 +51,7 @@ __all__ = [
 ]
 
 CHAT_PATH: Final = "/v4/api/chat/msg"
+DEVICE_REGISTER_PATH: Final = "/v1/api/user/device/register"
 QUERY_ORDER: Final = (
     "device_platform",
     "biz_id",
@@ -96,6 +99,18 @@ class V4Chat:
     account: str
     title: str
     turns: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _register_problem(request: web.Request, body: Any, text: str) -> str | None:
+    """What is wrong with a device registration request, if anything."""
+    wanted = request.query.get("uuid", "")
+    if not isinstance(body, dict) or not wanted or body.get("uuid") != wanted:
+        return 'the body must be {"uuid": <the query\'s uuid>}'
+    if "device_id" in request.query:
+        return "device_id must not be sent when registering"
+    if request.headers.get("yy") != agent_yy(request.raw_path, text, request.query.get("unix", "")):
+        return "bad yy"
+    return None
 
 
 def _frame(event: str, payload: dict[str, Any]) -> str:
@@ -157,6 +172,41 @@ class V4Routes:
     def add_to(self, app: web.Application) -> None:
         """Register the routes on an application."""
         app.router.add_post(CHAT_PATH, self.chat)
+        app.router.add_post(DEVICE_REGISTER_PATH, self.register_device)
+
+    # ------------------------------------------------------------------ device registration
+
+    async def register_device(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/api/user/device/register``: a device id for the body's random ``uuid``.
+
+        As documented: JSON ``{"uuid": ...}`` equal to the query's ``uuid``, no
+        ``device_id`` in the query, ``yy`` over the path, query and JSON text. The answer
+        is ``statusInfo.code == 0`` with ``data.deviceIDStr`` (and ``data.realUserID``).
+        Faults apply (endpoint ``device_register``).
+        """
+        record = self.state.record_of(request)
+        record.protocol, record.endpoint = "v4", "device_register"
+        text = await request.text()
+        account = self.state.by_token(request.headers.get("token"))
+        record.account = account.name if account else None
+        fault = self.state.take_fault(
+            request, account=record.account, endpoint="device_register", protocol="v4"
+        )
+        if fault is not None and fault.kind in HTTP_FAULTS:
+            return error_response(fault.kind, "v4", fault.params)
+        if account is None or not self.state.token_is_valid(account):
+            return error_response("http_401", "v4")
+        try:
+            body = json.loads(text)
+        except ValueError:
+            body = None
+        record.body = body
+        problem = _register_problem(request, body, text)
+        if problem:
+            return error_response("bad_request", "v4", message=problem)
+        self.state.registered_devices.append(request.query["uuid"])
+        data = {"deviceIDStr": account.device_id, "realUserID": account.user_id}
+        return web.json_response({"statusInfo": {"code": 0, "message": "Success"}, "data": data})
 
     # ------------------------------------------------------------------ checks
 

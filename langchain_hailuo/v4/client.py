@@ -30,6 +30,7 @@ import contextlib
 import json
 import logging
 import time
+import uuid as uuid_module
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +51,7 @@ from langchain_hailuo._http import (
     request_following_redirects,
     retry_before_first_byte,
 )
+from langchain_hailuo.auth import DeviceIdentity
 from langchain_hailuo.errors import (
     HailuoError,
     HailuoProtocolError,
@@ -66,7 +68,19 @@ from langchain_hailuo.v4.crypt import (
 )
 from langchain_hailuo.v4.stream import V4StreamDecoder
 
-__all__ = ["QueryOptions", "V4Answer", "V4Client", "build_form"]
+__all__ = [
+    "DEVICE_LIFETIME",
+    "DEVICE_REGISTER_PATH",
+    "QueryOptions",
+    "V4Answer",
+    "V4Client",
+    "build_form",
+]
+
+DEVICE_REGISTER_PATH = "/v1/api/user/device/register"
+"""Where a token-only v4 client gets a device id (protocol notes §1.3)."""
+DEVICE_LIFETIME = 10800.0
+"""Seconds a registered device pair is used before registering again (3 h, as LRT does)."""
 
 logger = logging.getLogger("langchain_hailuo.v4")
 
@@ -272,6 +286,19 @@ class V4Client:
         return f"{base_url.rstrip('/')}{API_PATH}?{query}"
 
     def headers_for(self, auth: AuthResult, url: str, form: Mapping[str, str]) -> dict[str, str]:
+        """The headers of one chat request to ``url`` (``yy`` over the form's hashes).
+
+        Args:
+            auth: The account (token, user agent, cookies).
+            url: The absolute URL about to be requested.
+            form: The form fields.
+
+        Returns:
+            See :meth:`signed_headers`.
+        """
+        return self.signed_headers(auth, url, get_body_to_yy(form))
+
+    def signed_headers(self, auth: AuthResult, url: str, body_to_yy: str) -> dict[str, str]:
         """The headers of one request to ``url``, ``yy`` signed over what goes on the wire.
 
         aiohttp normalises a URL's percent-escapes before sending it, so the path and query
@@ -280,7 +307,8 @@ class V4Client:
         Args:
             auth: The account (token, user agent, cookies).
             url: The absolute URL about to be requested.
-            form: The form fields.
+            body_to_yy: The body part of ``yy``: the form's hashes (chat) or the JSON
+                body text (other calls).
 
         Returns:
             ``token``, ``yy``, ``user-agent``, ``referer``, ``accept``, ``accept-language``
@@ -290,7 +318,7 @@ class V4Client:
         unix = _unix_of(wire)
         yy = generate_yy_header(
             wire.raw_path_qs,
-            get_body_to_yy(form),
+            body_to_yy,
             self.next_unix() if unix is None else unix,
         )
         headers = {
@@ -369,9 +397,84 @@ class V4Client:
         finally:
             answer.close()
 
+    async def register_device(
+        self, auth: AuthResult, *, base_url: str, options: HttpOptions | None = None
+    ) -> DeviceIdentity:
+        """Ask the site for a device id: ``POST /v1/api/user/device/register``.
+
+        As the protocol notes describe it: a fresh random UUID goes in the JSON body and as
+        the query's ``uuid``, without a ``device_id``; the answer's ``data.deviceIDStr`` is
+        the device id. The pair is good for :data:`DEVICE_LIFETIME` seconds.
+
+        Args:
+            auth: The account (token, fingerprint).
+            base_url: The v4 origin.
+            options: Per-call HTTP options (default: the client's).
+
+        Returns:
+            The registered pair.
+
+        Raises:
+            HailuoError: Typed per status; :class:`HailuoServerError` for a non-zero
+                ``statusInfo.code``; :class:`HailuoProtocolError` when the answer has no id.
+        """
+        opts = options or self.options
+        fresh = str(uuid_module.uuid4())
+        probe = auth.model_copy(update={"uuid": fresh, "device_id": None})
+        body = json.dumps({"uuid": fresh}, separators=(",", ":"))
+        q = self.query
+        query = build_fingerprint_query(
+            probe, self.next_unix(), lang=q.lang, version_code=q.version_code,
+            biz_id=q.biz_id, app_id=q.app_id,
+        )  # fmt: skip
+        url = f"{base_url.rstrip('/')}{DEVICE_REGISTER_PATH}?{query}"
+        what = "device registration"
+
+        def build(hop_url: str) -> dict[str, Any]:
+            headers = self.signed_headers(auth, hop_url, body)
+            headers["content-type"] = "application/json"
+            return {"headers": headers, "data": body.encode("utf-8")}
+
+        async def attempt() -> Any:
+            resp = await request_following_redirects(
+                self._sessions.get(), "POST", url, build=build, options=opts
+            )
+            try:
+                await raise_for_http_status(resp, what=what)
+                return json.loads(await resp.read())
+            except ValueError:
+                raise HailuoProtocolError(
+                    f"{origin_of(url)} answered the {what} with a non-JSON body."
+                ) from None
+            finally:
+                resp.release()
+
+        answer = await retry_before_first_byte(attempt, options=opts, what=what, sleep=self._sleep)
+        return _registered_identity(answer, fresh, origin_of(url))
+
     async def aclose(self) -> None:
         """Close the running loop's session (and retire those of closed loops)."""
         await self._sessions.aclose()
+
+
+def _registered_identity(answer: Any, fresh_uuid: str, origin: str) -> DeviceIdentity:
+    """The pair of a device registration answer, or the typed error it amounts to."""
+    status = answer.get("statusInfo") if isinstance(answer, dict) else None
+    code = status.get("code") if isinstance(status, dict) else None
+    if code not in {None, 0, "0"}:
+        message = status.get("message") or status.get("msg") or "" if status else ""
+        raise HailuoServerError(
+            f"The device registration failed with code {code}: {message}",
+            code=code,
+            server_message=str(message),
+        )
+    data = answer.get("data") if isinstance(answer, dict) else None
+    device_id = data.get("deviceIDStr") if isinstance(data, dict) else None
+    if isinstance(device_id, int) and not isinstance(device_id, bool):
+        device_id = str(device_id)
+    if not isinstance(device_id, str) or not device_id.isdigit():
+        raise HailuoProtocolError(f"{origin} answered the device registration without an id.")
+    return DeviceIdentity(device_id, fresh_uuid, expires_at=time.time() + DEVICE_LIFETIME)
 
 
 async def _check_content_type(resp: aiohttp.ClientResponse) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -39,6 +40,7 @@ from langchain_hailuo._provider import (
     hybridmethod,
     refresh_once,
 )
+from langchain_hailuo.auth import prepare_credentials
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -255,11 +257,15 @@ class HailuoAI(BaseProvider):
         auth = auth_result
         refreshed = False
         while True:
-            plan = plan_request(messages, auth, conv, kwargs.get("full_history"))
             base = self._base_url_for(auth, kwargs.get("base_url"))
+            register = functools.partial(
+                self._client.register_device, base_url=base, options=options
+            )
             started = False
-            stream = self._stream(auth, plan, base, options, return_conversation)
             try:
+                auth = await prepare_credentials(auth, "v4", manager, register=register)
+                plan = plan_request(messages, auth, conv, kwargs.get("full_history"))
+                stream = self._stream(auth, plan, base, options, return_conversation)
                 async with contextlib.aclosing(stream):  # closed at once when our consumer stops
                     async for item in stream:
                         started = True
