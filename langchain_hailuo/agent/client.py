@@ -78,6 +78,7 @@ from langchain_hailuo.agent.signing import (
     yy_uses_absolute_target,
 )
 from langchain_hailuo.agent.stream import (
+    DEVICE_ID_CODE,
     AgentNotConfiguredError,
     AgentStreamDecoder,
     error_for_code,
@@ -726,8 +727,8 @@ class AgentClient:
             refined = error_for_code(
                 code, message, what=what, status=exc.status, device_id=auth.device_id
             )
-            if type(refined) is HailuoServerError:
-                raise
+            if type(refined) is HailuoServerError and code != DEVICE_ID_CODE:
+                raise  # nothing more specific to say than the HTTP error already does
             raise refined from exc
 
     async def _read_json(

@@ -368,6 +368,16 @@ class Emulator:
         """Withdraw a queued fault (a quota wall or rate limit ends)."""
         self._state.faults[:] = [f for f in self._state.faults if f is not fault]
 
+    @property
+    def renewals(self) -> int:
+        """How many tokens ``POST /v1/api/user/renewal`` issued (the Agent's renewal)."""
+        return self._state.renewals
+
+    @property
+    def registered_devices(self) -> list[str]:
+        """The ``uuid`` of every v4 ``/v1/api/user/device/register`` call, in order."""
+        return self._state.registered_devices
+
     def rotate_token(self, account: str | None = None) -> str:
         """Give an account a new token; the old one gets 401 from now on.
 

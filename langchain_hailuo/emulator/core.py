@@ -71,6 +71,8 @@ AGENT_ONLY_FAULTS: Final = frozenset(
         "upload_refused",
         "storage_403",
         "attachment_refused",
+        "internal_error",
+        "risk_control",
     }
 )
 _FAULT_TARGETS: Final = {"upload_refused": "upload_prepare", "storage_403": "storage"}
@@ -92,6 +94,8 @@ HTTP_FAULTS: Final = frozenset(
         "http_409",
         "not_configured",
         "invalid_signature",
+        "internal_error",
+        "risk_control",
     }
 )
 """Faults answered with an HTTP error instead of a stream."""
@@ -752,12 +756,18 @@ _SPECIAL_ANSWERS: Final[dict[str, Callable[[str, str | None, dict[str, Any]], we
     "device_id": _agent_gateway_error(
         400, DEVICE_ID_ERROR_CODE, "internal error", "internal error", "UNEXPECTED_ERROR"
     ),
+    # The same generic answer for a request the server will not serve (§7.2).
+    "internal_error": _agent_gateway_error(
+        400, DEVICE_ID_ERROR_CODE, "internal error", "internal error", "UNEXPECTED_ERROR"
+    ),
 }
 _PLAIN_ANSWERS: Final = {
     "http_401": (401, 1004, "Login expired, please log in again"),
     "http_409": (409, 409, "session is busy, a turn is still running"),
     "http_500": (500, 500, "Internal Server Error"),
     "bad_request": (400, 1000001, "invalid params"),
+    # The notes record the text only; the code is made up.
+    "risk_control": (200, 1000050, "operation too often, please try again later"),
     "not_found": (404, 404, "not found"),
 }
 

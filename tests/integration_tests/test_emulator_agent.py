@@ -427,3 +427,60 @@ async def test_model_kwargs(hailuo_emulator: Emulator) -> None:
     )
     with pytest.raises(ValueError):
         hailuo_emulator.model_kwargs(protocol="other")
+
+
+# --------------------------------------------------------------------------- identity (§2.4)
+
+
+def _without(query: str, name: str) -> str:
+    return "&".join(p for p in query.split("&") if not p.startswith(f"{name}="))
+
+
+@pytest.mark.parametrize("endpoint", [f"{PREFIX}/config", f"{PREFIX}/agent"])
+async def test_a_missing_device_id_is_refused_like_a_non_numeric_one(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession, endpoint: str
+) -> None:
+    account = hailuo_emulator.default_account
+    for query in (_without(agent_query(account), "device_id"), agent_query(account, device_id="")):
+        status, body, _ = await agent_call(
+            http, hailuo_emulator.agent_url, "GET", endpoint, account, query=query
+        )
+        assert status == 400
+        assert json.loads(body)["base_resp"]["status_code"] == 1406011050
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/api/user/info", f"{PREFIX}/config"])
+async def test_a_missing_uuid_is_401_on_every_call(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession, endpoint: str
+) -> None:
+    account = hailuo_emulator.default_account
+    for query in (_without(agent_query(account), "uuid"), agent_query(account, uuid="")):
+        status, body, _ = await agent_call(
+            http, hailuo_emulator.agent_url, "GET", endpoint, account, query=query
+        )
+        assert (status, body) == (401, "")
+    status, _, _ = await agent_call(http, hailuo_emulator.agent_url, "GET", endpoint, account)
+    assert status == 200
+
+
+async def test_renewal_issues_a_new_token_revokes_the_old_one_and_counts(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession
+) -> None:
+    account = hailuo_emulator.default_account
+    old = account.token
+    query = agent_query(account, user_id="")  # like user info, renewal needs no user_id
+    status, body, _ = await agent_call(
+        http, hailuo_emulator.agent_url, "POST", "/v1/api/user/renewal", account, body={},
+        query=query,
+    )  # fmt: skip
+    assert status == 200
+    new = json.loads(body)["data"]["token"]
+    assert new == account.token != old
+    assert hailuo_emulator.renewals == 1
+    assert account.expires_at > time.time() + 39 * 86400
+    # The old token is refused from now on.
+    status, _, _ = await agent_call(
+        http, hailuo_emulator.agent_url, "GET", "/v1/api/user/info", account, token=old,
+        query=agent_query(account, token=old, user_id=""),
+    )  # fmt: skip
+    assert status == 401
