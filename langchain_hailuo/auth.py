@@ -587,12 +587,12 @@ class AuthStore:
         Returns:
             The paths that were removed.
         """
+        locks = [path for path in (self.lock_path, self.renew_lock_path) if path.exists()]
         removed = [self.path] if self.delete() else []
-        for path in (self.lock_path, self.renew_lock_path):
+        for path in (self.lock_path, self.renew_lock_path):  # delete() takes the lock too
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-                removed.append(path)
-        return removed
+        return removed + locks
 
     def delete(self) -> bool:
         """Remove the auth file.

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
@@ -116,6 +116,10 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
     else:
+        from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
+
+        _browser.require_nodriver()
+        _browser.find_browser(args.browser)
         _require_display(headless=args.headless)
         options = LoginOptions(
             base_url=args.base_url,
@@ -293,33 +297,41 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
     """An interactive terminal chat that streams answers and keeps the conversation."""
-    lines = _LineReader(sys.stdin.buffer)
+    lines = _LineReader(sys.stdin.fileno())
     return asyncio.run(_chat(args, lines, out))
 
 
 class _LineReader:
-    """Lines of a byte stream read by a daemon thread, so Ctrl+C never waits for Enter.
+    """Lines of a file descriptor read by a daemon thread, so Ctrl+C never waits for Enter.
 
-    ``asyncio.to_thread`` would keep ``asyncio.run`` waiting for the blocked read at exit;
-    a daemon thread is simply left behind. Each line is decoded here: undecodable input
+    ``asyncio.to_thread`` would keep ``asyncio.run`` waiting for the blocked read at exit,
+    and a daemon thread blocked inside ``sys.stdin.buffer`` aborts the interpreter at
+    exit (it holds the buffer's lock), so the thread reads the raw descriptor with
+    ``os.read`` and is simply left behind. Each line is decoded here: undecodable input
     becomes a :class:`UnicodeDecodeError` for that line only.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
-        """Read from ``stream`` (started on the first :meth:`readline`)."""
-        self._stream = stream
+    def __init__(self, fd: int) -> None:
+        """Read from ``fd`` (started on the first :meth:`readline`)."""
+        self._fd = fd
         self._queue: asyncio.Queue[bytes] | None = None
 
     def _pump(self, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[bytes]) -> None:
         """The thread: hand every line (and ``b""`` at the end) to the loop."""
+        pending = b""
         while True:
             try:
-                line = self._stream.readline()
-            except (OSError, ValueError):
-                line = b""
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-            if not line:
+                data = os.read(self._fd, 65536)
+            except OSError:
+                data = b""
+            pending += data
+            *lines, pending = pending.split(b"\n")
+            if not data and pending:
+                lines.append(pending)  # a last line without a newline
+            for line in [*(part + b"\n" for part in lines), *([b""] if not data else [])]:
+                with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            if not data:
                 return
 
     async def readline(self) -> str | None:

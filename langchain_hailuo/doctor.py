@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 import ssl
 import time
@@ -132,7 +133,6 @@ class _Context:
     auth: AuthResult | None = None
     protocol: Protocol = "agent"
     base_url: str = DEFAULT_BASE_URL
-    stream_url: str | None = None
     failed: set[str] = field(default_factory=set)
     provider: Any = None
 
@@ -228,8 +228,7 @@ async def _credentials(ctx: _Context) -> str:
     if ctx.protocol == "agent":
         from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
 
-        provider = MiniMaxAgent(base_url=base, stream_url=ctx.options.stream_url)
-        ctx.stream_url = provider.settings_for(auth, {}).stream_origin
+        provider = MiniMaxAgent(base_url=base, stream_url=_stream_setting(ctx.options))
     else:
         from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
 
@@ -264,13 +263,14 @@ async def _control_reach(ctx: _Context) -> str:
 
 async def _stream_reach(ctx: _Context) -> str:
     """DNS and TCP/TLS reach of the Agent stream origin."""
-    if ctx.auth is None and ctx.options.stream_url is None:
+    if ctx.auth is None and _stream_setting(ctx.options) is None:
         raise _SkippedError("the stream origin follows from the credentials (none found)")
     if ctx.protocol != "agent":
         raise _SkippedError("v4 streams from its base URL")
-    url = ctx.options.stream_url or ctx.stream_url
-    if url is None:  # pragma: no cover - settings always derive one
-        raise _SkippedError("no stream origin configured")
+    if ctx.auth is None:
+        url = _stream_setting(ctx.options) or ""
+    else:  # as a chat would: the setting, else the login's, else agent-stream.<domain>
+        url = ctx.provider.settings_for(ctx.auth, {}).stream_origin
     return await _reach(url)
 
 
@@ -345,6 +345,12 @@ async def _skipped_chat(_ctx: _Context) -> str:
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _stream_setting(options: DoctorOptions) -> str | None:
+    """The configured stream origin: the option, else ``HAILUO_STREAM_URL``."""
+    env = os.environ if options.env is None else options.env
+    return options.stream_url or env.get("HAILUO_STREAM_URL") or None
 
 
 def _auth(ctx: _Context) -> AuthResult:

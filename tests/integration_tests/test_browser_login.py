@@ -429,3 +429,48 @@ async def test_cancelled_or_failing_login_closes_the_browser(
             env=_env(tmp_path),
         )
     assert _closed(failing)
+
+
+@pytest.mark.parametrize("provider_class", [HailuoAI, MiniMaxAgent], ids=["v4", "agent"])
+async def test_a_providers_own_login_records_its_protocol_and_chats_on_that_origin(
+    hailuo_emulator: Emulator,
+    tmp_path: Path,
+    browser_executable: str,
+    provider_class: type[HailuoAI | MiniMaxAgent],
+) -> None:
+    # Called on the class, as gpt4free does; no protocol is named anywhere.
+    is_v4 = provider_class is HailuoAI
+    origin = hailuo_emulator.url if is_v4 else hailuo_emulator.agent_url
+    items = [
+        item
+        async for item in provider_class.on_auth_async(
+            base_url=origin,
+            headless=True,
+            browser_path=browser_executable,
+            profile_dir=tmp_path / "profile",
+            login_timeout=60,
+            poll_interval=0.1,
+            on_page=EmulatorFormFiller(),
+            env=_env(tmp_path),
+        )
+    ]
+    auth = items[-1]
+    assert isinstance(auth, AuthResult)
+    assert auth.protocol == provider_class.protocol
+    assert auth.api_origin == origin
+    extra: dict[str, Any] = {} if is_v4 else {"stream_url": hailuo_emulator.agent_stream_url}
+    before = len(hailuo_emulator.requests_to("chat"))
+    parts = [
+        item
+        async for item in provider_class.create_authed(
+            provider_class.default_model,
+            [{"role": "user", "content": "hello origin"}],
+            auth_result=auth,
+            **extra,
+        )
+        if isinstance(item, str)
+    ]
+    assert "".join(parts) == default_reply("hello origin", 1)
+    (sent,) = hailuo_emulator.requests_to("chat")[before:]
+    assert sent.protocol == provider_class.protocol
+    await provider_class.aclose()

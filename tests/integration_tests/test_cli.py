@@ -91,7 +91,7 @@ def test_chat_with_the_emulator_streams_answers_and_keeps_context(
 def test_chat_without_a_login_fails_with_one_line(env: dict[str, str]) -> None:
     result = hailuo("chat", "--protocol", "v4", env=env, stdin="hello\n")
     assert result.returncode == 1
-    assert result.stdout.endswith("hailuo> \n")  # the prompt line is ended before the error
+    assert "you> " not in result.stdout  # said before the first prompt, not after typing
     line = _one_error_line(result.stderr)
     assert "hailuo login" in line
     assert "HAILUO_TOKEN" in line

@@ -238,11 +238,15 @@ async def test_the_402_prose_billing_wall_is_a_quota_error(emulator: Emulator) -
     )
     emulator.fault("quota_wall", text=wall)
     model = ChatHailuo(**emulator.model_kwargs(), max_retries=0)
+    chunks: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in model.astream("make a video"):
+            chunks.append(chunk.text)  # noqa: PERF401 - kept when the error comes
+
     try:
-        chunks: list[str] = []
         with pytest.raises(HailuoQuotaError):
-            async for chunk in model.astream("make a video"):
-                chunks.append(chunk.text)
+            await consume()
     finally:
         await model.aclose()
     assert "".join(chunks) == ""  # the wall never passes for an answer

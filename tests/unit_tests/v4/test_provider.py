@@ -127,11 +127,18 @@ async def test_on_auth_async_delegates_to_the_auth_module(monkeypatch: pytest.Mo
     assert isinstance(items[0], RequestLogin)
     assert isinstance(items[1], AuthResult)
     assert calls == [
-        {"label": "Hailuo AI", "proxy": "http://proxy:1", "headless": True, "base_url": BASE}
+        {
+            "label": "Hailuo AI",
+            "proxy": "http://proxy:1",
+            "headless": True,
+            "base_url": BASE,
+            "login_protocol": "v4",  # its own login records its own protocol
+        }
     ]
     configured = HailuoAI(base_url="http://127.0.0.1:8080/")
     _ = [item async for item in configured.on_auth_async()]
     assert calls[-1]["base_url"] == "http://127.0.0.1:8080"
+    assert calls[-1]["login_protocol"] == "v4"
 
 
 # --------------------------------------------------------------------------- prompts
