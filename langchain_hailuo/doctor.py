@@ -188,7 +188,7 @@ def _steps(ctx: _Context) -> list[tuple[str, _Check, tuple[str, ...]]]:
 
 
 async def _run_step(ctx: _Context, name: str, check: _Check, needs: tuple[str, ...]) -> Step:
-    """Run one step, timed; a step whose prerequisite failed is skipped."""
+    """Run one step, timed; a step whose prerequisite failed is skipped and blocks its own."""
     missing = [need for need in needs if need in ctx.failed]
     if missing:
         ctx.failed.add(name)
@@ -206,8 +206,8 @@ async def _run_step(ctx: _Context, name: str, check: _Check, needs: tuple[str, .
         status, detail = "FAIL", str(exc)
     except HailuoError as exc:
         status, detail = "FAIL", f"{type(exc).__name__}: {exc.message}"
-    if status != "OK":
-        ctx.failed.add(name)
+    if status == "FAIL":
+        ctx.failed.add(name)  # a step that does not apply (SKIP) blocks nothing
     return Step(name, status, detail, time.monotonic() - started)
 
 
