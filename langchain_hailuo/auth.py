@@ -377,6 +377,15 @@ def _unlock_fd(fd: int) -> None:
     fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _release_fd(fd: int, *, locked: bool) -> None:
+    """Unlock (when :func:`_lock_fd` locked it) and close a lock file's descriptor."""
+    try:
+        if locked:
+            _unlock_fd(fd)
+    finally:
+        os.close(fd)
+
+
 def _fsync_dir(path: Path) -> None:
     """Flush a directory entry change to disk (best effort, POSIX only)."""
     flags = getattr(os, "O_DIRECTORY", None)
@@ -566,15 +575,12 @@ class AuthStore:
         """
         self._ensure_dir()
         fd = os.open(self.renew_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        locked = False
         try:
             locked = await asyncio.to_thread(_lock_fd, fd)
-            try:
-                yield
-            finally:
-                if locked:
-                    _unlock_fd(fd)
+            yield
         finally:
-            os.close(fd)
+            _release_fd(fd, locked=locked)
 
     @property
     def renew_lock_path(self) -> Path:
@@ -622,15 +628,12 @@ class AuthStore:
     def _locked(self) -> Iterator[None]:
         """Hold the exclusive inter-process lock on :attr:`lock_path`."""
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        locked = False
         try:
             locked = _lock_fd(fd)
-            try:
-                yield
-            finally:
-                if locked:
-                    _unlock_fd(fd)
+            yield
         finally:
-            os.close(fd)
+            _release_fd(fd, locked=locked)
 
     def _write_atomic(self, data: dict[str, Any]) -> None:
         """Write ``data`` to a 0600 temp file, fsync it, and move it over :attr:`path`."""
@@ -1227,12 +1230,7 @@ class AuthManager:
         source = self._source or "argument"
         self._set(auth, source)
         if source in {"file", "browser"}:
-            try:
-                await asyncio.to_thread(self.store.save, auth)
-            except OSError as exc:
-                logger.warning(
-                    "Could not save credentials to %s (%s).", self.store.path, type(exc).__name__
-                )
+            await self._save_or_warn(auth, "Learnt more about the account")
 
     async def device_for(
         self,
@@ -1336,14 +1334,7 @@ class AuthManager:
             fields = {**auth.to_store_dict(), "token": token}
             fields.pop("expires_at", None)
             renewed = AuthResult.model_validate(fields)
-            try:
-                await asyncio.to_thread(self.store.save, renewed)
-            except OSError as exc:
-                logger.warning(
-                    "Renewed the token, but could not save it to %s (%s).",
-                    self.store.path,
-                    type(exc).__name__,
-                )
+            await self._save_or_warn(renewed, "Renewed the token")
             self._set(renewed, self._source or "file")
             logger.info("Renewed the token (%s).", renewed.account_fingerprint)
             return renewed
@@ -1480,12 +1471,17 @@ class AuthManager:
             auth = await self._login_func(self.login_options)
         else:
             auth = await browser_login(self.login_options, env=self._env)
+        await self._save_or_warn(auth, "Logged in")
+        return auth
+
+    async def _save_or_warn(self, auth: AuthResult, done: str) -> None:
+        """Save ``auth``; a failure is logged (the credentials still work for this process)."""
         try:
             await asyncio.to_thread(self.store.save, auth)
         except OSError as exc:
             logger.warning(
-                "Logged in, but could not save the credentials to %s (%s).",
+                "%s, but could not save the credentials to %s (%s).",
+                done,
                 self.store.path,
                 type(exc).__name__,
             )
-        return auth

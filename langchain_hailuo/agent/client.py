@@ -874,22 +874,51 @@ class AgentClient:
             HailuoProtocolError: The answer holds no ``realUserID``.
         """
         settings = settings or self.settings
-        body = await self.request_json(
+        return await self._user_call(
             auth,
             "GET",
             settings.user_info_path,
             what="user info request",
+            parse=parse_real_user_id,
+            missing="data.userInfo.realUserID; check base_url (and user_info_path)",
+            settings=settings,
+            options=options,
+        )
+
+    async def _user_call(
+        self,
+        auth: AuthResult,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        parse: Callable[[Mapping[str, Any]], str | None],
+        missing: str,
+        settings: AgentSettings,
+        options: HttpOptions | None,
+        payload: Any = None,
+    ) -> str:
+        """A ``/v1/api/user/*`` call (no ``user_id`` needed) and the one value it is for.
+
+        Raises:
+            HailuoProtocolError: The answer holds no such value (``missing`` says which).
+        """
+        body = await self.request_json(
+            auth,
+            method,
+            path,
+            what=what,
+            payload=payload,
             settings=settings,
             options=options,
             user_id=auth.real_user_id or "",
         )
-        real_user_id = parse_real_user_id(body)
-        if real_user_id is None:
+        value = parse(body)
+        if value is None:
             raise HailuoProtocolError(
-                f"{settings.control_origin}{settings.user_info_path} answered without "
-                "data.userInfo.realUserID; check base_url (and user_info_path)."
+                f"{settings.control_origin}{path} answered without {missing}."
             )
-        return real_user_id
+        return value
 
     async def renew_token(
         self,
@@ -908,23 +937,17 @@ class AgentClient:
             HailuoProtocolError: The answer holds no token.
         """
         settings = settings or self.settings
-        body = await self.request_json(
+        return await self._user_call(
             auth,
             "POST",
             settings.renewal_path,
             what="token renewal",
-            payload={},
+            parse=parse_renewed_token,
+            missing="data.token; the renewal call may have changed",
             settings=settings,
             options=options,
-            user_id=auth.real_user_id or "",
+            payload={},
         )
-        token = parse_renewed_token(body)
-        if token is None:
-            raise HailuoProtocolError(
-                f"{settings.control_origin}{settings.renewal_path} answered without "
-                "data.token; the renewal call may have changed."
-            )
-        return token
 
     async def fetch_models(
         self,

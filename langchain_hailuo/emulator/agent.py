@@ -30,7 +30,6 @@ from typing import Any, Final
 from aiohttp import web
 
 from langchain_hailuo.emulator.core import (
-    HTTP_FAULTS,
     QUOTA_WALL_TEXT,
     EmulatorAccount,
     EmulatorState,
@@ -229,8 +228,6 @@ class AgentRoutes:
         Returns:
             The caller, or the error response to send.
         """
-        record = self.state.record_of(request)
-        record.protocol, record.endpoint = "agent", endpoint
         text = await request.text()
         body: Any = text or None
         if text:
@@ -238,14 +235,11 @@ class AgentRoutes:
                 body = json.loads(text)
             except ValueError:
                 body = text
-        record.body = self.state.redact_body(body)
-        account = self.state.by_token(request.headers.get("token"))
-        record.account = account.name if account else None
-        fault = self.state.take_fault(
-            request, account=record.account, endpoint=endpoint, protocol="agent"
+        account, fault, refused = self.state.caller_of(
+            request, protocol="agent", endpoint=endpoint, body=self.state.redact_body(body)
         )
-        if fault is not None and fault.kind in HTTP_FAULTS:
-            return error_response(fault.kind, "agent", fault.params)
+        if refused is not None:
+            return refused
         if (
             account is None
             or not self.state.token_is_valid(account)

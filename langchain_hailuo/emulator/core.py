@@ -478,6 +478,26 @@ class EmulatorState:
                 return fault
         return None
 
+    def caller_of(
+        self, request: web.Request, *, protocol: str, endpoint: str, body: Any
+    ) -> tuple[EmulatorAccount | None, Fault | None, web.Response | None]:
+        """Record a request's route and body, find its account, and take its fault.
+
+        Returns:
+            The account its ``token`` header names (valid or not), the fault that applies,
+            and the error response of an HTTP fault (``None`` when there is none).
+        """
+        record = self.record_of(request)
+        record.protocol, record.endpoint, record.body = protocol, endpoint, body
+        account = self.by_token(request.headers.get("token"))
+        record.account = account.name if account else None
+        fault = self.take_fault(
+            request, account=record.account, endpoint=endpoint, protocol=protocol
+        )
+        if fault is not None and fault.kind in HTTP_FAULTS:
+            return account, fault, error_response(fault.kind, protocol, fault.params)
+        return account, fault, None
+
     # ------------------------------------------------------------------ requests
 
     def record(self, request: web.Request, origin: str) -> RecordedRequest:

@@ -24,7 +24,6 @@ from typing import Any, Final
 from aiohttp import web
 
 from langchain_hailuo.emulator.core import (
-    HTTP_FAULTS,
     EmulatorAccount,
     EmulatorState,
     EventStream,
@@ -174,6 +173,23 @@ class V4Routes:
         app.router.add_post(CHAT_PATH, self.chat)
         app.router.add_post(DEVICE_REGISTER_PATH, self.register_device)
 
+    def _caller(
+        self, request: web.Request, endpoint: str, body: Any
+    ) -> tuple[EmulatorAccount, Fault | None] | web.Response:
+        """Record the request, apply an HTTP fault, and check the token (v4: header only).
+
+        Returns:
+            The caller's account and the fault that applies, or the error response.
+        """
+        account, fault, refused = self.state.caller_of(
+            request, protocol="v4", endpoint=endpoint, body=body
+        )
+        if refused is not None:
+            return refused
+        if account is None or not self.state.token_is_valid(account):
+            return error_response("http_401", "v4")
+        return account, fault
+
     # ------------------------------------------------------------------ device registration
 
     async def register_device(self, request: web.Request) -> web.StreamResponse:
@@ -184,23 +200,15 @@ class V4Routes:
         is ``statusInfo.code == 0`` with ``data.deviceIDStr`` (and ``data.realUserID``).
         Faults apply (endpoint ``device_register``).
         """
-        record = self.state.record_of(request)
-        record.protocol, record.endpoint = "v4", "device_register"
         text = await request.text()
-        account = self.state.by_token(request.headers.get("token"))
-        record.account = account.name if account else None
-        fault = self.state.take_fault(
-            request, account=record.account, endpoint="device_register", protocol="v4"
-        )
-        if fault is not None and fault.kind in HTTP_FAULTS:
-            return error_response(fault.kind, "v4", fault.params)
-        if account is None or not self.state.token_is_valid(account):
-            return error_response("http_401", "v4")
         try:
             body = json.loads(text)
         except ValueError:
             body = None
-        record.body = body
+        checked = self._caller(request, "device_register", body)
+        if isinstance(checked, web.Response):
+            return checked
+        account, _ = checked
         problem = _register_problem(request, body, text)
         if problem:
             return error_response("bad_request", "v4", message=problem)
@@ -245,20 +253,12 @@ class V4Routes:
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         """``POST /v4/api/chat/msg``: check the request, then stream the answer."""
-        record = self.state.record_of(request)
-        record.protocol, record.endpoint = "v4", "chat"
         raw_form = await request.post()
         form = {key: value for key, value in raw_form.items() if isinstance(value, str)}
-        record.body = self.state.redact_body(form)
-        account = self.state.by_token(request.headers.get("token"))
-        record.account = account.name if account else None
-        fault = self.state.take_fault(
-            request, account=record.account, endpoint="chat", protocol="v4"
-        )
-        if fault is not None and fault.kind in HTTP_FAULTS:
-            return error_response(fault.kind, "v4", fault.params)
-        if account is None or not self.state.token_is_valid(account):
-            return error_response("http_401", "v4")
+        checked = self._caller(request, "chat", self.state.redact_body(form))
+        if isinstance(checked, web.Response):
+            return checked
+        account, fault = checked
         problem = self._query_problem(request)
         missing = [name for name in FORM_FIELDS if name not in form]
         if problem or missing:

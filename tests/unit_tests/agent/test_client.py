@@ -22,6 +22,7 @@ from langchain_hailuo.errors import (
     HailuoConfigurationError,
     HailuoProtocolError,
     HailuoQuotaError,
+    HailuoServerError,
     HailuoSessionBusyError,
     HailuoStreamInterruptedError,
 )
@@ -307,7 +308,7 @@ async def test_cloudflare_page_asks_for_a_new_login(mocked: aioresponses) -> Non
                 '{"error":"internal error","code":"UNEXPECTED_ERROR",'
                 '"base_resp":{"status_code":1406011050}}'
             ),
-            HailuoConfigurationError,
+            HailuoServerError,  # a generic internal error (§7.2), not always the device id
         ),
         (
             200,
