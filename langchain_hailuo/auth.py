@@ -74,6 +74,7 @@ __all__ = [
     "resolve_protocol",
     "token_login",
     "user_config_dir",
+    "with_device",
 ]
 
 logger = logging.getLogger(__name__)

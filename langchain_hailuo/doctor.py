@@ -40,6 +40,7 @@ from langchain_hailuo.auth import (
     prepare_credentials,
     recorded_protocol,
     resolve_protocol,
+    with_device,
 )
 from langchain_hailuo.errors import HailuoError, HailuoTokenExpiredError
 from langchain_hailuo.types import AuthResult, Protocol
@@ -298,15 +299,16 @@ async def _cloudflare(ctx: _Context) -> str:
 
 async def _identity(ctx: _Context) -> str:
     """Agent: ``realUserID`` from user info; v4: a device registration."""
+    if ctx.protocol == "v4":
+        pair = await ctx.provider._client.register_device(_auth(ctx), base_url=ctx.base_url)
+        ctx.auth = with_device(_auth(ctx), pair)  # what the chat step then sends
+        digits = f"...{pair.device_id[-4:]} ({len(pair.device_id)} digits)"
+        return f"device register: device id {digits}"
     auth = await _prepared(ctx)
-    if ctx.protocol == "agent":
-        client = ctx.provider._client
-        settings = ctx.provider.settings_for(auth, {})
-        real_user_id = await client.fetch_real_user_id(auth, settings=settings)
-        ctx.auth = auth.model_copy(update={"real_user_id": real_user_id})
-        return f"user info: realUserID ...{real_user_id[-4:]} ({len(real_user_id)} digits)"
-    pair = await ctx.provider._client.register_device(auth, base_url=ctx.base_url)
-    return f"device register: device id ...{pair.device_id[-4:]} ({len(pair.device_id)} digits)"
+    settings = ctx.provider.settings_for(auth, {})
+    real_user_id = await ctx.provider._client.fetch_real_user_id(auth, settings=settings)
+    ctx.auth = auth.model_copy(update={"real_user_id": real_user_id})
+    return f"user info: realUserID ...{real_user_id[-4:]} ({len(real_user_id)} digits)"
 
 
 async def _config(ctx: _Context) -> str:
