@@ -48,14 +48,16 @@ def env(tmp_path: Path) -> dict[str, str]:
     return clean
 
 
-def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+def hailuo(
+    *args: str, env: dict[str, str], stdin: str = "", timeout: float = RUN_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*_command(), *args],
         input=stdin,
         capture_output=True,
         text=True,
         env=env,
-        timeout=RUN_TIMEOUT,
+        timeout=timeout,
         check=False,
     )
 

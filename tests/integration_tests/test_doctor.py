@@ -21,11 +21,18 @@ from langchain_hailuo.emulator import Emulator, EmulatorAccount
 from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.types import AuthResult
-from tests.integration_tests.test_cli import env, hailuo
+from tests.integration_tests.test_cli import env
+from tests.integration_tests.test_cli import hailuo as run_hailuo
 
 __all__ = ["env"]  # the fixture shared with test_cli.py
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(300)  # several Python processes per test
+
+
+def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The installed command, with a deadline for a busy machine (each run imports Python)."""
+    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
+
 
 COOKIE_VALUE = "cf-clearance-SECRET-4f2a9c"
 
