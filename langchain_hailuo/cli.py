@@ -690,6 +690,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     except HailuoError as exc:
         print(f"hailuo: error: {exc.message}", file=sys.stderr)
         return EXIT_FAILURE
+    except OSError as exc:  # an unwritable auth file or folder, a full disk...
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"hailuo: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print("hailuo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -304,3 +304,19 @@ def test_device_pair_of_an_old_login_file_is_made_once_and_kept(
     stored = json.loads(path.read_text())
     assert (stored["device_id"], stored["uuid"]) == next(iter(pairs))
     assert path.stat().st_mode & 0o077 == 0
+
+
+def test_an_unwritable_auth_file_is_an_error_line_not_a_traceback(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {**env, "HAILUO_AUTH_FILE": str(blocker / "auth.json")}
+    account = emulator.default_account
+    result = hailuo("login", "--token", "-", *_agent_args(emulator), env=env, stdin=account.token)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hailuo: error: ")
+    assert str(blocker) in last
+    assert account.token not in result.stderr
