@@ -56,6 +56,7 @@ __all__ = [
     "cookies_for_host",
     "find_browser",
     "generate_tab_device_id",
+    "require_display",
     "require_nodriver",
     "run_login",
     "stream_origin_for",
@@ -141,6 +142,24 @@ def require_nodriver() -> None:
     """
     if importlib.util.find_spec("nodriver") is None:
         raise _nodriver_missing()
+
+
+def require_display(*, headless: bool, env: Mapping[str, str]) -> None:
+    """Refuse a windowed login where no window can open (Linux without X or Wayland).
+
+    Raises:
+        HailuoBrowserUnavailableError: Not headless, and ``DISPLAY`` / ``WAYLAND_DISPLAY``
+            are unset (the message suggests ``--token`` and ``--headless``).
+    """
+    if headless or not sys.platform.startswith("linux"):
+        return
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return
+    raise HailuoBrowserUnavailableError(
+        "No display here (DISPLAY and WAYLAND_DISPLAY are unset), so no browser window can "
+        "open: use `hailuo login --token -` with a token copied from a browser, or "
+        "`hailuo login --headless` with a profile that is already logged in."
+    )
 
 
 def find_browser(browser_path: str | None = None, env: Mapping[str, str] | None = None) -> str:
@@ -421,6 +440,7 @@ async def run_login(
     env = os.environ if env is None else env
     require_nodriver()
     executable = find_browser(options.browser_path, env)
+    require_display(headless=options.headless, env=env)
     flags = browser_flags(options)
     profile = options.profile_dir or default_profile_dir(env)
     profile.mkdir(mode=0o700, parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from langchain_hailuo.auth import (
     resolve_protocol,
     token_login,
 )
-from langchain_hailuo.errors import HailuoConfigurationError, HailuoError, HailuoLoginError
+from langchain_hailuo.errors import HailuoConfigurationError, HailuoError
 from langchain_hailuo.pool.cli import add_pool_parser, run_pool_command
 
 if TYPE_CHECKING:
@@ -116,11 +116,6 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
     else:
-        from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
-
-        _browser.require_nodriver()
-        _browser.find_browser(args.browser)
-        _require_display(headless=args.headless)
         options = LoginOptions(
             base_url=args.base_url,
             browser_path=args.browser,
@@ -164,23 +159,6 @@ def _read_token(source: str, stdin: TextIO | None = None) -> str:
             "in with `--token -` or type it at the prompt of `--token`."
         )
     return getpass.getpass("Paste the value of localStorage _token (input is hidden): ").strip()
-
-
-def _require_display(*, headless: bool) -> None:
-    """Refuse a windowed browser login where there is no display (Linux without X/Wayland).
-
-    Raises:
-        HailuoLoginError: No ``DISPLAY`` / ``WAYLAND_DISPLAY``.
-    """
-    if headless or not sys.platform.startswith("linux"):
-        return
-    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return
-    raise HailuoLoginError(
-        "No display here (DISPLAY and WAYLAND_DISPLAY are unset), so no browser window can "
-        "open: use `hailuo login --token -` with a token copied from a browser, or "
-        "`hailuo login --headless` with a profile that is already logged in."
-    )
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
