@@ -615,9 +615,9 @@ def _without_query(url: str) -> str:
 class RedirectPolicy:
     """Where a request may follow a redirect, taking its token and cookies along.
 
-    A target is allowed when it is one of the configured ``origins`` (exactly), or an
-    ``https`` origin on one of the known ``hosts`` or under one of the known ``domains``;
-    and never when the redirect goes from ``https`` to anything else.
+    A target is allowed when it is on the same host, one of the configured ``origins``
+    (exactly), or an ``https`` origin on one of the known ``hosts`` or under one of the
+    known ``domains``; and never when the redirect goes from ``https`` to anything else.
 
     Attributes:
         origins: The configured origins (base and stream URL).
@@ -660,8 +660,8 @@ class RedirectPolicy:
             return "it is not an http(s) URL"
         if src[0] == "https" and dst[0] != "https":
             return "it leaves https for plain http"
-        if dst == src or dst in {_origin_key(origin) for origin in self.origins}:
-            return None
+        if dst[1] == src[1] or dst in {_origin_key(origin) for origin in self.origins}:
+            return None  # the same host (another port or https) or a configured origin
         host = dst[1]
         if dst[0] == "https" and (host in self.hosts or host.endswith(self.domains)):
             return None

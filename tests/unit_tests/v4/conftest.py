@@ -100,9 +100,7 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[Hop]:
             recorded.append(Hop(method, hop_url, dict(kwargs["headers"]), kwargs["data"]))
             return kwargs
 
-        return await original(
-            session, method, url, build=recording_build, options=options, **rest
-        )
+        return await original(session, method, url, build=recording_build, options=options, **rest)
 
     monkeypatch.setattr(client_module, "request_following_redirects", spy)
     return recorded
