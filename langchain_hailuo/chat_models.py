@@ -66,6 +66,7 @@ from langchain_hailuo._attachments import (
 )
 from langchain_hailuo._http import Timeouts, checked_timeout
 from langchain_hailuo._loop import account_gate, get_runner
+from langchain_hailuo._provider import check_encodable, checked_url
 from langchain_hailuo._messages import (
     PROVIDER_NAME,
     StopSequenceFilter,
@@ -247,8 +248,6 @@ def _check_settings(model: ChatHailuo) -> None:
             stream URL with a query or fragment, a token with a control character (the
             message never shows the token).
     """
-    from langchain_hailuo._provider import checked_url  # noqa: PLC0415 - provider layer
-
     checked_timeout(model.timeout)
     for name in ("base_url", "stream_url"):
         value = getattr(model, name)
@@ -581,6 +580,7 @@ class _Turn:
         names = tool_names_by_id(messages)
         messages, media = detach_media(messages, max_bytes=max_attachment_bytes)
         dicts = history_dicts(messages, names, media=media)
+        check_encodable(dicts)  # a lone surrogate: a typed error before any request
         return cls(
             messages, stop, override, kwargs, answers, TurnTools.from_kwargs(kwargs), names, dicts
         )

@@ -679,9 +679,14 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
         The id may sit in the message itself or on the frame around it.
         """
+        if self.msg_id is not None:
+            return
         for holder in (payload, frame):
-            if self.msg_id is None:
-                self.msg_id = next((i for key in _ID_KEYS if (i := _as_id(holder.get(key)))), None)
+            for key in _ID_KEYS:
+                value = holder.get(key)
+                if value is not None and (msg_id := _as_id(value)):
+                    self.msg_id = msg_id
+                    return
 
     def _add(
         self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
