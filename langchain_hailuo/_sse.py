@@ -97,7 +97,7 @@ def merge_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
         return events
     merged: list[StreamEvent] = []
     run: list[str] = []
-    kind: type[TextDelta] | type[Reasoning] | None = None
+    kind: type[TextDelta | Reasoning] | None = None
     for event in events:
         if isinstance(event, TextDelta | Reasoning) and type(event) is kind:
             run.append(event.text)

@@ -66,7 +66,6 @@ from langchain_hailuo._attachments import (
 )
 from langchain_hailuo._http import Timeouts, checked_timeout
 from langchain_hailuo._loop import account_gate, get_runner
-from langchain_hailuo._provider import check_encodable, checked_url
 from langchain_hailuo._messages import (
     PROVIDER_NAME,
     StopSequenceFilter,
@@ -75,6 +74,7 @@ from langchain_hailuo._messages import (
     find_anchor,
     plan_turn,
 )
+from langchain_hailuo._provider import check_encodable, checked_url
 from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._tool_turns import (
     INSTRUCTIONS_WITHDRAWN,
