@@ -25,6 +25,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -501,6 +502,28 @@ def test_file_descriptors_stay_flat_across_asyncio_run_calls(server: HostileServ
     finally:
         gc.enable()
     assert after - before <= 2, f"{after - before} file descriptors more after 30 runs"
+
+
+def test_a_model_used_on_two_event_loops_leaves_no_socket_to_the_collector(
+    server: HostileServer,
+) -> None:
+    # The cause of the flaky "unclosed transport" in the fault-injection suite: a session
+    # whose loop had closed was only marked closed, its keep-alive socket was left to the
+    # garbage collector. Each loop's session now closes when that loop shuts down.
+    models = [model_on(server, "agent")]
+
+    async def ask_once() -> str:
+        return (await models[0].ainvoke("Hello?")).text
+
+    for _ in range(2):  # like two tests with their own loops (pytest-asyncio's Runner)
+        with asyncio.Runner() as runner:
+            assert runner.run(ask_once()) == "Fine, thanks."
+    models.clear()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            gc.collect()
+    assert not [str(w.message) for w in caught if "nclosed" in str(w.message)]
 
 
 def test_a_used_model_deep_copies_and_pickles(server: HostileServer) -> None:
