@@ -487,9 +487,12 @@ def _open_fds() -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").exists(), reason="needs /proc (Linux)")
 def test_file_descriptors_stay_flat_across_asyncio_run_calls(server: HostileServer) -> None:
+    shared = model_on(server, "agent")  # outlives every loop, as a module-level model does
+
     async def main() -> None:
-        model = model_on(server, "agent")
-        assert (await model.ainvoke("Hello?")).text == "Fine, thanks."
+        local = model_on(server, "agent")  # dies with main(), as in the README's scripts
+        assert (await local.ainvoke("Hello?")).text == "Fine, thanks."
+        assert (await shared.ainvoke("Hello?")).text == "Fine, thanks."
 
     asyncio.run(main())  # imports and caches first
     gc.collect()
