@@ -1044,10 +1044,12 @@ class ChatHailuo(BaseChatModel):
     dumps: it may hold credentials)."""
 
     timeout: float | None = 300.0
-    """Seconds one answer may take in total, first byte to last (default 300).
+    """The call's deadline in seconds (default 300): waiting for the account's other calls,
+    retries and ``Retry-After`` waits, and the whole answer all fit inside it.
 
     Connecting, waiting for the first byte and silences inside the stream have their own
-    shorter limits. ``None`` uses the providers' defaults (10 minutes in total).
+    shorter limits. ``None`` uses the providers' defaults (10 minutes in total). Zero,
+    negative, NaN or infinite values are refused when the model is built.
     """
 
     max_retries: int = Field(default=2, ge=0)
