@@ -18,11 +18,9 @@ import gc
 import json
 import logging
 import math
-import os
 import pickle
 import re
 import subprocess
-import sys
 import textwrap
 import time
 import warnings
@@ -60,10 +58,10 @@ from tests.integration_tests._hostile_server import (
     answer_frames,
     v4_frames,
 )
+from tests.integration_tests._subprocess import run_python
 
 pytestmark = pytest.mark.timeout(600)
 
-ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 3.0
 MARGIN = 0.5
 
@@ -276,17 +274,7 @@ def test_200000_one_character_deltas_through_invoke_stay_small(
     frames = [agent_chunk("a")] * count + [agent_chunk("", finish=True), agent_final("a" * count)]
     server.behave(Behaviour(frames=frames, warm_up=True))
     kwargs = server.model_kwargs("agent", timeout=600)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-    env["HAILUO_AUTH_FILE"] = str(tmp_path / "no-auth.json")
-    result = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, json.dumps(kwargs)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    result = run_python(["-c", _MEMORY_PROBE, json.dumps(kwargs)], tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["chars"] == report["a"] == count  # nothing lost, nothing doubled
@@ -415,17 +403,7 @@ def _noise(stderr: str) -> list[str]:
 
 
 def _python_dev(code: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-    env["HAILUO_AUTH_FILE"] = str(tmp_path / "no-auth.json")
-    return subprocess.run(
-        [sys.executable, "-X", "dev", "-c", textwrap.dedent(code)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    return run_python(["-X", "dev", "-c", textwrap.dedent(code)], tmp_path)
 
 
 def test_a_model_local_to_asyncio_run_main_leaves_nothing_on_stderr(tmp_path: Path) -> None:
@@ -466,17 +444,7 @@ def test_a_model_local_to_asyncio_run_main_leaves_nothing_on_stderr(tmp_path: Pa
 def test_the_readme_examples_print_nothing_on_stderr_in_dev_mode(
     args: list[str], tmp_path: Path
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-    env["HAILUO_AUTH_FILE"] = str(tmp_path / "no-auth.json")
-    result = subprocess.run(
-        [sys.executable, "-X", "dev", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    result = run_python(["-X", "dev", *args], tmp_path)
     assert result.returncode == 0, result.stderr
     assert _noise(result.stderr) == []
 
