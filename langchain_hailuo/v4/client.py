@@ -49,7 +49,7 @@ from langchain_hailuo._http import (
     request_following_redirects,
     retry_before_first_byte,
 )
-from langchain_hailuo._sse import loads_json, merge_deltas
+from langchain_hailuo._sse import loads_json
 from langchain_hailuo.errors import (
     HailuoError,
     HailuoProtocolError,
@@ -200,7 +200,7 @@ class V4Answer(StreamedResponse):
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    for event in merge_deltas(decoder.feed(chunk)):
+                    for event in decoder.feed(chunk):
                         yield self._scrubbed(event)
                     decoder.raise_pending()  # an error that followed those events
                     if decoder.finished:  # let the server end the body (its close frame)
