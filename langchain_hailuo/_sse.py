@@ -23,7 +23,6 @@ from collections.abc import Sized
 from typing import Any
 
 from langchain_hailuo.errors import HailuoError, HailuoProtocolError, HailuoResponseTooLargeError
-from langchain_hailuo.types import Reasoning, StreamEvent, TextDelta
 
 __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
@@ -78,40 +77,6 @@ def loads_json(text: str | bytes) -> Any:
             "The server sent JSON nested too deeply to parse; it was refused. The server is "
             "misbehaving or is not the service (check base_url)."
         ) from None
-
-
-def merge_deltas(events: list[StreamEvent]) -> list[StreamEvent]:
-    """One chunk's events with each run of adjacent text (or reasoning) deltas joined.
-
-    Deltas that arrived in the same read are already all there: handing them on as one
-    event delays nothing and spares every layer above the decoder one step per delta
-    (a server sending one character per frame would otherwise cost a message chunk each).
-
-    Args:
-        events: The events one ``feed()`` returned, in order.
-
-    Returns:
-        The same events, adjacent ``TextDelta`` / ``Reasoning`` runs merged.
-    """
-    if len(events) < 2:  # noqa: PLR2004
-        return events
-    merged: list[StreamEvent] = []
-    run: list[str] = []
-    kind: type[TextDelta | Reasoning] | None = None
-    for event in events:
-        if isinstance(event, TextDelta | Reasoning) and type(event) is kind:
-            run.append(event.text)
-            continue
-        if kind is not None:
-            merged.append(kind("".join(run)))
-        if isinstance(event, TextDelta | Reasoning):
-            kind, run = type(event), [event.text]
-        else:
-            kind, run = None, []
-            merged.append(event)
-    if kind is not None:
-        merged.append(kind("".join(run)))
-    return merged
 
 
 class ErrorAfterEvents:

@@ -64,7 +64,7 @@ from langchain_hailuo._http import (
     request_following_redirects,
     retry_before_first_byte,
 )
-from langchain_hailuo._sse import loads_json, merge_deltas
+from langchain_hailuo._sse import loads_json
 from langchain_hailuo.agent.signing import (
     DEFAULT_YY_TARGET,
     QueryProfile,
@@ -503,7 +503,7 @@ class AgentTurn(StreamedResponse):
     ) -> AsyncGenerator[StreamEvent, None]:
         """The turn's events up to its end; its ``FinishReason`` is kept in ``_finish``."""
         async for chunk in chunks:
-            for event in self._hold_finish(merge_deltas(self.decoder.feed(chunk))):
+            for event in self._hold_finish(self.decoder.feed(chunk)):
                 yield event
             self.decoder.raise_pending()  # an error that followed those events
             if self.decoder.finished:
