@@ -11,25 +11,34 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email.utils
+import html
+import json
 import logging
+import math
 import random
 import re
 import time
 import typing
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import aiohttp
 import yarl
 
+from langchain_hailuo._sse import DEFAULT_MAX_LINE_BYTES
 from langchain_hailuo.errors import (
     HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoConnectionError,
     HailuoError,
     HailuoProtocolError,
     HailuoRateLimitError,
+    HailuoRedirectError,
+    HailuoResponseTooLargeError,
     HailuoServerError,
     HailuoSessionBusyError,
     HailuoStreamInterruptedError,
@@ -37,10 +46,14 @@ from langchain_hailuo.errors import (
 )
 
 __all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
     "HttpOptions",
     "LoopSessions",
+    "Redactor",
+    "RedirectPolicy",
     "StreamedResponse",
     "Timeouts",
+    "checked_timeout",
     "connection_dropped",
     "cookie_header",
     "cookieless_session",
@@ -48,11 +61,13 @@ __all__ = [
     "origin_of",
     "parse_retry_after",
     "raise_for_http_status",
+    "read_limited",
     "read_rest",
     "received_unread",
     "redact_tokens",
     "request_following_redirects",
     "retry_before_first_byte",
+    "scrub_error",
 ]
 
 logger = logging.getLogger("langchain_hailuo.http")
@@ -60,6 +75,8 @@ logger = logging.getLogger("langchain_hailuo.http")
 T = TypeVar("T")
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_SECRET_MIN_CHARS = 6
+"""Shorter secrets (a cookie value ``1``) are not scrubbed: they would mangle any text."""
 BODY_END_GRACE = 2.0
 """Longest wait, in seconds, for the rest of a body after the answer finished."""
 _JWT_LIKE = re.compile(r"eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*")
@@ -120,7 +137,7 @@ class HttpOptions:
     """Client settings shared by both stacks.
 
     Attributes:
-        timeouts: Phase timeouts.
+        timeouts: Phase timeouts; ``timeouts.total`` is the whole call's budget.
         max_retries: Extra attempts after a retryable failure before the first byte (0: none).
         backoff_base: First backoff delay in seconds (doubled each attempt, with jitter).
         backoff_max: Longest single backoff delay (a server's ``Retry-After`` may exceed it
@@ -128,6 +145,9 @@ class HttpOptions:
         retry_after_max: Longest ``Retry-After`` we honour by waiting; longer ones raise.
         proxy: An HTTP(S) proxy URL for every request.
         max_redirects: How many redirects a request may follow.
+        max_line_bytes: Longest stream line, multi-line frame or JSON body accepted.
+        deadline: ``time.monotonic()`` by which the whole call must end (set per call by
+            :meth:`with_deadline`; ``None``: not started, or no total timeout).
     """
 
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -137,15 +157,92 @@ class HttpOptions:
     retry_after_max: float = 60.0
     proxy: str | None = None
     max_redirects: int = 5
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    deadline: float | None = None
+
+    def with_deadline(self, deadline: float | None = None) -> HttpOptions:
+        """These options with the call's deadline set (kept when one is set already).
+
+        Args:
+            deadline: An explicit deadline (``time.monotonic()`` based); default: now plus
+                ``timeouts.total``.
+
+        Returns:
+            Options whose every wait ends by the deadline.
+        """
+        if self.deadline is not None and deadline is None:
+            return self
+        if deadline is None:
+            if self.timeouts.total is None:
+                return self
+            deadline = time.monotonic() + self.timeouts.total
+        return dataclasses.replace(self, deadline=deadline)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the deadline (may be negative), or ``None`` without one."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def bounded(self, seconds: float | None) -> float | None:
+        """``seconds`` cut to what is left before the deadline (``None``: no limit at all)."""
+        left = self.remaining()
+        if left is None:
+            return seconds
+        left = max(left, 0.0)
+        return left if seconds is None else min(seconds, left)
+
+    def out_of_time(self, doing: str) -> HailuoTimeoutError:
+        """The error for a deadline that ran out while ``doing`` something.
+
+        Args:
+            doing: What was under way (``"waiting for the account's other calls"``).
+
+        Returns:
+            The typed error, naming the timeout.
+        """
+        return HailuoTimeoutError(
+            f"The call ran out of its {self.timeouts.total:g} s timeout while {doing}; "
+            "raise timeout= if the service is just slow."
+        )
+
+
+def checked_timeout(value: object, name: str = "timeout") -> float | None:
+    """A timeout setting as positive finite seconds, or ``None`` (no limit given).
+
+    Args:
+        value: The setting as given.
+        name: The setting's name, for the message.
+
+    Returns:
+        The seconds, or ``None``.
+
+    Raises:
+        HailuoConfigurationError: Zero, negative, NaN, infinite or not a number.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(typing.cast("Any", value))
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
+        raise HailuoConfigurationError(
+            f"{name} must be a positive, finite number of seconds (or None for the "
+            f"defaults); got {value!r}."
+        )
+    return seconds
 
 
 class LoopSessions:
     """One :class:`aiohttp.ClientSession` per event loop, created on first use.
 
     A session is bound to the loop it was created on; LangChain's sync paths, Jupyter and
-    ``asyncio.run`` each bring their own loop, so the client keeps one session per loop
-    and retires sessions whose loop has closed (without the "Unclosed client session"
-    warning, since their sockets died with their loop).
+    ``asyncio.run`` each bring their own loop, so the client keeps one session per loop.
+    Each session closes when its loop shuts down: it is tied to an async generator that
+    the loop finalises in ``shutdown_asyncgens()`` (which ``asyncio.run``, ``asyncio.Runner``
+    and the private loop of the sync methods all call), so a model used inside
+    ``asyncio.run(main())`` leaves no socket to the garbage collector and prints no
+    "Unclosed client session". A loop closed without that step has its session retired
+    quietly at the next use (its sockets died with the loop).
     """
 
     def __init__(self, factory: Callable[[], aiohttp.ClientSession]) -> None:
@@ -159,6 +256,7 @@ class LoopSessions:
         # (one reference cycle) would let the connector close sockets through a dead loop.
         # A closed loop's session is retired at the next get(), aclose() or collection.
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}
+        self._closers: dict[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = {}
 
     def get(self) -> aiohttp.ClientSession:
         """The session of the running loop (created when missing or closed)."""
@@ -168,7 +266,15 @@ class LoopSessions:
         if session is None or session.closed:
             session = self._factory()
             self._sessions[loop] = session
+            self._finish_closer(loop)
+            self._closers[loop] = _close_at_loop_shutdown(session)
         return session
+
+    def _finish_closer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Finish the shutdown hook of a loop whose session is closed or gone."""
+        closer = self._closers.pop(loop, None)
+        if closer is not None:
+            _run_without_loop(closer.aclose())
 
     def _retire_dead(self) -> None:
         """Drop sessions whose loop is closed, marking them closed without touching the loop."""
@@ -176,6 +282,7 @@ class LoopSessions:
             if loop.is_closed():
                 _detach_dead_session(session)
                 self._sessions.pop(loop, None)
+                self._finish_closer(loop)
 
     async def aclose(self) -> None:
         """Close the running loop's session and retire the ones whose loop has closed."""
@@ -185,6 +292,7 @@ class LoopSessions:
             session = self._sessions.pop(loop, None)
             if session is not None and not session.closed:
                 await session.close()
+            self._finish_closer(loop)
 
     def close_all_dead(self) -> None:
         """Retire sessions of closed loops (safe to call from any thread)."""
@@ -202,6 +310,37 @@ class LoopSessions:
     def __len__(self) -> int:
         """How many live sessions the cache holds."""
         return sum(1 for s in self._sessions.values() if not s.closed)
+
+
+async def _session_closer(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Suspended until its loop finalises it (``shutdown_asyncgens``), then closes ``session``."""
+    try:
+        yield
+    finally:
+        if not session.closed:
+            await session.close()
+
+
+def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
+    """Tie ``session`` to the running loop's shutdown; returns the hook (keep a reference).
+
+    The first step of an async generator registers it with the running loop (through the
+    loop's async-generator hooks); the loop's ``shutdown_asyncgens()`` then closes it, and
+    its ``finally`` closes the session while the loop still runs.
+    """
+    closer = _session_closer(session)
+    _run_without_loop(anext(closer))
+    return closer
+
+
+def _run_without_loop(step: Awaitable[Any]) -> None:
+    """Run an awaitable that never suspends (the hook's steps when no close is needed)."""
+    coro = typing.cast("typing.Coroutine[Any, Any, Any]", step)
+    try:
+        coro.send(None)
+    except (StopIteration, StopAsyncIteration, RuntimeError):
+        return
+    coro.close()  # it would have suspended: the session is closed elsewhere
 
 
 def _detach_dead_session(session: aiohttp.ClientSession) -> None:
@@ -291,10 +430,115 @@ def redact_tokens(text: str) -> str:
     return _JWT_LIKE.sub("***", text)
 
 
+class Redactor:
+    """Scrubs one account's secrets from server text: the token in any form, the cookies.
+
+    A server may echo the token (in an error body, an error frame, a title), raw,
+    percent-encoded as it travelled in a query, JSON- or HTML-escaped; each of those forms,
+    each cookie value and anything shaped like a JWT become ``***``.
+
+    Example:
+        ```python
+        redact = Redactor.of(auth)
+        redact(f"bad token {token}")  # 'bad token ***'
+        ```
+    """
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        """Build the scrubber.
+
+        Args:
+            secrets: The secret values (shorter than 6 characters are ignored).
+        """
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) < _SECRET_MIN_CHARS:
+                continue
+            forms.update(
+                (
+                    secret,
+                    quote(secret, safe=""),
+                    quote_plus(secret),
+                    json.dumps(secret)[1:-1],
+                    json.dumps(secret, ensure_ascii=False)[1:-1],
+                    html.escape(secret),
+                )
+            )
+        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins
+        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+
+    @classmethod
+    def of(cls, auth: Any) -> Redactor:
+        """The scrubber of an account (an ``AuthResult``: its token and cookie values).
+
+        Args:
+            auth: The account.
+
+        Returns:
+            Its scrubber.
+        """
+        return cls([auth.token.get_secret_value(), *auth.cookies.values()])
+
+    def __call__(self, text: str) -> str:
+        """``text`` with every secret replaced by ``***``."""
+        if self._pattern is not None:
+            text = self._pattern.sub("***", text)
+        return redact_tokens(text)
+
+
+def scrub_error(error: HailuoError, redact: Callable[[str], str]) -> HailuoError:
+    """Scrub secrets from an error's message and server message (in place).
+
+    Args:
+        error: The error about to reach the caller.
+        redact: The account's :class:`Redactor`.
+
+    Returns:
+        The same error, for ``raise scrub_error(exc, redact)``.
+    """
+    _reword(error, redact(error.message))
+    server_message = getattr(error, "server_message", None)
+    if isinstance(server_message, str):
+        error.server_message = redact(server_message)  # type: ignore[attr-defined]
+    return error
+
+
+def _reword(error: HailuoError, message: str) -> None:
+    """Replace an error's message (``str(error)`` follows)."""
+    error.message = message
+    error.args = (message,)
+
+
 def _looks_like_bot_page(body: str) -> bool:
     """Whether a 403 body is a bot-protection / login wall page."""
     lowered = body[:4096].lower()
     return any(marker in lowered for marker in _BOT_PAGE_MARKERS)
+
+
+async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
+    """The whole body of a (non-streamed) answer, refusing one longer than ``limit`` bytes.
+
+    Args:
+        resp: The response.
+        limit: The most bytes accepted.
+        what: A short name of the request for the message.
+
+    Returns:
+        The body.
+
+    Raises:
+        HailuoResponseTooLargeError: The body is longer than ``limit``.
+    """
+    body = await resp.content.read(limit + 1)
+    if len(body) > limit:
+        raise HailuoResponseTooLargeError(
+            f"The answer to the {what} is larger than max_line_bytes ({limit} bytes); "
+            f"{origin_of(str(resp.url))} may not be the service (check base_url), or raise "
+            "max_line_bytes in provider_settings."
+        )
+    return body
 
 
 async def raise_for_http_status(resp: aiohttp.ClientResponse, *, what: str) -> None:
@@ -350,6 +594,98 @@ async def raise_for_http_status(resp: aiohttp.ClientResponse, *, what: str) -> N
     )
 
 
+def _origin_key(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of a URL, normalised (lower case, default port filled in)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or {"http": 80, "https": 443}.get(scheme)
+
+
+def _without_query(url: str) -> str:
+    """``scheme://host/path`` of a URL: its query (which may hold the token) left out."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectPolicy:
+    """Where a request may follow a redirect, taking its token and cookies along.
+
+    A target is allowed when it is on the same host, one of the configured ``origins``
+    (exactly), or an ``https`` origin on one of the known ``hosts`` or under one of the
+    known ``domains``; and never when the redirect goes from ``https`` to anything else.
+
+    Attributes:
+        origins: The configured origins (base and stream URL).
+        hosts: Host names of the service itself (``agent.minimax.io``).
+        domains: Domain suffixes of the service (``.minimaxi.com``).
+    """
+
+    origins: frozenset[str] = frozenset()
+    hosts: frozenset[str] = frozenset()
+    domains: tuple[str, ...] = ()
+
+    @classmethod
+    def for_origins(
+        cls, *origins: str, hosts: Iterable[str] = (), domains: Iterable[str] = ()
+    ) -> RedirectPolicy:
+        """The policy trusting ``origins`` and the service's known hosts and domains.
+
+        Args:
+            *origins: The configured origins.
+            hosts: The service's host names.
+            domains: The service's domain suffixes (with the leading dot).
+
+        Returns:
+            The policy.
+        """
+        return cls(frozenset(origins), frozenset(h.lower() for h in hosts), tuple(domains))
+
+    def refusal(self, source: str, target: str) -> str | None:
+        """Why a redirect from ``source`` to ``target`` may not be followed, or ``None``.
+
+        Args:
+            source: The URL that answered with the redirect.
+            target: The absolute URL it points to.
+
+        Returns:
+            The reason, or ``None`` when the redirect may be followed.
+        """
+        src, dst = _origin_key(source), _origin_key(target)
+        if dst[0] not in {"http", "https"} or not dst[1]:
+            return "it is not an http(s) URL"
+        if src[0] == "https" and dst[0] != "https":
+            return "it leaves https for plain http"
+        if dst[1] == src[1] or dst in {_origin_key(origin) for origin in self.origins}:
+            return None  # the same host (another port or https) or a configured origin
+        host = dst[1]
+        if dst[0] == "https" and (host in self.hosts or host.endswith(self.domains)):
+            return None
+        return "it is neither a configured origin nor a host of the service"
+
+
+_UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse header values that would break the request (a token with a line break).
+
+    Raises:
+        HailuoConfigurationError: A value holds a control character (the value is not shown).
+    """
+    for name, value in headers.items():
+        if _UNSAFE_HEADER_CHARS.search(value):
+            raise HailuoConfigurationError(
+                f"The {name!r} header would hold a control character (a line break, tab or "
+                "NUL), so the request was not sent. If it is the token, copy it again "
+                "without surrounding whitespace, or run `hailuo login`."
+            )
+
+
 async def request_following_redirects(
     session: aiohttp.ClientSession,
     method: str,
@@ -357,13 +693,17 @@ async def request_following_redirects(
     *,
     build: Callable[[str], Mapping[str, Any]],
     options: HttpOptions,
+    policy: RedirectPolicy,
+    what: str = "request",
     encoded: bool = False,
 ) -> aiohttp.ClientResponse:
-    """Send a request, re-sending it with the same method and body on each redirect.
+    """Send a request, re-sending it with the same method and body on each allowed redirect.
 
     aiohttp (like browsers) turns a POST answered with 301/302 into a body-less GET; the
     chat APIs need the POST itself, so redirects are followed here by hand. The target is
-    re-signed through ``build`` for each hop.
+    re-signed through ``build`` for each hop, and only followed where ``policy`` lets the
+    credentials go. Transport failures come back typed, without the URL (its query may
+    hold the token).
 
     Args:
         session: The session to use.
@@ -372,7 +712,9 @@ async def request_following_redirects(
         build: Given the URL about to be requested, returns the keyword arguments for
             ``session.request`` (``headers``, ``data``, ``params``…); called once per hop so
             bodies and signatures are fresh.
-        options: Redirect limit, proxy and timeouts.
+        options: Redirect limit, proxy, timeouts and the call's deadline.
+        policy: Where redirects may lead.
+        what: A short name of the request for messages.
         encoded: The URL is already percent-encoded exactly as it must be sent (and signed):
             send it byte for byte instead of letting aiohttp re-quote it.
 
@@ -380,26 +722,18 @@ async def request_following_redirects(
         The final (non-redirect) response; ``str(response.url)`` tells where it landed.
 
     Raises:
+        HailuoRedirectError: A redirect to a place the credentials must not go.
         HailuoProtocolError: Too many redirects, or one without a ``Location``.
-        HailuoTimeoutError: Connecting or waiting for headers took too long.
-        aiohttp.ClientError: Connection failures (the retry loop decides about them).
+        HailuoTimeoutError: No response headers within the first-byte timeout or the
+            call's deadline.
+        HailuoConnectionError: The connection failed (``request_sent`` tells whether any
+            of the request may have been written).
+        HailuoConfigurationError: A header value holds a control character.
     """
     for _ in range(options.max_redirects + 1):
-        try:
-            async with asyncio.timeout(options.timeouts.first_byte):
-                resp = await session.request(
-                    method,
-                    yarl.URL(url, encoded=True) if encoded else url,
-                    allow_redirects=False,
-                    proxy=options.proxy,
-                    timeout=options.timeouts.client_timeout(),
-                    **build(url),
-                )
-        except TimeoutError as exc:
-            raise HailuoTimeoutError(
-                f"No response from {origin_of(url)} within "
-                f"{options.timeouts.first_byte} s (first-byte timeout)."
-            ) from exc
+        kwargs = build(url)
+        _check_headers(kwargs.get("headers") or {})
+        resp = await _request_once(session, method, url, kwargs, options, what, encoded=encoded)
         if resp.status not in REDIRECT_STATUSES:
             return resp
         location = resp.headers.get("Location")
@@ -409,6 +743,16 @@ async def request_following_redirects(
                 f"{origin_of(url)} answered HTTP {resp.status} without a Location header."
             )
         new_url = urljoin(url, location)
+        reason = policy.refusal(url, new_url)
+        if reason is not None:
+            target = _without_query(new_url)
+            raise HailuoRedirectError(
+                f"{origin_of(url)} redirected the {what} to {target}, which was not followed "
+                f"because {reason}: the token and cookies go only to the configured origins "
+                "and MiniMax's own hosts. Nothing was sent there; if that is the service's "
+                "new address, set base_url (or stream_url) to it.",
+                target=target,
+            )
         logger.info(
             "following HTTP %s from %s to %s", resp.status, origin_of(url), origin_of(new_url)
         )
@@ -417,6 +761,66 @@ async def request_following_redirects(
         f"Too many redirects (more than {options.max_redirects}) starting from {origin_of(url)}; "
         "check the base URL."
     )
+
+
+async def _request_once(  # noqa: PLR0917 - private, one call site
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    kwargs: Mapping[str, Any],
+    options: HttpOptions,
+    what: str,
+    *,
+    encoded: bool,
+) -> aiohttp.ClientResponse:
+    """One hop: the response headers within the first-byte timeout, failures typed."""
+    timeouts = options.timeouts
+    wait = options.bounded(timeouts.first_byte)
+    if wait is not None and wait <= 0:
+        raise options.out_of_time(f"about to send the {what}")
+    connect = options.bounded(timeouts.connect)
+    left = options.remaining()
+    deadline_first = left is not None and (
+        timeouts.first_byte is None or left < timeouts.first_byte
+    )
+    try:
+        async with asyncio.timeout(wait):
+            return await session.request(
+                method,
+                yarl.URL(url, encoded=True) if encoded else url,
+                allow_redirects=False,
+                proxy=options.proxy,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=connect, sock_connect=connect, sock_read=None
+                ),
+                **kwargs,
+            )
+    except aiohttp.ConnectionTimeoutError:
+        error: HailuoError = HailuoConnectionError(
+            f"The {what} could not reach {origin_of(url)}: no connection within {connect:g} s "
+            "(connect timeout).",
+            request_sent=False,
+        )
+    except aiohttp.ClientConnectorError as exc:
+        error = HailuoConnectionError(
+            f"The {what} could not reach {origin_of(url)}: no connection "
+            f"({type(exc).__name__}: {exc.os_error.strerror or type(exc.os_error).__name__}).",
+            request_sent=False,
+        )
+    except TimeoutError:
+        if deadline_first:
+            error = options.out_of_time(f"waiting for the answer to the {what}")
+        else:
+            error = HailuoTimeoutError(
+                f"No response from {origin_of(url)} within {wait:g} s (first-byte timeout)."
+            )
+    except aiohttp.ClientError as exc:  # the message may quote the URL: only its type
+        error = HailuoConnectionError(
+            f"The {what} could not reach {origin_of(url)}: the connection failed "
+            f"({type(exc).__name__}).",
+            request_sent=True,
+        )
+    raise error
 
 
 def _backoff_delay(attempt: int, options: HttpOptions, error: BaseException) -> float | None:
@@ -443,30 +847,79 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
 
 
+def provably_unsent(error: BaseException) -> bool:
+    """Whether a failed request provably did not reach the service (so a resend is safe).
+
+    The connection failed before anything was written, or the server answered that it
+    did not take the request: 429 (rate limited) or 409 (the conversation is busy).
+
+    Args:
+        error: What the attempt raised.
+
+    Returns:
+        ``True`` only when the request cannot have been processed.
+    """
+    if isinstance(error, HailuoConnectionError):
+        return not error.request_sent
+    return isinstance(error, HailuoRateLimitError | HailuoSessionBusyError)
+
+
+def _may_have_arrived(error: BaseException) -> bool:
+    """Whether a failed send may have delivered the message (no answer says otherwise)."""
+    if isinstance(error, HailuoConnectionError):
+        return error.request_sent
+    if isinstance(error, HailuoTimeoutError):
+        return True
+    return isinstance(error, HailuoServerError) and (error.status or 0) >= 500  # noqa: PLR2004
+
+
+def _mark_may_have_arrived(error: HailuoError, chat_id: str | None) -> None:
+    """Say on the error that the message may have reached the server, and where to look."""
+    error.may_have_arrived = True
+    error.retryable = False
+    error.chat_id = error.chat_id or chat_id
+    where = f"chat {chat_id}" if chat_id else "the account's newest chat"
+    _reword(
+        error,
+        f"{error.message} The message may have reached the server: it was not sent again "
+        f"(that could post it twice). Look in {where} before sending it once more.",
+    )
+
+
 async def retry_before_first_byte(
     attempt: Callable[[], Awaitable[T]],
     *,
     options: HttpOptions,
     what: str,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    idempotent: bool = True,
+    chat_id: str | None = None,
+    redact: Callable[[str], str] = redact_tokens,
 ) -> T:
     """Run ``attempt`` until it succeeds, retrying retryable failures with backoff.
 
     ``attempt`` must cover only the part of a request before any answer byte is handed to
     the caller (connect, headers, status check): a failure after that must never be
-    retried here, or text would be duplicated.
+    retried here, or text would be duplicated. A request that is not idempotent (a chat
+    message, a new session) is retried only when it provably did not reach the server
+    (:func:`provably_unsent`); otherwise its error says the message may have arrived.
+    Every wait (backoff, ``Retry-After``) fits inside the call's deadline: a wait longer
+    than what is left raises the failure at once.
 
     Args:
         attempt: The coroutine factory to run.
-        options: ``max_retries`` and backoff settings.
+        options: ``max_retries``, backoff settings and the deadline.
         what: A short name of the request for log lines and messages.
         sleep: The sleep function (tests pass a fake).
+        idempotent: Whether sending the request twice is harmless (reads).
+        chat_id: The chat the message goes to, named when it may have arrived.
+        redact: Scrubs the account's secrets from the messages of errors raised.
 
     Returns:
         What ``attempt`` returned.
 
     Raises:
-        HailuoError: The last failure, typed.
+        HailuoError: The last failure, typed and scrubbed.
     """
     tries = 0
     while True:
@@ -474,23 +927,51 @@ async def retry_before_first_byte(
             return await attempt()
         except (HailuoError, aiohttp.ClientError) as exc:
             tries += 1
-            delay = _backoff_delay(tries, options, exc) if is_retryable(exc) else None
-            if delay is None or tries > options.max_retries:
-                if isinstance(exc, HailuoError):
-                    raise
-                raise HailuoServerError(
-                    f"The {what} could not reach the service: {type(exc).__name__}: {exc}",
-                    retryable=True,
-                ) from exc
-            logger.warning(
-                "%s failed (%s); retry %d of %d in %.2f s",
-                what,
-                type(exc).__name__,
-                tries,
-                options.max_retries,
-                delay,
-            )
-            await sleep(delay)
+            error = _typed(exc, what)
+            allowed = (idempotent or provably_unsent(error)) and tries <= options.max_retries
+            delay = _backoff_delay(tries, options, error) if allowed and error.retryable else None
+            left = options.remaining()
+            if delay is not None and (left is None or delay < left):
+                logger.warning(
+                    "%s failed (%s); retry %d of %d in %.2f s",
+                    what,
+                    type(error).__name__,
+                    tries,
+                    options.max_retries,
+                    delay,
+                )
+                await sleep(delay)
+                continue
+            final = error if delay is None else _no_time_to_wait(error, delay, left, options)
+            if not idempotent and _may_have_arrived(final):
+                _mark_may_have_arrived(final, chat_id)
+            scrub_error(final, redact)
+            if final is exc:
+                raise
+            raise final from None  # an aiohttp error's text may quote the URL (the token)
+
+
+def _typed(exc: BaseException, what: str) -> HailuoError:
+    """A failure as a :class:`HailuoError` (an aiohttp error's text may quote the URL)."""
+    if isinstance(exc, HailuoError):
+        return exc
+    return HailuoConnectionError(
+        f"The {what} failed: the connection broke ({type(exc).__name__}).", request_sent=True
+    )
+
+
+def _no_time_to_wait(
+    error: HailuoError, delay: float, left: float | None, options: HttpOptions
+) -> HailuoError:
+    """The error for a retry whose wait would not fit in what is left of the deadline."""
+    if isinstance(error, HailuoRateLimitError):
+        return HailuoRateLimitError(
+            f"{error.message} That is longer than the {max(left or 0.0, 0.0):.1f} s left of the "
+            f"{options.timeouts.total:g} s timeout, so the call gives up now; retry after "
+            f"{delay:g} s.",
+            retry_after=error.retry_after,
+        )
+    return error
 
 
 def received_unread(content: aiohttp.StreamReader) -> bytes:
@@ -517,16 +998,17 @@ def received_unread(content: aiohttp.StreamReader) -> bytes:
 
 
 async def iter_chunks(
-    resp: aiohttp.ClientResponse, *, timeouts: Timeouts, started: float | None = None
+    resp: aiohttp.ClientResponse, *, options: HttpOptions
 ) -> AsyncIterator[bytes]:
-    """Yield the body's chunks as they arrive, enforcing the idle and total timeouts.
+    """Yield the body's chunks as they arrive, enforcing the idle timeout and the deadline.
 
-    No line splitting happens here, so arbitrarily long lines are fine (the decoders split).
+    No line splitting happens here, so arbitrarily long lines are fine (the decoders split
+    and bound them).
 
     Args:
         resp: The streaming response.
-        timeouts: ``idle`` bounds the wait for each chunk, ``total`` the whole body.
-        started: ``time.monotonic()`` when the request began (defaults to now).
+        options: ``timeouts.idle`` bounds the wait for each chunk, ``deadline`` the whole
+            call (see :meth:`HttpOptions.with_deadline`).
 
     Yields:
         Raw body chunks.
@@ -534,25 +1016,20 @@ async def iter_chunks(
     Raises:
         HailuoTimeoutError: A timeout ran out (the decoders attach the partial text).
     """
-    start = time.monotonic() if started is None else started
+    idle = options.timeouts.idle
     while True:
-        wait = timeouts.idle
-        if timeouts.total is not None:
-            remaining = timeouts.total - (time.monotonic() - start)
-            if remaining <= 0:
-                raise HailuoTimeoutError(
-                    f"The answer took longer than {timeouts.total} s (total timeout)."
-                )
-            wait = remaining if wait is None else min(wait, remaining)
+        left = options.remaining()
+        if left is not None and left <= 0:
+            raise _answer_too_slow(options)
+        by_deadline = left is not None and (idle is None or left <= idle)
         try:
-            async with asyncio.timeout(wait):
+            async with asyncio.timeout(left if by_deadline else idle):
                 chunk = await resp.content.readany()
         except TimeoutError as exc:
-            total_hit = timeouts.total is not None and time.monotonic() - start >= timeouts.total
+            if by_deadline:
+                raise _answer_too_slow(options) from exc
             raise HailuoTimeoutError(
-                f"The answer took longer than {timeouts.total} s (total timeout)."
-                if total_hit
-                else f"The answer stalled: no data for {timeouts.idle} s (idle timeout)."
+                f"The answer stalled: no data for {idle} s (idle timeout)."
             ) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
             rest = received_unread(resp.content)
@@ -564,10 +1041,17 @@ async def iter_chunks(
         yield chunk
 
 
+def _answer_too_slow(options: HttpOptions) -> HailuoTimeoutError:
+    """The error for an answer still streaming when the call's deadline came."""
+    return HailuoTimeoutError(
+        f"The answer took longer than {options.timeouts.total:g} s (total timeout)."
+    )
+
+
 async def read_rest(
     chunks: AsyncIterator[bytes],
     *,
-    timeouts: Timeouts,
+    options: HttpOptions,
     feed: Callable[[bytes], object] | None = None,
     grace: float = BODY_END_GRACE,
 ) -> bool:
@@ -579,16 +1063,17 @@ async def read_rest(
 
     Args:
         chunks: The body's remaining chunks (from :func:`iter_chunks`).
-        timeouts: ``idle`` caps the wait, together with ``grace``.
+        options: ``timeouts.idle`` and the deadline cap the wait, together with ``grace``.
         feed: Called with each chunk (e.g. a decoder collecting trailing metadata).
         grace: The longest wait in seconds (default :data:`BODY_END_GRACE`).
 
     Returns:
         Whether the body ended (the response may go back to the pool).
     """
-    grace = grace if timeouts.idle is None else min(timeouts.idle, grace)
+    idle = options.timeouts.idle
+    wait = options.bounded(grace if idle is None else min(idle, grace))
     try:
-        async with asyncio.timeout(grace):
+        async with asyncio.timeout(wait):
             async for chunk in chunks:
                 if feed is not None:
                     feed(chunk)
@@ -606,26 +1091,61 @@ class StreamedResponse:
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, *, options: HttpOptions, started: float
+        self,
+        response: aiohttp.ClientResponse,
+        *,
+        options: HttpOptions,
+        redact: Callable[[str], str] = redact_tokens,
     ) -> None:
         """Wrap a response whose status and content type were checked.
 
         Args:
             response: The open response.
-            options: The timeouts for reading the body.
-            started: ``time.monotonic()`` when the request began.
+            options: The timeouts and the call's deadline for reading the body.
+            redact: Scrubs the account's secrets from server text in errors.
         """
         self._response = response
         self._options = options
-        self._started = started
+        self._redact = redact
         self._eof = False
 
     def _chunks(self) -> AsyncGenerator[bytes, None]:
         """The body's chunks (an async generator: close it when reading stops early)."""
         return typing.cast(
-            "AsyncGenerator[bytes, None]",
-            iter_chunks(self._response, timeouts=self._options.timeouts, started=self._started),
+            "AsyncGenerator[bytes, None]", iter_chunks(self._response, options=self._options)
         )
+
+    def _failed(
+        self,
+        exc: BaseException,
+        *,
+        partial_text: str,
+        partial_reasoning: str = "",
+        chat_id: str | None,
+    ) -> HailuoError:
+        """The typed, scrubbed error for a failure while reading, with the partial answer.
+
+        Args:
+            exc: What reading raised (a typed error, or a transport error).
+            partial_text: Answer text received before the failure.
+            partial_reasoning: Reasoning text received before it.
+            chat_id: The chat / session id, if known.
+
+        Returns:
+            The error to raise (``exc`` itself when it was typed already).
+        """
+        if isinstance(exc, HailuoError):
+            error = exc.with_partial(
+                partial_text=partial_text, partial_reasoning=partial_reasoning, chat_id=chat_id
+            )
+        else:
+            error = connection_dropped(
+                exc,
+                partial_text=partial_text,
+                partial_reasoning=partial_reasoning,
+                chat_id=chat_id,
+            )
+        return scrub_error(error, self._redact)
 
     def close(self) -> None:
         """Let go of the response: back to the pool when fully read, else drop the connection."""

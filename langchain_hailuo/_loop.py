@@ -27,11 +27,14 @@ import contextlib
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
+
+from langchain_hailuo.errors import HailuoTimeoutError
 
 __all__ = ["CrossLoopSemaphore", "LoopRunner", "account_gate", "get_runner"]
 
@@ -321,6 +324,35 @@ class CrossLoopSemaphore:
         """Free slots right now."""
         with self._lock:
             return self._value
+
+    @contextlib.asynccontextmanager
+    async def slot(self, *, deadline: float | None, what: str) -> AsyncIterator[None]:
+        """Hold a slot for the ``async with`` block, waiting for one until ``deadline``.
+
+        Args:
+            deadline: ``time.monotonic()`` by which a slot must be had (``None``: no limit).
+            what: What waits, for the message (``"an answer of this account"``).
+
+        Yields:
+            Nothing; the slot is held until the block exits.
+
+        Raises:
+            HailuoTimeoutError: No slot came free before the deadline.
+        """
+        wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            async with asyncio.timeout(wait):
+                await self.acquire()
+        except TimeoutError:
+            raise HailuoTimeoutError(
+                f"The call's timeout ran out while {what} waited for this account's other "
+                "calls to finish (the service streams one answer per account at a time); "
+                "raise timeout= or send fewer calls at once."
+            ) from None
+        try:
+            yield
+        finally:
+            self.release()
 
     async def acquire(self) -> None:
         """Take a slot, waiting in FIFO order when none is free."""

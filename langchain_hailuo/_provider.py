@@ -12,12 +12,16 @@ import dataclasses
 import logging
 import types
 import typing
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
-from langchain_hailuo._http import HttpOptions, Timeouts
-from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoUnsupportedContentError,
+)
 from langchain_hailuo.types import AuthResult, Conversation, Protocol, RequestLogin
 
 __all__ = [
@@ -25,6 +29,8 @@ __all__ = [
     "BaseProvider",
     "ReauthSource",
     "as_conversation",
+    "call_options",
+    "check_encodable",
     "checked_url",
     "continues",
     "http_options_with",
@@ -125,7 +131,7 @@ def _default_instance(owner: type[S]) -> S:
 
 
 def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptions:
-    """``base`` with LangChain-style ``timeout`` (total seconds), ``max_retries`` and ``proxy``.
+    """``base`` with ``timeout`` (total seconds), ``max_retries``, ``proxy``, ``max_line_bytes``.
 
     Args:
         base: The options to start from.
@@ -135,11 +141,13 @@ def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptio
         The updated options (``base`` itself when nothing applies).
 
     Raises:
-        HailuoConfigurationError: A negative ``max_retries``.
+        HailuoConfigurationError: A negative ``max_retries``, a timeout that is not a
+            positive finite number, a ``max_line_bytes`` below 1 KiB.
     """
     changes: dict[str, Any] = {}
-    if values.get("timeout") is not None:
-        changes["timeouts"] = Timeouts.from_total(float(values["timeout"]))
+    timeout = checked_timeout(values.get("timeout"))
+    if timeout is not None:
+        changes["timeouts"] = Timeouts.from_total(timeout)
     if values.get("max_retries") is not None:
         retries = int(values["max_retries"])
         if retries < 0:
@@ -147,7 +155,67 @@ def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptio
         changes["max_retries"] = retries
     if values.get("proxy"):
         changes["proxy"] = str(values["proxy"])
+    if values.get("max_line_bytes") is not None:
+        limit = values["max_line_bytes"]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < _MIN_LINE_BYTES:
+            raise HailuoConfigurationError(
+                f"max_line_bytes must be a whole number of bytes, at least {_MIN_LINE_BYTES}; "
+                f"got {limit!r}."
+            )
+        changes["max_line_bytes"] = limit
     return dataclasses.replace(base, **changes) if changes else base
+
+
+_MIN_LINE_BYTES = 1024
+
+
+def call_options(base: HttpOptions, kwargs: Mapping[str, Any]) -> HttpOptions:
+    """The options of one call: ``base`` with the call's settings and its deadline.
+
+    Args:
+        base: The provider's options.
+        kwargs: The call's keyword arguments; ``deadline`` (a ``time.monotonic()`` value,
+            passed by ``ChatHailuo`` so that queueing counts too) wins, else the deadline is
+            now plus the total timeout.
+
+    Returns:
+        Options whose every wait ends by the call's deadline.
+    """
+    return http_options_with(base, kwargs).with_deadline(kwargs.get("deadline"))
+
+
+def check_encodable(messages: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse message text that cannot be sent as UTF-8 (a lone surrogate), before any request.
+
+    Args:
+        messages: The ``{"role", "content"}`` dicts of a call (contents may be strings or
+            lists of parts).
+
+    Raises:
+        HailuoUnsupportedContentError: A text holds a lone surrogate; the message names it.
+    """
+    for index, message in enumerate(messages):
+        for text in _texts_in(message.get("content")):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise HailuoUnsupportedContentError(
+                    f"Message {index} holds a lone surrogate (U+{ord(text[exc.start]):04X} at "
+                    f"character {exc.start}), which cannot be sent as UTF-8; it usually comes "
+                    "from text decoded with errors='surrogateescape' or a broken emoji. Fix or "
+                    "drop that character."
+                ) from None
+
+
+def _texts_in(content: Any) -> list[str]:
+    """The strings inside a message content (a string, or parts holding strings)."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, Mapping):
+        return [t for value in content.values() for t in _texts_in(value)]
+    if isinstance(content, list | tuple):
+        return [t for item in content for t in _texts_in(item)]
+    return []
 
 
 def checked_url(value: str, name: str, example: str) -> str:
@@ -162,13 +230,20 @@ def checked_url(value: str, name: str, example: str) -> str:
         The URL, stripped of spaces and a trailing ``/``.
 
     Raises:
-        HailuoConfigurationError: Not an absolute http(s) URL.
+        HailuoConfigurationError: Not an absolute http(s) URL, or one with a query or a
+            fragment (paths are joined to it).
     """
     url = value.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:
         raise HailuoConfigurationError(
             f"{name} must be an http(s) URL such as {example!r}; got {value!r}."
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise HailuoConfigurationError(
+            f"{name} must be an origin without a query or fragment, such as {example!r}; "
+            f"got {parts.scheme}://{parts.netloc}{parts.path} followed by "
+            f"{'a query' if '?' in url else 'a fragment'}."
         )
     return url
 

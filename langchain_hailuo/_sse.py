@@ -1,10 +1,15 @@
-"""Line splitting for streamed answers, safe for lines of any length.
+"""Line splitting for streamed answers, linear in the bytes and bounded in memory.
 
 aiohttp's ``readline`` refuses lines longer than twice its read buffer, and a v4 answer
 repeats the whole text on every ``data:`` line, so a long answer breaks it. This buffer
 splits bytes into lines itself, in time linear in the bytes received: each byte is
-scanned for a newline once, and a partial line is copied only when a line before it ends
-in the same chunk.
+scanned for a line end once, and a partial line is copied only when a line before it ends
+in the same chunk. Lines end in LF, CRLF or a bare CR (as the SSE specification allows);
+a line longer than the limit raises :class:`HailuoResponseTooLargeError` as soon as the
+limit is passed, so a server that never ends a line cannot fill the memory.
+
+:func:`loads_json` parses one line's JSON, turning nesting too deep for the parser into a
+typed error instead of a ``RecursionError``.
 
 :class:`ErrorAfterEvents` is the decoders' shared rule for an error frame that follows
 answer events in the same chunk: the events are handed out first, the error right after.
@@ -12,11 +17,66 @@ answer events in the same chunk: the events are handed out first, the error righ
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Sized
+from typing import Any
 
-from langchain_hailuo.errors import HailuoError
+from langchain_hailuo.errors import HailuoError, HailuoProtocolError, HailuoResponseTooLargeError
 
-__all__ = ["ErrorAfterEvents", "LineBuffer"]
+__all__ = [
+    "DEFAULT_MAX_LINE_BYTES",
+    "ErrorAfterEvents",
+    "LineBuffer",
+    "line_too_long",
+    "loads_json",
+]
+
+DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
+"""Longest stream line / frame / JSON body accepted by default, in bytes (a v4 line repeats
+the whole answer so far, JSON-escaped: 32 MiB holds millions of characters of answer)."""
+
+_LINE_END = re.compile(rb"\r\n?|\n")
+_CR = 0x0D
+_LF = 0x0A
+
+
+def line_too_long(limit: int) -> HailuoResponseTooLargeError:
+    """The error for a line or frame longer than ``limit`` bytes.
+
+    Args:
+        limit: The limit that was passed.
+
+    Returns:
+        The typed error, saying which setting raises the limit.
+    """
+    return HailuoResponseTooLargeError(
+        f"The answer stream sent a line or frame longer than max_line_bytes ({limit} bytes) "
+        "and it was cut off there. The server is misbehaving or is not the service (check "
+        "base_url); if answers really are that long, raise max_line_bytes in provider_settings."
+    )
+
+
+def loads_json(text: str | bytes) -> Any:
+    """Parse JSON, with nesting too deep for the parser as a typed error.
+
+    Args:
+        text: The JSON text.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        ValueError: Not JSON (as :func:`json.loads`).
+        HailuoProtocolError: Nested too deeply to parse.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise HailuoProtocolError(
+            "The server sent JSON nested too deeply to parse; it was refused. The server is "
+            "misbehaving or is not the service (check base_url)."
+        ) from None
 
 
 class ErrorAfterEvents:
@@ -58,14 +118,20 @@ class ErrorAfterEvents:
 
 
 class LineBuffer:
-    """Collects body chunks and hands out complete lines (without the line break)."""
+    """Collects body chunks and hands out complete lines (without the line end).
 
-    __slots__ = ("_buf", "_scan")
+    Args:
+        limit: The longest line accepted, in bytes (``None``: no limit).
+    """
 
-    def __init__(self) -> None:
-        """Create an empty buffer."""
+    __slots__ = ("_buf", "_limit", "_scan", "_skip_lf")
+
+    def __init__(self, limit: int | None = DEFAULT_MAX_LINE_BYTES) -> None:
+        """Create an empty buffer (see the class docstring)."""
         self._buf = bytearray()
-        self._scan = 0  # bytes before this offset hold no newline
+        self._scan = 0  # bytes before this offset hold no line end
+        self._limit = limit
+        self._skip_lf = False  # the last chunk ended in CR: an LF first in the next one is its end
 
     def feed(self, data: bytes) -> list[bytes]:
         """Add a chunk and return the lines it completed.
@@ -74,25 +140,39 @@ class LineBuffer:
             data: The next chunk of the body, cut anywhere.
 
         Returns:
-            Complete lines, in order, with the line break (LF or CRLF) removed.
+            Complete lines, in order, with the line end (LF, CRLF or CR) removed.
+
+        Raises:
+            HailuoResponseTooLargeError: A line is longer than the limit.
         """
+        if self._skip_lf and data:
+            self._skip_lf = False
+            if data[0] == _LF:
+                data = data[1:]
         buf = self._buf
         buf += data
         lines: list[bytes] = []
         start = 0
-        pos = buf.find(b"\n", self._scan)
-        while pos != -1:
-            end = pos - 1 if pos > start and buf[pos - 1] == 0x0D else pos  # noqa: PLR2004 - CR
+        limit = self._limit
+        match = _LINE_END.search(buf, self._scan)
+        while match is not None:
+            end = match.start()
+            if limit is not None and end - start > limit:
+                raise line_too_long(limit)
             lines.append(bytes(buf[start:end]))
-            start = pos + 1
-            pos = buf.find(b"\n", start)
+            start = match.end()
+            match = _LINE_END.search(buf, start)
         if start:
+            self._skip_lf = start == len(buf) and buf[start - 1] == _CR  # its LF may be next
             del buf[:start]
-        self._scan = len(buf)
+        size = len(buf)
+        if limit is not None and size > limit:
+            raise line_too_long(limit)
+        self._scan = size
         return lines
 
     def flush(self) -> bytes | None:
-        """Return what is left after the last newline (the body's unterminated last line).
+        """Return what is left after the last line end (the body's unterminated last line).
 
         Returns:
             The remaining bytes, or ``None`` when nothing is left.
@@ -105,5 +185,5 @@ class LineBuffer:
         return rest
 
     def __len__(self) -> int:
-        """Bytes held back waiting for a newline."""
+        """Bytes held back waiting for a line end."""
         return len(self._buf)

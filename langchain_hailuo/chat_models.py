@@ -9,9 +9,12 @@ seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import logging
+import re
 import threading
+import time
 import uuid as uuid_lib
 import warnings
 import weakref
@@ -61,6 +64,7 @@ from langchain_hailuo._attachments import (
     carry_attachments,
     detach_media,
 )
+from langchain_hailuo._http import Timeouts, checked_timeout
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import (
     PROVIDER_NAME,
@@ -70,6 +74,7 @@ from langchain_hailuo._messages import (
     find_anchor,
     plan_turn,
 )
+from langchain_hailuo._provider import check_encodable, checked_url
 from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._tool_turns import (
     INSTRUCTIONS_WITHDRAWN,
@@ -228,6 +233,43 @@ def _with_run_conversation(config: RunnableConfig | None, kwargs: dict[str, Any]
         return kwargs
     value = (ensure_config(config).get("metadata") or {}).get(RUN_METADATA_KEY)
     return kwargs if value is None else {**kwargs, "conversation": value}
+
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+_MERGE_EVERY = 256
+"""Chunks ``invoke`` holds before folding them into one (bounds memory per delta)."""
+
+
+def _check_settings(model: ChatHailuo) -> None:
+    """Refuse settings that cannot work, when the model is built (before any request).
+
+    Raises:
+        HailuoConfigurationError: A timeout that is not a positive finite number, a base or
+            stream URL with a query or fragment, a token with a control character (the
+            message never shows the token).
+    """
+    checked_timeout(model.timeout)
+    for name in ("base_url", "stream_url"):
+        value = getattr(model, name)
+        if value:
+            checked_url(value, name, DEFAULT_BASE_URL)
+    if model.token is not None and _CONTROL_CHARS.search(model.token.get_secret_value()):
+        raise HailuoConfigurationError(
+            "The token holds a control character (a line break, tab or NUL), which cannot "
+            "be sent in a header; copy it again without surrounding whitespace, or run "
+            "`hailuo login`."
+        )
+
+
+def _call_deadline(timeout: Any) -> float:
+    """The ``time.monotonic()`` by which a call with ``timeout`` seconds must end."""
+    seconds = checked_timeout(timeout)
+    return time.monotonic() + (seconds if seconds is not None else Timeouts().total or 600.0)
+
+
+def _fold(chunks: list[ChatGenerationChunk]) -> ChatGenerationChunk:
+    """The chunks summed into one (in order)."""
+    return chunks[0] + chunks[1:]
 
 
 def _close_providers_later(providers: dict[str, _Provider]) -> None:
@@ -538,6 +580,7 @@ class _Turn:
         names = tool_names_by_id(messages)
         messages, media = detach_media(messages, max_bytes=max_attachment_bytes)
         dicts = history_dicts(messages, names, media=media)
+        check_encodable(dicts)  # a lone surrogate: a typed error before any request
         return cls(
             messages, stop, override, kwargs, answers, TurnTools.from_kwargs(kwargs), names, dicts
         )
@@ -1001,10 +1044,12 @@ class ChatHailuo(BaseChatModel):
     dumps: it may hold credentials)."""
 
     timeout: float | None = 300.0
-    """Seconds one answer may take in total, first byte to last (default 300).
+    """The call's deadline in seconds (default 300): waiting for the account's other calls,
+    retries and ``Retry-After`` waits, and the whole answer all fit inside it.
 
     Connecting, waiting for the first byte and silences inside the stream have their own
-    shorter limits. ``None`` uses the providers' defaults (10 minutes in total).
+    shorter limits. ``None`` uses the providers' defaults (10 minutes in total). Zero,
+    negative, NaN or infinite values are refused when the model is built.
     """
 
     max_retries: int = Field(default=2, ge=0)
@@ -1119,6 +1164,34 @@ class ChatHailuo(BaseChatModel):
         if isinstance(value, str | Path):
             value = [Path(value)]
         return [as_spec(item) for item in value]
+
+    def __init__(self, **kwargs: Any) -> None:
+        """Create the model (see the class docstring for the settings).
+
+        Raises:
+            HailuoConfigurationError: A setting that cannot work: a timeout that is zero,
+                negative, NaN or infinite; a ``base_url`` / ``stream_url`` with a query or
+                fragment; a token holding a control character.
+        """
+        super().__init__(**kwargs)
+        _check_settings(self)
+
+    def __getstate__(self) -> dict[Any, Any]:
+        """The model's state without its runtime parts (sessions, locks, the auth cache).
+
+        A copy or an unpickled model rebuilds them on first use, so a model that has
+        answered can still be deep-copied and pickled (LangChain and LangGraph do both).
+        """
+        state = super().__getstate__()
+        private = dict(state.get("__pydantic_private__") or {})
+        private.update(_auth_manager=None, _providers={})
+        return {**state, "__pydantic_private__": private}
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        """A deep copy without the runtime parts (see :meth:`__getstate__`)."""
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
 
     @model_validator(mode="after")
     def _warn_ignored_controls(self) -> Self:
@@ -1744,6 +1817,8 @@ class ChatHailuo(BaseChatModel):
         )
         turn_tools, names, dicts = turn.tools, turn.names, turn.dicts
         auth = seat.auth
+        timeout = kwargs.get("timeout")
+        deadline = _call_deadline(self.timeout if timeout is None else timeout)
         protocol = self._resolve_protocol(auth)
         account = auth.account_fingerprint
         plan: TurnPlan = plan_turn(
@@ -1791,7 +1866,7 @@ class ChatHailuo(BaseChatModel):
                 sent,
                 conversation,
                 full_history,
-                self._call_kwargs(protocol, kwargs),
+                {**self._call_kwargs(protocol, kwargs), "deadline": deadline},
             )
 
         builder = new_builder()
@@ -1862,9 +1937,12 @@ class ChatHailuo(BaseChatModel):
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
         """Stream one answer from the provider through ``builder`` (its last chunk too)."""
         provider = self._get_provider(builder.protocol, seat.account)
-        # A pool account is leased for the whole call; the model's own account is gated here.
+        # A pool account is leased for the whole call; the model's own account is gated here
+        # (waiting for it counts against the call's deadline).
         gate: contextlib.AbstractAsyncContextManager[Any] = (
-            account_gate(builder.account, self.max_concurrency)
+            account_gate(builder.account, self.max_concurrency).slot(
+                deadline=call_kwargs.get("deadline"), what="the call"
+            )
             if seat.account is None
             else contextlib.nullcontext()
         )
@@ -1904,7 +1982,11 @@ class ChatHailuo(BaseChatModel):
         ``invalid_tool_calls``.
         """
         answers: list[AnswerBuilder] = []
-        chunks = [chunk async for chunk in self._achunks(messages, stop, override, kwargs, answers)]
+        chunks: list[ChatGenerationChunk] = []
+        async for chunk in self._achunks(messages, stop, override, kwargs, answers):
+            chunks.append(chunk)
+            if len(chunks) > _MERGE_EVERY:  # one chunk per delta would cost ~2 KB each
+                chunks = [_fold(chunks)]
         result = generate_from_stream(iter(chunks))
         builder = answers[-1] if answers else None
         message = result.generations[0].message

@@ -20,6 +20,7 @@ __all__ = [
     "HailuoAuthError",
     "HailuoBrowserUnavailableError",
     "HailuoConfigurationError",
+    "HailuoConnectionError",
     "HailuoError",
     "HailuoLoginError",
     "HailuoLoginTimeoutError",
@@ -28,6 +29,8 @@ __all__ = [
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",
+    "HailuoRedirectError",
+    "HailuoResponseTooLargeError",
     "HailuoRiskControlError",
     "HailuoServerError",
     "HailuoSessionBusyError",
@@ -62,6 +65,13 @@ class HailuoError(Exception):
 
     retryable: bool = False
     """Whether sending the same request again may succeed (only before the first byte)."""
+
+    may_have_arrived: bool = False
+    """A chat message was sent and may have reached the server before this failure.
+
+    It was not sent again (that could post it twice): look in the chat (``chat_id``, when
+    known) before sending it once more.
+    """
 
     def __init__(
         self,
@@ -335,3 +345,57 @@ class HailuoRiskControlError(HailuoRateLimitError):
     """
 
     retryable = False
+
+
+class HailuoConnectionError(HailuoServerError):
+    """The service could not be reached, or the connection broke before an answer came.
+
+    Attributes:
+        request_sent: Whether any of the request may have been written before the failure
+            (``False``: the connection failed before that, so the server never saw it).
+    """
+
+    retryable = True
+
+    def __init__(
+        self, message: str, *, request_sent: bool, **kwargs: Unpack[PartialFields]
+    ) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened (never the request URL: its query may hold the token).
+            request_sent: Whether the request may have been written before the failure.
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        super().__init__(message, **kwargs)
+        self.request_sent = request_sent
+
+
+class HailuoRedirectError(HailuoProtocolError):
+    """A redirect pointed somewhere the credentials must not go; nothing was sent there.
+
+    Only the configured origins and MiniMax's own hosts receive the token and cookies, and
+    never over plain http after https.
+
+    Attributes:
+        target: Where the redirect pointed (scheme, host and path; the query is left out).
+    """
+
+    def __init__(self, message: str, *, target: str, **kwargs: Unpack[PartialFields]) -> None:
+        """Create the error.
+
+        Args:
+            message: What happened and what to do.
+            target: The redirect's target without its query.
+            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
+        """
+        super().__init__(message, **kwargs)
+        self.target = target
+
+
+class HailuoResponseTooLargeError(HailuoProtocolError):
+    """A line, frame or body from the server passed the size limit (``max_line_bytes``).
+
+    The limit keeps memory bounded against a server that never ends a line; it is generous
+    enough for the longest real answer, and can be raised in ``provider_settings``.
+    """

@@ -32,10 +32,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ipaddress
-import json
 import logging
-import re
-import time
 import uuid
 from collections.abc import (
     AsyncGenerator,
@@ -55,16 +52,19 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    Redactor,
+    RedirectPolicy,
     StreamedResponse,
-    connection_dropped,
     cookie_header,
     cookieless_session,
     origin_of,
     raise_for_http_status,
+    read_limited,
     read_rest,
     request_following_redirects,
     retry_before_first_byte,
 )
+from langchain_hailuo._sse import loads_json
 from langchain_hailuo.agent.signing import (
     DEFAULT_YY_TARGET,
     QueryProfile,
@@ -112,7 +112,6 @@ __all__ = [
     "parse_renewed_token",
     "parse_session_id",
     "registrable_domain",
-    "scrub_urls",
 ]
 
 logger = logging.getLogger("langchain_hailuo.agent")
@@ -130,6 +129,10 @@ STREAM_ACCEPT = "text/event-stream"
 _ERROR_BODY_LIMIT = 64 * 1024
 _SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
 _CN_DOMAINS = frozenset({"minimaxi.com", "minimax.cn"})
+AGENT_HOSTS = frozenset({"agent.minimax.io", "agent-stream.minimax.io", "chat.minimax.io"})
+"""The international MiniMax Agent hosts a redirect may lead to with the credentials."""
+AGENT_DOMAINS = (".minimaxi.com",)
+"""The China site's domain: any of its hosts may receive the credentials (over https)."""
 
 
 # --------------------------------------------------------------------------- settings
@@ -425,25 +428,10 @@ def _envelope_error(body: Any) -> tuple[str | None, str] | None:
     return None
 
 
-_QUERY_IN_TEXT = re.compile(r"\?[^\s'\"]*")
-
-
-def scrub_urls(text: str) -> str:
-    """``text`` with every URL query removed (queries carry the token).
-
-    Args:
-        text: A message that may quote request URLs (aiohttp errors do).
-
-    Returns:
-        The text with ``?query`` parts replaced by ``?…``.
-    """
-    return _QUERY_IN_TEXT.sub("?…", text)
-
-
 def _json_or_none(text: str) -> Any:
-    """Parsed JSON, or ``None``."""
+    """Parsed JSON, or ``None`` (JSON nested too deeply raises typed)."""
     try:
-        return json.loads(text)
+        return loads_json(text)
     except ValueError:
         return None
 
@@ -468,7 +456,7 @@ class AgentTurn(StreamedResponse):
         session_id: str,
         turn_id: str,
         options: HttpOptions,
-        started: float,
+        redact: Redactor,
     ) -> None:
         """Wrap a response whose status and content type were checked.
 
@@ -477,10 +465,10 @@ class AgentTurn(StreamedResponse):
             decoder: A fresh decoder for this turn.
             session_id: The session id.
             turn_id: The turn id sent.
-            options: The timeouts for reading the body.
-            started: ``time.monotonic()`` when the request began.
+            options: The timeouts and the call's deadline for reading the body.
+            redact: Scrubs the account's secrets from server text in errors.
         """
-        super().__init__(response, options=options, started=started)
+        super().__init__(response, options=options, redact=redact)
         self._finish: FinishReason | None = None
         self.decoder = decoder
         self.session_id = session_id
@@ -512,28 +500,22 @@ class AgentTurn(StreamedResponse):
                 async with contextlib.aclosing(answer):
                     async for event in answer:
                         yield event
-                if self._finish is not None and not self._eof:
-                    self._eof = await read_rest(
-                        chunks, timeouts=self._options.timeouts, feed=decoder.feed
-                    )
+                if self._finish is not None and not self._eof and not decoder.final_message:
+                    self._eof = await read_rest(chunks, options=self._options, feed=decoder.feed)
             for event in decoder.trailer():
                 yield event
             if self._finish is not None:
                 yield self._finish
-        except HailuoError as exc:
-            exc.with_partial(
-                partial_text=decoder.received_text,
-                partial_reasoning=decoder.reasoning,
-                chat_id=self.session_id,
-            )
-            raise
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise connection_dropped(
+        except (HailuoError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            error = self._failed(
                 exc,
                 partial_text=decoder.received_text,
                 partial_reasoning=decoder.reasoning,
                 chat_id=self.session_id,
-            ) from exc
+            )
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self.close()
 
@@ -732,10 +714,10 @@ class AgentClient:
             raise refined from exc
 
     async def _read_json(
-        self, resp: aiohttp.ClientResponse, what: str, settings: AgentSettings
+        self, resp: aiohttp.ClientResponse, what: str, settings: AgentSettings, opts: HttpOptions
     ) -> Mapping[str, Any]:
-        """The JSON object of a 2xx answer; envelope errors raised typed."""
-        raw = await resp.read()
+        """The JSON object of a 2xx answer (within ``max_line_bytes``); envelope errors typed."""
+        raw = await read_limited(resp, opts.max_line_bytes, what=what)
         body = _json_or_none(raw.decode("utf-8", "replace"))
         if not isinstance(body, Mapping):
             kind = "an HTML page" if raw.lstrip()[:1] == b"<" else "a non-JSON body"
@@ -755,25 +737,26 @@ class AgentClient:
         *,
         build: Callable[[str], Mapping[str, Any]],
         options: HttpOptions,
+        settings: AgentSettings,
         what: str,
     ) -> aiohttp.ClientResponse:
-        """Send a pre-encoded URL, following redirects; transport errors lose the URL.
-
-        aiohttp's errors may quote the request URL, whose query holds the token, so they
-        are replaced by a typed error without it (and without chaining the original).
-        """
-        try:
-            return await request_following_redirects(
-                self._sessions.get(), method, url, build=build, options=options, encoded=True
-            )
-        except aiohttp.ClientError as exc:
-            retryable = isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
-            error = HailuoServerError(
-                f"The {what} could not reach {origin_of(url)}: {type(exc).__name__}: "
-                f"{scrub_urls(str(exc))}",
-                retryable=retryable,
-            )
-        raise error
+        """Send a pre-encoded URL, following redirects only within the Agent's origins."""
+        policy = RedirectPolicy.for_origins(
+            settings.control_origin,
+            settings.stream_origin,
+            hosts=AGENT_HOSTS,
+            domains=AGENT_DOMAINS,
+        )
+        return await request_following_redirects(
+            self._sessions.get(),
+            method,
+            url,
+            build=build,
+            options=options,
+            policy=policy,
+            what=what,
+            encoded=True,
+        )
 
     # ------------------------------------------------------------------ control calls
 
@@ -814,7 +797,7 @@ class AgentClient:
             HailuoError: Typed per protocol notes §7.
         """
         settings = settings or self.settings
-        opts = self._call_options(options)
+        opts = self._call_options(options).with_deadline()
         check_device_id(auth)
         body = "" if payload is None else dumps_body(payload)
 
@@ -836,14 +819,23 @@ class AgentClient:
                 user_id=user_id,
             )
             logger.debug("%s %s%s", method, settings.control_origin, path)
-            resp = await self._send(method, url, build=build, options=opts, what=what)
+            resp = await self._send(
+                method, url, build=build, options=opts, settings=settings, what=what
+            )
             try:
                 await self._check_status(resp, auth, what, settings)
-                return await self._read_json(resp, what, settings)
+                return await self._read_json(resp, what, settings, opts)
             finally:
                 resp.release()
 
-        return await retry_before_first_byte(attempt, options=opts, what=what, sleep=self._sleep)
+        return await retry_before_first_byte(
+            attempt,
+            options=opts,
+            what=what,
+            sleep=self._sleep,
+            idempotent=method == "GET",
+            redact=Redactor.of(auth),
+        )
 
     async def _configured(
         self,
@@ -1082,7 +1074,8 @@ class AgentClient:
             )
         logger.debug("created session %s", session_id)
         if settings.session_delay > 0:
-            await self._sleep(settings.session_delay)
+            opts = self._call_options(options)
+            await self._sleep(opts.bounded(settings.session_delay) or 0.0)
         return session_id
 
     # ------------------------------------------------------------------ the turn
@@ -1101,9 +1094,11 @@ class AgentClient:
     ) -> AsyncIterator[AgentTurn]:
         """Send one turn and hold its answer open for streaming.
 
-        Connection errors, 5xx and 429 are retried with backoff, but only until the answer's
-        headers arrive; nothing is retried once the body streams. The response is closed
-        when the ``async with`` block exits, however it exits.
+        The turn is sent again only when it provably did not reach the server (the
+        connection failed before anything was written, a 429, a 409), with backoff inside
+        the call's deadline; any other failure raises, saying whether the message may have
+        arrived. The response is closed when the ``async with`` block exits, however it
+        exits.
 
         Args:
             auth: The account.
@@ -1122,9 +1117,9 @@ class AgentClient:
             HailuoError: Typed per protocol notes §7, before any answer byte.
         """
         settings = settings or self.settings
-        opts = self._call_options(options)
+        opts = self._call_options(options).with_deadline()
         check_device_id(auth)
-        started = time.monotonic()
+        redact = Redactor.of(auth)
         turn_id = str(uuid.uuid4())
         path = settings.prefixed(settings.message_path.format(session_id=session_id))
         message: dict[str, Any] = {"content": content}
@@ -1149,7 +1144,9 @@ class AgentClient:
         async def attempt() -> aiohttp.ClientResponse:
             url = self.build_url(auth, origin, path, self.next_unix(), settings=settings)
             logger.debug("POST %s%s (%d prompt chars)", origin, path, len(content))
-            resp = await self._send("POST", url, build=build, options=opts, what=what)
+            resp = await self._send(
+                "POST", url, build=build, options=opts, settings=settings, what=what
+            )
             try:
                 await self._check_status(resp, auth, what, settings)
                 await self._check_stream_type(resp, what, settings)
@@ -1160,17 +1157,25 @@ class AgentClient:
 
         async def send() -> aiohttp.ClientResponse:
             return await retry_before_first_byte(
-                attempt, options=opts, what=what, sleep=self._sleep
+                attempt,
+                options=opts,
+                what=what,
+                sleep=self._sleep,
+                idempotent=False,
+                chat_id=session_id,
+                redact=redact,
             )
 
-        resp = await self._configured(auth, send, settings=settings, options=options)
+        resp = await self._configured(auth, send, settings=settings, options=opts)
         turn = AgentTurn(
             resp,
-            decoder=AgentStreamDecoder(message["content"], chat_id=session_id),
+            decoder=AgentStreamDecoder(
+                message["content"], chat_id=session_id, max_line_bytes=opts.max_line_bytes
+            ),
             session_id=session_id,
             turn_id=turn_id,
             options=opts,
-            started=started,
+            redact=redact,
         )
         try:
             yield turn

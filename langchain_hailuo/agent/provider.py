@@ -34,6 +34,8 @@ from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
     as_conversation,
+    call_options,
+    check_encodable,
     checked_url,
     continues,
     http_options_with,
@@ -79,7 +81,7 @@ _SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AgentSettings)) - 
     "base_url",
     "stream_url",
 }
-_OPTION_NAMES = frozenset({"timeout", "max_retries", "proxy"})
+_OPTION_NAMES = frozenset({"timeout", "max_retries", "proxy", "max_line_bytes", "deadline"})
 
 
 def _checked_url(value: str, name: str) -> str:
@@ -247,7 +249,8 @@ class MiniMaxAgent(BaseProvider):
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
-        options = http_options_with(self.options, kwargs)
+        check_encodable([*messages, *(kwargs.get("full_history") or ())])
+        options = call_options(self.options, kwargs)
         conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False

@@ -29,13 +29,18 @@ The decoder is pure (no I/O): feed it bytes cut anywhere, then call :meth:`close
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Mapping
 from typing import Any
 
-from langchain_hailuo._sse import ErrorAfterEvents, LineBuffer
+from langchain_hailuo._sse import (
+    DEFAULT_MAX_LINE_BYTES,
+    ErrorAfterEvents,
+    LineBuffer,
+    line_too_long,
+    loads_json,
+)
 from langchain_hailuo.errors import (
     LOGIN_HINT,
     HailuoAuthError,
@@ -99,7 +104,6 @@ _ID_KEYS = ("msg_id", "msgID", "message_id", "messageId")
 _BRACKET_CODE = re.compile(r"\[(\d{3,})\]")
 _LABELLED_CODE = re.compile(r"(?:code|status_code)\W{0,4}(\d{3,})", re.IGNORECASE)
 _RESEND_MIN_CHARS = 16
-_LOG_SNIPPET = 120
 _WALL_MAX = max(len(text) for text in QUOTA_WALL_TEXTS)
 PROSE_WALL_PREFIX = "Hit a billing wall"
 """How the agent's prose billing wall starts (§7.2: "...Provider returned HTTP 402: ...")."""
@@ -123,13 +127,14 @@ def _code_text(value: Any) -> str | None:
     return text if text and text not in {"0", "0.0"} else None
 
 
-def find_error_code(payload: Any, message: str = "") -> str | None:
+def find_error_code(payload: Any, message: str = "", *, depth: int = 4) -> str | None:
     """The server error code in a frame or JSON body, or in its message text.
 
     Args:
         payload: A decoded JSON object (``code``, ``status_code``, ``base_resp`` /
             ``statusInfo`` / ``error`` objects are searched).
         message: The error text (``[1400010501] ...`` and ``code: 2056`` forms are read).
+        depth: How many nested envelopes are searched (a hostile body may nest without end).
 
     Returns:
         The code as text, or ``None`` when none is found.
@@ -139,8 +144,10 @@ def find_error_code(payload: Any, message: str = "") -> str | None:
             code = _code_text(payload.get(key))
             if code and code.lstrip("-").isdigit():
                 return code
-        for nested in ("base_resp", "statusInfo", "error"):
-            code = find_error_code(payload.get(nested)) if nested in payload else None
+        for nested in ("base_resp", "statusInfo", "error") if depth > 0 else ():
+            code = (
+                find_error_code(payload.get(nested), depth=depth - 1) if nested in payload else None
+            )
             if code:
                 return code
     match = _BRACKET_CODE.search(message) or _LABELLED_CODE.search(message)
@@ -348,7 +355,55 @@ def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, A
     return kind_by_type, data if isinstance(data, Mapping) else frame
 
 
-def _new_suffix(accumulated: str, piece: str, *, snapshot: bool, final: bool) -> str:
+class _Text:
+    """Text accepted so far, appended in pieces at a small constant cost per piece.
+
+    ``str +=`` on an attribute copies the whole text each time (quadratic in the number
+    of deltas); the pieces are kept in a list instead and joined only when the whole text
+    is needed (a re-send to compare, the end of the turn), then kept joined.
+    """
+
+    __slots__ = ("_length", "_parts")
+
+    _COMPACT_AT = 512
+    """Pieces kept before they are joined (bounds the per-piece memory)."""
+
+    def __init__(self) -> None:
+        """Start empty."""
+        self._parts: list[str] = []
+        self._length = 0
+
+    def __len__(self) -> int:
+        """Characters held."""
+        return self._length
+
+    def append(self, piece: str) -> None:
+        """Add ``piece`` at the end."""
+        self._parts.append(piece)
+        self._length += len(piece)
+        if len(self._parts) > self._COMPACT_AT:
+            self._parts = ["".join(self._parts)]
+
+    @property
+    def value(self) -> str:
+        """The whole text."""
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def since(self, offset: int) -> str:
+        """The text from character ``offset`` on (read from the last pieces only)."""
+        need = self._length - offset
+        out: list[str] = []
+        for part in reversed(self._parts):
+            if need <= 0:
+                break
+            out.append(part if len(part) <= need else part[len(part) - need :])
+            need -= len(part)
+        return "".join(reversed(out))
+
+
+def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) -> str:
     """The part of ``piece`` that is new, given the text already accepted.
 
     Args:
@@ -361,17 +416,20 @@ def _new_suffix(accumulated: str, piece: str, *, snapshot: bool, final: bool) ->
     Returns:
         The text to append.
     """
-    if not accumulated:
+    size = len(accumulated)
+    if not size:
         return piece
-    if piece.startswith(accumulated) and (
-        snapshot or final or len(accumulated) >= _RESEND_MIN_CHARS
+    if (
+        len(piece) >= size
+        and (snapshot or final or size >= _RESEND_MIN_CHARS)
+        and piece.startswith(accumulated.value)
     ):
-        return piece[len(accumulated) :]  # the whole text re-sent: keep only the new tail
+        return piece[size:]  # the whole text re-sent: keep only the new tail
     if snapshot:
-        if not accumulated.startswith(piece):
+        if len(piece) > size or not accumulated.value.startswith(piece):
             logger.debug("a full message disagreed with the streamed text; kept the streamed text")
         return ""
-    if final and piece == accumulated.strip():
+    if final and len(piece) <= size and piece == accumulated.value.strip():
         return ""
     return piece
 
@@ -387,21 +445,33 @@ class AgentStreamDecoder(ErrorAfterEvents):
         usage: Token counts, once reported.
     """
 
-    def __init__(self, prompt: str = "", *, chat_id: str | None = None) -> None:
+    def __init__(
+        self,
+        prompt: str = "",
+        *,
+        chat_id: str | None = None,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    ) -> None:
         """Create a decoder for one turn.
 
         Args:
             prompt: The text sent as the turn's ``content`` (an echo of it is dropped).
             chat_id: The session id, attached to errors.
+            max_line_bytes: The longest line, and the longest frame spread over several
+                ``data:`` lines, accepted.
         """
         self._prompt = prompt.strip()
-        self._lines = LineBuffer()
+        self._limit = max_line_bytes
+        self._lines = LineBuffer(max_line_bytes)
         self._data: list[str] = []
-        self._answer = ""
+        self._data_size = 0
+        self._answer = _Text()
+        self._reasoning = _Text()
         self._emitted = 0
+        self._wall_ruled_out = False
         self._final_reason: str | None = None
         self.finished = False
-        self.reasoning = ""
+        self.final_message = False
         self.chat_id = chat_id
         self.msg_id: str | None = None
         self.usage: Usage | None = None
@@ -412,12 +482,17 @@ class AgentStreamDecoder(ErrorAfterEvents):
     @property
     def text(self) -> str:
         """Answer text emitted so far (text held back as a possible billing wall excluded)."""
-        return self._answer[: self._emitted]
+        return self._answer.value[: self._emitted]
 
     @property
     def received_text(self) -> str:
         """All answer text received, including any held back."""
-        return self._answer
+        return self._answer.value
+
+    @property
+    def reasoning(self) -> str:
+        """Reasoning text emitted so far."""
+        return self._reasoning.value
 
     # ------------------------------------------------------------------ bytes and lines
 
@@ -481,6 +556,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if payload.get("finish_reason") == "error":
             logger.debug("ignored an error frame after the turn finished")
             return
+        self.final_message = True
         self._take_id(payload, frame)
         usage = _usage_of(payload)
         if usage is not None:
@@ -509,7 +585,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             raise HailuoStreamInterruptedError(
                 "The answer stream ended before the turn finished; the message was not sent "
                 "again (that would post it twice). partial_text holds what arrived.",
-                partial_text=self._answer,
+                partial_text=self._answer.value,
                 partial_reasoning=self.reasoning,
                 chat_id=self.chat_id,
             )
@@ -529,13 +605,20 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._finish(self._final_reason or "stop", events)
             return
         if self._data:
-            self._data.append(value)
+            self._add_data(value)
             return
         frame = self._parse(value, warn=False)
         if frame is None:
-            self._data.append(value)  # maybe a frame split over several data lines
+            self._add_data(value)  # maybe a frame split over several data lines
         else:
             self._frame(frame, events)
+
+    def _add_data(self, value: str) -> None:
+        """Keep one line of a frame spread over several ``data:`` lines (within the limit)."""
+        self._data_size += len(value) + 1
+        if self._data_size > self._limit:
+            raise line_too_long(self._limit)
+        self._data.append(value)
 
     def _flush_data(self, events: list[StreamEvent]) -> None:
         """Decode a frame whose JSON spanned several ``data:`` lines."""
@@ -543,6 +626,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             return
         value = "\n".join(self._data)
         self._data.clear()
+        self._data_size = 0
         frame = self._parse(value, warn=True)
         if frame is not None:
             self._frame(frame, events)
@@ -551,13 +635,13 @@ class AgentStreamDecoder(ErrorAfterEvents):
     def _parse(value: str, *, warn: bool) -> dict[str, Any] | None:
         """A JSON object, or ``None`` (with a warning when ``warn``) when it is not one."""
         try:
-            frame = json.loads(value)
+            frame = loads_json(value)
         except ValueError:
             frame = None
         if isinstance(frame, dict):
             return frame
-        if warn:
-            logger.warning("skipped a malformed stream frame: %.*s", _LOG_SNIPPET, value)
+        if warn:  # its length only: server text may echo secrets
+            logger.warning("skipped a malformed stream frame (%d characters)", len(value))
         return None
 
     # ------------------------------------------------------------------ frames
@@ -617,9 +701,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
         re-send (dropped), anything else means it was text (kept).
         """
         return (
-            bool(self._answer)
-            and content == self._answer
-            and len(content) < _RESEND_MIN_CHARS
+            0 < len(self._answer) == len(content) < _RESEND_MIN_CHARS
+            and content == self._answer.value
             and not _as_text(payload.get("thinking_content"))
             and not _as_text(payload.get("reasoning_content"))
         )
@@ -627,11 +710,16 @@ class AgentStreamDecoder(ErrorAfterEvents):
     def _message(
         self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
     ) -> None:
-        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error."""
+        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error.
+
+        The final message (a ``finish_reason`` other than ``error``) ends the turn: a server
+        that sends no ``finish`` chunk and keeps the connection open still gives the whole
+        answer at once.
+        """
         role = str(payload.get("role", "")).lower()
         content = _as_text(payload.get("msg_content"))
         if role == "user" or (
-            not role and not self._answer and self._prompt and content.strip() == self._prompt
+            not role and not len(self._answer) and self._prompt and content.strip() == self._prompt
         ):
             return  # the echo of our own prompt
         if payload.get("finish_reason") == "error":
@@ -645,15 +733,22 @@ class AgentStreamDecoder(ErrorAfterEvents):
             reason = _as_text(payload.get("finish_reason"))
             if reason:
                 self._final_reason = reason
+                self.final_message = True
+                self._finish(reason, events)
 
     def _take_id(self, payload: Mapping[str, Any], frame: Mapping[str, Any]) -> None:
         """Remember the answer's message id (emitted once, with the first text).
 
         The id may sit in the message itself or on the frame around it.
         """
+        if self.msg_id is not None:
+            return
         for holder in (payload, frame):
-            if self.msg_id is None:
-                self.msg_id = next((i for key in _ID_KEYS if (i := _as_id(holder.get(key)))), None)
+            for key in _ID_KEYS:
+                value = holder.get(key)
+                if value is not None and (msg_id := _as_id(value)):
+                    self.msg_id = msg_id
+                    return
 
     def _add(
         self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
@@ -663,14 +758,14 @@ class AgentStreamDecoder(ErrorAfterEvents):
             payload.get("reasoning_content")
         )
         content = _as_text(payload.get("msg_content"))
-        new_reasoning = _new_suffix(self.reasoning, thinking, snapshot=snapshot, final=final)
+        new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot, final=final)
         new_text = _new_suffix(self._answer, content, snapshot=snapshot, final=final)
         if new_reasoning:
-            self.reasoning += new_reasoning
+            self._reasoning.append(new_reasoning)
             self._emit_id(events)
             events.append(Reasoning(new_reasoning))
         if new_text:
-            self._answer += new_text
+            self._answer.append(new_text)
             self._release(events, final=False)
 
     def _emit_id(self, events: list[StreamEvent]) -> None:
@@ -681,24 +776,27 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
     def _release(self, events: list[StreamEvent], *, final: bool) -> None:
         """Emit accepted text, holding back what could still become a billing wall."""
-        if not final and _could_become_wall(self._answer):
-            return
+        if not final and not self._wall_ruled_out:
+            if _could_become_wall(self._answer.value):
+                return
+            self._wall_ruled_out = True  # more text cannot make it a wall again
         if self._emitted < len(self._answer):
             self._emit_id(events)
-            events.append(TextDelta(self._answer[self._emitted :]))
+            events.append(TextDelta(self._answer.since(self._emitted)))
             self._emitted = len(self._answer)
 
     def _finish(self, reason: str, events: list[StreamEvent]) -> None:
         """End the turn: check for a billing wall, emit held text, usage and the reason."""
         if self.finished:
             return
-        if is_quota_wall(self._answer):
+        answer = "" if self._wall_ruled_out else self._answer.value
+        if is_quota_wall(answer):
             raise self._attach(
                 HailuoQuotaError(
                     "The service answered with a billing wall instead of an answer: "
-                    f"{self._answer.strip()!r}. The account has no conversation credits left; "
+                    f"{answer.strip()!r}. The account has no conversation credits left; "
                     "wait for the daily credits or subscribe.",
-                    server_message=self._answer.strip(),
+                    server_message=answer.strip(),
                     code="quota_wall",
                 )
             )
@@ -727,5 +825,5 @@ class AgentStreamDecoder(ErrorAfterEvents):
     def _attach(self, error: HailuoError) -> HailuoError:
         """Attach the text received so far to an error."""
         return error.with_partial(
-            partial_text=self._answer, partial_reasoning=self.reasoning, chat_id=self.chat_id
+            partial_text=self._answer.value, partial_reasoning=self.reasoning, chat_id=self.chat_id
         )

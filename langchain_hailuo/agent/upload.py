@@ -42,12 +42,14 @@ import aiohttp
 from langchain_hailuo._attachments import Attachment
 from langchain_hailuo._http import (
     HttpOptions,
+    RedirectPolicy,
     origin_of,
     request_following_redirects,
     retry_before_first_byte,
 )
-from langchain_hailuo.agent.client import AgentClient, AgentSettings, scrub_urls
+from langchain_hailuo.agent.client import AgentClient, AgentSettings
 from langchain_hailuo.errors import (
+    HailuoConnectionError,
     HailuoError,
     HailuoProtocolError,
     HailuoServerError,
@@ -498,16 +500,14 @@ class Uploader:
                     ticket.url,
                     build=build,
                     options=options,
+                    policy=RedirectPolicy.for_origins(origin_of(ticket.url)),
+                    what="object storage upload",
                     encoded=True,
                 )
-            except aiohttp.ClientError as exc:
-                retryable = isinstance(
-                    exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError
-                )
+            except HailuoConnectionError as exc:  # its message never quotes the URL
                 raise HailuoUploadError(
-                    f"The upload of {attachment.name!r} could not reach "
-                    f"{origin_of(ticket.url)}: {type(exc).__name__}: {scrub_urls(str(exc))}",
-                    retryable=retryable,
+                    f"The upload of {attachment.name!r} failed: {exc.message}",
+                    retryable=exc.retryable,
                 ) from None
             try:
                 if resp.status != _STORAGE_OK:

@@ -41,8 +41,9 @@ import yarl
 from langchain_hailuo._http import (
     HttpOptions,
     LoopSessions,
+    Redactor,
+    RedirectPolicy,
     StreamedResponse,
-    connection_dropped,
     cookie_header,
     cookieless_session,
     origin_of,
@@ -51,13 +52,14 @@ from langchain_hailuo._http import (
     request_following_redirects,
     retry_before_first_byte,
 )
+from langchain_hailuo._sse import loads_json
 from langchain_hailuo.auth import DeviceIdentity
 from langchain_hailuo.errors import (
     HailuoError,
     HailuoProtocolError,
     HailuoServerError,
 )
-from langchain_hailuo.types import AuthResult, StreamEvent
+from langchain_hailuo.types import AuthResult, StreamEvent, TitleGeneration
 from langchain_hailuo.v4.crypt import (
     API_PATH,
     DEFAULT_USER_AGENT,
@@ -88,6 +90,11 @@ WHAT = "chat request"
 BODY_END_GRACE = 0.25
 """Seconds the v4 client waits for the close frame and the body's end after the answer."""
 _ERROR_BODY_LIMIT = 64 * 1024
+V4_HOSTS = frozenset({"www.hailuo.ai", "hailuo.ai", "chat.minimax.io", "agent.minimax.io"})
+"""The documented chain ``www.hailuo.ai`` → ``chat.minimax.io`` → ``agent.minimax.io``: the
+hosts a redirect may lead to with the credentials (besides the configured origin)."""
+V4_DOMAINS = (".minimaxi.com",)
+"""The China site's domain (any of its hosts, over https)."""
 _BASE_URL_HINT = (
     "check the base URL setting (base_url / HAILUO_BASE_URL): it must point at a Hailuo web "
     "chat that speaks the v4 protocol (the live MiniMax Agent site needs protocol='agent')"
@@ -168,20 +175,20 @@ class V4Answer(StreamedResponse):
         *,
         requested_origin: str,
         options: HttpOptions,
-        started: float,
+        redact: Redactor,
     ) -> None:
         """Wrap a response whose status and content type were checked.
 
         Args:
             response: The open response.
             requested_origin: The origin the request was first sent to.
-            options: The timeouts for reading the body.
-            started: ``time.monotonic()`` when the request began.
+            options: The timeouts and the call's deadline for reading the body.
+            redact: Scrubs the account's secrets from server text (errors, the title).
         """
-        super().__init__(response, options=options, started=started)
+        super().__init__(response, options=options, redact=redact)
         self.origin = origin_of(str(response.url))
         self.requested_origin = requested_origin
-        self.decoder = V4StreamDecoder()
+        self.decoder = V4StreamDecoder(max_line_bytes=options.max_line_bytes)
 
     @property
     def redirected(self) -> bool:
@@ -210,25 +217,29 @@ class V4Answer(StreamedResponse):
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
                     for event in decoder.feed(chunk):
-                        yield event
+                        yield self._scrubbed(event)
                     decoder.raise_pending()  # an error that followed those events
                     if decoder.finished:  # let the server end the body (its close frame)
                         self._eof = await read_rest(
-                            chunks, timeouts=self._options.timeouts, grace=BODY_END_GRACE
+                            chunks, options=self._options, grace=BODY_END_GRACE
                         )
                         return
             self._eof = True
             for event in decoder.close():
-                yield event
-        except HailuoError as exc:
-            exc.with_partial(partial_text=decoder.text, chat_id=decoder.chat_id)
-            raise
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise connection_dropped(
-                exc, partial_text=decoder.text, chat_id=decoder.chat_id
-            ) from exc
+                yield self._scrubbed(event)
+        except (HailuoError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
+            error = self._failed(exc, partial_text=decoder.text, chat_id=decoder.chat_id)
+            if error is exc:
+                raise
+            raise error from exc
         finally:
             self.close()
+
+    def _scrubbed(self, event: StreamEvent) -> StreamEvent:
+        """The event, with the account's secrets scrubbed from a title (it becomes metadata)."""
+        if isinstance(event, TitleGeneration):
+            return TitleGeneration(self._redact(event.title))
+        return event
 
 
 class V4Client:
@@ -345,9 +356,11 @@ class V4Client:
     ) -> AsyncIterator[V4Answer]:
         """Send one chat request and hold its answer open for streaming.
 
-        Connection errors, 5xx and 429 are retried with backoff, but only until the answer's
-        headers arrive; nothing is retried once the body streams. The response is closed
-        when the ``async with`` block exits, however it exits.
+        The message is sent again only when it provably did not reach the server (the
+        connection failed before anything was written, a 429), with backoff inside the
+        call's deadline; any other failure raises, saying whether the message may have
+        arrived. Redirects are followed only to the configured origin and Hailuo / MiniMax
+        hosts. The response is closed when the ``async with`` block exits, however it exits.
 
         Args:
             auth: The account to send as.
@@ -365,9 +378,10 @@ class V4Client:
             HailuoProtocolError: The answer was not an event stream (wrong base URL).
             HailuoTimeoutError: No answer within the first-byte timeout.
         """
-        opts = options or self.options
-        started = time.monotonic()
+        opts = (options or self.options).with_deadline()
         requested = origin_of(base_url)
+        redact = Redactor.of(auth)
+        policy = RedirectPolicy.for_origins(requested, hosts=V4_HOSTS, domains=V4_DOMAINS)
 
         def build(hop_url: str) -> dict[str, Any]:
             return {"headers": self.headers_for(auth, hop_url, form), "data": _multipart(form)}
@@ -378,7 +392,13 @@ class V4Client:
                 "POST %s%s (%d prompt chars)", requested, API_PATH, len(form.get("msgContent", ""))
             )
             resp = await request_following_redirects(
-                self._sessions.get(), "POST", url, build=build, options=opts
+                self._sessions.get(),
+                "POST",
+                url,
+                build=build,
+                options=opts,
+                policy=policy,
+                what=WHAT,
             )
             await raise_for_http_status(resp, what=WHAT)
             try:
@@ -388,8 +408,17 @@ class V4Client:
                 raise
             return resp
 
-        resp = await retry_before_first_byte(attempt, options=opts, what=WHAT, sleep=self._sleep)
-        answer = V4Answer(resp, requested_origin=requested, options=opts, started=started)
+        chat_id = form.get("chatID")
+        resp = await retry_before_first_byte(
+            attempt,
+            options=opts,
+            what=WHAT,
+            sleep=self._sleep,
+            idempotent=False,
+            chat_id=chat_id if chat_id not in {None, "", "0"} else None,
+            redact=redact,
+        )
+        answer = V4Answer(resp, requested_origin=requested, options=opts, redact=redact)
         if answer.redirected:
             logger.info("the chat answer came from %s (asked %s)", answer.origin, requested)
         try:
@@ -418,7 +447,8 @@ class V4Client:
             HailuoError: Typed per status; :class:`HailuoServerError` for a non-zero
                 ``statusInfo.code``; :class:`HailuoProtocolError` when the answer has no id.
         """
-        opts = options or self.options
+        opts = (options or self.options).with_deadline()
+        policy = RedirectPolicy.for_origins(origin_of(base_url), hosts=V4_HOSTS, domains=V4_DOMAINS)
         fresh = str(uuid_module.uuid4())
         probe = auth.model_copy(update={"uuid": fresh, "device_id": None})
         body = json.dumps({"uuid": fresh}, separators=(",", ":"))
@@ -437,11 +467,17 @@ class V4Client:
 
         async def attempt() -> Any:
             resp = await request_following_redirects(
-                self._sessions.get(), "POST", url, build=build, options=opts
+                self._sessions.get(),
+                "POST",
+                url,
+                build=build,
+                options=opts,
+                policy=policy,
+                what=what,
             )
             try:
                 await raise_for_http_status(resp, what=what)
-                return json.loads(await resp.read())
+                return loads_json(await resp.read())
             except ValueError:
                 raise HailuoProtocolError(
                     f"{origin_of(url)} answered the {what} with a non-JSON body."
@@ -449,7 +485,9 @@ class V4Client:
             finally:
                 resp.release()
 
-        answer = await retry_before_first_byte(attempt, options=opts, what=what, sleep=self._sleep)
+        answer = await retry_before_first_byte(
+            attempt, options=opts, what=what, sleep=self._sleep, redact=Redactor.of(auth)
+        )
         return _registered_identity(answer, fresh, origin_of(url))
 
     async def aclose(self) -> None:
@@ -495,7 +533,7 @@ async def _check_content_type(resp: aiohttp.ClientResponse) -> None:
         return
     raw = await resp.content.read(_ERROR_BODY_LIMIT)
     try:
-        body = json.loads(raw.decode("utf-8", "replace"))
+        body = loads_json(raw.decode("utf-8", "replace"))
     except ValueError:
         body = None
     status = body.get("statusInfo") if isinstance(body, dict) else None

@@ -34,6 +34,8 @@ from langchain_hailuo._provider import (
     BaseProvider,
     ReauthSource,
     as_conversation,
+    call_options,
+    check_encodable,
     checked_url,
     continues,
     http_options_with,
@@ -66,7 +68,7 @@ logger = logging.getLogger("langchain_hailuo.v4")
 
 DEFAULT_URL = "https://www.hailuo.ai"
 _QUERY_SETTINGS = ("lang", "version_code", "biz_id", "app_id")
-_OPTION_SETTINGS = ("timeout", "max_retries", "proxy")
+_OPTION_SETTINGS = ("timeout", "max_retries", "proxy", "max_line_bytes", "deadline")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -252,7 +254,8 @@ class HailuoAI(BaseProvider):
         del model
         refuse_attachments([*messages, *(kwargs.get("full_history") or ())])
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
-        options = http_options_with(self.options, kwargs)
+        check_encodable([*messages, *(kwargs.get("full_history") or ())])
+        options = call_options(self.options, kwargs)
         conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False

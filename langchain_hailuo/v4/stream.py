@@ -28,12 +28,11 @@ the parse.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from langchain_hailuo._sse import ErrorAfterEvents, LineBuffer
-from langchain_hailuo.errors import HailuoServerError, HailuoStreamInterruptedError
+from langchain_hailuo._sse import DEFAULT_MAX_LINE_BYTES, ErrorAfterEvents, LineBuffer, loads_json
+from langchain_hailuo.errors import HailuoError, HailuoServerError, HailuoStreamInterruptedError
 from langchain_hailuo.types import (
     ChatStarted,
     FinishReason,
@@ -115,9 +114,13 @@ class V4StreamDecoder(ErrorAfterEvents):
         title: The chat title, once sent.
     """
 
-    def __init__(self) -> None:
-        """Create a decoder for one response body."""
-        self._lines = LineBuffer()
+    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        """Create a decoder for one response body.
+
+        Args:
+            max_line_bytes: The longest line accepted (a line repeats the whole answer).
+        """
+        self._lines = LineBuffer(max_line_bytes)
         self._event: str | None = None
         self._parts: list[str] = []
         self._emitted = 0  # characters of answer text emitted so far
@@ -152,7 +155,9 @@ class V4StreamDecoder(ErrorAfterEvents):
             The events the chunk completed, in order.
 
         Raises:
-            HailuoServerError: The stream reported an error (with the partial text). When
+            HailuoServerError: The stream reported an error (with the partial text).
+            HailuoResponseTooLargeError: A line passed ``max_line_bytes``.
+            HailuoProtocolError: A line's JSON was nested too deeply. When
                 events were decoded before the error in the same chunk, they are returned
                 first and the error is raised by :meth:`raise_pending` (or the next
                 :meth:`feed` / :meth:`close`).
@@ -166,7 +171,7 @@ class V4StreamDecoder(ErrorAfterEvents):
                 self._line(line, events)
                 if self.finished:
                     break
-        except HailuoServerError as exc:
+        except HailuoError as exc:
             self._hold_error(exc, events)  # hand out what came before the error first
         return events
 
@@ -213,7 +218,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         if payload is None:
             return  # comments, ids and other fields carry nothing for us
         try:
-            envelope = json.loads(payload.decode("utf-8", "replace"))
+            envelope = loads_json(payload.decode("utf-8", "replace"))
         except ValueError as exc:
             logger.warning(
                 "skipping a malformed data line (%d bytes, %s); the next snapshot repairs it",

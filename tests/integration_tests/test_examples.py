@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.integration_tests._subprocess import run_python
 
 
 def _run(args: list[str], tmp_path: Path) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-    env["HAILUO_AUTH_FILE"] = str(tmp_path / "no-auth.json")  # no credentials: emulator
-    result = subprocess.run(
-        [sys.executable, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    result = run_python(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-2000:]
     return result.stdout

@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from langchain_hailuo._http import Timeouts, iter_chunks
+from langchain_hailuo._http import HttpOptions, Timeouts, iter_chunks
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -55,12 +55,12 @@ async def _read_into(chunks: AsyncIterator[bytes], received: list[bytes]) -> Non
 async def test_bytes_received_before_a_drop_are_handed_out_before_the_error(
     dropping_server: str, read_first: int
 ) -> None:
-    timeouts = Timeouts(connect=2.0, first_byte=2.0, idle=2.0, total=10.0)
+    options = HttpOptions(timeouts=Timeouts(connect=2.0, first_byte=2.0, idle=2.0, total=10.0))
     received: list[bytes] = []
     async with aiohttp.ClientSession() as session, session.get(dropping_server) as response:
         if read_first:
             received.append(await response.content.read(read_first))  # the first chunk, in part
         await asyncio.sleep(0.2)  # the break arrives while the bytes wait to be read
         with pytest.raises(aiohttp.ClientPayloadError):
-            await _read_into(iter_chunks(response, timeouts=timeouts), received)
+            await _read_into(iter_chunks(response, options=options.with_deadline()), received)
     assert b"".join(received) == SENT

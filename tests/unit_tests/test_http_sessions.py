@@ -1,4 +1,5 @@
-"""The per-loop session cache retires sessions whose loop has closed, also when it is dropped."""
+"""The per-loop session cache closes each loop's session when that loop shuts down, and
+retires sessions whose loop closed without shutting down, also when it is dropped."""
 
 from __future__ import annotations
 
@@ -18,9 +19,30 @@ def _session_made_on_a_loop_that_then_closed(cache: LoopSessions) -> aiohttp.Cli
     return asyncio.run(make())
 
 
+def _session_made_on_a_loop_closed_without_shutdown(cache: LoopSessions) -> aiohttp.ClientSession:
+    async def make() -> aiohttp.ClientSession:
+        return cache.get()
+
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(make())
+    finally:
+        loop.close()  # no shutdown_asyncgens(): the session outlives its loop
+
+
+def test_asyncio_run_closes_the_session_at_its_loop_shutdown() -> None:
+    cache = LoopSessions(cookieless_session)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = _session_made_on_a_loop_that_then_closed(cache)
+        assert session.closed
+        gc.collect()
+    assert not [w for w in caught if "nclosed" in str(w.message)]
+
+
 def test_dropping_the_cache_retires_sessions_of_closed_loops() -> None:
     cache = LoopSessions(cookieless_session)
-    session = _session_made_on_a_loop_that_then_closed(cache)
+    session = _session_made_on_a_loop_closed_without_shutdown(cache)
     assert not session.closed
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -93,13 +93,14 @@ def hops(monkeypatch: pytest.MonkeyPatch) -> list[Hop]:
         *,
         build: Callable[[str], Mapping[str, Any]],
         options: HttpOptions,
+        **rest: Any,
     ) -> aiohttp.ClientResponse:
         def recording_build(hop_url: str) -> Mapping[str, Any]:
             kwargs = build(hop_url)
             recorded.append(Hop(method, hop_url, dict(kwargs["headers"]), kwargs["data"]))
             return kwargs
 
-        return await original(session, method, url, build=recording_build, options=options)
+        return await original(session, method, url, build=recording_build, options=options, **rest)
 
     monkeypatch.setattr(client_module, "request_following_redirects", spy)
     return recorded

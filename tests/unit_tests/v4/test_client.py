@@ -14,7 +14,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
-from langchain_hailuo._http import HttpOptions, Timeouts, cookie_header
+from langchain_hailuo._http import HttpOptions, Redactor, Timeouts, cookie_header
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoProtocolError,
@@ -313,11 +313,11 @@ async def test_429_with_max_retries_0_is_one_attempt(
     assert fake_sleep.delays == []
 
 
-async def test_5xx_and_connection_errors_are_retried_before_the_first_byte(
+async def test_refusals_that_prove_the_message_unsent_are_retried(
     mocked: aioresponses, fake_sleep: FakeSleep, hops: list[Hop]
 ) -> None:
-    mocked.post(chat_url_re(), status=502, body="bad gateway")
-    mocked.post(chat_url_re(), exception=aiohttp.ClientConnectionError("reset"))
+    mocked.post(chat_url_re(), status=429, headers={"Retry-After": "0"}, body="slow down")
+    mocked.post(chat_url_re(), status=429, body="slow down")
     mocked.post(chat_url_re(), body=answer_body("third time"), content_type=SSE)
     client = V4Client(sleep=fake_sleep, options=HttpOptions(max_retries=2, backoff_base=0.01))
     events, _ = await run_chat(client)
@@ -328,14 +328,18 @@ async def test_5xx_and_connection_errors_are_retried_before_the_first_byte(
     assert len({hop.headers["yy"] for hop in hops}) == 3
 
 
-async def test_5xx_gives_up_after_max_retries(mocked: aioresponses, fake_sleep: FakeSleep) -> None:
+async def test_5xx_is_never_retried_and_says_the_message_may_have_arrived(
+    mocked: aioresponses, fake_sleep: FakeSleep
+) -> None:
     mocked.post(chat_url_re(), status=503, body="down", repeat=True)
     client = V4Client(sleep=fake_sleep, options=HttpOptions(max_retries=1, backoff_base=0.01))
     with pytest.raises(HailuoServerError) as info:
         await run_chat(client)
     await client.aclose()
     assert info.value.status == 503
-    assert sum(len(calls) for calls in mocked.requests.values()) == 2
+    assert info.value.may_have_arrived
+    assert "may have reached the server" in str(info.value)
+    assert sum(len(calls) for calls in mocked.requests.values()) == 1
 
 
 async def test_other_4xx_is_not_retried(mocked: aioresponses, fake_sleep: FakeSleep) -> None:
@@ -441,7 +445,7 @@ def fake_answer(content: FakeContent, timeouts: Timeouts | None = None) -> V4Ans
         FakeResponse(content),  # type: ignore[arg-type]
         requested_origin=BASE,
         options=opts,
-        started=asyncio.get_running_loop().time(),
+        redact=Redactor([TOKEN]),
     )
 
 
@@ -544,7 +548,7 @@ async def test_one_session_per_loop_and_aclose(mocked: aioresponses) -> None:
 async def test_token_never_in_logs_or_errors(
     mocked: aioresponses, debug_logs: pytest.LogCaptureFixture, fake_sleep: FakeSleep
 ) -> None:
-    mocked.post(chat_url_re(), status=502, body=f"echo {TOKEN}")
+    mocked.post(chat_url_re(), status=429, body=f"echo {TOKEN}")
     mocked.post(chat_url_re(), body=answer_body("fine"), content_type=SSE)
     mocked.post(chat_url_re(), status=401, body="no")
     mocked.post(chat_url_re(), body=send_result() + message("cut"), content_type=SSE)
