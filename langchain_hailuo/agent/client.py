@@ -264,6 +264,17 @@ class AgentSettings:
         """The stream origin (explicit or derived)."""
         return (self.stream_url or default_stream_url(self.base_url)).rstrip("/")
 
+    @property
+    def origins(self) -> tuple[str, ...]:
+        """The origins the credentials belong to: control, and stream wherever it is known.
+
+        A local base URL (an IP address) without ``stream_url`` has no stream origin to
+        derive; its control calls still work, and a turn then asks for ``stream_url``.
+        """
+        if self.stream_url or _is_named_host(urlsplit(self.base_url).hostname or ""):
+            return (self.control_origin, self.stream_origin)
+        return (self.control_origin,)
+
     def prefixed(self, path: str) -> str:
         """A path under the API prefix."""
         return "/" + "/".join(p.strip("/") for p in (self.api_prefix, path) if p.strip("/"))
@@ -742,8 +753,7 @@ class AgentClient:
     ) -> aiohttp.ClientResponse:
         """Send a pre-encoded URL, following redirects only within the Agent's origins."""
         policy = RedirectPolicy.for_origins(
-            settings.control_origin,
-            settings.stream_origin,
+            *settings.origins,
             hosts=AGENT_HOSTS,
             domains=AGENT_DOMAINS,
         )
