@@ -1,66 +1,152 @@
-"""Folding a message list into the one prompt a web chat takes.
+"""The text rules both protocol stacks share, and the request a turn hands them.
 
 The web chats take one text per turn and keep the history server-side. A new chat gets the
 whole history folded into one prompt (:func:`format_prompt`); a continued chat gets only
-the user's newest message(s) (:func:`get_last_user_message`). Both stacks use these rules.
+the user's newest message(s) (:func:`get_last_user_message`). What one turn sends is a
+:class:`TurnRequest`, decided once: by the turn planner (:mod:`langchain_hailuo._turns`)
+for ``ChatHailuo``, or by :func:`request_from_dicts` for the seed's ``create_authed``.
+
+This module holds the one content-to-text rule (:func:`content_text`), the one role table
+(:data:`ROLES`) and the one rule for "does this call continue the chat" (:func:`continues`).
 """
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
 
+from langchain_hailuo._attachments import Attachment, attachments_of
 from langchain_hailuo.errors import HailuoUnsupportedContentError
+from langchain_hailuo.types import Conversation, MessageDict, Protocol
 
-__all__ = ["format_prompt", "get_last_user_message", "last_user_run", "message_text"]
+__all__ = [
+    "ROLES",
+    "ContentKind",
+    "TurnRequest",
+    "canonical_role",
+    "compact_json",
+    "content_text",
+    "continues",
+    "format_prompt",
+    "get_last_user_message",
+    "last_user_run",
+    "message_text",
+    "request_from_dicts",
+]
 
-_ROLE_LABELS = {
-    "system": "System",
-    "developer": "System",
-    "user": "User",
-    "human": "User",
-    "assistant": "Assistant",
-    "ai": "Assistant",
+logger = logging.getLogger(__name__)
+
+ROLES: dict[str, tuple[str, str]] = {
+    "system": ("system", "System"),
+    "developer": ("system", "System"),
+    "user": ("user", "User"),
+    "human": ("user", "User"),
+    "assistant": ("assistant", "Assistant"),
+    "ai": ("assistant", "Assistant"),
 }
+"""The one role table: a role as callers spell it -> (the providers' role, its prompt label)."""
+
+ContentKind = Literal["message", "answer", "tool_result"]
+"""Whose content is read: a plain message, an AI answer, or a tool result."""
+
+_ANSWER_ONLY_BLOCKS = frozenset(
+    {"reasoning", "thinking", "redacted_thinking", "tool_call", "tool_call_chunk", "tool_use"}
+)
+"""Blocks of an AI message that are not part of its answer text (never sent back)."""
+
+_NO_CHAT = frozenset({"", "0"})
 
 
-def message_text(content: Any) -> str:
-    """The text of a message's content: a string, or OpenAI-style text parts.
+def _block_kind(block: Any) -> str:
+    """The ``type`` of a content block (or the Python type name of something odd)."""
+    if isinstance(block, Mapping):
+        return str(block.get("type") or "untyped")
+    return type(block).__name__
+
+
+def compact_json(value: Any) -> str:
+    """JSON on one line, unicode kept as is (how prompts quote schemas, calls and results)."""
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def content_text(content: Any, kind: ContentKind = "message") -> str:
+    """The text of a message's content: the one rule every message goes through.
+
+    ``content`` is a string, ``None``, one block, or a list of strings and blocks. Text
+    blocks (``{"type": "text", "text": ...}``) give their text. Other blocks:
+
+    - ``message``: refused (the web chat takes text; files and images were taken out
+      before, see :mod:`langchain_hailuo._attachments`);
+    - ``answer`` (an AI message's own content): reasoning and tool-call blocks are left
+      out, anything else is refused;
+    - ``tool_result``: ``json`` blocks become compact JSON, anything else a short note;
+      parts are joined with newlines (a tool's output lines).
 
     Args:
-        content: A string, or a list of strings and ``{"type": "text", "text": ...}`` parts.
+        content: The content.
+        kind: Whose content it is.
 
     Returns:
-        The text (parts joined with nothing between them, as LangChain does).
+        The text (parts joined with nothing between them, as LangChain's ``.text`` does,
+        except tool results).
 
     Raises:
-        HailuoUnsupportedContentError: A part is not text (image, audio, file…).
+        HailuoUnsupportedContentError: A block that is not text, outside tool results; the
+            message names the block type.
     """
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    if isinstance(content, Iterable) and not isinstance(content, Mapping | bytes):
-        return "".join(_part_text(part) for part in content)
-    return _part_text(content)
+    if (
+        isinstance(content, Mapping)
+        or not isinstance(content, Iterable)
+        or isinstance(content, bytes)
+    ):
+        content = [content]
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+            continue
+        block_kind = _block_kind(block)
+        if block_kind == "text" and isinstance(block, Mapping):
+            parts.append(str(block.get("text") or ""))
+        elif kind == "answer" and block_kind in _ANSWER_ONLY_BLOCKS:
+            continue
+        elif kind == "tool_result":
+            if block_kind == "json" and isinstance(block, Mapping) and "json" in block:
+                parts.append(compact_json(block["json"]))
+            else:
+                parts.append(f"[{block_kind} content omitted: this chat takes text only]")
+        else:
+            raise HailuoUnsupportedContentError(
+                f"The web chat takes text only here; a message holds a {block_kind!r} block. "
+                "Images and files are sent from user messages and tool results (MiniMax "
+                "Agent protocol); otherwise remove the block, or describe it in words."
+            )
+    return ("\n" if kind == "tool_result" else "").join(parts)
 
 
-def _part_text(part: Any) -> str:
-    """The text of one content part."""
-    if isinstance(part, str):
-        return part
-    if isinstance(part, Mapping) and part.get("type") == "text":
-        return str(part.get("text") or "")
-    kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-    raise HailuoUnsupportedContentError(
-        f"The web chat takes text only; a message holds a {kind!r} part. "
-        "Remove it or describe it in words."
-    )
+def message_text(content: Any) -> str:
+    """The text of a plain message's content (:func:`content_text` of kind ``message``)."""
+    return content_text(content)
+
+
+def canonical_role(role: str) -> str | None:
+    """The providers' role (``system`` / ``user`` / ``assistant``) of a role, if known."""
+    entry = ROLES.get(role.lower())
+    return entry[0] if entry else None
 
 
 def _role_label(role: str) -> str:
     """``System`` / ``User`` / ``Assistant`` (other roles capitalised)."""
-    return _ROLE_LABELS.get(role.lower(), role.capitalize())
+    entry = ROLES.get(role.lower())
+    return entry[1] if entry else role.capitalize()
 
 
 def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -94,10 +180,10 @@ def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
     if not messages:
         return ""
     if len(messages) == 1:
-        return message_text(messages[0].get("content"))
+        return content_text(messages[0].get("content"))
     lines = []
     for message in messages:
-        text = message_text(message.get("content"))
+        text = content_text(message.get("content"))
         if text.strip():
             lines.append(f"{_role_label(str(message.get('role', 'user')))}: {text}")
     return "\n".join(lines) + "\nAssistant:"
@@ -107,7 +193,8 @@ def get_last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
     """The user's newest message(s), for continuing a chat the server already holds.
 
     Trailing non-user messages are skipped; then the run of consecutive user messages
-    before them is collected (each stripped, blank ones dropped) and joined with newlines, in order.
+    before them is collected (each stripped, blank ones dropped) and joined with newlines,
+    in order.
 
     Args:
         messages: Dicts with ``role`` and ``content``.
@@ -115,7 +202,7 @@ def get_last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
     Returns:
         The text to send (empty when there is no user message).
     """
-    run = (message_text(message.get("content")).strip() for message in last_user_run(messages))
+    run = (content_text(message.get("content")).strip() for message in last_user_run(messages))
     return "\n".join(text for text in run if text)
 
 
@@ -139,4 +226,142 @@ def last_user_run(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, An
 
 def _is_user(message: Mapping[str, Any]) -> bool:
     """Whether a message is the user's."""
-    return str(message.get("role", "")).lower() in {"user", "human"}
+    return canonical_role(str(message.get("role", ""))) == "user"
+
+
+def continues(conversation: Conversation | None, account: str, protocol: Protocol) -> bool:
+    """Whether a call may continue ``conversation``: a real chat of this protocol and account.
+
+    The one rule: the planner applies it to a caller's conversation override, and
+    :func:`request_from_dicts` to the seed's ``conversation=`` argument.
+
+    Args:
+        conversation: The conversation asked for, if any.
+        account: The fingerprint of the account about to send.
+        protocol: The protocol in use.
+
+    Returns:
+        ``True`` to post to its chat / session; ``False`` to start a new one.
+    """
+    return (
+        conversation is not None
+        and conversation.protocol == protocol
+        and conversation.chatID not in _NO_CHAT
+        and conversation.account in {None, account}
+    )
+
+
+PlanReason = Literal[
+    "new", "continued", "override", "edited", "foreign", "not-user", "no-history-reuse"
+]
+
+
+@dataclass(frozen=True)
+class TurnRequest:
+    """What one turn sends, decided once; providers execute it as it is.
+
+    Attributes:
+        conversation: The chat to continue (``None``: start a new chat).
+        messages: With a conversation, the messages after its last answer (the turn sends
+            their trailing user run); else the whole history, as :attr:`full_history`.
+        full_history: The whole history (instructions and tool results folded in), which a
+            new chat is sent, folded into one prompt.
+        history_hash: The hash of this turn's prompt, stored on the answer.
+        tools_hash: The hash of the tool / output-format instructions in effect, if any.
+        reason: Why (for logs and tests): ``new``, ``continued``, ``override``,
+            ``edited`` (the history before the last answer changed), ``foreign`` (an
+            override of another account or protocol), ``not-user`` (non-user messages
+            after the last answer), ``no-history-reuse`` (``use_previous_chat_id=False``).
+    """
+
+    conversation: Conversation | None
+    messages: list[MessageDict]
+    full_history: list[MessageDict]
+    history_hash: str = ""
+    tools_hash: str | None = None
+    reason: PlanReason = "new"
+
+    @property
+    def continued(self) -> bool:
+        """Whether the turn continues a server chat."""
+        return self.conversation is not None
+
+    def for_account(self, account: str, protocol: Protocol) -> TurnRequest:
+        """This request as another account may send it: a chat it cannot continue restarts.
+
+        Used when a refresh of rejected credentials brought another account's: its chat is
+        not theirs, so the whole history goes to a new chat instead.
+
+        Args:
+            account: The fingerprint of the account about to send.
+            protocol: The protocol in use.
+
+        Returns:
+            ``self``, or the same request as a new chat.
+        """
+        if self.conversation is None or continues(self.conversation, account, protocol):
+            return self
+        logger.info(
+            "chat %s belongs to another account; starting a new chat", self.conversation.chatID
+        )
+        return TurnRequest(
+            None,
+            self.full_history,
+            self.full_history,
+            self.history_hash,
+            self.tools_hash,
+            reason="foreign",
+        )
+
+    @cached_property
+    def new_chat_text(self) -> str:
+        """The prompt of a new chat: the whole history folded."""
+        return format_prompt(self.full_history)
+
+    @cached_property
+    def text(self) -> str:
+        """The text this turn sends: the newest user run, or the new chat's prompt."""
+        return get_last_user_message(self.messages) if self.continued else self.new_chat_text
+
+    @cached_property
+    def attachments(self) -> tuple[Attachment, ...]:
+        """The files and images of what this turn sends."""
+        if self.continued:
+            return tuple(attachments_of(last_user_run(self.messages)))
+        return self.new_chat_attachments
+
+    @cached_property
+    def new_chat_attachments(self) -> tuple[Attachment, ...]:
+        """The files and images a new chat sends (the whole history's)."""
+        return tuple(attachments_of(self.full_history))
+
+
+def request_from_dicts(
+    messages: Sequence[MessageDict],
+    account: str,
+    protocol: Protocol,
+    conversation: Conversation | None = None,
+    full_history: Sequence[MessageDict] | None = None,
+) -> TurnRequest:
+    """The request of a seed-style call (``create_authed(model, messages, ...)``).
+
+    A conversation that :func:`continues` is continued with the trailing user message(s)
+    of ``messages``; anything else starts a new chat from ``full_history`` (or
+    ``messages``).
+
+    Args:
+        messages: The call's ``{"role", "content"}`` dicts.
+        account: The fingerprint of the account about to send.
+        protocol: The provider's protocol.
+        conversation: The conversation asked for, if any.
+        full_history: The whole history, for starting over (default: ``messages``).
+
+    Returns:
+        The request.
+    """
+    history = list(full_history or messages)
+    if continues(conversation, account, protocol):
+        return TurnRequest(conversation, list(messages), history, reason="continued")
+    if conversation is not None:
+        logger.debug("not continuing chat %s: another account or protocol", conversation.chatID)
+    return TurnRequest(None, history, history, reason="new")

@@ -24,11 +24,12 @@ from typing import Any, Literal
 
 from langchain_core.exceptions import OutputParserException
 
+from langchain_hailuo._prompt import compact_json
+from langchain_hailuo._schema import validate_json_schema
 from langchain_hailuo._tools import (
     TOOL_CALL_OPEN,
     parse_tool_reply,
     render_tool_instructions,
-    validate_json_schema,
 )
 
 __all__ = [
@@ -106,11 +107,6 @@ def _check_method(method: str) -> None:
         )
 
 
-def _compact(value: Any) -> str:
-    """JSON on one line, unicode kept."""
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
 def schema_to_tool(schema_json: Mapping[str, Any]) -> dict[str, Any]:
     """The single OpenAI-format tool used by the ``function_calling`` method.
 
@@ -174,7 +170,7 @@ def render_schema_instruction(
             "no code fences, no comments."
         )
         if schema_json:
-            text += f"\n\nThe object must conform to this JSON schema: {_compact(schema_json)}"
+            text += f"\n\nThe object must conform to this JSON schema: {compact_json(schema_json)}"
         return text
     if not schema_json:
         raise ValueError(f"Structured output with method={method!r} needs a schema.")
@@ -189,7 +185,7 @@ def render_schema_instruction(
         "# Output format\n\n"
         "Reply with one JSON value that conforms to the JSON schema below, and nothing else: "
         "no text before or after it, no code fences, no comments.\n\n"
-        f"JSON schema: {_compact(schema_json)}"
+        f"JSON schema: {compact_json(schema_json)}"
     )
 
 

@@ -20,9 +20,8 @@ Pieces:
 - :class:`ToolCallStreamParser`: fed with text deltas, returns the prose that is safe to stream
   and the calls as they complete; tool-call syntax never reaches the prose, wherever the
   deltas are cut;
-- :func:`validate_json_schema`: a small JSON-schema validator (types, enums, required keys,
-  nested objects and arrays, ``anyOf``/``oneOf``/``allOf``, local ``$ref``), used for tool
-  arguments and structured output;
+- call arguments are checked by :func:`langchain_hailuo._schema.validate_json_schema`, which
+  structured output shares;
 - :func:`render_tool_results` and :func:`render_tool_call_history`: tool messages and earlier
   calls folded back into text;
 - :func:`check_tool_choice`: a corrective instruction when a forced call was not made.
@@ -31,10 +30,9 @@ Pieces:
 from __future__ import annotations
 
 import json
-import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,6 +45,9 @@ from langchain_core.messages.tool import (
     tool_call,
     tool_call_chunk,
 )
+
+from langchain_hailuo._prompt import compact_json, content_text
+from langchain_hailuo._schema import describe_value, validate_json_schema
 
 __all__ = [
     "TOOL_CALL_CLOSE",
@@ -63,7 +64,6 @@ __all__ = [
     "render_tool_instructions",
     "render_tool_results",
     "tool_names_by_id",
-    "validate_json_schema",
 ]
 
 TOOL_CALL_OPEN = "<tool_call>"
@@ -215,11 +215,6 @@ _CHOICE_RULES = {
 }
 
 
-def _compact_json(value: Any) -> str:
-    """JSON on one line, unicode kept as is."""
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
-
-
 def _choice_rule(choice: str) -> str:
     """The rule line for a normalised tool choice."""
     if choice in _CHOICE_RULES:
@@ -237,7 +232,7 @@ def _render_tool(tool: Mapping[str, Any]) -> str:
     description = str(function.get("description") or "").strip()
     if description:
         lines.append(description)
-    lines.append(f"Parameters (JSON schema): {_compact_json(dict(_tool_parameters(tool)))}")
+    lines.append(f"Parameters (JSON schema): {compact_json(dict(_tool_parameters(tool)))}")
     return "\n".join(lines)
 
 
@@ -294,304 +289,6 @@ def render_tool_instructions(tools: Sequence[Mapping[str, Any]], tool_choice: To
         "\n\n".join(_render_tool(tool) for tool in tools),
     ]
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------------------------------------
-# JSON-schema validation
-# ---------------------------------------------------------------------------------------------
-
-_JSON_TYPE_NAMES: dict[type, str] = {
-    dict: "object",
-    list: "array",
-    str: "string",
-    bool: "boolean",
-    int: "integer",
-    float: "number",
-    type(None): "null",
-}
-
-
-def _json_type(value: Any) -> str:
-    """The JSON type name of a decoded value."""
-    return _JSON_TYPE_NAMES.get(type(value), type(value).__name__)
-
-
-def _describe(value: Any) -> str:
-    """A short description of a value for an error message."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    if len(text) > 40:  # noqa: PLR2004 - keep messages short
-        text = text[:37] + "..."
-    return f"{_json_type(value)} {text}"
-
-
-def _json_equal(left: Any, right: Any) -> bool:
-    """JSON equality: ``true`` is not ``1``, ``1`` equals ``1.0``."""
-    if isinstance(left, bool) or isinstance(right, bool):
-        return type(left) is type(right) and left == right
-    if isinstance(left, int | float) and isinstance(right, int | float):
-        return left == right
-    if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(map(_json_equal, left, right))
-    if isinstance(left, dict) and isinstance(right, dict):
-        return left.keys() == right.keys() and all(_json_equal(left[k], right[k]) for k in left)
-    return type(left) is type(right) and left == right
-
-
-@dataclass
-class _Validator:
-    """One validation run: the root schema (for ``$ref``) and the coercion setting."""
-
-    root: Mapping[str, Any]
-    coerce_integers: bool
-    errors: list[str] = field(default_factory=list)
-
-    def resolve(self, ref: str) -> Any:
-        """Resolve a local ``$ref`` (``#/$defs/Name``, ``#/definitions/Name``, ``#``)."""
-        if not ref.startswith("#"):
-            return None
-        node: Any = self.root
-        for raw in ref[1:].split("/"):
-            if not raw:
-                continue
-            key = raw.replace("~1", "/").replace("~0", "~")
-            if not isinstance(node, Mapping) or key not in node:
-                return None
-            node = node[key]
-        return node
-
-    def check(self, value: Any, schema: Any, path: str, depth: int = 0) -> tuple[Any, list[str]]:
-        """Validate ``value`` at ``path``; return the (possibly coerced) value and errors."""
-        if schema is True or schema is None:
-            return value, []
-        if schema is False:
-            return value, [f"{path}: no value is allowed here"]
-        if not isinstance(schema, Mapping) or depth > 64:  # noqa: PLR2004 - recursion guard
-            return value, []
-        value, errors = self.check_combinators(value, schema, path, depth)
-        value, found = self.check_type(value, schema, path)
-        if found:
-            return value, errors + found
-        errors += self.check_enum(value, schema, path)
-        value, found = self.check_by_type(value, schema, path, depth)
-        return value, errors + found
-
-    def check_combinators(
-        self, value: Any, schema: Mapping[str, Any], path: str, depth: int
-    ) -> tuple[Any, list[str]]:
-        """``$ref``, ``allOf``, ``anyOf`` and ``oneOf``."""
-        errors: list[str] = []
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            target = self.resolve(ref)
-            if target is None:
-                return value, [f"{path}: the schema refers to {ref!r}, which it does not define"]
-            value, found = self.check(value, target, path, depth + 1)
-            errors += found
-        for sub in schema.get("allOf") or ():
-            value, found = self.check(value, sub, path, depth + 1)
-            errors += found
-        for key in ("anyOf", "oneOf"):
-            if schema.get(key):
-                value, found = self.check_alternatives(value, schema[key], path, key, depth)
-                errors += found
-        return value, errors
-
-    def check_by_type(
-        self, value: Any, schema: Mapping[str, Any], path: str, depth: int
-    ) -> tuple[Any, list[str]]:
-        """The keywords that apply to the value's own type."""
-        errors: list[str] = []
-        if isinstance(value, dict):
-            value, found = self.check_object(value, schema, path, depth)
-            errors += found
-        elif isinstance(value, list):
-            value, found = self.check_array(value, schema, path, depth)
-            errors += found
-        elif isinstance(value, str):
-            errors += self.check_string(value, schema, path)
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            errors += self.check_number(value, schema, path)
-        return value, errors
-
-    def check_alternatives(
-        self, value: Any, options: Sequence[Any], path: str, key: str, depth: int
-    ) -> tuple[Any, list[str]]:
-        """``anyOf`` (at least one option matches) and ``oneOf`` (exactly one does)."""
-        matches: list[Any] = []
-        failures: list[str] = []
-        for option in options:
-            checked, found = self.check(value, option, path, depth + 1)
-            if found:
-                failures.append("; ".join(found))
-            else:
-                matches.append(checked)
-        if not matches:
-            detail = " | ".join(failures)
-            return value, [
-                f"{path}: {_describe(value)} matches none of the allowed shapes ({detail})"
-            ]
-        if key == "oneOf" and len(matches) > 1:
-            return value, [f"{path}: {_describe(value)} matches more than one oneOf option"]
-        return matches[0], []
-
-    def check_type(self, value: Any, schema: Mapping[str, Any], path: str) -> tuple[Any, list[str]]:
-        """The ``type`` keyword (a name or a list of names); whole floats may become integers."""
-        expected = schema.get("type")
-        if expected is None:
-            return value, []
-        names = [expected] if isinstance(expected, str) else list(expected)
-        for name in names:
-            ok, coerced = self.type_matches(value, name)
-            if ok:
-                return coerced, []
-        return value, [f"{path}: expected {' or '.join(map(str, names))}, got {_describe(value)}"]
-
-    def type_matches(self, value: Any, name: str) -> tuple[bool, Any]:
-        """Whether ``value`` is of JSON type ``name``, and the value to keep."""
-        is_number = isinstance(value, int | float) and not isinstance(value, bool)
-        if name == "integer":
-            if is_number and isinstance(value, int):
-                return True, value
-            if (
-                is_number
-                and self.coerce_integers
-                and math.isfinite(value)
-                and float(value).is_integer()
-            ):
-                return True, int(value)
-            return False, value
-        checks: dict[str, Callable[[Any], bool]] = {
-            "number": lambda v: is_number and math.isfinite(v),
-            "string": lambda v: isinstance(v, str),
-            "boolean": lambda v: isinstance(v, bool),
-            "null": lambda v: v is None,
-            "array": lambda v: isinstance(v, list),
-            "object": lambda v: isinstance(v, dict),
-        }
-        check = checks.get(name)
-        return (True if check is None else check(value)), value
-
-    def check_enum(self, value: Any, schema: Mapping[str, Any], path: str) -> list[str]:
-        """``enum`` and ``const``."""
-        errors = []
-        if "enum" in schema and not any(_json_equal(value, v) for v in schema["enum"]):
-            allowed = ", ".join(json.dumps(v, ensure_ascii=False) for v in schema["enum"])
-            errors.append(f"{path}: {_describe(value)} is not one of {allowed}")
-        if "const" in schema and not _json_equal(value, schema["const"]):
-            errors.append(f"{path}: must be {json.dumps(schema['const'], ensure_ascii=False)}")
-        return errors
-
-    def check_object(
-        self, value: dict[str, Any], schema: Mapping[str, Any], path: str, depth: int
-    ) -> tuple[dict[str, Any], list[str]]:
-        """``properties``, ``required``, ``additionalProperties``."""
-        errors = [
-            f"{path}: missing required property {key!r}"
-            for key in schema.get("required") or ()
-            if key not in value
-        ]
-        properties = schema.get("properties") or {}
-        extra_schema = schema.get("additionalProperties", True)
-        result: dict[str, Any] = {}
-        for key, item in value.items():
-            item_path = f"{path}.{key}" if re.fullmatch(r"\w+", key) else f"{path}[{key!r}]"
-            if key in properties:
-                sub = properties[key]
-            elif extra_schema is False:
-                errors.append(f"{path}: unexpected property {key!r}")
-                result[key] = item
-                continue
-            else:
-                sub = extra_schema
-            result[key], found = self.check(item, sub, item_path, depth + 1)
-            errors += found
-        return result, errors
-
-    def check_array(
-        self, value: list[Any], schema: Mapping[str, Any], path: str, depth: int
-    ) -> tuple[list[Any], list[str]]:
-        """``items`` / ``prefixItems`` (tuple form too), ``minItems``, ``maxItems``."""
-        errors = []
-        if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append(f"{path}: needs at least {schema['minItems']} items, got {len(value)}")
-        if "maxItems" in schema and len(value) > schema["maxItems"]:
-            errors.append(f"{path}: allows at most {schema['maxItems']} items, got {len(value)}")
-        items = schema.get("items")
-        prefix = schema.get("prefixItems")
-        if isinstance(items, list):  # the older tuple form
-            prefix, items = items, schema.get("additionalItems", True)
-        prefix = prefix or []
-        result = []
-        for index, item in enumerate(value):
-            sub = prefix[index] if index < len(prefix) else items
-            checked, found = self.check(item, sub, f"{path}[{index}]", depth + 1)
-            result.append(checked)
-            errors += found
-        return result, errors
-
-    def check_string(self, value: str, schema: Mapping[str, Any], path: str) -> list[str]:
-        """``minLength``, ``maxLength``, ``pattern``."""
-        errors = []
-        if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append(f"{path}: must be at least {schema['minLength']} characters long")
-        if "maxLength" in schema and len(value) > schema["maxLength"]:
-            errors.append(f"{path}: must be at most {schema['maxLength']} characters long")
-        pattern = schema.get("pattern")
-        if isinstance(pattern, str):
-            try:
-                if re.search(pattern, value) is None:
-                    errors.append(f"{path}: {_describe(value)} does not match /{pattern}/")
-            except re.error:
-                pass  # a pattern Python cannot compile is not the model's fault
-        return errors
-
-    def check_number(self, value: float, schema: Mapping[str, Any], path: str) -> list[str]:
-        """``minimum``, ``maximum``, ``exclusiveMinimum``, ``exclusiveMaximum``."""
-        bounds: list[tuple[str, Callable[[float, float], bool], str]] = [
-            ("minimum", lambda v, b: v >= b, ">="),
-            ("maximum", lambda v, b: v <= b, "<="),
-            ("exclusiveMinimum", lambda v, b: v > b, ">"),
-            ("exclusiveMaximum", lambda v, b: v < b, "<"),
-        ]
-        errors = []
-        for key, holds, sign in bounds:
-            bound: Any = schema.get(key)
-            is_bound = isinstance(bound, int | float) and not isinstance(bound, bool)
-            if is_bound and not holds(value, bound):
-                errors.append(f"{path}: must be {sign} {bound}, got {value}")
-        return errors
-
-
-def validate_json_schema(
-    value: Any, schema: Mapping[str, Any], *, coerce_integers: bool = True
-) -> tuple[Any, list[str]]:
-    """Validate a decoded JSON value against a JSON schema, without third-party packages.
-
-    Covered: ``type`` (one name or a list; ``string``, ``integer``, ``number``, ``boolean``,
-    ``array``, ``object``, ``null``), ``enum``, ``const``, ``properties``, ``required``,
-    ``additionalProperties`` (``false`` or a schema), ``items`` / ``prefixItems``,
-    ``minItems`` / ``maxItems``, ``minLength`` / ``maxLength`` / ``pattern``,
-    ``minimum`` / ``maximum`` / ``exclusiveMinimum`` / ``exclusiveMaximum``, ``anyOf``,
-    ``oneOf``, ``allOf`` and local ``$ref`` (``#/$defs/...``, ``#/definitions/...``). Other
-    keywords (``format``, ``default``, ``description``...) are ignored. ``true`` is never an
-    integer, although Python's ``bool`` is an ``int``.
-
-    Integer coercion: with ``coerce_integers`` (the default), a whole float (``3.0``) where the
-    schema wants an ``integer`` is accepted and returned as ``3``. Strings are never coerced
-    (``"3"`` is not an integer).
-
-    Args:
-        value: The decoded JSON value.
-        schema: The JSON schema.
-        coerce_integers: Whether whole floats count as integers (and are converted).
-
-    Returns:
-        The value (a copy with whole floats turned into ints where the schema wants integers)
-        and a list of error messages, each starting with the JSON path (``$.items[0].id: ...``).
-        The list is empty when the value is valid.
-    """
-    validator = _Validator(root=schema, coerce_integers=coerce_integers)
-    return validator.check(value, schema, "$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -703,7 +400,7 @@ def _extract_name_and_arguments(obj: Any) -> tuple[str | None, Any, str | None]:
     for ``"arguments"``, arguments given as a JSON string, and missing arguments (``{}``).
     """
     if not isinstance(obj, dict):
-        return None, obj, f"a tool call must be a JSON object, got {_describe(obj)}"
+        return None, obj, f"a tool call must be a JSON object, got {describe_value(obj)}"
     function = obj.get("function")
     if isinstance(function, dict) and "name" in function:
         obj = {**obj, **function}
@@ -720,7 +417,11 @@ def _extract_name_and_arguments(obj: Any) -> tuple[str | None, Any, str | None]:
         except json.JSONDecodeError as error:
             return name, arguments, f'"arguments" is a string that is not JSON ({error.msg})'
     if not isinstance(arguments, dict):
-        return name, arguments, f'"arguments" must be a JSON object, got {_describe(arguments)}'
+        return (
+            name,
+            arguments,
+            f'"arguments" must be a JSON object, got {describe_value(arguments)}',
+        )
     return name, arguments, None
 
 
@@ -1016,28 +717,6 @@ def parse_tool_reply(
 # ---------------------------------------------------------------------------------------------
 
 
-def _tool_content_text(content: Any) -> str:
-    """The text of a tool message's content (a string, or a list of parts)."""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Mapping):
-        content = [content]
-    if not isinstance(content, Iterable):
-        return str(content)
-    parts: list[str] = []
-    for part in content:
-        if isinstance(part, str):
-            parts.append(part)
-        elif isinstance(part, Mapping) and part.get("type") == "text":
-            parts.append(str(part.get("text") or ""))
-        elif isinstance(part, Mapping) and part.get("type") == "json" and "json" in part:
-            parts.append(_compact_json(part["json"]))
-        else:
-            kind = part.get("type") if isinstance(part, Mapping) else type(part).__name__
-            parts.append(f"[{kind} content omitted: this chat takes text only]")
-    return "\n".join(parts)
-
-
 def _attribute(value: str) -> str:
     """A value for a ``key="value"`` attribute (quotes and newlines escaped)."""
     return json.dumps(value, ensure_ascii=False)
@@ -1089,7 +768,7 @@ def render_tool_results(
         call_id = str(message.tool_call_id)
         name = message.name or names.get(call_id) or "unknown"
         status = ' status="error"' if message.status == "error" else ""
-        body = _tool_content_text(message.content).strip()
+        body = content_text(message.content, "tool_result").strip()
         blocks.append(
             f"<tool_result id={_attribute(call_id)} name={_attribute(name)}{status}>\n"
             f"{body}\n{TOOL_RESULT_CLOSE}"
@@ -1121,10 +800,10 @@ def render_tool_call_history(message: AIMessage) -> str:
     Returns:
         The text (the content alone when there are no calls).
     """
-    content = _tool_content_text(message.content) if message.content else ""
+    content = content_text(message.content, "tool_result") if message.content else ""
     blocks = [
         f"{TOOL_CALL_OPEN}\n"
-        f"{_compact_json({'name': call['name'], 'arguments': call['args']})}\n"
+        f"{compact_json({'name': call['name'], 'arguments': call['args']})}\n"
         f"{TOOL_CALL_CLOSE}"
         for call in message.tool_calls
     ]

@@ -14,6 +14,7 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, Field
 
+from langchain_hailuo._schema import validate_json_schema
 from langchain_hailuo._tools import (
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
@@ -27,7 +28,6 @@ from langchain_hailuo._tools import (
     render_tool_call_history,
     render_tool_instructions,
     render_tool_results,
-    validate_json_schema,
 )
 
 # -- fixtures ---------------------------------------------------------------------------------
