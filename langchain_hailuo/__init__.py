@@ -1,7 +1,13 @@
-"""LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent)."""
+"""LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent).
+
+The providers (``HailuoAI``, ``MiniMaxAgent``) and their HTTP stack (aiohttp) are imported
+on first use: ``from langchain_hailuo import ChatHailuo`` loads neither, and a model loads
+its protocol's stack when it first sends a turn.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from langchain_hailuo._structured import StructuredOutputError
-from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAttachmentError,
@@ -30,7 +36,10 @@ from langchain_hailuo.errors import (
     HailuoUploadError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
-from langchain_hailuo.v4.provider import HailuoAI
+
+if TYPE_CHECKING:
+    from langchain_hailuo.agent.provider import MiniMaxAgent
+    from langchain_hailuo.v4.provider import HailuoAI
 
 __version__ = "0.1.0"
 
@@ -69,3 +78,16 @@ __all__ = [
     "TitleGeneration",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a provider class on first access (PEP 562), keeping aiohttp off ``import``."""
+    if name == "HailuoAI":
+        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
+
+        return HailuoAI
+    if name == "MiniMaxAgent":
+        from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415 - lazy stack
+
+        return MiniMaxAgent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -32,7 +32,6 @@ __all__ = [
     "call_options",
     "check_encodable",
     "checked_url",
-    "continues",
     "http_options_with",
     "hybridmethod",
     "refresh_once",
@@ -267,28 +266,6 @@ def as_conversation(conversation: Any) -> Conversation | None:
     names = ("token", "chatID", "characterID", "account", "protocol")
     return Conversation.from_dict(
         {n: getattr(conversation, n) for n in names if getattr(conversation, n, None) is not None}
-    )
-
-
-_NO_CHAT = frozenset({"", "0"})
-
-
-def continues(conversation: Conversation | None, auth: AuthResult, protocol: Protocol) -> bool:
-    """Whether a call continues ``conversation``: a real chat of this protocol and account.
-
-    Args:
-        conversation: The conversation passed in, if any.
-        auth: The account about to send.
-        protocol: The protocol of the provider asking.
-
-    Returns:
-        ``True`` to post to its chat / session; ``False`` to start a new one.
-    """
-    return (
-        conversation is not None
-        and conversation.protocol == protocol
-        and conversation.chatID not in _NO_CHAT
-        and conversation.belongs_to(auth)
     )
 
 

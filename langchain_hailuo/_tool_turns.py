@@ -10,14 +10,13 @@ ties them to ``ChatHailuo``'s turns, still without I/O:
   corrective turn;
 - :class:`StructuredSpec` is what ``with_structured_output`` binds: the method, the schema
   and the parser that turns an answer into the requested value;
-- :func:`render_tool_message` / :func:`render_tool_call_message` map tool results and earlier
-  calls to the providers' dicts; :func:`fold_new_chat` and :func:`continued_turn` build what a
-  new chat, or a continued one, is sent.
+- :func:`fold_new_chat` and :func:`continued_turn` build what a new chat, or a continued one,
+  is sent (the turn planner, :mod:`langchain_hailuo._turns`, calls them).
 """
 
 from __future__ import annotations
 
-import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,8 +25,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.tool import InvalidToolCall, ToolCall
 from pydantic import BaseModel, ValidationError
 
-from langchain_hailuo._attachments import Attachment
-from langchain_hailuo._messages import content_text, to_message_dicts
+from langchain_hailuo._messages import short_hash
 from langchain_hailuo._structured import (
     MissingToolCallError,
     SchemaValidationError,
@@ -41,10 +39,8 @@ from langchain_hailuo._structured import (
 from langchain_hailuo._tools import (
     check_tool_choice,
     normalize_tool_choice,
-    render_tool_call_history,
     render_tool_instructions,
     render_tool_results,
-    tool_names_by_id,
 )
 from langchain_hailuo.types import MessageDict
 
@@ -56,11 +52,9 @@ __all__ = [
     "TurnTools",
     "continued_turn",
     "fold_new_chat",
-    "history_dicts",
-    "render_tool_call_message",
-    "render_tool_message",
-    "tool_names_by_id",
 ]
+
+logger = logging.getLogger(__name__)
 
 STRUCTURED_KWARG = "hailuo_structured_output"
 """The call keyword argument ``with_structured_output`` binds (a :class:`StructuredSpec`)."""
@@ -70,8 +64,6 @@ INSTRUCTIONS_WITHDRAWN = (
     "apply. Answer in plain text, without tool call blocks."
 )
 """Sent at the start of a continued chat's turn when its instructions were unbound."""
-
-_HASH_LENGTH = 16
 
 
 # --------------------------------------------------------------------------- structured output
@@ -217,11 +209,6 @@ class TurnTools:
         return cls(tools, choice, spec if isinstance(spec, StructuredSpec) else None)
 
     @property
-    def active(self) -> bool:
-        """Whether anything is bound."""
-        return bool(self.tools) or self.structured is not None
-
-    @property
     def tool_names(self) -> list[str]:
         """The bound tools' names."""
         return [str(tool.get("function", tool).get("name")) for tool in self.tools]
@@ -251,7 +238,7 @@ class TurnTools:
         text = self.instructions
         if not text:
             return None
-        return hashlib.sha256(text.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+        return short_hash(text)
 
     @property
     def checked(self) -> bool:
@@ -293,52 +280,6 @@ class TurnTools:
 
 
 # --------------------------------------------------------------------------- messages
-
-
-def render_tool_message(message: ToolMessage, names: Mapping[str, str]) -> MessageDict:
-    """A tool result as a user message: one labelled ``<tool_result>`` block."""
-    return {
-        "role": "user",
-        "content": render_tool_results([message], tool_names=names, reminder=False),
-    }
-
-
-def render_tool_call_message(message: AIMessage) -> MessageDict:
-    """An earlier answer with tool calls: its text, then its calls in the model's syntax."""
-    text = content_text(message.content, skip_reasoning=True)
-    folded = AIMessage(content=text, tool_calls=message.tool_calls)
-    return {"role": "assistant", "content": render_tool_call_history(folded)}
-
-
-def history_dicts(
-    messages: Sequence[BaseMessage],
-    names: Mapping[str, str] | None = None,
-    *,
-    media: Sequence[Sequence[Attachment]] | None = None,
-) -> list[MessageDict]:
-    """Map a history as ``ChatHailuo`` does: tool results and earlier calls rendered as text.
-
-    What :func:`~langchain_hailuo._messages.history_hash` is taken over, so code that keeps
-    conversations apart from the answers (``hailuo serve``) hashes the very same dicts.
-
-    Args:
-        messages: The messages.
-        names: Tool call id -> name (default: read from ``messages``).
-        media: Each message's detached attachments (see ``to_message_dicts``).
-
-    Returns:
-        The dicts, index for index with ``messages``.
-
-    Raises:
-        ValueError: See :func:`~langchain_hailuo._messages.to_message_dicts`.
-    """
-    known = tool_names_by_id(messages) if names is None else names
-    return to_message_dicts(
-        messages,
-        render_tool=lambda message: render_tool_message(message, known),
-        render_tool_calls=render_tool_call_message,
-        media=media,
-    )
 
 
 def fold_new_chat(

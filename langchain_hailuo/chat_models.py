@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 import time
-import uuid as uuid_lib
 import warnings
 import weakref
 from collections.abc import (
@@ -35,17 +34,9 @@ from typing import Protocol as TypingProtocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
-from langchain_core.language_models.chat_models import (
-    BaseChatModel,
-    LangSmithParams,
-    generate_from_stream,
-)
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
-from langchain_core.messages import content as types
-from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.block_translators import register_translator
-from langchain_core.messages.tool import InvalidToolCall, ToolCall
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import (
     Runnable,
     RunnableConfig,
@@ -59,34 +50,17 @@ from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from langchain_hailuo._attachments import (
-    DEFAULT_MAX_ATTACHMENT_BYTES,
-    carry_attachments,
-    detach_media,
-)
+from langchain_hailuo._answer import Answer, TurnProvider
+from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from langchain_hailuo._http import Timeouts, checked_timeout
 from langchain_hailuo._loop import account_gate, get_runner
-from langchain_hailuo._messages import (
-    PROVIDER_NAME,
-    StopSequenceFilter,
-    TurnPlan,
-    conversation_from_value,
-    find_anchor,
-    plan_turn,
-)
+from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._provider import check_encodable, checked_url
+from langchain_hailuo._routing import build_provider, turn_options
 from langchain_hailuo._structured import StructuredMethod
-from langchain_hailuo._tool_turns import (
-    INSTRUCTIONS_WITHDRAWN,
-    STRUCTURED_KWARG,
-    StructuredSpec,
-    TurnTools,
-    continued_turn,
-    fold_new_chat,
-    history_dicts,
-    tool_names_by_id,
-)
-from langchain_hailuo._tools import ToolCallStreamParser, ToolChoice, normalize_tool_choice
+from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
+from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
+from langchain_hailuo._turns import RenderedCall, TurnRequest, plan, render_call
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     AuthManager,
@@ -101,7 +75,6 @@ from langchain_hailuo.errors import (
     HailuoNoAccountAvailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
-    HailuoToolChoiceError,
 )
 from langchain_hailuo.pool import (
     ENV_POOL_URL,
@@ -112,22 +85,11 @@ from langchain_hailuo.pool import (
     pool_specs_from_env,
 )
 from langchain_hailuo.pool.sources import as_spec
-from langchain_hailuo.types import (
-    AuthResult,
-    Conversation,
-    FinishReason,
-    MessageDict,
-    MessageId,
-    Protocol,
-    ProviderEvent,
-    Reasoning,
-    TitleGeneration,
-    Usage,
-)
+from langchain_hailuo.types import AuthResult, Conversation, Protocol
 
 __all__ = ["ChatHailuo"]
 
-logger = logging.getLogger("langchain_hailuo.chat_models")
+logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "MiniMax-M3"
 """The model asked for when none is given (MiniMax Agent's current default)."""
@@ -151,28 +113,14 @@ _CALL_KWARGS = frozenset(
 """Per-call keyword arguments ``ChatHailuo`` understands; others are ignored."""
 
 _STRUCTURED_METHODS = ("json_schema", "json_mode", "function_calling")
-_NO_PREVIOUS = "<unknown>"
-"""The instructions hash of a chat whose last answer is not in the history."""
 
 _UNUSED_CONTROLS_WARNED: set[str] = set()
 _UNUSED_CONTROLS_GUARD = threading.Lock()
 _INIT_GUARD = threading.Lock()
 
 
-class _Provider(TypingProtocol):
+class _Provider(TurnProvider, TypingProtocol):
     """What ``ChatHailuo`` needs of a provider (``HailuoAI``, ``MiniMaxAgent`` or a fake)."""
-
-    def create_authed(
-        self,
-        model: str,
-        messages: list[MessageDict],
-        auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
-        conversation: Conversation | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
-        """Send the messages and stream the answer's events."""
-        ...
 
     async def aclose(self) -> None:
         """Close the HTTP sessions of the running loop."""
@@ -284,258 +232,6 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
         runner.submit(provider.aclose())
 
 
-def _add_usage(first: Usage | None, second: Usage | None) -> Usage | None:
-    """Token counts of two answers together (a corrective turn costs tokens too)."""
-    if first is None or second is None:
-        return second or first
-    return Usage(
-        input_tokens=first.input_tokens + second.input_tokens,
-        output_tokens=first.output_tokens + second.output_tokens,
-        total_tokens=first.total_tokens + second.total_tokens,
-    )
-
-
-def _usage_metadata(usage: Usage) -> UsageMetadata:
-    """LangChain usage metadata from the provider's counts."""
-    return UsageMetadata(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens,
-    )
-
-
-def _translate_message(message: AIMessage) -> list[types.ContentBlock]:
-    """Content blocks of a whole answer: LangChain's own best-effort parsing."""
-    raise NotImplementedError
-
-
-def _translate_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
-    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks.
-
-    Registered for ``model_provider="hailuo"``. It differs from LangChain's best-effort
-    parsing in one point: tool call chunks get ``"lc_tc_<n>"`` block indexes. With
-    ``output_version="v1"`` LangChain numbers blocks without an index itself (text 0, 1...),
-    and a call's own index (0, 1...) would then collide with the text block before it, so
-    the two would be merged into one block when chunks are added. A last (or summed) chunk
-    shows its calls whole, as ``tool_call`` / ``invalid_tool_call`` blocks.
-    """
-    if not isinstance(chunk.content, str):
-        raise NotImplementedError
-    blocks: list[types.ContentBlock] = []
-    reasoning = chunk.additional_kwargs.get("reasoning_content")
-    if isinstance(reasoning, str):
-        blocks.append({"type": "reasoning", "reasoning": reasoning})
-    if chunk.content:
-        blocks.append({"type": "text", "text": chunk.content})
-    if chunk.chunk_position == "last":
-        blocks.extend(
-            {"type": "tool_call", "name": call["name"], "args": call["args"], "id": call["id"]}
-            for call in chunk.tool_calls
-        )
-        blocks.extend(
-            {
-                "type": "invalid_tool_call",
-                "name": bad.get("name"),
-                "args": bad.get("args"),
-                "id": bad.get("id"),
-                "error": bad.get("error"),
-            }
-            for bad in chunk.invalid_tool_calls
-        )
-        return blocks
-    for piece in chunk.tool_call_chunks:
-        block: types.ToolCallChunk = {
-            "type": "tool_call_chunk",
-            "id": piece.get("id"),
-            "name": piece.get("name"),
-            "args": piece.get("args"),
-        }
-        if (index := piece.get("index")) is not None:
-            block["index"] = f"lc_tc_{index}"
-        blocks.append(block)
-    return blocks
-
-
-register_translator(PROVIDER_NAME, _translate_message, _translate_chunk)
-
-
-class AnswerBuilder:
-    """Turns one answer's provider events into message chunks.
-
-    Text and reasoning deltas become chunks as they come (reasoning in
-    ``additional_kwargs["reasoning_content"]``, never in ``content``); everything else
-    (chat id, message id, title, usage, finish reason) is collected and put on the last
-    chunk only, because string metadata is concatenated when chunks are added.
-
-    With tools bound, the text (after the stop filter) goes through a
-    :class:`~langchain_hailuo._tools.ToolCallStreamParser`: prose streams as ``content``,
-    each complete call as one ``tool_call_chunks`` entry, and no tool call syntax ever
-    reaches ``content``. Unusable calls are kept in :attr:`invalid_tool_calls` only.
-
-    Args:
-        model: The model asked for (``response_metadata["model_name"]``).
-        protocol: The protocol used.
-        account: The account fingerprint.
-        history_hash: The hash of the prompt this answer answers.
-        stop: Stop strings applied to the answer text.
-        tools: The tools answers are parsed against (``None``: plain text).
-        tools_hash: The hash of the tool / output-format instructions in effect.
-    """
-
-    def __init__(
-        self,
-        *,
-        model: str,
-        protocol: Protocol,
-        account: str,
-        history_hash: str,
-        stop: Sequence[str] | None = None,
-        tools: Sequence[Mapping[str, Any]] | None = None,
-        tools_hash: str | None = None,
-    ) -> None:
-        """Create the builder (see the class docstring)."""
-        self.model = model
-        self.protocol: Protocol = protocol
-        self.account = account
-        self.history_hash = history_hash
-        self.tools_hash = tools_hash
-        self.stop_filter = StopSequenceFilter(stop)
-        self.parser = ToolCallStreamParser(tools) if tools is not None else None
-        self.earlier_usage: Usage | None = None
-        self._raw: list[str] = []
-        self.conversation: Conversation | None = None
-        self.msg_id: str | None = None
-        self.title: str | None = None
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        self._fallback_id = f"hailuo-{uuid_lib.uuid4().hex}"
-
-    @property
-    def stopped(self) -> bool:
-        """Whether a stop string cut the answer (the stream should be closed)."""
-        return self.stop_filter.stopped
-
-    @property
-    def text(self) -> str:
-        """The answer text so far, tool call syntax included (after the stop filter)."""
-        return "".join(self._raw)
-
-    @property
-    def tool_calls(self) -> list[ToolCall]:
-        """The valid calls of the finished answer."""
-        return self.parser.result.tool_calls if self.parser else []
-
-    @property
-    def invalid_tool_calls(self) -> list[InvalidToolCall]:
-        """The unusable calls of the finished answer (never streamed)."""
-        return self.parser.result.invalid_tool_calls if self.parser else []
-
-    @property
-    def message_id(self) -> str | None:
-        """The LangChain message id: ``hailuo-<msg id>`` once the server sent one."""
-        return f"hailuo-{self.msg_id}" if self.msg_id else None
-
-    def _chunk(self, content: str = "", **fields: Any) -> ChatGenerationChunk:
-        """A chunk carrying only ``model_provider`` (equal values merge without concatenating)."""
-        message = AIMessageChunk(
-            content=content,
-            id=self.message_id,
-            response_metadata={"model_provider": PROVIDER_NAME},
-            **fields,
-        )
-        return ChatGenerationChunk(message=message)
-
-    def _on_text(self, delta: str) -> ChatGenerationChunk | None:
-        """Answer text: through the stop filter, then (with tools) the call parser."""
-        text = self.stop_filter.feed(delta)
-        self._raw.append(text)
-        if self.parser is None or not text:
-            return self._chunk(text) if text else None
-        piece = self.parser.feed(text)
-        if not piece.content and not piece.tool_call_chunks:
-            return None
-        return self._chunk(piece.content, tool_call_chunks=piece.tool_call_chunks)
-
-    def on_event(self, event: ProviderEvent) -> ChatGenerationChunk | None:
-        """Take one provider event.
-
-        Args:
-            event: The event.
-
-        Returns:
-            A chunk to emit, or ``None``.
-        """
-        if isinstance(event, str):
-            return self._on_text(event)
-        if isinstance(event, Reasoning):
-            if not event.text:
-                return None
-            return self._chunk(additional_kwargs={"reasoning_content": event.text})
-        if isinstance(event, Conversation):
-            self.conversation = event
-        elif isinstance(event, MessageId):
-            self.msg_id = event.msg_id
-        elif isinstance(event, TitleGeneration):
-            self.title = event.title
-        elif isinstance(event, Usage):
-            self.usage = event
-        elif isinstance(event, FinishReason):
-            self.finish_reason = event.reason
-        return None
-
-    def response_metadata(self) -> dict[str, Any]:
-        """Everything the answer's ``response_metadata`` holds (no ``None`` values)."""
-        conversation = self.conversation
-        meta: dict[str, Any] = {
-            "model_provider": PROVIDER_NAME,
-            "model_name": self.model,
-            "protocol": self.protocol,
-            "chat_id": conversation.chatID if conversation else None,
-            "character_id": conversation.characterID if conversation else None,
-            "msg_id": self.msg_id,
-            "title": self.title,
-            "account": self.account,
-            "history_hash": self.history_hash,
-            "tools_hash": self.tools_hash,
-            "finish_reason": self._finish_reason(),
-        }
-        return {key: value for key, value in meta.items() if value is not None}
-
-    def _finish_reason(self) -> str:
-        """``tool_calls`` when calls were made, else ``stop`` or the server's reason."""
-        if self.tool_calls:
-            return "tool_calls"
-        return "stop" if self.stopped else (self.finish_reason or "stop")
-
-    def last_chunk(self) -> ChatGenerationChunk:
-        """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``."""
-        content = self.stop_filter.flush()
-        self._raw.append(content)
-        fields: dict[str, Any] = {}
-        if self.parser is not None:
-            pieces = [self.parser.feed(content), self.parser.finish()]
-            content = "".join(piece.content for piece in pieces)
-            chunks = [chunk for piece in pieces for chunk in piece.tool_call_chunks]
-            if chunks:
-                fields["tool_call_chunks"] = chunks
-            if self.invalid_tool_calls:
-                logger.info(
-                    "ChatHailuo: %d unusable tool call(s) in the answer (not streamed): %s",
-                    len(self.invalid_tool_calls),
-                    "; ".join(str(call.get("error")) for call in self.invalid_tool_calls),
-                )
-        usage = _add_usage(self.earlier_usage, self.usage)
-        message = AIMessageChunk(
-            content=content,
-            **fields,
-            id=self.message_id or self._fallback_id,
-            response_metadata=self.response_metadata(),
-            usage_metadata=_usage_metadata(usage) if usage else None,
-            chunk_position="last",
-        )
-        return ChatGenerationChunk(message=message)
-
-
 @dataclasses.dataclass
 class _Seat:
     """The account one call answers on.
@@ -552,38 +248,27 @@ class _Seat:
     started: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass
 class _Turn:
-    """One call as the answer loop needs it (its messages mapped once)."""
+    """One call as the answer loop needs it (its messages mapped once).
 
-    messages: Sequence[BaseMessage]
+    Attributes:
+        call: The messages, mapped.
+        stop: The call's stop strings.
+        override: The call's conversation override.
+        kwargs: The call's keyword arguments.
+        tools: The call's bound tools / structured output.
+        deadline: The ``time.monotonic()`` by which the call must end (queueing included).
+        answer: The answer being (or last) streamed.
+    """
+
+    call: RenderedCall
     stop: list[str] | None
     override: Any
     kwargs: Mapping[str, Any]
-    answers: list[AnswerBuilder] | None
     tools: TurnTools
-    names: dict[str, str]
-    dicts: list[MessageDict]
-
-    @classmethod
-    def of(
-        cls,
-        messages: Sequence[BaseMessage],
-        stop: list[str] | None,
-        override: Any,
-        kwargs: Mapping[str, Any],
-        answers: list[AnswerBuilder] | None,
-        *,
-        max_attachment_bytes: int,
-    ) -> _Turn:
-        """Map the call's messages (tool results and calls rendered as text, media detached)."""
-        names = tool_names_by_id(messages)
-        messages, media = detach_media(messages, max_bytes=max_attachment_bytes)
-        dicts = history_dicts(messages, names, media=media)
-        check_encodable(dicts)  # a lone surrogate: a typed error before any request
-        return cls(
-            messages, stop, override, kwargs, answers, TurnTools.from_kwargs(kwargs), names, dicts
-        )
+    deadline: float
+    answer: Answer | None = None
 
 
 _FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
@@ -1564,8 +1249,10 @@ class ChatHailuo(BaseChatModel):
                 self._pool_checked = True
             return self._pool
 
-    async def _pool_owner(self, pool: AccountPool, turn: _Turn) -> str | None:
-        """The pool account whose chat this call continues (``None``: a new chat).
+    async def _pool_owner(
+        self, pool: AccountPool, turn: _Turn
+    ) -> tuple[str | None, TurnRequest | None]:
+        """The pool account whose chat this call continues, and its plan (``None``: a new chat).
 
         An explicit conversation names its account; else the newest answer of a pool
         account in the history does. The owner's plan decides: an edited history starts a
@@ -1581,14 +1268,14 @@ class ChatHailuo(BaseChatModel):
         given = conversation_from_value(turn.override, self._resolve_protocol(first))
         owner: str | None
         if given is None:
-            owner = _history_owner(turn.messages, names)
+            owner = _history_owner(turn.call.messages, names)
         elif given.account is not None:
             owner = given.account if given.account in names else None
         else:
             owner = next(
                 (
                     str(m.response_metadata.get("account"))
-                    for m in reversed(turn.messages)
+                    for m in reversed(turn.call.messages)
                     if isinstance(m, AIMessage)
                     and m.response_metadata.get("chat_id") == given.chatID
                     and m.response_metadata.get("account") in names
@@ -1603,18 +1290,12 @@ class ChatHailuo(BaseChatModel):
                 )
         account = pool.account(owner) if owner is not None else None
         if account is None:
-            return None
+            return None, None
         auth = await account.auth()
-        protocol = self._resolve_protocol(auth)
-        plan = plan_turn(
-            turn.messages,
-            turn.dicts,
-            account=account.name,
-            protocol=protocol,
-            override=conversation_from_value(turn.override, protocol),
-            use_history=self.use_previous_chat_id,
-        )
-        return account.name if plan.conversation is not None else None
+        request = self._plan(turn, auth)
+        if request.conversation is None:
+            return None, None
+        return account.name, request
 
     async def _achunks_pooled(
         self, pool: AccountPool, turn: _Turn
@@ -1625,7 +1306,7 @@ class ChatHailuo(BaseChatModel):
         before the server took the message moves to the next account; once it did (or
         for a continued chat) the error is raised.
         """
-        owner = await self._pool_owner(pool, turn)
+        owner, planned = await self._pool_owner(pool, turn)
         timeout = turn.kwargs.get("timeout")
         within = timeout if timeout is not None else self.timeout
         tried: list[str] = []
@@ -1635,7 +1316,7 @@ class ChatHailuo(BaseChatModel):
             try:
                 async with pool.lease(owner, within=within, exclude=tried) as lease:
                     seat = _Seat(await lease.account.auth(), lease.account)
-                    async with aclosing(self._achunks_on(seat, turn)) as chunks:
+                    async with aclosing(self._achunks_on(seat, turn, planned)) as chunks:
                         async for chunk in chunks:
                             yield chunk
             except HailuoNoAccountAvailableError as exc:
@@ -1664,21 +1345,14 @@ class ChatHailuo(BaseChatModel):
             "max_retries": self.max_retries,
             "proxy": self.proxy,
         }
-        if protocol == "v4":
-            from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
-
-            return cast(
-                "_Provider", HailuoAI(base_url=self.base_url, auth_manager=auth_manager, **settings)
-            )
-        from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415 - lazy stack
-
         return cast(
             "_Provider",
-            MiniMaxAgent(
+            build_provider(
+                protocol,
                 base_url=self.base_url,
-                auth_manager=auth_manager,
                 stream_url=self.stream_url,
-                **settings,
+                auth_manager=auth_manager,
+                settings=settings,
             ),
         )
 
@@ -1702,71 +1376,50 @@ class ChatHailuo(BaseChatModel):
         return resolve_protocol(base_url, self.protocol, recorded=recorded_protocol(auth, base_url))
 
     def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for ``create_authed`` (beyond the messages and conversation)."""
+        """Keyword arguments for the provider's turn (beyond the request)."""
         unknown = sorted(set(kwargs) - _CALL_KWARGS)
         if unknown:
             logger.debug("ChatHailuo ignores call arguments %s", unknown)
-        call: dict[str, Any] = {}
-        for key in ("timeout", "max_retries"):
-            if kwargs.get(key) is not None:
-                call[key] = kwargs[key]
-        if protocol == "agent":
-            reasoning = kwargs.get("reasoning", self.reasoning)
-            if reasoning is not None:
-                call["reasoning"] = reasoning
-            if self.stream_url:
-                call["stream_url"] = self.stream_url
-        return call
+        call = {
+            key: kwargs[key] for key in ("timeout", "max_retries") if kwargs.get(key) is not None
+        }
+        reasoning = kwargs.get("reasoning", self.reasoning)
+        return {**call, **turn_options(protocol, reasoning=reasoning, stream_url=self.stream_url)}
 
-    def _plan_with_tools(
-        self,
-        plan: TurnPlan,
-        messages: Sequence[BaseMessage],
-        dicts: list[MessageDict],
-        turn_tools: TurnTools,
-        names: Mapping[str, str],
-        *,
-        account: str,
-        protocol: Protocol,
-    ) -> TurnPlan:
-        """Add the tool instructions, results and calls to what a turn sends.
-
-        A new chat gets the instructions first and each run of tool results as one block.
-        A continued chat gets the results (and the user's new messages) as its whole turn,
-        with the instructions in front only when they changed since the chat's last answer.
-        Calls without tools, tool messages or instructions are left as they are.
-        """
-        instructions = turn_tools.instructions
-        has_results = any(isinstance(m, ToolMessage) for m in messages)
-        if plan.conversation is None:
-            if not instructions and not has_results:
-                return plan
-            folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
-            return dataclasses.replace(plan, messages=folded, full_history=folded)
-        anchor = find_anchor(messages, account=account, protocol=protocol)
-        previous: Any = _NO_PREVIOUS
-        if anchor is not None and anchor.conversation.chatID == plan.conversation.chatID:
-            previous = messages[anchor.index].response_metadata.get("tools_hash")
-        current = turn_tools.instructions_hash
-        prefix = ""
-        if current is not None and previous != current:
-            prefix = instructions
-        elif current is None and previous not in {None, _NO_PREVIOUS}:
-            prefix = INSTRUCTIONS_WITHDRAWN
-        turn = len(plan.messages)
-        turn_messages = messages[len(messages) - turn :]
-        if not prefix and not any(isinstance(m, ToolMessage) for m in turn_messages):
-            return plan
-        text = continued_turn(
-            turn_messages,
-            dicts[len(dicts) - turn :],
-            names,
-            prefix=prefix,
-            reminder=bool(turn_tools.tools),
+    def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
+        """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
+        protocol = self._resolve_protocol(auth)
+        request = plan(
+            turn.call,
+            tools=turn.tools,
+            account=auth.account_fingerprint,
+            protocol=protocol,
+            override=turn.override,
+            use_history=self.use_previous_chat_id,
         )
-        folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
-        turn_dicts = carry_attachments([{"role": "user", "content": text}], plan.messages)
-        return dataclasses.replace(plan, messages=turn_dicts, full_history=folded)
+        logger.debug(
+            "ChatHailuo call: protocol=%s account=%s plan=%s chat=%s tools=%d",
+            protocol,
+            auth.account_fingerprint,
+            request.reason,
+            request.conversation.chatID if request.conversation else None,
+            len(turn.tools.tools),
+        )
+        return request
+
+    def _turn(
+        self,
+        messages: Sequence[BaseMessage],
+        stop: list[str] | None,
+        override: Any,
+        kwargs: Mapping[str, Any],
+    ) -> _Turn:
+        """Map the call's messages once (the planner's first half)."""
+        call = render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
+        check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
+        timeout = kwargs.get("timeout")
+        deadline = _call_deadline(self.timeout if timeout is None else timeout)
+        return _Turn(call, stop, override, kwargs, TurnTools.from_kwargs(kwargs), deadline)
 
     async def _achunks(
         self,
@@ -1774,199 +1427,63 @@ class ChatHailuo(BaseChatModel):
         stop: list[str] | None,
         override: Any,
         kwargs: Mapping[str, Any],
-        answers: list[AnswerBuilder] | None = None,
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop behind all four LangChain hooks.
+        """The answer's chunks, behind ``_astream`` and ``_stream``."""
+        async with aclosing(self._achunks_of(self._turn(messages, stop, override, kwargs))) as c:
+            async for chunk in c:
+                yield chunk
 
-        Args:
-            messages: The call's messages.
-            stop: Stop strings of the call.
-            override: The call's conversation override.
-            kwargs: The call's keyword arguments (tools, tool_choice, structured spec...).
-            answers: When given, the builder of the answer returned is appended to it.
-        """
-        turn = _Turn.of(
-            messages,
-            stop,
-            override,
-            kwargs,
-            answers,
-            max_attachment_bytes=self.max_attachment_bytes,
-        )
+    async def _achunks_of(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """The one answer loop: the model's own account, or the pool's."""
         pool = self._get_pool()
-        if pool is None:
-            seat = _Seat(await self._get_auth_manager().get())
-            async with aclosing(self._achunks_on(seat, turn)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            return
-        async with aclosing(self._achunks_pooled(pool, turn)) as chunks:
+        chunks = (
+            self._achunks_on(_Seat(await self._get_auth_manager().get()), turn)
+            if pool is None
+            else self._achunks_pooled(pool, turn)
+        )
+        async with aclosing(chunks):
             async for chunk in chunks:
                 yield chunk
 
     async def _achunks_on(
-        self, seat: _Seat, turn: _Turn
+        self, seat: _Seat, turn: _Turn, planned: TurnRequest | None = None
     ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """One call's answer on one account (``seat``): plan, send, check, correct."""
-        messages, stop, override, kwargs, answers = (
-            turn.messages,
-            turn.stop,
-            turn.override,
-            turn.kwargs,
-            turn.answers,
-        )
-        turn_tools, names, dicts = turn.tools, turn.names, turn.dicts
-        auth = seat.auth
-        timeout = kwargs.get("timeout")
-        deadline = _call_deadline(self.timeout if timeout is None else timeout)
-        protocol = self._resolve_protocol(auth)
-        account = auth.account_fingerprint
-        plan: TurnPlan = plan_turn(
-            messages,
-            dicts,
-            account=account,
-            protocol=protocol,
-            override=conversation_from_value(override, protocol),
-            use_history=self.use_previous_chat_id,
-        )
-        plan = self._plan_with_tools(
-            plan, messages, dicts, turn_tools, names, account=account, protocol=protocol
-        )
-        model = str(kwargs.get("model") or self.model)
-        logger.debug(
-            "ChatHailuo call: protocol=%s account=%s plan=%s chat=%s tools=%d",
-            protocol,
-            account,
-            plan.reason,
-            plan.conversation.chatID if plan.conversation else None,
-            len(turn_tools.tools),
-        )
-
-        def new_builder() -> AnswerBuilder:
-            return AnswerBuilder(
-                model=model,
-                protocol=protocol,
-                account=account,
-                history_hash=plan.history_hash,
-                stop=stop if stop is not None else self.stop,
-                tools=turn_tools.parser_tools,
-                tools_hash=turn_tools.instructions_hash,
-            )
-
-        def send(
-            builder: AnswerBuilder,
-            sent: list[MessageDict],
-            conversation: Conversation | None,
-            full_history: list[MessageDict],
-        ) -> AsyncGenerator[ChatGenerationChunk, None]:
-            return self._answer(
-                builder,
-                seat,
-                model,
-                sent,
-                conversation,
-                full_history,
-                {**self._call_kwargs(protocol, kwargs), "deadline": deadline},
-            )
-
-        builder = new_builder()
-        if not turn_tools.checked:
-            async with aclosing(
-                send(builder, plan.messages, plan.conversation, plan.full_history)
-            ) as chunks:
+        """One call's answer on one account (``seat``), planned for it unless ``planned``."""
+        answer = turn.answer = self._answer_on(seat, turn, planned)
+        try:
+            async with aclosing(answer.stream()) as chunks:
                 async for chunk in chunks:
+                    seat.started = seat.started or answer.started
                     yield chunk
-            if answers is not None:
-                answers.append(builder)
-            return
-        # Checked answers (a forced tool_choice, structured output) are held until checked:
-        # an answer that gets a corrective turn is never shown.
-        held = [c async for c in send(builder, plan.messages, plan.conversation, plan.full_history)]
-        correction = turn_tools.correction(
-            builder.text, builder.tool_calls, builder.invalid_tool_calls
-        )
-        if correction is not None:
-            logger.info(
-                "ChatHailuo: the answer needs a %s correction; asking once more in chat %s",
-                correction.kind,
-                builder.conversation.chatID if builder.conversation else None,
-            )
-            first = builder
-            builder = new_builder()
-            builder.earlier_usage = first.usage
-            retry_history: list[MessageDict] = [
-                *plan.full_history,
-                {"role": "assistant", "content": first.text},
-                {"role": "user", "content": correction.text},
-            ]
-            held = [
-                c
-                async for c in send(
-                    builder,
-                    [{"role": "user", "content": correction.text}],
-                    first.conversation or plan.conversation,
-                    retry_history,
-                )
-            ]
-            second = turn_tools.correction(
-                builder.text, builder.tool_calls, builder.invalid_tool_calls
-            )
-            if second is not None and second.kind == "tool_choice":
-                conversation = builder.conversation
-                raise HailuoToolChoiceError(
-                    f"The model did not follow tool_choice={turn_tools.tool_choice!r}, even "
-                    "after a corrective turn. Rephrase the request, or bind the tools with "
-                    "tool_choice='auto' and check AIMessage.tool_calls yourself.",
-                    partial_text=builder.parser.result.content if builder.parser else "",
-                    chat_id=conversation.chatID if conversation else None,
-                )
-        if answers is not None:
-            answers.append(builder)
-        for chunk in held:
-            yield chunk
+        finally:
+            seat.started = seat.started or answer.started
 
-    async def _answer(  # noqa: PLR0917 - private, called from one place
-        self,
-        builder: AnswerBuilder,
-        seat: _Seat,
-        model: str,
-        sent: list[MessageDict],
-        conversation: Conversation | None,
-        full_history: list[MessageDict],
-        call_kwargs: dict[str, Any],
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """Stream one answer from the provider through ``builder`` (its last chunk too)."""
-        provider = self._get_provider(builder.protocol, seat.account)
+    def _answer_on(self, seat: _Seat, turn: _Turn, planned: TurnRequest | None) -> Answer:
+        """The answer of a call on one account (nothing is sent before it is streamed)."""
+        request = planned or self._plan(turn, seat.auth)
+        protocol = self._resolve_protocol(seat.auth)
+        account = seat.auth.account_fingerprint
         # A pool account is leased for the whole call; the model's own account is gated here
         # (waiting for it counts against the call's deadline).
-        gate: contextlib.AbstractAsyncContextManager[Any] = (
-            account_gate(builder.account, self.max_concurrency).slot(
-                deadline=call_kwargs.get("deadline"), what="the call"
-            )
-            if seat.account is None
-            else contextlib.nullcontext()
+        return Answer(
+            self._get_provider(protocol, seat.account),
+            request,
+            auth=seat.auth,
+            model=str(turn.kwargs.get("model") or self.model),
+            protocol=protocol,
+            tools=turn.tools,
+            stop=turn.stop if turn.stop is not None else self.stop,
+            slot=(
+                (
+                    lambda: account_gate(account, self.max_concurrency).slot(
+                        deadline=turn.deadline, what="the call"
+                    )
+                )
+                if seat.account is None
+                else contextlib.nullcontext
+            ),
+            call_kwargs={**self._call_kwargs(protocol, turn.kwargs), "deadline": turn.deadline},
         )
-        async with gate:
-            events = provider.create_authed(
-                model,
-                sent,
-                seat.auth,
-                return_conversation=True,
-                conversation=conversation,
-                full_history=full_history,
-                **call_kwargs,
-            )
-            async with aclosing(cast("Any", events)) as stream:
-                async for event in stream:
-                    chunk = builder.on_event(event)
-                    if chunk is not None:
-                        seat.started = True
-                        yield chunk
-                    if builder.stopped:
-                        break
-        if builder.conversation is None and conversation is not None:
-            builder.conversation = conversation
-        yield builder.last_chunk()
 
     async def _acollect(
         self,
@@ -1975,28 +1492,13 @@ class ChatHailuo(BaseChatModel):
         override: Any,
         kwargs: Mapping[str, Any],
     ) -> ChatResult:
-        """The whole answer as a :class:`ChatResult` (chunks summed).
-
-        With tool calls in the answer, the whitespace left around the removed call blocks is
-        stripped from ``content``, and unusable calls (which streams leave out) are put in
-        ``invalid_tool_calls``.
-        """
-        answers: list[AnswerBuilder] = []
+        """The whole answer as a :class:`ChatResult` (see :meth:`Answer.result_of`)."""
+        turn = self._turn(messages, stop, override, kwargs)
         chunks: list[ChatGenerationChunk] = []
-        async for chunk in self._achunks(messages, stop, override, kwargs, answers):
+        async for chunk in self._achunks_of(turn):
             chunks.append(chunk)
             if len(chunks) > _MERGE_EVERY:  # one chunk per delta would cost ~2 KB each
                 chunks = [_fold(chunks)]
-        result = generate_from_stream(iter(chunks))
-        builder = answers[-1] if answers else None
-        message = result.generations[0].message
-        if builder is not None and builder.parser is not None and isinstance(message, AIMessage):
-            reply = builder.parser.result
-            if reply.tool_calls or reply.invalid_tool_calls:
-                message.content = reply.content
-                message.invalid_tool_calls = list(reply.invalid_tool_calls)
-                info = result.generations[0].generation_info
-                result = ChatResult(
-                    generations=[ChatGeneration(message=message, generation_info=info)]
-                )
-        return result
+        if turn.answer is None:  # pragma: no cover - a finished stream always made one
+            raise RuntimeError("no answer was streamed")
+        return turn.answer.result_of(chunks)

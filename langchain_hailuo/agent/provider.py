@@ -21,15 +21,16 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, get_args
 
-from langchain_hailuo._attachments import Attachment, attachments_of
+from langchain_hailuo._attachments import Attachment
 from langchain_hailuo._http import HttpOptions
-from langchain_hailuo._prompt import format_prompt, get_last_user_message, last_user_run
+from langchain_hailuo._prompt import TurnRequest, request_from_dicts
 from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
@@ -37,7 +38,6 @@ from langchain_hailuo._provider import (
     call_options,
     check_encodable,
     checked_url,
-    continues,
     http_options_with,
     hybridmethod,
     refresh_once,
@@ -74,7 +74,7 @@ from langchain_hailuo.types import (
 
 __all__ = ["MiniMaxAgent", "choose_model"]
 
-logger = logging.getLogger("langchain_hailuo.agent")
+logger = logging.getLogger(__name__)
 
 
 _SETTING_NAMES = frozenset(f.name for f in dataclasses.fields(AgentSettings)) - {
@@ -128,8 +128,7 @@ class _Call:
     """The inputs of one ``create_authed`` call, kept across a re-authentication."""
 
     model: str | None
-    messages: Sequence[Mapping[str, Any]]
-    conversation: Conversation | None
+    request: TurnRequest
     return_conversation: bool
     kwargs: Mapping[str, Any]
     options: HttpOptions
@@ -248,10 +247,46 @@ class MiniMaxAgent(BaseProvider):
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
+        request = request_from_dicts(
+            messages,
+            auth_result.account_fingerprint,
+            self.protocol,
+            as_conversation(conversation),
+            kwargs.get("full_history"),
+        )
+        turn = self.stream_turn(model, request, auth_result, return_conversation, **kwargs)
+        async with contextlib.aclosing(turn):
+            async for item in turn:
+                yield item
+
+    async def stream_turn(
+        self,
+        model: str,
+        request: TurnRequest,
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
+        **kwargs: Any,
+    ) -> AsyncIterator[ProviderEvent]:
+        """Execute a planned turn and stream the answer (what ``create_authed`` does).
+
+        Args:
+            model: The model id (checked against the account's ``/config``; empty: default).
+            request: The turn: its session (``None``: a new one), its text and files, and
+                what a replacement session is sent.
+            auth_result: The account to send as.
+            return_conversation: Yield a :class:`Conversation` for the session.
+            **kwargs: ``reasoning``, ``base_url``, ``stream_url``, ``timeout``,
+                ``max_retries``, ``proxy``, ``auth_manager``.
+
+        Yields:
+            As :meth:`create_authed`.
+
+        Raises:
+            As :meth:`create_authed`.
+        """
         manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*messages, *(kwargs.get("full_history") or ())])
+        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs)
-        conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False
         while True:
@@ -259,8 +294,7 @@ class MiniMaxAgent(BaseProvider):
             try:
                 call = _Call(
                     model=model,
-                    messages=messages,
-                    conversation=conv,
+                    request=request,
                     return_conversation=return_conversation,
                     kwargs=kwargs,
                     options=options,
@@ -348,18 +382,14 @@ class MiniMaxAgent(BaseProvider):
         auth = await self._bootstrapped(auth, settings, options, manager)
         model_id, auth = await self._model_for(call.model, auth, settings, options, manager)
         choice = ModelChoice(model_id, call.kwargs.get("reasoning"))
-        history = call.kwargs.get("full_history") or call.messages
-        conv = call.conversation
-        continuing = conv is not None and continues(conv, auth, "agent")
-        sent = last_user_run(call.messages) if continuing else history
-        prompt = get_last_user_message(call.messages) if continuing else format_prompt(history)
-        attachments = tuple(attachments_of(sent))
+        request = call.request.for_account(auth.account_fingerprint, self.protocol)
+        prompt, attachments = request.text, request.attachments
         _require_text(prompt, attachments)
         files = await self._uploader.prepare_turn(
             auth, attachments, settings=settings, options=options
         )
-        if conv is not None and continuing:
-            session_id = conv.chatID
+        if request.conversation is not None:
+            session_id = request.conversation.chatID
         else:
             session_id = await self._client.create_session(
                 auth, choice, settings=settings, options=options
@@ -390,11 +420,11 @@ class MiniMaxAgent(BaseProvider):
         )
         if call.return_conversation:
             yield self._conversation(auth, session_id)
-        attachments = tuple(attachments_of(history))
+        attachments = request.new_chat_attachments
         files = await self._uploader.prepare_turn(
             auth, attachments, settings=settings, options=options
         )
-        again = _Sent(format_prompt(history), choice, attachments, files)
+        again = _Sent(request.new_chat_text, choice, attachments, files)
         async for item in self._turn(auth, session_id, again, settings, options):
             call.progress.output = True
             yield item

@@ -30,8 +30,8 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import ToolCall, tool_call
 from langchain_core.runnables import Runnable
 
-from langchain_hailuo._messages import history_hash
-from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, history_dicts
+from langchain_hailuo._messages import history_hash, to_message_dicts
+from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.serve.store import ConversationStore
 
@@ -192,7 +192,7 @@ class Answerer:
     def _key(namespace: str, messages: Sequence[BaseMessage]) -> str | None:
         """The store key of a history ending with an answer (``None``: nothing to hash)."""
         try:
-            return f"{namespace}:{history_hash(history_dicts(messages))}"
+            return f"{namespace}:{history_hash(to_message_dicts(messages))}"
         except ValueError:
             return None
 

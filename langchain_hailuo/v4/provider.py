@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 
 from langchain_hailuo._attachments import attachments_of
 from langchain_hailuo._http import HttpOptions
-from langchain_hailuo._prompt import format_prompt, get_last_user_message
+from langchain_hailuo._prompt import TurnRequest, request_from_dicts
 from langchain_hailuo._provider import (
     BaseProvider,
     ReauthSource,
@@ -37,7 +37,6 @@ from langchain_hailuo._provider import (
     call_options,
     check_encodable,
     checked_url,
-    continues,
     http_options_with,
     hybridmethod,
     refresh_once,
@@ -53,6 +52,7 @@ from langchain_hailuo.types import (
     ChatStarted,
     Conversation,
     FinishReason,
+    MessageDict,
     MessageId,
     Protocol,
     ProviderEvent,
@@ -61,9 +61,9 @@ from langchain_hailuo.types import (
 )
 from langchain_hailuo.v4.client import QueryOptions, V4Answer, V4Client, build_form
 
-__all__ = ["HailuoAI", "ReauthSource", "RequestPlan", "plan_request"]
+__all__ = ["HailuoAI", "ReauthSource", "RequestPlan", "form_for", "plan_request"]
 
-logger = logging.getLogger("langchain_hailuo.v4")
+logger = logging.getLogger(__name__)
 
 
 DEFAULT_URL = "https://www.hailuo.ai"
@@ -95,12 +95,12 @@ class RequestPlan:
 
 
 def plan_request(
-    messages: Sequence[Mapping[str, Any]],
+    messages: Sequence[MessageDict],
     auth: AuthResult,
     conversation: Conversation | None = None,
-    full_history: Sequence[Mapping[str, Any]] | None = None,
+    full_history: Sequence[MessageDict] | None = None,
 ) -> RequestPlan:
-    """Decide what to send: continue the conversation, or start a new chat.
+    """What a seed-style call sends: its request (:func:`request_from_dicts`), as a form.
 
     A v4 conversation of the same account continues with only the trailing user
     message(s) of ``messages``. Anything else (no conversation, another account's, another
@@ -119,27 +119,42 @@ def plan_request(
     Raises:
         HailuoConfigurationError: There is no text to send.
     """
-    if conversation is not None and continues(conversation, auth, "v4"):
-        prompt = get_last_user_message(messages)
+    request = request_from_dicts(
+        messages, auth.account_fingerprint, "v4", conversation, full_history
+    )
+    return form_for(request)
+
+
+def form_for(request: TurnRequest) -> RequestPlan:
+    """The multipart form of a turn: its text, and its chat when it continues one.
+
+    Args:
+        request: The turn, as planned.
+
+    Returns:
+        The plan.
+
+    Raises:
+        HailuoConfigurationError: There is no text to send.
+    """
+    conversation = request.conversation
+    if conversation is not None:
         form = build_form(
-            msg_content=prompt,
+            msg_content=request.text,
             character_id=conversation.characterID,
             chat_id=conversation.chatID,
         )
-        continued = True
     else:
-        prompt = format_prompt(full_history or messages)
-        form = build_form(msg_content=prompt)
-        continued = False
-    if not prompt.strip():
+        form = build_form(msg_content=request.text)
+    if not request.text.strip():
         raise HailuoConfigurationError(
             "Nothing to send: the messages hold no text"
-            + (" after the last answer (end with a user message)." if continued else ".")
+            + (" after the last answer (end with a user message)." if conversation else ".")
         )
-    return RequestPlan(form=form, continued=continued)
+    return RequestPlan(form=form, continued=conversation is not None)
 
 
-def refuse_attachments(messages: Sequence[Mapping[str, Any]]) -> None:
+def refuse_attachments(request: TurnRequest) -> None:
     """Refuse files and images before anything is sent: v4 has no upload this client can do.
 
     The v4 notes describe an upload (``/v1/api/files/request_policy``, a PUT to the object
@@ -147,12 +162,12 @@ def refuse_attachments(messages: Sequence[Mapping[str, Any]]) -> None:
     without how the storage PUT is signed, so it cannot be built end to end.
 
     Args:
-        messages: The call's message dicts (and the full history).
+        request: The turn (its messages and the full history are checked).
 
     Raises:
         HailuoUnsupportedContentError: A message carries attachments.
     """
-    if attachments_of(messages):
+    if attachments_of([*request.messages, *request.full_history]):
         raise HailuoUnsupportedContentError(
             "The Hailuo v4 web chat (protocol='v4') cannot take files or images in this "
             "client. Use the MiniMax Agent protocol (protocol='agent', "
@@ -252,11 +267,46 @@ class HailuoAI(BaseProvider):
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         del model
-        refuse_attachments([*messages, *(kwargs.get("full_history") or ())])
+        request = request_from_dicts(
+            messages,
+            auth_result.account_fingerprint,
+            self.protocol,
+            as_conversation(conversation),
+            kwargs.get("full_history"),
+        )
+        turn = self.stream_turn("", request, auth_result, return_conversation, **kwargs)
+        async with contextlib.aclosing(turn):
+            async for item in turn:
+                yield item
+
+    async def stream_turn(
+        self,
+        model: str,
+        request: TurnRequest,
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
+        **kwargs: Any,
+    ) -> AsyncIterator[ProviderEvent]:
+        """Execute a planned turn and stream the answer (what ``create_authed`` does).
+
+        Args:
+            model: Ignored: the web chat serves the site's current model.
+            request: The turn: its chat (``None``: a new one) and its text.
+            auth_result: The account to send as.
+            return_conversation: Yield a :class:`Conversation` for the chat.
+            **kwargs: ``base_url``, ``timeout``, ``max_retries``, ``proxy``, ``auth_manager``.
+
+        Yields:
+            As :meth:`create_authed`.
+
+        Raises:
+            As :meth:`create_authed`.
+        """
+        del model
+        refuse_attachments(request)
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*messages, *(kwargs.get("full_history") or ())])
+        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs)
-        conv = as_conversation(conversation)
         auth = auth_result
         refreshed = False
         while True:
@@ -267,7 +317,7 @@ class HailuoAI(BaseProvider):
             started = False
             try:
                 auth = await prepare_credentials(auth, "v4", manager, register=register)
-                plan = plan_request(messages, auth, conv, kwargs.get("full_history"))
+                plan = form_for(request.for_account(auth.account_fingerprint, self.protocol))
                 stream = self._stream(auth, plan, base, options, return_conversation)
                 async with contextlib.aclosing(stream):  # closed at once when our consumer stops
                     async for item in stream:

@@ -19,7 +19,8 @@ from langchain_hailuo._attachments import (
     split_content,
     with_attachments,
 )
-from langchain_hailuo._messages import history_hash, plan_turn, to_message_dicts
+from langchain_hailuo._messages import history_hash, to_message_dicts
+from langchain_hailuo._turns import plan_turn
 from langchain_hailuo.errors import HailuoAttachmentError, HailuoUnsupportedContentError
 from langchain_hailuo.types import MessageDict
 

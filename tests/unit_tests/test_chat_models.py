@@ -24,9 +24,11 @@ from langchain_core.messages import (
 from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_hailuo import chat_models
+from langchain_hailuo._answer import AnswerBuilder
 from langchain_hailuo._loop import CrossLoopSemaphore, LoopRunner, get_runner
+from langchain_hailuo._prompt import TurnRequest
 from langchain_hailuo.auth import AuthManager
-from langchain_hailuo.chat_models import AnswerBuilder, ChatHailuo
+from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoStreamInterruptedError,
@@ -87,20 +89,21 @@ class FakeProvider:
     _counter: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    async def create_authed(
+    async def stream_turn(
         self,
         model: str,
-        messages: list[dict[str, str]],
+        request: TurnRequest,
         auth_result: AuthResult,
         return_conversation: bool = False,
-        conversation: Conversation | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ProviderEvent]:
         account = auth_result.account_fingerprint
+        conversation = request.conversation
+        received = {**kwargs, "full_history": request.full_history}
         with self._lock:
             self._counter += 1
             n = self._counter
-            self.calls.append(Call(model, list(messages), account, conversation, kwargs))
+            self.calls.append(Call(model, list(request.messages), account, conversation, received))
             script = self.replies.pop(0) if self.replies else None
             self.active += 1
             self.max_active = max(self.max_active, self.active)
@@ -114,8 +117,9 @@ class FakeProvider:
             yield MessageId(f"msg-{n}")
             events = script if script is not None else [self.default_reply]
             for event in events:
-                if self.delay:
-                    await asyncio.sleep(self.delay)
+                # each scripted event arrives in a read of its own (as deltas a network
+                # delivers one by one): events yielded without waiting would be one read
+                await asyncio.sleep(self.delay)
                 if isinstance(event, BaseException):
                     raise event
                 yield event
@@ -213,8 +217,8 @@ def test_ids_are_unique_per_answer_and_never_the_chat_id() -> None:
 
 def test_answer_without_message_id_gets_a_random_hailuo_id() -> None:
     class NoIdProvider(FakeProvider):
-        async def create_authed(self, *args: Any, **kwargs: Any) -> AsyncIterator[ProviderEvent]:
-            async for event in super().create_authed(*args, **kwargs):
+        async def stream_turn(self, *args: Any, **kwargs: Any) -> AsyncIterator[ProviderEvent]:
+            async for event in super().stream_turn(*args, **kwargs):
                 if not isinstance(event, MessageId):
                     yield event
 

@@ -15,16 +15,15 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_hailuo._answer import StopSequenceFilter
 from langchain_hailuo._messages import (
-    StopSequenceFilter,
     content_text,
     conversation_from_value,
-    find_anchor,
     history_hash,
     message_to_dict,
-    plan_turn,
     to_message_dicts,
 )
+from langchain_hailuo._turns import find_anchor, plan_turn
 from langchain_hailuo.errors import HailuoUnsupportedContentError
 from langchain_hailuo.types import Conversation, MessageDict
 
@@ -97,21 +96,17 @@ def test_reasoning_block_in_a_user_message_is_rejected() -> None:
         content_text([{"type": "reasoning", "reasoning": "x"}])
 
 
-def test_tool_message_without_tools_is_a_clear_error() -> None:
-    with pytest.raises(HailuoUnsupportedContentError, match="no tools bound"):
-        message_to_dict(ToolMessage("42", tool_call_id="call-1"))
+def test_function_message_is_a_clear_error() -> None:
     with pytest.raises(HailuoUnsupportedContentError, match="function calling"):
         message_to_dict(FunctionMessage(name="f", content="42"))
 
 
-def test_tool_renderer_is_pluggable() -> None:
-    def render(message: ToolMessage) -> MessageDict:
-        return {"role": "user", "content": f"Tool result: {message.content}"}
-
-    dicts = to_message_dicts(
-        [HumanMessage("q"), ToolMessage("42", tool_call_id="c")], render_tool=render
-    )
-    assert dicts[1] == {"role": "user", "content": "Tool result: 42"}
+def test_tool_results_are_rendered_as_labelled_blocks_named_by_their_call() -> None:
+    call = AIMessage("", tool_calls=[{"name": "lookup", "args": {}, "id": "c"}])
+    dicts = to_message_dicts([HumanMessage("q"), call, ToolMessage("42", tool_call_id="c")])
+    assert dicts[2]["role"] == "user"
+    assert '<tool_result id="c" name="lookup">\n42\n</tool_result>' in dicts[2]["content"]
+    assert '"name": "lookup"' in dicts[1]["content"]
 
 
 def test_unknown_chat_role_is_rejected() -> None:

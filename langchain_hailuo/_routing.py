@@ -1,0 +1,72 @@
+"""Which provider speaks a protocol, and what each one takes per turn.
+
+``ChatHailuo`` names no protocol: it asks this module for the provider of the protocol
+it resolved, and for the turn options that provider understands. The provider classes are
+imported on first use, so a model that is never called loads no protocol stack.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from langchain_hailuo.types import Protocol
+
+__all__ = ["build_provider", "turn_options"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_provider(
+    protocol: Protocol,
+    *,
+    base_url: str | None,
+    stream_url: str | None,
+    auth_manager: Any,
+    settings: dict[str, Any],
+) -> Any:
+    """The provider of ``protocol`` (``HailuoAI`` for ``v4``, ``MiniMaxAgent`` otherwise).
+
+    Args:
+        protocol: The protocol.
+        base_url: The service origin, if set.
+        stream_url: The Agent stream origin, if set (v4 has none).
+        auth_manager: Supplies and refreshes the credentials.
+        settings: Provider settings (``timeout``, ``max_retries``, ``proxy``, protocol
+            fields); each provider ignores what is meant for the other.
+
+    Returns:
+        The provider.
+    """
+    if protocol == "v4":
+        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
+
+        return HailuoAI(base_url=base_url, auth_manager=auth_manager, **settings)
+    from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415 - lazy stack
+
+    return MiniMaxAgent(
+        base_url=base_url, stream_url=stream_url, auth_manager=auth_manager, **settings
+    )
+
+
+def turn_options(
+    protocol: Protocol, *, reasoning: bool | None, stream_url: str | None
+) -> dict[str, Any]:
+    """The per-turn options of a protocol: MiniMax Agent takes ``reasoning`` and ``stream_url``.
+
+    Args:
+        protocol: The protocol.
+        reasoning: Whether the model should think first (``None``: its default).
+        stream_url: The Agent stream origin, if set.
+
+    Returns:
+        The keyword arguments for the provider's turn.
+    """
+    if protocol == "v4":
+        return {}
+    options: dict[str, Any] = {}
+    if reasoning is not None:
+        options["reasoning"] = reasoning
+    if stream_url:
+        options["stream_url"] = stream_url
+    return options

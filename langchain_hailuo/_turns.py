@@ -1,0 +1,338 @@
+"""The turn planner: one call's messages and settings -> one :class:`TurnRequest`.
+
+``ChatHailuo`` calls :func:`plan_call` once per call, after the account and protocol are
+known. It maps every message once (:func:`~langchain_hailuo._messages.to_message_dicts`:
+one content-to-text rule, one role table, files and images taken out first), decides once
+whether the call continues a server chat (:func:`plan_turn`), and folds in what bound tools
+or a structured-output schema add (instructions, tool results as the turn). Providers get
+the request and execute it; they never decide again. Calls go downward only: nothing here
+is handed a function of a higher layer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+
+from langchain_hailuo._attachments import carry_attachments, detach_media
+from langchain_hailuo._messages import (
+    PROVIDER_NAME,
+    conversation_from_value,
+    has_payload,
+    history_hash,
+    to_message_dicts,
+)
+from langchain_hailuo._prompt import PlanReason, TurnRequest, continues
+from langchain_hailuo._tool_turns import (
+    INSTRUCTIONS_WITHDRAWN,
+    TurnTools,
+    continued_turn,
+    fold_new_chat,
+)
+from langchain_hailuo._tools import tool_names_by_id
+from langchain_hailuo.types import Conversation, MessageDict, Protocol
+
+__all__ = [
+    "Anchor",
+    "RenderedCall",
+    "TurnRequest",
+    "find_anchor",
+    "plan",
+    "plan_turn",
+    "render_call",
+]
+
+logger = logging.getLogger(__name__)
+
+_NO_PREVIOUS = "<unknown>"
+"""The instructions hash of a chat whose last answer is not in the history."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """The newest Hailuo answer of the same account and protocol in a history.
+
+    Attributes:
+        index: Its position in the messages.
+        conversation: The chat it belongs to.
+        history_hash: The hash of the prompt it answered, if recorded.
+        tools_hash: The hash of the instructions it answered under, if recorded.
+    """
+
+    index: int
+    conversation: Conversation
+    history_hash: str | None
+    tools_hash: str | None = None
+
+
+def find_anchor(
+    messages: Sequence[BaseMessage], *, account: str, protocol: Protocol
+) -> Anchor | None:
+    """Find the newest Hailuo answer whose account and protocol match.
+
+    Answers of other providers, other accounts or the other protocol are skipped (another
+    account's chat is never continued).
+
+    Args:
+        messages: The call's messages.
+        account: The account fingerprint about to send.
+        protocol: The protocol in use.
+
+    Returns:
+        The anchor, or ``None`` when the history holds no such answer.
+    """
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if not isinstance(message, AIMessage):
+            continue
+        meta = message.response_metadata or {}
+        chat_id = meta.get("chat_id")
+        if meta.get("model_provider") != PROVIDER_NAME or not chat_id:
+            continue
+        if meta.get("account") != account or meta.get("protocol") != protocol:
+            continue
+        conversation = Conversation(
+            chatID=str(chat_id),
+            characterID=meta.get("character_id") or 1,
+            account=account,
+            protocol=protocol,
+        )
+        stored = meta.get("history_hash")
+        tools = meta.get("tools_hash")
+        return Anchor(
+            index,
+            conversation,
+            stored if isinstance(stored, str) else None,
+            tools if isinstance(tools, str) else None,
+        )
+    return None
+
+
+def _new_chat(dicts: list[MessageDict], reason: PlanReason) -> TurnRequest:
+    """A request that starts a new chat from the whole history."""
+    return TurnRequest(None, dicts, dicts, history_hash(dicts), reason=reason)
+
+
+def _require_text(dicts: Sequence[MessageDict]) -> None:
+    """Raise when the user messages to send hold no text (or files)."""
+    if not any(d["role"] == "user" and has_payload(d) for d in dicts):
+        raise ValueError(
+            "Nothing to send: the history ends with an answer of this chat. Add a user "
+            "message to continue it."
+        )
+
+
+def _decide(  # noqa: PLR0911 - one return per documented outcome
+    dicts: list[MessageDict],
+    anchor: Anchor | None,
+    *,
+    account: str,
+    protocol: Protocol,
+    override: Conversation | None,
+    use_history: bool,
+) -> TurnRequest:
+    """The decision of :func:`plan_turn`, given the history's anchor."""
+    if override is not None:
+        if not continues(override, account, protocol):
+            logger.warning(
+                "Not continuing chat %s: it belongs to %s on %s, and this call uses %s on %s; "
+                "starting a new chat.",
+                override.chatID,
+                override.account or "another account",
+                override.protocol,
+                account,
+                protocol,
+            )
+            return _new_chat(dicts, "foreign")
+        newer = dicts
+        if anchor is not None and anchor.conversation.chatID == override.chatID:
+            newer = dicts[anchor.index + 1 :]
+        _require_text(newer)
+        return TurnRequest(override, newer, dicts, history_hash(dicts), reason="override")
+    if not use_history:
+        return _new_chat(dicts, "no-history-reuse")
+    if anchor is None:
+        return _new_chat(dicts, "new")
+    if anchor.history_hash is not None and anchor.history_hash != history_hash(
+        dicts[: anchor.index]
+    ):
+        logger.info(
+            "The history before the last answer of chat %s was edited; starting a new chat.",
+            anchor.conversation.chatID,
+        )
+        return _new_chat(dicts, "edited")
+    newer = dicts[anchor.index + 1 :]
+    if any(d["role"] != "user" for d in newer):
+        logger.info(
+            "Messages other than the user's follow the last answer of chat %s; starting a "
+            "new chat from the whole history.",
+            anchor.conversation.chatID,
+        )
+        return _new_chat(dicts, "not-user")
+    _require_text(newer)
+    return TurnRequest(anchor.conversation, newer, dicts, history_hash(dicts), reason="continued")
+
+
+def plan_turn(
+    messages: Sequence[BaseMessage],
+    dicts: list[MessageDict],
+    *,
+    account: str,
+    protocol: Protocol,
+    override: Conversation | None = None,
+    use_history: bool = True,
+) -> TurnRequest:
+    """Decide whether this call continues a server-side chat, and what it sends.
+
+    1. An ``override`` (per-call ``conversation=`` / ``chat_id=``, or the run's metadata)
+       wins, unless it belongs to another account or protocol (then a new chat starts).
+    2. Else the newest Hailuo answer of this account and protocol (see :func:`find_anchor`)
+       decides: its chat continues with only the messages after it, provided the history
+       before it is unchanged (its ``history_hash``) and only user messages follow it.
+    3. Else a new chat starts from the whole history.
+
+    Args:
+        messages: The call's messages.
+        dicts: The same messages mapped by :func:`~langchain_hailuo._messages.to_message_dicts`.
+        account: The account fingerprint about to send.
+        protocol: The protocol in use.
+        override: An explicit conversation, if the caller gave one.
+        use_history: Whether answers in the history may be continued.
+
+    Returns:
+        The request (without tools: :func:`plan_call` adds them).
+
+    Raises:
+        ValueError: A continued chat would get no user text.
+    """
+    anchor = find_anchor(messages, account=account, protocol=protocol)
+    return _decide(
+        dicts,
+        anchor,
+        account=account,
+        protocol=protocol,
+        override=override,
+        use_history=use_history,
+    )
+
+
+def _with_tools(
+    request: TurnRequest,
+    anchor: Anchor | None,
+    messages: Sequence[BaseMessage],
+    dicts: list[MessageDict],
+    *,
+    tools: TurnTools,
+    names: Mapping[str, str],
+) -> TurnRequest:
+    """Add the tool instructions, results and calls to what a turn sends.
+
+    A new chat gets the instructions first and each run of tool results as one block.
+    A continued chat gets the results (and the user's new messages) as its whole turn,
+    with the instructions in front only when they changed since the chat's last answer.
+    Calls without tools, tool messages or instructions are left as they are.
+    """
+    instructions = tools.instructions
+    current = tools.instructions_hash
+    request = dataclasses.replace(request, tools_hash=current)
+    has_results = any(isinstance(m, ToolMessage) for m in messages)
+    if request.conversation is None:
+        if not instructions and not has_results:
+            return request
+        folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
+        return dataclasses.replace(request, messages=folded, full_history=folded)
+    previous: Any = _NO_PREVIOUS
+    if anchor is not None and anchor.conversation.chatID == request.conversation.chatID:
+        previous = anchor.tools_hash
+    prefix = ""
+    if current is not None and previous != current:
+        prefix = instructions
+    elif current is None and previous not in {None, _NO_PREVIOUS}:
+        prefix = INSTRUCTIONS_WITHDRAWN
+    turn = len(request.messages)
+    turn_messages = messages[len(messages) - turn :]
+    if not prefix and not any(isinstance(m, ToolMessage) for m in turn_messages):
+        return request
+    text = continued_turn(
+        turn_messages, dicts[len(dicts) - turn :], names, prefix=prefix, reminder=bool(tools.tools)
+    )
+    folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
+    turn_dicts = carry_attachments([{"role": "user", "content": text}], request.messages)
+    return dataclasses.replace(request, messages=turn_dicts, full_history=folded)
+
+
+@dataclass(frozen=True)
+class RenderedCall:
+    """A call's messages, mapped once (files and images taken out first).
+
+    Attributes:
+        messages: The messages, files and images detached.
+        dicts: The same messages as the providers' dicts, index for index.
+        names: Tool call id -> tool name.
+    """
+
+    messages: Sequence[BaseMessage]
+    dicts: list[MessageDict]
+    names: dict[str, str]
+
+
+def render_call(messages: Sequence[BaseMessage], *, max_attachment_bytes: int) -> RenderedCall:
+    """Map a call's messages once: one content-to-text rule, one role table.
+
+    Args:
+        messages: The call's LangChain messages.
+        max_attachment_bytes: The size limit of one file or image.
+
+    Returns:
+        The mapped call.
+
+    Raises:
+        ValueError: No message, or no text at all.
+        HailuoUnsupportedContentError: Content the web chat cannot take.
+        HailuoAttachmentError: A file or image that cannot be sent.
+    """
+    names = tool_names_by_id(messages)
+    detached, media = detach_media(messages, max_bytes=max_attachment_bytes)
+    return RenderedCall(detached, to_message_dicts(detached, names=names, media=media), names)
+
+
+def plan(
+    call: RenderedCall,
+    *,
+    tools: TurnTools,
+    account: str,
+    protocol: Protocol,
+    override: Any = None,
+    use_history: bool = True,
+) -> TurnRequest:
+    """Plan a mapped call for one account: the one place the call is judged.
+
+    Args:
+        call: The mapped call (:func:`render_call`).
+        tools: The bound tools / structured output of the call.
+        account: The fingerprint of the account about to send.
+        protocol: The protocol in use.
+        override: The caller's conversation override, in any form users keep it in.
+        use_history: Whether answers in the history may be continued.
+
+    Returns:
+        The request the provider executes.
+
+    Raises:
+        ValueError: Nothing new to send in a continued chat.
+    """
+    anchor = find_anchor(call.messages, account=account, protocol=protocol)
+    request = _decide(
+        call.dicts,
+        anchor,
+        account=account,
+        protocol=protocol,
+        override=conversation_from_value(override, protocol),
+        use_history=use_history,
+    )
+    return _with_tools(request, anchor, call.messages, call.dicts, tools=tools, names=call.names)
