@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,3 +45,18 @@ def mark(emu: Emulator) -> int:
 def model_for(emu: Emulator, protocol: str, **kwargs: Any) -> ChatHailuo:
     """A ChatHailuo pointed at the emulator (``kwargs`` override its settings)."""
     return ChatHailuo(**{**emu.model_kwargs(protocol=protocol), **kwargs})
+
+
+@contextmanager
+def frames_apart(emu: Emulator, seconds: float = 0.05) -> Iterator[None]:
+    """Stream frames ``seconds`` apart, so a client reads them one by one, as in pieces.
+
+    Deltas that reach the client in one read are one chunk (ChatHailuo groups what is
+    already in hand); a test that wants an answer in several chunks spaces the frames.
+    """
+    before = (emu.agent.chunk_delay, emu.v4.chunk_delay)
+    emu.agent.chunk_delay = emu.v4.chunk_delay = seconds
+    try:
+        yield
+    finally:
+        emu.agent.chunk_delay, emu.v4.chunk_delay = before

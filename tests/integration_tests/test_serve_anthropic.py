@@ -11,7 +11,7 @@ import pytest
 
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
-from tests.integration_tests._chats import mark, sent
+from tests.integration_tests._chats import frames_apart, mark, sent
 from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
 
 WEATHER_TOOL: Any = {
@@ -59,10 +59,13 @@ def test_non_streaming_message(client: anthropic.Anthropic) -> None:
     assert message.usage.output_tokens > 0
 
 
-def test_streaming_message(client: anthropic.Anthropic) -> None:
-    with client.messages.stream(
-        model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Stream this"}]
-    ) as stream:
+def test_streaming_message(client: anthropic.Anthropic, emulator: Emulator) -> None:
+    with (
+        frames_apart(emulator),
+        client.messages.stream(
+            model=MODEL, max_tokens=256, messages=[{"role": "user", "content": "Stream this"}]
+        ) as stream,
+    ):
         texts = list(stream.text_stream)
         final = stream.get_final_message()
     assert len(texts) > 1

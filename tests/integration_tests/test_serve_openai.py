@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
-from tests.integration_tests._chats import mark, sent
+from tests.integration_tests._chats import frames_apart, mark, sent
 from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
 
 
@@ -70,14 +70,17 @@ def test_non_streaming_answer(client: openai.OpenAI) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
-def test_streaming_answer_arrives_in_pieces_and_ends_with_done(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(
-        model=MODEL,
-        messages=[{"role": "user", "content": "Stream this please"}],
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    chunks = list(stream)
+def test_streaming_answer_arrives_in_pieces_and_ends_with_done(
+    client: openai.OpenAI, emulator: Emulator
+) -> None:
+    with frames_apart(emulator):
+        stream = client.chat.completions.create(
+            model=MODEL,
+            messages=[{"role": "user", "content": "Stream this please"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = list(stream)
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(texts) > 1
     assert "".join(texts) == "You said: Stream this please. This chat has 1 turn(s)."
