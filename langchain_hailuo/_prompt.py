@@ -17,7 +17,7 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_hailuo._attachments import Attachment, attachments_of
 from langchain_hailuo.errors import HailuoUnsupportedContentError
@@ -337,11 +337,11 @@ class TurnRequest:
 
 
 def request_from_dicts(
-    messages: Sequence[MessageDict],
+    messages: Sequence[Mapping[str, Any]],
     account: str,
     protocol: Protocol,
     conversation: Conversation | None = None,
-    full_history: Sequence[MessageDict] | None = None,
+    full_history: Sequence[Mapping[str, Any]] | None = None,
 ) -> TurnRequest:
     """The request of a seed-style call (``create_authed(model, messages, ...)``).
 
@@ -359,9 +359,10 @@ def request_from_dicts(
     Returns:
         The request.
     """
-    history = list(full_history or messages)
+    history = cast("list[MessageDict]", list(full_history or messages))
     if continues(conversation, account, protocol):
-        return TurnRequest(conversation, list(messages), history, reason="continued")
+        turn = cast("list[MessageDict]", list(messages))
+        return TurnRequest(conversation, turn, history, reason="continued")
     if conversation is not None:
         logger.debug("not continuing chat %s: another account or protocol", conversation.chatID)
     return TurnRequest(None, history, history, reason="new")

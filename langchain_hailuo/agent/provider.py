@@ -25,7 +25,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, get_args
 
 from langchain_hailuo._attachments import Attachment
@@ -266,7 +266,7 @@ class MiniMaxAgent(BaseProvider):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Execute a planned turn and stream the answer (what ``create_authed`` does).
 
         Args:

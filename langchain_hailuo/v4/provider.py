@@ -286,7 +286,7 @@ class HailuoAI(BaseProvider):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Execute a planned turn and stream the answer (what ``create_authed`` does).
 
         Args:

@@ -66,7 +66,7 @@ class Call:
     """What the fake provider received."""
 
     model: str
-    messages: list[dict[str, str]]
+    messages: list[Any]
     account: str
     conversation: Conversation | None
     kwargs: dict[str, Any]
@@ -145,7 +145,7 @@ def make_model(
         seen.append(protocol)
         return provider
 
-    model._provider_factory = factory  # type: ignore[assignment]
+    model._provider_factory = factory
     return model, provider
 
 
