@@ -281,7 +281,7 @@ class _Resume(Generic[T]):
                     return cast("T", done.value)
 
 
-async def in_hand(
+async def in_hand(  # noqa: C901 - the await protocol, step by step
     events: AsyncIterator[T], *, limit: int = IN_HAND_LIMIT
 ) -> AsyncGenerator[list[T], None]:
     """The items of ``events``, grouped by what is already in hand.
@@ -317,6 +317,11 @@ async def in_hand(
                 continue
             except StopAsyncIteration:
                 break
+            except BaseException:
+                if batch:  # what came before the error still goes out, then the error
+                    out, batch = batch, []
+                    yield out
+                raise
             if batch:
                 pending = (step, waiting)
                 out, batch = batch, []

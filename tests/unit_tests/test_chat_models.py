@@ -81,6 +81,7 @@ class FakeProvider:
     default_reply: str = "Hello there."
     delay: float = 0.0
     calls: list[Call] = field(default_factory=list)
+    requests: list[TurnRequest] = field(default_factory=list)
     closed_streams: int = 0
     finished_streams: int = 0
     active: int = 0
@@ -104,6 +105,7 @@ class FakeProvider:
             self._counter += 1
             n = self._counter
             self.calls.append(Call(model, list(request.messages), account, conversation, received))
+            self.requests.append(request)
             script = self.replies.pop(0) if self.replies else None
             self.active += 1
             self.max_active = max(self.max_active, self.active)

@@ -1,0 +1,223 @@
+"""The one-way turn pipeline: planned once per call, layered downward, deltas in hand grouped."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+
+import langchain_hailuo
+from langchain_hailuo import _messages, _turns, chat_models
+from langchain_hailuo._answer import in_hand, in_own_task
+from langchain_hailuo._prompt import TurnRequest
+from langchain_hailuo.types import AuthResult, ProviderEvent, Reasoning
+from tests.unit_tests.test_chat_models import FakeProvider, make_model
+
+PACKAGE = Path(langchain_hailuo.__file__).parent
+
+PLANNING_LAYER = {
+    "chat_models",
+    "_turns",
+    "_answer",
+    "_messages",
+    "_tool_turns",
+    "_tools",
+    "_structured",
+    "_schema",
+}
+"""The LangChain layer: the model, its planner and answer modules and the prompting core."""
+
+ABOVE = ("serve", "cli", "demo", "__init__")
+"""Packages and modules built on ``ChatHailuo`` (they may use anything)."""
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look a key up."""
+    return key.upper()
+
+
+def counting(monkeypatch: pytest.MonkeyPatch, owner: Any, name: str) -> list[int]:
+    """Count the calls of ``owner.name`` (wrapping it)."""
+    calls: list[int] = []
+    original: Callable[..., Any] = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+# --------------------------------------------------------------------------- planned once
+
+
+def test_a_call_is_rendered_and_planned_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, provider = make_model(FakeProvider(replies=[["Let me look."], ["Done."]]))
+    llm = model.bind_tools([lookup])
+    first = llm.invoke([HumanMessage("Look up a")])
+    call = AIMessage(
+        "",
+        tool_calls=[{"name": "lookup", "args": {"key": "a"}, "id": "c1"}],
+        response_metadata=first.response_metadata,
+    )
+    history = [HumanMessage("Look up a"), call, ToolMessage("A", tool_call_id="c1")]
+    plans = counting(monkeypatch, chat_models, "plan")
+    renders = counting(monkeypatch, chat_models, "render_call")
+    anchors = counting(monkeypatch, _turns, "find_anchor")
+    mapped = counting(monkeypatch, _messages, "message_to_dict")
+    llm.invoke(history)
+    assert (len(plans), len(renders), len(anchors)) == (1, 1, 1)
+    assert len(mapped) == len(history)  # each message rendered once
+    sent = provider.calls[-1]
+    assert sent.conversation is not None  # the tool result continued the chat
+    assert "<tool_result" in sent.messages[0]["content"]
+
+
+def test_providers_take_the_planned_request_as_it_is() -> None:
+    model, provider = make_model()
+    first = model.invoke("One")
+    model.invoke(["One", first, "Two"])
+    request = provider.requests[-1]
+    assert isinstance(request, TurnRequest)
+    assert request.continued
+    assert request.text == "Two"
+    assert request.history_hash
+
+
+def _imports(path: Path) -> set[str]:
+    """The ``langchain_hailuo`` modules a source file imports (relative names resolved)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("langchain_hailuo")}
+
+
+def test_no_module_below_chat_models_imports_the_planner_or_the_tools_layer() -> None:
+    offenders: list[str] = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = path.relative_to(PACKAGE).with_suffix("").as_posix().replace("/", ".")
+        if module in PLANNING_LAYER or module.startswith(ABOVE):
+            continue
+        imported = _imports(path)
+        offenders.extend(
+            f"{module} imports {banned}"
+            for banned in ("langchain_hailuo._turns", "langchain_hailuo._tools")
+            if any(name == banned or name.startswith(banned + ".") for name in imported)
+        )
+    assert offenders == []
+
+
+def test_only_the_model_calls_the_planner() -> None:
+    users = [
+        path.relative_to(PACKAGE).as_posix()
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if "langchain_hailuo._turns" in _imports(path)
+    ]
+    assert users == ["chat_models.py"]
+
+
+# --------------------------------------------------------------------------- in hand
+
+
+async def _events(*parts: list[str]) -> AsyncIterator[str]:
+    """Each part's items without waiting, a real suspension between parts."""
+    for index, part in enumerate(parts):
+        if index:
+            await asyncio.sleep(0)
+        for item in part:
+            yield item
+
+
+async def test_items_given_without_waiting_are_one_group() -> None:
+    groups = [g async for g in in_hand(_events(["a", "b", "c"], ["d"], ["e", "f"]))]
+    assert groups == [["a", "b", "c"], ["d"], ["e", "f"]]
+
+
+async def test_a_group_goes_out_before_the_next_item_is_waited_for() -> None:
+    more = asyncio.Event()
+
+    async def slow() -> AsyncIterator[str]:
+        yield "first"
+        yield "second"
+        await more.wait()
+        yield "third"
+
+    groups = in_hand(slow())
+    assert await asyncio.wait_for(anext(groups), 30) == ["first", "second"]
+    assert not more.is_set()
+    more.set()
+    assert await anext(groups) == ["third"]
+    await groups.aclose()
+
+
+async def test_leaving_mid_wait_closes_the_stream() -> None:
+    closed: list[bool] = []
+    never = asyncio.Event()
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "a"
+            await never.wait()
+            yield "b"
+        finally:
+            closed.append(True)
+
+    groups = in_own_task(stream())
+    assert await anext(groups) == ["a"]
+    await groups.aclose()
+    assert closed == [True]
+
+
+async def test_the_stream_error_comes_after_its_items() -> None:
+    async def failing() -> AsyncIterator[str]:
+        yield "a"
+        await asyncio.sleep(0)
+        yield "b"
+        raise RuntimeError("broke")
+
+    got: list[list[str]] = []
+
+    async def consume() -> None:
+        got.extend([group async for group in in_own_task(failing())])
+
+    with pytest.raises(RuntimeError, match="broke"):
+        await consume()
+    assert got == []  # the error ended the comprehension; check the groups one by one
+    groups = in_own_task(failing())
+    assert await anext(groups) == ["a"]
+    assert await anext(groups) == ["b"]
+    with pytest.raises(RuntimeError, match="broke"):
+        await anext(groups)
+
+
+def test_deltas_in_hand_make_one_chunk_and_kinds_never_merge() -> None:
+    class OneRead(FakeProvider):
+        """Every event of the answer arrives in one read."""
+
+        async def stream_turn(self, *args: Any, **kwargs: Any) -> AsyncIterator[ProviderEvent]:
+            request: TurnRequest = args[1]
+            auth: AuthResult = args[2]
+            self.calls.append(args)  # type: ignore[arg-type]
+            del request, auth
+            events: list[ProviderEvent] = [Reasoning("thin"), Reasoning("king"), "Hel", "lo"]
+            for event in [*events, " world"]:
+                yield event
+
+    model, _ = make_model(OneRead())
+    chunks = list(model.stream("Hi"))
+    reasoning = [c.additional_kwargs.get("reasoning_content") for c in chunks]
+    assert [c.content for c in chunks[:-1]] == ["", "Hello world"]
+    assert reasoning[:2] == ["thinking", None]
+    assert chunks[-1].chunk_position == "last"
