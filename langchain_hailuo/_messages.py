@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,7 +44,6 @@ __all__ = [
     "to_message_dicts",
 ]
 
-logger = logging.getLogger(__name__)
 
 PROVIDER_NAME = "hailuo"
 """``response_metadata["model_provider"]`` of every answer."""

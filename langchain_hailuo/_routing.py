@@ -7,14 +7,11 @@ imported on first use, so a model that is never called loads no protocol stack.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from langchain_hailuo.types import Protocol
 
 __all__ = ["build_provider", "turn_options"]
-
-logger = logging.getLogger(__name__)
 
 
 def build_provider(

@@ -8,7 +8,6 @@ error lines it returns (``$.path: message``) are what a repair turn quotes to th
 from __future__ import annotations
 
 import json
-import logging
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -17,7 +16,6 @@ from typing import Any
 
 __all__ = ["describe_value", "validate_json_schema"]
 
-logger = logging.getLogger(__name__)
 
 _JSON_TYPE_NAMES: dict[type, str] = {
     dict: "object",

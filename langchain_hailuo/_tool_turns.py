@@ -16,7 +16,6 @@ ties them to ``ChatHailuo``'s turns, still without I/O:
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -54,7 +53,6 @@ __all__ = [
     "fold_new_chat",
 ]
 
-logger = logging.getLogger(__name__)
 
 STRUCTURED_KWARG = "hailuo_structured_output"
 """The call keyword argument ``with_structured_output`` binds (a :class:`StructuredSpec`)."""

@@ -56,6 +56,7 @@ __all__ = [
     "ParsedReply",
     "StreamDelta",
     "ToolCallStreamParser",
+    "ToolChoice",
     "check_tool_choice",
     "new_tool_call_id",
     "normalize_tool_choice",
@@ -871,6 +872,3 @@ def _choice_followed(choice: str, called: Sequence[str], *, attempted: bool) -> 
     if choice == "any":
         return bool(called)
     return bool(called) and all(name == choice for name in called)
-
-
-__all__ += ["ToolChoice"]

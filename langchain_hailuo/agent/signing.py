@@ -24,14 +24,19 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import urlsplit
 
+from langchain_hailuo._jsencode import (
+    encode_uri_component,
+    md5_hex,
+    now_ms,
+    url_search_params_encode,
+)
 from langchain_hailuo.types import AuthResult
 
 __all__ = [
@@ -98,53 +103,6 @@ YyTarget = Literal["relative", "absolute", "split"]
 calls and absolute for the stream call (``split``)."""
 
 DEFAULT_YY_TARGET: YyTarget = "split"
-
-_URI_COMPONENT_SAFE = "-_.!~*'()"
-
-
-def now_ms() -> int:
-    """The current time in milliseconds since the epoch (JavaScript's ``Date.now()``)."""
-    return time.time_ns() // 1_000_000
-
-
-def md5_hex(text: str) -> str:
-    """MD5 of the UTF-8 encoding of ``text`` as 32 lowercase hex digits.
-
-    Args:
-        text: Any text.
-
-    Returns:
-        The hex digest.
-    """
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
-
-
-def encode_uri_component(text: str) -> str:
-    """Percent-encode like JavaScript's ``encodeURIComponent``.
-
-    Args:
-        text: The text to encode.
-
-    Returns:
-        The text with everything but ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` percent-encoded.
-    """
-    return quote(text, safe=_URI_COMPONENT_SAFE)
-
-
-def url_search_params_encode(text: str) -> str:
-    """Encode one name or value as ``URLSearchParams.toString()`` does.
-
-    The ``application/x-www-form-urlencoded`` serializer keeps ``A-Z a-z 0-9 * - . _``,
-    turns a space into ``+`` and percent-encodes every other byte (``~`` included, which
-    Python's quoting would keep).
-
-    Args:
-        text: The text to encode.
-
-    Returns:
-        The encoded text.
-    """
-    return quote_plus(text, safe="*").replace("~", "%7E")
 
 
 def build_query(values: Mapping[str, str | None]) -> str:

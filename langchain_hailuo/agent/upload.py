@@ -74,7 +74,7 @@ __all__ = [
     "url_entry",
 ]
 
-logger = logging.getLogger("langchain_hailuo.agent")
+logger = logging.getLogger(__name__)
 
 ATTACHMENT_PURPOSE_MESSAGE: Final = 1
 """``purpose`` of a file attached to a chat turn (``MessageAttachment: 1``)."""

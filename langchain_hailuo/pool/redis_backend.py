@@ -54,7 +54,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 
-logger = logging.getLogger("langchain_hailuo.pool")
+logger = logging.getLogger(__name__)
 
 _MAX_CONNECTIONS = 16
 """Redis connections per process and event loop (one is the ``freed`` subscription)."""

@@ -42,7 +42,7 @@ from langchain_hailuo.pool.sources import PoolAccount, PoolSource, load_accounts
 
 __all__ = ["AccountPool", "Lease", "format_time"]
 
-logger = logging.getLogger("langchain_hailuo.pool")
+logger = logging.getLogger(__name__)
 
 DEFAULT_LEASE_TTL = 30.0
 """Seconds a lease outlives its last renewal (a dead worker frees its account by then)."""

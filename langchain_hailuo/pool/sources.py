@@ -48,7 +48,7 @@ __all__ = [
     "token_hash",
 ]
 
-logger = logging.getLogger("langchain_hailuo.pool")
+logger = logging.getLogger(__name__)
 
 ENV_TOKENS = "HAILUO_TOKENS"
 """Comma-separated tokens, one per account."""

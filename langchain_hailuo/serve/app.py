@@ -36,7 +36,7 @@ from langchain_hailuo.serve.store import ConversationStore, MemoryStore
 
 __all__ = ["Server", "serve_forever"]
 
-logger = logging.getLogger("langchain_hailuo.serve")
+logger = logging.getLogger(__name__)
 
 OPEN_NAMESPACE = "open"
 """The namespace of callers when no API key is configured (loopback only)."""

@@ -21,11 +21,14 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
-import time
 from collections.abc import Mapping
-from urllib.parse import quote, quote_plus
 
+from langchain_hailuo._jsencode import (
+    encode_uri_component,
+    md5_hex,
+    now_ms,
+    url_search_params_encode,
+)
 from langchain_hailuo.types import AuthResult
 
 __all__ = [
@@ -59,9 +62,6 @@ DEFAULT_USER_AGENT = (
 # Form fields hashed into bodyToYy, in order; a missing field hashes as "" (JS undefined).
 _YY_FIELDS = ("characterID", "msgContent", "chatID", "form")
 
-# JavaScript encodeURIComponent leaves these unescaped (besides letters and digits).
-_URI_COMPONENT_SAFE = "-_.!~*'()"
-
 # Defaults for fingerprint values the login did not capture (a plain desktop browser).
 _DEFAULT_CPU_CORES = "8"
 _DEFAULT_LANGUAGE = "en-US"
@@ -69,16 +69,8 @@ _DEFAULT_SCREEN_WIDTH = "1920"
 _DEFAULT_SCREEN_HEIGHT = "1080"
 
 
-def hash_function(text: str) -> str:
-    """MD5 of the UTF-8 text, as lowercase hex (the seed's ``hash_function``).
-
-    Args:
-        text: Any text.
-
-    Returns:
-        32 hex digits.
-    """
-    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+hash_function = md5_hex
+"""MD5 of the UTF-8 text, as lowercase hex (the seed's name for it)."""
 
 
 def _without_line_breaks(text: str) -> str:
@@ -106,18 +98,6 @@ def get_body_to_yy(form: Mapping[str, str | int]) -> str:
             value = _without_line_breaks(value)
         parts.append(hash_function(value))
     return "".join(parts)
-
-
-def encode_uri_component(text: str) -> str:
-    """Percent-encode like JavaScript's ``encodeURIComponent``.
-
-    Args:
-        text: Any text (encoded as UTF-8).
-
-    Returns:
-        The text with everything but letters, digits and ``-_.!~*'()`` escaped.
-    """
-    return quote(text, safe=_URI_COMPONENT_SAFE)
 
 
 def generate_yy_header(path_and_query: str, body_to_yy: str, timestamp: int | str) -> str:
@@ -151,17 +131,8 @@ def url_search_params(pairs: list[tuple[str, str]]) -> str:
     Returns:
         ``name=value`` pairs joined with ``&``.
     """
-
-    def encode(text: str) -> str:
-        # Python keeps "~" unescaped since 3.7; the URL standard's form encoder does not.
-        return quote_plus(text, safe="*").replace("~", "%7E")
-
+    encode = url_search_params_encode
     return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
-
-
-def now_ms() -> int:
-    """The current time in milliseconds since the epoch (JavaScript's ``Date.now()``)."""
-    return time.time_ns() // 1_000_000
 
 
 def browser_name_from_user_agent(user_agent: str) -> str:

@@ -7,6 +7,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
+from langchain_hailuo import _jsencode
 from langchain_hailuo.types import AuthResult
 from langchain_hailuo.v4 import crypt
 from langchain_hailuo.v4.crypt import (
@@ -222,7 +223,7 @@ def test_defaults_follow_the_user_agent() -> None:
 
 def test_fresh_unix_each_call(monkeypatch: pytest.MonkeyPatch) -> None:
     times = iter([1_700_000_000_000_000_000, 1_700_000_000_250_000_000])
-    monkeypatch.setattr(crypt.time, "time_ns", lambda: next(times))
+    monkeypatch.setattr(_jsencode.time, "time_ns", lambda: next(times))
     first = dict(parse_qsl(build_fingerprint_query(full_auth())))["unix"]
     second = dict(parse_qsl(build_fingerprint_query(full_auth())))["unix"]
     assert (first, second) == ("1700000000000", "1700000000250")
