@@ -4,12 +4,12 @@ Nothing here is imported from ``langchain_hailuo.v4`` or ``langchain_hailuo.agen
 emulator recomputes every signature from the protocol notes, so a signing bug in a client
 cannot be hidden by the same bug on the server side.
 
-v4 (``hailuo-protocol.md`` §2.2)::
+v4 (``docs/protocol.md``, v4 §2.2)::
 
     yy = md5(encodeURIComponent(path_and_query) + "_" + bodyToYy + md5(unix_ms) + "ooui")
     bodyToYy = md5(characterID) + md5(msgContent without CR/LF) + md5(chatID) + md5(form or "")
 
-Agent (``minimax-agent-protocol.md`` §3.2-3.3)::
+Agent (``docs/protocol.md``, protocol notes §3.2-3.3)::
 
     x-signature = md5(x_timestamp_seconds + SALT + body)
     yy = md5(encodeURIComponent(target) + "_" + (body or "{}") + md5(unix_ms) + "ooui")
