@@ -1,7 +1,7 @@
 """Benchmarks of langchain-hailuo: ``make bench`` (``python -m benchmarks.run``).
 
-Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then eight figures,
-each the median of at least 5 runs (ratios measured in the same run, the two sides
+Writes ``benchmarks/RESULTS.md`` (or ``--output``): the machine's facts, then nine figures,
+each the median of at least 3 runs (ratios measured in the same run, the two sides
 alternating). gpt4free, the comparison, is installed from the package registry into
 ``benchmarks/.venv-g4f`` (git-ignored) on first use, never into this environment.
 Everything else talks to emulators on 127.0.0.1. ``--quick`` is a fast smoke run with fewer
@@ -22,6 +22,7 @@ from benchmarks.e2e import bench_big, bench_vs_g4f
 from benchmarks.imports import bench_imports
 from benchmarks.layer import bench_layer
 from benchmarks.many import bench_many
+from benchmarks.pipeline import bench_pipeline
 from benchmarks.pool import bench_pool
 from benchmarks.serve import bench_serve
 
@@ -36,10 +37,27 @@ class Plan:
     big_bytes: int
     big_runs: int
     serve_requests: int
+    many_deltas: int
 
 
-FULL = Plan(runs=9, decode_chars=20000, requests=15, big_bytes=2**20, big_runs=5, serve_requests=25)
-QUICK = Plan(runs=3, decode_chars=4000, requests=3, big_bytes=2**17, big_runs=3, serve_requests=5)
+FULL = Plan(
+    runs=9,
+    decode_chars=20000,
+    requests=15,
+    big_bytes=2**20,
+    big_runs=5,
+    serve_requests=25,
+    many_deltas=200_000,
+)
+QUICK = Plan(
+    runs=3,
+    decode_chars=4000,
+    requests=3,
+    big_bytes=2**17,
+    big_runs=3,
+    serve_requests=5,
+    many_deltas=20_000,
+)
 
 
 def _args() -> argparse.Namespace:
@@ -106,6 +124,7 @@ def main() -> int:
     bench_imports(body, plan.runs)
     serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
     bench_pool(body, min(plan.runs, 5))
+    bench_pipeline(body, plan.runs, many=plan.many_deltas)
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
         f"{load_before} at the start, {load_average()} at the end (other work shares the machine)"

@@ -26,7 +26,10 @@ async def serve(
         if first_byte_delay > 0:
             emulator.fault("slow_first_byte", times=-1, delay=first_byte_delay)
         credentials = [{"token": u.token, "uuid": u.uuid, "device_id": u.device_id} for u in users]
-        print(json.dumps({"url": emulator.url, "accounts": credentials}), flush=True)
+        agent = emulator.model_kwargs(protocol="agent")
+        print(
+            json.dumps({"url": emulator.url, "accounts": credentials, "agent": agent}), flush=True
+        )
         await asyncio.to_thread(sys.stdin.read)
 
 

@@ -8,21 +8,23 @@ any of the forms callers keep them in.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import types
 import typing
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
+from langchain_hailuo._prompt import TurnRequest, request_from_dicts
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
     HailuoUnsupportedContentError,
 )
-from langchain_hailuo.types import AuthResult, Conversation, Protocol, RequestLogin
+from langchain_hailuo.types import AuthResult, Conversation, Protocol, ProviderEvent, RequestLogin
 
 __all__ = [
     "AuthKeeper",
@@ -304,6 +306,46 @@ class BaseProvider:
     async def __aexit__(self, *exc_info: object) -> None:
         """Close the provider's sessions."""
         await self.aclose()
+
+    def stream_turn(
+        self,
+        model: str,
+        request: TurnRequest,
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
+        **kwargs: Any,
+    ) -> AsyncGenerator[ProviderEvent, None]:
+        """Execute a planned turn and stream the answer (each provider implements it)."""
+        raise NotImplementedError
+
+    async def seed_call(  # noqa: PLR0917 - the seed's arguments, passed on
+        self,
+        model: str,
+        messages: Sequence[Mapping[str, Any]],
+        auth_result: AuthResult,
+        return_conversation: bool,  # noqa: FBT001 - the seed's argument
+        conversation: Any,
+        kwargs: Mapping[str, Any],
+    ) -> AsyncGenerator[ProviderEvent, None]:
+        """``create_authed``: the seed's arguments made a :class:`TurnRequest`, then run.
+
+        The request is built by :func:`~langchain_hailuo._prompt.request_from_dicts` (the
+        one rule for continuing a chat); the turn is closed when our consumer stops.
+
+        Yields:
+            The turn's events.
+        """
+        request = request_from_dicts(
+            messages,
+            auth_result.account_fingerprint,
+            self.protocol,
+            as_conversation(conversation),
+            kwargs.get("full_history"),
+        )
+        turn = self.stream_turn(model, request, auth_result, return_conversation, **kwargs)
+        async with contextlib.aclosing(turn):
+            async for item in turn:
+                yield item
 
     @hybridmethod
     async def on_auth_async(

@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import functools
 import logging
@@ -30,11 +29,10 @@ from typing import Any, ClassVar, get_args
 
 from langchain_hailuo._attachments import Attachment
 from langchain_hailuo._http import HttpOptions
-from langchain_hailuo._prompt import TurnRequest, request_from_dicts
+from langchain_hailuo._prompt import TurnRequest
 from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
-    as_conversation,
     call_options,
     check_encodable,
     checked_url,
@@ -209,7 +207,7 @@ class MiniMaxAgent(BaseProvider):
     # ------------------------------------------------------------------ seed interface
 
     @hybridmethod
-    async def create_authed(
+    def create_authed(
         self,
         model: str,
         messages: Sequence[Mapping[str, Any]],
@@ -217,7 +215,7 @@ class MiniMaxAgent(BaseProvider):
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
         conversation: Conversation | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Send the messages and stream the answer, as the seed's ``create_authed``.
 
         Args:
@@ -247,17 +245,9 @@ class MiniMaxAgent(BaseProvider):
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
-        request = request_from_dicts(
-            messages,
-            auth_result.account_fingerprint,
-            self.protocol,
-            as_conversation(conversation),
-            kwargs.get("full_history"),
+        return self.seed_call(
+            model, messages, auth_result, return_conversation, conversation, kwargs
         )
-        turn = self.stream_turn(model, request, auth_result, return_conversation, **kwargs)
-        async with contextlib.aclosing(turn):
-            async for item in turn:
-                yield item
 
     async def stream_turn(
         self,

@@ -24,7 +24,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, ClassVar
 
 from langchain_hailuo._attachments import attachments_of
@@ -33,7 +33,6 @@ from langchain_hailuo._prompt import TurnRequest, request_from_dicts
 from langchain_hailuo._provider import (
     BaseProvider,
     ReauthSource,
-    as_conversation,
     call_options,
     check_encodable,
     checked_url,
@@ -233,7 +232,7 @@ class HailuoAI(BaseProvider):
     # ------------------------------------------------------------------ seed interface
 
     @hybridmethod
-    async def create_authed(
+    def create_authed(
         self,
         model: str,
         messages: Sequence[Mapping[str, Any]],
@@ -241,7 +240,7 @@ class HailuoAI(BaseProvider):
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
         conversation: Conversation | Mapping[str, Any] | None = None,
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncGenerator[ProviderEvent, None]:
         """Send the messages and stream the answer, as the seed's ``create_authed``.
 
         Args:
@@ -267,17 +266,7 @@ class HailuoAI(BaseProvider):
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         del model
-        request = request_from_dicts(
-            messages,
-            auth_result.account_fingerprint,
-            self.protocol,
-            as_conversation(conversation),
-            kwargs.get("full_history"),
-        )
-        turn = self.stream_turn("", request, auth_result, return_conversation, **kwargs)
-        async with contextlib.aclosing(turn):
-            async for item in turn:
-                yield item
+        return self.seed_call("", messages, auth_result, return_conversation, conversation, kwargs)
 
     async def stream_turn(
         self,

@@ -524,7 +524,7 @@ async def test_consumer_stopping_early_closes_the_answer(
     async for item in stream:
         if isinstance(item, str):
             break
-    await stream.aclose()  # type: ignore[attr-defined]
+    await stream.aclose()
     assert closed
     assert all(closed)
     session = hailuo._client._sessions.get()
