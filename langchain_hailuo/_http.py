@@ -16,7 +16,6 @@ import email.utils
 import html
 import json
 import logging
-import math
 import random
 import re
 import time
@@ -30,6 +29,7 @@ import aiohttp
 import yarl
 
 from langchain_hailuo._sse import DEFAULT_MAX_LINE_BYTES
+from langchain_hailuo._timeouts import Timeouts, checked_timeout
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -87,49 +87,6 @@ _BOT_PAGE_MARKERS = (
     "unable to load site",
     "captcha",
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """How long each phase of a request may take, in seconds (``None``: no limit).
-
-    Attributes:
-        connect: Opening the connection (TCP + TLS).
-        first_byte: From sending the request to the response headers.
-        idle: Longest silence between two chunks of a streamed answer.
-        total: The whole answer, first byte to last.
-    """
-
-    connect: float | None = 15.0
-    first_byte: float | None = 60.0
-    idle: float | None = 90.0
-    total: float | None = 600.0
-
-    @classmethod
-    def from_total(cls, total: float | None) -> Timeouts:
-        """Build timeouts from a single LangChain-style ``timeout`` (the total budget).
-
-        Args:
-            total: Seconds for the whole answer, or ``None`` for the defaults.
-
-        Returns:
-            Timeouts whose phases never exceed ``total``.
-        """
-        if total is None:
-            return cls()
-        base = cls()
-        return cls(
-            connect=min(base.connect or total, total),
-            first_byte=min(base.first_byte or total, total),
-            idle=min(base.idle or total, total),
-            total=total,
-        )
-
-    def client_timeout(self) -> aiohttp.ClientTimeout:
-        """The aiohttp timeout for connecting and waiting for headers (the body is timed by us)."""
-        return aiohttp.ClientTimeout(
-            total=None, connect=self.connect, sock_connect=self.connect, sock_read=None
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,33 +160,6 @@ class HttpOptions:
             f"The call ran out of its {self.timeouts.total:g} s timeout while {doing}; "
             "raise timeout= if the service is just slow."
         )
-
-
-def checked_timeout(value: object, name: str = "timeout") -> float | None:
-    """A timeout setting as positive finite seconds, or ``None`` (no limit given).
-
-    Args:
-        value: The setting as given.
-        name: The setting's name, for the message.
-
-    Returns:
-        The seconds, or ``None``.
-
-    Raises:
-        HailuoConfigurationError: Zero, negative, NaN, infinite or not a number.
-    """
-    if value is None:
-        return None
-    try:
-        seconds = float(typing.cast("Any", value))
-    except (TypeError, ValueError):
-        seconds = math.nan
-    if isinstance(value, bool) or not math.isfinite(seconds) or seconds <= 0:
-        raise HailuoConfigurationError(
-            f"{name} must be a positive, finite number of seconds (or None for the "
-            f"defaults); got {value!r}."
-        )
-    return seconds
 
 
 class LoopSessions:

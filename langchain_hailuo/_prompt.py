@@ -28,6 +28,7 @@ __all__ = [
     "ContentKind",
     "TurnRequest",
     "canonical_role",
+    "check_encodable",
     "compact_json",
     "content_text",
     "continues",
@@ -366,3 +367,37 @@ def request_from_dicts(
     if conversation is not None:
         logger.debug("not continuing chat %s: another account or protocol", conversation.chatID)
     return TurnRequest(None, history, history, reason="new")
+
+
+def check_encodable(messages: Sequence[Mapping[str, Any]]) -> None:
+    """Refuse message text that cannot be sent as UTF-8 (a lone surrogate), before any request.
+
+    Args:
+        messages: The ``{"role", "content"}`` dicts of a call (contents may be strings or
+            lists of parts).
+
+    Raises:
+        HailuoUnsupportedContentError: A text holds a lone surrogate; the message names it.
+    """
+    for index, message in enumerate(messages):
+        for text in _texts_in(message.get("content")):
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise HailuoUnsupportedContentError(
+                    f"Message {index} holds a lone surrogate (U+{ord(text[exc.start]):04X} at "
+                    f"character {exc.start}), which cannot be sent as UTF-8; it usually comes "
+                    "from text decoded with errors='surrogateescape' or a broken emoji. Fix or "
+                    "drop that character."
+                ) from None
+
+
+def _texts_in(content: Any) -> list[str]:
+    """The strings inside a message content (a string, or parts holding strings)."""
+    if isinstance(content, str):
+        return [content]
+    if isinstance(content, Mapping):
+        return [t for value in content.values() for t in _texts_in(value)]
+    if isinstance(content, list | tuple):
+        return [t for item in content for t in _texts_in(item)]
+    return []

@@ -15,14 +15,13 @@ import types
 import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
-from langchain_hailuo._prompt import TurnRequest, request_from_dicts
+from langchain_hailuo._prompt import TurnRequest, check_encodable, request_from_dicts
+from langchain_hailuo._routing import checked_url
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
-    HailuoUnsupportedContentError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, Protocol, ProviderEvent, RequestLogin
 
@@ -183,70 +182,6 @@ def call_options(base: HttpOptions, kwargs: Mapping[str, Any]) -> HttpOptions:
         Options whose every wait ends by the call's deadline.
     """
     return http_options_with(base, kwargs).with_deadline(kwargs.get("deadline"))
-
-
-def check_encodable(messages: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse message text that cannot be sent as UTF-8 (a lone surrogate), before any request.
-
-    Args:
-        messages: The ``{"role", "content"}`` dicts of a call (contents may be strings or
-            lists of parts).
-
-    Raises:
-        HailuoUnsupportedContentError: A text holds a lone surrogate; the message names it.
-    """
-    for index, message in enumerate(messages):
-        for text in _texts_in(message.get("content")):
-            try:
-                text.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise HailuoUnsupportedContentError(
-                    f"Message {index} holds a lone surrogate (U+{ord(text[exc.start]):04X} at "
-                    f"character {exc.start}), which cannot be sent as UTF-8; it usually comes "
-                    "from text decoded with errors='surrogateescape' or a broken emoji. Fix or "
-                    "drop that character."
-                ) from None
-
-
-def _texts_in(content: Any) -> list[str]:
-    """The strings inside a message content (a string, or parts holding strings)."""
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, Mapping):
-        return [t for value in content.values() for t in _texts_in(value)]
-    if isinstance(content, list | tuple):
-        return [t for item in content for t in _texts_in(item)]
-    return []
-
-
-def checked_url(value: str, name: str, example: str) -> str:
-    """An http(s) URL without a trailing slash, or a configuration error naming the setting.
-
-    Args:
-        value: The URL as configured.
-        name: The setting's name, for the message (``"base_url"``).
-        example: A good value, for the message.
-
-    Returns:
-        The URL, stripped of spaces and a trailing ``/``.
-
-    Raises:
-        HailuoConfigurationError: Not an absolute http(s) URL, or one with a query or a
-            fragment (paths are joined to it).
-    """
-    url = value.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.netloc:
-        raise HailuoConfigurationError(
-            f"{name} must be an http(s) URL such as {example!r}; got {value!r}."
-        )
-    if parts.query or parts.fragment or "?" in url or "#" in url:
-        raise HailuoConfigurationError(
-            f"{name} must be an origin without a query or fragment, such as {example!r}; "
-            f"got {parts.scheme}://{parts.netloc}{parts.path} followed by "
-            f"{'a query' if '?' in url else 'a fragment'}."
-        )
-    return url
 
 
 def as_conversation(conversation: Any) -> Conversation | None:

@@ -8,10 +8,12 @@ imported on first use, so a model that is never called loads no protocol stack.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
+from langchain_hailuo.errors import HailuoConfigurationError
 from langchain_hailuo.types import Protocol
 
-__all__ = ["build_provider", "turn_options"]
+__all__ = ["build_provider", "checked_url", "turn_options"]
 
 
 def build_provider(
@@ -67,3 +69,33 @@ def turn_options(
     if stream_url:
         options["stream_url"] = stream_url
     return options
+
+
+def checked_url(value: str, name: str, example: str) -> str:
+    """An http(s) URL without a trailing slash, or a configuration error naming the setting.
+
+    Args:
+        value: The URL as configured.
+        name: The setting's name, for the message (``"base_url"``).
+        example: A good value, for the message.
+
+    Returns:
+        The URL, stripped of spaces and a trailing ``/``.
+
+    Raises:
+        HailuoConfigurationError: Not an absolute http(s) URL, or one with a query or a
+            fragment (paths are joined to it).
+    """
+    url = value.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise HailuoConfigurationError(
+            f"{name} must be an http(s) URL such as {example!r}; got {value!r}."
+        )
+    if parts.query or parts.fragment or "?" in url or "#" in url:
+        raise HailuoConfigurationError(
+            f"{name} must be an origin without a query or fragment, such as {example!r}; "
+            f"got {parts.scheme}://{parts.netloc}{parts.path} followed by "
+            f"{'a query' if '?' in url else 'a fragment'}."
+        )
+    return url

@@ -52,12 +52,12 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator,
 
 from langchain_hailuo._answer import Answer, TurnProvider
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
-from langchain_hailuo._http import Timeouts, checked_timeout
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
-from langchain_hailuo._provider import check_encodable, checked_url
-from langchain_hailuo._routing import build_provider, turn_options
+from langchain_hailuo._prompt import check_encodable
+from langchain_hailuo._routing import build_provider, checked_url, turn_options
 from langchain_hailuo._structured import StructuredMethod
+from langchain_hailuo._timeouts import Timeouts, checked_timeout
 from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
 from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
 from langchain_hailuo._turns import RenderedCall, TurnRequest, plan, render_call

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -221,3 +223,15 @@ def test_deltas_in_hand_make_one_chunk_and_kinds_never_merge() -> None:
     assert [c.content for c in chunks[:-1]] == ["", "Hello world"]
     assert reasoning[:2] == ["thinking", None]
     assert chunks[-1].chunk_position == "last"
+
+
+def test_importing_and_building_the_model_loads_no_transport() -> None:
+    code = (
+        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
+        "print(','.join(m for m in sys.modules if m.split('.')[0] in ('aiohttp', 'nodriver') "
+        "or m.startswith('langchain_hailuo.emulator')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == ""
