@@ -13,7 +13,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from langchain_hailuo.emulator.app import Emulator
-from tests.integration_tests._chats import mark, sent
+from tests.integration_tests._chats import frames_apart, mark, sent
 from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
 
 
@@ -46,12 +46,13 @@ def call_block(name: str, arguments: dict[str, Any]) -> str:
     return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
-def test_invoke_and_stream(llm: ChatOpenAI) -> None:
+def test_invoke_and_stream(llm: ChatOpenAI, emulator: Emulator) -> None:
     answer = llm.invoke("Hello there")
     assert answer.content == "You said: Hello there. This chat has 1 turn(s)."
     assert answer.response_metadata["finish_reason"] == "stop"
     assert answer.usage_metadata is not None
-    chunks = list(llm.stream("Streaming hello"))
+    with frames_apart(emulator):
+        chunks = list(llm.stream("Streaming hello"))
     assert len([c for c in chunks if c.content]) > 1
     assert "".join(str(c.content) for c in chunks) == (
         "You said: Streaming hello. This chat has 1 turn(s)."
