@@ -347,11 +347,7 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
 
     async with contextlib.AsyncExitStack() as stack:
-        kwargs: dict[str, Any] = {"protocol": args.protocol}
-        if args.model:
-            kwargs["model"] = args.model
-        if args.base_url:
-            kwargs["base_url"] = args.base_url
+        kwargs = _model_target(args)
         if args.emulator:
             from langchain_hailuo.emulator import Emulator  # noqa: PLC0415
 
@@ -440,13 +436,7 @@ def _add_serve_parser(sub: Any) -> None:
         help="seconds running answers get to finish on Ctrl+C / SIGTERM (30)",
     )
     serve.add_argument("--model", default=None, help="the default model id")
-    serve.add_argument(
-        "--protocol",
-        choices=("auto", "agent", "v4"),
-        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
-        help="the wire protocol (default: auto)",
-    )
-    serve.add_argument("--base-url", default=None, help="the service's base URL")
+    _add_protocol_options(serve, base_url_default=None)
     serve.add_argument(
         "--account-concurrency",
         type=int,
@@ -477,15 +467,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         shutdown_timeout=args.shutdown_timeout,
     )
     config.check()
-    kwargs: dict[str, Any] = {
-        "protocol": args.protocol,
-        "max_concurrency": args.account_concurrency,
-        "auth_file": args.auth_file,
-    }
-    if args.model:
-        kwargs["model"] = args.model
-    if args.base_url:
-        kwargs["base_url"] = args.base_url
+    kwargs = _model_target(args)
+    kwargs.update(max_concurrency=args.account_concurrency, auth_file=args.auth_file)
     model = ChatHailuo(**kwargs)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -545,13 +528,7 @@ def _parser() -> argparse.ArgumentParser:
     chat = sub.add_parser("chat", help="chat in the terminal, streaming the answers")
     chat.add_argument("--emulator", action="store_true", help="talk to a private local emulator")
     chat.add_argument("--model", default=None, help="the model id (Agent protocol)")
-    chat.add_argument(
-        "--protocol",
-        choices=("auto", "agent", "v4"),
-        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
-        help="the wire protocol (default: auto)",
-    )
-    chat.add_argument("--base-url", default=None, help="the service's base URL")
+    _add_protocol_options(chat, base_url_default=None)
     chat.add_argument(
         "--attach",
         action="append",
@@ -592,6 +569,15 @@ def _add_protocol_options(p: argparse.ArgumentParser, *, base_url_default: str |
         default=os.environ.get("HAILUO_PROTOCOL") or "auto",
         help="the wire protocol (default: auto, by host)",
     )
+
+
+def _model_target(args: argparse.Namespace) -> dict[str, Any]:
+    """ChatHailuo's ``protocol``, ``model``, ``base_url`` and ``stream_url`` from the flags."""
+    kwargs: dict[str, Any] = {"protocol": args.protocol}
+    for name in ("model", "base_url", "stream_url"):
+        if getattr(args, name):
+            kwargs[name] = getattr(args, name)
+    return kwargs
 
 
 def _add_login_parser(sub: Any, add_auth_file: Any) -> None:
