@@ -223,8 +223,13 @@ class LoopRunner:
         Returns:
             The coroutine's result; its exception is raised unchanged. If the calling
             thread is interrupted (``KeyboardInterrupt``), the coroutine is cancelled.
+            Refused from the loop's own thread, the coroutine is closed unrun.
         """
-        self._check_reentry()
+        try:
+            self._check_reentry()
+        except RuntimeError:
+            coro.close()
+            raise
         future = asyncio.run_coroutine_threadsafe(coro, self.loop())
         try:
             return future.result()

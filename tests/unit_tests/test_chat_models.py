@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 import threading
 import time
@@ -736,13 +737,16 @@ def test_runner_iterate_raises_the_generators_error() -> None:
 
 
 def test_runner_refuses_reentry_from_its_own_thread() -> None:
+    """Refused, and the refused coroutine is closed (no "never awaited" warning later)."""
     runner = get_runner()
+    refused = asyncio.sleep(0)
 
     async def reenter() -> None:
-        runner.run(asyncio.sleep(0))
+        runner.run(refused)
 
     with pytest.raises(RuntimeError, match="own event loop"):
         runner.run(reenter())
+    assert inspect.getcoroutinestate(refused) == inspect.CORO_CLOSED
 
 
 def test_runner_restarts_after_close() -> None:
