@@ -56,7 +56,7 @@ ANSWER = (
     "This reply is long enough to span many frames."
 )
 RETRY_AFTER = 0.15
-TIMEOUT = 0.4
+TIMEOUT = 1.0
 """ChatHailuo's total budget in the stall tests (its idle timeout is the same)."""
 
 
@@ -87,7 +87,7 @@ def chat_posts(emulator: Emulator) -> int:
     return len(emulator.requests_to("chat"))
 
 
-def wait_for(predicate: Any, what: str, limit: float = 2.0) -> float:
+def wait_for(predicate: Any, what: str, limit: float = 5.0) -> float:
     """Poll ``predicate`` (from any thread) until true; returns the seconds it took."""
     start = time.monotonic()
     while not predicate():
@@ -97,7 +97,7 @@ def wait_for(predicate: Any, what: str, limit: float = 2.0) -> float:
     return time.monotonic() - start
 
 
-async def await_for(predicate: Any, what: str, limit: float = 2.0) -> float:
+async def await_for(predicate: Any, what: str, limit: float = 5.0) -> float:
     start = time.monotonic()
     while not predicate():
         if time.monotonic() - start > limit:
@@ -323,7 +323,7 @@ def provider_for(emulator: Emulator, protocol: str, **options: Any) -> tuple[Any
     """The bare provider of ``protocol`` with fast timeouts, and the account's credentials."""
     account = emulator.default_account
     opts = HttpOptions(
-        timeouts=Timeouts(connect=2.0, first_byte=1.0, idle=0.4, total=10.0),
+        timeouts=Timeouts(connect=2.0, first_byte=1.0, idle=1.0, total=10.0),
         backoff_base=0.01,
         backoff_max=0.05,
         **options,
