@@ -197,11 +197,6 @@ class StopSequenceFilter:
         self._held = ""
         self.stopped = False
 
-    @property
-    def active(self) -> bool:
-        """Whether there is any stop string to watch for."""
-        return bool(self.stops)
-
     def feed(self, text: str) -> str:
         """Take a delta; return the text that is safe to emit now.
 

@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "ErrorAfterEvents",
     "LineBuffer",
+    "as_id",
     "line_too_long",
     "loads_json",
 ]
@@ -39,6 +40,21 @@ the whole answer so far, JSON-escaped: 32 MiB holds millions of characters of an
 _LINE_END = re.compile(rb"\r\n?|\n")
 _CR = 0x0D
 _LF = 0x0A
+
+
+def as_id(value: Any) -> str | None:
+    """A chat / message / session id as text (ids may come as numbers); ``None`` for none.
+
+    Args:
+        value: The id as decoded from JSON.
+
+    Returns:
+        The id, stripped; ``None`` for ``None``, a boolean, an empty or blank string and ``0``.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text if text and text != "0" else None
 
 
 def line_too_long(limit: int) -> HailuoResponseTooLargeError:

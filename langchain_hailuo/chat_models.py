@@ -52,22 +52,23 @@ from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator,
 
 from langchain_hailuo._answer import Answer, TurnProvider
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
+from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._prompt import check_encodable
-from langchain_hailuo._routing import build_provider, checked_url, turn_options
+from langchain_hailuo._routing import (
+    DEFAULT_BASE_URL,
+    build_provider,
+    checked_url,
+    protocol_of_account,
+    turn_options,
+)
 from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._timeouts import Timeouts, checked_timeout
 from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
 from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
 from langchain_hailuo._turns import RenderedCall, TurnRequest, plan, render_call
-from langchain_hailuo.auth import (
-    DEFAULT_BASE_URL,
-    AuthManager,
-    LoginOptions,
-    recorded_protocol,
-    resolve_protocol,
-)
+from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -1372,8 +1373,7 @@ class ChatHailuo(BaseChatModel):
 
     def _resolve_protocol(self, auth: AuthResult) -> Protocol:
         """The protocol to speak: the field, or ``auto`` resolved from the origin / login."""
-        base_url = self.base_url or auth.api_origin or DEFAULT_BASE_URL
-        return resolve_protocol(base_url, self.protocol, recorded=recorded_protocol(auth, base_url))
+        return protocol_of_account(auth, self.base_url, self.protocol)
 
     def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the provider's turn (beyond the request)."""

@@ -16,7 +16,7 @@ import uuid as uuid_module
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aiohttp import web
 
@@ -43,7 +43,6 @@ __all__ = [
     "wait_first_byte",
 ]
 
-Origin = Literal["v4", "agent", "agent_stream", "redirect", "agent_redirect"]
 
 COMMON_FAULTS: Final = frozenset(
     {
