@@ -130,6 +130,72 @@ def test_only_the_model_calls_the_planner() -> None:
     assert users == ["chat_models.py"]
 
 
+def _module_name(path: Path) -> str:
+    """The dotted name of a package source file (``langchain_hailuo.v4.stream``)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """The package modules a file imports when it is imported (not in functions or
+    ``TYPE_CHECKING`` blocks)."""
+    found: set[str] = set()
+    statements = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.If) and not (
+            isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        ):
+            statements.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            statements.extend(node.body)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_browser_login_does_not_import_auth() -> None:
+    # auth starts a login through _browser (lazily); _browser takes what it needs from the
+    # modules below both (_login, _config, _routing), so the two never import each other.
+    imported = _imports(PACKAGE / "_browser.py")
+    assert not any(
+        name == "langchain_hailuo.auth" or name.startswith("langchain_hailuo.auth.")
+        for name in imported
+    ), imported
+    assert "langchain_hailuo._browser" not in _module_level_imports(PACKAGE / "auth.py")
+
+
+def test_module_level_imports_have_no_cycle() -> None:
+    # Package __init__ files only re-export, so they are left out of the graph.
+    modules = {
+        _module_name(path): path for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"
+    }
+    graph = {
+        name: {dep for dep in _module_level_imports(path) if dep in modules and dep != name}
+        for name, path in modules.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append([*trail[trail.index(dep) :], dep] if dep in trail else [name, dep])
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+    assert "langchain_hailuo.auth" in graph["langchain_hailuo.chat_models"]  # the graph is real
+
+
 # --------------------------------------------------------------------------- in hand
 
 
