@@ -29,7 +29,7 @@ from collections.abc import (
 from contextlib import aclosing
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from typing import Protocol as TypingProtocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -50,12 +50,10 @@ from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from langchain_hailuo._answer import Answer, TurnProvider
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
-from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
-from langchain_hailuo._prompt import check_encodable
+from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
 from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
     build_provider,
@@ -63,11 +61,7 @@ from langchain_hailuo._routing import (
     protocol_of_account,
     turn_options,
 )
-from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._timeouts import Timeouts, checked_timeout
-from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
-from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
-from langchain_hailuo._turns import RenderedCall, TurnRequest, plan, render_call
 from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
@@ -87,6 +81,13 @@ from langchain_hailuo.pool import (
 )
 from langchain_hailuo.pool.sources import as_spec
 from langchain_hailuo.types import AuthResult, Conversation, Protocol
+
+if TYPE_CHECKING:  # the tools layer, the planner and the answer load on a model's first call
+    from langchain_hailuo._answer import Answer
+    from langchain_hailuo._structured import StructuredMethod
+    from langchain_hailuo._tool_turns import TurnTools
+    from langchain_hailuo._tools import ToolChoice
+    from langchain_hailuo._turns import RenderedCall
 
 __all__ = ["ChatHailuo"]
 
@@ -108,10 +109,10 @@ _CALL_KWARGS = frozenset(
         "max_retries",
         "tools",
         "tool_choice",
-        STRUCTURED_KWARG,
     }
 )
-"""Per-call keyword arguments ``ChatHailuo`` understands; others are ignored."""
+"""Per-call keyword arguments ``ChatHailuo`` understands (with the structured-output one of
+``_tool_turns``); others are ignored."""
 
 _STRUCTURED_METHODS = ("json_schema", "json_mode", "function_calling")
 
@@ -278,6 +279,8 @@ _FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
 
 def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -> str | None:
     """The account of the newest Hailuo answer in ``messages`` that belongs to the pool."""
+    from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
+
     for message in reversed(messages):
         if not isinstance(message, AIMessage):
             continue
@@ -937,6 +940,8 @@ class ChatHailuo(BaseChatModel):
 
         ``ls_temperature`` and ``ls_max_tokens`` are left out: they are not applied.
         """
+        from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
+
         params = LangSmithParams(
             ls_provider=PROVIDER_NAME,
             ls_model_name=str(kwargs.get("model") or self.model),
@@ -1030,6 +1035,8 @@ class ChatHailuo(BaseChatModel):
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         names = [str(tool["function"]["name"]) for tool in formatted]
+        from langchain_hailuo._tools import normalize_tool_choice  # noqa: PLC0415 - first use
+
         choice = normalize_tool_choice(tool_choice, names)
         if not formatted and choice not in {"auto", "none"}:
             raise ValueError(f"tool_choice={choice!r} forces a tool call, but no tools are bound.")
@@ -1077,6 +1084,11 @@ class ChatHailuo(BaseChatModel):
             )
         if schema is None and method != "json_mode":
             raise ValueError(f"with_structured_output(method={method!r}) needs a schema.")
+        from langchain_hailuo._tool_turns import (  # noqa: PLC0415 - first use
+            STRUCTURED_KWARG,
+            StructuredSpec,
+        )
+
         spec = StructuredSpec(method, _json_schema_of(schema), schema)
         llm = self.bind(
             ls_structured_output_format={
@@ -1266,6 +1278,8 @@ class ChatHailuo(BaseChatModel):
         accounts = await pool.accounts()
         names = {a.name for a in accounts}
         first = await accounts[0].auth()
+        from langchain_hailuo._messages import conversation_from_value  # noqa: PLC0415
+
         given = conversation_from_value(turn.override, self._resolve_protocol(first))
         owner: str | None
         if given is None:
@@ -1377,7 +1391,9 @@ class ChatHailuo(BaseChatModel):
 
     def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the provider's turn (beyond the request)."""
-        unknown = sorted(set(kwargs) - _CALL_KWARGS)
+        from langchain_hailuo._tool_turns import STRUCTURED_KWARG  # noqa: PLC0415 - loaded
+
+        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
         if unknown:
             logger.debug("ChatHailuo ignores call arguments %s", unknown)
         call = {
@@ -1388,8 +1404,10 @@ class ChatHailuo(BaseChatModel):
 
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
+        from langchain_hailuo import _turns  # noqa: PLC0415 - loaded by _turn already
+
         protocol = self._resolve_protocol(auth)
-        request = plan(
+        request = _turns.plan(
             turn.call,
             tools=turn.tools,
             account=auth.account_fingerprint,
@@ -1415,7 +1433,10 @@ class ChatHailuo(BaseChatModel):
         kwargs: Mapping[str, Any],
     ) -> _Turn:
         """Map the call's messages once (the planner's first half)."""
-        call = render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
+        from langchain_hailuo import _turns  # noqa: PLC0415 - first use
+        from langchain_hailuo._tool_turns import TurnTools  # noqa: PLC0415 - first use
+
+        call = _turns.render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
         check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
         timeout = kwargs.get("timeout")
         deadline = _call_deadline(self.timeout if timeout is None else timeout)
@@ -1465,6 +1486,8 @@ class ChatHailuo(BaseChatModel):
         account = seat.auth.account_fingerprint
         # A pool account is leased for the whole call; the model's own account is gated here
         # (waiting for it counts against the call's deadline).
+        from langchain_hailuo._answer import Answer  # noqa: PLC0415 - first use
+
         return Answer(
             self._get_provider(protocol, seat.account),
             request,

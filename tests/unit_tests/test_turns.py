@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 import langchain_hailuo
-from langchain_hailuo import _messages, _turns, chat_models
+from langchain_hailuo import _messages, _turns
 from langchain_hailuo._answer import in_hand, in_own_task
 from langchain_hailuo._prompt import TurnRequest
 from langchain_hailuo.types import AuthResult, ProviderEvent, Reasoning
@@ -71,8 +71,8 @@ def test_a_call_is_rendered_and_planned_once(monkeypatch: pytest.MonkeyPatch) ->
         response_metadata=first.response_metadata,
     )
     history = [HumanMessage("Look up a"), call, ToolMessage("A", tool_call_id="c1")]
-    plans = counting(monkeypatch, chat_models, "plan")
-    renders = counting(monkeypatch, chat_models, "render_call")
+    plans = counting(monkeypatch, _turns, "plan")  # chat_models calls _turns.plan
+    renders = counting(monkeypatch, _turns, "render_call")
     anchors = counting(monkeypatch, _turns, "find_anchor")
     mapped = counting(monkeypatch, _messages, "message_to_dict")
     llm.invoke(history)
@@ -301,3 +301,19 @@ def test_importing_and_building_the_model_loads_no_transport() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_tools_layer_loads_on_the_first_call_not_on_import() -> None:
+    layer = ("_tools", "_tool_turns", "_structured", "_schema", "_turns", "_answer")
+    code = (
+        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
+        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules)); "
+        "import langchain_hailuo; langchain_hailuo.StructuredOutputError; "
+        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    on_import, after_use = result.stdout.splitlines()
+    assert on_import == ""
+    assert "_structured" in after_use.split(",")
