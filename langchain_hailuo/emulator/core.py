@@ -22,6 +22,7 @@ from aiohttp import web
 
 __all__ = [
     "AGENT_FAULTS",
+    "BASE_RESP_OK",
     "COMMON_FAULTS",
     "FAULT_KINDS",
     "HTTP_FAULTS",
@@ -789,6 +790,10 @@ _PLAIN_ANSWERS: Final = {
     "risk_control": (200, 1000050, "operation too often, please try again later"),
     "not_found": (404, 404, "not found"),
 }
+
+
+BASE_RESP_OK: Final = {"status_code": 0, "status_msg": "success"}
+"""The Agent ``base_resp`` of a successful call (copy it before changing it)."""
 
 
 def error_response(
