@@ -19,6 +19,7 @@ __all__ = [
     "ENV_DEVICE_ID",
     "ENV_G4F_LOGIN_URL",
     "ENV_LOGIN_URL",
+    "ENV_POOL_URL",
     "ENV_TOKEN",
     "ENV_UUID",
     "PROFILE_DIR_NAME",
@@ -39,6 +40,8 @@ ENV_BASE_URL = "HAILUO_BASE_URL"
 ENV_AUTH_FILE = "HAILUO_AUTH_FILE"
 ENV_LOGIN_URL = "HAILUO_LOGIN_URL"
 ENV_G4F_LOGIN_URL = "G4F_LOGIN_URL"
+ENV_POOL_URL = "HAILUO_POOL_URL"
+"""``redis://...``: the account pool's shared state (the same name as ``pool.ENV_POOL_URL``)."""
 
 
 def environ(env: Mapping[str, str] | None) -> Mapping[str, str]:

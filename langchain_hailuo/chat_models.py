@@ -51,6 +51,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
+from langchain_hailuo._config import ENV_POOL_URL
 from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
@@ -71,23 +72,15 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
     HailuoRateLimitError,
 )
-from langchain_hailuo.pool import (
-    ENV_POOL_URL,
-    AccountPool,
-    AccountSpec,
-    HealthSettings,
-    PoolAccount,
-    pool_specs_from_env,
-)
-from langchain_hailuo.pool.sources import as_spec
-from langchain_hailuo.types import AuthResult, Conversation, Protocol
+from langchain_hailuo.types import AccountSpec, AuthResult, Conversation, Protocol
 
-if TYPE_CHECKING:  # the tools layer, the planner and the answer load on a model's first call
+if TYPE_CHECKING:  # the tools layer, the planner, the answer and the pool load on first use
     from langchain_hailuo._answer import Answer
     from langchain_hailuo._structured import StructuredMethod
     from langchain_hailuo._tool_turns import TurnTools
     from langchain_hailuo._tools import ToolChoice
     from langchain_hailuo._turns import RenderedCall
+    from langchain_hailuo.pool import AccountPool, PoolAccount
 
 __all__ = ["ChatHailuo"]
 
@@ -852,6 +845,8 @@ class ChatHailuo(BaseChatModel):
             return None
         if isinstance(value, str | Path):
             value = [Path(value)]
+        from langchain_hailuo.pool.sources import as_spec  # noqa: PLC0415 - a pool is asked for
+
         return [as_spec(item) for item in value]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -1245,12 +1240,19 @@ class ChatHailuo(BaseChatModel):
                 return self._pool
         specs: list[Any] | None = list(self.accounts) if self.accounts is not None else None
         if specs is None and self.token is None:
+            from langchain_hailuo.pool import pool_specs_from_env  # noqa: PLC0415 - first use
+
             specs = pool_specs_from_env()
         if specs is None and self.pool_url:
             specs = [self._get_auth_manager()]  # one account, shared through Redis
         with _INIT_GUARD:
             if not self._pool_checked:
                 if specs is not None:
+                    from langchain_hailuo.pool import (  # noqa: PLC0415 - first use
+                        AccountPool,
+                        HealthSettings,
+                    )
+
                     self._pool = AccountPool(
                         specs,
                         pool_url=self.pool_url,
