@@ -1,7 +1,8 @@
 """The browser login's settings (:class:`LoginOptions`), shared by ``auth`` and ``_browser``.
 
 Both :mod:`langchain_hailuo.auth` (which starts a login) and :mod:`langchain_hailuo._browser`
-(which runs it) import this module; neither imports the other at module level.
+(which runs it) import this module, so ``_browser`` never imports ``auth`` (``auth`` imports
+``_browser`` only when a login runs).
 """
 
 from __future__ import annotations
