@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -10,7 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,32 @@ def paired(runs: int, first: Callable[[], float], second: Callable[[], float]) -
             b.append(second())
             a.append(first())
     return Paired(a, b)
+
+
+def rotated(runs: int, measures: Sequence[Callable[[], float]]) -> list[list[float]]:
+    """Run several measures ``runs`` times each, the order rotating round by round.
+
+    Returns:
+        One list of ``runs`` values per measure, in the order given.
+    """
+    values: list[list[float]] = [[] for _ in measures]
+    for i in range(runs):
+        for k in range(len(measures)):
+            index = (i + k) % len(measures)
+            values[index].append(measures[index]())
+    return values
+
+
+def timed_batch(
+    loop: asyncio.AbstractEventLoop, measure: Callable[[], Awaitable[object]], batch: int
+) -> float:
+    """The median seconds of ``batch`` runs of the coroutine ``measure`` on ``loop``."""
+    values = []
+    for _ in range(batch):
+        start = time.perf_counter()
+        loop.run_until_complete(measure())
+        values.append(time.perf_counter() - start)
+    return statistics.median(values)
 
 
 def median_of(runs: int, measure: Callable[[], float]) -> float:

@@ -18,6 +18,7 @@ from aiohttp.helpers import DEFAULT_CHUNK_SIZE
 
 from benchmarks.bodies import answer_text, chunked, data_lines, longest_line, v4_body
 from benchmarks.common import Paired, Report, ms, paired, verdict
+from benchmarks.floor import v4_deltas
 from langchain_hailuo._sse import LineBuffer
 from langchain_hailuo.types import TextDelta
 from langchain_hailuo.v4.stream import V4StreamDecoder
@@ -54,15 +55,8 @@ async def _floor(chunks: list[bytes]) -> str:
     for chunk in chunks:
         reader.feed_data(chunk)
     reader.feed_eof()
-    parts: list[str] = []
-    emitted = 0
-    async for line in reader:
-        if line.startswith(b"data:"):
-            result = json.loads(line[5:])["data"].get("messageResult")
-            if result:
-                content = result["content"]
-                parts.append(content[emitted:])
-                emitted = max(emitted, len(content))
+    delta = v4_deltas()
+    parts = [text async for line in reader if (text := delta(line))]
     return "".join(parts)
 
 

@@ -7,56 +7,10 @@ the emulator process, in this process, on one event loop, alternating.
 from __future__ import annotations
 
 import asyncio
-import statistics
-import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from benchmarks.bodies import answer_text
-from benchmarks.common import Report, emulator_process, ms, paired
-from langchain_hailuo import AuthResult, ChatHailuo, HailuoAI
-
-Measure = Callable[[], Awaitable[int]]
-
-
-def _timed_batch(loop: asyncio.AbstractEventLoop, measure: Measure, batch: int) -> float:
-    """The median seconds of ``batch`` answers."""
-    values = []
-    for _ in range(batch):
-        start = time.perf_counter()
-        loop.run_until_complete(measure())
-        values.append(time.perf_counter() - start)
-    return statistics.median(values)
-
-
-def _paths(info: dict[str, Any], prompt: str) -> tuple[HailuoAI, ChatHailuo, Measure, Measure]:
-    """The provider, the model and one answer through each (returning its chunk count)."""
-    account = info["accounts"][0]
-    auth = AuthResult(token=account["token"], uuid=account["uuid"], device_id=account["device_id"])
-    provider = HailuoAI(base_url=info["url"])
-    model = ChatHailuo(
-        protocol="v4",
-        base_url=info["url"],
-        token=account["token"],
-        uuid=account["uuid"],
-        device_id=account["device_id"],
-        use_previous_chat_id=False,
-    )
-
-    async def via_provider() -> int:
-        messages = [{"role": "user", "content": prompt}]
-        return sum(
-            [
-                1
-                async for item in provider.create_authed("MiniMax", messages, auth)
-                if isinstance(item, str)
-            ]
-        )
-
-    async def via_model() -> int:
-        return sum([1 async for _ in model.astream(prompt)])
-
-    return provider, model, via_provider, via_model
+from benchmarks.common import Report, emulator_process, ms, paired, timed_batch
+from benchmarks.pipeline import paths
 
 
 def bench_layer(report: Report, runs: int, batch: int = 5) -> None:
@@ -65,16 +19,15 @@ def bench_layer(report: Report, runs: int, batch: int = 5) -> None:
     loop = asyncio.new_event_loop()
     try:
         with emulator_process(chunk_size=8) as info:
-            provider, model, via_provider, via_model = _paths(info, prompt)
-            deltas = loop.run_until_complete(via_provider())
-            chunks = loop.run_until_complete(via_model())
+            clients = paths(info, "v4", prompt, model_name="MiniMax")
+            deltas = loop.run_until_complete(clients.via_provider())
+            chunks = loop.run_until_complete(clients.via_model())
             result = paired(
                 runs,
-                lambda: _timed_batch(loop, via_provider, batch),
-                lambda: _timed_batch(loop, via_model, batch),
+                lambda: timed_batch(loop, clients.via_provider, batch),
+                lambda: timed_batch(loop, clients.via_model, batch),
             )
-            loop.run_until_complete(provider.aclose())
-            loop.run_until_complete(model.aclose())
+            loop.run_until_complete(clients.aclose())
     finally:
         loop.close()
     p, m = result.first_median, result.second_median

@@ -1,13 +1,13 @@
 """LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent).
 
-The providers (``HailuoAI``, ``MiniMaxAgent``) and their HTTP stack (aiohttp) are imported
-on first use: ``from langchain_hailuo import ChatHailuo`` loads neither, and a model loads
-its protocol's stack when it first sends a turn.
+The providers (``HailuoAI``, ``MiniMaxAgent``), their HTTP stack (aiohttp) and the tools
+layer (``StructuredOutputError``) are imported on first use: ``from langchain_hailuo import
+ChatHailuo`` loads none of them, and a model loads its protocol's stack when it first sends
+a turn.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from langchain_hailuo._structured import StructuredOutputError
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAttachmentError,
@@ -38,6 +38,7 @@ from langchain_hailuo.errors import (
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
 
 if TYPE_CHECKING:
+    from langchain_hailuo._structured import StructuredOutputError
     from langchain_hailuo.agent.provider import MiniMaxAgent
     from langchain_hailuo.v4.provider import HailuoAI
 
@@ -81,7 +82,14 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """Import a provider class on first access (PEP 562), keeping aiohttp off ``import``."""
+    """Import a provider class or the tools layer on first access (PEP 562).
+
+    This keeps aiohttp and the tools layer off ``import langchain_hailuo``.
+    """
+    if name == "StructuredOutputError":
+        from langchain_hailuo._structured import StructuredOutputError  # noqa: PLC0415 - lazy
+
+        return StructuredOutputError
     if name == "HailuoAI":
         from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
 

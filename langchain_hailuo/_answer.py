@@ -27,7 +27,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, aclosing
-from typing import Any, Generic, Protocol, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -38,7 +38,7 @@ from langchain_core.messages.tool import InvalidToolCall, ToolCall
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_hailuo._messages import PROVIDER_NAME
-from langchain_hailuo._prompt import TurnRequest
+from langchain_hailuo._prompt import TurnProvider, TurnRequest
 from langchain_hailuo._tool_turns import TurnTools
 from langchain_hailuo._tools import ToolCallStreamParser
 from langchain_hailuo.errors import HailuoToolChoiceError
@@ -72,21 +72,6 @@ T = TypeVar("T")
 
 IN_HAND_LIMIT = 4096
 """Events grouped into one batch at most (a server flooding one read still streams)."""
-
-
-class TurnProvider(Protocol):
-    """What an answer needs of a provider (``HailuoAI``, ``MiniMaxAgent`` or a fake)."""
-
-    def stream_turn(
-        self,
-        model: str,
-        request: TurnRequest,
-        auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
-        **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
-        """Execute the request and stream the answer's events."""
-        ...
 
 
 # --------------------------------------------------------------------------- usage
@@ -196,11 +181,6 @@ class StopSequenceFilter:
         self.stops: tuple[str, ...] = tuple(dict.fromkeys(s for s in stops or () if s))
         self._held = ""
         self.stopped = False
-
-    @property
-    def active(self) -> bool:
-        """Whether there is any stop string to watch for."""
-        return bool(self.stops)
 
     def feed(self, text: str) -> str:
         """Take a delta; return the text that is safe to emit now.

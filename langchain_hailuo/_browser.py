@@ -33,12 +33,9 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from langchain_hailuo.auth import (
-    LoginOptions,
-    _redact_url,
-    default_profile_dir,
-    protocol_for_host,
-)
+from langchain_hailuo._config import default_profile_dir
+from langchain_hailuo._login import LoginOptions, redact_url
+from langchain_hailuo._routing import protocol_for_host
 from langchain_hailuo.errors import (
     HailuoBrowserUnavailableError,
     HailuoLoginError,
@@ -62,7 +59,7 @@ __all__ = [
     "stream_origin_for",
 ]
 
-logger = logging.getLogger("langchain_hailuo.auth")
+logger = logging.getLogger(__name__)
 
 PageHook = Callable[[Any], Awaitable[None]]
 """``async (tab) -> None``: called with the nodriver ``Tab`` once the login page is open."""
@@ -234,7 +231,7 @@ def browser_flags(options: LoginOptions) -> list[str]:
         parts = urlsplit(options.proxy)
         if parts.username or parts.password:
             raise HailuoLoginError(
-                f"The browser cannot use a proxy with credentials ({_redact_url(options.proxy)}): "
+                f"The browser cannot use a proxy with credentials ({redact_url(options.proxy)}): "
                 "run a local forwarding proxy and pass its address instead."
             )
         flags.append(f"--proxy-server={options.proxy}")

@@ -70,7 +70,7 @@ __all__ = [
     "scrub_error",
 ]
 
-logger = logging.getLogger("langchain_hailuo.http")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -223,10 +223,6 @@ class LoopSessions:
             if session is not None and not session.closed:
                 await session.close()
             self._finish_closer(loop)
-
-    def close_all_dead(self) -> None:
-        """Retire sessions of closed loops (safe to call from any thread)."""
-        self._retire_dead()
 
     def __del__(self) -> None:
         """Retire sessions of closed loops before they are collected with this cache.

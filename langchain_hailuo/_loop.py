@@ -38,7 +38,7 @@ from langchain_hailuo.errors import HailuoTimeoutError
 
 __all__ = ["CrossLoopSemaphore", "LoopRunner", "account_gate", "get_runner"]
 
-logger = logging.getLogger("langchain_hailuo.loop")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

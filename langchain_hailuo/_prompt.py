@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal, cast
+from typing import Protocol as TypingProtocol
 
 from langchain_hailuo._attachments import Attachment, attachments_of
 from langchain_hailuo.errors import HailuoUnsupportedContentError
-from langchain_hailuo.types import Conversation, MessageDict, Protocol
+from langchain_hailuo.types import AuthResult, Conversation, MessageDict, Protocol, ProviderEvent
 
 __all__ = [
     "ROLES",
     "ContentKind",
+    "TurnProvider",
     "TurnRequest",
     "canonical_role",
     "check_encodable",
@@ -401,3 +403,18 @@ def _texts_in(content: Any) -> list[str]:
     if isinstance(content, list | tuple):
         return [t for item in content for t in _texts_in(item)]
     return []
+
+
+class TurnProvider(TypingProtocol):
+    """What an answer needs of a provider (``HailuoAI``, ``MiniMaxAgent`` or a fake)."""
+
+    def stream_turn(
+        self,
+        model: str,
+        request: TurnRequest,
+        auth_result: AuthResult,
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
+        **kwargs: Any,
+    ) -> AsyncIterator[ProviderEvent]:
+        """Execute the request and stream the answer's events."""
+        ...

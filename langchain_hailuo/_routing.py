@@ -1,5 +1,7 @@
-"""Which provider speaks a protocol, and what each one takes per turn.
+"""Which protocol a host speaks, which provider speaks a protocol, and what each one takes.
 
+The host/protocol rules (:func:`resolve_protocol`, :func:`protocol_for_host`) live here
+only; :mod:`langchain_hailuo.auth` re-exports them for users who import them from there.
 ``ChatHailuo`` names no protocol: it asks this module for the provider of the protocol
 it resolved, and for the turn options that provider understands. The provider classes are
 imported on first use, so a model that is never called loads no protocol stack.
@@ -11,9 +13,122 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from langchain_hailuo.errors import HailuoConfigurationError
-from langchain_hailuo.types import Protocol
+from langchain_hailuo.types import AuthResult, Protocol
 
-__all__ = ["build_provider", "checked_url", "turn_options"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "PROTOCOL_CHOICES",
+    "V4_HOSTS",
+    "build_provider",
+    "checked_url",
+    "host_of",
+    "protocol_for_host",
+    "protocol_of_account",
+    "recorded_protocol",
+    "resolve_protocol",
+    "turn_options",
+]
+
+DEFAULT_BASE_URL = "https://agent.minimax.io"
+"""The live MiniMax Agent web app (``www.hailuo.ai`` redirects there since 2026)."""
+
+V4_HOSTS = frozenset({"www.hailuo.ai", "hailuo.ai", "hailuoai.com", "www.hailuoai.com"})
+"""Hosts that speak the seed's ``/v4/api/chat/msg`` protocol."""
+
+PROTOCOL_CHOICES = ("auto", "v4", "agent")
+"""The values a ``protocol`` setting takes."""
+
+
+def host_of(url: str | None) -> str | None:
+    """The lower-cased host name of ``url`` (``None`` when it has none)."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    return host.lower() if host else None
+
+
+def protocol_for_host(host: str | None) -> Protocol:
+    """The protocol a host speaks by name alone: ``v4`` for :data:`V4_HOSTS`, else ``agent``.
+
+    Args:
+        host: A host name (any case), or ``None``.
+
+    Returns:
+        ``"v4"`` or ``"agent"``.
+    """
+    return "v4" if host and host.lower().rstrip(".") in V4_HOSTS else "agent"
+
+
+def recorded_protocol(auth: AuthResult | None, base_url: str) -> Protocol | None:
+    """The protocol a browser login recorded for ``base_url``'s host, if it recorded one.
+
+    Args:
+        auth: The credentials in use (may be ``None``).
+        base_url: The origin about to be called.
+
+    Returns:
+        ``auth.protocol`` when ``auth.api_origin`` has the same host as ``base_url``.
+    """
+    if auth is None or auth.protocol is None:
+        return None
+    host = host_of(base_url)
+    return auth.protocol if host is not None and host == host_of(auth.api_origin) else None
+
+
+def resolve_protocol(
+    base_url: str, requested: str = "auto", recorded: Protocol | None = None
+) -> Protocol:
+    """Decide which wire protocol to speak with ``base_url``.
+
+    Args:
+        base_url: The API origin (``https://agent.minimax.io``, ``https://www.hailuo.ai``...).
+        requested: ``"v4"`` or ``"agent"`` (these always win) or ``"auto"``.
+        recorded: The protocol a browser login recorded for this host, if any
+            (see :func:`recorded_protocol`).
+
+    Returns:
+        ``"v4"`` for the seed's hosts (:data:`V4_HOSTS`), else the recorded protocol,
+        else ``"agent"``.
+
+    Raises:
+        HailuoConfigurationError: ``requested`` is not one of the three choices, or
+            ``base_url`` is not an absolute URL when it has to be inspected.
+    """
+    choice = requested.strip().lower() if isinstance(requested, str) else requested
+    if choice == "v4":
+        return "v4"
+    if choice == "agent":
+        return "agent"
+    if choice != "auto":
+        raise HailuoConfigurationError(
+            f"Unknown protocol {requested!r}: use 'auto', 'agent' or 'v4'."
+        )
+    host = host_of(base_url)
+    if host is None:
+        raise HailuoConfigurationError(
+            f"base_url {base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
+        )
+    if host.rstrip(".") in V4_HOSTS:
+        return "v4"
+    return recorded or "agent"
+
+
+def protocol_of_account(auth: AuthResult, base_url: str | None, requested: str) -> Protocol:
+    """The protocol to speak for an account's turns.
+
+    Args:
+        auth: The account's credentials (their ``api_origin`` and recorded protocol).
+        base_url: The configured origin, if any (it wins over the account's).
+        requested: The ``protocol`` setting (``"auto"``, ``"agent"`` or ``"v4"``).
+
+    Returns:
+        The protocol :func:`resolve_protocol` decides for that origin.
+    """
+    origin = base_url or auth.api_origin or DEFAULT_BASE_URL
+    return resolve_protocol(origin, requested, recorded=recorded_protocol(auth, origin))
 
 
 def build_provider(

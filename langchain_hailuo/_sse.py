@@ -18,7 +18,6 @@ answer events in the same chunk: the events are handed out first, the error righ
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sized
 from typing import Any
 
@@ -28,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_LINE_BYTES",
     "ErrorAfterEvents",
     "LineBuffer",
+    "as_id",
     "line_too_long",
     "loads_json",
 ]
@@ -36,9 +36,23 @@ DEFAULT_MAX_LINE_BYTES = 32 * 1024 * 1024
 """Longest stream line / frame / JSON body accepted by default, in bytes (a v4 line repeats
 the whole answer so far, JSON-escaped: 32 MiB holds millions of characters of answer)."""
 
-_LINE_END = re.compile(rb"\r\n?|\n")
 _CR = 0x0D
 _LF = 0x0A
+
+
+def as_id(value: Any) -> str | None:
+    """A chat / message / session id as text (ids may come as numbers); ``None`` for none.
+
+    Args:
+        value: The id as decoded from JSON.
+
+    Returns:
+        The id, stripped; ``None`` for ``None``, a boolean, an empty or blank string and ``0``.
+    """
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text if text and text != "0" else None
 
 
 def line_too_long(limit: int) -> HailuoResponseTooLargeError:
@@ -154,14 +168,22 @@ class LineBuffer:
         lines: list[bytes] = []
         start = 0
         limit = self._limit
-        match = _LINE_END.search(buf, self._scan)
-        while match is not None:
-            end = match.start()
+        pos = self._scan
+        size = len(buf)
+        while True:
+            # memchr-speed scans: the LF, then a CR only up to it (a CR is rare in bodies).
+            lf = buf.find(b"\n", pos)
+            cr = buf.find(b"\r", pos, size if lf < 0 else lf)
+            if cr >= 0:
+                end, pos = cr, cr + 2 if cr + 1 < size and buf[cr + 1] == _LF else cr + 1
+            elif lf >= 0:
+                end, pos = lf, lf + 1
+            else:
+                break
             if limit is not None and end - start > limit:
                 raise line_too_long(limit)
             lines.append(bytes(buf[start:end]))
-            start = match.end()
-            match = _LINE_END.search(buf, start)
+            start = pos
         if start:
             self._skip_lf = start == len(buf) and buf[start - 1] == _CR  # its LF may be next
             del buf[:start]

@@ -35,13 +35,36 @@ import time
 import uuid as uuid_module
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import SecretStr, ValidationError
 
+from langchain_hailuo._config import (
+    APP_DIR_NAME,
+    AUTH_FILE_NAME,
+    ENV_AUTH_FILE,
+    ENV_BASE_URL,
+    ENV_DEVICE_ID,
+    ENV_G4F_LOGIN_URL,
+    ENV_LOGIN_URL,
+    ENV_TOKEN,
+    ENV_UUID,
+    PROFILE_DIR_NAME,
+    default_auth_file,
+    default_profile_dir,
+    environ,
+    user_config_dir,
+)
+from langchain_hailuo._login import LoginOptions, login_options_from_kwargs
+from langchain_hailuo._routing import (
+    DEFAULT_BASE_URL,
+    V4_HOSTS,
+    protocol_for_host,
+    recorded_protocol,
+    resolve_protocol,
+)
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -54,7 +77,15 @@ if TYPE_CHECKING:
     from langchain_hailuo._browser import PageHook
 
 __all__ = [
+    "APP_DIR_NAME",
+    "AUTH_FILE_NAME",
     "DEFAULT_BASE_URL",
+    "ENV_AUTH_FILE",
+    "ENV_BASE_URL",
+    "ENV_DEVICE_ID",
+    "ENV_TOKEN",
+    "ENV_UUID",
+    "PROFILE_DIR_NAME",
     "RENEWAL_WINDOW",
     "V4_HOSTS",
     "AuthManager",
@@ -79,28 +110,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://agent.minimax.io"
-"""The live MiniMax Agent web app (``www.hailuo.ai`` redirects there since 2026)."""
-
-V4_HOSTS = frozenset({"www.hailuo.ai", "hailuo.ai", "hailuoai.com", "www.hailuoai.com"})
-"""Hosts that speak the seed's ``/v4/api/chat/msg`` protocol."""
-
-APP_DIR_NAME = "langchain-hailuo"
-AUTH_FILE_NAME = "auth.json"
-PROFILE_DIR_NAME = "browser-profile"
-
-ENV_TOKEN = "HAILUO_TOKEN"  # noqa: S105 - a variable name, not a secret
-ENV_UUID = "HAILUO_UUID"
-ENV_DEVICE_ID = "HAILUO_DEVICE_ID"
-ENV_BASE_URL = "HAILUO_BASE_URL"
-ENV_AUTH_FILE = "HAILUO_AUTH_FILE"
-ENV_LOGIN_URL = "HAILUO_LOGIN_URL"
-ENV_G4F_LOGIN_URL = "G4F_LOGIN_URL"
-
 CredentialSource = Literal["argument", "environment", "file", "browser"]
 """Where the current credentials came from."""
 
-_PROTOCOL_CHOICES = ("auto", "v4", "agent")
 _REPLACE_ATTEMPTS = 5
 _DEVICES_KEY = "devices"
 
@@ -187,154 +199,6 @@ def with_device(auth: AuthResult, identity: DeviceIdentity) -> AuthResult:
 def _device_key(protocol: Protocol, auth: AuthResult) -> str:
     """Where an account's pair is kept in the auth file (per protocol and account)."""
     return f"{protocol}:{auth.account_fingerprint}"
-
-
-# --------------------------------------------------------------------------- paths
-
-
-def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
-    """The environment mapping to read (``os.environ`` unless one is injected)."""
-    return os.environ if env is None else env
-
-
-def _home(env: Mapping[str, str]) -> Path:
-    """The user's home folder, honouring an injected ``HOME``."""
-    home = env.get("HOME")
-    return Path(home) if home else Path.home()
-
-
-def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user configuration folder of this package (not created here).
-
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        ``$XDG_CONFIG_HOME/langchain-hailuo`` when that variable holds an absolute path,
-        else ``%APPDATA%/langchain-hailuo`` on Windows,
-        ``~/Library/Application Support/langchain-hailuo`` on macOS and
-        ``~/.config/langchain-hailuo`` elsewhere.
-    """
-    env = _env(env)
-    xdg = env.get("XDG_CONFIG_HOME", "")
-    if sys.platform == "win32":
-        appdata = env.get("APPDATA")
-        base = Path(appdata) if appdata else _home(env) / "AppData" / "Roaming"
-    elif xdg and Path(xdg).is_absolute():
-        base = Path(xdg)
-    elif sys.platform == "darwin":
-        base = _home(env) / "Library" / "Application Support"
-    else:
-        base = _home(env) / ".config"
-    return base / APP_DIR_NAME
-
-
-def default_auth_file(env: Mapping[str, str] | None = None) -> Path:
-    """The auth file to use: ``HAILUO_AUTH_FILE``, else ``auth.json`` in :func:`user_config_dir`.
-
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The path (the file may not exist yet).
-    """
-    env = _env(env)
-    explicit = env.get(ENV_AUTH_FILE)
-    if explicit:
-        return Path(explicit).expanduser()
-    return user_config_dir(env) / AUTH_FILE_NAME
-
-
-def default_profile_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The persistent Chromium profile used by the browser login (a login survives runs).
-
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        ``browser-profile`` in :func:`user_config_dir`.
-    """
-    return user_config_dir(env) / PROFILE_DIR_NAME
-
-
-# --------------------------------------------------------------------------- protocol
-
-
-def _host_of(url: str | None) -> str | None:
-    """The lower-cased host name of ``url`` (``None`` when it has none)."""
-    if not url:
-        return None
-    try:
-        host = urlsplit(url.strip()).hostname
-    except ValueError:
-        return None
-    return host.lower() if host else None
-
-
-def protocol_for_host(host: str | None) -> Protocol:
-    """The protocol a host speaks by name alone: ``v4`` for :data:`V4_HOSTS`, else ``agent``.
-
-    Args:
-        host: A host name (any case), or ``None``.
-
-    Returns:
-        ``"v4"`` or ``"agent"``.
-    """
-    return "v4" if host and host.lower().rstrip(".") in V4_HOSTS else "agent"
-
-
-def recorded_protocol(auth: AuthResult | None, base_url: str) -> Protocol | None:
-    """The protocol a browser login recorded for ``base_url``'s host, if it recorded one.
-
-    Args:
-        auth: The credentials in use (may be ``None``).
-        base_url: The origin about to be called.
-
-    Returns:
-        ``auth.protocol`` when ``auth.api_origin`` has the same host as ``base_url``.
-    """
-    if auth is None or auth.protocol is None:
-        return None
-    host = _host_of(base_url)
-    return auth.protocol if host is not None and host == _host_of(auth.api_origin) else None
-
-
-def resolve_protocol(
-    base_url: str, requested: str = "auto", recorded: Protocol | None = None
-) -> Protocol:
-    """Decide which wire protocol to speak with ``base_url``.
-
-    Args:
-        base_url: The API origin (``https://agent.minimax.io``, ``https://www.hailuo.ai``...).
-        requested: ``"v4"`` or ``"agent"`` (these always win) or ``"auto"``.
-        recorded: The protocol a browser login recorded for this host, if any
-            (see :func:`recorded_protocol`).
-
-    Returns:
-        ``"v4"`` for the seed's hosts (:data:`V4_HOSTS`), else the recorded protocol,
-        else ``"agent"``.
-
-    Raises:
-        HailuoConfigurationError: ``requested`` is not one of the three choices, or
-            ``base_url`` is not an absolute URL when it has to be inspected.
-    """
-    choice = requested.strip().lower() if isinstance(requested, str) else requested
-    if choice == "v4":
-        return "v4"
-    if choice == "agent":
-        return "agent"
-    if choice != "auto":
-        raise HailuoConfigurationError(
-            f"Unknown protocol {requested!r}: use 'auto', 'agent' or 'v4'."
-        )
-    host = _host_of(base_url)
-    if host is None:
-        raise HailuoConfigurationError(
-            f"base_url {base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
-        )
-    if host.rstrip(".") in V4_HOSTS:
-        return "v4"
-    return recorded or "agent"
 
 
 # --------------------------------------------------------------------------- the auth file
@@ -685,125 +549,6 @@ class AuthStore:
 # --------------------------------------------------------------------------- browser login
 
 
-@dataclass(frozen=True)
-class LoginOptions:
-    """Settings of the browser login (:func:`browser_login`).
-
-    Attributes:
-        base_url: The page to open; redirects are followed and the final origin recorded.
-        browser_path: The Chromium / Chrome executable; else ``HAILUO_BROWSER``, else
-            ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``.
-        headless: Run without a window (only useful with a profile that is logged in
-            already, or when a test drives the page).
-        proxy: A proxy for the browser (``http://host:port``, ``socks5://host:port``).
-        profile_dir: A persistent Chromium profile, so a login survives runs; defaults to
-            :func:`default_profile_dir`.
-        login_timeout: Seconds to wait for the login to complete.
-        browser_args: Extra command-line flags for Chromium.
-        protocol: ``"auto"`` records ``v4`` for the seed's hosts and ``agent`` otherwise;
-            ``"v4"`` / ``"agent"`` force it (useful for local stand-ins on 127.0.0.1).
-        poll_interval: Seconds between two checks for the token.
-    """
-
-    base_url: str = DEFAULT_BASE_URL
-    browser_path: str | None = None
-    headless: bool = False
-    proxy: str | None = None
-    profile_dir: Path | None = None
-    login_timeout: float = 300.0
-    browser_args: tuple[str, ...] = field(default=())
-    protocol: Literal["auto", "v4", "agent"] = "auto"
-    poll_interval: float = 0.5
-
-    def __post_init__(self) -> None:
-        """Validate the values.
-
-        Raises:
-            HailuoConfigurationError: A value is out of range.
-        """
-        if _host_of(self.base_url) is None:
-            raise HailuoConfigurationError(
-                f"base_url {self.base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
-            )
-        if not self.login_timeout > 0:
-            raise HailuoConfigurationError("login_timeout must be a positive number of seconds.")
-        if not self.poll_interval > 0:
-            raise HailuoConfigurationError("poll_interval must be a positive number of seconds.")
-        if self.protocol not in _PROTOCOL_CHOICES:
-            raise HailuoConfigurationError(
-                f"Unknown protocol {self.protocol!r}: use 'auto', 'agent' or 'v4'."
-            )
-        if self.profile_dir is not None and not isinstance(self.profile_dir, Path):
-            object.__setattr__(self, "profile_dir", Path(self.profile_dir))
-        if not isinstance(self.browser_args, tuple):
-            object.__setattr__(self, "browser_args", tuple(self.browser_args))
-
-    def __repr__(self) -> str:
-        """Show the options; a proxy's credentials are hidden."""
-        proxy = _redact_url(self.proxy) if self.proxy else None
-        return (
-            f"LoginOptions(base_url={self.base_url!r}, browser_path={self.browser_path!r}, "
-            f"headless={self.headless!r}, proxy={proxy!r}, profile_dir={self.profile_dir!r}, "
-            f"login_timeout={self.login_timeout!r}, browser_args={self.browser_args!r}, "
-            f"protocol={self.protocol!r})"
-        )
-
-
-def _redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` part replaced by ``***@``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
-
-
-_LOGIN_OPTION_KEYS = (
-    "base_url",
-    "browser_path",
-    "headless",
-    "profile_dir",
-    "login_timeout",
-    "browser_args",
-    "protocol",
-    "poll_interval",
-)
-
-
-def login_options_from_kwargs(
-    proxy: str | None = None, *, base: LoginOptions | None = None, **kwargs: Any
-) -> LoginOptions:
-    """Build :class:`LoginOptions` from a provider's keyword arguments.
-
-    Keys that are not login options (``model``, ``timeout``...) are ignored; ``None`` values
-    keep the default. ``login_protocol`` is accepted as an alias of ``protocol``.
-
-    Args:
-        proxy: The proxy, as the seed's ``on_auth_async(proxy=...)`` takes it.
-        base: Options to start from (defaults to ``LoginOptions()``).
-        **kwargs: ``base_url``, ``browser_path``, ``headless``, ``profile_dir``,
-            ``login_timeout``, ``browser_args``, ``protocol``, ``poll_interval``.
-
-    Returns:
-        The options.
-    """
-    values: dict[str, Any] = {}
-    for key in _LOGIN_OPTION_KEYS:
-        if kwargs.get(key) is not None:
-            values[key] = kwargs[key]
-    if "protocol" not in values and kwargs.get("login_protocol") is not None:
-        values["protocol"] = kwargs["login_protocol"]
-    if values.get("protocol") not in {None, *_PROTOCOL_CHOICES}:
-        values.pop("protocol")  # a provider's own protocol setting is not ours to judge
-    if proxy is not None:
-        values["proxy"] = proxy
-    if isinstance(values.get("browser_args"), str):
-        values["browser_args"] = (values["browser_args"],)
-    return replace(base or LoginOptions(), **values)
-
-
 async def browser_login(
     options: LoginOptions | None = None,
     *,
@@ -861,7 +606,7 @@ async def on_auth_async(
     Yields:
         ``RequestLogin`` (optional, first), then the ``AuthResult``.
     """
-    env = _env(kwargs.get("env"))
+    env = environ(kwargs.get("env"))
     url = _login_url(env)
     if url:
         yield RequestLogin(label=label, login_url=url)
@@ -1112,7 +857,7 @@ class AuthManager:
             login_func: What runs the login (defaults to :func:`browser_login`; tests
                 inject a fake).
         """
-        self._env: Mapping[str, str] = _env(env)
+        self._env: Mapping[str, str] = environ(env)
         self._token = _secret(token)
         self._uuid = uuid or None
         self._device_id = device_id or None

@@ -29,7 +29,7 @@ from collections.abc import (
 from contextlib import aclosing
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 from typing import Protocol as TypingProtocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -50,24 +50,20 @@ from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 
-from langchain_hailuo._answer import Answer, TurnProvider
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
+from langchain_hailuo._config import ENV_POOL_URL
+from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
-from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
-from langchain_hailuo._prompt import check_encodable
-from langchain_hailuo._routing import build_provider, checked_url, turn_options
-from langchain_hailuo._structured import StructuredMethod
-from langchain_hailuo._timeouts import Timeouts, checked_timeout
-from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
-from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
-from langchain_hailuo._turns import RenderedCall, TurnRequest, plan, render_call
-from langchain_hailuo.auth import (
+from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
+from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
-    AuthManager,
-    LoginOptions,
-    recorded_protocol,
-    resolve_protocol,
+    build_provider,
+    checked_url,
+    protocol_of_account,
+    turn_options,
 )
+from langchain_hailuo._timeouts import Timeouts, checked_timeout
+from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -76,16 +72,15 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
     HailuoRateLimitError,
 )
-from langchain_hailuo.pool import (
-    ENV_POOL_URL,
-    AccountPool,
-    AccountSpec,
-    HealthSettings,
-    PoolAccount,
-    pool_specs_from_env,
-)
-from langchain_hailuo.pool.sources import as_spec
-from langchain_hailuo.types import AuthResult, Conversation, Protocol
+from langchain_hailuo.types import AccountSpec, AuthResult, Conversation, Protocol
+
+if TYPE_CHECKING:  # the tools layer, the planner, the answer and the pool load on first use
+    from langchain_hailuo._answer import Answer
+    from langchain_hailuo._structured import StructuredMethod
+    from langchain_hailuo._tool_turns import TurnTools
+    from langchain_hailuo._tools import ToolChoice
+    from langchain_hailuo._turns import RenderedCall
+    from langchain_hailuo.pool import AccountPool, PoolAccount
 
 __all__ = ["ChatHailuo"]
 
@@ -107,10 +102,10 @@ _CALL_KWARGS = frozenset(
         "max_retries",
         "tools",
         "tool_choice",
-        STRUCTURED_KWARG,
     }
 )
-"""Per-call keyword arguments ``ChatHailuo`` understands; others are ignored."""
+"""Per-call keyword arguments ``ChatHailuo`` understands (with the structured-output one of
+``_tool_turns``); others are ignored."""
 
 _STRUCTURED_METHODS = ("json_schema", "json_mode", "function_calling")
 
@@ -277,6 +272,8 @@ _FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
 
 def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -> str | None:
     """The account of the newest Hailuo answer in ``messages`` that belongs to the pool."""
+    from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
+
     for message in reversed(messages):
         if not isinstance(message, AIMessage):
             continue
@@ -848,6 +845,8 @@ class ChatHailuo(BaseChatModel):
             return None
         if isinstance(value, str | Path):
             value = [Path(value)]
+        from langchain_hailuo.pool.sources import as_spec  # noqa: PLC0415 - a pool is asked for
+
         return [as_spec(item) for item in value]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -936,6 +935,8 @@ class ChatHailuo(BaseChatModel):
 
         ``ls_temperature`` and ``ls_max_tokens`` are left out: they are not applied.
         """
+        from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
+
         params = LangSmithParams(
             ls_provider=PROVIDER_NAME,
             ls_model_name=str(kwargs.get("model") or self.model),
@@ -1029,6 +1030,8 @@ class ChatHailuo(BaseChatModel):
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         names = [str(tool["function"]["name"]) for tool in formatted]
+        from langchain_hailuo._tools import normalize_tool_choice  # noqa: PLC0415 - first use
+
         choice = normalize_tool_choice(tool_choice, names)
         if not formatted and choice not in {"auto", "none"}:
             raise ValueError(f"tool_choice={choice!r} forces a tool call, but no tools are bound.")
@@ -1076,6 +1079,11 @@ class ChatHailuo(BaseChatModel):
             )
         if schema is None and method != "json_mode":
             raise ValueError(f"with_structured_output(method={method!r}) needs a schema.")
+        from langchain_hailuo._tool_turns import (  # noqa: PLC0415 - first use
+            STRUCTURED_KWARG,
+            StructuredSpec,
+        )
+
         spec = StructuredSpec(method, _json_schema_of(schema), schema)
         llm = self.bind(
             ls_structured_output_format={
@@ -1232,12 +1240,19 @@ class ChatHailuo(BaseChatModel):
                 return self._pool
         specs: list[Any] | None = list(self.accounts) if self.accounts is not None else None
         if specs is None and self.token is None:
+            from langchain_hailuo.pool import pool_specs_from_env  # noqa: PLC0415 - first use
+
             specs = pool_specs_from_env()
         if specs is None and self.pool_url:
             specs = [self._get_auth_manager()]  # one account, shared through Redis
         with _INIT_GUARD:
             if not self._pool_checked:
                 if specs is not None:
+                    from langchain_hailuo.pool import (  # noqa: PLC0415 - first use
+                        AccountPool,
+                        HealthSettings,
+                    )
+
                     self._pool = AccountPool(
                         specs,
                         pool_url=self.pool_url,
@@ -1265,6 +1280,8 @@ class ChatHailuo(BaseChatModel):
         accounts = await pool.accounts()
         names = {a.name for a in accounts}
         first = await accounts[0].auth()
+        from langchain_hailuo._messages import conversation_from_value  # noqa: PLC0415
+
         given = conversation_from_value(turn.override, self._resolve_protocol(first))
         owner: str | None
         if given is None:
@@ -1372,12 +1389,13 @@ class ChatHailuo(BaseChatModel):
 
     def _resolve_protocol(self, auth: AuthResult) -> Protocol:
         """The protocol to speak: the field, or ``auto`` resolved from the origin / login."""
-        base_url = self.base_url or auth.api_origin or DEFAULT_BASE_URL
-        return resolve_protocol(base_url, self.protocol, recorded=recorded_protocol(auth, base_url))
+        return protocol_of_account(auth, self.base_url, self.protocol)
 
     def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the provider's turn (beyond the request)."""
-        unknown = sorted(set(kwargs) - _CALL_KWARGS)
+        from langchain_hailuo._tool_turns import STRUCTURED_KWARG  # noqa: PLC0415 - loaded
+
+        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
         if unknown:
             logger.debug("ChatHailuo ignores call arguments %s", unknown)
         call = {
@@ -1388,8 +1406,10 @@ class ChatHailuo(BaseChatModel):
 
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
+        from langchain_hailuo import _turns  # noqa: PLC0415 - loaded by _turn already
+
         protocol = self._resolve_protocol(auth)
-        request = plan(
+        request = _turns.plan(
             turn.call,
             tools=turn.tools,
             account=auth.account_fingerprint,
@@ -1415,7 +1435,10 @@ class ChatHailuo(BaseChatModel):
         kwargs: Mapping[str, Any],
     ) -> _Turn:
         """Map the call's messages once (the planner's first half)."""
-        call = render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
+        from langchain_hailuo import _turns  # noqa: PLC0415 - first use
+        from langchain_hailuo._tool_turns import TurnTools  # noqa: PLC0415 - first use
+
+        call = _turns.render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
         check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
         timeout = kwargs.get("timeout")
         deadline = _call_deadline(self.timeout if timeout is None else timeout)
@@ -1465,6 +1488,8 @@ class ChatHailuo(BaseChatModel):
         account = seat.auth.account_fingerprint
         # A pool account is leased for the whole call; the model's own account is gated here
         # (waiting for it counts against the call's deadline).
+        from langchain_hailuo._answer import Answer  # noqa: PLC0415 - first use
+
         return Answer(
             self._get_provider(protocol, seat.account),
             request,

@@ -17,6 +17,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from langchain_hailuo._attachments import Attachment
 
 __all__ = [
+    "AccountSpec",
     "AuthResult",
     "ChatStarted",
     "Conversation",
@@ -396,3 +398,8 @@ class AuthResult(BaseModel):
         data = self.model_dump(mode="json", exclude_none=True)
         data["token"] = self.token.get_secret_value()
         return data
+
+
+AccountSpec = SecretStr | AuthResult | Path | str
+"""One account of ``ChatHailuo(accounts=...)``: a token, an ``AuthResult``, an auth file or a
+folder of auth files (the same union as ``pool.sources.AccountSpec``, which reads them)."""

@@ -114,7 +114,7 @@ __all__ = [
     "registrable_domain",
 ]
 
-logger = logging.getLogger("langchain_hailuo.agent")
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 

@@ -38,6 +38,7 @@ from langchain_hailuo._sse import (
     DEFAULT_MAX_LINE_BYTES,
     ErrorAfterEvents,
     LineBuffer,
+    as_id,
     line_too_long,
     loads_json,
 )
@@ -68,7 +69,7 @@ __all__ = [
     "is_transient_session_error",
 ]
 
-logger = logging.getLogger("langchain_hailuo.agent")
+logger = logging.getLogger(__name__)
 
 TYPE_MESSAGE = 2
 TYPE_CHUNK = 6
@@ -314,13 +315,6 @@ def _as_int(value: Any) -> int:
         return int(float(value))
     except (TypeError, ValueError):
         return 0
-
-
-def _as_id(value: Any) -> str | None:
-    """An id as text (ids may come as numbers); ``None`` for empty or ``0``."""
-    if isinstance(value, bool) or value in (None, "", 0, "0"):
-        return None
-    return str(value)
 
 
 def _usage_of(payload: Mapping[str, Any]) -> Usage | None:
@@ -746,7 +740,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         for holder in (payload, frame):
             for key in _ID_KEYS:
                 value = holder.get(key)
-                if value is not None and (msg_id := _as_id(value)):
+                if value is not None and (msg_id := as_id(value)):
                     self.msg_id = msg_id
                     return
 

@@ -308,6 +308,7 @@ class _KeyedLocks:
     """One :class:`asyncio.Lock` per (event loop, key) while in use, dropped afterwards."""
 
     def __init__(self) -> None:
+        """No lock held yet."""
         self._locks: dict[tuple[int, UploadKey], tuple[asyncio.Lock, int]] = {}
 
     @contextlib.asynccontextmanager

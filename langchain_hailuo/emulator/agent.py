@@ -30,6 +30,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from langchain_hailuo.emulator.core import (
+    BASE_RESP_OK,
     QUOTA_WALL_TEXT,
     EmulatorAccount,
     EmulatorState,
@@ -114,11 +115,8 @@ class _Caller:
     fault: Fault | None
 
 
-def _ok() -> dict[str, Any]:
-    return {"status_code": 0, "status_msg": "success"}
-
-
 def _model_info(model_id: str) -> dict[str, Any]:
+    """The catalog entry of a model (the default model's for an unknown id)."""
     return MODEL_CATALOG.get(model_id, MODEL_CATALOG["MiniMax-M3"])
 
 
@@ -149,6 +147,7 @@ def _pieces(text: str, size: int) -> list[str]:
 
 
 def _estimate_tokens(text: str) -> int:
+    """A rough token count (four characters a token), at least one."""
     return max(1, len(text) // 4)
 
 
@@ -307,7 +306,7 @@ class AgentRoutes:
                     "thinking_config": {"forced": info["forced_thinking"]},
                 }
             )
-        return web.json_response({"models": models, "base_resp": _ok()})
+        return web.json_response({"models": models, "base_resp": dict(BASE_RESP_OK)})
 
     def _agent_ids(self, account: EmulatorAccount) -> dict[str, str]:
         """Agent id -> role for an account (``mavis`` first)."""
@@ -325,7 +324,9 @@ class AgentRoutes:
             {"name": agent_id, "agent_role": role, "display_name": role.capitalize()}
             for agent_id, role in self._agent_ids(caller.account).items()
         ]
-        return web.json_response({"agents": agents, "has_more": False, "base_resp": _ok()})
+        return web.json_response(
+            {"agents": agents, "has_more": False, "base_resp": dict(BASE_RESP_OK)}
+        )
 
     async def create_session(self, request: web.Request) -> web.StreamResponse:
         """``POST {prefix}/agent/{agent_id}/session``: a new 15-digit session."""
@@ -335,7 +336,7 @@ class AgentRoutes:
         agent_id = request.match_info["agent_id"]
         if not agent_id.isdigit():
             return web.json_response(
-                {"agent_name": agent_id, "base_resp": _ok()}
+                {"agent_name": agent_id, "base_resp": dict(BASE_RESP_OK)}
             )  # as the real one: no id
         if agent_id not in self._agent_ids(caller.account):
             return error_response("not_found", "agent", message="agent not found")
@@ -346,10 +347,11 @@ class AgentRoutes:
             session_id = random_digits(15)
         self.sessions[session_id] = AgentSession(session_id, caller.account.name, agent_id, model)
         return web.json_response(
-            {"agent_name": agent_id, "session_id": session_id, "base_resp": _ok()}
+            {"agent_name": agent_id, "session_id": session_id, "base_resp": dict(BASE_RESP_OK)}
         )
 
     def _own_session(self, caller: _Caller, session_id: str) -> AgentSession | None:
+        """The session ``session_id`` when the caller's account owns it, else ``None``."""
         session = self.sessions.get(session_id)
         return session if session is not None and session.account == caller.account.name else None
 
@@ -370,7 +372,12 @@ class AgentRoutes:
                 {"role": "assistant", "msg_type": 1, "msg_content": answer, "finish_reason": "stop"}
             )
         return web.json_response(
-            {"messages": messages, "has_more": False, "next_cursor": "", "base_resp": _ok()}
+            {
+                "messages": messages,
+                "has_more": False,
+                "next_cursor": "",
+                "base_resp": dict(BASE_RESP_OK),
+            }
         )
 
     # ------------------------------------------------------------------ the turn
@@ -445,6 +452,7 @@ class _Turn:
         await self.stream.send(f"{prefix}{json_text(payload)}\n\n")
 
     async def _chunk(self, text: str = "", thinking: str = "", *, finish: bool = False) -> None:
+        """Send one type-6 ``agent_message_chunk`` frame."""
         chunk = {
             "role": "assistant",
             "msg_content": text,
@@ -462,6 +470,7 @@ class _Turn:
         )
 
     async def _error_frame(self, message: str, code: int | None) -> None:
+        """Send a type-2 frame with ``finish_reason: "error"`` (and the code, if any)."""
         frame: dict[str, Any] = {
             "role": "assistant",
             "msg_content": message,

@@ -207,6 +207,7 @@ class Emulator:
         ]
 
     def _url(self, role: str) -> str:
+        """The origin of a listener (``v4``, ``agent``, ``agent_stream``...), once started."""
         try:
             return self._urls[role]
         except KeyError:

@@ -16,12 +16,13 @@ import uuid as uuid_module
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 from aiohttp import web
 
 __all__ = [
     "AGENT_FAULTS",
+    "BASE_RESP_OK",
     "COMMON_FAULTS",
     "FAULT_KINDS",
     "HTTP_FAULTS",
@@ -43,7 +44,6 @@ __all__ = [
     "wait_first_byte",
 ]
 
-Origin = Literal["v4", "agent", "agent_stream", "redirect", "agent_redirect"]
 
 COMMON_FAULTS: Final = frozenset(
     {
@@ -790,6 +790,10 @@ _PLAIN_ANSWERS: Final = {
     "risk_control": (200, 1000050, "operation too often, please try again later"),
     "not_found": (404, 404, "not found"),
 }
+
+
+BASE_RESP_OK: Final = {"status_code": 0, "status_msg": "success"}
+"""The Agent ``base_resp`` of a successful call (copy it before changing it)."""
 
 
 def error_response(

@@ -39,7 +39,7 @@ from xml.sax.saxutils import escape
 
 from aiohttp import web
 
-from langchain_hailuo.emulator.core import EmulatorState, Fault, error_response
+from langchain_hailuo.emulator.core import BASE_RESP_OK, EmulatorState, Fault, error_response
 
 __all__ = [
     "DEFAULT_MAX_UPLOAD_BYTES",
@@ -90,10 +90,6 @@ class _Ticket:
     size: int
     fields: tuple[tuple[str, str], ...]
     expires: float
-
-
-def _ok() -> dict[str, Any]:
-    return {"status_code": 0, "status_msg": "success"}
 
 
 def _oss_error(status: int, code: str, message: str, **extra: str) -> web.Response:
@@ -168,6 +164,7 @@ class AgentUploads:
     # ------------------------------------------------------------------ prepare
 
     def _sign(self, policy: str) -> str:
+        """The storage form's signature of ``policy`` (HMAC-SHA1, base64)."""
         digest = hmac.new(self._secret, policy.encode("ascii"), hashlib.sha1).digest()
         return base64.b64encode(digest).decode("ascii")
 
@@ -219,7 +216,11 @@ class AgentUploads:
             "form_fields": dict(fields),
         }
         return web.json_response(
-            {"object_key": object_key, "upload_instruction": instruction, "base_resp": _ok()}
+            {
+                "object_key": object_key,
+                "upload_instruction": instruction,
+                "base_resp": dict(BASE_RESP_OK),
+            }
         )
 
     # ------------------------------------------------------------------ storage

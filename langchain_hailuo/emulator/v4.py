@@ -118,6 +118,7 @@ def _frame(event: str, payload: dict[str, Any]) -> str:
 
 
 def _success() -> dict[str, Any]:
+    """The ``statusInfo`` of a successful v4 call."""
     return {"code": 0, "message": "Success"}
 
 

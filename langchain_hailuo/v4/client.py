@@ -80,11 +80,11 @@ __all__ = [
 ]
 
 DEVICE_REGISTER_PATH = "/v1/api/user/device/register"
-"""Where a token-only v4 client gets a device id (protocol notes §1.3)."""
+"""Where a token-only v4 client gets a device id (protocol notes v4 §1.3)."""
 DEVICE_LIFETIME = 10800.0
 """Seconds a registered device pair is used before registering again (3 h, as LRT does)."""
 
-logger = logging.getLogger("langchain_hailuo.v4")
+logger = logging.getLogger(__name__)
 
 WHAT = "chat request"
 BODY_END_GRACE = 0.25

@@ -31,7 +31,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from langchain_hailuo._sse import DEFAULT_MAX_LINE_BYTES, ErrorAfterEvents, LineBuffer, loads_json
+from langchain_hailuo._sse import (
+    DEFAULT_MAX_LINE_BYTES,
+    ErrorAfterEvents,
+    LineBuffer,
+    as_id,
+    loads_json,
+)
 from langchain_hailuo.errors import HailuoError, HailuoServerError, HailuoStreamInterruptedError
 from langchain_hailuo.types import (
     ChatStarted,
@@ -44,7 +50,7 @@ from langchain_hailuo.types import (
 
 __all__ = ["V4StreamDecoder"]
 
-logger = logging.getLogger("langchain_hailuo.v4")
+logger = logging.getLogger(__name__)
 
 REPLACEMENT_CHAR = "\ufffd"
 
@@ -73,14 +79,6 @@ def _field(line: bytes, name: bytes) -> bytes | None:
         return None
     value = line[len(name) :]
     return value[1:] if value.startswith(b" ") else value
-
-
-def _as_id(value: Any) -> str | None:
-    """A chat / message id as text (ids may come as numbers); ``None`` for empty or ``0``."""
-    if value is None or isinstance(value, bool):
-        return None
-    text = str(value).strip()
-    return text if text and text != "0" else None
 
 
 def _is_final(is_end: Any) -> bool:
@@ -270,7 +268,7 @@ class V4StreamDecoder(ErrorAfterEvents):
     def _message_result(self, result: dict[str, Any], events: list[StreamEvent]) -> None:
         """A cumulative answer snapshot."""
         self._chat_id(result.get("chatID"), events)
-        msg_id = _as_id(result.get("msgID"))
+        msg_id = as_id(result.get("msgID"))
         if msg_id and msg_id != self.msg_id:
             self.msg_id = msg_id
             events.append(MessageId(msg_id))
@@ -284,7 +282,7 @@ class V4StreamDecoder(ErrorAfterEvents):
 
     def _chat_id(self, value: Any, events: list[StreamEvent]) -> None:
         """Record the chat id and announce it the first time (or when it changes)."""
-        chat_id = _as_id(value)
+        chat_id = as_id(value)
         if chat_id and chat_id != self.chat_id:
             self.chat_id = chat_id
             events.append(ChatStarted(chat_id))

@@ -306,7 +306,7 @@ def run_filter(stops: list[str], deltas: list[str]) -> tuple[list[str], bool]:
 
 def test_stop_without_stops_passes_text_through() -> None:
     assert run_filter([], ["a", "b"]) == (["a", "b", ""], False)
-    assert not StopSequenceFilter(["", ""]).active
+    assert StopSequenceFilter(["", ""]).stops == ()
 
 
 def test_stop_in_one_delta() -> None:

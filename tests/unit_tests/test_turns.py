@@ -15,7 +15,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 import langchain_hailuo
-from langchain_hailuo import _messages, _turns, chat_models
+from langchain_hailuo import _messages, _turns
 from langchain_hailuo._answer import in_hand, in_own_task
 from langchain_hailuo._prompt import TurnRequest
 from langchain_hailuo.types import AuthResult, ProviderEvent, Reasoning
@@ -71,8 +71,8 @@ def test_a_call_is_rendered_and_planned_once(monkeypatch: pytest.MonkeyPatch) ->
         response_metadata=first.response_metadata,
     )
     history = [HumanMessage("Look up a"), call, ToolMessage("A", tool_call_id="c1")]
-    plans = counting(monkeypatch, chat_models, "plan")
-    renders = counting(monkeypatch, chat_models, "render_call")
+    plans = counting(monkeypatch, _turns, "plan")  # chat_models calls _turns.plan
+    renders = counting(monkeypatch, _turns, "render_call")
     anchors = counting(monkeypatch, _turns, "find_anchor")
     mapped = counting(monkeypatch, _messages, "message_to_dict")
     llm.invoke(history)
@@ -128,6 +128,72 @@ def test_only_the_model_calls_the_planner() -> None:
         if "langchain_hailuo._turns" in _imports(path)
     ]
     assert users == ["chat_models.py"]
+
+
+def _module_name(path: Path) -> str:
+    """The dotted name of a package source file (``langchain_hailuo.v4.stream``)."""
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """The package modules a file imports when it is imported (not in functions or
+    ``TYPE_CHECKING`` blocks)."""
+    found: set[str] = set()
+    statements = list(ast.parse(path.read_text(encoding="utf-8")).body)
+    while statements:
+        node = statements.pop()
+        if isinstance(node, ast.If) and not (
+            isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        ):
+            statements.extend(node.body + node.orelse)
+        elif isinstance(node, ast.Try):
+            statements.extend(node.body)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_browser_login_does_not_import_auth() -> None:
+    # auth starts a login through _browser (lazily); _browser takes what it needs from the
+    # modules below both (_login, _config, _routing), so the two never import each other.
+    imported = _imports(PACKAGE / "_browser.py")
+    assert not any(
+        name == "langchain_hailuo.auth" or name.startswith("langchain_hailuo.auth.")
+        for name in imported
+    ), imported
+    assert "langchain_hailuo._browser" not in _module_level_imports(PACKAGE / "auth.py")
+
+
+def test_module_level_imports_have_no_cycle() -> None:
+    # Package __init__ files only re-export, so they are left out of the graph.
+    modules = {
+        _module_name(path): path for path in PACKAGE.rglob("*.py") if path.name != "__init__.py"
+    }
+    graph = {
+        name: {dep for dep in _module_level_imports(path) if dep in modules and dep != name}
+        for name, path in modules.items()
+    }
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for dep in sorted(graph[name]):
+            if state.get(dep) == 1:
+                cycles.append([*trail[trail.index(dep) :], dep] if dep in trail else [name, dep])
+            elif dep not in state:
+                visit(dep, [*trail, dep])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
+    assert cycles == []
+    assert "langchain_hailuo.auth" in graph["langchain_hailuo.chat_models"]  # the graph is real
 
 
 # --------------------------------------------------------------------------- in hand
@@ -235,3 +301,39 @@ def test_importing_and_building_the_model_loads_no_transport() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_tools_layer_loads_on_the_first_call_not_on_import() -> None:
+    layer = ("_tools", "_tool_turns", "_structured", "_schema", "_turns", "_answer")
+    code = (
+        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
+        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules)); "
+        "import langchain_hailuo; langchain_hailuo.StructuredOutputError; "
+        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    on_import, after_use = result.stdout.splitlines()
+    assert on_import == ""
+    assert "_structured" in after_use.split(",")
+
+
+def test_the_model_names_the_pool_settings_as_the_pool_does() -> None:
+    # chat_models declares the pool's settings without importing the pool (it loads on
+    # first use), so the names must stay the pool's own.
+    from langchain_hailuo import _config, pool, types
+
+    assert _config.ENV_POOL_URL == pool.ENV_POOL_URL
+    assert types.AccountSpec == pool.sources.AccountSpec
+
+
+def test_a_single_account_model_loads_no_pool() -> None:
+    code = (
+        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
+        "print(any(m.startswith('langchain_hailuo.pool') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "False"

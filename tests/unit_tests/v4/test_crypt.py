@@ -1,4 +1,4 @@
-"""The yy signature and the fingerprint query (protocol notes §1.3, §2.2)."""
+"""The yy signature and the fingerprint query (protocol notes v4 §1.3, v4 §2.2)."""
 
 from __future__ import annotations
 

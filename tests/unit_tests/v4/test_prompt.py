@@ -1,4 +1,4 @@
-"""Prompt folding shared by both stacks (protocol notes §1.5)."""
+"""Prompt folding shared by both stacks (protocol notes v4 §1.5)."""
 
 from __future__ import annotations
 

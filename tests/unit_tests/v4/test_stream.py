@@ -290,7 +290,7 @@ def test_malformed_data_line_is_skipped_and_repaired(caplog: pytest.LogCaptureFi
     assert deltas(events) == ["One", " two three"]
     assert decoder.text == "One two three"
     assert any("malformed data line" in r.getMessage() for r in caplog.records)
-    assert all(r.name == "langchain_hailuo.v4" for r in caplog.records)
+    assert all(r.name == "langchain_hailuo.v4.stream" for r in caplog.records)
 
 
 def test_divergent_snapshot_never_duplicates_or_loses() -> None:
