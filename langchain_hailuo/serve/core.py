@@ -9,28 +9,29 @@ reasoning, and its conversation state in ``response_metadata``.
 Conversation continuity: clients resend the whole history and keep no metadata. After each
 answer the metadata ``ChatHailuo`` needs to continue the chat (chat id, account, protocol,
 the history and instruction hashes) is stored under a key made of the caller's namespace
-and :func:`~langchain_hailuo._messages.history_hash` of the history *with* that answer, as
-the client will resend it. On the next call the newest assistant message is looked up the
-same way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only
-the new messages; an edited history has another hash and starts a new chat. The account is
+and a fingerprint of the history *with* that answer, as the client will resend it
+(:class:`History`). On the next call the newest assistant message is looked up the same
+way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only the
+new messages; an edited history has another key, and ``ChatHailuo`` itself checks its own
+history hash of the chat it continues, so an edited history starts a new chat. The account is
 in the stored metadata: ``ChatHailuo`` never continues another account's chat, and an
 account pool can route a continued history to the account that holds its chat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall, tool_call
 from langchain_core.runnables import Runnable
 
-from langchain_hailuo._messages import history_hash, to_message_dicts
 from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.serve.store import ConversationStore
@@ -39,6 +40,7 @@ __all__ = [
     "Answer",
     "AnswerPart",
     "Answerer",
+    "History",
     "ReasoningPart",
     "TextPart",
     "ToolCallPart",
@@ -130,6 +132,7 @@ class Answer:
         finish_reason: ``stop``, ``tool_calls`` or the service's own reason.
         input_tokens: Prompt tokens, when the service reported usage.
         output_tokens: Answer tokens, when reported.
+        stop_sequence: The stop string that ended the answer (``None``: none did).
     """
 
     model: str
@@ -139,6 +142,7 @@ class Answer:
     finish_reason: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    stop_sequence: str | None = None
 
 
 AnswerPart = TextPart | ReasoningPart | ToolCallPart | Answer
@@ -173,6 +177,62 @@ class _Collector:
         return parts
 
 
+def _fingerprint(message: BaseMessage) -> bytes:
+    """What identifies one message in a resent history: its kind, text or blocks, calls.
+
+    Text is stripped and tool call ids are left out, so an answer matches the way clients
+    echo it back (OpenAI's ``content: null`` beside ``tool_calls``, Anthropic's blocks).
+    """
+    content = message.content
+    text: Any = content.strip() if isinstance(content, str) else content
+    calls = (
+        [[c["name"], c["args"]] for c in message.tool_calls]
+        if isinstance(message, AIMessage)
+        else None
+    )
+    extra = message.tool_call_id if isinstance(message, ToolMessage) else None
+    return json.dumps(
+        [message.type, text, calls, extra], ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+
+
+class History:
+    """A request's history, fingerprinted in one pass for the conversation store.
+
+    The store key of a history ending with an answer is a SHA-256 chained over the caller's
+    namespace and each message's :func:`_fingerprint`, so the key of the newest answer's
+    prefix (to look up) and of the whole history plus the new answer (to remember) come
+    from one pass, each message encoded once.
+
+    Args:
+        messages: The history as the client sent it.
+        namespace: The caller's namespace (its API key's id).
+
+    Attributes:
+        messages: The history.
+        last_answer: The index of the newest assistant message (``-1``: none).
+        answer_key: The store key of the history up to that answer (``None``: none).
+    """
+
+    def __init__(self, messages: list[BaseMessage], namespace: str) -> None:
+        """Fingerprint ``messages`` (see the class docstring)."""
+        self.messages = messages
+        self.last_answer = -1
+        self.answer_key: str | None = None
+        self._hash = hashlib.sha256(namespace.encode("utf-8"))
+        for index, message in enumerate(messages):
+            self._hash.update(_fingerprint(message))
+            if isinstance(message, AIMessage):
+                self.last_answer = index
+                self.answer_key = self._hash.hexdigest()
+
+    def key_with(self, answer: AIMessage) -> str:
+        """The store key of the whole history followed by ``answer``."""
+        extended = self._hash.copy()
+        extended.update(_fingerprint(answer))
+        return extended.hexdigest()
+
+
 class Answerer:
     """Answers :class:`Turn` s with one ``ChatHailuo`` and remembers the chats they continue.
 
@@ -188,50 +248,33 @@ class Answerer:
 
     # ------------------------------------------------------------------ continuity
 
-    @staticmethod
-    def _key(namespace: str, messages: Sequence[BaseMessage]) -> str | None:
-        """The store key of a history ending with an answer (``None``: nothing to hash)."""
-        try:
-            return f"{namespace}:{history_hash(to_message_dicts(messages))}"
-        except ValueError:
-            return None
-
-    async def known_chat(self, messages: list[BaseMessage], namespace: str) -> list[BaseMessage]:
+    async def known_chat(self, history: History) -> list[BaseMessage]:
         """The messages, the newest assistant answer given back its stored metadata.
 
         Args:
-            messages: The history as the client sent it.
-            namespace: The caller's namespace (its API key's id).
+            history: The history as the client sent it, fingerprinted.
 
         Returns:
             The same list when the answer is unknown (a new chat starts), else a copy.
         """
-        for index in range(len(messages) - 1, -1, -1):
-            message = messages[index]
-            if not isinstance(message, AIMessage):
-                continue
-            key = self._key(namespace, messages[: index + 1])
-            meta = await self.store.get(key) if key else None
-            if meta is None:
-                return messages
-            known = message.model_copy(update={"response_metadata": meta})
-            return [*messages[:index], known, *messages[index + 1 :]]
-        return messages
+        index, key = history.last_answer, history.answer_key
+        if key is None:
+            return history.messages
+        meta = await self.store.get(key)
+        if meta is None:
+            return history.messages
+        messages = history.messages
+        known = messages[index].model_copy(update={"response_metadata": meta})
+        return [*messages[:index], known, *messages[index + 1 :]]
 
-    async def _remember(
-        self,
-        namespace: str,
-        messages: Sequence[BaseMessage],
-        answer: Answer,
-        meta: Mapping[str, Any],
-    ) -> None:
+    async def _remember(self, history: History, answer: Answer, meta: Mapping[str, Any]) -> None:
         """Store the chat the answer belongs to under the history the client will resend."""
         if not meta.get("chat_id"):
             return
         echoed = AIMessage(content=answer.text, tool_calls=answer.tool_calls)
-        key = self._key(namespace, [*messages, echoed])
-        if key is not None:
-            await self.store.put(key, {k: meta[k] for k in _KEPT_METADATA if k in meta})
+        await self.store.put(
+            history.key_with(echoed), {k: meta[k] for k in _KEPT_METADATA if k in meta}
+        )
 
     # ------------------------------------------------------------------ answering
 
@@ -268,7 +311,8 @@ class Answerer:
             StructuredOutputError: The answer did not fit the schema, even after a repair.
             ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
         """
-        messages = await self.known_chat(turn.messages, namespace)
+        history = History(turn.messages, namespace)
+        messages = await self.known_chat(history)
         held = turn.structured is not None
         collector = _Collector()
         chunks_of = cast("AsyncGenerator[Any, None]", self._runnable(turn).astream(messages))
@@ -295,6 +339,7 @@ class Answerer:
             finish_reason=str(meta.get("finish_reason") or "stop"),
             input_tokens=usage["input_tokens"] if usage else None,
             output_tokens=usage["output_tokens"] if usage else None,
+            stop_sequence=meta.get("stop_sequence"),
         )
-        await self._remember(namespace, turn.messages, answer, meta)
+        await self._remember(history, answer, meta)
         yield answer
