@@ -112,28 +112,33 @@ def _check_bounds(max_entries: int, ttl: float) -> None:
         raise ValueError(f"ttl must be positive; got {ttl}.")
 
 
-# KEYS: entry key, index key. ARGV: value, ttl ms, now ms, max entries.
-# The index (a sorted set: key -> last use) bounds the entries: expired ones leave it, then
-# the least recently used beyond the bound are dropped with their entries.
+# KEYS: entry key, index key, use counter. ARGV: value, ttl ms, max entries. The index (a
+# sorted set: key -> the use counter's value) orders entries by last use; beyond the bound
+# the least recently used are dropped with their entries. Members whose entry expired are
+# the least recently used, so they go first; the index expires when nothing is stored for a
+# TTL.
 _PUT = """
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]))
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+local used = redis.call('HINCRBY', KEYS[3], 'n', 1)
+redis.call('ZADD', KEYS[2], used, KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
 if over > 0 then
   local old = redis.call('ZPOPMIN', KEYS[2], over)
   for i = 1, #old, 2 do redis.call('DEL', old[i]) end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
 return 1
 """
 
-# KEYS: entry key, index key. ARGV: ttl ms, now ms. A hit renews the entry's TTL.
+# KEYS: entry key, index key, use counter. ARGV: ttl ms. A hit renews the entry's TTL and
+# its place in the index.
 _GET = """
 local value = redis.call('GET', KEYS[1])
 if value then
   redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[2], 'XX', ARGV[2], KEYS[1])
+  local used = redis.call('HINCRBY', KEYS[3], 'n', 1)
+  redis.call('ZADD', KEYS[2], 'XX', used, KEYS[1])
 end
 return value
 """
@@ -196,7 +201,8 @@ class RedisStore:
         if runner is None:
             runner = self._scripts[script] = self._client.register_script(script)
         try:
-            return await runner(keys=[f"{self.prefix}:{key}", self._index], args=args)
+            keys = [f"{self.prefix}:{key}", self._index, f"{self._index}:used"]
+            return await runner(keys=keys, args=args)
         except self._aioredis.RedisError as exc:
             from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
 
@@ -207,7 +213,7 @@ class RedisStore:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         """The metadata under ``key``, or ``None``; a hit renews the entry's TTL."""
-        raw = await self._run(_GET, key, [int(self.ttl * 1000), _now_ms()])
+        raw = await self._run(_GET, key, [int(self.ttl * 1000)])
         if raw is None:
             return None
         value = json.loads(raw)
@@ -216,7 +222,7 @@ class RedisStore:
     async def put(self, key: str, value: Mapping[str, Any]) -> None:
         """Store ``value`` under ``key``; drop the least recently used beyond the bound."""
         text = json.dumps(dict(value), separators=(",", ":"))
-        await self._run(_PUT, key, [text, int(self.ttl * 1000), _now_ms(), self.max_entries])
+        await self._run(_PUT, key, [text, int(self.ttl * 1000), self.max_entries])
 
     async def aclose(self) -> None:
         """Close the connection (a later call opens a new one)."""
@@ -224,11 +230,6 @@ class RedisStore:
         self._scripts.clear()
         if client is not None:
             await client.aclose()
-
-
-def _now_ms() -> int:
-    """Wall-clock milliseconds (the index orders entries by last use across hosts)."""
-    return int(time.time() * 1000)
 
 
 def open_store(

@@ -38,13 +38,15 @@ def serving(
     *,
     protocol: str = "agent",
     model: dict[str, Any] | None = None,
+    chat: ChatHailuo | None = None,
     **config: Any,
 ) -> Iterator[Served]:
     """Run ``hailuo serve``'s server over ``emulator`` on 127.0.0.1 while the block runs.
 
     The server has one API key (:data:`API_KEY`) unless ``api_keys`` is given; it runs on
     its own event loop in a daemon thread (sync SDK clients reach it) and is stopped, and
-    the thread ended, on exit.
+    the thread ended, on exit. ``chat`` serves a model built by the caller (a pool);
+    else one is built from the emulator's default account and ``model``.
     """
     settings: dict[str, Any] = {
         "host": "127.0.0.1",
@@ -52,7 +54,8 @@ def serving(
         "api_keys": (SecretStr(API_KEY),),
         **config,
     }
-    chat = ChatHailuo(**{**emulator.model_kwargs(protocol=protocol), **(model or {})})
+    if chat is None:
+        chat = ChatHailuo(**{**emulator.model_kwargs(protocol=protocol), **(model or {})})
     server = Server(chat, ServeConfig(**settings))
     runner = LoopRunner(name="hailuo-serve-test")
     try:

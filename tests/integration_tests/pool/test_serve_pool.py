@@ -1,0 +1,261 @@
+"""``hailuo serve`` over an account pool, driven with the real ``openai`` SDK.
+
+Several emulator accounts; conversations sent as growing full histories must each stay on
+one emulator chat of one account, every turn sending only its new message. With a pool URL
+two server instances share the pool's leases and the conversation store through a real
+``redis-server``: a conversation may hop between replicas turn by turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from langchain_hailuo.emulator.app import Emulator
+from langchain_hailuo.emulator.core import RecordedRequest
+from langchain_hailuo.serve.store import RedisStore
+from tests.integration_tests._chats import mark
+from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests.pool._pool import auths_of, pool_kwargs, pool_model
+
+pytestmark = pytest.mark.timeout(120)
+
+TURNS = 3
+
+
+def sdk(served: Served) -> openai.OpenAI:
+    return openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0)
+
+
+def converse(replicas: list[Served], cid: str, turns: int = TURNS) -> list[str]:
+    """One conversation of ``turns`` turns as growing histories; turn ``i`` goes to replica
+    ``i % len(replicas)``. Returns the answers."""
+    history: list[Any] = []
+    answers = []
+    for turn in range(turns):
+        history.append({"role": "user", "content": f"turn {turn} of {cid}"})
+        with sdk(replicas[turn % len(replicas)]) as client:
+            reply = client.chat.completions.create(model=MODEL, messages=history)
+        text = reply.choices[0].message.content or ""
+        history.append({"role": "assistant", "content": text})
+        answers.append(text)
+    return answers
+
+
+def turns_of(emulator: Emulator, cid: str) -> list[RecordedRequest]:
+    """The chat requests the emulator received for conversation ``cid``, in order."""
+    return [
+        r
+        for r in emulator.requests_to("chat")
+        if isinstance(r.body, dict) and str(r.body.get("content", "")).endswith(f" of {cid}")
+    ]
+
+
+def assert_one_chat_per_conversation(emulator: Emulator, cids: list[str]) -> set[str]:
+    """Each conversation: one emulator chat, one account, only the new message each turn.
+
+    Returns the accounts the conversations used.
+    """
+    used: set[str] = set()
+    for cid in cids:
+        requests = turns_of(emulator, cid)
+        assert [r.body["content"] for r in requests] == [f"turn {t} of {cid}" for t in range(TURNS)]
+        assert len({r.path for r in requests}) == 1, f"{cid} went to several chats"
+        assert len({r.account for r in requests}) == 1, f"{cid} went to several accounts"
+        used.add(str(requests[0].account))
+    return used
+
+
+def run_conversations(replicas: list[Served], cids: list[str]) -> dict[str, list[str]]:
+    """The conversations at the same time (one thread each)."""
+    with ThreadPoolExecutor(max_workers=len(cids)) as pool:
+        futures = {cid: pool.submit(converse, replicas, cid) for cid in cids}
+        return {cid: future.result() for cid, future in futures.items()}
+
+
+# --------------------------------------------------------------------------- one process
+
+
+def test_conversations_over_a_pool_each_stay_on_one_chat_and_account(
+    pool_emulator: Emulator,
+) -> None:
+    cids = [f"c{i}" for i in range(6)]
+    pool_emulator.reset_peak_streams()
+    with serving(pool_emulator, chat=pool_model(pool_emulator)) as served:
+        answers = run_conversations([served], cids)
+    for cid in cids:
+        assert answers[cid][-1].endswith(f"This chat has {TURNS} turn(s).")
+    used = assert_one_chat_per_conversation(pool_emulator, cids)
+    assert len(used) > 1  # new chats were spread over the accounts
+    assert max(pool_emulator.account_peaks.values()) == 1
+
+
+def test_models_are_listed_over_the_pool(pool_emulator: Emulator) -> None:
+    with serving(pool_emulator, chat=pool_model(pool_emulator)) as served, sdk(served) as client:
+        listed = [m.id for m in client.models.list()]
+    offered = [name for account in pool_emulator.accounts.values() for name in account.models]
+    assert listed == list(dict.fromkeys(offered))
+
+
+def test_a_pool_with_every_account_walled_gets_503_with_retry_after(
+    pool_emulator: Emulator,
+) -> None:
+    names = list(pool_emulator.accounts)[:2]
+    chat = pool_model(pool_emulator, accounts=auths_of(pool_emulator, names), timeout=5.0)
+    for name in names:
+        pool_emulator.quota_wall(name)
+    with serving(pool_emulator, chat=chat) as served, sdk(served) as client:
+        with pytest.raises(openai.InternalServerError):  # both walls met, one after the other
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "a"}])
+        asked = mark(pool_emulator)
+        with pytest.raises(openai.InternalServerError) as caught:  # both known to be resting
+            client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "b"}])
+    assert mark(pool_emulator) == asked  # no account was asked again
+    assert caught.value.status_code == 503
+    assert int(caught.value.response.headers["Retry-After"]) > 3000  # the quota cool-down
+    body: Any = caught.value.body
+    assert body["type"] == "server_error"
+    assert "quota" in body["message"].lower()
+
+
+# --------------------------------------------------------------------------- Redis
+
+
+@contextlib.contextmanager
+def replicas(emulator: Emulator, redis_url: str, count: int = 2) -> Iterator[list[Served]]:
+    """``count`` server instances over the emulator's accounts, sharing ``redis_url``."""
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                serving(emulator, chat=pool_model(emulator, pool_url=redis_url, lease_ttl=5.0))
+            )
+            for _ in range(count)
+        ]
+
+
+def test_replicas_share_conversations_and_accounts_through_redis(
+    pool_emulator: Emulator, redis_url: str
+) -> None:
+    cids = [f"r{i}" for i in range(6)]
+    pool_emulator.reset_peak_streams()
+    with replicas(pool_emulator, redis_url) as both:
+        assert all(isinstance(s.server.answerer.store, RedisStore) for s in both)
+        answers = run_conversations(both, cids)  # turns alternate A, B, A
+    for cid in cids:
+        assert [a.rsplit(" ", 2)[-2] for a in answers[cid]] == ["1", "2", "3"]
+    used = assert_one_chat_per_conversation(pool_emulator, cids)
+    assert len(used) > 1
+    assert max(pool_emulator.account_peaks.values()) == 1  # one stream per account, across both
+
+
+def test_turn_two_on_another_replica_continues_the_chat_sending_only_the_new_message(
+    pool_emulator: Emulator, redis_url: str
+) -> None:
+    with replicas(pool_emulator, redis_url) as (a, b):
+        history: list[Any] = [{"role": "user", "content": "turn 0 of solo"}]
+        with sdk(a) as client:
+            first = client.chat.completions.create(model=MODEL, messages=history)
+        history += [
+            {"role": "assistant", "content": first.choices[0].message.content},
+            {"role": "user", "content": "turn 1 of solo"},
+        ]
+        with sdk(b) as client:
+            second = client.chat.completions.create(model=MODEL, messages=history)
+    assert (second.choices[0].message.content or "").endswith("This chat has 2 turn(s).")
+    requests = turns_of(pool_emulator, "solo")
+    assert [r.body["content"] for r in requests] == ["turn 0 of solo", "turn 1 of solo"]
+    assert len({r.path for r in requests}) == 1
+    assert len({r.account for r in requests}) == 1
+
+
+async def test_the_redis_store_is_bounded_and_expires(redis_url: str) -> None:
+    store = RedisStore(redis_url, max_entries=2, ttl=60, name="bounds")
+    try:
+        await store.put("a", {"chat_id": "1"})
+        await store.put("b", {"chat_id": "2"})
+        assert await store.get("a") == {"chat_id": "1"}  # a is now the most recent
+        await store.put("c", {"chat_id": "3"})
+        assert await store.get("b") is None
+        assert await store.get("a") == {"chat_id": "1"}
+        assert await store.get("c") == {"chat_id": "3"}
+    finally:
+        await store.aclose()
+    short = RedisStore(redis_url, ttl=0.2, name="ttl")
+    try:
+        await short.put("x", {"chat_id": "9"})
+        assert await short.get("x") == {"chat_id": "9"}
+        await asyncio.sleep(0.5)
+        assert await short.get("x") is None
+    finally:
+        await short.aclose()
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def test_hailuo_serve_over_hailuo_tokens_and_a_pool_url(
+    pool_emulator: Emulator, redis_url: str, tmp_path: Path
+) -> None:
+    """The real command over ``HAILUO_TOKENS`` and ``--pool-url``: a banner naming the pool
+    (no secret), answers, and nothing secret in its output."""
+    auths = auths_of(pool_emulator, list(pool_emulator.accounts)[:3])
+    tokens = [a.token.get_secret_value() for a in auths]
+    kwargs = pool_kwargs(pool_emulator)
+    env = {
+        **os.environ,
+        "HAILUO_TOKENS": ",".join(tokens),
+        "HAILUO_PROTOCOL": "agent",
+        "HAILUO_BASE_URL": kwargs["base_url"],
+        "HAILUO_STREAM_URL": kwargs["stream_url"],
+        "HAILUO_SERVE_API_KEYS": API_KEY,
+        "HAILUO_ACCOUNTS_DIR": str(tmp_path),
+        "HAILUO_AUTH_FILE": os.devnull,
+    }
+    env.pop("HAILUO_TOKEN", None)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "langchain_hailuo.cli",
+            "serve",
+            "--port",
+            "0",
+            "--pool-url",
+            redis_url,
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith("Serving on http://127.0.0.1:"), banner
+        assert f"over 3 accounts (a pool shared through {redis_url})" in banner
+        base_url = banner.split()[2]
+        with openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0) as client:
+            reply = client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": "turn 0 of cmd"}]
+            )
+        assert (reply.choices[0].message.content or "").startswith("You said: turn 0 of cmd")
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    for secret in (*tokens, API_KEY):
+        assert secret not in banner + out + err
