@@ -214,7 +214,8 @@ class PerRequest:
 @contextlib.contextmanager
 def _same_loop_server(loop: asyncio.AbstractEventLoop, info: dict[str, Any]) -> Iterator[str]:
     """The same server on this process's loop (no second process); yields its base URL."""
-    server = Server(_model(info), ServeConfig(port=0, api_keys=(SecretStr(API_KEY),)))
+    config = ServeConfig(port=0, api_keys=(SecretStr(API_KEY),), max_concurrency=STREAMS + 14)
+    server = Server(_model(info), config)
     url = loop.run_until_complete(server.start())
     try:
         yield f"{url}/v1"

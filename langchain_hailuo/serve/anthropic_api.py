@@ -259,10 +259,26 @@ def message(request: AnthropicRequest, answer: Answer) -> dict[str, Any]:
     }
 
 
+def _compact(value: Any) -> str:
+    """JSON without spaces between items, non-ASCII text as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _event(kind: str, data: Mapping[str, Any]) -> bytes:
     """One SSE event."""
-    payload = json.dumps({"type": kind, **data}, ensure_ascii=False)
+    payload = _compact({"type": kind, **data})
     return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+def _text_delta(index: int, text: str) -> bytes:
+    """A ``text_delta`` event (the most frequent one; the same JSON :func:`_event` writes)."""
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+        + str(index).encode()
+        + b',"delta":{"type":"text_delta","text":'
+        + _compact(text).encode()
+        + b"}}\n\n"
+    )
 
 
 class EventRenderer:
@@ -316,6 +332,8 @@ class EventRenderer:
     def part(self, part: AnswerPart) -> bytes:
         """The events of one part (the end, for the :class:`Answer`)."""
         if isinstance(part, TextPart):
+            if self._open == "text":
+                return _text_delta(self._index, part.text)
             return self._delta(
                 "text", {"type": "text", "text": ""}, {"type": "text_delta", "text": part.text}
             )

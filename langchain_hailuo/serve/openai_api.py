@@ -298,6 +298,11 @@ class ChunkRenderer:
         """Create the renderer (see the class docstring)."""
         self.request = request
         self.model = model
+        # A text delta is the answer's most frequent chunk: everything around its text is
+        # the same each time, so it is encoded once (the same JSON as :meth:`_line`).
+        head, _, tail = self._line({"content": ""}).partition(b'{"content":""}')
+        self._text_head = head + b'{"content":'
+        self._text_tail = b"}" + tail
 
     def _line(self, delta: Mapping[str, Any], finish: str | None = None) -> bytes:
         """One chunk as an SSE ``data:`` line."""
@@ -308,7 +313,7 @@ class ChunkRenderer:
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
-        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+        return b"data: " + _compact(chunk).encode() + b"\n\n"
 
     def start(self) -> bytes:
         """The first chunk: the role."""
@@ -317,7 +322,7 @@ class ChunkRenderer:
     def part(self, part: AnswerPart) -> bytes:
         """The chunk of one part (the end, for the :class:`Answer`)."""
         if isinstance(part, TextPart):
-            return self._line({"content": part.text})
+            return self._text_head + _compact(part.text).encode() + self._text_tail
         if isinstance(part, ReasoningPart):
             return self._line({"reasoning_content": part.text})
         if isinstance(part, ToolCallPart):
@@ -343,6 +348,11 @@ class ChunkRenderer:
     def error(error: ApiError) -> bytes:
         """A failure after the stream started: an ``error`` chunk (no ``[DONE]``)."""
         return b"data: " + json.dumps(error_body(error)).encode() + b"\n\n"
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces between items, non-ASCII text as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def error_body(error: ApiError) -> dict[str, Any]:
