@@ -340,12 +340,15 @@ def _write(
     )
     report.add()
     report.add(
-        "What the server adds per request: parsing the JSON body and the API key check, "
-        "mapping the messages and hashing the history for the conversation store (twice), one "
-        "more loopback HTTP hop with its own connection handling, and encoding each chunk as "
-        "an SSE line that the client parses again. The second process also has to be "
-        "scheduled for every chunk; on a machine whose two cores are shared with other work "
-        "that wait is part of what the first and third rows measure."
+        "What the server adds per request: parsing the JSON body and the API key check, one "
+        "pass over the history for the conversation store (a chained hash: the key to look "
+        "up and the key to remember come from the same pass), one more loopback HTTP hop "
+        "with its own connection handling, and encoding each chunk as an SSE line (text "
+        "deltas around a frame encoded once per answer) that the client parses again. The "
+        "second row shows what the server's own code costs on one event loop; what the first "
+        "row adds beyond it is the second process: every request and every chunk needs it "
+        "to be scheduled, which on a machine whose two cores are shared with other work "
+        "(see the load average) is waiting, not our code."
     )
 
 

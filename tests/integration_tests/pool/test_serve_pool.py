@@ -24,6 +24,7 @@ import pytest
 
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.core import RecordedRequest
+from langchain_hailuo.pool import save_account
 from langchain_hailuo.serve.store import RedisStore
 from tests.integration_tests._chats import mark
 from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
@@ -204,25 +205,37 @@ async def test_the_redis_store_is_bounded_and_expires(redis_url: str) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def test_hailuo_serve_over_hailuo_tokens_and_a_pool_url(
-    pool_emulator: Emulator, redis_url: str, tmp_path: Path
+@pytest.mark.parametrize("source", ["tokens-and-redis", "accounts-dir"])
+def test_the_hailuo_serve_command_over_a_pool(
+    pool_emulator: Emulator, tmp_path: Path, source: str, request: pytest.FixtureRequest
 ) -> None:
-    """The real command over ``HAILUO_TOKENS`` and ``--pool-url``: a banner naming the pool
-    (no secret), answers, and nothing secret in its output."""
+    """The real command over ``HAILUO_TOKENS`` and ``--pool-url``, or ``--accounts-dir``: a
+    banner naming the pool (no secret), answers, and nothing secret in its output."""
     auths = auths_of(pool_emulator, list(pool_emulator.accounts)[:3])
     tokens = [a.token.get_secret_value() for a in auths]
     kwargs = pool_kwargs(pool_emulator)
     env = {
         **os.environ,
-        "HAILUO_TOKENS": ",".join(tokens),
         "HAILUO_PROTOCOL": "agent",
         "HAILUO_BASE_URL": kwargs["base_url"],
         "HAILUO_STREAM_URL": kwargs["stream_url"],
         "HAILUO_SERVE_API_KEYS": API_KEY,
-        "HAILUO_ACCOUNTS_DIR": str(tmp_path),
+        "HAILUO_ACCOUNTS_DIR": str(tmp_path / "unused"),
         "HAILUO_AUTH_FILE": os.devnull,
     }
-    env.pop("HAILUO_TOKEN", None)
+    for name in ("HAILUO_TOKEN", "HAILUO_TOKENS", "HAILUO_POOL_URL"):
+        env.pop(name, None)
+    if source == "accounts-dir":
+        folder = tmp_path / "accounts"
+        for index, auth in enumerate(auths):
+            save_account(f"a{index}", auth, env={"HAILUO_ACCOUNTS_DIR": str(folder)})
+        flags = ["--accounts-dir", str(folder)]
+        expected = "over 3 accounts (a pool in this process)"
+    else:
+        redis_server = request.getfixturevalue("redis_server")  # skips without a redis-server
+        env["HAILUO_TOKENS"] = ",".join(tokens)
+        flags = ["--pool-url", redis_server]
+        expected = f"over 3 accounts (a pool shared through {redis_server})"
     process = subprocess.Popen(
         [
             sys.executable,
@@ -231,8 +244,7 @@ def test_hailuo_serve_over_hailuo_tokens_and_a_pool_url(
             "serve",
             "--port",
             "0",
-            "--pool-url",
-            redis_url,
+            *flags,
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -243,7 +255,7 @@ def test_hailuo_serve_over_hailuo_tokens_and_a_pool_url(
         assert process.stdout is not None
         banner = process.stdout.readline()
         assert banner.startswith("Serving on http://127.0.0.1:"), banner
-        assert f"over 3 accounts (a pool shared through {redis_url})" in banner
+        assert expected in banner
         base_url = banner.split()[2]
         with openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0) as client:
             reply = client.chat.completions.create(
