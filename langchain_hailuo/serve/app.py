@@ -177,7 +177,8 @@ class Server:
         self.answerer = Answerer(
             model,
             store
-            or open_store(
+            if store is not None  # (an empty MemoryStore is falsy: it has a length)
+            else open_store(
                 model.pool_url, max_entries=self.config.store_entries, ttl=self.config.store_ttl
             ),
         )

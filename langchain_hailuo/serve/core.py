@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
@@ -34,6 +35,7 @@ from langchain_core.runnables import Runnable
 
 from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec
 from langchain_hailuo.chat_models import ChatHailuo
+from langchain_hailuo.serve.status import ApiError
 from langchain_hailuo.serve.store import ConversationStore
 
 __all__ = [
@@ -47,6 +49,8 @@ __all__ = [
     "Turn",
     "new_id",
 ]
+
+logger = logging.getLogger(__name__)
 
 _KEPT_METADATA = (
     "model_provider",
@@ -272,9 +276,14 @@ class Answerer:
         if not meta.get("chat_id"):
             return
         echoed = AIMessage(content=answer.text, tool_calls=answer.tool_calls)
-        await self.store.put(
-            history.key_with(echoed), {k: meta[k] for k in _KEPT_METADATA if k in meta}
-        )
+        try:
+            await self.store.put(
+                history.key_with(echoed), {k: meta[k] for k in _KEPT_METADATA if k in meta}
+            )
+        except Exception as exc:  # noqa: BLE001 - the answer is given all the same
+            # Never lose an answer for the store: the next turn starts a new chat instead.
+            shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
+            logger.warning("The conversation store failed to remember a chat: %s", shown)
 
     # ------------------------------------------------------------------ answering
 

@@ -21,7 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from langchain_hailuo.errors import HailuoConfigurationError
+from langchain_hailuo.serve.status import ApiError
 
 __all__ = ["ConversationStore", "MemoryStore", "RedisStore", "open_store"]
 
@@ -162,6 +162,9 @@ class RedisStore:
     Raises:
         ValueError: ``max_entries`` below 1 or ``ttl`` not positive.
         HailuoConfigurationError: The ``redis`` package is not installed.
+
+    A Redis failure during a call is an :class:`~langchain_hailuo.serve.status.ApiError`
+    503 (the server's trouble, not the caller's).
     """
 
     def __init__(
@@ -206,9 +209,12 @@ class RedisStore:
         except self._aioredis.RedisError as exc:
             from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
 
-            raise HailuoConfigurationError(
-                f"The conversation store's Redis at {redact_url(self.url)} failed: "
-                f"{type(exc).__name__}. Start Redis or fix the pool URL."
+            raise ApiError(
+                503,
+                "overloaded",
+                f"The conversation store (Redis at {redact_url(self.url)}) failed: "
+                f"{type(exc).__name__}. The operator must start Redis or fix the pool URL.",
+                retry_after=1.0,
             ) from None
 
     async def get(self, key: str) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from langchain_hailuo._loop import LoopRunner
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
-from langchain_hailuo.serve import ServeConfig, Server
+from langchain_hailuo.serve import ConversationStore, ServeConfig, Server
 
 API_KEY = "sk-serve-test-0123456789"
 MODEL = "MiniMax-M3"
@@ -39,6 +39,7 @@ def serving(
     protocol: str = "agent",
     model: dict[str, Any] | None = None,
     chat: ChatHailuo | None = None,
+    store: ConversationStore | None = None,
     **config: Any,
 ) -> Iterator[Served]:
     """Run ``hailuo serve``'s server over ``emulator`` on 127.0.0.1 while the block runs.
@@ -56,7 +57,7 @@ def serving(
     }
     if chat is None:
         chat = ChatHailuo(**{**emulator.model_kwargs(protocol=protocol), **(model or {})})
-    server = Server(chat, ServeConfig(**settings))
+    server = Server(chat, ServeConfig(**settings), store=store)
     runner = LoopRunner(name="hailuo-serve-test")
     try:
         url = runner.run(server.start())

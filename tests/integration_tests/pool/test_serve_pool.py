@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,7 +26,7 @@ import pytest
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.core import RecordedRequest
 from langchain_hailuo.pool import save_account
-from langchain_hailuo.serve.store import RedisStore
+from langchain_hailuo.serve.store import MemoryStore, RedisStore
 from tests.integration_tests._chats import mark
 from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
 from tests.integration_tests.pool._pool import auths_of, pool_kwargs, pool_model
@@ -271,3 +272,50 @@ def test_the_hailuo_serve_command_over_a_pool(
     assert process.returncode == 0, err
     for secret in (*tokens, API_KEY):
         assert secret not in banner + out + err
+
+
+# --------------------------------------------------------------------------- a failing store
+
+
+def test_an_unreachable_conversation_store_is_a_503(pool_emulator: Emulator) -> None:
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # nothing listens there now
+    store = RedisStore(f"redis://:hunter2@127.0.0.1:{port}/0")
+    start = mark(pool_emulator)
+    with (
+        serving(pool_emulator, store=store) as served,
+        sdk(served) as client,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        client.chat.completions.create(
+            model=MODEL,
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b"},
+                {"role": "user", "content": "c"},
+            ],
+        )
+    assert caught.value.status_code == 503
+    assert "conversation store" in str(caught.value.body)
+    assert "hunter2" not in str(caught.value.body)
+    assert mark(pool_emulator) == start  # nothing was sent
+
+
+class ForgetfulStore(MemoryStore):
+    """Finds nothing it was not given, and fails to store anything."""
+
+    async def put(self, key: str, value: Any) -> None:
+        raise ConnectionError("the store went away")
+
+
+def test_a_store_that_fails_to_remember_still_gives_the_answer(
+    pool_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    with serving(pool_emulator, store=ForgetfulStore()) as served, sdk(served) as client:
+        reply = client.chat.completions.create(
+            model=MODEL, messages=[{"role": "user", "content": "remember me"}]
+        )
+    assert (reply.choices[0].message.content or "").startswith("You said: remember me")
+    assert "failed to remember a chat: ConnectionError" in caplog.text
