@@ -32,6 +32,7 @@ from langchain_hailuo.serve.core import (
 )
 from langchain_hailuo.serve.status import ApiError, api_error
 from langchain_hailuo.serve.store import MemoryStore
+from tests.integration_tests._serve import check_lru_bound
 
 # --------------------------------------------------------------------------- store
 
@@ -46,13 +47,7 @@ class Clock:
 
 async def test_store_drops_the_least_recently_used_beyond_its_bound() -> None:
     store = MemoryStore(max_entries=2)
-    await store.put("a", {"chat_id": "1"})
-    await store.put("b", {"chat_id": "2"})
-    assert await store.get("a") == {"chat_id": "1"}  # a is now the most recent
-    await store.put("c", {"chat_id": "3"})
-    assert await store.get("b") is None
-    assert await store.get("a") == {"chat_id": "1"}
-    assert await store.get("c") == {"chat_id": "3"}
+    await check_lru_bound(store)
     assert len(store) == 2
 
 

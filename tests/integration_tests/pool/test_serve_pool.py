@@ -11,10 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,7 +25,14 @@ from langchain_hailuo.emulator.core import RecordedRequest
 from langchain_hailuo.pool import save_account
 from langchain_hailuo.serve.store import MemoryStore, RedisStore
 from tests.integration_tests._chats import mark
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import (
+    API_KEY,
+    MODEL,
+    Served,
+    check_lru_bound,
+    serve_command,
+    serving,
+)
 from tests.integration_tests.pool._pool import auths_of, pool_kwargs, pool_model
 
 pytestmark = pytest.mark.timeout(120)
@@ -184,13 +188,7 @@ def test_turn_two_on_another_replica_continues_the_chat_sending_only_the_new_mes
 async def test_the_redis_store_is_bounded_and_expires(redis_url: str) -> None:
     store = RedisStore(redis_url, max_entries=2, ttl=60, name="bounds")
     try:
-        await store.put("a", {"chat_id": "1"})
-        await store.put("b", {"chat_id": "2"})
-        assert await store.get("a") == {"chat_id": "1"}  # a is now the most recent
-        await store.put("c", {"chat_id": "3"})
-        assert await store.get("b") is None
-        assert await store.get("a") == {"chat_id": "1"}
-        assert await store.get("c") == {"chat_id": "3"}
+        await check_lru_bound(store)
     finally:
         await store.aclose()
     short = RedisStore(redis_url, ttl=0.2, name="ttl")
@@ -237,41 +235,16 @@ def test_the_hailuo_serve_command_over_a_pool(
         env["HAILUO_TOKENS"] = ",".join(tokens)
         flags = ["--pool-url", redis_server]
         expected = f"over 3 accounts (a pool shared through {redis_server})"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_hailuo.cli",
-            "serve",
-            "--port",
-            "0",
-            *flags,
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert banner.startswith("Serving on http://127.0.0.1:"), banner
-        assert expected in banner
-        base_url = banner.split()[2]
-        with openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0) as client:
+    with serve_command(env, *flags) as command:
+        assert expected in command.banner
+        with openai.OpenAI(base_url=command.base_url, api_key=API_KEY, max_retries=0) as client:
             reply = client.chat.completions.create(
                 model=MODEL, messages=[{"role": "user", "content": "turn 0 of cmd"}]
             )
         assert (reply.choices[0].message.content or "").startswith("You said: turn 0 of cmd")
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err
+        out, err = command.stop()
     for secret in (*tokens, API_KEY):
-        assert secret not in banner + out + err
+        assert secret not in command.banner + out + err
 
 
 # --------------------------------------------------------------------------- a failing store
