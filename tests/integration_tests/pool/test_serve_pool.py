@@ -21,7 +21,8 @@ import openai
 import pytest
 
 from langchain_hailuo.emulator.app import Emulator
-from langchain_hailuo.emulator.core import RecordedRequest
+from langchain_hailuo.emulator.core import EmulatorAccount, RecordedRequest
+from langchain_hailuo.emulator.pytest_plugin import serving as serving_emulator
 from langchain_hailuo.pool import save_account
 from langchain_hailuo.serve.store import MemoryStore, RedisStore
 from tests.integration_tests._chats import mark
@@ -107,11 +108,25 @@ def test_conversations_over_a_pool_each_stay_on_one_chat_and_account(
     assert max(pool_emulator.account_peaks.values()) == 1
 
 
-def test_models_are_listed_over_the_pool(pool_emulator: Emulator) -> None:
-    with serving(pool_emulator, chat=pool_model(pool_emulator)) as served, sdk(served) as client:
-        listed = [m.id for m in client.models.list()]
-    offered = [name for account in pool_emulator.accounts.values() for name in account.models]
-    assert listed == list(dict.fromkeys(offered))
+def test_models_are_listed_over_the_pool() -> None:
+    accounts = [
+        EmulatorAccount(name="a", models=["MiniMax-M3", "Only-A"]),
+        EmulatorAccount(name="b", models=["MiniMax-M3", "Only-B"]),
+    ]
+    with (
+        serving_emulator(Emulator(accounts=accounts), name="hailuo-serve-pool-models") as emu,
+        serving(emu, chat=pool_model(emu)) as served,
+        sdk(served) as client,
+    ):
+        # An account learns its models from the service with its first answer.
+        for turn in range(8):
+            if {r.account for r in emu.requests_to("chat")} == {"a", "b"}:
+                break
+            client.chat.completions.create(
+                model=MODEL, messages=[{"role": "user", "content": f"hello {turn}"}]
+            )
+        assert {r.account for r in emu.requests_to("chat")} == {"a", "b"}
+        assert [m.id for m in client.models.list()] == ["MiniMax-M3", "Only-A", "Only-B"]
 
 
 def test_a_pool_with_every_account_walled_gets_503_with_retry_after(
