@@ -441,7 +441,7 @@ def _add_serve_parser(sub: Any) -> None:
         "--account-concurrency",
         type=int,
         default=1,
-        help="answers streamed at once by the account (default 1, as the service allows)",
+        help="answers streamed at once by each account (default 1, as the service allows)",
     )
     accounts = serve.add_mutually_exclusive_group()
     accounts.add_argument(
