@@ -181,6 +181,8 @@ class StopSequenceFilter:
         self.stops: tuple[str, ...] = tuple(dict.fromkeys(s for s in stops or () if s))
         self._held = ""
         self.stopped = False
+        self.matched: str | None = None
+        """The stop string that ended the answer (``None``: none did)."""
 
     def feed(self, text: str) -> str:
         """Take a delta; return the text that is safe to emit now.
@@ -196,9 +198,12 @@ class StopSequenceFilter:
         if not self.stops:
             return text
         buffer = self._held + text
-        cut = min((i for s in self.stops if (i := buffer.find(s)) >= 0), default=-1)
-        if cut >= 0:
+        cut, matched = min(
+            ((i, s) for s in self.stops if (i := buffer.find(s)) >= 0), default=(-1, None)
+        )
+        if matched is not None:
             self.stopped = True
+            self.matched = matched
             self._held = ""
             return buffer[:cut]
         hold = self._longest_pending_prefix(buffer)
@@ -564,6 +569,7 @@ class AnswerBuilder:
             "history_hash": self.history_hash,
             "tools_hash": self.tools_hash,
             "finish_reason": self._finish_reason(),
+            "stop_sequence": self.stop_filter.matched,
         }
         return {key: value for key, value in meta.items() if value is not None}
 

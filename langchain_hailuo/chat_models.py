@@ -1157,16 +1157,23 @@ class ChatHailuo(BaseChatModel):
     async def alist_models(self) -> list[str]:
         """The model ids the account offers (its login's list, else the provider's known ids).
 
+        With an account pool: every id any of its accounts offers, in order.
+
         Returns:
             The ids, as ``hailuo serve`` lists them on ``GET /v1/models``.
 
         Raises:
             HailuoAuthError: No credentials.
         """
-        auth = await self._get_auth_manager().get()
-        if auth.models:
-            return list(auth.models)
-        provider = self._get_provider(self._resolve_protocol(auth))
+        pool = self._get_pool()
+        accounts: list[PoolAccount | None] = [None] if pool is None else [*await pool.accounts()]
+        auths = [
+            await (self._get_auth_manager() if a is None else a.manager).get() for a in accounts
+        ]
+        offered = list(dict.fromkeys(name for auth in auths for name in auth.models or ()))
+        if offered:
+            return offered
+        provider = self._get_provider(self._resolve_protocol(auths[0]), accounts[0])
         return [str(name) for name in getattr(provider, "models", None) or [self.model]]
 
     # ------------------------------------------------------------------ lifecycle

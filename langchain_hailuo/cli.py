@@ -441,9 +441,40 @@ def _add_serve_parser(sub: Any) -> None:
         "--account-concurrency",
         type=int,
         default=1,
-        help="answers streamed at once by the account (default 1, as the service allows)",
+        help="answers streamed at once by each account (default 1, as the service allows)",
     )
-    serve.add_argument("--auth-file", default=None, help="the auth file written by `hailuo login`")
+    accounts = serve.add_mutually_exclusive_group()
+    accounts.add_argument(
+        "--auth-file", default=None, help="the auth file written by `hailuo login`"
+    )
+    accounts.add_argument(
+        "--accounts-dir",
+        default=None,
+        metavar="DIR",
+        help="serve over every account in DIR (`hailuo login --add NAME` saves there; also "
+        "HAILUO_ACCOUNTS_DIR, or HAILUO_TOKENS=tok1,tok2)",
+    )
+    serve.add_argument(
+        "--pool-url",
+        default=None,
+        metavar="URL",
+        help="redis://... shared by every replica: account leases, cool-downs and "
+        "conversations (also HAILUO_POOL_URL; needs langchain-hailuo[redis])",
+    )
+
+
+async def _serving_over(model: Any) -> str:
+    """What the server answers with, for its start-up line (no secret: the URL is redacted)."""
+    pool = model.pool
+    if pool is None:
+        return "one account"
+    count = len(await pool.accounts())
+    accounts = f"{count} account{'s' if count != 1 else ''}"
+    if not model.pool_url:
+        return f"{accounts} (a pool in this process)"
+    from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
+
+    return f"{accounts} (a pool shared through {redact_url(model.pool_url)})"
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
@@ -469,13 +500,18 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     config.check()
     kwargs = _model_target(args)
     kwargs.update(max_concurrency=args.account_concurrency, auth_file=args.auth_file)
+    if args.accounts_dir:
+        kwargs["accounts"] = Path(args.accounts_dir).expanduser()
+    if args.pool_url:
+        kwargs["pool_url"] = args.pool_url
     model = ChatHailuo(**kwargs)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
-    def ready(url: str) -> None:
+    def ready(url: str, over: str) -> None:
         print(
             f"Serving on {url}/v1 (OpenAI: /v1/chat/completions, Anthropic: /v1/messages, "
-            f"models: /v1/models); {'API key required' if keys else 'no API key'}. "
+            f"models: /v1/models) over {over}; "
+            f"{'API key required' if keys else 'no API key'}. "
             "Ctrl+C stops.",
             file=out,
             flush=True,
@@ -483,7 +519,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     async def run() -> None:
         await model.alist_models()  # fails now, not on the first request, without a login
-        await serve_forever(Server(model, config), ready)
+        over = await _serving_over(model)
+        await serve_forever(Server(model, config), lambda url: ready(url, over))
 
     try:
         asyncio.run(run())

@@ -32,6 +32,7 @@ from langchain_hailuo.serve.core import (
     Turn,
     new_id,
 )
+from langchain_hailuo.serve.media import MEDIA_BLOCKS, anthropic_media
 from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
 
 __all__ = ["AnthropicRequest", "EventRenderer", "error_body", "message", "parse_request"]
@@ -73,8 +74,8 @@ def _block_text(block: Mapping[str, Any], where: str) -> str:
     """A ``text`` block's text (other kinds are refused)."""
     if block.get("type") != "text":
         raise bad_request(
-            f"{where} is a {block.get('type')!r} block; hailuo serve takes text only (images "
-            "and files are not passed through yet).",
+            f"{where} is a {block.get('type')!r} block; hailuo serve takes text here (and "
+            "image and document blocks in user turns).",
             where,
         )
     return str(block.get("text") or "")
@@ -101,21 +102,30 @@ def _tool_result(block: Mapping[str, Any], where: str) -> ToolMessage:
     return ToolMessage(text, tool_call_id=str(block["tool_use_id"]), status=status)
 
 
+def _human(blocks: list[dict[str, Any]]) -> HumanMessage:
+    """A user message: its text alone, or its text and media blocks in order."""
+    if all(block["type"] == "text" for block in blocks):
+        return HumanMessage("".join(block["text"] for block in blocks))
+    return HumanMessage(content=list[str | dict[Any, Any]](blocks))
+
+
 def _user(content: Any, where: str) -> list[BaseMessage]:
-    """A user turn: its tool results and its text, in order."""
+    """A user turn: its tool results, its text and its images and documents, in order."""
     out: list[BaseMessage] = []
-    texts: list[str] = []
+    blocks: list[dict[str, Any]] = []
     for index, block in enumerate(_blocks(content, where)):
         at = f"{where}.content[{index}]"
         if block.get("type") == "tool_result":
-            if texts:
-                out.append(HumanMessage("".join(texts)))
-                texts = []
+            if blocks:
+                out.append(_human(blocks))
+                blocks = []
             out.append(_tool_result(block, at))
+        elif block.get("type") in MEDIA_BLOCKS:
+            blocks.append(anthropic_media(block, at))
         else:
-            texts.append(_block_text(block, at))
-    if texts or not out:
-        out.append(HumanMessage("".join(texts)))
+            blocks.append({"type": "text", "text": _block_text(block, at)})
+    if blocks or not out:
+        out.append(_human(blocks))
     return out
 
 
@@ -209,7 +219,14 @@ def _stop_reason(answer: Answer) -> str:
     """Anthropic's ``stop_reason``."""
     if answer.tool_calls:
         return "tool_use"
+    if answer.stop_sequence is not None:
+        return "stop_sequence"
     return "max_tokens" if answer.finish_reason in {"length", "max_tokens"} else "end_turn"
+
+
+def _stop_sequence(answer: Answer) -> str | None:
+    """The stop string that ended the answer, when ``stop_reason`` is ``stop_sequence``."""
+    return None if answer.tool_calls else answer.stop_sequence
 
 
 def _usage(answer: Answer) -> dict[str, int]:
@@ -237,15 +254,31 @@ def message(request: AnthropicRequest, answer: Answer) -> dict[str, Any]:
         "model": answer.model,
         "content": content,
         "stop_reason": _stop_reason(answer),
-        "stop_sequence": None,
+        "stop_sequence": _stop_sequence(answer),
         "usage": _usage(answer),
     }
 
 
+def _compact(value: Any) -> str:
+    """JSON without spaces between items, non-ASCII text as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
 def _event(kind: str, data: Mapping[str, Any]) -> bytes:
     """One SSE event."""
-    payload = json.dumps({"type": kind, **data}, ensure_ascii=False)
+    payload = _compact({"type": kind, **data})
     return f"event: {kind}\ndata: {payload}\n\n".encode()
+
+
+def _text_delta(index: int, text: str) -> bytes:
+    """A ``text_delta`` event (the most frequent one; the same JSON :func:`_event` writes)."""
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+        + str(index).encode()
+        + b',"delta":{"type":"text_delta","text":'
+        + _compact(text).encode()
+        + b"}}\n\n"
+    )
 
 
 class EventRenderer:
@@ -299,6 +332,8 @@ class EventRenderer:
     def part(self, part: AnswerPart) -> bytes:
         """The events of one part (the end, for the :class:`Answer`)."""
         if isinstance(part, TextPart):
+            if self._open == "text":
+                return _text_delta(self._index, part.text)
             return self._delta(
                 "text", {"type": "text", "text": ""}, {"type": "text_delta", "text": part.text}
             )
@@ -320,7 +355,7 @@ class EventRenderer:
 
     def end(self, answer: Answer) -> bytes:
         """Close the open block, then ``message_delta`` and ``message_stop``."""
-        delta = {"stop_reason": _stop_reason(answer), "stop_sequence": None}
+        delta = {"stop_reason": _stop_reason(answer), "stop_sequence": _stop_sequence(answer)}
         return (
             self._close()
             + _event("message_delta", {"delta": delta, "usage": _usage(answer)})

@@ -32,7 +32,7 @@ from langchain_hailuo.serve import anthropic_api, openai_api
 from langchain_hailuo.serve.config import ServeConfig, key_id
 from langchain_hailuo.serve.core import Answer, Answerer, AnswerPart
 from langchain_hailuo.serve.status import ApiError, ErrorKind, api_error, bad_request
-from langchain_hailuo.serve.store import ConversationStore, MemoryStore
+from langchain_hailuo.serve.store import ConversationStore, open_store
 
 __all__ = ["Server", "serve_forever"]
 
@@ -155,11 +155,13 @@ class Server:
     """``hailuo serve``: the web app over one ``ChatHailuo``.
 
     Args:
-        model: The configured model (its one account answers; an account pool slots in
-            behind :class:`~langchain_hailuo.serve.core.Answerer` later).
+        model: The configured model: one account, or an account pool (``accounts=`` /
+            ``HAILUO_TOKENS`` / ``HAILUO_ACCOUNTS_DIR``, shared with ``pool_url=``). A
+            continued conversation goes to the account that owns its chat (its stored
+            metadata names it); a new one to the pool's least-loaded healthy account.
         config: Listening address and limits (checked by :meth:`start`).
-        store: Where conversations are remembered (default: a :class:`MemoryStore` sized
-            by ``config``).
+        store: Where conversations are remembered (default: in Redis when the model has a
+            ``pool_url``, so replicas share them, else in this process; sized by ``config``).
     """
 
     def __init__(
@@ -174,7 +176,11 @@ class Server:
         self.model = model
         self.answerer = Answerer(
             model,
-            store or MemoryStore(max_entries=self.config.store_entries, ttl=self.config.store_ttl),
+            store
+            if store is not None  # (an empty MemoryStore is falsy: it has a length)
+            else open_store(
+                model.pool_url, max_entries=self.config.store_entries, ttl=self.config.store_ttl
+            ),
         )
         self._keys = _Keys(self.config.api_keys)
         self._limits = _Limits(self.config.max_concurrency)
@@ -197,8 +203,11 @@ class Server:
         return app
 
     async def _close_model(self, _app: web.Application) -> None:
-        """Close the model's HTTP sessions once every answer has finished."""
-        await self.model.aclose()
+        """Close the model's HTTP sessions and the store once every answer has finished."""
+        try:
+            await self.model.aclose()
+        finally:
+            await self.answerer.store.aclose()
 
     @web.middleware
     async def _log(self, request: web.Request, handler: _Handler) -> web.StreamResponse:

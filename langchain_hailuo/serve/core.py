@@ -9,42 +9,48 @@ reasoning, and its conversation state in ``response_metadata``.
 Conversation continuity: clients resend the whole history and keep no metadata. After each
 answer the metadata ``ChatHailuo`` needs to continue the chat (chat id, account, protocol,
 the history and instruction hashes) is stored under a key made of the caller's namespace
-and :func:`~langchain_hailuo._messages.history_hash` of the history *with* that answer, as
-the client will resend it. On the next call the newest assistant message is looked up the
-same way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only
-the new messages; an edited history has another hash and starts a new chat. The account is
+and a fingerprint of the history *with* that answer, as the client will resend it
+(:class:`History`). On the next call the newest assistant message is looked up the same
+way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only the
+new messages; an edited history has another key, and ``ChatHailuo`` itself checks its own
+history hash of the chat it continues, so an edited history starts a new chat. The account is
 in the stored metadata: ``ChatHailuo`` never continues another account's chat, and an
 account pool can route a continued history to the account that holds its chat.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import uuid
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
 from langchain_core.messages.tool import ToolCall, tool_call
 from langchain_core.runnables import Runnable
 
-from langchain_hailuo._messages import history_hash, to_message_dicts
 from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec
 from langchain_hailuo.chat_models import ChatHailuo
+from langchain_hailuo.serve.status import ApiError
 from langchain_hailuo.serve.store import ConversationStore
 
 __all__ = [
     "Answer",
     "AnswerPart",
     "Answerer",
+    "History",
     "ReasoningPart",
     "TextPart",
     "ToolCallPart",
     "Turn",
     "new_id",
 ]
+
+logger = logging.getLogger(__name__)
 
 _KEPT_METADATA = (
     "model_provider",
@@ -130,6 +136,7 @@ class Answer:
         finish_reason: ``stop``, ``tool_calls`` or the service's own reason.
         input_tokens: Prompt tokens, when the service reported usage.
         output_tokens: Answer tokens, when reported.
+        stop_sequence: The stop string that ended the answer (``None``: none did).
     """
 
     model: str
@@ -139,6 +146,7 @@ class Answer:
     finish_reason: str
     input_tokens: int | None = None
     output_tokens: int | None = None
+    stop_sequence: str | None = None
 
 
 AnswerPart = TextPart | ReasoningPart | ToolCallPart | Answer
@@ -173,6 +181,62 @@ class _Collector:
         return parts
 
 
+def _fingerprint(message: BaseMessage) -> bytes:
+    """What identifies one message in a resent history: its kind, text or blocks, calls.
+
+    Text is stripped and tool call ids are left out, so an answer matches the way clients
+    echo it back (OpenAI's ``content: null`` beside ``tool_calls``, Anthropic's blocks).
+    """
+    content = message.content
+    text: Any = content.strip() if isinstance(content, str) else content
+    calls = (
+        [[c["name"], c["args"]] for c in message.tool_calls]
+        if isinstance(message, AIMessage)
+        else None
+    )
+    extra = message.tool_call_id if isinstance(message, ToolMessage) else None
+    return json.dumps(
+        [message.type, text, calls, extra], ensure_ascii=False, separators=(",", ":")
+    ).encode("utf-8")
+
+
+class History:
+    """A request's history, fingerprinted in one pass for the conversation store.
+
+    The store key of a history ending with an answer is a SHA-256 chained over the caller's
+    namespace and each message's :func:`_fingerprint`, so the key of the newest answer's
+    prefix (to look up) and of the whole history plus the new answer (to remember) come
+    from one pass, each message encoded once.
+
+    Args:
+        messages: The history as the client sent it.
+        namespace: The caller's namespace (its API key's id).
+
+    Attributes:
+        messages: The history.
+        last_answer: The index of the newest assistant message (``-1``: none).
+        answer_key: The store key of the history up to that answer (``None``: none).
+    """
+
+    def __init__(self, messages: list[BaseMessage], namespace: str) -> None:
+        """Fingerprint ``messages`` (see the class docstring)."""
+        self.messages = messages
+        self.last_answer = -1
+        self.answer_key: str | None = None
+        self._hash = hashlib.sha256(namespace.encode("utf-8"))
+        for index, message in enumerate(messages):
+            self._hash.update(_fingerprint(message))
+            if isinstance(message, AIMessage):
+                self.last_answer = index
+                self.answer_key = self._hash.hexdigest()
+
+    def key_with(self, answer: AIMessage) -> str:
+        """The store key of the whole history followed by ``answer``."""
+        extended = self._hash.copy()
+        extended.update(_fingerprint(answer))
+        return extended.hexdigest()
+
+
 class Answerer:
     """Answers :class:`Turn` s with one ``ChatHailuo`` and remembers the chats they continue.
 
@@ -188,55 +252,47 @@ class Answerer:
 
     # ------------------------------------------------------------------ continuity
 
-    @staticmethod
-    def _key(namespace: str, messages: Sequence[BaseMessage]) -> str | None:
-        """The store key of a history ending with an answer (``None``: nothing to hash)."""
-        try:
-            return f"{namespace}:{history_hash(to_message_dicts(messages))}"
-        except ValueError:
-            return None
-
-    async def known_chat(self, messages: list[BaseMessage], namespace: str) -> list[BaseMessage]:
+    async def known_chat(self, history: History) -> list[BaseMessage]:
         """The messages, the newest assistant answer given back its stored metadata.
 
         Args:
-            messages: The history as the client sent it.
-            namespace: The caller's namespace (its API key's id).
+            history: The history as the client sent it, fingerprinted.
 
         Returns:
             The same list when the answer is unknown (a new chat starts), else a copy.
         """
-        for index in range(len(messages) - 1, -1, -1):
-            message = messages[index]
-            if not isinstance(message, AIMessage):
-                continue
-            key = self._key(namespace, messages[: index + 1])
-            meta = await self.store.get(key) if key else None
-            if meta is None:
-                return messages
-            known = message.model_copy(update={"response_metadata": meta})
-            return [*messages[:index], known, *messages[index + 1 :]]
-        return messages
+        index, key = history.last_answer, history.answer_key
+        if key is None:
+            return history.messages
+        meta = await self.store.get(key)
+        if meta is None:
+            return history.messages
+        messages = history.messages
+        known = messages[index].model_copy(update={"response_metadata": meta})
+        return [*messages[:index], known, *messages[index + 1 :]]
 
-    async def _remember(
-        self,
-        namespace: str,
-        messages: Sequence[BaseMessage],
-        answer: Answer,
-        meta: Mapping[str, Any],
-    ) -> None:
+    async def _remember(self, history: History, answer: Answer, meta: Mapping[str, Any]) -> None:
         """Store the chat the answer belongs to under the history the client will resend."""
         if not meta.get("chat_id"):
             return
         echoed = AIMessage(content=answer.text, tool_calls=answer.tool_calls)
-        key = self._key(namespace, [*messages, echoed])
-        if key is not None:
-            await self.store.put(key, {k: meta[k] for k in _KEPT_METADATA if k in meta})
+        try:
+            await self.store.put(
+                history.key_with(echoed), {k: meta[k] for k in _KEPT_METADATA if k in meta}
+            )
+        except Exception as exc:  # noqa: BLE001 - the answer is given all the same
+            # Never lose an answer for the store: the next turn starts a new chat instead.
+            shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
+            logger.warning("The conversation store failed to remember a chat: %s", shown)
 
     # ------------------------------------------------------------------ answering
 
-    def _runnable(self, turn: Turn) -> Runnable[Any, Any]:
-        """The model with the turn's tools, structured output and call options bound."""
+    def _runnable(self, turn: Turn) -> tuple[Runnable[Any, Any], dict[str, Any]]:
+        """The model (with the turn's tools bound) and the call options to stream it with.
+
+        The options are passed to ``astream`` itself rather than bound: one wrapper fewer
+        per request.
+        """
         runnable: Runnable[Any, Any] = self.model
         if turn.tools or turn.tool_choice not in {None, "auto", "none"}:
             runnable = self.model.bind_tools(turn.tools, tool_choice=turn.tool_choice)
@@ -249,7 +305,7 @@ class Answerer:
             options["reasoning"] = turn.reasoning
         if turn.stop:
             options["stop"] = list(turn.stop)
-        return runnable.bind(**options) if options else runnable
+        return runnable, options
 
     async def stream(self, turn: Turn, namespace: str) -> AsyncGenerator[AnswerPart, None]:
         """Answer ``turn``: text, reasoning and tool call parts, then the :class:`Answer`.
@@ -268,10 +324,12 @@ class Answerer:
             StructuredOutputError: The answer did not fit the schema, even after a repair.
             ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
         """
-        messages = await self.known_chat(turn.messages, namespace)
+        history = History(turn.messages, namespace)
+        messages = await self.known_chat(history)
         held = turn.structured is not None
         collector = _Collector()
-        chunks_of = cast("AsyncGenerator[Any, None]", self._runnable(turn).astream(messages))
+        runnable, options = self._runnable(turn)
+        chunks_of = cast("AsyncGenerator[Any, None]", runnable.astream(messages, **options))
         async with aclosing(chunks_of) as chunks:
             async for chunk in chunks:
                 for part in collector.take(chunk):
@@ -295,6 +353,7 @@ class Answerer:
             finish_reason=str(meta.get("finish_reason") or "stop"),
             input_tokens=usage["input_tokens"] if usage else None,
             output_tokens=usage["output_tokens"] if usage else None,
+            stop_sequence=meta.get("stop_sequence"),
         )
-        await self._remember(namespace, turn.messages, answer, meta)
+        await self._remember(history, answer, meta)
         yield answer

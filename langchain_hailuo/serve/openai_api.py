@@ -33,6 +33,7 @@ from langchain_hailuo.serve.core import (
     Turn,
     new_id,
 )
+from langchain_hailuo.serve.media import MEDIA_PARTS, openai_media
 from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
 
 __all__ = ["ChunkRenderer", "OpenAIRequest", "completion", "error_body", "parse_request"]
@@ -81,23 +82,39 @@ class OpenAIRequest:
 
 def _text(content: Any, where: str) -> str:
     """The text of a message's ``content``: a string, ``null`` or a list of text parts."""
+    content = _content(content, where, media=False)
+    return content if isinstance(content, str) else ""
+
+
+def _content(content: Any, where: str, *, media: bool) -> str | list[str | dict[Any, Any]]:
+    """A message's ``content``: its text, or (``media``: a user turn) text and media blocks.
+
+    Raises:
+        ApiError: A 400 naming a part this server cannot take.
+    """
     if content is None:
         return ""
     if isinstance(content, str):
         return content
     if not isinstance(content, list):
         raise bad_request(f"{where}.content must be a string or a list of parts.", where)
-    texts = []
-    for part in content:
+    texts: list[str] = []
+    blocks: list[str | dict[Any, Any]] = []
+    for index, part in enumerate(content):
         kind = part.get("type") if isinstance(part, Mapping) else None
-        if kind != "text":
+        if kind == "text":
+            texts.append(str(part.get("text") or ""))
+            blocks.append({"type": "text", "text": texts[-1]})
+        elif media and kind in MEDIA_PARTS:
+            blocks.append(openai_media(part, f"{where}.content[{index}]"))
+        else:
+            takes = "text, image_url and file parts" if media else "text parts only"
             raise bad_request(
-                f"{where} holds a {kind or type(part).__name__!r} part; hailuo serve takes "
-                "text only (images and files are not passed through yet).",
+                f"{where}.content[{index}] is a {kind or type(part).__name__!r} part; hailuo "
+                f"serve takes {takes} here.",
                 where,
             )
-        texts.append(str(part.get("text") or ""))
-    return "".join(texts)
+    return "".join(texts) if len(blocks) == len(texts) else blocks
 
 
 def _tool_calls(raw: Any, where: str) -> list[ToolCall]:
@@ -126,7 +143,7 @@ def _message(raw: Any, index: int) -> BaseMessage:
     if role in _SYSTEM_ROLES:
         return SystemMessage(_text(raw.get("content"), where))
     if role == "user":
-        return HumanMessage(_text(raw.get("content"), where), name=raw.get("name"))
+        return HumanMessage(_content(raw.get("content"), where, media=True), name=raw.get("name"))
     if role == "assistant":
         return AIMessage(
             content=_text(raw.get("content"), where),
@@ -281,6 +298,11 @@ class ChunkRenderer:
         """Create the renderer (see the class docstring)."""
         self.request = request
         self.model = model
+        # A text delta is the answer's most frequent chunk: everything around its text is
+        # the same each time, so it is encoded once (the same JSON as :meth:`_line`).
+        head, _, tail = self._line({"content": ""}).partition(b'{"content":""}')
+        self._text_head = head + b'{"content":'
+        self._text_tail = b"}" + tail
 
     def _line(self, delta: Mapping[str, Any], finish: str | None = None) -> bytes:
         """One chunk as an SSE ``data:`` line."""
@@ -291,7 +313,7 @@ class ChunkRenderer:
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
-        return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+        return b"data: " + _compact(chunk).encode() + b"\n\n"
 
     def start(self) -> bytes:
         """The first chunk: the role."""
@@ -300,7 +322,7 @@ class ChunkRenderer:
     def part(self, part: AnswerPart) -> bytes:
         """The chunk of one part (the end, for the :class:`Answer`)."""
         if isinstance(part, TextPart):
-            return self._line({"content": part.text})
+            return self._text_head + _compact(part.text).encode() + self._text_tail
         if isinstance(part, ReasoningPart):
             return self._line({"reasoning_content": part.text})
         if isinstance(part, ToolCallPart):
@@ -326,6 +348,11 @@ class ChunkRenderer:
     def error(error: ApiError) -> bytes:
         """A failure after the stream started: an ``error`` chunk (no ``[DONE]``)."""
         return b"data: " + json.dumps(error_body(error)).encode() + b"\n\n"
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces between items, non-ASCII text as is."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def error_body(error: ApiError) -> dict[str, Any]:

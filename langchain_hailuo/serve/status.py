@@ -18,6 +18,7 @@ from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
     HailuoError,
+    HailuoNoAccountAvailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
     HailuoSessionBusyError,
@@ -105,6 +106,9 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
     """
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, HailuoNoAccountAvailableError):
+        # Every pool account is busy or resting: the server is overloaded, not the caller.
+        return ApiError(503, "overloaded", error.message, retry_after=error.retry_after or 1.0)
     if isinstance(error, HailuoRateLimitError):
         return ApiError(429, "rate_limit", error.message, retry_after=error.retry_after or 1.0)
     if isinstance(error, HailuoQuotaError):
@@ -117,7 +121,8 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
             502,
             "upstream",
             "The Hailuo / MiniMax login of this server was rejected; the operator must run "
-            "`hailuo login` (or set HAILUO_TOKEN) and restart `hailuo serve`.",
+            "`hailuo login` (or set HAILUO_TOKEN) and restart `hailuo serve`, or, for a pool "
+            "account, `hailuo login --add NAME` (picked up without a restart).",
             retry=False,
         )
     if isinstance(error, HailuoTimeoutError):

@@ -7,18 +7,29 @@ under a key made from the history *including the answer* (see
 
 :class:`ConversationStore` is the interface (async, so a shared store such as Redis can
 implement it for replicas behind one address); :class:`MemoryStore` is the bounded,
-expiring in-process one used by default.
+expiring in-process one used by default; :class:`RedisStore` keeps the same bounds and
+TTL in Redis, so every replica behind one address finds the chats the others started
+(it is used when the server has a pool URL: :func:`open_store` decides).
 """
 
 from __future__ import annotations
 
+import json
 import time
 import typing
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ConversationStore", "MemoryStore"]
+from langchain_hailuo.serve.status import ApiError
+
+__all__ = ["ConversationStore", "MemoryStore", "RedisStore", "open_store"]
+
+DEFAULT_ENTRIES = 10_000
+"""Conversations remembered by default."""
+
+DEFAULT_TTL = 24 * 3600.0
+"""Seconds a conversation is remembered by default after its last turn."""
 
 
 class ConversationStore(typing.Protocol):
@@ -30,6 +41,10 @@ class ConversationStore(typing.Protocol):
 
     async def put(self, key: str, value: Mapping[str, Any]) -> None:
         """Store ``value`` under ``key`` (replacing an older one)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release the store's connections (a no-op for the in-process store)."""
         ...
 
 
@@ -49,15 +64,12 @@ class MemoryStore:
     def __init__(
         self,
         *,
-        max_entries: int = 10_000,
-        ttl: float = 24 * 3600.0,
+        max_entries: int = DEFAULT_ENTRIES,
+        ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Create the store (see the class docstring)."""
-        if max_entries < 1:
-            raise ValueError(f"max_entries must be at least 1; got {max_entries}.")
-        if ttl <= 0:
-            raise ValueError(f"ttl must be positive; got {ttl}.")
+        _check_bounds(max_entries, ttl)
         self.max_entries = max_entries
         self.ttl = ttl
         self._clock = clock
@@ -87,3 +99,158 @@ class MemoryStore:
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def _check_bounds(max_entries: int, ttl: float) -> None:
+    """Refuse a store that could hold nothing or forget at once."""
+    if max_entries < 1:
+        raise ValueError(f"max_entries must be at least 1; got {max_entries}.")
+    if ttl <= 0:
+        raise ValueError(f"ttl must be positive; got {ttl}.")
+
+
+# KEYS: entry key, index key, use counter. ARGV: value, ttl ms, max entries. The index (a
+# sorted set: key -> the use counter's value) orders entries by last use; beyond the bound
+# the least recently used are dropped with their entries. Members whose entry expired are
+# the least recently used, so they go first; the index expires when nothing is stored for a
+# TTL.
+_PUT = """
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local used = redis.call('HINCRBY', KEYS[3], 'n', 1)
+redis.call('ZADD', KEYS[2], used, KEYS[1])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if over > 0 then
+  local old = redis.call('ZPOPMIN', KEYS[2], over)
+  for i = 1, #old, 2 do redis.call('DEL', old[i]) end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[3], ARGV[2])
+return 1
+"""
+
+# KEYS: entry key, index key, use counter. ARGV: ttl ms. A hit renews the entry's TTL and
+# its place in the index.
+_GET = """
+local value = redis.call('GET', KEYS[1])
+if value then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  local used = redis.call('HINCRBY', KEYS[3], 'n', 1)
+  redis.call('ZADD', KEYS[2], 'XX', used, KEYS[1])
+end
+return value
+"""
+
+
+class RedisStore:
+    """A :class:`ConversationStore` in Redis, shared by every server using the same URL.
+
+    Entries are JSON under ``<prefix>:<key>`` with a TTL renewed on every hit; a sorted
+    set indexes them by last use, so at most ``max_entries`` are kept (the least recently
+    used go first), as :class:`MemoryStore` does. Each call is one round trip (a script);
+    the connection is opened on first use (``redis``'s asyncio client, the
+    ``langchain-hailuo[redis]`` extra).
+
+    Args:
+        url: ``redis://[:password@]host:port/db`` (never logged with its password).
+        max_entries: At most this many histories are remembered.
+        ttl: Seconds an entry lives after it was last stored or found.
+        name: Servers of the same name share conversations (the key prefix).
+
+    Raises:
+        ValueError: ``max_entries`` below 1 or ``ttl`` not positive.
+        HailuoConfigurationError: The ``redis`` package is not installed.
+
+    A Redis failure during a call is an :class:`~langchain_hailuo.serve.status.ApiError`
+    503 (the server's trouble, not the caller's).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        max_entries: int = DEFAULT_ENTRIES,
+        ttl: float = DEFAULT_TTL,
+        name: str = "default",
+    ) -> None:
+        """Create the store (no connection until first use; see the class docstring)."""
+        from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
+            _import_redis,
+        )
+
+        _check_bounds(max_entries, ttl)
+        self._aioredis = _import_redis()
+        self.url = url
+        self.max_entries = max_entries
+        self.ttl = ttl
+        self.prefix = f"hailuo-serve:{name}:chat"
+        self._index = f"hailuo-serve:{name}:index"
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+
+    def __repr__(self) -> str:
+        """The URL without its password."""
+        from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
+
+        return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
+
+    async def _run(self, script: str, key: str, args: list[Any]) -> Any:
+        """Run one of the scripts on ``key`` (EVALSHA; loaded once per server)."""
+        if self._client is None:
+            self._client = self._aioredis.Redis.from_url(self.url)
+        runner = self._scripts.get(script)
+        if runner is None:
+            runner = self._scripts[script] = self._client.register_script(script)
+        try:
+            keys = [f"{self.prefix}:{key}", self._index, f"{self._index}:used"]
+            return await runner(keys=keys, args=args)
+        except self._aioredis.RedisError as exc:
+            from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
+
+            raise ApiError(
+                503,
+                "overloaded",
+                f"The conversation store (Redis at {redact_url(self.url)}) failed: "
+                f"{type(exc).__name__}. The operator must start Redis or fix the pool URL.",
+                retry_after=1.0,
+            ) from None
+
+    async def get(self, key: str) -> dict[str, Any] | None:
+        """The metadata under ``key``, or ``None``; a hit renews the entry's TTL."""
+        raw = await self._run(_GET, key, [int(self.ttl * 1000)])
+        if raw is None:
+            return None
+        value = json.loads(raw)
+        return value if isinstance(value, dict) else None
+
+    async def put(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store ``value`` under ``key``; drop the least recently used beyond the bound."""
+        text = json.dumps(dict(value), separators=(",", ":"))
+        await self._run(_PUT, key, [text, int(self.ttl * 1000), self.max_entries])
+
+    async def aclose(self) -> None:
+        """Close the connection (a later call opens a new one)."""
+        client, self._client = self._client, None
+        self._scripts.clear()
+        if client is not None:
+            await client.aclose()
+
+
+def open_store(
+    pool_url: str | None, *, max_entries: int = DEFAULT_ENTRIES, ttl: float = DEFAULT_TTL
+) -> ConversationStore:
+    """The conversation store of a server: in Redis with a pool URL, else in this process.
+
+    Args:
+        pool_url: The account pool's Redis URL (``None``: no pool shared across processes).
+        max_entries: Conversations remembered.
+        ttl: Seconds a conversation is remembered after its last turn.
+
+    Returns:
+        A :class:`RedisStore` on ``pool_url``, or a :class:`MemoryStore`.
+    """
+    if pool_url:
+        return RedisStore(pool_url, max_entries=max_entries, ttl=ttl)
+    return MemoryStore(max_entries=max_entries, ttl=ttl)

@@ -212,8 +212,8 @@ def test_quota_wall_gets_429(client: anthropic.Anthropic, emulator: Emulator) ->
     assert caught.value.body["error"]["type"] == "rate_limit_error"
 
 
-def test_images_are_refused_with_400(client: anthropic.Anthropic) -> None:
-    image: Any = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
+def test_an_image_by_file_id_is_refused_with_400(client: anthropic.Anthropic) -> None:
+    image: Any = {"type": "file", "file_id": "file_123"}
     with pytest.raises(anthropic.BadRequestError) as caught:
         client.messages.create(
             model=MODEL,
@@ -222,7 +222,7 @@ def test_images_are_refused_with_400(client: anthropic.Anthropic) -> None:
         )
     assert isinstance(caught.value.body, dict)
     assert caught.value.body["error"]["type"] == "invalid_request_error"
-    assert "text only" in caught.value.body["error"]["message"]
+    assert "'file' source" in caught.value.body["error"]["message"]
 
 
 def test_models_in_anthropic_shape(client: anthropic.Anthropic, emulator: Emulator) -> None:

@@ -308,11 +308,13 @@ def test_bad_requests_get_400(client: openai.OpenAI) -> None:
             messages=[
                 {
                     "role": "user",
-                    "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}],
+                    "content": [
+                        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}}
+                    ],
                 }
             ],
         )
-    assert "text only" in str(caught.value.body)
+    assert "'input_audio' part" in str(caught.value.body)
     with pytest.raises(openai.BadRequestError):
         client.chat.completions.create(
             model=MODEL,

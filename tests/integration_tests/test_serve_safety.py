@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +18,7 @@ from langchain_hailuo.cli import main
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.pytest_plugin import serving as serving_emulator
 from tests.integration_tests._chats import mark
-from tests.integration_tests._serve import API_KEY, MODEL, serving
+from tests.integration_tests._serve import API_KEY, MODEL, serve_command, serving
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
@@ -257,28 +255,8 @@ def test_the_hailuo_serve_command_end_to_end(slow_emulator: Emulator) -> None:
         "HAILUO_SERVE_API_KEYS": API_KEY,
         "HAILUO_AUTH_FILE": os.devnull,
     }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "langchain_hailuo.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        banner = process.stdout.readline()
-        assert banner.startswith("Serving on http://127.0.0.1:"), banner
-        base_url = banner.split()[2]
-        with openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0) as sdk:
+    with serve_command(env) as command:
+        with openai.OpenAI(base_url=command.base_url, api_key=API_KEY, max_retries=0) as sdk:
             stream = sdk.chat.completions.create(
                 model=MODEL,
                 messages=[{"role": "user", "content": "Hello from a child"}],
@@ -286,18 +264,13 @@ def test_the_hailuo_serve_command_end_to_end(slow_emulator: Emulator) -> None:
             )
             chunks = iter(stream)
             next(chunks)
-            process.send_signal(signal.SIGINT)
+            command.process.send_signal(signal.SIGINT)
             text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
         assert text == "You said: Hello from a child. This chat has 1 turn(s)."
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    assert process.returncode == 0, err
+        out, err = command.wait()
     assert "POST /v1/chat/completions 200" in err
     for secret in (account.token, API_KEY, account.tab_device_id):
-        assert secret not in banner + out + err
+        assert secret not in command.banner + out + err
 
 
 def test_a_client_leaving_mid_stream_closes_the_answer_upstream(slow_emulator: Emulator) -> None:

@@ -14,6 +14,7 @@ from langchain_hailuo._structured import SchemaValidationError
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
+    HailuoNoAccountAvailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
     HailuoServerError,
@@ -22,9 +23,16 @@ from langchain_hailuo.errors import (
 from langchain_hailuo.serve import anthropic_api, openai_api
 from langchain_hailuo.serve.app import _Keys, _Limits
 from langchain_hailuo.serve.config import ServeConfig, key_id
-from langchain_hailuo.serve.core import Answer, ReasoningPart, TextPart, ToolCallPart
+from langchain_hailuo.serve.core import (
+    Answer,
+    History,
+    ReasoningPart,
+    TextPart,
+    ToolCallPart,
+)
 from langchain_hailuo.serve.status import ApiError, api_error
 from langchain_hailuo.serve.store import MemoryStore
+from tests.integration_tests._serve import check_lru_bound
 
 # --------------------------------------------------------------------------- store
 
@@ -39,13 +47,7 @@ class Clock:
 
 async def test_store_drops_the_least_recently_used_beyond_its_bound() -> None:
     store = MemoryStore(max_entries=2)
-    await store.put("a", {"chat_id": "1"})
-    await store.put("b", {"chat_id": "2"})
-    assert await store.get("a") == {"chat_id": "1"}  # a is now the most recent
-    await store.put("c", {"chat_id": "3"})
-    assert await store.get("b") is None
-    assert await store.get("a") == {"chat_id": "1"}
-    assert await store.get("c") == {"chat_id": "3"}
+    await check_lru_bound(store)
     assert len(store) == 2
 
 
@@ -143,6 +145,11 @@ def test_limits_count_per_namespace() -> None:
         (SchemaValidationError(["$.age: missing"], {}), 502, {}),
         (ValueError("Nothing to send"), 400, {"x-should-retry": "false"}),
         (RuntimeError("secret internals"), 502, {}),
+        (
+            HailuoNoAccountAvailableError("every account rests", next_free_at=1060.0, now=1000.0),
+            503,
+            {"Retry-After": "60"},
+        ),
     ],
 )
 def test_typed_errors_map_to_statuses(
@@ -384,3 +391,132 @@ def test_anthropic_refuses_server_tools_and_odd_roles() -> None:
         )
     with pytest.raises(ApiError, match="user or assistant"):
         anthropic_api.parse_request({"messages": [{"role": "system", "content": "x"}]})
+
+
+# --------------------------------------------------------------------------- encodings
+
+
+@pytest.mark.parametrize("text", ["Hello", 'a "quoted"\nline \\ done', "привет 🙂", ""])
+def test_text_chunks_are_the_same_json_as_the_generic_encoding(text: str) -> None:
+    request = openai_api.OpenAIRequest(turn=openai_api.parse_request(_ONE).turn, stream=True)
+    renderer = openai_api.ChunkRenderer(request, "MiniMax-M3")
+    assert renderer.part(TextPart(text)) == renderer._line({"content": text})
+    events = anthropic_api.EventRenderer(anthropic_api.parse_request(_ONE), "MiniMax-M3")
+    events.part(TextPart("first"))  # opens the text block
+    assert events.part(TextPart(text)) == anthropic_api._event(
+        "content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": text}}
+    )
+
+
+# --------------------------------------------------------------------------- history keys
+
+
+def test_history_keys_match_the_answer_as_clients_echo_it() -> None:
+    call = tool_call(name="f", args={"x": 1}, id="call_1")
+    asked = [SystemMessage("be brief"), HumanMessage("hi")]
+    before = History(asked, "key-a")
+    assert before.answer_key is None
+    stored = before.key_with(AIMessage(content="Calling.", tool_calls=[call]))
+    echoed = AIMessage(content=" Calling. ", tool_calls=[{**call, "id": "other"}])
+    resent = History([*asked, echoed, ToolMessage("1", tool_call_id="call_1")], "key-a")
+    assert resent.last_answer == 2
+    assert resent.answer_key == stored
+    assert History([*asked, echoed], "key-b").answer_key != stored  # another API key
+    edited = History([SystemMessage("be brief"), HumanMessage("hello"), echoed], "key-a")
+    assert edited.answer_key != stored
+
+
+def test_history_keys_cover_media_blocks() -> None:
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}
+    other = {"type": "image_url", "image_url": {"url": "data:image/png;base64,BBBB"}}
+    answer = AIMessage(content="A picture.")
+    one = History([HumanMessage(content=[image])], "k").key_with(answer)
+    assert History([HumanMessage(content=[image]), answer], "k").answer_key == one
+    assert History([HumanMessage(content=[other]), answer], "k").answer_key != one
+
+
+# --------------------------------------------------------------------------- media parsing
+
+
+def test_media_parts_become_attachment_blocks() -> None:
+    png = "data:image/png;base64,iVBORw0KGgo="
+    turn = openai_api.parse_request(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "see"},
+                        {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+                        {"type": "file", "file": {"file_data": "QUJD", "filename": "a.txt"}},
+                    ],
+                }
+            ]
+        }
+    ).turn
+    assert turn.messages[0].content == [
+        {"type": "text", "text": "see"},
+        {"type": "image_url", "image_url": {"url": png}},
+        {"type": "file", "file": {"file_data": "QUJD", "filename": "a.txt"}},
+    ]
+    claude = anthropic_api.parse_request(
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image", "source": {"type": "url", "url": "https://x/a.png"}},
+                        {
+                            "type": "document",
+                            "title": "n.txt",
+                            "source": {"type": "text", "media_type": "text/plain", "data": "hi"},
+                        },
+                        {"type": "text", "text": "what?"},
+                    ],
+                }
+            ]
+        }
+    ).turn
+    assert claude.messages[0].content == [
+        {"type": "image", "url": "https://x/a.png"},
+        {"type": "text-plain", "text": "hi", "mime_type": "text/plain", "filename": "n.txt"},
+        {"type": "text", "text": "what?"},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("part", "words"),
+    [
+        ({"type": "image_url", "image_url": {"url": "file:///etc/passwd"}}, "'file' URL"),
+        ({"type": "image_url", "image_url": {"url": "/etc/passwd"}}, "'relative' URL"),
+        ({"type": "file", "file": {"file_id": "file-1"}}, "file ids"),
+        ({"type": "input_audio", "input_audio": {"data": "AA"}}, "'input_audio' part"),
+    ],
+)
+def test_media_parts_the_server_cannot_take_are_400s(part: dict[str, Any], words: str) -> None:
+    with pytest.raises(ApiError) as caught:
+        openai_api.parse_request({"messages": [{"role": "user", "content": [part]}]})
+    assert caught.value.status == 400
+    assert words in caught.value.message
+
+
+def test_media_is_refused_outside_user_turns() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://x/a.png"}}
+    with pytest.raises(ApiError, match="text parts only"):
+        openai_api.parse_request(
+            {"messages": [{"role": "system", "content": [image]}, {"role": "user", "content": "x"}]}
+        )
+
+
+def test_anthropic_stop_sequence_in_message_and_events() -> None:
+    request = anthropic_api.parse_request({**_ONE, "stop_sequences": ["END"]})
+    cut = Answer("m", "text", "", [], "stop", stop_sequence="END")
+    body = anthropic_api.message(request, cut)
+    assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", "END")
+    events = anthropic_api.EventRenderer(request, "m")
+    delta = json.loads(events.end(cut).decode().split("data: ")[1].split("\n")[0])
+    assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
+    plain = anthropic_api.message(request, Answer("m", "text", "", [], "stop"))
+    assert (plain["stop_reason"], plain["stop_sequence"]) == ("end_turn", None)
+    oai = openai_api.completion(openai_api.parse_request(_ONE), cut)
+    assert oai["choices"][0]["finish_reason"] == "stop"
