@@ -67,7 +67,7 @@ __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_CONNECTIONS = 16
+_MAX_CONNECTIONS = 8
 """Redis connections per process and event loop (one is the ``freed`` subscription)."""
 _GRANT_TTL = 5.0
 """Seconds a lease handed to a waiter lives until the waiter claims it (renews it)."""
