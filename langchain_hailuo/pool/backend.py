@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from langchain_hailuo._loop import CrossLoopSemaphore, account_gate
 from langchain_hailuo.pool.health import Cooldown, CooldownKind
 
 __all__ = [
@@ -319,7 +320,8 @@ class Waiters:
 class _Local:
     """One account's state in :class:`InProcessBackend`."""
 
-    leases: set[str] = field(default_factory=set)
+    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)
+    """Lease id -> the account's gate slot it holds."""
     cooldown: Cooldown | None = None
     served: int = 0
     last_error: str | None = None
@@ -330,7 +332,11 @@ class InProcessBackend:
 
     One instance serves every pool of the process, so two models built on the same
     accounts never stream more than ``max_concurrency`` answers on one of them together.
-    Leases do not expire: they end with the call (or the process).
+    A lease also holds a slot of the account's process-wide gate
+    (:func:`~langchain_hailuo._loop.account_gate`), the one a single-account ``ChatHailuo``
+    of the same account (and the same ``max_concurrency``) streams through, so a pool and
+    such a model share the account's limit too. Leases do not expire: they end with the
+    call (or the process).
     """
 
     renews = False
@@ -339,7 +345,16 @@ class InProcessBackend:
         """Create an empty backend."""
         self._lock = threading.Lock()
         self._accounts: dict[str, _Local] = {}
+        self._watched: set[tuple[str, int]] = set()
         self.waiters = Waiters()
+
+    def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
+        """The account's process-wide gate; its freed slots wake this backend's waiters."""
+        gate = account_gate(name, limit)
+        if (name, limit) not in self._watched:  # under self._lock
+            self._watched.add((name, limit))
+            gate.watch(lambda: self.waiters.freed(name))
+        return gate
 
     def _state(self, name: str) -> _Local:
         """An account's state (created on first use; call under the lock)."""
@@ -359,7 +374,7 @@ class InProcessBackend:
     ) -> Attempt:
         """Lease the least-loaded free candidate (see :class:`Backend`)."""
         now = time.time()
-        best: tuple[int, int] | None = None
+        free: list[tuple[int, int]] = []
         busy = False
         cooling: dict[str, Cooldown] = {}
         with self._lock:
@@ -371,16 +386,20 @@ class InProcessBackend:
                     continue
                 if cool is not None:
                     state.cooldown = None  # over, or a new login replaced the rejected token
-                load = len(state.leases)
+                gate = self._gate(candidate.name, limit)
+                load = max(len(state.leases), limit - gate.available)
                 if load >= limit:
                     busy = True
-                elif best is None or load < best[0]:
-                    best = (load, index)
-            if best is not None:
-                name = candidates[best[1]].name
-                lease_id = new_lease_id()
-                self._state(name).leases.add(lease_id)
-                return Attempt(account=name, lease_id=lease_id)
+                else:
+                    free.append((load, index))
+            for _, index in sorted(free):  # least loaded first, then in the given order
+                name = candidates[index].name
+                gate = self._gate(name, limit)
+                if gate.try_acquire():
+                    lease_id = new_lease_id()
+                    self._state(name).leases[lease_id] = gate
+                    return Attempt(account=name, lease_id=lease_id)
+                busy = True  # a single-account model took the slot just now
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
 
@@ -402,7 +421,7 @@ class InProcessBackend:
         """End a lease and wake one waiter (see :class:`Backend`)."""
         with self._lock:
             state = self._state(account)
-            state.leases.discard(lease_id)
+            gate = state.leases.pop(lease_id, None)
             if served:
                 state.served += 1
             if error is not None:
@@ -412,7 +431,8 @@ class InProcessBackend:
                 state.cooldown = Cooldown(
                     cooldown.kind, cooldown.seconds, cooldown.message, cooldown.token, until
                 )
-        self.waiters.freed(account)
+        if gate is not None:
+            gate.release()  # to a waiting single-account model, else wakes one of our waiters
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The state of ``accounts`` (see :class:`Backend`)."""
