@@ -473,6 +473,11 @@ def bench_pool(report: Report, runs: int) -> None:
     _where_it_goes(report, figures, wall=wall, ratio=ratio, ideal=ideal, cores=cores)
 
 
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter."""
+    return text[:1].upper() + text[1:]
+
+
 def _where_it_goes(
     report: Report,
     figures: _Figures,
@@ -483,16 +488,26 @@ def _where_it_goes(
     cores: int,
 ) -> None:
     """The paragraph on where the time beyond the ideal goes, from the figures."""
-    lines = []
-    for way in ("nopool1", "nopool4"):
-        client, emu, _ = _cpu_ms(figures.cpu[way])
-        floor = (client + emu) * CONVERSATIONS / 1000 / cores
-        lines.append(
-            f"{LABELS[way]} took {wall[way] / ideal:.2f}× the ideal while its processes "
-            f"used {client + emu:.1f} ms of CPU per answer ({client:.1f} client, {emu:.1f} "
-            f"emulator): {floor * 1000:.0f} ms of CPU on {cores} cores for the 200 answers, "
-            f"against an ideal of {ideal * 1000:.0f} ms"
-        )
+    rounds = CONVERSATIONS // ACCOUNTS
+    client, emu, _ = _cpu_ms(figures.cpu["nopool1"])
+    serial = rounds * (ideal / rounds + ACCOUNTS * client / 1000)
+    first = (
+        f"{_sentence(LABELS['nopool1'])} took {wall['nopool1'] * 1000:.0f} ms, "
+        f"{wall['nopool1'] / ideal:.2f}× the ideal, while its client used {client:.1f} ms and "
+        f"the emulator {emu:.1f} ms of CPU per answer. The {ACCOUNTS} answers of a round start "
+        f"together, so a round lasts about one answer latency plus the CPU work of its "
+        f"{ACCOUNTS} answers in the client, which runs on one core: a rough model, {rounds} × "
+        f"(latency + {ACCOUNTS} × {client:.1f} ms) = {serial * 1000:.0f} ms (the emulator's "
+        "work overlaps with it on the other core, in part)"
+    )
+    lines = [first]
+    client4, emu4, _ = _cpu_ms(figures.cpu["nopool4"])
+    lines.append(
+        f"{_sentence(LABELS['nopool4'])} took {wall['nopool4'] / ideal:.2f}× the ideal with "
+        f"{client4 + emu4:.1f} ms of CPU per answer ({client4:.1f} in the 4 clients, "
+        f"{emu4:.1f} in the emulator) on {cores} cores. Any other work on the machine (see the "
+        "load average) lengthens every round further"
+    )
     extra = []
     for way, base in BASES.items():
         if way in wall:
@@ -506,11 +521,12 @@ def _where_it_goes(
         "Where the time beyond the ideal goes: every way runs 200 HTTP exchanges, 200 "
         "LangChain calls and the emulator's 200 answers on the same cores as the client "
         "process(es), `redis-server` and other work on this machine, so even the no-pool "
-        "runs sit above 4 latencies: "
-        + "; ".join(lines)
-        + ". That is CPU and scheduling, not waiting for accounts (the pool keeps every "
-        "account busy: a freed account is handed to the next call in one event-loop turn "
-        "in process, or one script plus one pub/sub message with Redis). What the pool adds: "
+        "runs sit above 4 latencies. "
+        + ". ".join(lines)
+        + ". That is CPU on the critical path of each round, not waiting for accounts (the "
+        "pool keeps every account busy: a freed account is handed to the next call in one "
+        "event-loop turn in process, or one script plus one pub/sub message with Redis). "
+        "What the pool adds: "
         + "; ".join(extra)
         + ". The 4-process pool also opens more connections than the no-pool split: each "
         "process talks to every account it is handed (one HTTP session per account and "
