@@ -1,17 +1,20 @@
 """Benchmark 8: the account pool: 200 conversations over 50 accounts, pool vs no pool.
 
 The emulator process holds each answer back 100 ms (``slow_first_byte``). The same work,
-200 new chats over 50 accounts, is done four ways in one run, fresh models each time:
+200 new chats over 50 accounts, all arriving at once, is done five ways in one run, fresh
+models each time, the ways alternating (reversed every other run):
 
-- **no pool, 1 process**: one single-account ``ChatHailuo`` per account, each running 4
-  chats one after another, the 50 side by side (what a user without a pool would write);
+- **no pool, 1 process**: one single-account ``ChatHailuo`` per account, each given its 4
+  chats at once (its account gate streams them one after another), the 50 side by side;
 - **pool, 1 process**: one ``ChatHailuo(accounts=<50>)``, the 200 calls at once; the pool
-  keeps one answer per account streaming and hands each freed account to a waiting call;
+  keeps one answer per account streaming and hands each freed account to a waiting call
+  (in-process leases, or Redis leases);
 - **no pool, 4 processes**: the 50 accounts split over 4 processes, as above in each;
 - **pool, 4 processes (Redis)**: 4 processes each sending 50 of the calls at once through a
   pool of all 50 accounts shared in a private ``redis-server``.
 
-Ideal: 4 answer latencies (200 answers / 50 accounts, one at a time each). Redis round
+Each pool way's ratio to its no-pool way is taken within each run; the report gives their
+median. Ideal: 4 answer latencies (200 answers / 50 accounts, one at a time each). Redis round
 trips are counted by the client (``RedisBackend.round_trips``) and by the server
 (``total_commands_processed``). Run alone with ``python -m benchmarks.pool [--quick]``,
 which rewrites only this section of ``benchmarks/RESULTS.md``.
@@ -23,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import statistics
@@ -30,10 +34,19 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import HERE, ROOT, Report, emulator_process, load_average, ms
+from benchmarks.common import (
+    HERE,
+    ROOT,
+    Report,
+    emulator_process,
+    load_average,
+    ms,
+    verdict,
+)
 from langchain_hailuo import AuthResult, ChatHailuo
 
 ACCOUNTS = 50
@@ -53,39 +66,48 @@ def _model(url: str, **kwargs: Any) -> ChatHailuo:
     return ChatHailuo(protocol="v4", base_url=url, max_retries=0, timeout=120, **kwargs)
 
 
-async def no_pool(url: str, accounts: list[dict[str, Any]], per_account: int) -> float:
-    """One model per account, ``per_account`` chats each one after another, side by side."""
+Way = tuple[float, float]
+"""Wall seconds and this process's CPU seconds of one way."""
+
+
+async def no_pool(url: str, accounts: list[dict[str, Any]], per_account: int) -> Way:
+    """One model per account, all ``per_account`` chats of every model at once.
+
+    The calls arrive as they do in the pool ways (all at once); each model's own account
+    gate streams its chats one after another.
+    """
     models = [
         _model(url, token=a["token"], uuid=a["uuid"], device_id=a["device_id"]) for a in accounts
     ]
-
-    async def chats(i: int, model: ChatHailuo) -> None:
-        for k in range(per_account):
-            await model.ainvoke(f"Conversation {i}-{k}: hello!")
-
-    start = time.perf_counter()
-    await asyncio.gather(*(chats(i, m) for i, m in enumerate(models)))
-    seconds = time.perf_counter() - start
+    start, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(
+        *(
+            model.ainvoke(f"Conversation {i}-{k}: hello!")
+            for k in range(per_account)
+            for i, model in enumerate(models)
+        )
+    )
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     for model in models:
         await model.aclose()
-    return seconds
+    return seconds, cpu
 
 
 async def through_pool(
     url: str, accounts: list[dict[str, Any]], calls: int, pool_url: str | None
-) -> tuple[float, int]:
-    """``calls`` new chats at once through one pooled model; seconds and Redis round trips."""
+) -> tuple[float, float, int]:
+    """``calls`` new chats at once through one pooled model; wall and CPU seconds, round trips."""
     model = _model(url, accounts=[_auth(a) for a in accounts], pool_url=pool_url)
     pool = model.pool
     assert pool is not None
     await pool.accounts()  # loading the accounts is set-up, not work
     before = getattr(pool.backend, "round_trips", 0)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(model.ainvoke(f"Conversation {i}: hello!") for i in range(calls)))
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     trips = getattr(pool.backend, "round_trips", 0) - before
     await model.aclose()
-    return seconds, trips
+    return seconds, cpu, trips
 
 
 async def one_answer(url: str, account: dict[str, Any]) -> float:
@@ -107,18 +129,27 @@ async def one_answer(url: str, account: dict[str, Any]) -> float:
 def _worker_main() -> None:
     """A worker process: read the job, say ready, wait for go, do it, print the result."""
     job = json.loads(sys.stdin.readline())
+    # What the first call would import, imported before the clock starts (both ways alike).
+    import aiohttp  # noqa: F401
+
+    import langchain_hailuo.v4.provider  # noqa: F401
+
+    if job["pool_url"] is not None:
+        import redis.asyncio  # noqa: F401
     loop = asyncio.new_event_loop()
     print("ready", flush=True)
     sys.stdin.readline()  # go
     if job["pool_url"] is None:
-        seconds = loop.run_until_complete(no_pool(job["url"], job["accounts"], job["per_account"]))
+        seconds, cpu = loop.run_until_complete(
+            no_pool(job["url"], job["accounts"], job["per_account"])
+        )
         trips = 0
     else:
-        seconds, trips = loop.run_until_complete(
+        seconds, cpu, trips = loop.run_until_complete(
             through_pool(job["url"], job["accounts"], job["calls"], job["pool_url"])
         )
     loop.close()
-    print(json.dumps({"seconds": seconds, "round_trips": trips}), flush=True)
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "round_trips": trips}), flush=True)
 
 
 def _in_processes(jobs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
@@ -196,6 +227,43 @@ def redis_server() -> Iterator[str | None]:
         proc.wait(timeout=10)
 
 
+def _emulator_pid() -> int | None:
+    """The pid of this process's emulator child (Linux ``/proc``; ``None`` elsewhere)."""
+    me = str(os.getpid())
+    for entry in Path("/proc").glob("[0-9]*"):
+        with contextlib.suppress(OSError):
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes()
+            if fields[1] == me and b"serve_emulator" in cmdline:
+                return int(entry.name)
+    return None
+
+
+def _cpu_of(pid: int | None) -> float:
+    """CPU seconds a process used so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_cpu(url: str | None) -> float:
+    """CPU seconds ``redis-server`` used so far (0 without one)."""
+    if url is None:
+        return 0.0
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        info = client.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        client.close()
+
+
 def _commands(url: str) -> int:
     """The server's ``total_commands_processed``."""
     import redis
@@ -232,147 +300,237 @@ def _split(items: list[Any], parts: int) -> list[list[Any]]:
     return out
 
 
-def bench_pool(report: Report, runs: int) -> None:  # noqa: PLR0915 - one table of many figures
-    """Benchmark 8 into the report."""
+WAYS = ("nopool1", "pool1", "redis1", "nopool4", "redis4")
+LABELS = {
+    "nopool1": "no pool, 1 process",
+    "pool1": "pool, 1 process (in-process leases)",
+    "redis1": "pool, 1 process (Redis leases)",
+    "nopool4": "no pool, 4 processes",
+    "redis4": "pool, 4 processes (Redis leases)",
+}
+BASES = {"pool1": "nopool1", "redis1": "nopool1", "redis4": "nopool4"}
+"""Each pool way and the no-pool way it is compared with (the ratio of the same run)."""
+TARGET = 1.10
+
+
+@dataclass
+class _Figures:
+    """What the runs measured, per way."""
+
+    wall: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in WAYS})
+    cpu: dict[str, list[tuple[float, float, float]]] = field(
+        default_factory=lambda: {w: [] for w in WAYS}
+    )
+    """Per run: CPU seconds of the client process(es), the emulator, ``redis-server``."""
+    ratios: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in BASES})
+    trips: dict[str, list[float]] = field(default_factory=lambda: {"redis1": [], "redis4": []})
+    server: dict[str, list[float]] = field(default_factory=lambda: {"redis1": [], "redis4": []})
+    latency: list[float] = field(default_factory=list)
+
+
+def _run_way(
+    way: str, loop: asyncio.AbstractEventLoop, emu: str, url: str | None, accounts: list[Any]
+) -> tuple[float, float, float]:
+    """One way once: wall seconds, client CPU seconds, client round trips."""
     per_account = CONVERSATIONS // ACCOUNTS
-    samples: dict[str, list[float]] = {
-        k: [] for k in ("nopool1", "pool1", "redis1", "nopool4", "redis4", "latency")
-    }
-    trips: dict[str, list[float]] = {"redis1": [], "redis4": [], "server1": [], "server4": []}
-    load_before = load_average()
+    if way == "nopool1":
+        return (*loop.run_until_complete(no_pool(emu, accounts, per_account)), 0.0)
+    if way in {"pool1", "redis1"}:
+        pool_url = url if way == "redis1" else None
+        return loop.run_until_complete(through_pool(emu, accounts, CONVERSATIONS, pool_url))
+    if way == "nopool4":
+        jobs = [
+            {"url": emu, "accounts": share, "per_account": per_account, "pool_url": None}
+            for share in _split(accounts, PROCESSES)
+        ]
+    else:
+        jobs = [
+            {"url": emu, "accounts": accounts, "calls": len(calls), "pool_url": url}
+            for calls in _split(list(range(CONVERSATIONS)), PROCESSES)
+        ]
+    wall, results = _in_processes(jobs)
+    return wall, sum(r["cpu"] for r in results), sum(r["round_trips"] for r in results)
+
+
+def _measure(runs: int) -> _Figures:
+    """Every way ``runs`` times, in alternating order (forward, then backward, ...)."""
+    figures = _Figures()
     with (
         emulator_process(accounts=ACCOUNTS, chunk_size=64, first_byte_delay=LATENCY) as info,
         redis_server() as url,
     ):
+        emulator = _emulator_pid()
         accounts = info["accounts"]
         loop = asyncio.new_event_loop()
         try:
-            for _ in range(runs):  # the ways alternate within each run
-                samples["latency"].append(
+            for run in range(runs):
+                figures.latency.append(
                     loop.run_until_complete(one_answer(info["url"], accounts[0]))
                 )
-                samples["nopool1"].append(
-                    loop.run_until_complete(no_pool(info["url"], accounts, per_account))
-                )
-                seconds, _ = loop.run_until_complete(
-                    through_pool(info["url"], accounts, CONVERSATIONS, None)
-                )
-                samples["pool1"].append(seconds)
-                shares = _split(accounts, PROCESSES)
-                wall, _ = _in_processes(
-                    [
-                        {
-                            "url": info["url"],
-                            "accounts": s,
-                            "per_account": per_account,
-                            "pool_url": None,
-                        }
-                        for s in shares
-                    ]
-                )
-                samples["nopool4"].append(wall)
-                if url is None:
-                    continue
-                _flush(url)
-                before = _commands(url)
-                seconds, used = loop.run_until_complete(
-                    through_pool(info["url"], accounts, CONVERSATIONS, url)
-                )
-                samples["redis1"].append(seconds)
-                trips["redis1"].append(used / CONVERSATIONS)
-                trips["server1"].append((_commands(url) - before - 1) / CONVERSATIONS)
-                _flush(url)
-                before = _commands(url)
-                calls = _split(list(range(CONVERSATIONS)), PROCESSES)
-                wall, results = _in_processes(
-                    [
-                        {"url": info["url"], "accounts": accounts, "calls": len(c), "pool_url": url}
-                        for c in calls
-                    ]
-                )
-                samples["redis4"].append(wall)
-                trips["redis4"].append(sum(r["round_trips"] for r in results) / CONVERSATIONS)
-                trips["server4"].append((_commands(url) - before - 1) / CONVERSATIONS)
+                walls: dict[str, float] = {}
+                for way in WAYS if run % 2 == 0 else WAYS[::-1]:
+                    if url is None and way.startswith("redis"):
+                        continue
+                    if url is not None:
+                        _flush(url)
+                    redis_cpu, emu_cpu = _redis_cpu(url), _cpu_of(emulator)
+                    before = _commands(url) if url is not None else 0
+                    wall, cpu, trips = _run_way(way, loop, info["url"], url, accounts)
+                    if way.startswith("redis") and url is not None:
+                        figures.trips[way].append(trips / CONVERSATIONS)
+                        figures.server[way].append((_commands(url) - before - 1) / CONVERSATIONS)
+                    emu_cpu = _cpu_of(emulator) - emu_cpu
+                    redis_cpu = _redis_cpu(url) - redis_cpu if way.startswith("redis") else 0.0
+                    figures.wall[way].append(wall)
+                    figures.cpu[way].append((cpu, emu_cpu, redis_cpu))
+                    walls[way] = wall
+                for way, base in BASES.items():
+                    if way in walls:
+                        figures.ratios[way].append(walls[way] / walls[base])
         finally:
             loop.close()
-    med = {k: statistics.median(v) for k, v in samples.items() if v}
-    ideal = 4 * med["latency"]
+    return figures
+
+
+def _cpu_ms(samples: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+    """Median CPU ms per answer of the client(s), the emulator and redis-server."""
+    return tuple(  # type: ignore[return-value]
+        statistics.median(s[i] for s in samples) * 1000 / CONVERSATIONS for i in range(3)
+    )
+
+
+def bench_pool(report: Report, runs: int) -> None:
+    """Benchmark 8 into the report."""
+    load_before = load_average()
+    figures = _measure(runs)
+    cores = os.cpu_count() or 1
+    latency = statistics.median(figures.latency)
+    ideal = 4 * latency
+    wall = {w: statistics.median(v) for w, v in figures.wall.items() if v}
+    ratio = {w: statistics.median(v) for w, v in figures.ratios.items() if v}
     report.section(TITLE)
     report.add(
         "The emulator process (v4 origin) holds each answer back 100 ms before its first byte. "
-        "The same 200 new chats over 50 accounts, done four ways, fresh models each time, the "
-        f"ways alternating within each of {runs} runs (medians below). No pool: one "
-        "single-account `ChatHailuo` per account, 4 chats one after another each, the 50 side "
-        "by side. Pool: one `ChatHailuo(accounts=<50>)` given all 200 calls at once (1 "
-        "process), or 4 processes each given 50 calls at once, sharing a pool of all 50 "
-        "accounts through a private `redis-server` on 127.0.0.1. The 4-process figures are "
-        "wall time from releasing the (already started and imported) workers to their last "
-        "answer. Ideal: 4 answer latencies (one answer on a warm model, measured in the same "
-        f"runs). 1-minute load average {load_before} at the start, {load_average()} at the end "
-        "(other work shares the machine)."
+        "The same 200 new chats over 50 accounts, done five ways, fresh models each time, in "
+        f"{runs} runs; within a run the ways run one after another, in reverse order every "
+        "other run, and each pool way is compared with its no-pool way of the same run (the "
+        "ratio column is the median of those per-run ratios). No pool: one single-account "
+        "`ChatHailuo` per account, given its 4 chats at once (its account gate streams them one "
+        "after another), the 50 side by side: the calls arrive as in the pool ways. "
+        "Pool: one `ChatHailuo(accounts=<50>)` given all 200 calls at once (1 process), or 4 "
+        "processes each given 50 calls at once, sharing a pool of all 50 accounts through a "
+        "private `redis-server` on 127.0.0.1. The 4-process figures are wall time from "
+        "releasing the (already started and imported) workers to their last answer. Ideal: "
+        "4 answer latencies (one answer on a warm model, measured in the same runs). CPU per "
+        "answer: of the client process(es), of the emulator process and of `redis-server`, "
+        f"while the way ran. {cores} cores; 1-minute load average {load_before} at the start, "
+        f"{load_average()} at the end (other work shares the machine)."
     )
     report.add()
-    rows = [["one answer (warm)", ms(med["latency"], 0), "", ""]]
-
-    def row(name: str, key: str, base: str | None) -> None:
-        if key not in med:
-            rows.append([name, "not measured (no redis-server)", "", ""])
-            return
-        versus = f"{med[key] / med[base]:.2f}×" if base else ""
-        rows.append([name, ms(med[key], 0), versus, f"{med[key] / ideal:.2f}×"])
-
-    row("no pool, 1 process", "nopool1", None)
-    row("pool, 1 process (in-process leases)", "pool1", "nopool1")
-    row("pool, 1 process (Redis leases)", "redis1", "nopool1")
-    row("no pool, 4 processes", "nopool4", None)
-    row("pool, 4 processes (Redis leases)", "redis4", "nopool4")
-    report.table(["200 conversations", "median", "pool / no pool", "/ ideal"], rows)
-    target_1 = med["pool1"] / med["nopool1"]
-    lines = [
-        f"- Target, pool ≤ 1.10 × no pool in one process: {'met' if target_1 <= 1.10 else '**missed**'} ({target_1:.2f})."
-    ]
-    if "redis4" in med:
-        target_4 = med["redis4"] / med["nopool4"]
-        lines.append(
-            f"- Target, pool ≤ 1.10 × no pool across 4 processes sharing Redis: "
-            f"{'met' if target_4 <= 1.10 else '**missed**'} ({target_4:.2f})."
-        )
-        lines.append(
-            "- Redis round trips per answer, counted by the clients: "
-            f"{statistics.median(trips['redis1']):.2f} (1 process), "
-            f"{statistics.median(trips['redis4']):.2f} (4 processes). Each answer costs one "
-            "acquire script and one release script (which also publishes `freed`); the "
-            "releasing process hands the account to its own waiting call directly, other "
-            "processes each wake one waiting call on the message; what is above 2 is those "
-            "woken calls' retries that lost the account to another process, plus each "
-            "process's subscription and registration. Nothing polls. (Redis's own "
-            "`total_commands_processed` grew by "
-            f"{statistics.median(trips['server1']):.0f} and "
-            f"{statistics.median(trips['server4']):.0f} per answer: it also counts the "
-            "commands inside the scripts, three per candidate account of each acquire.)"
-        )
-    for line in lines:
-        report.add(line)
-    report.add()
-    report.add(
-        "Where the time beyond the ideal goes: every way runs 200 HTTP exchanges, 200 LangChain "
-        "calls and the emulator's 200 answers on 2 cores shared by the emulator process and the "
-        "client process(es) (and by other work on this machine), so even the no-pool runs sit "
-        "above 4 latencies: that is CPU time, not waiting. The pool adds, per answer, the "
-        "lease bookkeeping (in-process: a lock and a dict; Redis: two scripts on a loopback "
-        "socket) and, for a call that waits, the hand-over from the released account to the "
-        "woken call (one event-loop turn in process, one pub/sub message with Redis)."
+    rows = [["one answer (warm)", ms(latency, 0), "", "", ""]]
+    for way in WAYS:
+        if way not in wall:
+            rows.append([LABELS[way], "not measured (no redis-server)", "", "", ""])
+            continue
+        client, emu, server = _cpu_ms(figures.cpu[way])
+        versus = f"{ratio[way]:.2f}×" if way in ratio else ""
+        cpu = f"{client:.1f} + {emu:.1f}" + (f" + {server:.2f}" if way.startswith("redis") else "")
+        rows.append([LABELS[way], ms(wall[way], 0), versus, f"{wall[way] / ideal:.2f}×", cpu])
+    report.table(
+        [
+            "200 conversations",
+            "median",
+            "pool / no pool",
+            "/ ideal",
+            "CPU ms per answer (client + emulator [+ redis])",
+        ],
+        rows,
     )
+    for way, target in (
+        ("pool1", "in one process"),
+        ("redis1", "in one process with Redis leases"),
+        ("redis4", "across 4 processes sharing Redis"),
+    ):
+        if way in ratio:
+            report.add(
+                f"- Target, pool ≤ {TARGET:.2f} × no pool {target}: "
+                f"{verdict(ratio[way] <= TARGET)} ({ratio[way]:.2f}×)."
+            )
+    if figures.trips["redis1"]:
+        trips1, trips4 = (statistics.median(figures.trips[w]) for w in ("redis1", "redis4"))
+        server1, server4 = (statistics.median(figures.server[w]) for w in ("redis1", "redis4"))
+        report.add(
+            f"- Redis round trips per answer, counted by the clients: {trips1:.2f} (1 process), "
+            f"{trips4:.2f} (4 processes). A call that finds a free account costs 2 (the "
+            "acquire script, the release script); a call that waits costs 3 (its failed "
+            "acquire queues it in Redis; a release hands it the account; it claims it); "
+            "with 150 of the 200 calls waiting that is 2.75, whatever the number of "
+            "processes: no woken call retries, nothing polls. `redis-server` ran "
+            f"{server1:.0f} (1 process) and {server4:.0f} (4 processes) commands per "
+            "answer, counting those inside the scripts."
+        )
     report.add()
+    _where_it_goes(report, figures, wall=wall, ratio=ratio, ideal=ideal, cores=cores)
+
+
+def _sentence(text: str) -> str:
+    """``text`` with a capital first letter."""
+    return text[:1].upper() + text[1:]
+
+
+def _where_it_goes(
+    report: Report,
+    figures: _Figures,
+    *,
+    wall: dict[str, float],
+    ratio: dict[str, float],
+    ideal: float,
+    cores: int,
+) -> None:
+    """The paragraph on where the time beyond the ideal goes, from the figures."""
+    rounds = CONVERSATIONS // ACCOUNTS
+    client, emu, _ = _cpu_ms(figures.cpu["nopool1"])
+    serial = rounds * (ideal / rounds + ACCOUNTS * client / 1000)
+    first = (
+        f"{_sentence(LABELS['nopool1'])} took {wall['nopool1'] * 1000:.0f} ms, "
+        f"{wall['nopool1'] / ideal:.2f}× the ideal, while its client used {client:.1f} ms and "
+        f"the emulator {emu:.1f} ms of CPU per answer. The {ACCOUNTS} answers of a round start "
+        f"together, so a round lasts about one answer latency plus the CPU work of its "
+        f"{ACCOUNTS} answers in the client, which runs on one core: a rough model, {rounds} × "
+        f"(latency + {ACCOUNTS} × {client:.1f} ms) = {serial * 1000:.0f} ms (the emulator's "
+        "work overlaps with it on the other core, in part)"
+    )
+    lines = [first]
+    client4, emu4, _ = _cpu_ms(figures.cpu["nopool4"])
+    lines.append(
+        f"{_sentence(LABELS['nopool4'])} took {wall['nopool4'] / ideal:.2f}× the ideal with "
+        f"{client4 + emu4:.1f} ms of CPU per answer ({client4:.1f} in the 4 clients, "
+        f"{emu4:.1f} in the emulator) on {cores} cores. Any other work on the machine (see the "
+        "load average) lengthens every round further"
+    )
+    extra = []
+    for way, base in BASES.items():
+        if way in wall:
+            got, had = _cpu_ms(figures.cpu[way]), _cpu_ms(figures.cpu[base])
+            extra.append(
+                f"{LABELS[way]} {ratio[way]:.2f}× its no-pool run, with "
+                f"{got[0] - had[0]:+.1f} ms client CPU and {got[2]:.2f} ms `redis-server` "
+                "CPU per answer"
+            )
     report.add(
-        "With Redis the pool misses its target here, and the 4-process run most. This is "
-        "not fully explained; what differs from the no-pool runs: each hand-over of an "
-        "account between processes needs the waiting process and `redis-server` to get a "
-        "core (see the load average above); "
-        "each acquire sends every candidate account's key (50) to the script; and each "
-        "process ends up with a connection per account it used (up to 200 in all instead "
-        f"of 50). The in-process pool, which has none of these, measured {target_1:.2f}× "
-        "no pool in the same runs."
+        "Where the time beyond the ideal goes: every way runs 200 HTTP exchanges, 200 "
+        "LangChain calls and the emulator's 200 answers on the same cores as the client "
+        "process(es), `redis-server` and other work on this machine, so even the no-pool "
+        "runs sit above 4 latencies. "
+        + ". ".join(lines)
+        + ". That is CPU on the critical path of each round, not waiting for accounts (the "
+        "pool keeps every account busy: a freed account is handed to the next call in one "
+        "event-loop turn in process, or one script plus one pub/sub message with Redis). "
+        "What the pool adds: "
+        + "; ".join(extra)
+        + ". The 4-process pool also opens more connections than the no-pool split: each "
+        "process talks to every account it is handed (one HTTP session per account and "
+        "process), where the no-pool processes each keep to their own 12-13 accounts."
     )
 
 

@@ -30,7 +30,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
@@ -323,6 +323,7 @@ class CrossLoopSemaphore:
         self._value = value
         self._lock = threading.Lock()
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
+        self._watchers: list[Callable[[], None]] = []
 
     @property
     def available(self) -> int:
@@ -358,6 +359,23 @@ class CrossLoopSemaphore:
             yield
         finally:
             self.release()
+
+    def try_acquire(self) -> bool:
+        """Take a free slot now, if there is one and nobody waits for it (never blocks)."""
+        with self._lock:
+            if self._value > 0 and not self._waiters:
+                self._value -= 1
+                return True
+            return False
+
+    def watch(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (from any thread) whenever a slot is given back with no waiter.
+
+        The account pool waits for accounts in its own queue: this is how it learns that a
+        single-account model sharing the account's slots has finished an answer.
+        """
+        with self._lock:
+            self._watchers.append(callback)
 
     async def acquire(self) -> None:
         """Take a slot, waiting in FIFO order when none is free."""
@@ -395,6 +413,9 @@ class CrossLoopSemaphore:
                     continue
                 return
             self._value += 1
+            watchers = list(self._watchers)
+        for callback in watchers:
+            callback()
 
     async def __aenter__(self) -> None:
         """Acquire."""

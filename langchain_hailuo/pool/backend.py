@@ -5,7 +5,10 @@ candidate, leased now, or why none is"), plus release, renew and status. Waiting
 scheduler's (:mod:`langchain_hailuo.pool.scheduler`): a waiter registers a
 :class:`Waiters` ticket *before* it tries, so a release that happens between its failed
 try and its sleep still wakes it, and a release wakes one waiter that can use the freed
-account (not every waiter, which would turn each release into a stampede of retries).
+account (not every waiter, which would turn each release into a stampede of retries). The
+Redis backend goes one step further: its waiters queue in Redis, in arrival order across
+processes, and a release hands the account (a new lease) straight to the oldest waiter
+that can use it, which then only claims it: nobody retries and loses.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from langchain_hailuo._loop import CrossLoopSemaphore, account_gate
 from langchain_hailuo.pool.health import Cooldown, CooldownKind
 
 __all__ = [
@@ -118,9 +122,19 @@ class Backend(Protocol):
     """Whether leases expire unless renewed (then the scheduler renews them)."""
 
     async def try_acquire(
-        self, candidates: Sequence[Candidate], *, limit: int, ttl: float
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        limit: int,
+        ttl: float,
+        ticket: Ticket | None = None,
+        within: float | None = None,
     ) -> Attempt:
-        """Lease the least-loaded free candidate (first in order on a tie) in one step."""
+        """Lease the least-loaded free candidate in one step.
+
+        When none is free and ``ticket`` is given, the ticket keeps (or takes) its place in
+        the backend's queue of waiters for ``within`` seconds (``None``: no limit).
+        """
         ...
 
     async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
@@ -135,8 +149,17 @@ class Backend(Protocol):
         served: bool,
         error: str | None,
         cooldown: Cooldown | None,
+        limit: int = 1,
     ) -> None:
-        """End a lease, count the answer, record a failure and a cool-down; wake a waiter."""
+        """End a lease, count the answer, record a failure and a cool-down; wake a waiter.
+
+        ``limit`` is the caller's streams-per-account limit (a backend that hands the
+        account straight to a waiter checks it).
+        """
+        ...
+
+    async def leave(self, ticket: Ticket) -> None:
+        """A waiter stops waiting: drop its place, give back a lease handed to it unused."""
         ...
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
@@ -153,7 +176,18 @@ class Backend(Protocol):
 
 
 class Ticket:
-    """A waiter's place in :class:`Waiters`: woken when one of its accounts frees up."""
+    """A waiter's place in :class:`Waiters`: woken when one of its accounts frees up.
+
+    One ticket serves a call's whole wait (its place in a backend's queue stays while it
+    retries). A backend that hands a freed account straight to a waiter (Redis) sets
+    :attr:`grant` before waking it.
+
+    Attributes:
+        names: The accounts the waiter can use.
+        key: The backend's id of the ticket (``None``: the backend keeps no queue).
+        queued: Whether the backend holds the ticket in its queue.
+        grant: ``(account, lease id)`` handed to this ticket and not taken yet.
+    """
 
     def __init__(self, owner: Waiters, names: frozenset[str]) -> None:
         """Create a ticket on the running loop (see :meth:`Waiters.enter`)."""
@@ -161,6 +195,9 @@ class Ticket:
         self.names = names
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[str] = self.loop.create_future()
+        self.key: str | None = None
+        self.queued = False
+        self.grant: tuple[str, str] | None = None
 
     async def wait(self, seconds: float | None) -> bool:
         """Sleep until woken or ``seconds`` pass; ``True`` when woken."""
@@ -169,6 +206,20 @@ class Ticket:
         except TimeoutError:
             return self.future.done()
         return True
+
+    def take_grant(self) -> tuple[str, str] | None:
+        """The account and lease handed to this ticket, now the caller's (``None``: none)."""
+        with self._owner.lock:
+            grant, self.grant = self.grant, None
+        if grant is not None:
+            self.queued = False  # the backend took it out of its queue to hand it over
+        return grant
+
+    def rearm(self) -> None:
+        """Wait for the next wake-up (the last one was used by a retry)."""
+        self._owner.consume(self)
+        if self.future.done():
+            self.future = self.loop.create_future()
 
     def leave(self, *, pass_on: bool) -> None:
         """Stop waiting; with ``pass_on``, hand a wake-up this ticket did not use on."""
@@ -191,27 +242,60 @@ class Waiters:
 
     def __init__(self) -> None:
         """Create an empty queue."""
-        self._lock = threading.Lock()
+        self.lock = threading.Lock()
         self._tickets: list[Ticket] = []
         self._woken: dict[int, str] = {}
+        self._keyed: dict[str, Ticket] = {}
 
     def enter(self, names: Sequence[str]) -> Ticket:
         """Queue a ticket for ``names`` (call before trying, so no wake-up is lost)."""
         ticket = Ticket(self, frozenset(names))
-        with self._lock:
+        with self.lock:
             self._tickets.append(ticket)
         return ticket
 
+    def name(self, ticket: Ticket, key: str) -> None:
+        """Give ``ticket`` the backend's id, so :meth:`grant` can find it."""
+        with self.lock:
+            ticket.key = key
+            if ticket in self._tickets:
+                self._keyed[key] = ticket
+
     def remove(self, ticket: Ticket) -> str | None:
         """Take a ticket out; returns the account it was woken for, if it was."""
-        with self._lock:
+        with self.lock:
             if ticket in self._tickets:
                 self._tickets.remove(ticket)
+            if ticket.key is not None:
+                self._keyed.pop(ticket.key, None)
             return self._woken.pop(id(ticket), None)
+
+    def consume(self, ticket: Ticket) -> None:
+        """Note that ``ticket`` used its wake-up (nothing to pass on when it leaves)."""
+        with self.lock:
+            self._woken.pop(id(ticket), None)
+
+    def grant(self, key: str, account: str, lease_id: str) -> bool:
+        """Hand a lease to the waiting ticket ``key`` and wake it.
+
+        Returns:
+            ``False`` when no such ticket waits (it left, or holds a grant already): the
+            caller must give the lease back.
+        """
+        with self.lock:
+            ticket = self._keyed.get(key)
+            if ticket is None or ticket.grant is not None or ticket.loop.is_closed():
+                return False
+            try:
+                ticket.loop.call_soon_threadsafe(_wake, ticket.future, account)
+            except RuntimeError:  # its loop closed just now
+                return False
+            ticket.grant = (account, lease_id)
+            return True
 
     def freed(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Wake the oldest unwoken ticket that can use ``name`` (on ``loop`` only, if given)."""
-        with self._lock:
+        with self.lock:
             for ticket in self._tickets:
                 if id(ticket) in self._woken or name not in ticket.names:
                     continue
@@ -228,7 +312,7 @@ class Waiters:
 
     def __len__(self) -> int:
         """Tickets waiting now."""
-        with self._lock:
+        with self.lock:
             return len(self._tickets)
 
 
@@ -236,7 +320,8 @@ class Waiters:
 class _Local:
     """One account's state in :class:`InProcessBackend`."""
 
-    leases: set[str] = field(default_factory=set)
+    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)
+    """Lease id -> the account's gate slot it holds."""
     cooldown: Cooldown | None = None
     served: int = 0
     last_error: str | None = None
@@ -247,7 +332,11 @@ class InProcessBackend:
 
     One instance serves every pool of the process, so two models built on the same
     accounts never stream more than ``max_concurrency`` answers on one of them together.
-    Leases do not expire: they end with the call (or the process).
+    A lease also holds a slot of the account's process-wide gate
+    (:func:`~langchain_hailuo._loop.account_gate`), the one a single-account ``ChatHailuo``
+    of the same account (and the same ``max_concurrency``) streams through, so a pool and
+    such a model share the account's limit too. Leases do not expire: they end with the
+    call (or the process).
     """
 
     renews = False
@@ -256,7 +345,16 @@ class InProcessBackend:
         """Create an empty backend."""
         self._lock = threading.Lock()
         self._accounts: dict[str, _Local] = {}
+        self._watched: set[tuple[str, int]] = set()
         self.waiters = Waiters()
+
+    def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
+        """The account's process-wide gate; its freed slots wake this backend's waiters."""
+        gate = account_gate(name, limit)
+        if (name, limit) not in self._watched:  # under self._lock
+            self._watched.add((name, limit))
+            gate.watch(lambda: self.waiters.freed(name))
+        return gate
 
     def _state(self, name: str) -> _Local:
         """An account's state (created on first use; call under the lock)."""
@@ -271,10 +369,12 @@ class InProcessBackend:
         *,
         limit: int,
         ttl: float,  # noqa: ARG002 - leases here end with the call
+        ticket: Ticket | None = None,  # noqa: ARG002 - waiters are woken by ``release``
+        within: float | None = None,  # noqa: ARG002 - the scheduler times the wait
     ) -> Attempt:
         """Lease the least-loaded free candidate (see :class:`Backend`)."""
         now = time.time()
-        best: tuple[int, int] | None = None
+        free: list[tuple[int, int]] = []
         busy = False
         cooling: dict[str, Cooldown] = {}
         with self._lock:
@@ -286,16 +386,20 @@ class InProcessBackend:
                     continue
                 if cool is not None:
                     state.cooldown = None  # over, or a new login replaced the rejected token
-                load = len(state.leases)
+                gate = self._gate(candidate.name, limit)
+                load = max(len(state.leases), limit - gate.available)
                 if load >= limit:
                     busy = True
-                elif best is None or load < best[0]:
-                    best = (load, index)
-            if best is not None:
-                name = candidates[best[1]].name
-                lease_id = new_lease_id()
-                self._state(name).leases.add(lease_id)
-                return Attempt(account=name, lease_id=lease_id)
+                else:
+                    free.append((load, index))
+            for _, index in sorted(free):  # least loaded first, then in the given order
+                name = candidates[index].name
+                gate = self._gate(name, limit)
+                if gate.try_acquire():
+                    lease_id = new_lease_id()
+                    self._state(name).leases[lease_id] = gate
+                    return Attempt(account=name, lease_id=lease_id)
+                busy = True  # a single-account model took the slot just now
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
 
@@ -312,11 +416,12 @@ class InProcessBackend:
         served: bool,
         error: str | None,
         cooldown: Cooldown | None,
+        limit: int = 1,  # noqa: ARG002 - the woken waiter tries again with its own
     ) -> None:
         """End a lease and wake one waiter (see :class:`Backend`)."""
         with self._lock:
             state = self._state(account)
-            state.leases.discard(lease_id)
+            gate = state.leases.pop(lease_id, None)
             if served:
                 state.served += 1
             if error is not None:
@@ -326,13 +431,18 @@ class InProcessBackend:
                 state.cooldown = Cooldown(
                     cooldown.kind, cooldown.seconds, cooldown.message, cooldown.token, until
                 )
-        self.waiters.freed(account)
+        if gate is not None:
+            gate.release()  # to a waiting single-account model, else wakes one of our waiters
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The state of ``accounts`` (see :class:`Backend`)."""
         now = time.time()
         with self._lock:
             return [_status_of(name, self._state(name), now) for name in accounts]
+
+    async def leave(self, ticket: Ticket) -> None:
+        """Drop the ticket; a wake-up it did not use goes to the next waiter."""
+        ticket.leave(pass_on=True)
 
     async def register(self, accounts: Sequence[str]) -> None:
         """Nothing to do: this process knows its own accounts."""

@@ -2,21 +2,31 @@
 
 Layout (``<p>`` is ``hailuo-pool:<name>``):
 
-- ``<p>:leases:<account>``: a sorted set of lease ids scored by their expiry (ms, Redis
-  clock). A lease lives ``lease_ttl`` seconds unless renewed; the scheduler renews it every
-  third of that while the answer streams, so a worker that dies frees its account within
-  the TTL, and a live one never loses it.
+- ``<p>:load``: a sorted set of the accounts, scored ``streams * 2**32 + turn``: the number
+  of live leases, then when the account was last leased (so among equally loaded accounts
+  the one leased longest ago comes first: new chats go round the accounts). Picking the
+  least-loaded free account is one range read, whatever the number of accounts.
+- ``<p>:leases``: a sorted set of ``<account> <lease id>`` scored by the lease's expiry
+  (ms, Redis clock). A lease lives ``lease_ttl`` seconds unless renewed; the scheduler
+  renews it every third of that while the answer streams. Every script first ends the
+  leases that expired (a dead worker's), so such an account is free again within the TTL.
 - ``<p>:cool``: a hash account -> cool-down (JSON, its end in Redis ms).
 - ``<p>:stats:<account>``: a hash of ``served``, ``last_error``.
 - ``<p>:accounts``: the set of accounts any process registered (for ``hailuo pool status``).
-- channel ``<p>:freed``: ``<process id> <account>`` is published when a lease ends; the
-  releasing process wakes its own waiter directly, the others on the message.
+- ``<p>:queue`` and ``<p>:want``: the calls waiting for an account, in arrival order across
+  all processes (a sorted set of waiter ids scored by arrival), and what each can use (a
+  hash waiter -> its deadline and its candidate accounts).
+- channel ``<p>:freed``: ``<waiter> <account> <lease id>`` is published when a release hands
+  an account to a waiter of another process or event loop.
 
-Acquire and release are Lua scripts: one round trip each, atomic, and timed by the Redis
-server's clock (``TIME``), so hosts with skewed clocks still agree on expiries. A waiting
-call is woken by the ``freed`` message (one subscriber connection per process and event
-loop), or at the earliest cool-down end / lease expiry the failed acquire reported; it
-never polls.
+Acquire, release, renew and status are Lua scripts: one round trip each, atomic, and timed
+by the Redis server's clock (``TIME``), so hosts with skewed clocks still agree on expiries.
+A release that frees a slot hands it, as a new short lease, to the oldest waiter that can
+use it (a waiter of the releasing event loop directly, any other through ``freed``); the
+waiter claims it by renewing it to the full TTL. So a waiter is woken exactly once per
+account it gets, nobody retries and loses, and a waiter that died before claiming holds
+the account only ``_GRANT_TTL``. Waiters also wake, without being told, at the earliest
+cool-down end or lease expiry their failed acquire reported; nothing polls.
 
 The ``redis`` package is imported here only, when a ``pool_url`` is used (the
 ``langchain-hailuo[redis]`` extra).
@@ -42,6 +52,7 @@ from langchain_hailuo.pool.backend import (
     Attempt,
     Candidate,
     LoopLocks,
+    Ticket,
     Waiters,
     account_status,
     new_lease_id,
@@ -56,103 +67,184 @@ __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_CONNECTIONS = 16
+_MAX_CONNECTIONS = 8
 """Redis connections per process and event loop (one is the ``freed`` subscription)."""
+_GRANT_TTL = 5.0
+"""Seconds a lease handed to a waiter lives until the waiter claims it (renews it)."""
+_NO_DEADLINE_MS = 86_400_000
+"""How long a waiter without a deadline keeps its place (a day, in ms)."""
 
-_ACQUIRE = """
+# The clock and the expired leases, first in every script. KEYS[1] is the load set,
+# KEYS[2] the leases set.
+_PRELUDE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local BASE = 4294967296
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('ZREM', KEYS[2], m)
+  redis.call('ZINCRBY', KEYS[1], -BASE, string.match(m, '^(.-) '))
+end
+"""
+
+# KEYS: load, leases, cool, queue, want, turn. ARGV: limit, ttl ms, lease id, candidates
+# ("\n<name>\t<token hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no
+# limit).
+_ACQUIRE = (
+    _PRELUDE
+    + """
 local limit = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local lease = ARGV[3]
-local best, best_load = 0, 0
-local busy = 0
-local wake = -1
-local cooling = {}
-for i = 2, #KEYS do
-  local name = ARGV[2 + 2 * (i - 1)]
-  local token = ARGV[3 + 2 * (i - 1)]
-  local blocked = false
-  local raw = redis.call('HGET', KEYS[1], name)
-  if raw then
+local token_of, names = {}, {}
+for name, token in string.gmatch(ARGV[4], '\\n([^\\t\\n]+)\\t([^\\n]*)') do
+  token_of[name] = token
+  table.insert(names, name)
+end
+local blocked, cooling, wake = {}, {}, -1
+local cools = redis.call('HGETALL', KEYS[3])
+for i = 1, #cools, 2 do
+  local name, raw = cools[i], cools[i + 1]
+  local token = token_of[name]
+  if token ~= nil then
     local cool = cjson.decode(raw)
+    local rests
     if cool['kind'] == 'auth' then
-      blocked = (token == '' or token == cool['token'])
+      rests = (token == '' or token == cool['token'])
     else
-      blocked = (cool['until_ms'] or 0) > now
-      if blocked and (wake < 0 or cool['until_ms'] < wake) then wake = cool['until_ms'] end
+      rests = (cool['until_ms'] or 0) > now
+      if rests and (wake < 0 or cool['until_ms'] < wake) then wake = cool['until_ms'] end
     end
-    if blocked then
+    if rests then
+      blocked[name] = true
       table.insert(cooling, name)
       table.insert(cooling, raw)
     else
-      redis.call('HDEL', KEYS[1], name)
+      redis.call('HDEL', KEYS[3], name)
     end
   end
-  if not blocked then
-    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
-    local load = redis.call('ZCARD', KEYS[i])
-    if load >= limit then
+end
+local function lease(name, load)
+  local turn = redis.call('INCR', KEYS[6]) % BASE
+  redis.call('ZADD', KEYS[1], (load + 1) * BASE + turn, name)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), name .. ' ' .. ARGV[3])
+  if ARGV[5] ~= '' then
+    redis.call('ZREM', KEYS[4], ARGV[5])
+    redis.call('HDEL', KEYS[5], ARGV[5])
+  end
+  return {now, name, 0, -1, {}}
+end
+local free = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', limit * BASE),
+  'WITHSCORES')
+for i = 1, #free, 2 do
+  local name = free[i]
+  if token_of[name] ~= nil and not blocked[name] then
+    return lease(name, math.floor(tonumber(free[i + 1]) / BASE))
+  end
+end
+local busy = 0
+if #names > 0 then
+  local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
+  for i, name in ipairs(names) do
+    if not blocked[name] then
+      if not scores[i] then return lease(name, 0) end  -- not registered yet: idle
       busy = 1
-      local first = redis.call('ZRANGE', KEYS[i], 0, 0, 'WITHSCORES')
-      local expiry = tonumber(first[2])
-      if wake < 0 or expiry < wake then wake = expiry end
-    elseif best == 0 or load < best_load then
-      best, best_load = i, load
     end
   end
 end
-if best > 0 then
-  redis.call('ZADD', KEYS[best], now + ttl, lease)
-  redis.call('PEXPIRE', KEYS[best], ttl * 4)
-  return {now, best - 2, 0, -1, {}}
+if busy == 1 then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if first[2] and (wake < 0 or tonumber(first[2]) < wake) then wake = tonumber(first[2]) end
 end
-return {now, -1, busy, wake, cooling}
+if ARGV[5] ~= '' then
+  if not redis.call('ZSCORE', KEYS[4], ARGV[5]) then
+    redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[6]), ARGV[5])
+  end
+  local within = tonumber(ARGV[6])
+  if within < 0 then within = """
+    + str(_NO_DEADLINE_MS)
+    + """ end
+  redis.call('HSET', KEYS[5], ARGV[5], string.format('%.0f', now + within) .. ARGV[4])
+end
+return {now, '', busy, wake, cooling}
 """
+)
 
-_RELEASE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREM', KEYS[1], ARGV[1])
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[2], 'served', 1) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'last_error', ARGV[4]) end
+# KEYS: load, leases, cool, queue, want, stats, channel. ARGV: lease id, account, served
+# ('1'/'0'), error, cool-down JSON, the releasing loop's waiter prefix, limit, grant TTL
+# ms, the grant's lease id.
+_RELEASE = (
+    _PRELUDE
+    + """
+local account = ARGV[2]
+local ended = redis.call('ZREM', KEYS[2], account .. ' ' .. ARGV[1])
+if ended == 1 then redis.call('ZINCRBY', KEYS[1], -BASE, account) end
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[6], 'served', 1) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], 'last_error', ARGV[4]) end
 if ARGV[5] ~= '' then
   local cool = cjson.decode(ARGV[5])
   if cool['seconds'] ~= cjson.null and cool['seconds'] ~= nil then
     cool['until_ms'] = now + math.floor(cool['seconds'] * 1000)
   end
-  redis.call('HSET', KEYS[3], ARGV[2], cjson.encode(cool))
+  redis.call('HSET', KEYS[3], account, cjson.encode(cool))
+  return {now, ''}
 end
-redis.call('PUBLISH', KEYS[4], ARGV[6] .. ' ' .. ARGV[2])
-return now
+if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then return {now, ''} end
+local score = redis.call('ZSCORE', KEYS[1], account)
+if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then return {now, ''} end
+local needle = '\\n' .. account .. '\\t'
+for _, waiter in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
+  local want = redis.call('HGET', KEYS[5], waiter)
+  local deadline = want and tonumber(string.match(want, '^%d+'))
+  if not deadline or deadline < now then
+    redis.call('ZREM', KEYS[4], waiter)
+    redis.call('HDEL', KEYS[5], waiter)
+  elseif string.find(want, needle, 1, true) then
+    redis.call('ZREM', KEYS[4], waiter)
+    redis.call('HDEL', KEYS[5], waiter)
+    redis.call('ZINCRBY', KEYS[1], BASE, account)
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), account .. ' ' .. ARGV[9])
+    if string.sub(waiter, 1, #ARGV[6]) ~= ARGV[6] then
+      redis.call('PUBLISH', KEYS[7], waiter .. ' ' .. account .. ' ' .. ARGV[9])
+    end
+    return {now, waiter}
+  end
+end
+return {now, ''}
 """
+)
 
-_RENEW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if not held or tonumber(held) <= now then return 0 end
-redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ttl * 4)
+# KEYS: load, leases. ARGV: '<account> <lease id>', ttl ms.
+_RENEW = (
+    _PRELUDE
+    + """
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+)
+
+# KEYS: queue, want. ARGV: waiter id.
+_DEQUEUE = """
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
 
-_STATUS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# KEYS: load, leases, cool, stats prefix. ARGV: account names.
+_STATUS = (
+    _PRELUDE
+    + """
 local out = {now}
 for i = 1, #ARGV do
   local name = ARGV[i]
-  local leases = KEYS[2] .. name
-  local stats = KEYS[3] .. name
-  table.insert(out, redis.call('ZCOUNT', leases, '(' .. now, '+inf'))
-  table.insert(out, redis.call('HGET', KEYS[1], name) or '')
+  local stats = KEYS[4] .. name
+  local score = redis.call('ZSCORE', KEYS[1], name)
+  table.insert(out, score and math.floor(tonumber(score) / BASE) or 0)
+  table.insert(out, redis.call('HGET', KEYS[3], name) or '')
   table.insert(out, redis.call('HGET', stats, 'served') or '0')
   table.insert(out, redis.call('HGET', stats, 'last_error') or '')
 end
 return out
 """
+)
 # _STATUS builds key names from a prefix: fine for one Redis server, which is what a pool
 # uses (a Redis Cluster would need every key in KEYS; pools are small and status is rare).
 
@@ -200,12 +292,18 @@ def _cooldown(raw: Any, offset: float) -> Cooldown:
 
 @dataclass
 class _LoopState:
-    """The Redis connections of one event loop: commands, and the ``freed`` listener."""
+    """The Redis connections of one event loop: commands, and the ``freed`` listener.
+
+    Attributes:
+        key: The loop's random id: its waiters' ids start with ``<key>:``.
+    """
 
     client: Redis
     pubsub: PubSub
     listener: asyncio.Task[None]
+    key: str
     scripts: dict[str, Any] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 class RedisBackend:
@@ -231,7 +329,7 @@ class RedisBackend:
         self.prefix = f"hailuo-pool:{name}"
         self.waiters = Waiters()
         self.round_trips = 0
-        self._origin = new_lease_id()  # tells this process's ``freed`` messages from others
+        self._limit = 1  # the largest per-account limit asked here (for giving grants back)
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -244,23 +342,11 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ keys
 
-    def _leases(self, account: str) -> str:
-        return f"{self.prefix}:leases:{account}"
+    def _key(self, part: str) -> str:
+        return f"{self.prefix}:{part}"
 
     def _stats(self, account: str) -> str:
         return f"{self.prefix}:stats:{account}"
-
-    @property
-    def _cool(self) -> str:
-        return f"{self.prefix}:cool"
-
-    @property
-    def _channel(self) -> str:
-        return f"{self.prefix}:freed"
-
-    @property
-    def _registry(self) -> str:
-        return f"{self.prefix}:accounts"
 
     # ------------------------------------------------------------------ connections
 
@@ -281,7 +367,7 @@ class RedisBackend:
             client = self._aioredis.Redis.from_pool(connections)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(self._channel)
+                await pubsub.subscribe(self._key("freed"))
             except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
                 await client.aclose()
                 raise HailuoConfigurationError(
@@ -289,18 +375,21 @@ class RedisBackend:
                     f"{type(exc).__name__}: {exc}. Start Redis or fix pool_url."
                 ) from None
             self.round_trips += 1
-            listener = loop.create_task(self._listen(pubsub, loop))
-            state = self._states[loop] = _LoopState(client, pubsub, listener)
+            key = new_lease_id()
+            listener = loop.create_task(self._listen(pubsub, loop, key))
+            state = self._states[loop] = _LoopState(client, pubsub, listener, key)
             return state
 
-    async def _listen(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake this loop's waiters as accounts are freed (anywhere)."""
+    async def _listen(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop, key: str) -> None:
+        """Hand the accounts released to this loop's waiters (by any process) to them."""
+        mine = f"{key}:"
         try:
             async for message in pubsub.listen():
-                if message.get("type") == "message":
-                    origin, _, account = _text(message["data"]).partition(" ")
-                    if origin != self._origin:  # this process's own releases woke a waiter already
-                        self.waiters.freed(account, loop)
+                if message.get("type") != "message":
+                    continue
+                waiter, account, lease_id = _text(message["data"]).split(" ")
+                if waiter.startswith(mine):
+                    self._hand_over(waiter, account, lease_id)
         except asyncio.CancelledError:
             raise
         except Exception:  # a lost connection: waiters still wake at their deadlines
@@ -308,6 +397,25 @@ class RedisBackend:
             with self._guard:
                 if self._states.get(loop) is not None:
                     del self._states[loop]
+
+    def _hand_over(self, waiter: str, account: str, lease_id: str) -> None:
+        """Wake the waiter a release chose; one that left gives the account back."""
+        if self.waiters.grant(waiter, account, lease_id):
+            return
+        state = self._states.get(asyncio.get_running_loop())
+        task = asyncio.get_running_loop().create_task(self._give_back(account, lease_id))
+        if state is not None:
+            state.tasks.add(task)
+            task.add_done_callback(state.tasks.discard)
+
+    async def _give_back(self, account: str, lease_id: str) -> None:
+        """Release a lease handed to a waiter that no longer wants it."""
+        try:
+            await self.release(
+                account, lease_id, served=False, error=None, cooldown=None, limit=self._limit
+            )
+        except Exception:  # it then expires after _GRANT_TTL
+            logger.warning("Could not give back pool account %s", account, exc_info=True)
 
     async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a script in one round trip (EVALSHA; the script is loaded once per server)."""
@@ -321,18 +429,32 @@ class RedisBackend:
     # ------------------------------------------------------------------ Backend
 
     async def try_acquire(
-        self, candidates: Sequence[Candidate], *, limit: int, ttl: float
+        self,
+        candidates: Sequence[Candidate],
+        *,
+        limit: int,
+        ttl: float,
+        ticket: Ticket | None = None,
+        within: float | None = None,
     ) -> Attempt:
-        """Lease the least-loaded free candidate in one atomic script."""
-        keys = [self._cool, *(self._leases(c.name) for c in candidates)]
-        args: list[Any] = [limit, int(ttl * 1000), new_lease_id()]
-        for candidate in candidates:
-            args += [candidate.name, candidate.token or ""]
+        """Lease the least-loaded free candidate in one atomic script (else queue ``ticket``)."""
+        self._limit = max(self._limit, limit)
+        state = await self._state()
+        if ticket is not None and ticket.key is None:
+            self.waiters.name(ticket, f"{state.key}:{new_lease_id()}")
+        waiter = "" if ticket is None or ticket.key is None else ticket.key
+        keys = [self._key(k) for k in ("load", "leases", "cool", "queue", "want", "turn")]
+        spec = "".join(f"\n{c.name}\t{c.token or ''}" for c in candidates)
+        lease_id = new_lease_id()
+        wait_ms = -1 if within is None else int(within * 1000)
+        args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms]
         sent = time.time()
-        now_ms, index, busy, wake_ms, cooling = await self._eval(_ACQUIRE, keys, args)
+        now_ms, name, busy, wake_ms, cooling = await self._eval(_ACQUIRE, keys, args)
         offset = sent - int(now_ms) / 1000.0  # Redis clock -> this host's clock
-        if int(index) >= 0:
-            return Attempt(account=candidates[int(index)].name, lease_id=args[2])
+        if ticket is not None:
+            ticket.queued = not _text(name)
+        if _text(name):
+            return Attempt(account=_text(name), lease_id=lease_id)
         pairs = [_text(x) for x in cooling]
         cools = {pairs[i]: _cooldown(pairs[i + 1], offset) for i in range(0, len(pairs), 2)}
         wake = None if int(wake_ms) < 0 else int(wake_ms) / 1000.0 + offset
@@ -340,7 +462,8 @@ class RedisBackend:
 
     async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
         """Push the lease's expiry on (``False`` when it had already expired)."""
-        return bool(await self._eval(_RENEW, [self._leases(account)], [lease_id, int(ttl * 1000)]))
+        keys = [self._key("load"), self._key("leases")]
+        return bool(await self._eval(_RENEW, keys, [f"{account} {lease_id}", int(ttl * 1000)]))
 
     async def release(
         self,
@@ -350,9 +473,15 @@ class RedisBackend:
         served: bool,
         error: str | None,
         cooldown: Cooldown | None,
+        limit: int = 1,
     ) -> None:
-        """End the lease, record the outcome and publish ``freed`` in one script."""
-        keys = [self._leases(account), self._stats(account), self._cool, self._channel]
+        """End the lease, record the outcome, hand the account to the oldest waiter."""
+        state = await self._state()
+        keys = [
+            *(self._key(k) for k in ("load", "leases", "cool", "queue", "want")),
+            self._stats(account),
+            self._key("freed"),
+        ]
         cool = ""
         if cooldown is not None:
             cool = json.dumps(
@@ -363,17 +492,43 @@ class RedisBackend:
                     "token": cooldown.token,
                 }
             )
-        args = [lease_id, account, int(served), error or "", cool, self._origin]
-        await self._eval(_RELEASE, keys, args)
-        self.waiters.freed(account)  # a waiter of this process takes over without a Redis hop
+        grant = new_lease_id()
+        args = [
+            lease_id,
+            account,
+            int(served),
+            error or "",
+            cool,
+            f"{state.key}:",
+            limit,
+            int(_GRANT_TTL * 1000),
+            grant,
+        ]
+        _, chosen = await self._eval(_RELEASE, keys, args)
+        waiter = _text(chosen)
+        if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, without a Redis hop
+            self._hand_over(waiter, account, grant)
+
+    async def leave(self, ticket: Ticket) -> None:
+        """Drop the ticket's place in the queue; give back a lease handed to it unused."""
+        ticket.leave(pass_on=False)
+        grant = ticket.take_grant()
+        if grant is not None:
+            await self._give_back(*grant)
+        if ticket.queued and ticket.key is not None:
+            ticket.queued = False
+            try:
+                await self._eval(_DEQUEUE, [self._key("queue"), self._key("want")], [ticket.key])
+            except Exception:  # its place then lapses at its deadline
+                logger.warning("Could not leave the pool's queue", exc_info=True)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The accounts given and every account registered by anyone, in one script."""
         state = await self._state()
         self.round_trips += 1
-        known = sorted({_text(n) for n in await state.client.smembers(self._registry)})
+        known = sorted({_text(n) for n in await state.client.smembers(self._key("accounts"))})
         names = list(accounts) + [n for n in known if n not in accounts]
-        keys = [self._cool, f"{self.prefix}:leases:", f"{self.prefix}:stats:"]
+        keys = [self._key("load"), self._key("leases"), self._key("cool"), self._stats("")]
         sent = time.time()
         reply = await self._eval(_STATUS, keys, names)
         offset = sent - int(reply[0]) / 1000.0
@@ -384,17 +539,25 @@ class RedisBackend:
             cool = _cooldown(raw_cool, offset) if _text(raw_cool) else None
             out.append(
                 account_status(
-                    name, int(streams), cool, int(_text(served)), _text(last_error) or None, now
+                    name,
+                    max(0, int(streams)),
+                    cool,
+                    int(_text(served)),
+                    _text(last_error) or None,
+                    now,
                 )
             )
         return out
 
     async def register(self, accounts: Sequence[str]) -> None:
-        """Add the accounts to the shared registry (one round trip)."""
+        """Add the accounts to the shared registry and the load set (one round trip)."""
         if accounts:
             state = await self._state()
             self.round_trips += 1
-            await state.client.sadd(self._registry, *accounts)
+            async with state.client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self._key("accounts"), *accounts)
+                pipe.zadd(self._key("load"), dict.fromkeys(accounts, 0), nx=True)
+                await pipe.execute()
 
     async def aclose(self) -> None:
         """Close this loop's connections."""
@@ -403,6 +566,8 @@ class RedisBackend:
             state = self._states.pop(loop, None)
         if state is None:
             return
+        if state.tasks:
+            await asyncio.gather(*state.tasks, return_exceptions=True)
         state.listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await state.listener

@@ -261,6 +261,7 @@ class AccountPool:
                 served=error is None,
                 error=message,
                 cooldown=cooldown,
+                limit=self.max_concurrency,
             )
         except Exception:  # the lease then expires by its TTL
             logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)
@@ -314,13 +315,16 @@ class AccountPool:
             raise await self._exhausted(accounts, within)
         names = [a.name for a in pool]
         deadline = None if within is None else time.monotonic() + within
-        while True:
-            ticket = self.backend.waiters.enter(names)
-            pass_on = True
-            try:
+        ticket = self.backend.waiters.enter(names)
+        try:
+            while True:
                 candidates = [Candidate(a.name, a.token_hash()) for a in pool]
                 attempt = await self.backend.try_acquire(
-                    candidates, limit=self.max_concurrency, ttl=self.lease_ttl
+                    candidates,
+                    limit=self.max_concurrency,
+                    ttl=self.lease_ttl,
+                    ticket=ticket,
+                    within=None if deadline is None else max(0.0, deadline - time.monotonic()),
                 )
                 if attempt.account is not None and attempt.lease_id is not None:
                     return Lease(self._by_name[attempt.account], attempt.lease_id)
@@ -328,9 +332,14 @@ class AccountPool:
                     continue
                 wait = self._wait_time(owner, attempt, deadline, len(accounts), within)
                 await ticket.wait(wait)
-                pass_on = False  # this waiter retries now: it uses its own wake-up
-            finally:
-                ticket.leave(pass_on=pass_on)
+                granted = ticket.take_grant()
+                if granted is not None:  # handed over by a release: claim it (full TTL)
+                    account, lease_id = granted
+                    if await self.backend.renew(account, lease_id, ttl=self.lease_ttl):
+                        return Lease(self._by_name[account], lease_id)
+                ticket.rearm()  # this waiter retries now: it used its own wake-up
+        finally:
+            await asyncio.shield(self.backend.leave(ticket))
 
     async def _exhausted(
         self, accounts: Sequence[PoolAccount], within: float | None

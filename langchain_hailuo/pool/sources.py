@@ -156,6 +156,7 @@ class PoolAccount:
     origin: str
     path: Path | None = None
     _mtime: float | None = field(default=None, repr=False)
+    _hashed: tuple[AuthResult, str] | None = field(default=None, repr=False)
 
     async def auth(self) -> AuthResult:
         """The account's current credentials (cached by its manager)."""
@@ -164,7 +165,12 @@ class PoolAccount:
     def token_hash(self) -> str | None:
         """The current token's hash (``None`` before the first :meth:`auth`)."""
         current = self.manager.current
-        return None if current is None else token_hash(current)
+        if current is None:
+            return None
+        hashed = self._hashed
+        if hashed is None or hashed[0] is not current:  # hashed once per login, not per call
+            hashed = self._hashed = (current, token_hash(current))
+        return hashed[1]
 
     async def relogged(self) -> bool:
         """Whether the account's auth file now holds a newer login than the one in use.

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
+from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.errors import (
     HailuoAuthError,
@@ -219,11 +220,41 @@ def test_sync_invoke_and_status_work_on_a_pool(pool_emulator: Emulator) -> None:
 
 def test_one_account_with_no_pool_settings_uses_no_pool(pool_emulator: Emulator) -> None:
     kwargs = pool_emulator.model_kwargs(account="p0")
-    from langchain_hailuo.chat_models import ChatHailuo
-
     model = ChatHailuo(**kwargs)
     assert model.pool is None
     assert pool_kwargs(pool_emulator)["base_url"] == kwargs["base_url"]
     answer = model.invoke("Hello")
     assert answer.response_metadata["account"] in fingerprints(pool_emulator)
     model.close()
+
+
+async def test_a_single_account_model_and_a_pool_share_the_account_s_limit(
+    pool_emulator: Emulator,
+) -> None:
+    # The same account as a model of its own and as the only account of a pool, in one
+    # process: their answers take turns on it (a pool call waiting for the account is woken
+    # when the single-account model's answer ends, and the other way round).
+    (auth,) = auths_of(pool_emulator, ["p0"])
+    kwargs = pool_kwargs(pool_emulator)
+    single = ChatHailuo(
+        **kwargs, token=auth.token, uuid=auth.uuid, device_id=auth.device_id, timeout=60
+    )
+    pooled = pool_model(pool_emulator, accounts=[auth], timeout=60)
+    pool_emulator.reset_peak_streams()
+    try:
+        answers = await asyncio.gather(
+            *(
+                model.ainvoke([HumanMessage(f"call {i}")])
+                for i in range(6)
+                for model in (single, pooled)
+            )
+        )
+        accounts = {a.response_metadata["account"] for a in answers}
+        assert accounts == {auth.account_fingerprint}
+        assert pool_emulator.account_peaks["p0"] == 1, pool_emulator.account_peaks
+        assert len(pool_emulator.requests_to("chat", account="p0")) == 12
+        (status,) = await pooled.pool.astatus()  # type: ignore[union-attr]
+        assert (status.streams, status.served) == (0, 6)
+    finally:
+        await single.aclose()
+        await pooled.aclose()
