@@ -26,6 +26,7 @@ __all__ = [
     "HailuoLoginTimeoutError",
     "HailuoNoAccountAvailableError",
     "HailuoNoPlanError",
+    "HailuoPoolUnavailableError",
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",
@@ -319,6 +320,16 @@ class HailuoNoAccountAvailableError(HailuoError):
             if next_free_at is None
             else max(0.0, next_free_at - (time.time() if now is None else now))
         )
+
+
+class HailuoPoolUnavailableError(HailuoError):
+    """The account pool's shared store (its Redis) could not be reached.
+
+    Nothing was sent to the service for the call that raised it. Start Redis or fix
+    ``pool_url``; the call can be retried once Redis answers again.
+    """
+
+    retryable = True
 
 
 class HailuoTokenExpiredError(HailuoAuthError):

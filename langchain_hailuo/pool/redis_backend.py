@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from langchain_hailuo.errors import HailuoConfigurationError
+from langchain_hailuo.errors import HailuoConfigurationError, HailuoPoolUnavailableError
 from langchain_hailuo.pool.backend import (
     AccountStatus,
     Attempt,
@@ -370,10 +370,7 @@ class RedisBackend:
                 await pubsub.subscribe(self._key("freed"))
             except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
                 await client.aclose()
-                raise HailuoConfigurationError(
-                    f"Cannot reach the pool's Redis at {redact_url(self.url)}: "
-                    f"{type(exc).__name__}: {exc}. Start Redis or fix pool_url."
-                ) from None
+                raise self._unreachable(exc) from None
             self.round_trips += 1
             key = new_lease_id()
             listener = loop.create_task(self._listen(pubsub, loop, key))
@@ -424,7 +421,17 @@ class RedisBackend:
         if runner is None:
             runner = state.scripts[script] = state.client.register_script(script)
         self.round_trips += 1
-        return await runner(keys=list(keys), args=list(args))
+        try:
+            return await runner(keys=list(keys), args=list(args))
+        except (self._aioredis.ConnectionError, self._aioredis.TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+
+    def _unreachable(self, exc: BaseException) -> HailuoPoolUnavailableError:
+        """The typed error for a Redis that cannot be reached (its URL without password)."""
+        return HailuoPoolUnavailableError(
+            f"Cannot reach the pool's Redis at {redact_url(self.url)}: "
+            f"{type(exc).__name__}: {exc}. Start Redis or fix pool_url; nothing was sent."
+        )
 
     # ------------------------------------------------------------------ Backend
 

@@ -19,6 +19,7 @@ from langchain_hailuo.errors import (
     HailuoConfigurationError,
     HailuoError,
     HailuoNoAccountAvailableError,
+    HailuoPoolUnavailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
     HailuoSessionBusyError,
@@ -109,6 +110,9 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
     if isinstance(error, HailuoNoAccountAvailableError):
         # Every pool account is busy or resting: the server is overloaded, not the caller.
         return ApiError(503, "overloaded", error.message, retry_after=error.retry_after or 1.0)
+    if isinstance(error, HailuoPoolUnavailableError):
+        # The pool's Redis is down: this server cannot pick an account, nothing was sent.
+        return ApiError(503, "overloaded", error.message, retry_after=1.0)
     if isinstance(error, HailuoRateLimitError):
         return ApiError(429, "rate_limit", error.message, retry_after=error.retry_after or 1.0)
     if isinstance(error, HailuoQuotaError):
