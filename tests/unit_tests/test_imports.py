@@ -22,6 +22,7 @@ EXPECTED_ALL = [
     "HailuoLoginTimeoutError",
     "HailuoNoAccountAvailableError",
     "HailuoNoPlanError",
+    "HailuoPoolUnavailableError",
     "HailuoProtocolError",
     "HailuoQuotaError",
     "HailuoRateLimitError",
