@@ -307,6 +307,11 @@ class BaseProvider:
         async for item in login(self.label, proxy, **kwargs):
             yield item
 
+    @property
+    def client(self) -> Any:
+        """The HTTP client (one serves many accounts: a pool's providers share one)."""
+        return self._client
+
     @hybridmethod
     async def aclose(self) -> None:
         """Close the HTTP sessions this provider opened."""

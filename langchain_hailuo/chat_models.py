@@ -834,6 +834,7 @@ class ChatHailuo(BaseChatModel):
     _provider_factory: ProviderFactory | None = PrivateAttr(default=None)
     _auth_manager: AuthManager | None = PrivateAttr(default=None)
     _providers: dict[str, _Provider] = PrivateAttr(default_factory=dict)
+    _clients: dict[Protocol, Any] = PrivateAttr(default_factory=dict)
     _pool: AccountPool | None = PrivateAttr(default=None)
     _pool_checked: bool = PrivateAttr(default=False)
 
@@ -868,7 +869,7 @@ class ChatHailuo(BaseChatModel):
         """
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_auth_manager=None, _providers={})
+        private.update(_auth_manager=None, _providers={}, _clients={})
         return {**state, "__pydantic_private__": private}
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -1362,23 +1363,30 @@ class ChatHailuo(BaseChatModel):
             return
 
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
-        """The real provider of ``protocol`` (imported on first use)."""
+        """The real provider of ``protocol`` (imported on first use).
+
+        Every provider of one protocol shares one HTTP client (built with the first): a
+        client serves many accounts, so a pool's accounts share its connections per event
+        loop instead of each opening its own (the sessions keep no cookies).
+        """
         settings: dict[str, Any] = {
             **self.provider_settings,
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "proxy": self.proxy,
         }
-        return cast(
-            "_Provider",
-            build_provider(
-                protocol,
-                base_url=self.base_url,
-                stream_url=self.stream_url,
-                auth_manager=auth_manager,
-                settings=settings,
-            ),
+        shared = self._clients.get(protocol)
+        if shared is not None:
+            settings["client"] = shared
+        provider = build_provider(
+            protocol,
+            base_url=self.base_url,
+            stream_url=self.stream_url,
+            auth_manager=auth_manager,
+            settings=settings,
         )
+        self._clients.setdefault(protocol, provider.client)
+        return cast("_Provider", provider)
 
     def _get_provider(self, protocol: Protocol, account: PoolAccount | None = None) -> _Provider:
         """The provider of ``protocol`` for the model's account or a pool account."""

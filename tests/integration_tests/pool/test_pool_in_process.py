@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
@@ -60,6 +61,25 @@ async def test_sixty_conversations_keep_their_chats_with_one_stream_per_account(
     assert all(s.streams == 0 for s in statuses)
     for model in models:
         await model.aclose()
+
+
+async def test_a_pool_s_accounts_share_one_http_client_and_keep_their_credentials(
+    pool_emulator: Emulator,
+) -> None:
+    # One client (one session per loop) serves every account of the pool; each request
+    # still carries its own account's token: the emulator names the account it saw.
+    model = pool_model(pool_emulator)
+    start = len(pool_emulator.requests_to("chat"))
+    answers = await model.abatch([f"hello {i}" for i in range(12)])
+    providers: list[Any] = list(model._providers.values())  # the real providers
+    assert len(providers) > 1
+    assert len({id(p.client) for p in providers}) == 1
+    names = fingerprints(pool_emulator)
+    seen_by_server = [r.account for r in pool_emulator.requests_to("chat")[start:]]
+    said = [names[a.response_metadata["account"]] for a in answers]
+    assert sorted(map(str, seen_by_server)) == sorted(said)
+    assert len(set(said)) > 1
+    await model.aclose()
 
 
 async def test_a_call_cancelled_mid_stream_frees_its_account(pool_emulator: Emulator) -> None:
