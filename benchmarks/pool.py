@@ -528,8 +528,10 @@ def _where_it_goes(
         "event-loop turn in process, or one script plus one pub/sub message with Redis). "
         "What the pool adds: "
         + "; ".join(extra)
-        + ". The 4-process pool also opens more connections than the no-pool split: each "
-        "process talks to every account it is handed (one HTTP session per account and "
+        + ". That client CPU is the lease bookkeeping (with Redis, the asyncio Redis client's "
+        "scripts and the `freed` messages every process receives and reads) and, across "
+        "processes, each process taking on accounts it had not used yet: a provider and "
+        "credentials per account and process (the pool's accounts share one HTTP client per "
         "process), where the no-pool processes each keep to their own 12-13 accounts."
     )
 
