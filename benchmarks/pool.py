@@ -537,19 +537,21 @@ def _where_it_goes(
 
 
 def _replace_section(path: Path, section: list[str]) -> None:
-    """Put this benchmark's section into RESULTS.md (replacing an older one)."""
+    """Put this benchmark's section into RESULTS.md (in place of an older one, else last)."""
     text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
     lines = text.rstrip("\n").split("\n")
     header = f"## {TITLE}"
-    if header in lines:
-        start = lines.index(header)
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        while start > 0 and not lines[start - 1].strip():
-            start -= 1
-        lines = lines[:start] + lines[end:] if end < len(lines) else lines[:start]
-    path.write_text("\n".join([*lines, *section]).rstrip() + "\n", encoding="utf-8")
+    if header not in lines:
+        path.write_text("\n".join([*lines, *section]).rstrip() + "\n", encoding="utf-8")
+        return
+    start = lines.index(header)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    while start > 0 and not lines[start - 1].strip():
+        start -= 1
+    body = [*lines[:start], *section]
+    if end < len(lines):
+        body += ["", *lines[end:]]
+    path.write_text("\n".join(body).rstrip() + "\n", encoding="utf-8")
 
 
 def main() -> int:
