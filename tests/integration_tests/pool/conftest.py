@@ -9,6 +9,7 @@ Redis tests skip, except in CI (``CI=true``), where they fail.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,17 @@ def _ping(port: int) -> bool:
         return False
 
 
+def _redis_binary() -> str:
+    """The ``redis-server`` binary (else the test skips, or fails in CI)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        reason = "no redis-server binary (apt-get install redis-server) for the pool's Redis tests"
+        if _in_ci():
+            pytest.fail(f"CI=true and {reason}", pytrace=False)
+        pytest.skip(reason)
+    return binary
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[str]:
     """The URL of a Redis server only these tests use (flushed by ``redis_url``)."""
@@ -57,12 +69,14 @@ def redis_server() -> Iterator[str]:
     if given:
         yield given
         return
-    binary = shutil.which("redis-server")
-    if binary is None:
-        reason = "no redis-server binary (apt-get install redis-server) for the pool's Redis tests"
-        if _in_ci():
-            pytest.fail(f"CI=true and {reason}", pytrace=False)
-        pytest.skip(reason)
+    with private_redis_server() as (url, _):
+        yield url
+
+
+@contextlib.contextmanager
+def private_redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A ``redis-server`` of its own on a free loopback port: its URL and process."""
+    binary = _redis_binary()
     port = _free_port()
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
@@ -75,7 +89,7 @@ def redis_server() -> Iterator[str]:
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"redis-server did not start on 127.0.0.1:{port}", pytrace=False)
             time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield f"redis://127.0.0.1:{port}/0", process
     finally:
         process.terminate()
         try:

@@ -13,6 +13,7 @@ from langchain_hailuo.serve.store import MemoryStore
 from tests.integration_tests._chats import mark
 from tests.integration_tests._serve import API_KEY, MODEL, serving
 from tests.integration_tests.pool._pool import pool_model
+from tests.integration_tests.pool.conftest import private_redis_server
 
 PASSWORD = "hunter2-of-the-pool"
 
@@ -53,3 +54,19 @@ def test_serve_over_a_pool_whose_redis_is_down_answers_503(pool_emulator: Emulat
     assert "pool's Redis" in str(caught.value.body)
     assert PASSWORD not in str(caught.value.body)
     assert mark(pool_emulator) == start
+
+
+async def test_a_pool_whose_redis_goes_away_raises_the_typed_error(
+    pool_emulator: Emulator,
+) -> None:
+    with private_redis_server() as (url, process):
+        chat = pool_model(pool_emulator, pool_url=url)
+        assert (await chat.ainvoke("Hello")).text.startswith("You said: Hello")
+        process.terminate()
+        process.wait(timeout=10)
+        start = mark(pool_emulator)
+        with pytest.raises(HailuoPoolUnavailableError) as caught:
+            await chat.ainvoke("Still there?")
+        assert "Start Redis or fix pool_url" in caught.value.message
+        assert mark(pool_emulator) == start  # no account was asked
+        await chat.aclose()
