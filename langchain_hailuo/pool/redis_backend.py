@@ -16,8 +16,10 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 - ``<p>:queue`` and ``<p>:want``: the calls waiting for an account, in arrival order across
   all processes (a sorted set of waiter ids scored by arrival), and what each can use (a
   hash waiter -> its deadline and its candidate accounts).
-- channel ``<p>:freed``: ``<waiter> <account> <lease id>`` is published when a release hands
-  an account to a waiter of another process or event loop.
+- channel ``<p>:freed:<loop key>``: ``<waiter> <account> <lease id>`` is published when a
+  release hands an account to a waiter of another process or event loop; each event loop
+  subscribes to its own channel (its waiters' ids start with its key), so no process reads
+  the hand-overs meant for the others.
 
 Acquire, release, renew and status are Lua scripts: one round trip each, atomic, and timed
 by the Redis server's clock (``TIME``), so hosts with skewed clocks still agree on expiries.
@@ -202,7 +204,8 @@ for _, waiter in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
     redis.call('ZINCRBY', KEYS[1], BASE, account)
     redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), account .. ' ' .. ARGV[9])
     if string.sub(waiter, 1, #ARGV[6]) ~= ARGV[6] then
-      redis.call('PUBLISH', KEYS[7], waiter .. ' ' .. account .. ' ' .. ARGV[9])
+      local channel = KEYS[7] .. ':' .. string.match(waiter, '^[^:]*')
+      redis.call('PUBLISH', channel, waiter .. ' ' .. account .. ' ' .. ARGV[9])
     end
     return {now, waiter}
   end
@@ -365,14 +368,14 @@ class RedisBackend:
                 self.url, max_connections=_MAX_CONNECTIONS, timeout=None
             )
             client = self._aioredis.Redis.from_pool(connections)
+            key = new_lease_id()
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
-                await pubsub.subscribe(self._key("freed"))
+                await pubsub.subscribe(f"{self._key('freed')}:{key}")  # this loop's hand-overs
             except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
                 await client.aclose()
                 raise self._unreachable(exc) from None
             self.round_trips += 1
-            key = new_lease_id()
             listener = loop.create_task(self._listen(pubsub, loop, key))
             state = self._states[loop] = _LoopState(client, pubsub, listener, key)
             return state
