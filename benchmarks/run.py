@@ -123,7 +123,7 @@ def main() -> int:
     bench_many(body, plan.runs)
     bench_imports(body, plan.runs)
     serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
-    bench_pool(body, min(plan.runs, 5))
+    bench_pool(body, plan.runs)
     bench_pipeline(body, plan.runs, many=plan.many_deltas)
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
