@@ -33,7 +33,10 @@ QUESTIONS = (
 
 
 def has_credentials(env: dict[str, str] | None = None) -> bool:
-    """Whether real Hailuo credentials are configured (``HAILUO_TOKEN`` or an auth file).
+    """Whether real Hailuo credentials are configured (``HAILUO_TOKEN`` or a saved login).
+
+    An auth file that holds no login (only the device pairs kept for token-only use, or an
+    unreadable one) does not count.
 
     Args:
         env: The environment to look at (default: ``os.environ``).
@@ -44,7 +47,7 @@ def has_credentials(env: dict[str, str] | None = None) -> bool:
     values = os.environ if env is None else env
     if values.get("HAILUO_TOKEN"):
         return True
-    return AuthStore(values.get("HAILUO_AUTH_FILE") or None).exists()
+    return AuthStore(env=values).load() is not None
 
 
 @contextlib.asynccontextmanager
