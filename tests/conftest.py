@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,24 @@ from tests import _aioresponses_compat
 _aioresponses_compat.install()
 
 pytest_plugins = ["langchain_hailuo.emulator.pytest_plugin"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test reads or writes the user's own auth file, device pairs or pool folder.
+
+    The package's config folder (``$XDG_CONFIG_HOME/langchain-hailuo``) is a temporary one
+    for the whole run; child processes the tests start inherit it.
+    """
+    previous = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("XDG_CONFIG_HOME", None)
+        else:
+            os.environ["XDG_CONFIG_HOME"] = previous
 
 
 @pytest.fixture
