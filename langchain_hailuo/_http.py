@@ -370,30 +370,16 @@ class Redactor:
         ```
     """
 
-    __slots__ = ("_pattern",)
+    __slots__ = ("_forms", "_secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        """Build the scrubber.
+        """Build the scrubber (the encoded forms are worked out on first use).
 
         Args:
             secrets: The secret values (shorter than 6 characters are ignored).
         """
-        forms: set[str] = set()
-        for secret in secrets:
-            if len(secret) < _SECRET_MIN_CHARS:
-                continue
-            forms.update(
-                (
-                    secret,
-                    quote(secret, safe=""),
-                    quote_plus(secret),
-                    json.dumps(secret)[1:-1],
-                    json.dumps(secret, ensure_ascii=False)[1:-1],
-                    html.escape(secret),
-                )
-            )
-        ordered = sorted(forms, key=len, reverse=True)  # the longest form wins
-        self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
+        self._secrets = tuple(s for s in secrets if len(s) >= _SECRET_MIN_CHARS)
+        self._forms: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, auth: Any) -> Redactor:
@@ -408,10 +394,34 @@ class Redactor:
         return cls([auth.token.get_secret_value(), *auth.cookies.values()])
 
     def __call__(self, text: str) -> str:
-        """``text`` with every secret replaced by ``***``."""
-        if self._pattern is not None:
-            text = self._pattern.sub("***", text)
+        """``text`` with every secret replaced by ``***``.
+
+        Plain substring replacement, longest form first: no pattern to compile per
+        account, which a pool's many accounts would each pay for on their first answer.
+        """
+        if self._forms is None:
+            self._forms = _secret_forms(self._secrets)
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, "***")
         return redact_tokens(text)
+
+
+def _secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
+    """Each secret raw, percent-, plus-, JSON- and HTML-encoded, longest first."""
+    forms: set[str] = set()
+    for secret in secrets:
+        forms.update(
+            (
+                secret,
+                quote(secret, safe=""),
+                quote_plus(secret),
+                json.dumps(secret)[1:-1],
+                json.dumps(secret, ensure_ascii=False)[1:-1],
+                html.escape(secret),
+            )
+        )
+    return tuple(sorted(forms, key=len, reverse=True))
 
 
 def scrub_error(error: HailuoError, redact: Callable[[str], str]) -> HailuoError:
