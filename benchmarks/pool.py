@@ -17,7 +17,9 @@ Each pool way's ratio to its no-pool way is taken within each run; the report gi
 median. Ideal: 4 answer latencies (200 answers / 50 accounts, one at a time each). Redis round
 trips are counted by the client (``RedisBackend.round_trips``) and by the server
 (``total_commands_processed``). Run alone with ``python -m benchmarks.pool [--quick]``,
-which rewrites only this section of ``benchmarks/RESULTS.md``.
+which rewrites only this section of ``benchmarks/RESULTS.md``. Every way is set up (its
+models built; a pool's accounts loaded and its Redis connected) before its clock starts,
+in a worker process too: the figures are the calls alone.
 """
 
 from __future__ import annotations
@@ -66,11 +68,17 @@ def _model(url: str, **kwargs: Any) -> ChatHailuo:
     return ChatHailuo(protocol="v4", base_url=url, max_retries=0, timeout=120, **kwargs)
 
 
-Way = tuple[float, float]
-"""Wall seconds and this process's CPU seconds of one way."""
+@dataclass
+class _Work:
+    """One way's models, set up (built, pool accounts loaded, Redis reached), and its calls."""
+
+    models: list[ChatHailuo]
+    calls: list[tuple[ChatHailuo, str]]
+    backend: Any = None
+    """The pool's backend (``None``: no pool), whose Redis round trips are counted."""
 
 
-async def no_pool(url: str, accounts: list[dict[str, Any]], per_account: int) -> Way:
+async def no_pool(url: str, accounts: list[dict[str, Any]], per_account: int) -> _Work:
     """One model per account, all ``per_account`` chats of every model at once.
 
     The calls arrive as they do in the pool ways (all at once); each model's own account
@@ -79,35 +87,48 @@ async def no_pool(url: str, accounts: list[dict[str, Any]], per_account: int) ->
     models = [
         _model(url, token=a["token"], uuid=a["uuid"], device_id=a["device_id"]) for a in accounts
     ]
-    start, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(
-        *(
-            model.ainvoke(f"Conversation {i}-{k}: hello!")
-            for k in range(per_account)
-            for i, model in enumerate(models)
-        )
-    )
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    for model in models:
-        await model.aclose()
-    return seconds, cpu
+    calls = [
+        (model, f"Conversation {i}-{k}: hello!")
+        for k in range(per_account)
+        for i, model in enumerate(models)
+    ]
+    return _Work(models, calls)
 
 
 async def through_pool(
     url: str, accounts: list[dict[str, Any]], calls: int, pool_url: str | None
-) -> tuple[float, float, int]:
-    """``calls`` new chats at once through one pooled model; wall and CPU seconds, round trips."""
+) -> _Work:
+    """``calls`` new chats at once through one pooled model."""
     model = _model(url, accounts=[_auth(a) for a in accounts], pool_url=pool_url)
     pool = model.pool
     assert pool is not None
-    await pool.accounts()  # loading the accounts is set-up, not work
-    before = getattr(pool.backend, "round_trips", 0)
+    await pool.accounts()  # reading the accounts (and reaching Redis) is set-up, not work
+    return _Work(
+        [model], [(model, f"Conversation {i}: hello!") for i in range(calls)], pool.backend
+    )
+
+
+async def run_work(work: _Work) -> tuple[float, float, int]:
+    """Make the calls at once: wall and CPU seconds, and the Redis round trips they took."""
+    before = getattr(work.backend, "round_trips", 0)
     start, cpu = time.perf_counter(), time.process_time()
-    await asyncio.gather(*(model.ainvoke(f"Conversation {i}: hello!") for i in range(calls)))
+    await asyncio.gather(*(model.ainvoke(prompt) for model, prompt in work.calls))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    trips = getattr(pool.backend, "round_trips", 0) - before
-    await model.aclose()
-    return seconds, cpu, trips
+    return seconds, cpu, getattr(work.backend, "round_trips", 0) - before
+
+
+async def close_work(work: _Work) -> None:
+    """Close the way's models (after its clock stopped)."""
+    for model in work.models:
+        await model.aclose()
+
+
+def _run_here(loop: asyncio.AbstractEventLoop, work: _Work) -> tuple[float, float, int]:
+    """A set-up way in this process: its figures (the models closed after)."""
+    try:
+        return loop.run_until_complete(run_work(work))
+    finally:
+        loop.run_until_complete(close_work(work))
 
 
 async def one_answer(url: str, account: dict[str, Any]) -> float:
@@ -127,29 +148,21 @@ async def one_answer(url: str, account: dict[str, Any]) -> float:
 
 
 def _worker_main() -> None:
-    """A worker process: read the job, say ready, wait for go, do it, print the result."""
+    """A worker process: read the job, set it up, say ready, wait for go, do it, report."""
     job = json.loads(sys.stdin.readline())
-    # What the first call would import, imported before the clock starts (both ways alike).
-    import aiohttp  # noqa: F401
-
-    import langchain_hailuo.v4.provider  # noqa: F401
-
-    if job["pool_url"] is not None:
-        import redis.asyncio  # noqa: F401
     loop = asyncio.new_event_loop()
-    print("ready", flush=True)
-    sys.stdin.readline()  # go
-    if job["pool_url"] is None:
-        seconds, cpu = loop.run_until_complete(
-            no_pool(job["url"], job["accounts"], job["per_account"])
-        )
-        trips = 0
+    if "per_account" in job:
+        work = loop.run_until_complete(no_pool(job["url"], job["accounts"], job["per_account"]))
     else:
-        seconds, cpu, trips = loop.run_until_complete(
+        work = loop.run_until_complete(
             through_pool(job["url"], job["accounts"], job["calls"], job["pool_url"])
         )
-    loop.close()
+    print("ready", flush=True)
+    sys.stdin.readline()  # go
+    seconds, cpu, trips = loop.run_until_complete(run_work(work))
     print(json.dumps({"seconds": seconds, "cpu": cpu, "round_trips": trips}), flush=True)
+    loop.run_until_complete(close_work(work))
+    loop.close()
 
 
 def _in_processes(jobs: list[dict[str, Any]]) -> tuple[float, list[dict[str, Any]]]:
@@ -334,10 +347,11 @@ def _run_way(
     """One way once: wall seconds, client CPU seconds, client round trips."""
     per_account = CONVERSATIONS // ACCOUNTS
     if way == "nopool1":
-        return (*loop.run_until_complete(no_pool(emu, accounts, per_account)), 0.0)
+        return _run_here(loop, loop.run_until_complete(no_pool(emu, accounts, per_account)))
     if way in {"pool1", "redis1"}:
         pool_url = url if way == "redis1" else None
-        return loop.run_until_complete(through_pool(emu, accounts, CONVERSATIONS, pool_url))
+        work = loop.run_until_complete(through_pool(emu, accounts, CONVERSATIONS, pool_url))
+        return _run_here(loop, work)
     if way == "nopool4":
         jobs = [
             {"url": emu, "accounts": share, "per_account": per_account, "pool_url": None}
@@ -419,8 +433,10 @@ def bench_pool(report: Report, runs: int) -> None:
         "after another), the 50 side by side: the calls arrive as in the pool ways. "
         "Pool: one `ChatHailuo(accounts=<50>)` given all 200 calls at once (1 process), or 4 "
         "processes each given 50 calls at once, sharing a pool of all 50 accounts through a "
-        "private `redis-server` on 127.0.0.1. The 4-process figures are wall time from "
-        "releasing the (already started and imported) workers to their last answer. Ideal: "
+        "private `redis-server` on 127.0.0.1. Every way is set up before its clock starts "
+        "(its models built; a pool's accounts loaded and its Redis connected), so each "
+        "figure is the 200 calls alone; the 4-process figures are wall time from releasing "
+        "the set-up workers to their last answer. Ideal: "
         "4 answer latencies (one answer on a warm model, measured in the same runs). CPU per "
         "answer: of the client process(es), of the emulator process and of `redis-server`, "
         f"while the way ran. {cores} cores; 1-minute load average {load_before} at the start, "
