@@ -15,7 +15,7 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 - ``<p>:accounts``: the set of accounts any process registered (for ``hailuo pool status``).
 - ``<p>:queue`` and ``<p>:want``: the calls waiting for an account, in arrival order across
   all processes (a sorted set of waiter ids scored by arrival), and what each can use (a
-  hash waiter -> its deadline and its candidate accounts).
+  hash waiter -> its deadline, its lease TTL and its candidate accounts).
 - channel ``<p>:freed:<loop key>``: ``<waiter> <account> <lease id>`` is published when a
   release hands an account to a waiter of another process or event loop; each event loop
   subscribes to its own channel (its waiters' ids start with its key), so no process reads
@@ -23,11 +23,15 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 
 Acquire, release, renew and status are Lua scripts: one round trip each, atomic, and timed
 by the Redis server's clock (``TIME``), so hosts with skewed clocks still agree on expiries.
-A release that frees a slot hands it, as a new short lease, to the oldest waiter that can
-use it (a waiter of the releasing event loop directly, any other through ``freed``); the
-waiter claims it by renewing it to the full TTL. So a waiter is woken exactly once per
-account it gets, nobody retries and loses, and a waiter that died before claiming holds
-the account only ``_GRANT_TTL``. Waiters also wake, without being told, at the earliest
+A release that frees a slot hands it, as the waiter's own lease (its TTL, kept in ``want``),
+to the oldest waiter that can use it: a waiter of the releasing event loop directly, any
+other through ``freed``. The waiter has nothing more to ask of Redis: an answer that waited
+costs its failed acquire and its release, one that did not its acquire and its release.
+A waiter whose loop no longer listens on its channel (its process died, its connection
+dropped) is skipped: ``PUBLISH`` reaches nobody, and the account goes to the next waiter.
+So a waiter is woken exactly once per account it gets, nobody retries and loses, and a
+grant a waiter can no longer use is given back (or, if its process died in between, ends
+with the lease TTL like any lease). Waiters also wake, without being told, at the earliest
 cool-down end or lease expiry their failed acquire reported; nothing polls.
 
 The ``redis`` package is imported here only, when a ``pool_url`` is used (the
@@ -71,8 +75,6 @@ logger = logging.getLogger(__name__)
 
 _MAX_CONNECTIONS = 8
 """Redis connections per process and event loop (one is the ``freed`` subscription)."""
-_GRANT_TTL = 5.0
-"""Seconds a lease handed to a waiter lives until the waiter claims it (renews it)."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 
@@ -133,13 +135,18 @@ local function lease(name, load)
   end
   return {now, name, 0, -1, {}}
 end
-local free = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', string.format('(%.0f', limit * BASE),
-  'WITHSCORES')
-for i = 1, #free, 2 do
-  local name = free[i]
-  if token_of[name] ~= nil and not blocked[name] then
-    return lease(name, math.floor(tonumber(free[i + 1]) / BASE))
+local below, offset = string.format('(%.0f', limit * BASE), 0
+while true do
+  local free = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below, 'WITHSCORES', 'LIMIT',
+    offset, 16)
+  for i = 1, #free, 2 do
+    local name = free[i]
+    if token_of[name] ~= nil and not blocked[name] then
+      return lease(name, math.floor(tonumber(free[i + 1]) / BASE))
+    end
   end
+  if #free < 32 then break end
+  offset = offset + 16
 end
 local busy = 0
 if #names > 0 then
@@ -163,15 +170,16 @@ if ARGV[5] ~= '' then
   if within < 0 then within = """
     + str(_NO_DEADLINE_MS)
     + """ end
-  redis.call('HSET', KEYS[5], ARGV[5], string.format('%.0f', now + within) .. ARGV[4])
+  redis.call('HSET', KEYS[5], ARGV[5], string.format('%.0f', now + within) .. ' ' .. ARGV[2]
+    .. ARGV[4])
 end
 return {now, '', busy, wake, cooling}
 """
 )
 
 # KEYS: load, leases, cool, queue, want, stats, channel. ARGV: lease id, account, served
-# ('1'/'0'), error, cool-down JSON, the releasing loop's waiter prefix, limit, grant TTL
-# ms, the grant's lease id.
+# ('1'/'0'), error, cool-down JSON, the releasing loop's waiter prefix, limit, the grant's
+# lease id.
 _RELEASE = (
     _PRELUDE
     + """
@@ -191,24 +199,43 @@ end
 if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then return {now, ''} end
 local score = redis.call('ZSCORE', KEYS[1], account)
 if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then return {now, ''} end
-local needle = '\\n' .. account .. '\\t'
-for _, waiter in ipairs(redis.call('ZRANGE', KEYS[4], 0, -1)) do
-  local want = redis.call('HGET', KEYS[5], waiter)
-  local deadline = want and tonumber(string.match(want, '^%d+'))
-  if not deadline or deadline < now then
-    redis.call('ZREM', KEYS[4], waiter)
-    redis.call('HDEL', KEYS[5], waiter)
-  elseif string.find(want, needle, 1, true) then
-    redis.call('ZREM', KEYS[4], waiter)
-    redis.call('HDEL', KEYS[5], waiter)
-    redis.call('ZINCRBY', KEYS[1], BASE, account)
-    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[8]), account .. ' ' .. ARGV[9])
-    if string.sub(waiter, 1, #ARGV[6]) ~= ARGV[6] then
+local needle, member = '\\n' .. account .. '\\t', account .. ' ' .. ARGV[8]
+local start = 0
+while true do
+  local page = redis.call('ZRANGE', KEYS[4], start, start + 15)
+  local kept = 0
+  for _, waiter in ipairs(page) do
+    local want = redis.call('HGET', KEYS[5], waiter)
+    local deadline, ttl
+    if want then deadline, ttl = string.match(want, '^(%d+) (%d+)') end
+    local gone = not deadline or tonumber(deadline) < now
+    if not gone and string.find(want, needle, 1, true) then
+      redis.call('ZREM', KEYS[4], waiter)
+      redis.call('HDEL', KEYS[5], waiter)
+      if string.sub(waiter, 1, #ARGV[6]) == ARGV[6] then
+        redis.call('ZINCRBY', KEYS[1], BASE, account)
+        redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
+        return {now, waiter}
+      end
       local channel = KEYS[7] .. ':' .. string.match(waiter, '^[^:]*')
-      redis.call('PUBLISH', channel, waiter .. ' ' .. account .. ' ' .. ARGV[9])
+      -- The grant is the waiter's lease (its own TTL): its loop claims nothing more. Nobody
+      -- listening on its loop's channel means that loop is gone: try the next waiter.
+      redis.call('ZINCRBY', KEYS[1], BASE, account)
+      redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
+      if redis.call('PUBLISH', channel, waiter .. ' ' .. member) > 0 then
+        return {now, waiter}
+      end
+      redis.call('ZREM', KEYS[2], member)
+      redis.call('ZINCRBY', KEYS[1], -BASE, account)
+    elseif gone then
+      redis.call('ZREM', KEYS[4], waiter)
+      redis.call('HDEL', KEYS[5], waiter)
+    else
+      kept = kept + 1
     end
-    return {now, waiter}
   end
+  if #page < 16 then break end
+  start = start + kept
 end
 return {now, ''}
 """
@@ -273,6 +300,22 @@ def _import_redis() -> Any:
             "pool_url needs the 'redis' package: pip install 'langchain-hailuo[redis]'."
         ) from None
     return aioredis
+
+
+def _client_name() -> dict[str, Any]:
+    """How the connections name themselves to Redis (``CLIENT SETINFO``), worked out once.
+
+    redis-py 7.2+ otherwise looks its own version up in its package metadata for every
+    new connection (about a millisecond each); it then also names this package as the
+    driver on top of it, in ``CLIENT LIST``. Older versions take their defaults.
+    """
+    try:
+        from redis.driver_info import DriverInfo  # noqa: PLC0415 - redis-py 7.2+
+    except ImportError:
+        return {}
+    from langchain_hailuo import __version__  # noqa: PLC0415 - loaded already
+
+    return {"driver_info": DriverInfo().add_upstream_driver("langchain-hailuo", __version__)}
 
 
 def _text(value: Any) -> str:
@@ -365,7 +408,7 @@ class RedisBackend:
                 return state
             # Commands wait for one of a few connections (no connection per waiting call).
             connections = self._aioredis.BlockingConnectionPool.from_url(
-                self.url, max_connections=_MAX_CONNECTIONS, timeout=None
+                self.url, max_connections=_MAX_CONNECTIONS, timeout=None, **_client_name()
             )
             client = self._aioredis.Redis.from_pool(connections)
             key = new_lease_id()
@@ -414,7 +457,7 @@ class RedisBackend:
             await self.release(
                 account, lease_id, served=False, error=None, cooldown=None, limit=self._limit
             )
-        except Exception:  # it then expires after _GRANT_TTL
+        except Exception:  # it then expires with its TTL
             logger.warning("Could not give back pool account %s", account, exc_info=True)
 
     async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -511,7 +554,6 @@ class RedisBackend:
             cool,
             f"{state.key}:",
             limit,
-            int(_GRANT_TTL * 1000),
             grant,
         ]
         _, chosen = await self._eval(_RELEASE, keys, args)

@@ -333,10 +333,9 @@ class AccountPool:
                 wait = self._wait_time(owner, attempt, deadline, len(accounts), within)
                 await ticket.wait(wait)
                 granted = ticket.take_grant()
-                if granted is not None:  # handed over by a release: claim it (full TTL)
+                if granted is not None:  # handed over by a release: already this call's lease
                     account, lease_id = granted
-                    if await self.backend.renew(account, lease_id, ttl=self.lease_ttl):
-                        return Lease(self._by_name[account], lease_id)
+                    return Lease(self._by_name[account], lease_id)
                 ticket.rearm()  # this waiter retries now: it used its own wake-up
         finally:
             await asyncio.shield(self.backend.leave(ticket))

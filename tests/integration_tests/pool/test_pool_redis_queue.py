@@ -59,9 +59,9 @@ async def test_a_release_hands_the_account_to_the_oldest_waiter_of_any_process(
         # Fair across processes: the releasing process does not keep the account for its
         # own later waiter.
         assert order == ["there", "here"]
-        # The waiter was handed the account: one claim, no retried acquire. Leaving sends
-        # its release.
-        assert backend.round_trips - trips == 2
+        # The waiter was handed the account as its lease: nothing to claim, no retried
+        # acquire. Its only round trip is its release.
+        assert backend.round_trips - trips == 1
         (status,) = await here.astatus()
         assert status.account == account.name
         assert status.streams == 0
@@ -96,3 +96,89 @@ async def test_a_waiter_that_gave_up_passes_the_account_on(redis_url: str) -> No
 async def _hold(pool: AccountPool) -> bool:
     async with pool.lease(None, within=60) as lease:
         return not lease.lost
+
+
+async def test_a_waiter_whose_process_is_gone_is_skipped(redis_url: str) -> None:
+    # A waiter queued by a process that died: its place is still in Redis, and nobody
+    # listens on its loop's channel. The release must not hand it the account (which would
+    # sit unused for the lease TTL): the next waiter gets it at once.
+    token = _token("d")
+    here, there = _pool(redis_url, token), _pool(redis_url, token)
+    here.lease_ttl = there.lease_ttl = 600.0
+    try:
+        (account,) = await here.accounts()
+        await there.accounts()
+        backend = here.backend
+        assert isinstance(backend, RedisBackend)
+        state = await backend._state()
+        queue, want = f"{backend.prefix}:queue", f"{backend.prefix}:want"
+        async with here.lease(None, within=60):
+            deadline_ms = int((time.time() + 3600) * 1000)
+            await state.client.zadd(queue, {"gone:1": 0})  # older than any live waiter
+            await state.client.hset(want, "gone:1", f"{deadline_ms} 600000\n{account.name}\t")
+            waiter = asyncio.create_task(_hold_within(there, 30))
+            await _queued([there], 1)
+            await asyncio.sleep(0.2)  # its failed acquire has queued it behind "gone:1"
+            assert await state.client.zcard(queue) == 2
+        assert await asyncio.wait_for(waiter, 60)
+        assert await state.client.zcard(queue) == 0  # the dead waiter's place is gone too
+        (status,) = await here.astatus()
+        assert status.streams == 0
+        assert status.served == 2
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def _hold_within(pool: AccountPool, within: float) -> bool:
+    async with pool.lease(None, within=within) as lease:
+        return not lease.lost
+
+
+async def test_a_free_account_behind_many_others_is_found(redis_url: str) -> None:
+    # Two pools of different accounts share one Redis. The 40 accounts of the big pool are
+    # free and come first in the load order; the small pool's account, used once, comes
+    # after them all. Its acquire must look past them, not wait.
+    big = AccountPool([SecretStr(_token(f"b{i}")) for i in range(40)], pool_url=redis_url)
+    small = _pool(redis_url, _token("s"))
+    big.backend = RedisBackend(redis_url)
+    try:
+        await big.accounts()
+        (mine,) = await small.accounts()
+        async with small.lease(None, within=5) as lease:
+            assert lease.account is mine
+        async with small.lease(None, within=5) as lease:  # now last in the load order
+            assert lease.account is mine
+    finally:
+        await big.aclose()
+        await small.aclose()
+
+
+async def test_a_waiter_behind_many_that_want_other_accounts_gets_the_account(
+    redis_url: str,
+) -> None:
+    # 40 older waiters (of other processes) want other accounts; the release of this account
+    # must look past them all to its own waiter, and leave theirs in place.
+    token = _token("w")
+    here, there = _pool(redis_url, token), _pool(redis_url, token)
+    try:
+        await here.accounts()
+        await there.accounts()
+        backend = here.backend
+        assert isinstance(backend, RedisBackend)
+        state = await backend._state()
+        queue, want = f"{backend.prefix}:queue", f"{backend.prefix}:want"
+        deadline_ms = int((time.time() + 3600) * 1000)
+        async with here.lease(None, within=60):
+            for i in range(40):
+                await state.client.zadd(queue, {f"other:{i}": i - 100})
+                await state.client.hset(want, f"other:{i}", f"{deadline_ms} 600000\nacct-x\t")
+            waiter = asyncio.create_task(_hold_within(there, 30))
+            await _queued([there], 1)
+            await asyncio.sleep(0.2)
+            assert await state.client.zcard(queue) == 41
+        assert await asyncio.wait_for(waiter, 60)
+        assert await state.client.zcard(queue) == 40  # the others keep their places
+    finally:
+        await here.aclose()
+        await there.aclose()
