@@ -47,7 +47,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -64,6 +64,7 @@ from langchain_hailuo.pool.backend import (
     new_lease_id,
 )
 from langchain_hailuo.pool.health import Cooldown
+from langchain_hailuo.pool.redis_pipeline import LuaScript, ScriptPipeline
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -93,7 +94,7 @@ end
 # KEYS: load, leases, cool, queue, want, turn. ARGV: limit, ttl ms, lease id, candidates
 # ("\n<name>\t<token hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no
 # limit).
-_ACQUIRE = (
+_ACQUIRE = LuaScript(
     _PRELUDE
     + """
 local limit = tonumber(ARGV[1])
@@ -180,7 +181,7 @@ return {now, '', busy, wake, cooling}
 # KEYS: load, leases, cool, queue, want, stats, channel. ARGV: lease id, account, served
 # ('1'/'0'), error, cool-down JSON, the releasing loop's waiter prefix, limit, the grant's
 # lease id.
-_RELEASE = (
+_RELEASE = LuaScript(
     _PRELUDE
     + """
 local account = ARGV[2]
@@ -242,7 +243,7 @@ return {now, ''}
 )
 
 # KEYS: load, leases. ARGV: '<account> <lease id>', ttl ms.
-_RENEW = (
+_RENEW = LuaScript(
     _PRELUDE
     + """
 if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return 0 end
@@ -252,14 +253,16 @@ return 1
 )
 
 # KEYS: queue, want. ARGV: waiter id.
-_DEQUEUE = """
+_DEQUEUE = LuaScript(
+    """
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 return 1
 """
+)
 
 # KEYS: load, leases, cool, stats prefix. ARGV: account names.
-_STATUS = (
+_STATUS = LuaScript(
     _PRELUDE
     + """
 local out = {now}
@@ -348,7 +351,7 @@ class _LoopState:
     pubsub: PubSub
     listener: asyncio.Task[None]
     key: str
-    scripts: dict[str, Any] = field(default_factory=dict)
+    pipeline: ScriptPipeline
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
@@ -358,7 +361,9 @@ class RedisBackend:
     Attributes:
         url: The Redis URL (shown only through :func:`redact_url`).
         prefix: The key prefix (``hailuo-pool:<name>``).
-        round_trips: Commands sent to Redis by this process (for benchmarks).
+        round_trips: Round trips to Redis by this process (for benchmarks): several
+            scripts asked at once share one.
+        script_calls: Scripts run in Redis for this process (for benchmarks).
     """
 
     renews = True
@@ -371,10 +376,14 @@ class RedisBackend:
             name: The pool's name: pools of different names share nothing.
         """
         self._aioredis = _import_redis()
+        from redis.exceptions import NoScriptError  # noqa: PLC0415 - with redis.asyncio
+
+        self._no_script = NoScriptError
         self.url = url
         self.prefix = f"hailuo-pool:{name}"
         self.waiters = Waiters()
         self.round_trips = 0
+        self.script_calls = 0
         self._limit = 1  # the largest per-account limit asked here (for giving grants back)
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
@@ -420,7 +429,8 @@ class RedisBackend:
                 raise self._unreachable(exc) from None
             self.round_trips += 1
             listener = loop.create_task(self._listen(pubsub, loop, key))
-            state = self._states[loop] = _LoopState(client, pubsub, listener, key)
+            pipeline = ScriptPipeline(client, self._no_script, self._count_trip)
+            state = self._states[loop] = _LoopState(client, pubsub, listener, key, pipeline)
             return state
 
     async def _listen(self, pubsub: PubSub, loop: asyncio.AbstractEventLoop, key: str) -> None:
@@ -443,10 +453,14 @@ class RedisBackend:
 
     def _hand_over(self, waiter: str, account: str, lease_id: str) -> None:
         """Wake the waiter a release chose; one that left gives the account back."""
-        if self.waiters.grant(waiter, account, lease_id):
-            return
-        state = self._states.get(asyncio.get_running_loop())
-        task = asyncio.get_running_loop().create_task(self._give_back(account, lease_id))
+        if not self.waiters.grant(waiter, account, lease_id):
+            self._give_back_later(account, lease_id)
+
+    def _give_back_later(self, account: str, lease_id: str) -> None:
+        """Release, in the background, a lease nobody will use."""
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._give_back(account, lease_id))
+        state = self._states.get(loop)
         if state is not None:
             state.tasks.add(task)
             task.add_done_callback(state.tasks.discard)
@@ -460,17 +474,27 @@ class RedisBackend:
         except Exception:  # it then expires with its TTL
             logger.warning("Could not give back pool account %s", account, exc_info=True)
 
-    async def _eval(self, script: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a script in one round trip (EVALSHA; the script is loaded once per server)."""
+    async def _eval(
+        self,
+        script: LuaScript,
+        keys: Sequence[str],
+        args: Sequence[Any],
+        *,
+        orphan: Callable[[Any], None] | None = None,
+    ) -> Any:
+        """Run a script atomically in Redis (sharing a round trip with those asked meanwhile).
+
+        ``orphan`` takes the reply when this call is cancelled after the script was sent.
+        """
         state = await self._state()
-        runner = state.scripts.get(script)
-        if runner is None:
-            runner = state.scripts[script] = state.client.register_script(script)
-        self.round_trips += 1
+        self.script_calls += 1
         try:
-            return await runner(keys=list(keys), args=list(args))
+            return await state.pipeline.call(script, keys, args, orphan=orphan)
         except (self._aioredis.ConnectionError, self._aioredis.TimeoutError) as exc:
             raise self._unreachable(exc) from None
+
+    def _count_trip(self) -> None:
+        self.round_trips += 1
 
     def _unreachable(self, exc: BaseException) -> HailuoPoolUnavailableError:
         """The typed error for a Redis that cannot be reached (its URL without password)."""
@@ -501,8 +525,16 @@ class RedisBackend:
         lease_id = new_lease_id()
         wait_ms = -1 if within is None else int(within * 1000)
         args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms]
+
+        def orphaned(reply: Any) -> None:  # the caller was cancelled: undo what it got
+            if _text(reply[1]):
+                self._give_back_later(_text(reply[1]), lease_id)
+
+        if ticket is not None and waiter:
+            ticket.queued = True  # until the reply says otherwise: a cancelled call dequeues
         sent = time.time()
-        now_ms, name, busy, wake_ms, cooling = await self._eval(_ACQUIRE, keys, args)
+        reply = await self._eval(_ACQUIRE, keys, args, orphan=orphaned)
+        now_ms, name, busy, wake_ms, cooling = reply
         offset = sent - int(now_ms) / 1000.0  # Redis clock -> this host's clock
         if ticket is not None:
             ticket.queued = not _text(name)
@@ -614,12 +646,15 @@ class RedisBackend:
     async def aclose(self) -> None:
         """Close this loop's connections."""
         loop = asyncio.get_running_loop()
-        with self._guard:
-            state = self._states.pop(loop, None)
+        state = self._states.get(loop)
         if state is None:
             return
-        if state.tasks:
+        while state.tasks:  # give-backs first: they use this loop's connections
             await asyncio.gather(*state.tasks, return_exceptions=True)
+        await state.pipeline.aclose()
+        with self._guard:
+            if self._states.get(loop) is state:
+                del self._states[loop]
         state.listener.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await state.listener

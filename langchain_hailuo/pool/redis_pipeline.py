@@ -1,0 +1,184 @@
+"""The scripts one event loop asks of Redis, sent together (automatic pipelining).
+
+A script asked while none is in flight goes at once, alone. One asked while a round trip
+is in flight waits for it, and goes in the next round trip with everything else asked
+meanwhile, in one pipeline: the busier the process, the more scripts share each round
+trip, and the less each costs the client (the asyncio Redis client spends most of a lone
+script's time on taking a connection, packing and parsing, not on the wire). Redis runs
+scripts one at a time anyway, so sending them over one connection in turn loses nothing.
+
+A caller that is cancelled while its script is queued or in flight does not stop it (it
+may already have run in Redis): its reply goes to the ``orphan`` handler given with it,
+which undoes what the script did for nobody (an acquire's lease is given back).
+
+The ``redis`` package is not imported here: the client and its error classes come in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["LuaScript", "Orphan", "ScriptPipeline"]
+
+logger = logging.getLogger(__name__)
+
+Orphan = Callable[[Any], None]
+"""Takes the reply of a script whose caller stopped waiting for it."""
+
+
+@dataclass(frozen=True, slots=True)
+class LuaScript:
+    """A Lua script, called by its SHA1 (``EVALSHA``) and loaded when the server lacks it."""
+
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        """Work the SHA1 out once."""
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())  # noqa: S324 - Redis names scripts by SHA1
+
+
+@dataclass(slots=True)
+class _Call:
+    """One script call waiting for its reply."""
+
+    script: LuaScript
+    keys: Sequence[Any]
+    args: Sequence[Any]
+    future: asyncio.Future[Any]
+    orphan: Orphan | None
+    reloaded: bool = False
+    """Whether its script was loaded again for it already (after a NOSCRIPT)."""
+
+
+class ScriptPipeline:
+    """Sends one event loop's script calls to Redis, batching those asked meanwhile."""
+
+    def __init__(
+        self, client: Any, no_script: type[BaseException], count: Callable[[], None]
+    ) -> None:
+        """Create the pipeline of a loop (call on that loop).
+
+        Args:
+            client: The loop's ``redis.asyncio.Redis``.
+            no_script: The client's ``NoScriptError`` (a script not loaded in the server).
+            count: Called once per round trip (the backend counts them).
+        """
+        self._client = client
+        self._no_script = no_script
+        self._count = count
+        self._loop = asyncio.get_running_loop()
+        self._pending: list[_Call] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    def call(
+        self,
+        script: LuaScript,
+        keys: Sequence[Any],
+        args: Sequence[Any],
+        *,
+        orphan: Orphan | None = None,
+    ) -> asyncio.Future[Any]:
+        """Queue one script call; the future gets its reply (or the error that stopped it).
+
+        Args:
+            script: The script.
+            keys: Its keys.
+            args: Its arguments.
+            orphan: What to do with the reply if nobody waits for it any more.
+
+        Returns:
+            The reply's future (cancelling it does not unsend the call).
+        """
+        future = self._loop.create_future()
+        self._pending.append(_Call(script, keys, args, future, orphan))
+        if self._sender is None:
+            self._sender = self._loop.create_task(self._send_all())
+        return future
+
+    async def aclose(self) -> None:
+        """Wait for the calls already asked (their replies still reach their callers)."""
+        if self._sender is not None:
+            await asyncio.gather(self._sender, return_exceptions=True)
+
+    async def _send_all(self) -> None:
+        """Send what is pending, round trip after round trip, until nothing is."""
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    replies = await self._send(batch)
+                except Exception as exc:  # noqa: BLE001 - handed to every call of the batch
+                    for call in batch:
+                        _settle(call, exc)
+                    continue
+                again = []
+                for call, reply in zip(batch, replies, strict=True):
+                    if isinstance(reply, self._no_script) and not call.reloaded:
+                        call.reloaded = True
+                        again.append(call)
+                    else:
+                        _settle(call, reply)
+                if again:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load, go again
+                    self._pending[:0] = await self._load(again)
+        except BaseException:  # cancelled (the loop is going away): nobody is left waiting
+            for call in self._pending:
+                call.future.cancel()
+            self._pending = []
+            raise
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: list[_Call]) -> list[Any]:
+        """One round trip: the calls' replies, in order (a call's error as its reply)."""
+        self._count()
+        if len(batch) == 1:
+            call = batch[0]
+            try:
+                reply = await self._client.evalsha(
+                    call.script.sha, len(call.keys), *call.keys, *call.args
+                )
+            except self._no_script as exc:
+                return [exc]
+            return [reply]
+        pipe = self._client.pipeline(transaction=False)
+        for call in batch:
+            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
+        return list(await pipe.execute(raise_on_error=False))
+
+    async def _load(self, calls: list[_Call]) -> list[_Call]:
+        """Load the calls' scripts into the server: the calls to send again (none on error)."""
+        try:
+            for source in {c.script.source for c in calls}:
+                self._count()
+                await self._client.script_load(source)
+        except Exception as exc:  # noqa: BLE001 - handed to the calls that needed it
+            for call in calls:
+                _settle(call, exc)
+            return []
+        return calls
+
+
+def _settle(call: _Call, reply: Any) -> None:
+    """Give a call its reply (an exception fails it).
+
+    A call whose caller stopped waiting hands a reply to its ``orphan`` handler.
+    """
+    future = call.future
+    if isinstance(reply, BaseException):
+        if not future.done():
+            future.set_exception(reply)
+        return
+    if future.done():  # cancelled while queued or in flight: the script ran for nobody
+        if call.orphan is not None:
+            try:
+                call.orphan(reply)
+            except Exception:
+                logger.warning("Could not undo an abandoned pool script", exc_info=True)
+        return
+    future.set_result(reply)
