@@ -158,8 +158,12 @@ class Backend(Protocol):
         """
         ...
 
-    async def leave(self, ticket: Ticket) -> None:
-        """A waiter stops waiting: drop its place, give back a lease handed to it unused."""
+    def leave(self, ticket: Ticket) -> None:
+        """A waiter stops waiting: drop its place, give back a lease handed to it unused.
+
+        Returns at once (what it must tell a remote backend is sent in the background):
+        the call that leaves goes on to its answer without another event-loop turn.
+        """
         ...
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
@@ -200,12 +204,21 @@ class Ticket:
         self.grant: tuple[str, str] | None = None
 
     async def wait(self, seconds: float | None) -> bool:
-        """Sleep until woken or ``seconds`` pass; ``True`` when woken."""
-        try:
-            await asyncio.wait_for(asyncio.shield(self.future), seconds)
-        except TimeoutError:
-            return self.future.done()
-        return True
+        """Sleep until woken or ``seconds`` pass; ``True`` when woken.
+
+        The task awaits the future itself, and the timer resolves it too (with ``""``): a
+        wake-up reaches the task in one event-loop turn, which matters when the loop is
+        busy with other answers (each extra turn is a wait behind all of their work).
+        """
+        future = self.future
+        if not future.done():
+            timer = None if seconds is None else self.loop.call_later(seconds, _wake, future, "")
+            try:
+                await future
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        return not future.cancelled() and future.result() != ""
 
     def take_grant(self) -> tuple[str, str] | None:
         """The account and lease handed to this ticket, now the caller's (``None``: none)."""
@@ -229,9 +242,25 @@ class Ticket:
 
 
 def _wake(future: asyncio.Future[str], name: str) -> None:
-    """Wake one ticket (runs on its loop)."""
+    """Wake one ticket (runs on its loop); ``name`` ``""`` is its timer running out."""
     if not future.done():
         future.set_result(name)
+
+
+def _wake_soon(ticket: Ticket, name: str) -> None:
+    """Wake ``ticket`` on its loop: at once from that loop, else through its thread-safe queue.
+
+    Raises:
+        RuntimeError: Its loop is closed.
+    """
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is ticket.loop:
+        _wake(ticket.future, name)
+    else:
+        ticket.loop.call_soon_threadsafe(_wake, ticket.future, name)
 
 
 class Waiters:
@@ -287,7 +316,7 @@ class Waiters:
             if ticket is None or ticket.grant is not None or ticket.loop.is_closed():
                 return False
             try:
-                ticket.loop.call_soon_threadsafe(_wake, ticket.future, account)
+                _wake_soon(ticket, account)
             except RuntimeError:  # its loop closed just now
                 return False
             ticket.grant = (account, lease_id)
@@ -304,7 +333,7 @@ class Waiters:
                 if ticket.loop.is_closed():
                     continue
                 try:
-                    ticket.loop.call_soon_threadsafe(_wake, ticket.future, name)
+                    _wake_soon(ticket, name)
                 except RuntimeError:  # its loop closed just now
                     continue
                 self._woken[id(ticket)] = name
@@ -440,7 +469,7 @@ class InProcessBackend:
         with self._lock:
             return [_status_of(name, self._state(name), now) for name in accounts]
 
-    async def leave(self, ticket: Ticket) -> None:
+    def leave(self, ticket: Ticket) -> None:
         """Drop the ticket; a wake-up it did not use goes to the next waiter."""
         ticket.leave(pass_on=True)
 

@@ -321,6 +321,12 @@ def _client_name() -> dict[str, Any]:
     return {"driver_info": DriverInfo().add_upstream_driver("langchain-hailuo", __version__)}
 
 
+def _warn_on_failure(done: asyncio.Future[Any]) -> None:
+    """Log a background script that failed (its effect then lapses by itself)."""
+    if not done.cancelled() and done.exception() is not None:
+        logger.warning("Could not leave the pool's queue: %s", done.exception())
+
+
 def _text(value: Any) -> str:
     """A Redis reply as text."""
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
@@ -593,18 +599,24 @@ class RedisBackend:
         if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, without a Redis hop
             self._hand_over(waiter, account, grant)
 
-    async def leave(self, ticket: Ticket) -> None:
-        """Drop the ticket's place in the queue; give back a lease handed to it unused."""
+    def leave(self, ticket: Ticket) -> None:
+        """Drop the ticket's place in the queue; give back a lease handed to it unused.
+
+        Both go out in the background (in order with this loop's other scripts).
+        """
         ticket.leave(pass_on=False)
         grant = ticket.take_grant()
         if grant is not None:
-            await self._give_back(*grant)
-        if ticket.queued and ticket.key is not None:
-            ticket.queued = False
-            try:
-                await self._eval(_DEQUEUE, [self._key("queue"), self._key("want")], [ticket.key])
-            except Exception:  # its place then lapses at its deadline
-                logger.warning("Could not leave the pool's queue", exc_info=True)
+            self._give_back_later(*grant)
+        if not ticket.queued or ticket.key is None:
+            return
+        ticket.queued = False
+        state = self._states.get(asyncio.get_running_loop())
+        if state is None:  # the loop's connections are gone: the place lapses at its deadline
+            return
+        self.script_calls += 1
+        left = state.pipeline.call(_DEQUEUE, [self._key("queue"), self._key("want")], [ticket.key])
+        left.add_done_callback(_warn_on_failure)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The accounts given and every account registered by anyone, in one script."""

@@ -338,7 +338,7 @@ class AccountPool:
                     return Lease(self._by_name[account], lease_id)
                 ticket.rearm()  # this waiter retries now: it used its own wake-up
         finally:
-            await asyncio.shield(self.backend.leave(ticket))
+            self.backend.leave(ticket)
 
     async def _exhausted(
         self, accounts: Sequence[PoolAccount], within: float | None
