@@ -13,26 +13,33 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 - ``<p>:cool``: a hash account -> cool-down (JSON, its end in Redis ms).
 - ``<p>:stats:<account>``: a hash of ``served``, ``last_error``.
 - ``<p>:accounts``: the set of accounts any process registered (for ``hailuo pool status``).
-- ``<p>:queue`` and ``<p>:want``: the calls waiting for an account, in arrival order across
-  all processes (a sorted set of waiter ids scored by arrival), and what each can use (a
-  hash waiter -> its deadline, its lease TTL and its candidate accounts).
+- ``<p>:queue:<loop key>``, ``<p>:loops`` and ``<p>:want``: the calls waiting for an
+  account, per event loop (a sorted set of waiter ids scored by arrival, across all
+  processes), the loops with calls waiting, and what each call can use (a hash waiter ->
+  its deadline, its lease TTL and its candidate accounts). A waiter id, like a lease id,
+  starts with its loop's key.
+- ``<p>:active``: a hash loop key -> the answers it streams on the pool now (its live leases).
 - channel ``<p>:freed:<loop key>``: ``<waiter> <account> <lease id>`` is published when a
   release hands an account to a waiter of another process or event loop; each event loop
-  subscribes to its own channel (its waiters' ids start with its key), so no process reads
-  the hand-overs meant for the others.
+  subscribes to its own channel, so no process reads the hand-overs meant for the others.
 
-Acquire, release, renew and status are Lua scripts: one round trip each, atomic, and timed
-by the Redis server's clock (``TIME``), so hosts with skewed clocks still agree on expiries.
-A release that frees a slot hands it, as the waiter's own lease (its TTL, kept in ``want``),
-to the oldest waiter that can use it: a waiter of the releasing event loop directly, any
-other through ``freed``. The waiter has nothing more to ask of Redis: an answer that waited
-costs its failed acquire and its release, one that did not its acquire and its release.
-A waiter whose loop no longer listens on its channel (its process died, its connection
-dropped) is skipped: ``PUBLISH`` reaches nobody, and the account goes to the next waiter.
-So a waiter is woken exactly once per account it gets, nobody retries and loses, and a
-grant a waiter can no longer use is given back (or, if its process died in between, ends
-with the lease TTL like any lease). Waiters also wake, without being told, at the earliest
-cool-down end or lease expiry their failed acquire reported; nothing polls.
+Acquire, release, renew and status are Lua scripts: atomic, and timed by the Redis server's
+clock (``TIME``), so hosts with skewed clocks still agree on expiries. The scripts an event
+loop asks at once share one round trip (:mod:`langchain_hailuo.pool.redis_pipeline`).
+
+A release that frees a slot hands it, as the waiter's own lease (its TTL, kept in
+``want``), to a waiter that can use it: of the loops with such a waiter, the one streaming
+the fewest answers (ties: the longest-waiting), and its oldest such call; a waiter of the
+releasing event loop directly, any other through ``freed``. So answers spread over the
+processes as accounts free up, as they would with each process on accounts of its own, and
+the waiter has nothing more to ask of Redis: an answer costs two scripts (its acquire and
+its release, or its failed acquire, which queued it, and its release). A loop nobody
+listens for any more (``PUBLISH`` reaches no one: its process died, its connection dropped)
+is dropped with its waiters, and the account goes to the next. So a waiter is woken exactly
+once per account it gets, nobody retries and loses, and a grant a waiter can no longer use
+is given back (or, if its process died in between, ends with the lease TTL like any lease).
+Waiters also wake, without being told, at the earliest cool-down end or lease expiry their
+failed acquire reported; nothing polls.
 
 The ``redis`` package is imported here only, when a ``pool_url`` is used (the
 ``langchain-hailuo[redis]`` extra).
@@ -79,21 +86,42 @@ _MAX_CONNECTIONS = 8
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 
-# The clock and the expired leases, first in every script. KEYS[1] is the load set,
-# KEYS[2] the leases set.
-_PRELUDE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+# Names and helpers every script shares. KEYS[1] is always the load set, whose name gives
+# the pool's prefix P; the per-loop keys are named from it (a pool lives on one server).
+_HELPERS = """
 local BASE = 4294967296
-for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
-  redis.call('ZREM', KEYS[2], m)
-  redis.call('ZINCRBY', KEYS[1], -BASE, string.match(m, '^(.-) '))
+local P = string.sub(KEYS[1], 1, -6)
+local WANT, LOOPS, ACTIVE = P .. ':want', P .. ':loops', P .. ':active'
+local function loop_of(id) return string.match(id, '^([^:]*):') end
+local function streams(loop, by)
+  if loop and redis.call('HINCRBY', ACTIVE, loop, by) <= 0 then redis.call('HDEL', ACTIVE, loop) end
+end
+local function dequeue(waiter)
+  local loop = loop_of(waiter)
+  local queue = P .. ':queue:' .. loop
+  redis.call('ZREM', queue, waiter)
+  redis.call('HDEL', WANT, waiter)
+  if redis.call('ZCARD', queue) == 0 then redis.call('SREM', LOOPS, loop) end
 end
 """
 
-# KEYS: load, leases, cool, queue, want, turn. ARGV: limit, ttl ms, lease id, candidates
-# ("\n<name>\t<token hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no
-# limit).
+# The clock and the expired leases (a dead worker's), first in every script that reads the
+# load. KEYS[2] is the leases set; a lease id starts with its event loop's key.
+_PRELUDE = (
+    _HELPERS
+    + """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('ZREM', KEYS[2], m)
+  redis.call('ZINCRBY', KEYS[1], -BASE, string.match(m, '^(.-) '))
+  streams(loop_of(string.match(m, ' (.*)$')), -1)
+end
+"""
+)
+
+# KEYS: load, leases, cool, turn. ARGV: limit, ttl ms, lease id, candidates ("\n<name>\t<token
+# hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no limit).
 _ACQUIRE = LuaScript(
     _PRELUDE
     + """
@@ -127,13 +155,11 @@ for i = 1, #cools, 2 do
   end
 end
 local function lease(name, load)
-  local turn = redis.call('INCR', KEYS[6]) % BASE
+  local turn = redis.call('INCR', KEYS[4]) % BASE
   redis.call('ZADD', KEYS[1], (load + 1) * BASE + turn, name)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), name .. ' ' .. ARGV[3])
-  if ARGV[5] ~= '' then
-    redis.call('ZREM', KEYS[4], ARGV[5])
-    redis.call('HDEL', KEYS[5], ARGV[5])
-  end
+  streams(loop_of(ARGV[3]), 1)
+  if ARGV[5] ~= '' then dequeue(ARGV[5]) end
   return {now, name, 0, -1, {}}
 end
 local below, offset = string.format('(%.0f', limit * BASE), 0
@@ -164,81 +190,115 @@ if busy == 1 then
   if first[2] and (wake < 0 or tonumber(first[2]) < wake) then wake = tonumber(first[2]) end
 end
 if ARGV[5] ~= '' then
-  if not redis.call('ZSCORE', KEYS[4], ARGV[5]) then
-    redis.call('ZADD', KEYS[4], redis.call('INCR', KEYS[6]), ARGV[5])
+  local loop = loop_of(ARGV[5])
+  local queue = P .. ':queue:' .. loop
+  if not redis.call('ZSCORE', queue, ARGV[5]) then
+    redis.call('ZADD', queue, redis.call('INCR', KEYS[4]), ARGV[5])
   end
+  redis.call('SADD', LOOPS, loop)
   local within = tonumber(ARGV[6])
   if within < 0 then within = """
     + str(_NO_DEADLINE_MS)
     + """ end
-  redis.call('HSET', KEYS[5], ARGV[5], string.format('%.0f', now + within) .. ' ' .. ARGV[2]
+  redis.call('HSET', WANT, ARGV[5], string.format('%.0f', now + within) .. ' ' .. ARGV[2]
     .. ARGV[4])
 end
 return {now, '', busy, wake, cooling}
 """
 )
 
-# KEYS: load, leases, cool, queue, want, stats, channel. ARGV: lease id, account, served
-# ('1'/'0'), error, cool-down JSON, the releasing loop's waiter prefix, limit, the grant's
-# lease id.
+# KEYS: load, leases, cool, stats, channel prefix. ARGV: lease id, account, served ('1'/'0'),
+# error, cool-down JSON, the releasing loop's key, limit, an id for the grant.
+#
+# Which waiter gets the account: among the event loops with a call waiting for it, the one
+# streaming the fewest answers on the pool now (ties: the one whose oldest call waits
+# longest); within that loop, its oldest call that can use the account. So the answers
+# spread over the processes (and their cores and hosts) as accounts free up, and a loop
+# with calls waiting is served at the latest once its own answers have ended.
 _RELEASE = LuaScript(
     _PRELUDE
     + """
 local account = ARGV[2]
 local ended = redis.call('ZREM', KEYS[2], account .. ' ' .. ARGV[1])
-if ended == 1 then redis.call('ZINCRBY', KEYS[1], -BASE, account) end
-if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[6], 'served', 1) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[6], 'last_error', ARGV[4]) end
+if ended == 1 then
+  redis.call('ZINCRBY', KEYS[1], -BASE, account)
+  streams(loop_of(ARGV[1]), -1)
+end
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[4], 'served', 1) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[4], 'last_error', ARGV[4]) end
 if ARGV[5] ~= '' then
   local cool = cjson.decode(ARGV[5])
   if cool['seconds'] ~= cjson.null and cool['seconds'] ~= nil then
     cool['until_ms'] = now + math.floor(cool['seconds'] * 1000)
   end
   redis.call('HSET', KEYS[3], account, cjson.encode(cool))
-  return {now, ''}
+  return {now, '', ''}
 end
-if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then return {now, ''} end
+if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then return {now, '', ''} end
 local score = redis.call('ZSCORE', KEYS[1], account)
-if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then return {now, ''} end
-local needle, member = '\\n' .. account .. '\\t', account .. ' ' .. ARGV[8]
-local start = 0
-while true do
-  local page = redis.call('ZRANGE', KEYS[4], start, start + 15)
-  local kept = 0
-  for _, waiter in ipairs(page) do
-    local want = redis.call('HGET', KEYS[5], waiter)
-    local deadline, ttl
-    if want then deadline, ttl = string.match(want, '^(%d+) (%d+)') end
-    local gone = not deadline or tonumber(deadline) < now
-    if not gone and string.find(want, needle, 1, true) then
-      redis.call('ZREM', KEYS[4], waiter)
-      redis.call('HDEL', KEYS[5], waiter)
-      if string.sub(waiter, 1, #ARGV[6]) == ARGV[6] then
+if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then
+  return {now, '', ''}
+end
+local order = {}
+for _, loop in ipairs(redis.call('SMEMBERS', LOOPS)) do
+  local first = redis.call('ZRANGE', P .. ':queue:' .. loop, 0, 0, 'WITHSCORES')
+  if first[2] then
+    local busy = tonumber(redis.call('HGET', ACTIVE, loop) or '0')
+    table.insert(order, {busy, tonumber(first[2]), loop})
+  else
+    redis.call('SREM', LOOPS, loop)
+  end
+end
+table.sort(order, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  return a[2] < b[2]
+end)
+local needle = '\\n' .. account .. '\\t'
+for _, entry in ipairs(order) do
+  local loop = entry[3]
+  local queue = P .. ':queue:' .. loop
+  local start, gone = 0, false
+  while not gone do
+    local page = redis.call('ZRANGE', queue, start, start + 15)
+    local kept = 0
+    for _, waiter in ipairs(page) do
+      local want = redis.call('HGET', WANT, waiter)
+      local deadline, ttl
+      if want then deadline, ttl = string.match(want, '^(%d+) (%d+)') end
+      if not deadline or tonumber(deadline) < now then
+        dequeue(waiter)
+      elseif string.find(want, needle, 1, true) then
+        -- The grant is the waiter's lease (its own TTL): its loop claims nothing more.
+        dequeue(waiter)
+        local id = loop .. ':' .. ARGV[8]
+        local member = account .. ' ' .. id
         redis.call('ZINCRBY', KEYS[1], BASE, account)
         redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
-        return {now, waiter}
+        streams(loop, 1)
+        if loop == ARGV[6] then return {now, waiter, id} end
+        if redis.call('PUBLISH', KEYS[5] .. ':' .. loop, waiter .. ' ' .. member) > 0 then
+          return {now, waiter, id}
+        end
+        -- Nobody listens on that loop's channel: its process is gone, and so are its calls.
+        redis.call('ZREM', KEYS[2], member)
+        redis.call('ZINCRBY', KEYS[1], -BASE, account)
+        streams(loop, -1)
+        for _, other in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+          redis.call('HDEL', WANT, other)
+        end
+        redis.call('DEL', queue)
+        redis.call('SREM', LOOPS, loop)
+        gone = true
+        break
+      else
+        kept = kept + 1
       end
-      local channel = KEYS[7] .. ':' .. string.match(waiter, '^[^:]*')
-      -- The grant is the waiter's lease (its own TTL): its loop claims nothing more. Nobody
-      -- listening on its loop's channel means that loop is gone: try the next waiter.
-      redis.call('ZINCRBY', KEYS[1], BASE, account)
-      redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
-      if redis.call('PUBLISH', channel, waiter .. ' ' .. member) > 0 then
-        return {now, waiter}
-      end
-      redis.call('ZREM', KEYS[2], member)
-      redis.call('ZINCRBY', KEYS[1], -BASE, account)
-    elseif gone then
-      redis.call('ZREM', KEYS[4], waiter)
-      redis.call('HDEL', KEYS[5], waiter)
-    else
-      kept = kept + 1
     end
+    if #page < 16 then break end
+    start = start + kept
   end
-  if #page < 16 then break end
-  start = start + kept
 end
-return {now, ''}
+return {now, '', ''}
 """
 )
 
@@ -252,11 +312,11 @@ return 1
 """
 )
 
-# KEYS: queue, want. ARGV: waiter id.
+# KEYS: load. ARGV: waiter id.
 _DEQUEUE = LuaScript(
-    """
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('HDEL', KEYS[2], ARGV[1])
+    _HELPERS
+    + """
+dequeue(ARGV[1])
 return 1
 """
 )
@@ -526,9 +586,9 @@ class RedisBackend:
         if ticket is not None and ticket.key is None:
             self.waiters.name(ticket, f"{state.key}:{new_lease_id()}")
         waiter = "" if ticket is None or ticket.key is None else ticket.key
-        keys = [self._key(k) for k in ("load", "leases", "cool", "queue", "want", "turn")]
+        keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
         spec = "".join(f"\n{c.name}\t{c.token or ''}" for c in candidates)
-        lease_id = new_lease_id()
+        lease_id = f"{state.key}:{new_lease_id()}"  # its loop is known to Redis
         wait_ms = -1 if within is None else int(within * 1000)
         args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms]
 
@@ -566,10 +626,10 @@ class RedisBackend:
         cooldown: Cooldown | None,
         limit: int = 1,
     ) -> None:
-        """End the lease, record the outcome, hand the account to the oldest waiter."""
+        """End the lease, record the outcome, hand the account to a waiter (see ``_RELEASE``)."""
         state = await self._state()
         keys = [
-            *(self._key(k) for k in ("load", "leases", "cool", "queue", "want")),
+            *(self._key(k) for k in ("load", "leases", "cool")),
             self._stats(account),
             self._key("freed"),
         ]
@@ -583,21 +643,20 @@ class RedisBackend:
                     "token": cooldown.token,
                 }
             )
-        grant = new_lease_id()
         args = [
             lease_id,
             account,
             int(served),
             error or "",
             cool,
-            f"{state.key}:",
+            state.key,
             limit,
-            grant,
+            new_lease_id(),
         ]
-        _, chosen = await self._eval(_RELEASE, keys, args)
+        _, chosen, granted = await self._eval(_RELEASE, keys, args)
         waiter = _text(chosen)
         if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, without a Redis hop
-            self._hand_over(waiter, account, grant)
+            self._hand_over(waiter, account, _text(granted))
 
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket's place in the queue; give back a lease handed to it unused.
@@ -615,7 +674,7 @@ class RedisBackend:
         if state is None:  # the loop's connections are gone: the place lapses at its deadline
             return
         self.script_calls += 1
-        left = state.pipeline.call(_DEQUEUE, [self._key("queue"), self._key("want")], [ticket.key])
+        left = state.pipeline.call(_DEQUEUE, [self._key("load")], [ticket.key])
         left.add_done_callback(_warn_on_failure)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:

@@ -99,9 +99,10 @@ async def _hold(pool: AccountPool) -> bool:
 
 
 async def test_a_waiter_whose_process_is_gone_is_skipped(redis_url: str) -> None:
-    # A waiter queued by a process that died: its place is still in Redis, and nobody
-    # listens on its loop's channel. The release must not hand it the account (which would
-    # sit unused for the lease TTL): the next waiter gets it at once.
+    # Waiters queued by a process that died: their places are still in Redis, and nobody
+    # listens on their loop's channel. The release must not hand them the account (which
+    # would sit unused for the lease TTL): the next waiter gets it at once, and the dead
+    # loop's places go.
     token = _token("d")
     here, there = _pool(redis_url, token), _pool(redis_url, token)
     here.lease_ttl = there.lease_ttl = 600.0
@@ -110,18 +111,24 @@ async def test_a_waiter_whose_process_is_gone_is_skipped(redis_url: str) -> None
         await there.accounts()
         backend = here.backend
         assert isinstance(backend, RedisBackend)
-        state = await backend._state()
-        queue, want = f"{backend.prefix}:queue", f"{backend.prefix}:want"
+        client = (await backend._state()).client
+        p = backend.prefix
         async with here.lease(None, within=60):
             deadline_ms = int((time.time() + 3600) * 1000)
-            await state.client.zadd(queue, {"gone:1": 0})  # older than any live waiter
-            await state.client.hset(want, "gone:1", f"{deadline_ms} 600000\n{account.name}\t")
+            for i in range(3):  # older than any live waiter
+                await client.zadd(f"{p}:queue:gone", {f"gone:{i}": -10 + i})
+                await client.hset(
+                    f"{p}:want", f"gone:{i}", f"{deadline_ms} 600000\n{account.name}\t"
+                )
+            await client.sadd(f"{p}:loops", "gone")
             waiter = asyncio.create_task(_hold_within(there, 30))
             await _queued([there], 1)
-            await asyncio.sleep(0.2)  # its failed acquire has queued it behind "gone:1"
-            assert await state.client.zcard(queue) == 2
+            await asyncio.sleep(0.2)  # its failed acquire has queued it behind "gone"
+            assert await client.scard(f"{p}:loops") == 2
         assert await asyncio.wait_for(waiter, 60)
-        assert await state.client.zcard(queue) == 0  # the dead waiter's place is gone too
+        assert await client.exists(f"{p}:queue:gone") == 0
+        assert await client.scard(f"{p}:loops") == 0
+        assert await client.hlen(f"{p}:want") == 0
         (status,) = await here.astatus()
         assert status.streams == 0
         assert status.served == 2
@@ -157,28 +164,30 @@ async def test_a_free_account_behind_many_others_is_found(redis_url: str) -> Non
 async def test_a_waiter_behind_many_that_want_other_accounts_gets_the_account(
     redis_url: str,
 ) -> None:
-    # 40 older waiters (of other processes) want other accounts; the release of this account
-    # must look past them all to its own waiter, and leave theirs in place.
+    # 40 older waiters of the same loop want other accounts; the release of this account
+    # must look past them all to the waiter that wants it, and leave theirs in place.
     token = _token("w")
     here, there = _pool(redis_url, token), _pool(redis_url, token)
     try:
         await here.accounts()
         await there.accounts()
-        backend = here.backend
+        backend, theirs = here.backend, there.backend
         assert isinstance(backend, RedisBackend)
-        state = await backend._state()
-        queue, want = f"{backend.prefix}:queue", f"{backend.prefix}:want"
+        assert isinstance(theirs, RedisBackend)
+        client = (await backend._state()).client
+        loop_key = (await theirs._state()).key
+        queue, want = f"{backend.prefix}:queue:{loop_key}", f"{backend.prefix}:want"
         deadline_ms = int((time.time() + 3600) * 1000)
         async with here.lease(None, within=60):
             for i in range(40):
-                await state.client.zadd(queue, {f"other:{i}": i - 100})
-                await state.client.hset(want, f"other:{i}", f"{deadline_ms} 600000\nacct-x\t")
+                await client.zadd(queue, {f"{loop_key}:other{i}": i - 100})
+                await client.hset(want, f"{loop_key}:other{i}", f"{deadline_ms} 600000\nacct-x\t")
             waiter = asyncio.create_task(_hold_within(there, 30))
             await _queued([there], 1)
             await asyncio.sleep(0.2)
-            assert await state.client.zcard(queue) == 41
+            assert await client.zcard(queue) == 41
         assert await asyncio.wait_for(waiter, 60)
-        assert await state.client.zcard(queue) == 40  # the others keep their places
+        assert await client.zcard(queue) == 40  # the others keep their places
     finally:
         await here.aclose()
         await there.aclose()
