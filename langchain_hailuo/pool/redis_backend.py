@@ -82,7 +82,8 @@ __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 logger = logging.getLogger(__name__)
 
 _MAX_CONNECTIONS = 8
-"""Redis connections per process and event loop (one is the ``freed`` subscription)."""
+"""Redis connections per process and event loop (one is the ``freed`` subscription; the
+others carry the batches of scripts in flight)."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 
@@ -495,7 +496,9 @@ class RedisBackend:
                 raise self._unreachable(exc) from None
             self.round_trips += 1
             listener = loop.create_task(self._listen(pubsub, loop, key))
-            pipeline = ScriptPipeline(client, self._no_script, self._count_trip)
+            pipeline = ScriptPipeline(
+                client, self._no_script, self._count_trip, senders=_MAX_CONNECTIONS - 1
+            )
             state = self._states[loop] = _LoopState(client, pubsub, listener, key, pipeline)
             return state
 
@@ -653,15 +656,21 @@ class RedisBackend:
             limit,
             new_lease_id(),
         ]
-        _, chosen, granted = await self._eval(_RELEASE, keys, args)
-        waiter = _text(chosen)
-        if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, without a Redis hop
-            self._hand_over(waiter, account, _text(granted))
+
+        def hand_over(reply: Any) -> None:
+            waiter = _text(reply[1])
+            if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, no Redis hop
+                self._hand_over(waiter, account, _text(reply[2]))
+
+        # A caller cancelled meanwhile still hands the account over (``orphan``).
+        hand_over(await self._eval(_RELEASE, keys, args, orphan=hand_over))
 
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket's place in the queue; give back a lease handed to it unused.
 
-        Both go out in the background (in order with this loop's other scripts).
+        Both go out in the background. Should the drop reach Redis before the acquire that
+        queued the ticket (another connection), the place lapses, or a grant to it is given
+        back when it arrives.
         """
         ticket.leave(pass_on=False)
         grant = ticket.take_grant()

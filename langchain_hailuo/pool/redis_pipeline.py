@@ -1,15 +1,17 @@
 """The scripts one event loop asks of Redis, sent together (automatic pipelining).
 
-A script asked while none is in flight goes at once, alone. One asked while a round trip
-is in flight waits for it, and goes in the next round trip with everything else asked
-meanwhile, in one pipeline: the busier the process, the more scripts share each round
-trip, and the less each costs the client (the asyncio Redis client spends most of a lone
-script's time on taking a connection, packing and parsing, not on the wire). Redis runs
-scripts one at a time anyway, so sending them over one connection in turn loses nothing.
+Every script asked during one turn of the event loop goes in one round trip, in one
+pipeline, sent at the start of the next turn: the busier the process, the more scripts
+share each round trip, and the less each costs the client (the asyncio Redis client spends
+most of a lone script's time on taking a connection, packing and parsing, not on the
+wire). A batch does not wait for an earlier one's reply: up to ``senders`` batches are in
+flight at once, each on a connection of its own, so a script waits at most one turn of its
+loop (a busy loop's turns are long) and no reply of anyone else's.
 
 A caller that is cancelled while its script is queued or in flight does not stop it (it
 may already have run in Redis): its reply goes to the ``orphan`` handler given with it,
-which undoes what the script did for nobody (an acquire's lease is given back).
+which finishes or undoes what the script did for nobody (a release still hands the account
+over; an acquire's lease is given back).
 
 The ``redis`` package is not imported here: the client and its error classes come in.
 """
@@ -60,7 +62,12 @@ class ScriptPipeline:
     """Sends one event loop's script calls to Redis, batching those asked meanwhile."""
 
     def __init__(
-        self, client: Any, no_script: type[BaseException], count: Callable[[], None]
+        self,
+        client: Any,
+        no_script: type[BaseException],
+        count: Callable[[], None],
+        *,
+        senders: int,
     ) -> None:
         """Create the pipeline of a loop (call on that loop).
 
@@ -68,13 +75,17 @@ class ScriptPipeline:
             client: The loop's ``redis.asyncio.Redis``.
             no_script: The client's ``NoScriptError`` (a script not loaded in the server).
             count: Called once per round trip (the backend counts them).
+            senders: Batches in flight at most (each holds a connection meanwhile).
         """
         self._client = client
         self._no_script = no_script
         self._count = count
+        self._senders = senders
         self._loop = asyncio.get_running_loop()
         self._pending: list[_Call] = []
-        self._sender: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._starting = False
+        """Whether a sender is on its way that will take what is pending."""
 
     def call(
         self,
@@ -97,42 +108,56 @@ class ScriptPipeline:
         """
         future = self._loop.create_future()
         self._pending.append(_Call(script, keys, args, future, orphan))
-        if self._sender is None:
-            self._sender = self._loop.create_task(self._send_all())
+        if not self._starting and len(self._running) < self._senders:
+            self._starting = True
+            sender = self._loop.create_task(self._send_pending())
+            self._running.add(sender)
+            sender.add_done_callback(self._running.discard)
         return future
 
     async def aclose(self) -> None:
         """Wait for the calls already asked (their replies still reach their callers)."""
-        if self._sender is not None:
-            await asyncio.gather(self._sender, return_exceptions=True)
+        while self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
 
-    async def _send_all(self) -> None:
-        """Send what is pending, round trip after round trip, until nothing is."""
+    async def _send_pending(self) -> None:
+        """Send what is pending now; then more, as long as no other sender is coming for it."""
+        self._starting = False
         try:
             while self._pending:
                 batch, self._pending = self._pending, []
-                try:
-                    replies = await self._send(batch)
-                except Exception as exc:  # noqa: BLE001 - handed to every call of the batch
-                    for call in batch:
-                        _settle(call, exc)
-                    continue
-                again = []
-                for call, reply in zip(batch, replies, strict=True):
-                    if isinstance(reply, self._no_script) and not call.reloaded:
-                        call.reloaded = True
-                        again.append(call)
-                    else:
-                        _settle(call, reply)
-                if again:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load, go again
-                    self._pending[:0] = await self._load(again)
+                await self._send_batch(batch)
+                if self._starting:  # another sender takes what came meanwhile
+                    return
         except BaseException:  # cancelled (the loop is going away): nobody is left waiting
             for call in self._pending:
                 call.future.cancel()
             self._pending = []
             raise
-        finally:
-            self._sender = None
+
+    async def _send_batch(self, batch: list[_Call]) -> None:
+        """One batch: send it, settle its calls (loading lost scripts and going again)."""
+        try:
+            replies = await self._send(batch)
+        except asyncio.CancelledError:
+            for call in batch:
+                call.future.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - handed to every call of the batch
+            for call in batch:
+                _settle(call, exc)
+            return
+        again = []
+        for call, reply in zip(batch, replies, strict=True):
+            if isinstance(reply, self._no_script) and not call.reloaded:
+                call.reloaded = True
+                again.append(call)
+            else:
+                _settle(call, reply)
+        if again:  # Redis lost its scripts (a restart, SCRIPT FLUSH): load, go again
+            again = await self._load(again)
+            if again:
+                await self._send_batch(again)
 
     async def _send(self, batch: list[_Call]) -> list[Any]:
         """One round trip: the calls' replies, in order (a call's error as its reply)."""

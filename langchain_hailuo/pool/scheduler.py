@@ -235,7 +235,9 @@ class AccountPool:
         finally:
             if renewal is not None:
                 renewal.cancel()
-            await asyncio.shield(self._release(lease, error))
+            # Not shielded: the release is queued before the first await, and a backend
+            # finishes it even if this task is cancelled meanwhile.
+            await self._release(lease, error)
 
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
         """Give the account back with the call's outcome."""

@@ -191,3 +191,40 @@ async def test_a_waiter_behind_many_that_want_other_accounts_gets_the_account(
     finally:
         await here.aclose()
         await there.aclose()
+
+
+async def test_a_freed_account_goes_to_the_process_streaming_the_fewest_answers(
+    redis_url: str,
+) -> None:
+    # "here" streams two answers, "there" one. A call of "here" waits first, then one of
+    # "there". When "there" finishes, the account goes to its own waiter: it now streams
+    # nothing, "here" still two. Answers spread over the processes as accounts free up.
+    tokens = [_token(f"l{i}") for i in range(3)]
+    here = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
+    there = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
+    here.backend, there.backend = RedisBackend(redis_url), RedisBackend(redis_url)
+    order: list[str] = []
+
+    async def take(pool: AccountPool, name: str) -> None:
+        async with pool.lease(None, within=60):
+            order.append(name)
+
+    try:
+        await here.accounts()
+        await there.accounts()
+        async with here.lease(None, within=60), here.lease(None, within=60):
+            async with there.lease(None, within=60):
+                first = asyncio.create_task(take(here, "here"))
+                await _queued([here], 1)
+                await asyncio.sleep(0.2)
+                second = asyncio.create_task(take(there, "there"))
+                await _queued([there], 1)
+                await asyncio.sleep(0.2)
+                assert order == []
+            await asyncio.wait_for(second, 30)
+        await asyncio.wait_for(first, 30)
+        # First come would have been "here" first.
+        assert order == ["there", "here"]
+    finally:
+        await here.aclose()
+        await there.aclose()
