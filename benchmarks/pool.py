@@ -18,8 +18,9 @@ median. Ideal: 4 answer latencies (200 answers / 50 accounts, one at a time each
 trips are counted by the client (``RedisBackend.round_trips``) and by the server
 (``total_commands_processed``). Run alone with ``python -m benchmarks.pool [--quick]``,
 which rewrites only this section of ``benchmarks/RESULTS.md``. Every way is set up (its
-models built; a pool's accounts loaded and its Redis connected) before its clock starts,
-in a worker process too: the figures are the calls alone.
+models built; a pool's accounts loaded and its Redis connected; a worker process has
+answered one call on a throwaway model first) before its clock starts: the figures are the
+calls alone.
 """
 
 from __future__ import annotations
@@ -136,6 +137,21 @@ def _run_here(loop: asyncio.AbstractEventLoop, work: _Work) -> tuple[float, floa
         loop.run_until_complete(close_work(work))
 
 
+async def warm_up(url: str, account: dict[str, Any]) -> None:
+    """One answer on a throwaway model: what a process's first call loads, loaded.
+
+    A worker process that served before has imported the provider, LangChain's tracing and
+    the answer pipeline; a fresh one imports them inside its first call, which in a pool
+    way may be a call that waited for a hand-over (its loop then stalls for the imports,
+    and the accounts handed to it wait too).
+    """
+    model = _model(
+        url, token=account["token"], uuid=account["uuid"], device_id=account["device_id"]
+    )
+    await model.ainvoke("warm up")
+    await model.aclose()
+
+
 async def one_answer(url: str, account: dict[str, Any]) -> float:
     """One answer on a warm model (the latency the ideal is made of)."""
     model = _model(
@@ -156,6 +172,7 @@ def _worker_main() -> None:
     """A worker process: read the job, set it up, say ready, wait for go, do it, report."""
     job = json.loads(sys.stdin.readline())
     loop = asyncio.new_event_loop()
+    loop.run_until_complete(warm_up(job["url"], job["accounts"][0]))
     if "per_account" in job:
         work = loop.run_until_complete(no_pool(job["url"], job["accounts"], job["per_account"]))
     else:
@@ -439,9 +456,11 @@ def bench_pool(report: Report, runs: int) -> None:
         "Pool: one `ChatHailuo(accounts=<50>)` given all 200 calls at once (1 process), or 4 "
         "processes each given 50 calls at once, sharing a pool of all 50 accounts through a "
         "private `redis-server` on 127.0.0.1. Every way is set up before its clock starts "
-        "(its models built; a pool's accounts loaded and its Redis connected), so each "
-        "figure is the 200 calls alone; the 4-process figures are wall time from releasing "
-        "the set-up workers to their last answer. Ideal: "
+        "(its models built; a pool's accounts loaded and its Redis connected; a worker "
+        "process has first answered one call on a throwaway model, as a process that "
+        "served before would have), so each figure is the 200 calls alone; the 4-process "
+        "figures are wall time from releasing the set-up workers to their last answer. "
+        "Ideal: "
         "4 answer latencies (one answer on a warm model, measured in the same runs). CPU per "
         "answer: of the client process(es), of the emulator process and of `redis-server`, "
         f"while the way ran. {cores} cores; 1-minute load average {load_before} at the start, "
