@@ -14,9 +14,9 @@ oldest waiter that can use it: nobody retries and loses.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -110,8 +110,8 @@ class LoopLocks:
 
 
 def new_lease_id() -> str:
-    """A unique lease id (random: never derived from a token)."""
-    return uuid.uuid4().hex
+    """A unique lease id (64 random bits: never derived from a token)."""
+    return os.urandom(8).hex()
 
 
 class Backend(Protocol):

@@ -33,7 +33,6 @@ from langchain_hailuo.pool.backend import (
     AccountStatus,
     Attempt,
     Backend,
-    Candidate,
     LoopLocks,
     in_process_backend,
 )
@@ -320,7 +319,7 @@ class AccountPool:
         ticket = self.backend.waiters.enter(names)
         try:
             while True:
-                candidates = [Candidate(a.name, a.token_hash()) for a in pool]
+                candidates = [a.candidate() for a in pool]
                 attempt = await self.backend.try_acquire(
                     candidates,
                     limit=self.max_concurrency,

@@ -30,6 +30,7 @@ from langchain_hailuo.auth import (
     user_config_dir,
 )
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
+from langchain_hailuo.pool.backend import Candidate
 from langchain_hailuo.types import AuthResult
 
 __all__ = [
@@ -157,6 +158,7 @@ class PoolAccount:
     path: Path | None = None
     _mtime: float | None = field(default=None, repr=False)
     _hashed: tuple[AuthResult, str] | None = field(default=None, repr=False)
+    _candidate: tuple[AuthResult | None, Candidate] | None = field(default=None, repr=False)
 
     async def auth(self) -> AuthResult:
         """The account's current credentials (cached by its manager)."""
@@ -171,6 +173,14 @@ class PoolAccount:
         if hashed is None or hashed[0] is not current:  # hashed once per login, not per call
             hashed = self._hashed = (current, token_hash(current))
         return hashed[1]
+
+    def candidate(self) -> Candidate:
+        """The account as the backends see it: its name and its token's hash (cached)."""
+        current = self.manager.current
+        cached = self._candidate
+        if cached is None or cached[0] is not current:  # built once per login, not per call
+            cached = self._candidate = (current, Candidate(self.name, self.token_hash()))
+        return cached[1]
 
     async def relogged(self) -> bool:
         """Whether the account's auth file now holds a newer login than the one in use.
