@@ -110,13 +110,21 @@ async def through_pool(
     )
 
 
+def settle() -> None:
+    """The last step of every way's set-up: a collected heap.
+
+    A full collection (tens of ms in a process holding LangChain) falls due after a number
+    of allocations; where the set-up left that count would otherwise decide which way's
+    clock pays for one. In a worker process it happens before the worker says it is ready:
+    inside the 4-process clock, the first worker done collecting would start its calls
+    first (and, with a pool, take every free account).
+    """
+    gc.collect()
+
+
 async def run_work(work: _Work) -> tuple[float, float, int]:
     """Make the calls at once: wall and CPU seconds, and the Redis round trips they took."""
     before = getattr(work.backend, "round_trips", 0)
-    # Every way starts from a collected heap: a full collection (tens of ms in a process
-    # holding LangChain) falls due after a number of allocations, and where the set-up
-    # left that count would otherwise decide which way's clock pays for it.
-    gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(model.ainvoke(prompt) for model, prompt in work.calls))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -131,6 +139,7 @@ async def close_work(work: _Work) -> None:
 
 def _run_here(loop: asyncio.AbstractEventLoop, work: _Work) -> tuple[float, float, int]:
     """A set-up way in this process: its figures (the models closed after)."""
+    settle()
     try:
         return loop.run_until_complete(run_work(work))
     finally:
@@ -179,6 +188,7 @@ def _worker_main() -> None:
         work = loop.run_until_complete(
             through_pool(job["url"], job["accounts"], job["calls"], job["pool_url"])
         )
+    settle()
     print("ready", flush=True)
     sys.stdin.readline()  # go
     seconds, cpu, trips = loop.run_until_complete(run_work(work))
