@@ -127,13 +127,23 @@ _ACQUIRE = LuaScript(
     _PRELUDE
     + """
 local limit = tonumber(ARGV[1])
-local token_of, names = {}, {}
-for name, token in string.gmatch(ARGV[4], '\\n([^\\t\\n]+)\\t([^\\n]*)') do
-  token_of[name] = token
-  table.insert(names, name)
+local spec = ARGV[4]
+local token_of, names
+local function parse()  -- the candidates, read in full only when a path needs them all
+  if names then return end
+  token_of, names = {}, {}
+  for name, token in string.gmatch(spec, '\\n([^\\t\\n]+)\\t([^\\n]*)') do
+    token_of[name] = token
+    table.insert(names, name)
+  end
 end
+local function wanted(name) return string.find(spec, '\\n' .. name .. '\\t', 1, true) end
 local blocked, cooling, wake = {}, {}, -1
-local cools = redis.call('HGETALL', KEYS[3])
+local cools = {}
+if redis.call('HLEN', KEYS[3]) > 0 then
+  parse()
+  cools = redis.call('HGETALL', KEYS[3])
+end
 for i = 1, #cools, 2 do
   local name, raw = cools[i], cools[i + 1]
   local token = token_of[name]
@@ -169,7 +179,7 @@ while true do
     offset, 16)
   for i = 1, #free, 2 do
     local name = free[i]
-    if token_of[name] ~= nil and not blocked[name] then
+    if not blocked[name] and wanted(name) then
       return lease(name, math.floor(tonumber(free[i + 1]) / BASE))
     end
   end
@@ -177,6 +187,7 @@ while true do
   offset = offset + 16
 end
 local busy = 0
+parse()
 if #names > 0 then
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
   for i, name in ipairs(names) do
@@ -448,6 +459,7 @@ class RedisBackend:
         self._no_script = NoScriptError
         self.url = url
         self.prefix = f"hailuo-pool:{name}"
+        self._acquire_keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
         self.waiters = Waiters()
         self.round_trips = 0
         self.script_calls = 0
@@ -589,7 +601,7 @@ class RedisBackend:
         if ticket is not None and ticket.key is None:
             self.waiters.name(ticket, f"{state.key}:{new_lease_id()}")
         waiter = "" if ticket is None or ticket.key is None else ticket.key
-        keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
+        keys = self._acquire_keys
         spec = "".join(f"\n{c.name}\t{c.token or ''}" for c in candidates)
         lease_id = f"{state.key}:{new_lease_id()}"  # its loop is known to Redis
         wait_ms = -1 if within is None else int(within * 1000)
@@ -616,7 +628,7 @@ class RedisBackend:
 
     async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
         """Push the lease's expiry on (``False`` when it had already expired)."""
-        keys = [self._key("load"), self._key("leases")]
+        keys = self._acquire_keys[:2]
         return bool(await self._eval(_RENEW, keys, [f"{account} {lease_id}", int(ttl * 1000)]))
 
     async def release(
@@ -631,11 +643,7 @@ class RedisBackend:
     ) -> None:
         """End the lease, record the outcome, hand the account to a waiter (see ``_RELEASE``)."""
         state = await self._state()
-        keys = [
-            *(self._key(k) for k in ("load", "leases", "cool")),
-            self._stats(account),
-            self._key("freed"),
-        ]
+        keys = [*self._acquire_keys[:3], self._stats(account), self._key("freed")]
         cool = ""
         if cooldown is not None:
             cool = json.dumps(
@@ -683,7 +691,7 @@ class RedisBackend:
         if state is None:  # the loop's connections are gone: the place lapses at its deadline
             return
         self.script_calls += 1
-        left = state.pipeline.call(_DEQUEUE, [self._key("load")], [ticket.key])
+        left = state.pipeline.call(_DEQUEUE, self._acquire_keys[:1], [ticket.key])
         left.add_done_callback(_warn_on_failure)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
