@@ -6,9 +6,9 @@ scheduler's (:mod:`langchain_hailuo.pool.scheduler`): a waiter registers a
 :class:`Waiters` ticket *before* it tries, so a release that happens between its failed
 try and its sleep still wakes it, and a release wakes one waiter that can use the freed
 account (not every waiter, which would turn each release into a stampede of retries). The
-Redis backend goes one step further: its waiters queue in Redis, in arrival order across
-processes, and a release hands the account (a new lease, the waiter's own) straight to the
-oldest waiter that can use it: nobody retries and loses.
+Redis backend goes one step further: its waiters queue in Redis, and a release hands the
+account (a new lease, the waiter's own) straight to a waiter that can use it, in the process
+streaming the fewest answers: nobody retries and loses.
 """
 
 from __future__ import annotations
