@@ -122,13 +122,17 @@ def settle() -> None:
     gc.collect()
 
 
-async def run_work(work: _Work) -> tuple[float, float, int]:
-    """Make the calls at once: wall and CPU seconds, and the Redis round trips they took."""
-    before = getattr(work.backend, "round_trips", 0)
+COUNTERS = ("round_trips", "script_calls", "free_leases")
+"""What a Redis backend counts (round trips, scripts, acquires that found a free account)."""
+
+
+async def run_work(work: _Work) -> tuple[float, float, dict[str, int]]:
+    """Make the calls at once: wall and CPU seconds, and the Redis backend's counts."""
+    before = {c: getattr(work.backend, c, 0) for c in COUNTERS}
     start, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(model.ainvoke(prompt) for model, prompt in work.calls))
     seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-    return seconds, cpu, getattr(work.backend, "round_trips", 0) - before
+    return seconds, cpu, {c: getattr(work.backend, c, 0) - before[c] for c in COUNTERS}
 
 
 async def close_work(work: _Work) -> None:
@@ -137,7 +141,7 @@ async def close_work(work: _Work) -> None:
         await model.aclose()
 
 
-def _run_here(loop: asyncio.AbstractEventLoop, work: _Work) -> tuple[float, float, int]:
+def _run_here(loop: asyncio.AbstractEventLoop, work: _Work) -> tuple[float, float, dict[str, int]]:
     """A set-up way in this process: its figures (the models closed after)."""
     settle()
     try:
@@ -191,8 +195,8 @@ def _worker_main() -> None:
     settle()
     print("ready", flush=True)
     sys.stdin.readline()  # go
-    seconds, cpu, trips = loop.run_until_complete(run_work(work))
-    print(json.dumps({"seconds": seconds, "cpu": cpu, "round_trips": trips}), flush=True)
+    seconds, cpu, counts = loop.run_until_complete(run_work(work))
+    print(json.dumps({"seconds": seconds, "cpu": cpu, "counts": counts}), flush=True)
     loop.run_until_complete(close_work(work))
     loop.close()
 
@@ -369,21 +373,29 @@ class _Figures:
     """Per run: CPU seconds of the client process(es), the emulator, ``redis-server``."""
     ratios: dict[str, list[float]] = field(default_factory=lambda: {w: [] for w in BASES})
     trips: dict[str, list[float]] = field(default_factory=lambda: {"redis1": [], "redis4": []})
+    """Per run: round trips to Redis per answer, counted by the client(s)."""
+    scripts: dict[str, list[float]] = field(default_factory=lambda: {"redis1": [], "redis4": []})
+    """Per run: scripts per answer, counted by the client(s)."""
     server: dict[str, list[float]] = field(default_factory=lambda: {"redis1": [], "redis4": []})
+    """Per run: commands per answer, counted by ``redis-server`` (those in scripts too)."""
+    free: list[list[int]] = field(default_factory=list)
+    """Per run of the 4-process pool: each worker's calls that found an account free."""
     latency: list[float] = field(default_factory=list)
 
 
 def _run_way(
     way: str, loop: asyncio.AbstractEventLoop, emu: str, url: str | None, accounts: list[Any]
-) -> tuple[float, float, float]:
-    """One way once: wall seconds, client CPU seconds, client round trips."""
+) -> tuple[float, float, list[dict[str, int]]]:
+    """One way once: wall seconds, client CPU seconds, each process's Redis counts."""
     per_account = CONVERSATIONS // ACCOUNTS
     if way == "nopool1":
-        return _run_here(loop, loop.run_until_complete(no_pool(emu, accounts, per_account)))
-    if way in {"pool1", "redis1"}:
+        work = loop.run_until_complete(no_pool(emu, accounts, per_account))
+    elif way in {"pool1", "redis1"}:
         pool_url = url if way == "redis1" else None
         work = loop.run_until_complete(through_pool(emu, accounts, CONVERSATIONS, pool_url))
-        return _run_here(loop, work)
+    if way in {"nopool1", "pool1", "redis1"}:
+        wall, cpu, counts = _run_here(loop, work)
+        return wall, cpu, [counts]
     if way == "nopool4":
         jobs = [
             {"url": emu, "accounts": share, "per_account": per_account, "pool_url": None}
@@ -395,7 +407,7 @@ def _run_way(
             for calls in _split(list(range(CONVERSATIONS)), PROCESSES)
         ]
     wall, results = _in_processes(jobs)
-    return wall, sum(r["cpu"] for r in results), sum(r["round_trips"] for r in results)
+    return wall, sum(r["cpu"] for r in results), [r["counts"] for r in results]
 
 
 def _measure(runs: int) -> _Figures:
@@ -421,10 +433,16 @@ def _measure(runs: int) -> _Figures:
                         _flush(url)
                     redis_cpu, emu_cpu = _redis_cpu(url), _cpu_of(emulator)
                     before = _commands(url) if url is not None else 0
-                    wall, cpu, trips = _run_way(way, loop, info["url"], url, accounts)
+                    wall, cpu, counts = _run_way(way, loop, info["url"], url, accounts)
                     if way.startswith("redis") and url is not None:
-                        figures.trips[way].append(trips / CONVERSATIONS)
+                        total = {c: sum(n[c] for n in counts) for c in COUNTERS}
+                        figures.trips[way].append(total["round_trips"] / CONVERSATIONS)
+                        figures.scripts[way].append(total["script_calls"] / CONVERSATIONS)
                         figures.server[way].append((_commands(url) - before - 1) / CONVERSATIONS)
+                        if way == "redis4":
+                            figures.free.append(
+                                sorted((n["free_leases"] for n in counts), reverse=True)
+                            )
                     emu_cpu = _cpu_of(emulator) - emu_cpu
                     redis_cpu = _redis_cpu(url) - redis_cpu if way.startswith("redis") else 0.0
                     figures.wall[way].append(wall)
@@ -508,14 +526,16 @@ def bench_pool(report: Report, runs: int) -> None:
             )
     if figures.trips["redis1"]:
         trips1, trips4 = (statistics.median(figures.trips[w]) for w in ("redis1", "redis4"))
+        scripts1, scripts4 = (statistics.median(figures.scripts[w]) for w in ("redis1", "redis4"))
         server1, server4 = (statistics.median(figures.server[w]) for w in ("redis1", "redis4"))
         report.add(
-            f"- Redis round trips per answer, counted by the clients: {trips1:.2f} (1 process), "
-            f"{trips4:.2f} (4 processes). A call that finds a free account costs 2 (the "
-            "acquire script, the release script); a call that waits costs 3 (its failed "
-            "acquire queues it in Redis; a release hands it the account; it claims it); "
-            "with 150 of the 200 calls waiting that is 2.75, whatever the number of "
-            "processes: no woken call retries, nothing polls. `redis-server` ran "
+            f"- Redis scripts per answer, counted by the clients: {scripts1:.2f} (1 process), "
+            f"{scripts4:.2f} (4 processes): every answer costs its acquire (or the failed "
+            "acquire that queued it) and its release, which hands the account straight to a "
+            "waiting call (as that call's lease: nothing to claim, no retry, no polling). "
+            "Round trips per answer: "
+            f"{trips1:.2f} (1 process), {trips4:.2f} (4 processes): the scripts a process asks "
+            "at once share one round trip. `redis-server` ran "
             f"{server1:.0f} (1 process) and {server4:.0f} (4 processes) commands per "
             "answer, counting those inside the scripts."
         )
@@ -579,10 +599,28 @@ def _where_it_goes(
         "What the pool adds: "
         + "; ".join(extra)
         + ". That client CPU is the lease bookkeeping (with Redis, the asyncio Redis client's "
-        "scripts and the `freed` messages every process receives and reads) and, across "
-        "processes, each process taking on accounts it had not used yet: a provider and "
-        "credentials per account and process (the pool's accounts share one HTTP client per "
-        "process), where the no-pool processes each keep to their own 12-13 accounts."
+        "scripts and the `freed` messages a process receives for its waiting calls) and, "
+        "across processes, each process taking on accounts it had not used yet (a provider "
+        "per account and process, and more HTTP connections), where the no-pool processes "
+        "each keep to their own 12-13 accounts." + _first_round(figures)
+    )
+
+
+def _first_round(figures: _Figures) -> str:
+    """The sentence on how the 4-process pool's first round was shared (``""``: no data)."""
+    if not figures.free:
+        return ""
+    shares = sorted(figures.free, key=lambda run: run[0])[len(figures.free) // 2]
+    top = statistics.median(run[0] for run in figures.free)
+    return (
+        " Across processes the pool's first round is not shared as the no-pool split is: a "
+        "new chat takes the least-loaded free account, so the worker whose calls reach "
+        "Redis first takes free accounts for all of them, and the others' calls, a few ms "
+        "later, wait. Calls that found an account free, per worker, in the median run: "
+        f"{', '.join(map(str, shares))} (the largest share, median over the runs: {top:.0f} "
+        f"of {ACCOUNTS}; no pool: 12-13 each). That round's client work then runs in one or "
+        "two processes instead of four; later rounds spread, as each freed account goes to "
+        "the waiting process streaming the fewest answers."
     )
 
 
