@@ -1,0 +1,101 @@
+"""The Redis pool's scripts: sent together, reloaded when Redis lost them, never lost to a
+cancelled caller."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from langchain_hailuo.emulator.core import make_token
+from langchain_hailuo.pool import AccountPool
+from langchain_hailuo.pool.redis_backend import RedisBackend
+
+
+def _pool(url: str, *users: str) -> AccountPool:
+    """A pool with a backend of its own (what another process would have)."""
+    tokens = [
+        make_token(user_id=u, device_id="3" * 18, name=u, expires_at=time.time() + 3600)
+        for u in users
+    ]
+    pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url)
+    pool.backend = RedisBackend(url)
+    return pool
+
+
+def _backend(pool: AccountPool) -> RedisBackend:
+    backend = pool.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+async def _hold(pool: AccountPool, release: asyncio.Event) -> str:
+    async with pool.lease(None, within=30) as lease:
+        await release.wait()
+        return lease.account.name
+
+
+async def test_scripts_asked_at_once_share_round_trips(redis_url: str) -> None:
+    pool = _pool(redis_url, *(f"b{i}" for i in range(20)))
+    try:
+        await pool.accounts()
+        backend = _backend(pool)
+        trips, scripts = backend.round_trips, backend.script_calls
+        release = asyncio.Event()
+        holders = [asyncio.create_task(_hold(pool, release)) for _ in range(20)]
+        while backend.free_leases < 20:
+            await asyncio.sleep(0.01)
+        release.set()
+        names = await asyncio.gather(*holders)
+        assert len(set(names)) == 20  # one account each: every acquire leased its own
+        assert backend.script_calls - scripts == 40  # 20 acquires, 20 releases
+        # The 20 acquires were asked in one turn of the loop: they went out together.
+        assert backend.round_trips - trips <= 25
+        statuses = await pool.astatus()
+        assert sum(s.streams for s in statuses) == 0
+        assert sum(s.served for s in statuses) == 20
+    finally:
+        await pool.aclose()
+
+
+async def test_scripts_redis_lost_are_loaded_again(redis_url: str) -> None:
+    pool = _pool(redis_url, "f")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        async with pool.lease(None, within=10):
+            pass
+        await admin.script_flush()  # what a Redis restart (or SCRIPT FLUSH) does
+        async with pool.lease(None, within=10) as lease:
+            assert not lease.lost
+        (status,) = await pool.astatus()
+        assert status.streams == 0
+        assert status.served == 2
+    finally:
+        await admin.aclose()
+        await pool.aclose()
+
+
+async def test_a_call_cancelled_while_its_acquire_is_under_way_gives_the_account_back(
+    redis_url: str,
+) -> None:
+    # The caller gives up after its acquire was asked: the script still runs in Redis and
+    # leases the only account, for nobody. The lease is given back at once (not after the
+    # lease TTL), so the next call gets the account.
+    pool = _pool(redis_url, "c")
+    pool.lease_ttl = 600.0
+    try:
+        await pool.accounts()
+        backend = _backend(pool)
+        asked = backend.script_calls
+        taking = asyncio.create_task(pool.lease(None, within=10).__aenter__())
+        while backend.script_calls == asked:
+            await asyncio.sleep(0)
+        taking.cancel()
+        await asyncio.gather(taking, return_exceptions=True)
+        assert taking.cancelled()
+        async with pool.lease(None, within=10) as lease:  # would wait 600 s for the TTL
+            assert not lease.lost
+    finally:
+        await pool.aclose()
