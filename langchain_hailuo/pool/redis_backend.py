@@ -39,7 +39,10 @@ is dropped with its waiters, and the account goes to the next. So a waiter is wo
 once per account it gets, nobody retries and loses, and a grant a waiter can no longer use
 is given back (or, if its process died in between, ends with the lease TTL like any lease).
 Waiters also wake, without being told, at the earliest cool-down end or lease expiry their
-failed acquire reported; nothing polls.
+failed acquire reported; nothing polls. A new chat of a loop that already streams its share
+of the pool (the streams divided by the loops listening on ``freed``) waits ``SHARE_GRACE``
+before it takes a free account, so a burst in one process leaves the others' calls, a few
+ms behind, their share.
 
 The ``redis`` package is imported here only, when a ``pool_url`` is used (the
 ``langchain-hailuo[redis]`` extra).
@@ -86,6 +89,9 @@ _MAX_CONNECTIONS = 8
 others carry the batches of scripts in flight)."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
+SHARE_GRACE = 0.05
+"""Seconds a process at its share of the pool lets the others claim the free accounts
+before it takes more (see ``_ACQUIRE``)."""
 
 # Names and helpers every script shares. KEYS[1] is always the load set, whose name gives
 # the pool's prefix P; the per-loop keys are named from it (a pool lives on one server).
@@ -122,7 +128,16 @@ end
 )
 
 # KEYS: load, leases, cool, turn. ARGV: limit, ttl ms, lease id, candidates ("\n<name>\t<token
-# hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no limit).
+# hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no limit), '1' when a
+# new chat (any of several accounts: it may be held to the loop's share), the share's grace
+# (ms).
+#
+# The share: while several event loops (processes, hosts) listen on the pool, a loop that
+# already streams its share of it (the accounts' streams divided by the loops listening)
+# leaves the free accounts to the others for a moment: its new chat queues, and takes a free
+# account only once it has waited the grace (SHARE_GRACE; or is handed one). So a burst of
+# calls in one process does not take every account just before the other processes' calls arrive;
+# and no account stays free while a call waits longer than that.
 _ACQUIRE = LuaScript(
     _PRELUDE
     + """
@@ -173,8 +188,25 @@ local function lease(name, load)
   if ARGV[5] ~= '' then dequeue(ARGV[5]) end
   return {now, name, 0, -1, {}}
 end
+local since = now  -- when this waiter first queued
+if ARGV[5] ~= '' then
+  local old = redis.call('HGET', WANT, ARGV[5])
+  since = old and tonumber(string.match(old, '^%d+ %d+ (%d+)')) or now
+end
+local held = false  -- at its share: the free accounts are left to the other loops for now
+local grace = tonumber(ARGV[8])
+if ARGV[7] == '1' and ARGV[5] ~= '' and now - since < grace then
+  local mine = tonumber(redis.call('HGET', ACTIVE, loop_of(ARGV[3])) or '0')
+  if mine > 0 then
+    local pattern = string.gsub(P .. ':freed:', '[%*%?%[%]\\\\]', '\\\\%0') .. '*'
+    local loops = #redis.call('PUBSUB', 'CHANNELS', pattern)
+    if loops > 1 then
+      held = mine >= math.ceil(redis.call('ZCARD', KEYS[1]) * limit / loops)
+    end
+  end
+end
 local below, offset = string.format('(%.0f', limit * BASE), 0
-while true do
+while not held do
   local free = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', below, 'WITHSCORES', 'LIMIT',
     offset, 16)
   for i = 1, #free, 2 do
@@ -187,6 +219,11 @@ while true do
   offset = offset + 16
 end
 local busy = 0
+if held then
+  busy = 1
+  local until_ms = since + grace
+  if wake < 0 or until_ms < wake then wake = until_ms end
+end
 parse()
 if #names > 0 then
   local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
@@ -212,7 +249,7 @@ if ARGV[5] ~= '' then
   if within < 0 then within = """
     + str(_NO_DEADLINE_MS)
     + """ end
-  redis.call('HSET', WANT, ARGV[5], string.format('%.0f', now + within) .. ' ' .. ARGV[2]
+  redis.call('HSET', WANT, ARGV[5], string.format('%.0f %d %.0f', now + within, ARGV[2], since)
     .. ARGV[4])
 end
 return {now, '', busy, wake, cooling}
@@ -447,13 +484,18 @@ class RedisBackend:
 
     renews = True
 
-    def __init__(self, url: str, *, name: str = "default") -> None:
+    def __init__(
+        self, url: str, *, name: str = "default", share_grace: float = SHARE_GRACE
+    ) -> None:
         """Create the backend (no connection until first use).
 
         Args:
             url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
             name: The pool's name: pools of different names share nothing.
+            share_grace: Seconds a process at its share of the pool leaves the free
+                accounts to the other processes before it takes more.
         """
+        self.share_grace = share_grace
         self._aioredis = _import_redis()
         from redis.exceptions import NoScriptError  # noqa: PLC0415 - with redis.asyncio
 
@@ -607,7 +649,9 @@ class RedisBackend:
         spec = "".join(f"\n{c.name}\t{c.token or ''}" for c in candidates)
         lease_id = f"{state.key}:{new_lease_id()}"  # its loop is known to Redis
         wait_ms = -1 if within is None else int(within * 1000)
-        args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms]
+        new_chat = "1" if len(candidates) > 1 else "0"  # a chat's own account is never held
+        grace = int(self.share_grace * 1000)
+        args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms, new_chat, grace]
 
         def orphaned(reply: Any) -> None:  # the caller was cancelled: undo what it got
             if _text(reply[1]):
