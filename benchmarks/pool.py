@@ -532,7 +532,8 @@ def bench_pool(report: Report, runs: int) -> None:
             f"- Redis scripts per answer, counted by the clients: {scripts1:.2f} (1 process), "
             f"{scripts4:.2f} (4 processes): every answer costs its acquire (or the failed "
             "acquire that queued it) and its release, which hands the account straight to a "
-            "waiting call (as that call's lease: nothing to claim, no retry, no polling). "
+            "waiting call (as that call's lease: nothing to claim, no polling); across "
+            "processes, a call held back for the others' share asks once more, after 50 ms. "
             "Round trips per answer: "
             f"{trips1:.2f} (1 process), {trips4:.2f} (4 processes): the scripts a process asks "
             "at once share one round trip. `redis-server` ran "
@@ -613,14 +614,16 @@ def _first_round(figures: _Figures) -> str:
     shares = sorted(figures.free, key=lambda run: run[0])[len(figures.free) // 2]
     top = statistics.median(run[0] for run in figures.free)
     return (
-        " Across processes the pool's first round is not shared as the no-pool split is: a "
-        "new chat takes the least-loaded free account, so the worker whose calls reach "
-        "Redis first takes free accounts for all of them, and the others' calls, a few ms "
-        "later, wait. Calls that found an account free, per worker, in the median run: "
-        f"{', '.join(map(str, shares))} (the largest share, median over the runs: {top:.0f} "
-        f"of {ACCOUNTS}; no pool: 12-13 each). That round's client work then runs in one or "
-        "two processes instead of four; later rounds spread, as each freed account goes to "
-        "the waiting process streaming the fewest answers."
+        " Across processes, the first round: every worker's calls arrive at once, a few ms "
+        "apart from worker to worker. A worker already streaming its share of the pool (the "
+        "accounts divided by the workers listening on it) leaves the free accounts to the "
+        "others for 50 ms before taking more, so the first round is shared much as the "
+        "no-pool split shares it. Calls that found an account free, per worker, in the "
+        f"median run: {', '.join(map(str, shares))} (the largest share, median over the runs: "
+        f"{top:.0f} of {ACCOUNTS}; no pool: 12-13 each). A held-back call asks again once "
+        "its 50 ms are over (the scripts per answer above 2 across processes), and later "
+        "rounds spread too, as each freed account goes to the waiting process streaming the "
+        "fewest answers."
     )
 
 

@@ -223,14 +223,17 @@ if held then
   busy = 1
   local until_ms = since + grace
   if wake < 0 or until_ms < wake then wake = until_ms end
-end
-parse()
-if #names > 0 then
-  local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
-  for i, name in ipairs(names) do
-    if not blocked[name] then
-      if not scores[i] then return lease(name, 0) end  -- not registered yet: idle
-      busy = 1
+elseif since < now and #cooling == 0 then
+  busy = 1  -- queued before, none resting: its candidates are registered, and all busy
+else
+  parse()
+  if #names > 0 then
+    local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
+    for i, name in ipairs(names) do
+      if not blocked[name] then
+        if not scores[i] then return lease(name, 0) end  -- not registered yet: idle
+        busy = 1
+      end
     end
   end
 end
