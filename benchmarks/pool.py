@@ -520,9 +520,10 @@ def bench_pool(report: Report, runs: int) -> None:
         ("redis4", "across 4 processes sharing Redis"),
     ):
         if way in ratio:
+            runs = ", ".join(f"{r:.2f}" for r in figures.ratios[way])
             report.add(
                 f"- Target, pool ≤ {TARGET:.2f} × no pool {target}: "
-                f"{verdict(ratio[way] <= TARGET)} ({ratio[way]:.2f}×)."
+                f"{verdict(ratio[way] <= TARGET)} ({ratio[way]:.2f}×; the runs: {runs})."
             )
     if figures.trips["redis1"]:
         trips1, trips4 = (statistics.median(figures.trips[w]) for w in ("redis1", "redis4"))
