@@ -157,7 +157,6 @@ class PoolAccount:
     origin: str
     path: Path | None = None
     _mtime: float | None = field(default=None, repr=False)
-    _hashed: tuple[AuthResult, str] | None = field(default=None, repr=False)
     _candidate: tuple[AuthResult | None, Candidate] | None = field(default=None, repr=False)
 
     async def auth(self) -> AuthResult:
@@ -166,20 +165,15 @@ class PoolAccount:
 
     def token_hash(self) -> str | None:
         """The current token's hash (``None`` before the first :meth:`auth`)."""
-        current = self.manager.current
-        if current is None:
-            return None
-        hashed = self._hashed
-        if hashed is None or hashed[0] is not current:  # hashed once per login, not per call
-            hashed = self._hashed = (current, token_hash(current))
-        return hashed[1]
+        return self.candidate().token
 
     def candidate(self) -> Candidate:
         """The account as the backends see it: its name and its token's hash (cached)."""
         current = self.manager.current
         cached = self._candidate
-        if cached is None or cached[0] is not current:  # built once per login, not per call
-            cached = self._candidate = (current, Candidate(self.name, self.token_hash()))
+        if cached is None or cached[0] is not current:  # hashed once per login, not per call
+            hashed = None if current is None else token_hash(current)
+            cached = self._candidate = (current, Candidate(self.name, hashed))
         return cached[1]
 
     async def relogged(self) -> bool:
