@@ -505,7 +505,8 @@ class RedisBackend:
         self._no_script = NoScriptError
         self.url = url
         self.prefix = f"hailuo-pool:{name}"
-        self._acquire_keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
+        self._keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
+        """The keys the scripts take first (each script a prefix of them)."""
         self.waiters = Waiters()
         self.round_trips = 0
         self.script_calls = 0
@@ -648,7 +649,7 @@ class RedisBackend:
         if ticket is not None and ticket.key is None:
             self.waiters.name(ticket, f"{state.key}:{new_lease_id()}")
         waiter = "" if ticket is None or ticket.key is None else ticket.key
-        keys = self._acquire_keys
+        keys = self._keys
         spec = "".join(f"\n{c.name}\t{c.token or ''}" for c in candidates)
         lease_id = f"{state.key}:{new_lease_id()}"  # its loop is known to Redis
         wait_ms = -1 if within is None else int(within * 1000)
@@ -678,7 +679,7 @@ class RedisBackend:
 
     async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
         """Push the lease's expiry on (``False`` when it had already expired)."""
-        keys = self._acquire_keys[:2]
+        keys = self._keys[:2]
         return bool(await self._eval(_RENEW, keys, [f"{account} {lease_id}", int(ttl * 1000)]))
 
     async def release(
@@ -693,7 +694,7 @@ class RedisBackend:
     ) -> None:
         """End the lease, record the outcome, hand the account to a waiter (see ``_RELEASE``)."""
         state = await self._state()
-        keys = [*self._acquire_keys[:3], self._stats(account), self._key("freed")]
+        keys = [*self._keys[:3], self._stats(account), self._key("freed")]
         cool = ""
         if cooldown is not None:
             cool = json.dumps(
@@ -741,7 +742,7 @@ class RedisBackend:
         if state is None:  # the loop's connections are gone: the place lapses at its deadline
             return
         self.script_calls += 1
-        left = state.pipeline.call(_DEQUEUE, self._acquire_keys[:1], [ticket.key])
+        left = state.pipeline.call(_DEQUEUE, self._keys[:1], [ticket.key])
         left.add_done_callback(_warn_on_failure)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
@@ -750,7 +751,7 @@ class RedisBackend:
         self.round_trips += 1
         known = sorted({_text(n) for n in await state.client.smembers(self._key("accounts"))})
         names = list(accounts) + [n for n in known if n not in accounts]
-        keys = [self._key("load"), self._key("leases"), self._key("cool"), self._stats("")]
+        keys = [*self._keys[:3], self._stats("")]
         sent = time.time()
         reply = await self._eval(_STATUS, keys, names)
         offset = sent - int(reply[0]) / 1000.0
