@@ -374,16 +374,22 @@ class InProcessBackend:
         """Create an empty backend."""
         self._lock = threading.Lock()
         self._accounts: dict[str, _Local] = {}
-        self._watched: set[tuple[str, int]] = set()
+        self._slots: dict[tuple[str, int], tuple[_Local, CrossLoopSemaphore]] = {}
         self.waiters = Waiters()
 
-    def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
-        """The account's process-wide gate; its freed slots wake this backend's waiters."""
-        gate = account_gate(name, limit)
-        if (name, limit) not in self._watched:  # under self._lock
-            self._watched.add((name, limit))
+    def _slot(self, name: str, limit: int) -> tuple[_Local, CrossLoopSemaphore]:
+        """An account's state and process-wide gate (call under the lock).
+
+        The gate's freed slots wake this backend's waiters. Both are looked up once per
+        account and limit: every try of every waiting call reads them.
+        """
+        key = (name, limit)
+        found = self._slots.get(key)
+        if found is None:
+            gate = account_gate(name, limit)
             gate.watch(lambda: self.waiters.freed(name))
-        return gate
+            found = self._slots[key] = (self._state(name), gate)
+        return found
 
     def _state(self, name: str) -> _Local:
         """An account's state (created on first use; call under the lock)."""
@@ -401,36 +407,46 @@ class InProcessBackend:
         ticket: Ticket | None = None,  # noqa: ARG002 - waiters are woken by ``release``
         within: float | None = None,  # noqa: ARG002 - the scheduler times the wait
     ) -> Attempt:
-        """Lease the least-loaded free candidate (see :class:`Backend`)."""
+        """Lease the least-loaded free candidate (see :class:`Backend`).
+
+        An idle candidate is the least loaded there can be: the first one found is leased
+        without reading the others.
+        """
         now = time.time()
         free: list[tuple[int, int]] = []
         busy = False
         cooling: dict[str, Cooldown] = {}
         with self._lock:
             for index, candidate in enumerate(candidates):
-                state = self._state(candidate.name)
+                state, gate = self._slot(candidate.name, limit)
                 cool = state.cooldown
-                if cool is not None and cool.blocks(candidate.token, now):
-                    cooling[candidate.name] = cool
-                    continue
                 if cool is not None:
+                    if cool.blocks(candidate.token, now):
+                        cooling[candidate.name] = cool
+                        continue
                     state.cooldown = None  # over, or a new login replaced the rejected token
-                gate = self._gate(candidate.name, limit)
                 load = max(len(state.leases), limit - gate.available)
                 if load >= limit:
                     busy = True
+                elif load == 0 and gate.try_acquire():
+                    return self._lease(state, gate, candidate.name)
                 else:
                     free.append((load, index))
             for _, index in sorted(free):  # least loaded first, then in the given order
                 name = candidates[index].name
-                gate = self._gate(name, limit)
+                state, gate = self._slot(name, limit)
                 if gate.try_acquire():
-                    lease_id = new_lease_id()
-                    self._state(name).leases[lease_id] = gate
-                    return Attempt(account=name, lease_id=lease_id)
+                    return self._lease(state, gate, name)
                 busy = True  # a single-account model took the slot just now
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
+
+    @staticmethod
+    def _lease(state: _Local, gate: CrossLoopSemaphore, name: str) -> Attempt:
+        """A new lease on a slot just taken of ``gate`` (call under the lock)."""
+        lease_id = new_lease_id()
+        state.leases[lease_id] = gate
+        return Attempt(account=name, lease_id=lease_id)
 
     async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:  # noqa: ARG002
         """Leases here never expire: ``True`` while it is held."""
