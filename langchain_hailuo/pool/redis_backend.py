@@ -74,7 +74,7 @@ from langchain_hailuo.pool.backend import (
     new_lease_id,
 )
 from langchain_hailuo.pool.health import Cooldown
-from langchain_hailuo.pool.redis_pipeline import LuaScript, ScriptPipeline
+from langchain_hailuo.pool.redis_pipeline import LuaScript, RedisErrors, ScriptPipeline
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -84,9 +84,11 @@ __all__ = ["RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_CONNECTIONS = 8
-"""Redis connections per process and event loop (one is the ``freed`` subscription; the
-others carry the batches of scripts in flight)."""
+_SENDERS = 7
+"""Batches of scripts in flight at once per process and event loop (a connection each)."""
+_MAX_CONNECTIONS = _SENDERS + 2
+"""Redis connections per process and event loop: the senders', the ``freed`` subscription,
+and one for the rest (status, registering accounts, loading scripts)."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 SHARE_GRACE = 0.05
@@ -500,9 +502,12 @@ class RedisBackend:
         """
         self.share_grace = share_grace
         self._aioredis = _import_redis()
-        from redis.exceptions import NoScriptError  # noqa: PLC0415 - with redis.asyncio
+        from redis.exceptions import (  # noqa: PLC0415 - with redis.asyncio
+            NoScriptError,
+            ResponseError,
+        )
 
-        self._no_script = NoScriptError
+        self._errors = RedisErrors(ResponseError, NoScriptError, self._aioredis.ConnectionError)
         self.url = url
         self.prefix = f"hailuo-pool:{name}"
         self._keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
@@ -534,10 +539,12 @@ class RedisBackend:
 
     async def _state(self) -> _LoopState:
         """This loop's connections, subscribed to ``freed`` before the first acquire."""
+        state = self._states.get(asyncio.get_running_loop())
+        return state if state is not None else await self._connect()
+
+    async def _connect(self) -> _LoopState:
+        """Connect this loop (once: calls that arrive meanwhile wait for the first)."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is not None:
-            return state
         async with self._locks.get():
             state = self._states.get(loop)
             if state is not None:
@@ -556,9 +563,7 @@ class RedisBackend:
                 raise self._unreachable(exc) from None
             self.round_trips += 1
             listener = loop.create_task(self._listen(pubsub, loop, key))
-            pipeline = ScriptPipeline(
-                client, self._no_script, self._count_trip, senders=_MAX_CONNECTIONS - 1
-            )
+            pipeline = ScriptPipeline(client, self._errors, self._count_trip, senders=_SENDERS)
             state = self._states[loop] = _LoopState(client, pubsub, listener, key, pipeline)
             return state
 

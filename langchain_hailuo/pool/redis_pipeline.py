@@ -2,11 +2,16 @@
 
 Every script asked during one turn of the event loop goes in one round trip, in one
 pipeline, sent at the start of the next turn: the busier the process, the more scripts
-share each round trip, and the less each costs the client (the asyncio Redis client spends
-most of a lone script's time on taking a connection, packing and parsing, not on the
-wire). A batch does not wait for an earlier one's reply: up to ``senders`` batches are in
-flight at once, each on a connection of its own, so a script waits at most one turn of its
-loop (a busy loop's turns are long) and no reply of anyone else's.
+share each round trip. A batch does not wait for an earlier one's reply: up to ``senders``
+batches are in flight at once, each on a connection of its own, so a script waits at most
+one turn of its loop (a busy loop's turns are long) and no reply of anyone else's.
+
+Each sender keeps its connection (taken once from the client's pool, which connects,
+authenticates and selects the database), writes its batch as one buffer of ``EVALSHA``
+commands and reads the replies with the connection's own parser (``hiredis`` when
+installed). redis-py's pipeline object would cost several times more per round trip: it
+takes a connection from the pool (with its bookkeeping) and packs and checks every command
+on its own, which for a lone script is most of its time, not the wire.
 
 A caller that is cancelled while its script is queued or in flight does not stop it (it
 may already have run in Redis): its reply goes to the ``orphan`` handler given with it,
@@ -14,6 +19,8 @@ which finishes or undoes what the script did for nobody (a release still hands t
 over; an acquire's lease is given back).
 
 The ``redis`` package is not imported here: the client and its error classes come in.
+A connection that fails (or whose caller is cancelled with replies unread) is closed and
+handed back to the pool, never used again.
 """
 
 from __future__ import annotations
@@ -23,9 +30,9 @@ import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-__all__ = ["LuaScript", "Orphan", "ScriptPipeline"]
+__all__ = ["LuaScript", "Orphan", "RedisErrors", "ScriptPipeline"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +50,17 @@ class LuaScript:
     def __post_init__(self) -> None:
         """Work the SHA1 out once."""
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())  # noqa: S324 - Redis names scripts by SHA1
+
+
+class RedisErrors(NamedTuple):
+    """The Redis client's error classes the pipeline tells apart."""
+
+    reply: type[BaseException]
+    """An error reply (``ResponseError``): one call's, the connection goes on."""
+    no_script: type[BaseException]
+    """A script not loaded in the server (``NoScriptError``, an error reply)."""
+    connection: type[BaseException]
+    """The connection failed (``ConnectionError``)."""
 
 
 @dataclass(slots=True)
@@ -64,7 +82,7 @@ class ScriptPipeline:
     def __init__(
         self,
         client: Any,
-        no_script: type[BaseException],
+        errors: RedisErrors,
         count: Callable[[], None],
         *,
         senders: int,
@@ -72,18 +90,20 @@ class ScriptPipeline:
         """Create the pipeline of a loop (call on that loop).
 
         Args:
-            client: The loop's ``redis.asyncio.Redis``.
-            no_script: The client's ``NoScriptError`` (a script not loaded in the server).
+            client: The loop's ``redis.asyncio.Redis`` (its pool gives the connections).
+            errors: The client's error classes.
             count: Called once per round trip (the backend counts them).
             senders: Batches in flight at most (each holds a connection meanwhile).
         """
         self._client = client
-        self._no_script = no_script
+        self._errors = errors
         self._count = count
         self._senders = senders
         self._loop = asyncio.get_running_loop()
         self._pending: list[_Call] = []
         self._running: set[asyncio.Task[None]] = set()
+        self._idle: list[Any] = []
+        """Connections of senders that finished (the next sender takes one)."""
         self._starting = False
         """Whether a sender is on its way that will take what is pending."""
 
@@ -116,9 +136,15 @@ class ScriptPipeline:
         return future
 
     async def aclose(self) -> None:
-        """Wait for the calls already asked (their replies still reach their callers)."""
+        """Wait for the calls already asked (their replies still reach their callers).
+
+        The senders' connections then go back to the client's pool.
+        """
         while self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
+        idle, self._idle = self._idle, []
+        for connection in idle:
+            await self._client.connection_pool.release(connection)
 
     async def _send_pending(self) -> None:
         """Send what is pending now; then more, as long as no other sender is coming for it."""
@@ -149,7 +175,7 @@ class ScriptPipeline:
             return
         again = []
         for call, reply in zip(batch, replies, strict=True):
-            if isinstance(reply, self._no_script) and not call.reloaded:
+            if isinstance(reply, self._errors.no_script) and not call.reloaded:
                 call.reloaded = True
                 again.append(call)
             else:
@@ -160,21 +186,47 @@ class ScriptPipeline:
                 await self._send_batch(again)
 
     async def _send(self, batch: list[_Call]) -> list[Any]:
-        """One round trip: the calls' replies, in order (a call's error as its reply)."""
+        """One round trip: the calls' replies, in order (a call's error reply as its reply).
+
+        A connection kept from an earlier batch that turns out closed before any reply
+        came (the server dropped it while idle, just before this batch went out) is
+        replaced once, and the batch sent on the new one.
+        """
         self._count()
-        if len(batch) == 1:
-            call = batch[0]
+        pool = self._client.connection_pool
+        payload = b"".join(_command(c.script.sha, c.keys, c.args) for c in batch)
+        replies: list[Any] = []
+        reused = bool(self._idle)
+        if reused:
+            connection = self._idle.pop()
+            await pool.ensure_connection(connection)  # the server may have closed it since
+        else:
+            connection = await pool.get_connection()
+        try:
             try:
-                reply = await self._client.evalsha(
-                    call.script.sha, len(call.keys), *call.keys, *call.args
-                )
-            except self._no_script as exc:
-                return [exc]
-            return [reply]
-        pipe = self._client.pipeline(transaction=False)
-        for call in batch:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        return list(await pipe.execute(raise_on_error=False))
+                await self._exchange(connection, payload, len(batch), replies)
+            except self._errors.connection:
+                if not reused or replies:
+                    raise
+                await _drop(pool, connection)
+                connection = None
+                connection = await pool.get_connection()
+                await self._exchange(connection, payload, len(batch), replies)
+        except BaseException:  # replies may be left unread: the connection is done with
+            if connection is not None:
+                await _drop(pool, connection)
+            raise
+        self._idle.append(connection)
+        return replies
+
+    async def _exchange(self, connection: Any, payload: bytes, count: int, out: list[Any]) -> None:
+        """Write ``payload`` (``count`` commands) and read their replies into ``out``."""
+        await connection.send_packed_command(payload, check_health=False)
+        for _ in range(count):
+            try:
+                out.append(await connection.read_response())
+            except self._errors.reply as exc:  # this call's error: the next replies follow
+                out.append(exc)
 
     async def _load(self, calls: list[_Call]) -> list[_Call]:
         """Load the calls' scripts into the server: the calls to send again (none on error)."""
@@ -187,6 +239,25 @@ class ScriptPipeline:
                 _settle(call, exc)
             return []
         return calls
+
+
+async def _drop(pool: Any, connection: Any) -> None:
+    """Close a connection and hand it back to ``pool`` (which connects it anew if reused)."""
+    try:
+        await connection.disconnect()
+    finally:
+        await pool.release(connection)
+
+
+def _command(sha: str, keys: Sequence[Any], args: Sequence[Any]) -> bytes:
+    """``EVALSHA sha len(keys) *keys *args`` in the Redis protocol (RESP).
+
+    Arguments are ``str`` (sent as UTF-8), ``bytes`` or ``int``.
+    """
+    parts = [b"EVALSHA", sha.encode(), b"%d" % len(keys)]
+    parts += [p if isinstance(p, bytes) else str(p).encode() for p in (*keys, *args)]
+    head = b"*%d\r\n" % len(parts)
+    return head + b"".join(b"$%d\r\n%b\r\n" % (len(part), part) for part in parts)
 
 
 def _settle(call: _Call, reply: Any) -> None:

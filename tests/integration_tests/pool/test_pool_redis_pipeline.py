@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.pool import AccountPool
-from langchain_hailuo.pool.redis_backend import RedisBackend
+from langchain_hailuo.pool.redis_backend import _RENEW, RedisBackend
 
 
 def _pool(url: str, *users: str) -> AccountPool:
@@ -98,4 +98,57 @@ async def test_a_call_cancelled_while_its_acquire_is_under_way_gives_the_account
         async with pool.lease(None, within=10) as lease:  # would wait 600 s for the TTL
             assert not lease.lost
     finally:
+        await pool.aclose()
+
+
+async def test_connections_the_server_closed_meanwhile_are_opened_again(redis_url: str) -> None:
+    # Redis drops idle clients (its `timeout` setting, a restart, a proxy): the pool's next
+    # calls connect again instead of failing on the dead connections.
+    pool = _pool(redis_url, *(f"k{i}" for i in range(4)))
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        release = asyncio.Event()
+        release.set()
+        await asyncio.gather(*(_hold(pool, release) for _ in range(4)))
+        killed = await admin.client_kill_filter(_type="normal", skipme=True)
+        assert killed >= 1  # the pool's command connections, idle between calls
+        names = await asyncio.gather(*(_hold(pool, release) for _ in range(4)))
+        assert len(names) == 4
+        statuses = await pool.astatus()
+        assert sum(s.served for s in statuses) == 8
+        assert sum(s.streams for s in statuses) == 0
+    finally:
+        await admin.aclose()
+        await pool.aclose()
+
+
+async def test_an_error_reply_fails_its_own_call_only(redis_url: str) -> None:
+    # Scripts share a round trip: one that Redis answers with an error (its keys hold the
+    # wrong type) fails its caller, and the replies after it still reach theirs, on a
+    # connection that stays usable.
+    pool = _pool(redis_url, "g1", "g2")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        accounts = await pool.accounts()
+        backend = _backend(pool)
+        await admin.set("hailuo-pool:broken:leases", "not a sorted set")
+        broken = ["hailuo-pool:broken:load", "hailuo-pool:broken:leases"]
+        await backend.renew("g1", "none", ttl=1)  # both scripts loaded in Redis already
+        async with pool.lease(None, within=10):
+            pass
+        trips = backend.round_trips
+        failing = asyncio.ensure_future(backend._eval(_RENEW, broken, ["g1 lease", 1000]))
+        leasing = asyncio.ensure_future(
+            backend.try_acquire([a.candidate() for a in accounts], limit=1, ttl=10)
+        )
+        await asyncio.wait([failing, leasing])
+        failed, leased = failing.exception(), leasing.result()
+        assert backend.round_trips - trips == 1  # one round trip carried both
+        assert failed is not None
+        assert "WRONGTYPE" in str(failed)
+        assert leased.account is not None
+        async with pool.lease(None, within=10) as lease:  # the connection still serves
+            assert lease.account.name != leased.account  # the first lease is still held
+    finally:
+        await admin.aclose()
         await pool.aclose()
