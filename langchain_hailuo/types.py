@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import time
@@ -150,11 +151,13 @@ def decode_jwt_payload(token: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+@functools.lru_cache(maxsize=256)
 def account_fingerprint(token: str) -> str:
     """A short, stable, non-reversible name for the account behind a token.
 
     The JWT's user id is used when present, so a renewed token of the same account keeps
     the same fingerprint (and its conversations); otherwise the token itself is hashed.
+    Worked out once per token (every call names its account several times).
 
     Args:
         token: The raw auth token.

@@ -88,7 +88,7 @@ _SENDERS = 7
 """Batches of scripts in flight at once per process and event loop (a connection each)."""
 _MAX_CONNECTIONS = _SENDERS + 2
 """Redis connections per process and event loop: the senders', the ``freed`` subscription,
-and one for the rest (status, registering accounts, loading scripts)."""
+and one for loading scripts Redis lacks."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 SHARE_GRACE = 0.05
@@ -375,15 +375,28 @@ return 1
 """
 )
 
-# KEYS: load, leases, cool, stats prefix. ARGV: account names.
+# KEYS: load, leases, cool, stats prefix, accounts. ARGV: account names (those of the
+# caller's pool, in its order; the others registered follow, sorted). Replies the time, and
+# per account its name, streams, cool-down, answers served and last error.
 _STATUS = LuaScript(
     _PRELUDE
     + """
-local out = {now}
+local names, given = {}, {}
 for i = 1, #ARGV do
-  local name = ARGV[i]
+  table.insert(names, ARGV[i])
+  given[ARGV[i]] = true
+end
+local others = {}
+for _, name in ipairs(redis.call('SMEMBERS', KEYS[5])) do
+  if not given[name] then table.insert(others, name) end
+end
+table.sort(others)
+for _, name in ipairs(others) do table.insert(names, name) end
+local out = {now}
+for _, name in ipairs(names) do
   local stats = KEYS[4] .. name
   local score = redis.call('ZSCORE', KEYS[1], name)
+  table.insert(out, name)
   table.insert(out, score and math.floor(tonumber(score) / BASE) or 0)
   table.insert(out, redis.call('HGET', KEYS[3], name) or '')
   table.insert(out, redis.call('HGET', stats, 'served') or '0')
@@ -394,6 +407,17 @@ return out
 )
 # _STATUS builds key names from a prefix: fine for one Redis server, which is what a pool
 # uses (a Redis Cluster would need every key in KEYS; pools are small and status is rare).
+
+# KEYS: load, accounts. ARGV: account names. Registers them (idle, if new).
+_REGISTER = LuaScript(
+    """
+for i = 1, #ARGV do
+  redis.call('SADD', KEYS[2], ARGV[i])
+  redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[i])
+end
+return #ARGV
+"""
+)
 
 
 def redact_url(url: str) -> str:
@@ -555,15 +579,17 @@ class RedisBackend:
             )
             client = self._aioredis.Redis.from_pool(connections)
             key = new_lease_id()
+            pipeline = ScriptPipeline(client, self._errors, self._count_trip, senders=_SENDERS)
             try:
                 pubsub = client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.subscribe(f"{self._key('freed')}:{key}")  # this loop's hand-overs
+                await pipeline.open()  # the first burst of calls finds its connections ready
             except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
+                await pipeline.aclose()
                 await client.aclose()
                 raise self._unreachable(exc) from None
             self.round_trips += 1
             listener = loop.create_task(self._listen(pubsub, loop, key))
-            pipeline = ScriptPipeline(client, self._errors, self._count_trip, senders=_SENDERS)
             state = self._states[loop] = _LoopState(client, pubsub, listener, key, pipeline)
             return state
 
@@ -752,22 +778,18 @@ class RedisBackend:
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The accounts given and every account registered by anyone, in one script."""
-        state = await self._state()
-        self.round_trips += 1
-        known = sorted({_text(n) for n in await state.client.smembers(self._key("accounts"))})
-        names = list(accounts) + [n for n in known if n not in accounts]
-        keys = [*self._keys[:3], self._stats("")]
+        keys = [*self._keys[:3], self._stats(""), self._key("accounts")]
         sent = time.time()
-        reply = await self._eval(_STATUS, keys, names)
+        reply = await self._eval(_STATUS, keys, accounts)
         offset = sent - int(reply[0]) / 1000.0
         now = time.time()
         out: list[AccountStatus] = []
-        for i, name in enumerate(names):
-            streams, raw_cool, served, last_error = reply[1 + 4 * i : 5 + 4 * i]
+        for i in range(1, len(reply), 5):
+            name, streams, raw_cool, served, last_error = reply[i : i + 5]
             cool = _cooldown(raw_cool, offset) if _text(raw_cool) else None
             out.append(
                 account_status(
-                    name,
+                    _text(name),
                     max(0, int(streams)),
                     cool,
                     int(_text(served)),
@@ -778,14 +800,9 @@ class RedisBackend:
         return out
 
     async def register(self, accounts: Sequence[str]) -> None:
-        """Add the accounts to the shared registry and the load set (one round trip)."""
+        """Add the accounts to the shared registry and the load set (one script)."""
         if accounts:
-            state = await self._state()
-            self.round_trips += 1
-            async with state.client.pipeline(transaction=True) as pipe:
-                pipe.sadd(self._key("accounts"), *accounts)
-                pipe.zadd(self._key("load"), dict.fromkeys(accounts, 0), nx=True)
-                await pipe.execute()
+            await self._eval(_REGISTER, [self._keys[0], self._key("accounts")], accounts)
 
     async def aclose(self) -> None:
         """Close this loop's connections."""

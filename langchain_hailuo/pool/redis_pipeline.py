@@ -6,12 +6,13 @@ share each round trip. A batch does not wait for an earlier one's reply: up to `
 batches are in flight at once, each on a connection of its own, so a script waits at most
 one turn of its loop (a busy loop's turns are long) and no reply of anyone else's.
 
-Each sender keeps its connection (taken once from the client's pool, which connects,
-authenticates and selects the database), writes its batch as one buffer of ``EVALSHA``
-commands and reads the replies with the connection's own parser (``hiredis`` when
-installed). redis-py's pipeline object would cost several times more per round trip: it
-takes a connection from the pool (with its bookkeeping) and packs and checks every command
-on its own, which for a lone script is most of its time, not the wire.
+Each sender keeps its connection (taken from the client's pool, which connects,
+authenticates and selects the database; all of them at once when the loop first uses the
+pool), writes its batch as one buffer of ``EVALSHA`` commands and reads the replies with
+the connection's own parser (``hiredis`` when installed). redis-py's pipeline object would
+cost several times more per round trip: it takes a connection from the pool (with its
+bookkeeping) and packs and checks every command on its own, which for a lone script is
+most of its time, not the wire.
 
 A caller that is cancelled while its script is queued or in flight does not stop it (it
 may already have run in Redis): its reply goes to the ``orphan`` handler given with it,
@@ -134,6 +135,23 @@ class ScriptPipeline:
             self._running.add(sender)
             sender.add_done_callback(self._running.discard)
         return future
+
+    async def open(self) -> None:
+        """Connect every sender's connection now, side by side (else each on first use).
+
+        Raises:
+            Exception: The client's error for a connection that failed (the others are
+                kept, and handed back by :meth:`aclose`).
+        """
+        pool = self._client.connection_pool
+        wanted = self._senders - len(self._idle)
+        opened = await asyncio.gather(
+            *(pool.get_connection() for _ in range(wanted)), return_exceptions=True
+        )
+        self._idle += [c for c in opened if not isinstance(c, BaseException)]
+        for outcome in opened:
+            if isinstance(outcome, BaseException):
+                raise outcome
 
     async def aclose(self) -> None:
         """Wait for the calls already asked (their replies still reach their callers).
