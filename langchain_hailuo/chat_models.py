@@ -1286,7 +1286,7 @@ class ChatHailuo(BaseChatModel):
                 that chat in the history (its account cannot be known).
         """
         accounts = await pool.accounts()
-        names = {a.name for a in accounts}
+        names = pool.names
         first = await accounts[0].auth()
         from langchain_hailuo._messages import conversation_from_value  # noqa: PLC0415
 

@@ -18,7 +18,7 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -276,7 +276,7 @@ class Waiters:
         self._woken: dict[int, str] = {}
         self._keyed: dict[str, Ticket] = {}
 
-    def enter(self, names: Sequence[str]) -> Ticket:
+    def enter(self, names: Collection[str]) -> Ticket:
         """Queue a ticket for ``names`` (call before trying, so no wake-up is lost)."""
         ticket = Ticket(self, frozenset(names))
         with self.lock:

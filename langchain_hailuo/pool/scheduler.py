@@ -141,6 +141,7 @@ class AccountPool:
             self.backend = in_process_backend()
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
+        self._names: frozenset[str] = frozenset()
         self._load_locks = LoopLocks()
         self._turn = itertools.count()
 
@@ -166,6 +167,7 @@ class AccountPool:
                 )
                 await self.backend.register([a.name for a in loaded])
                 self._by_name = {a.name: a for a in loaded}
+                self._names = frozenset(self._by_name)
                 self._accounts = loaded
             return self._accounts
 
@@ -189,6 +191,11 @@ class AccountPool:
     def account(self, name: str) -> PoolAccount | None:
         """A loaded account by fingerprint (``None``: not in this pool, or not loaded)."""
         return self._by_name.get(name)
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The loaded accounts' fingerprints (empty before :meth:`accounts`)."""
+        return self._names
 
     # ------------------------------------------------------------------ leases
 
@@ -300,11 +307,11 @@ class AccountPool:
                     "accounts= or start a new chat."
                 )
             return [account]
-        usable = [a for a in accounts if a.name not in exclude]
+        usable = [a for a in accounts if a.name not in exclude] if exclude else accounts
         if not usable:
             return []
         start = next(self._turn) % len(usable)
-        return usable[start:] + usable[:start]
+        return [*usable[start:], *usable[:start]]
 
     async def _acquire(
         self, owner: str | None, within: float | None, exclude: Collection[str]
@@ -314,7 +321,7 @@ class AccountPool:
         pool = self._candidates(accounts, owner, exclude)
         if not pool:
             raise await self._exhausted(accounts, within)
-        names = [a.name for a in pool]
+        names = self._names if len(pool) == len(accounts) else frozenset(a.name for a in pool)
         deadline = None if within is None else time.monotonic() + within
         ticket = self.backend.waiters.enter(names)
         try:
