@@ -89,6 +89,8 @@ _SENDERS = 7
 _MAX_CONNECTIONS = _SENDERS + 2
 """Redis connections per process and event loop: the senders', the ``freed`` subscription,
 and one for loading scripts Redis lacks."""
+_REGISTER_TRIES = 3
+"""Acquires tried, each after registering the accounts again, while Redis keeps losing them."""
 _NO_DEADLINE_MS = 86_400_000
 """How long a waiter without a deadline keeps its place (a day, in ms)."""
 SHARE_GRACE = 0.05
@@ -129,10 +131,17 @@ end
 """
 )
 
-# KEYS: load, leases, cool, turn. ARGV: limit, ttl ms, lease id, candidates ("\n<name>\t<token
-# hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no limit), '1' when a
-# new chat (any of several accounts: it may be held to the loop's share), the share's grace
-# (ms).
+# KEYS: load, leases, cool, turn, registered. ARGV: limit, ttl ms, lease id, candidates
+# ("\n<name>\t<token hash>" each), waiter id ('' for none), ms the waiter may wait (-1: no
+# limit), '1' when a new chat (any of several accounts: it may be held to the loop's share),
+# the share's grace (ms), how many candidates, the client's registration id.
+#
+# The candidates are registered (in the load set) by the client before its first acquire,
+# under its registration id: while that id is in `registered`, every candidate is in the
+# load set, and they are read one by one (a cool-down's token, a free account's name), never
+# parsed in full. Should Redis have lost its data (a restart without persistence, a flush),
+# the id is gone too: the script changes nothing and replies busy = -1, and the client
+# registers its accounts again and asks again.
 #
 # The share: while several event loops (processes, hosts) listen on the pool, a loop that
 # already streams its share of it (the accounts' streams divided by the loops listening)
@@ -143,27 +152,23 @@ end
 _ACQUIRE = LuaScript(
     _PRELUDE
     + """
+if redis.call('SISMEMBER', KEYS[5], ARGV[10]) == 0 then return {now, '', -1, -1, {}} end
 local limit = tonumber(ARGV[1])
 local spec = ARGV[4]
-local token_of, names
-local function parse()  -- the candidates, read in full only when a path needs them all
-  if names then return end
-  token_of, names = {}, {}
-  for name, token in string.gmatch(spec, '\\n([^\\t\\n]+)\\t([^\\n]*)') do
-    token_of[name] = token
-    table.insert(names, name)
-  end
-end
 local function wanted(name) return string.find(spec, '\\n' .. name .. '\\t', 1, true) end
+local function token_of(name)  -- the candidate's token hash (nil: not a candidate)
+  local at = wanted(name)
+  if not at then return nil end
+  local from = at + #name + 2
+  local stop = string.find(spec, '\\n', from, true)
+  return string.sub(spec, from, stop and stop - 1 or -1)
+end
 local blocked, cooling, wake = {}, {}, -1
 local cools = {}
-if redis.call('HLEN', KEYS[3]) > 0 then
-  parse()
-  cools = redis.call('HGETALL', KEYS[3])
-end
+if redis.call('HLEN', KEYS[3]) > 0 then cools = redis.call('HGETALL', KEYS[3]) end
 for i = 1, #cools, 2 do
   local name, raw = cools[i], cools[i + 1]
-  local token = token_of[name]
+  local token = token_of(name)
   if token ~= nil then
     local cool = cjson.decode(raw)
     local rests
@@ -225,19 +230,8 @@ if held then
   busy = 1
   local until_ms = since + grace
   if wake < 0 or until_ms < wake then wake = until_ms end
-elseif since < now and #cooling == 0 then
-  busy = 1  -- queued before, none resting: its candidates are registered, and all busy
 else
-  parse()
-  if #names > 0 then
-    local scores = redis.call('ZMSCORE', KEYS[1], unpack(names))
-    for i, name in ipairs(names) do
-      if not blocked[name] then
-        if not scores[i] then return lease(name, 0) end  -- not registered yet: idle
-        busy = 1
-      end
-    end
-  end
+  if tonumber(ARGV[9]) > #cooling / 2 then busy = 1 end  -- some not resting: all streaming
 end
 if busy == 1 then
   local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
@@ -408,14 +402,16 @@ return out
 # _STATUS builds key names from a prefix: fine for one Redis server, which is what a pool
 # uses (a Redis Cluster would need every key in KEYS; pools are small and status is rare).
 
-# KEYS: load, accounts. ARGV: account names. Registers them (idle, if new).
+# KEYS: load, accounts, registered. ARGV: the client's registration id, account names.
+# Registers the accounts (idle, if new) and notes that the client's are all in the load set.
 _REGISTER = LuaScript(
     """
-for i = 1, #ARGV do
+for i = 2, #ARGV do
   redis.call('SADD', KEYS[2], ARGV[i])
   redis.call('ZADD', KEYS[1], 'NX', 0, ARGV[i])
 end
-return #ARGV
+redis.call('SADD', KEYS[3], ARGV[1])
+return #ARGV - 1
 """
 )
 
@@ -534,8 +530,12 @@ class RedisBackend:
         self._errors = RedisErrors(ResponseError, NoScriptError, self._aioredis.ConnectionError)
         self.url = url
         self.prefix = f"hailuo-pool:{name}"
-        self._keys = [self._key(k) for k in ("load", "leases", "cool", "turn")]
+        self._keys = [self._key(k) for k in ("load", "leases", "cool", "turn", "registered")]
         """The keys the scripts take first (each script a prefix of them)."""
+        self._registration = new_lease_id()
+        """This client's id in ``registered``: its accounts are all in the load set."""
+        self._registered: set[str] = set()
+        """Every account registered through this client (registered again if Redis lost them)."""
         self.waiters = Waiters()
         self.round_trips = 0
         self.script_calls = 0
@@ -687,6 +687,7 @@ class RedisBackend:
         new_chat = "1" if len(candidates) > 1 else "0"  # a chat's own account is never held
         grace = int(self.share_grace * 1000)
         args = [limit, int(ttl * 1000), lease_id, spec, waiter, wait_ms, new_chat, grace]
+        args += [len(candidates), self._registration]
 
         def orphaned(reply: Any) -> None:  # the caller was cancelled: undo what it got
             if _text(reply[1]):
@@ -694,9 +695,19 @@ class RedisBackend:
 
         if ticket is not None and waiter:
             ticket.queued = True  # until the reply says otherwise: a cancelled call dequeues
-        sent = time.time()
-        reply = await self._eval(_ACQUIRE, keys, args, orphan=orphaned)
-        now_ms, name, busy, wake_ms, cooling = reply
+        for _ in range(_REGISTER_TRIES):
+            sent = time.time()
+            reply = await self._eval(_ACQUIRE, keys, args, orphan=orphaned)
+            now_ms, name, busy, wake_ms, cooling = reply
+            if int(busy) >= 0:
+                break
+            # Redis lost the accounts' registration (and everything else): nothing was done.
+            await self.register(sorted(self._registered | {c.name for c in candidates}))
+        else:
+            raise HailuoPoolUnavailableError(
+                f"The pool's Redis at {redact_url(self.url)} lost its data again each time the "
+                "accounts were registered (is something flushing it?); nothing was sent."
+            )
         offset = sent - int(now_ms) / 1000.0  # Redis clock -> this host's clock
         if ticket is not None:
             ticket.queued = not _text(name)
@@ -802,7 +813,9 @@ class RedisBackend:
     async def register(self, accounts: Sequence[str]) -> None:
         """Add the accounts to the shared registry and the load set (one script)."""
         if accounts:
-            await self._eval(_REGISTER, [self._keys[0], self._key("accounts")], accounts)
+            self._registered.update(accounts)
+            keys = [self._keys[0], self._key("accounts"), self._keys[4]]
+            await self._eval(_REGISTER, keys, [self._registration, *accounts])
 
     async def aclose(self) -> None:
         """Close this loop's connections."""

@@ -152,3 +152,29 @@ async def test_an_error_reply_fails_its_own_call_only(redis_url: str) -> None:
     finally:
         await admin.aclose()
         await pool.aclose()
+
+
+async def test_accounts_redis_lost_are_registered_again(redis_url: str) -> None:
+    # Redis restarted without persistence (or was flushed): the load set that lists the
+    # accounts is gone. Each process registers its own accounts again on its next call,
+    # which then gets an idle account at once (it does not queue for accounts Redis no
+    # longer knows, until its timeout).
+    first, second = _pool(redis_url, "r1", "r2"), _pool(redis_url, "r3")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        for pool in (first, second):
+            async with pool.lease(None, within=10):
+                pass
+        await admin.flushdb()
+        for pool in (first, second):
+            backend = _backend(pool)
+            leased = backend.free_leases
+            async with pool.lease(None, within=10) as lease:
+                assert lease.account.name in pool.names
+            assert backend.free_leases == leased + 1  # found idle, not handed over later
+        names = {s.account for s in await first.astatus()}
+        assert names == first.names | second.names  # both processes' accounts, listed again
+    finally:
+        await admin.aclose()
+        await first.aclose()
+        await second.aclose()
