@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import itertools
 import json
 import logging
 import os
@@ -114,6 +115,9 @@ CredentialSource = Literal["argument", "environment", "file", "browser"]
 """Where the current credentials came from."""
 
 _REPLACE_ATTEMPTS = 5
+_CHANGES = itertools.count(1)
+_LAST_CHANGE = [0]
+"""The number of the last change of any manager's credentials (:meth:`AuthManager.changes`)."""
 _DEVICES_KEY = "devices"
 
 RENEWAL_WINDOW = 10 * 24 * 3600.0
@@ -1160,6 +1164,16 @@ class AuthManager:
         """Replace the cached result (one assignment each, so readers never see a mix)."""
         self._current = auth
         self._source = source
+        _LAST_CHANGE[0] = next(_CHANGES)  # each change a new number (thread-safe)
+
+    @staticmethod
+    def changes() -> int:
+        """A number that changes whenever any manager of this process changes credentials.
+
+        Whatever is worked out of many managers' :attr:`current` (an account pool's list of
+        its accounts' token hashes) stays valid while this count stays the same.
+        """
+        return _LAST_CHANGE[0]
 
     def _explicit(self) -> tuple[AuthResult, CredentialSource] | None:
         """Credentials from arguments or ``HAILUO_TOKEN``, if any."""

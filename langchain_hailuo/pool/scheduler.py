@@ -18,11 +18,14 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_hailuo._loop import get_runner
+from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoError,
@@ -33,6 +36,7 @@ from langchain_hailuo.pool.backend import (
     AccountStatus,
     Attempt,
     Backend,
+    Candidate,
     LoopLocks,
     in_process_backend,
 )
@@ -57,7 +61,7 @@ def format_time(epoch: float | None, *, now: float | None = None) -> str:
     return f"{time.strftime('%H:%M:%S UTC', time.gmtime(epoch))} (in {left:.0f} s)"
 
 
-@dataclass
+@dataclass(eq=False)
 class Lease:
     """An account held for one call: release it by leaving :meth:`AccountPool.lease`.
 
@@ -71,6 +75,68 @@ class Lease:
     account: PoolAccount
     lease_id: str
     lost: bool = False
+
+
+class _Renewals:
+    """The leases one event loop holds on a pool whose backend expires them (Redis).
+
+    Each lease is renewed every third of the TTL while held; those due together are renewed
+    together (their scripts share a round trip). One task per loop and pool does it, and only
+    while leases are held: a lease costs an entry here, not a task and a timer of its own.
+    """
+
+    def __init__(self, pool: AccountPool, loop: asyncio.AbstractEventLoop) -> None:
+        """Create the loop's renewals (no task until a lease is held)."""
+        self._pool = pool
+        self._loop = loop
+        self._due: dict[Lease, float] = {}
+        """Lease -> when it is due (monotonic); in due order, as every lease has one TTL."""
+        self._task: asyncio.Task[None] | None = None
+
+    def hold(self, lease: Lease) -> None:
+        """Renew ``lease`` until :meth:`drop`."""
+        self._due[lease] = time.monotonic() + self._pool.lease_ttl / 3
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._run())
+
+    def drop(self, lease: Lease) -> None:
+        """Stop renewing ``lease`` (it is being released)."""
+        self._due.pop(lease, None)
+
+    async def _run(self) -> None:
+        """Sleep until the first lease is due, renew every lease due by then; until none is held."""
+        while self._due:
+            await asyncio.sleep(max(0.0, next(iter(self._due.values())) - time.monotonic()))
+            # With those due within a tenth of the period (taken together, a little early).
+            now = time.monotonic()
+            by = now + self._pool.lease_ttl / 30
+            due = []
+            for lease, at in self._due.items():
+                if at > by:
+                    break
+                due.append(lease)
+            for lease in due:  # to the back of the line, a third of the TTL on
+                del self._due[lease]
+                self._due[lease] = now + self._pool.lease_ttl / 3
+            await asyncio.gather(*(self._renew(lease) for lease in due))
+
+    async def _renew(self, lease: Lease) -> None:
+        """Renew one lease; one that had expired meanwhile (and is still held) is ``lost``."""
+        pool = self._pool
+        try:
+            held = await pool.backend.renew(lease.account.name, lease.lease_id, ttl=pool.lease_ttl)
+        except Exception:  # tried again at the next renewal; the TTL leaves room for it
+            logger.warning("Could not renew the lease on %s", lease.account.name, exc_info=True)
+            return
+        if not held and lease in self._due and not lease.lost:  # not released meanwhile
+            lease.lost = True
+            logger.warning(
+                "The lease on pool account %s expired while its answer streamed (the "
+                "process stalled longer than lease_ttl=%g s); another worker may use the "
+                "account at the same time. Raise lease_ttl.",
+                lease.account.name,
+                pool.lease_ttl,
+            )
 
 
 def _describe_cooling(cooling: Mapping[str, Cooldown], now: float) -> str:
@@ -142,8 +208,15 @@ class AccountPool:
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
         self._names: frozenset[str] = frozenset()
+        self._index: dict[str, int] = {}
+        self._all_candidates: tuple[int, list[Candidate]] | None = None
+        """``(AuthManager.changes(), every account's Candidate)``: see ``_candidate_list``."""
         self._load_locks = LoopLocks()
         self._turn = itertools.count()
+        self._renewals_guard = threading.Lock()
+        self._renewals_of: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Renewals] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def __repr__(self) -> str:
         """Where the leases live and how many accounts (no secret)."""
@@ -168,6 +241,7 @@ class AccountPool:
                 await self.backend.register([a.name for a in loaded])
                 self._by_name = {a.name: a for a in loaded}
                 self._names = frozenset(self._by_name)
+                self._index = {a.name: i for i, a in enumerate(loaded)}
                 self._accounts = loaded
             return self._accounts
 
@@ -229,9 +303,9 @@ class AccountPool:
             HailuoAuthError: The owner's token was rejected and it was not logged in again.
         """
         lease = await self._acquire(owner, within, exclude)
-        renewal = None
-        if self.backend.renews:
-            renewal = asyncio.get_running_loop().create_task(self._renew(lease))
+        renewals = self._renewals() if self.backend.renews else None
+        if renewals is not None:
+            renewals.hold(lease)
         error: BaseException | None = None
         try:
             yield lease
@@ -239,8 +313,8 @@ class AccountPool:
             error = exc
             raise
         finally:
-            if renewal is not None:
-                renewal.cancel()
+            if renewals is not None:
+                renewals.drop(lease)
             # Not shielded: the release is queued before the first await, and a backend
             # finishes it even if this task is cancelled meanwhile.
             await self._release(lease, error)
@@ -274,26 +348,14 @@ class AccountPool:
         except Exception:  # the lease then expires by its TTL
             logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)
 
-    async def _renew(self, lease: Lease) -> None:
-        """Keep a lease alive while its answer streams (every third of the TTL)."""
-        while True:
-            await asyncio.sleep(self.lease_ttl / 3)
-            try:
-                held = await self.backend.renew(
-                    lease.account.name, lease.lease_id, ttl=self.lease_ttl
-                )
-            except Exception:
-                logger.warning("Could not renew the lease on %s", lease.account.name, exc_info=True)
-                continue
-            if not held and not lease.lost:
-                lease.lost = True
-                logger.warning(
-                    "The lease on pool account %s expired while its answer streamed (the "
-                    "process stalled longer than lease_ttl=%g s); another worker may use the "
-                    "account at the same time. Raise lease_ttl.",
-                    lease.account.name,
-                    self.lease_ttl,
-                )
+    def _renewals(self) -> _Renewals:
+        """The running loop's renewals of this pool's leases."""
+        loop = asyncio.get_running_loop()
+        with self._renewals_guard:
+            renewals = self._renewals_of.get(loop)
+            if renewals is None:
+                renewals = self._renewals_of[loop] = _Renewals(self, loop)
+            return renewals
 
     def _candidates(
         self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
@@ -313,6 +375,23 @@ class AccountPool:
         start = next(self._turn) % len(usable)
         return [*usable[start:], *usable[:start]]
 
+    def _candidate_list(
+        self, pool: Sequence[PoolAccount], accounts: Sequence[PoolAccount]
+    ) -> list[Candidate]:
+        """The backend's view of ``pool`` (its names and token hashes), in its order.
+
+        For the whole pool (a new chat; rotated), the view of every account is kept while no
+        credentials changed, and rotated like ``pool``.
+        """
+        if len(pool) != len(accounts) or len(pool) < 2:  # noqa: PLR2004 - an owner, or excluded
+            return [a.candidate() for a in pool]
+        changes = AuthManager.changes()
+        if self._all_candidates is None or self._all_candidates[0] != changes:
+            self._all_candidates = (changes, [a.candidate() for a in accounts])
+        everyone = self._all_candidates[1]
+        start = self._index[pool[0].name]
+        return [*everyone[start:], *everyone[:start]]
+
     async def _acquire(
         self, owner: str | None, within: float | None, exclude: Collection[str]
     ) -> Lease:
@@ -326,7 +405,7 @@ class AccountPool:
         ticket = self.backend.waiters.enter(names)
         try:
             while True:
-                candidates = [a.candidate() for a in pool]
+                candidates = self._candidate_list(pool, accounts)
                 attempt = await self.backend.try_acquire(
                     candidates,
                     limit=self.max_concurrency,

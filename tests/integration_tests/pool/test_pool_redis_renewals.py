@@ -1,0 +1,89 @@
+"""Leases held longer than their TTL stay held (renewed together), and a lost one is noted."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from langchain_hailuo.emulator.core import make_token
+from langchain_hailuo.pool import AccountPool
+from langchain_hailuo.pool.redis_backend import RedisBackend
+
+TTL = 0.6
+
+
+def _pool(url: str, *users: str) -> AccountPool:
+    """A pool with a short lease TTL and a backend of its own (another process's)."""
+    tokens = [
+        make_token(user_id=u, device_id="5" * 18, name=u, expires_at=time.time() + 3600)
+        for u in users
+    ]
+    pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url, lease_ttl=TTL)
+    pool.backend = RedisBackend(url)
+    return pool
+
+
+async def test_leases_held_past_their_ttl_stay_held_and_are_renewed_together(
+    redis_url: str,
+) -> None:
+    here, there = _pool(redis_url, "n1", "n2", "n3"), _pool(redis_url, "n1", "n2", "n3")
+    try:
+        release = asyncio.Event()
+        held: list[bool] = []
+
+        async def hold() -> None:
+            async with here.lease(None, within=5) as lease:
+                await release.wait()
+                held.append(not lease.lost)
+
+        holders = [asyncio.create_task(hold()) for _ in range(3)]
+        backend = here.backend
+        assert isinstance(backend, RedisBackend)
+        while backend.free_leases < 3:
+            await asyncio.sleep(0.01)
+        trips, scripts = backend.round_trips, backend.script_calls
+        await asyncio.sleep(TTL * 3)  # three TTLs: unrenewed, the leases would be gone
+        statuses = await there.astatus()
+        assert [s.streams for s in statuses] == [1, 1, 1]
+        with pytest.raises(Exception, match="No account"):  # the other process waits
+            async with there.lease(None, within=0.2):
+                pass
+        release.set()
+        await asyncio.gather(*holders)
+        assert held == [True, True, True]
+        # A renewal every third of the TTL, of the 3 leases together (one round trip).
+        renewed = backend.script_calls - scripts - 3  # less the 3 releases
+        assert renewed >= 3 * 8
+        assert (backend.round_trips - trips) * 2 <= renewed
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_lease_that_expired_while_held_is_noted_lost(
+    redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    pool = _pool(redis_url, "m1")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        async with pool.lease(None, within=5) as lease:
+            key = "hailuo-pool:default:leases"  # its expiry moved to the past: as if it stalled
+            await admin.zadd(key, dict.fromkeys(await admin.zrange(key, 0, -1), 0))
+            with caplog.at_level(logging.WARNING, logger="langchain_hailuo.pool.scheduler"):
+                while not lease.lost:
+                    await asyncio.sleep(0.05)
+        assert "expired while its answer streamed" in caplog.text
+        caplog.clear()
+        async with pool.lease(None, within=5) as lease:  # released at once: no false alarm
+            pass
+        await asyncio.sleep(TTL)
+        assert not lease.lost
+        assert "expired" not in caplog.text
+    finally:
+        await admin.aclose()
+        await pool.aclose()
