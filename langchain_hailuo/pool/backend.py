@@ -150,11 +150,13 @@ class Backend(Protocol):
         error: str | None,
         cooldown: Cooldown | None,
         limit: int = 1,
+        lost: bool = False,
     ) -> None:
         """End a lease, count the answer, record a failure and a cool-down; wake a waiter.
 
         ``limit`` is the caller's streams-per-account limit (a backend that hands the
-        account straight to a waiter checks it).
+        account straight to a waiter checks it). ``lost``: the lease had expired while held
+        (the backend may have given the account to someone else meanwhile).
         """
         ...
 
@@ -191,6 +193,7 @@ class Ticket:
         key: The backend's id of the ticket (``None``: the backend keeps no queue).
         queued: Whether the backend holds the ticket in its queue.
         grant: ``(account, lease id)`` handed to this ticket and not taken yet.
+        sleeping: Whether the waiter sleeps in :meth:`wait` (its last try has returned).
     """
 
     def __init__(self, owner: Waiters, names: frozenset[str]) -> None:
@@ -202,6 +205,7 @@ class Ticket:
         self.key: str | None = None
         self.queued = False
         self.grant: tuple[str, str] | None = None
+        self.sleeping = False
 
     async def wait(self, seconds: float | None) -> bool:
         """Sleep until woken or ``seconds`` pass; ``True`` when woken.
@@ -213,9 +217,11 @@ class Ticket:
         future = self.future
         if not future.done():
             timer = None if seconds is None else self.loop.call_later(seconds, _wake, future, "")
+            self.sleeping = True
             try:
                 await future
             finally:
+                self.sleeping = False
                 if timer is not None:
                     timer.cancel()
         return not future.cancelled() and future.result() != ""
@@ -321,6 +327,28 @@ class Waiters:
                 return False
             ticket.grant = (account, lease_id)
             return True
+
+    def grant_here(self, account: str, lease_id: str) -> str | None:
+        """Hand a lease to the oldest sleeping ticket of the running loop that can use it.
+
+        Returns:
+            The ticket's key (``None``: no such ticket; nothing was handed).
+        """
+        loop = asyncio.get_running_loop()
+        with self.lock:
+            for ticket in self._tickets:
+                if (
+                    ticket.loop is loop
+                    and ticket.sleeping
+                    and ticket.key is not None
+                    and ticket.grant is None
+                    and id(ticket) not in self._woken
+                    and account in ticket.names
+                ):
+                    ticket.grant = (account, lease_id)
+                    _wake(ticket.future, account)
+                    return ticket.key
+        return None
 
     def freed(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
         """Wake the oldest unwoken ticket that can use ``name`` (on ``loop`` only, if given)."""
@@ -462,6 +490,7 @@ class InProcessBackend:
         error: str | None,
         cooldown: Cooldown | None,
         limit: int = 1,  # noqa: ARG002 - the woken waiter tries again with its own
+        lost: bool = False,  # noqa: ARG002 - leases here never expire
     ) -> None:
         """End a lease and wake one waiter (see :class:`Backend`)."""
         with self._lock:

@@ -89,6 +89,9 @@ _SENDERS = 7
 _MAX_CONNECTIONS = _SENDERS + 2
 """Redis connections per process and event loop: the senders', the ``freed`` subscription,
 and one for loading scripts Redis lacks."""
+NOTE_DELAY = 0.1
+"""Seconds a loop may hold back telling Redis of the hand-overs it did itself (each loop's
+next script tells it sooner)."""
 _REGISTER_TRIES = 3
 """Acquires tried, each after registering the accounts again, while Redis keeps losing them."""
 _NO_DEADLINE_MS = 86_400_000
@@ -107,6 +110,11 @@ local function loop_of(id) return string.match(id, '^([^:]*):') end
 local function streams(loop, by)
   if loop and redis.call('HINCRBY', ACTIVE, loop, by) <= 0 then redis.call('HDEL', ACTIVE, loop) end
 end
+local function listening()  -- the event loops subscribed to their hand-overs (the caller's too)
+  local pattern = string.gsub(P .. ':freed:', '[%*%?%[%]\\\\]', '\\\\%0') .. '*'
+  return math.max(1, #redis.call('PUBSUB', 'CHANNELS', pattern))
+end
+local function active(loop) return tonumber(redis.call('HGET', ACTIVE, loop) or '0') end
 local function dequeue(waiter)
   local loop = loop_of(waiter)
   local queue = P .. ':queue:' .. loop
@@ -187,13 +195,16 @@ for i = 1, #cools, 2 do
     end
   end
 end
+local function keep()  -- the streams up to which a loop keeps its accounts (see the client)
+  return math.floor(redis.call('ZCARD', KEYS[1]) * limit / listening())
+end
 local function lease(name, load)
   local turn = redis.call('INCR', KEYS[4]) % BASE
   redis.call('ZADD', KEYS[1], (load + 1) * BASE + turn, name)
   redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), name .. ' ' .. ARGV[3])
   streams(loop_of(ARGV[3]), 1)
   if ARGV[5] ~= '' then dequeue(ARGV[5]) end
-  return {now, name, 0, -1, {}}
+  return {now, name, 0, -1, {}, active(loop_of(ARGV[3])), keep()}
 end
 local since = now  -- when this waiter first queued
 if ARGV[5] ~= '' then
@@ -203,10 +214,9 @@ end
 local held = false  -- at its share: the free accounts are left to the other loops for now
 local grace = tonumber(ARGV[8])
 if ARGV[7] == '1' and ARGV[5] ~= '' and now - since < grace then
-  local mine = tonumber(redis.call('HGET', ACTIVE, loop_of(ARGV[3])) or '0')
+  local mine = active(loop_of(ARGV[3]))
   if mine > 0 then
-    local pattern = string.gsub(P .. ':freed:', '[%*%?%[%]\\\\]', '\\\\%0') .. '*'
-    local loops = #redis.call('PUBSUB', 'CHANNELS', pattern)
+    local loops = listening()
     if loops > 1 then
       held = mine >= math.ceil(redis.call('ZCARD', KEYS[1]) * limit / loops)
     end
@@ -251,7 +261,7 @@ if ARGV[5] ~= '' then
   redis.call('HSET', WANT, ARGV[5], string.format('%.0f %d %.0f', now + within, ARGV[2], since)
     .. ARGV[4])
 end
-return {now, '', busy, wake, cooling}
+return {now, '', busy, wake, cooling, active(loop_of(ARGV[3])), keep()}
 """
 )
 
@@ -280,12 +290,14 @@ if ARGV[5] ~= '' then
     cool['until_ms'] = now + math.floor(cool['seconds'] * 1000)
   end
   redis.call('HSET', KEYS[3], account, cjson.encode(cool))
-  return {now, '', ''}
+  return {now, '', '', active(ARGV[6])}
 end
-if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then return {now, '', ''} end
+if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then
+  return {now, '', '', active(ARGV[6])}
+end
 local score = redis.call('ZSCORE', KEYS[1], account)
 if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then
-  return {now, '', ''}
+  return {now, '', '', active(ARGV[6])}
 end
 local order = {}
 for _, loop in ipairs(redis.call('SMEMBERS', LOOPS)) do
@@ -323,9 +335,9 @@ for _, entry in ipairs(order) do
         redis.call('ZINCRBY', KEYS[1], BASE, account)
         redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
         streams(loop, 1)
-        if loop == ARGV[6] then return {now, waiter, id} end
+        if loop == ARGV[6] then return {now, waiter, id, active(ARGV[6])} end
         if redis.call('PUBLISH', KEYS[5] .. ':' .. loop, waiter .. ' ' .. member) > 0 then
-          return {now, waiter, id}
+          return {now, waiter, id, active(ARGV[6])}
         end
         -- Nobody listens on that loop's channel: its process is gone, and so are its calls.
         redis.call('ZREM', KEYS[2], member)
@@ -346,7 +358,22 @@ for _, entry in ipairs(order) do
     start = start + kept
   end
 end
-return {now, '', ''}
+return {now, '', '', active(ARGV[6])}
+"""
+)
+
+# KEYS: load (for the prefix). ARGV: triples of a waiter id, an account and '1' when an
+# answer was served: hand-overs this client's event loop did itself, of a lease it held to
+# its own waiter (see RedisBackend.release). Each waiter leaves the queue, and the account
+# counts its answer.
+_NOTE = LuaScript(
+    _HELPERS
+    + """
+for i = 1, #ARGV, 3 do
+  dequeue(ARGV[i])
+  if ARGV[i + 2] == '1' then redis.call('HINCRBY', P .. ':stats:' .. ARGV[i + 1], 'served', 1) end
+end
+return #ARGV / 3
 """
 )
 
@@ -493,6 +520,13 @@ class _LoopState:
     key: str
     pipeline: ScriptPipeline
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    streams: int = 0
+    """The answers this loop streams on the pool, as Redis last replied."""
+    keep: int = 0
+    """Up to how many streams this loop keeps its freed accounts for its own waiters."""
+    notes: list[str] = field(default_factory=list)
+    """Hand-overs this loop did itself, not told to Redis yet: waiter, account, served."""
+    note_timer: asyncio.TimerHandle | None = None
 
 
 class RedisBackend:
@@ -612,8 +646,19 @@ class RedisBackend:
                     del self._states[loop]
 
     def _hand_over(self, waiter: str, account: str, lease_id: str) -> None:
-        """Wake the waiter a release chose; one that left gives the account back."""
-        if not self.waiters.grant(waiter, account, lease_id):
+        """Wake the waiter a release chose.
+
+        One that is no longer waiting (it left, or was served by this loop itself before
+        Redis heard of it) passes the account to another waiting call of this loop that can
+        use it, else gives it back.
+        """
+        if self.waiters.grant(waiter, account, lease_id):
+            return
+        other = self.waiters.grant_here(account, lease_id)
+        state = self._states.get(asyncio.get_running_loop())
+        if other is not None and state is not None:
+            self._note(state, other, account, served=False)
+        else:
             self._give_back_later(account, lease_id)
 
     def _give_back_later(self, account: str, lease_id: str) -> None:
@@ -647,6 +692,8 @@ class RedisBackend:
         ``orphan`` takes the reply when this call is cancelled after the script was sent.
         """
         state = await self._state()
+        if state.notes:  # in the same round trip, ahead of this script
+            self._send_notes(state)
         self.script_calls += 1
         try:
             return await state.pipeline.call(script, keys, args, orphan=orphan)
@@ -698,8 +745,9 @@ class RedisBackend:
         for _ in range(_REGISTER_TRIES):
             sent = time.time()
             reply = await self._eval(_ACQUIRE, keys, args, orphan=orphaned)
-            now_ms, name, busy, wake_ms, cooling = reply
+            now_ms, name, busy, wake_ms, cooling = reply[:5]
             if int(busy) >= 0:
+                state.streams, state.keep = int(reply[5]), int(reply[6])
                 break
             # Redis lost the accounts' registration (and everything else): nothing was done.
             await self.register(sorted(self._registered | {c.name for c in candidates}))
@@ -733,9 +781,26 @@ class RedisBackend:
         error: str | None,
         cooldown: Cooldown | None,
         limit: int = 1,
+        lost: bool = False,
     ) -> None:
-        """End the lease, record the outcome, hand the account to a waiter (see ``_RELEASE``)."""
+        """End the lease, record the outcome, hand the account to a waiter (see ``_RELEASE``).
+
+        An answer served on a loop that streams no more than its part of the pool (the
+        accounts' streams divided by the loops listening, rounded down) hands its lease
+        straight to the loop's oldest waiting call that can use the account: the lease
+        stays this loop's in Redis, so there is nothing to ask of it now. Redis is told
+        later, with the next script of the loop (or within ``NOTE_DELAY``): the waiter
+        leaves its queue, and the account counts the answer. A loop streaming more than its
+        part gives its accounts back through Redis, which hands them to the loop streaming
+        the fewest, so every loop comes to its part.
+        """
         state = await self._state()
+        kept = served and error is None and cooldown is None and not lost
+        if kept and state.streams <= state.keep:
+            waiter = self.waiters.grant_here(account, lease_id)
+            if waiter is not None:
+                self._note(state, waiter, account, served=True)
+                return
         keys = [*self._keys[:3], self._stats(account), self._key("freed")]
         cool = ""
         if cooldown is not None:
@@ -759,12 +824,33 @@ class RedisBackend:
         ]
 
         def hand_over(reply: Any) -> None:
+            state.streams = int(reply[3])
             waiter = _text(reply[1])
             if waiter.startswith(f"{state.key}:"):  # this loop's: woken here, no Redis hop
                 self._hand_over(waiter, account, _text(reply[2]))
 
         # A caller cancelled meanwhile still hands the account over (``orphan``).
         hand_over(await self._eval(_RELEASE, keys, args, orphan=hand_over))
+
+    def _note(self, state: _LoopState, waiter: str, account: str, *, served: bool) -> None:
+        """Remember a hand-over this loop did itself, to tell Redis soon (``_NOTE``)."""
+        state.notes += (waiter, account, "1" if served else "0")
+        if state.note_timer is None:
+            state.note_timer = asyncio.get_running_loop().call_later(
+                NOTE_DELAY, self._send_notes, state
+            )
+
+    def _send_notes(self, state: _LoopState) -> None:
+        """Tell Redis the hand-overs this loop did itself (in the next batch of scripts)."""
+        if state.note_timer is not None:
+            state.note_timer.cancel()
+            state.note_timer = None
+        if not state.notes:
+            return
+        notes, state.notes = state.notes, []
+        self.script_calls += 1
+        sent = state.pipeline.call(_NOTE, self._keys[:1], notes)
+        sent.add_done_callback(_warn_on_failure)
 
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket's place in the queue; give back a lease handed to it unused.
@@ -825,6 +911,7 @@ class RedisBackend:
             return
         while state.tasks:  # give-backs first: they use this loop's connections
             await asyncio.gather(*state.tasks, return_exceptions=True)
+        self._send_notes(state)
         await state.pipeline.aclose()
         with self._guard:
             if self._states.get(loop) is state:

@@ -344,6 +344,7 @@ class AccountPool:
                 error=message,
                 cooldown=cooldown,
                 limit=self.max_concurrency,
+                lost=lease.lost,
             )
         except Exception:  # the lease then expires by its TTL
             logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -73,7 +74,8 @@ async def test_a_lease_that_expired_while_held_is_noted_lost(
     try:
         async with pool.lease(None, within=5) as lease:
             key = "hailuo-pool:default:leases"  # its expiry moved to the past: as if it stalled
-            await admin.zadd(key, dict.fromkeys(await admin.zrange(key, 0, -1), 0))
+            members: list[Any] = await admin.zrange(key, 0, -1)
+            await admin.zadd(key, dict.fromkeys(members, 0))
             with caplog.at_level(logging.WARNING, logger="langchain_hailuo.pool.scheduler"):
                 while not lease.lost:
                     await asyncio.sleep(0.05)

@@ -1,0 +1,171 @@
+"""Hand-overs a process does itself: a loop within its part of the pool serves its own
+waiters with the accounts it frees, and tells Redis afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import pytest
+import redis.asyncio as aioredis
+from pydantic import SecretStr
+
+from langchain_hailuo.emulator.core import make_token
+from langchain_hailuo.pool import AccountPool, redis_backend
+from langchain_hailuo.pool.redis_backend import RedisBackend
+
+
+def _tokens(*users: str) -> list[SecretStr]:
+    return [
+        SecretStr(make_token(user_id=u, device_id="6" * 18, name=u, expires_at=time.time() + 3600))
+        for u in users
+    ]
+
+
+def _pool(url: str, *users: str) -> AccountPool:
+    """A pool with a backend of its own (what another process would have)."""
+    pool = AccountPool(_tokens(*users), pool_url=url)
+    pool.backend = RedisBackend(url)
+    return pool
+
+
+def _backend(pool: AccountPool) -> RedisBackend:
+    backend = pool.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    while not condition():
+        await asyncio.sleep(0.01)
+
+
+async def _answer(pool: AccountPool, seconds: float = 0.02) -> str:
+    async with pool.lease(None, within=30) as lease:
+        await asyncio.sleep(seconds)
+        return lease.account.name
+
+
+async def test_a_lone_process_serves_its_waiters_without_asking_redis(redis_url: str) -> None:
+    pool = _pool(redis_url, "a1", "a2")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await pool.accounts()
+        backend = _backend(pool)
+        scripts = backend.script_calls
+        names = await asyncio.gather(*(_answer(pool) for _ in range(10)))
+        assert sorted(set(names)) == sorted(pool.names)  # both accounts, one answer each at once
+        # 10 acquires (8 of them queued) and the last 2 releases; the 8 answers in between
+        # handed their account to the next call here, and Redis heard of it in a note or two.
+        used = backend.script_calls - scripts
+        assert 12 <= used <= 15
+        statuses = await pool.astatus()  # tells Redis what is still held back first
+        assert sum(s.served for s in statuses) == 10
+        assert sum(s.streams for s in statuses) == 0
+        assert await admin.hlen("hailuo-pool:default:want") == 0  # no waiter left queued
+        assert await admin.keys("hailuo-pool:default:queue:*") == []
+    finally:
+        await admin.aclose()
+        await pool.aclose()
+
+
+async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
+    redis_url: str,
+) -> None:
+    # Two processes on two accounts: each one's part is one stream. "here" holds both
+    # accounts, and both processes have a call waiting: the first account "here" frees goes
+    # to "there" (through Redis), the second to the call of "here" (kept here).
+    here, there = _pool(redis_url, "b1", "b2"), _pool(redis_url, "b1", "b2")
+    order: list[str] = []
+
+    async def take(pool: AccountPool, who: str) -> None:
+        async with pool.lease(None, within=30):
+            order.append(who)
+            await asyncio.sleep(0.3)
+
+    try:
+        await here.accounts()
+        await there.accounts()
+        go = [asyncio.Event(), asyncio.Event()]
+
+        async def hold(event: asyncio.Event) -> None:
+            async with here.lease(None, within=30):
+                await event.wait()
+
+        holders = [asyncio.create_task(hold(event)) for event in go]
+        while _backend(here).free_leases < 2:
+            await asyncio.sleep(0.01)
+        mine = asyncio.create_task(take(here, "here"))
+        theirs = asyncio.create_task(take(there, "there"))
+        while len(here.backend.waiters) + len(there.backend.waiters) < 2:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # both queued in Redis
+        go[0].set()  # "here" streams 2, over its part (1): the account goes to "there"
+        await asyncio.wait_for(_until(lambda: bool(order)), 10)
+        assert order == ["there"]
+        go[1].set()  # now "here" streams 1, its part: it serves its own call
+        await asyncio.wait_for(asyncio.gather(mine, theirs, *holders), 30)
+        assert order == ["there", "here"]
+        statuses = await there.astatus()
+        assert sum(s.served for s in statuses) == 4
+        assert sum(s.streams for s in statuses) == 0
+    finally:
+        await here.aclose()
+        await there.aclose()
+
+
+async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_one(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # "here" served its oldest waiter itself and has not told Redis yet (its note is held
+    # back). A release in "there" hands an account to that waiter, as Redis still has it
+    # queued: "here" passes it to its next waiter, without giving it back through Redis.
+    monkeypatch.setattr(redis_backend, "NOTE_DELAY", 30.0)
+    users = ("c1", "c2", "c3", "c4")
+    here, there = _pool(redis_url, *users), _pool(redis_url, *users)
+    try:
+        await here.accounts()
+        await there.accounts()
+        backend = _backend(here)
+        gave_back: list[str] = []
+        give_back = backend._give_back_later
+
+        def counted(account: str, lease_id: str) -> None:
+            gave_back.append(account)
+            give_back(account, lease_id)
+
+        monkeypatch.setattr(backend, "_give_back_later", counted)
+
+        async def hold(pool: AccountPool, go: asyncio.Event) -> None:
+            async with pool.lease(None, within=30):
+                await go.wait()
+
+        # Each process's part is 2 streams: "here" holds 2, "there" 2; all four are busy.
+        go = [asyncio.Event() for _ in range(4)]
+        held = [asyncio.create_task(hold(here, g)) for g in go[:2]]
+        while backend.free_leases < 2:
+            await asyncio.sleep(0.01)
+        held += [asyncio.create_task(hold(there, g)) for g in go[2:]]
+        while _backend(there).free_leases < 2:
+            await asyncio.sleep(0.01)
+        first = asyncio.create_task(_answer(here, 5.0))  # the oldest waiter of "here"
+        await asyncio.sleep(0.2)
+        second = asyncio.create_task(_answer(here, 0.01))
+        await asyncio.sleep(0.2)  # both queued in Redis
+        go[0].set()  # "here" streams 2, its part: it hands the account to its oldest itself
+        state = backend._states[asyncio.get_running_loop()]
+        await asyncio.wait_for(_until(lambda: bool(state.notes)), 10)
+        assert not second.done()
+        go[2].set()  # "there" frees one; Redis hands it to "here"'s oldest (served already)
+        assert await asyncio.wait_for(second, 10) in here.names
+        assert gave_back == []  # passed on to the next waiter here, not given back
+        first.cancel()
+        for g in go:
+            g.set()
+        await asyncio.gather(first, *held, return_exceptions=True)
+        statuses = await here.astatus()
+        assert sum(s.streams for s in statuses) == 0
+    finally:
+        await here.aclose()
+        await there.aclose()
