@@ -520,10 +520,10 @@ def bench_pool(report: Report, runs: int) -> None:
         ("redis4", "across 4 processes sharing Redis"),
     ):
         if way in ratio:
-            runs = ", ".join(f"{r:.2f}" for r in figures.ratios[way])
+            listed = ", ".join(f"{r:.2f}" for r in figures.ratios[way])
             report.add(
                 f"- Target, pool ≤ {TARGET:.2f} × no pool {target}: "
-                f"{verdict(ratio[way] <= TARGET)} ({ratio[way]:.2f}×; the runs: {runs})."
+                f"{verdict(ratio[way] <= TARGET)} ({ratio[way]:.2f}×; the runs: {listed})."
             )
     if figures.trips["redis1"]:
         trips1, trips4 = (statistics.median(figures.trips[w]) for w in ("redis1", "redis4"))
@@ -531,11 +531,15 @@ def bench_pool(report: Report, runs: int) -> None:
         server1, server4 = (statistics.median(figures.server[w]) for w in ("redis1", "redis4"))
         report.add(
             f"- Redis scripts per answer, counted by the clients: {scripts1:.2f} (1 process), "
-            f"{scripts4:.2f} (4 processes): every answer costs its acquire (or the failed "
-            "acquire that queued it) and its release, which hands the account straight to a "
-            "waiting call (as that call's lease: nothing to claim, no polling); across "
-            "processes, a call held back for the others' share asks once more, after 50 ms. "
-            "Round trips per answer: "
+            f"{scripts4:.2f} (4 processes): every call costs its acquire (or the failed "
+            "acquire that queued it; nothing polls). A process streaming no more than its part "
+            "of the pool (the accounts divided by the processes listening on it, rounded down) "
+            "hands an account it frees straight to its own next waiting call, keeping the "
+            "lease, and tells Redis afterwards, several hand-overs in one note; one over its "
+            "part releases the account through Redis, whose script hands it to the waiting "
+            "process streaming the fewest answers (as that call's lease: nothing to claim). "
+            "Across processes, a call held back for the others' share asks once more, after "
+            "50 ms. Round trips per answer: "
             f"{trips1:.2f} (1 process), {trips4:.2f} (4 processes): the scripts a process asks "
             "at once share one round trip. `redis-server` ran "
             f"{server1:.0f} (1 process) and {server4:.0f} (4 processes) commands per "
@@ -597,7 +601,8 @@ def _where_it_goes(
         + ". ".join(lines)
         + ". That is CPU on the critical path of each round, not waiting for accounts (the "
         "pool keeps every account busy: a freed account is handed to the next call in one "
-        "event-loop turn in process, or one script plus one pub/sub message with Redis). "
+        "event-loop turn in process, also with Redis while the process is within its part, "
+        "else one script plus one pub/sub message). "
         "What the pool adds: "
         + "; ".join(extra)
         + ". That client CPU is the lease bookkeeping (with Redis, the asyncio Redis client's "
@@ -622,9 +627,8 @@ def _first_round(figures: _Figures) -> str:
         "no-pool split shares it. Calls that found an account free, per worker, in the "
         f"median run: {', '.join(map(str, shares))} (the largest share, median over the runs: "
         f"{top:.0f} of {ACCOUNTS}; no pool: 12-13 each). A held-back call asks again once "
-        "its 50 ms are over (the scripts per answer above 2 across processes), and later "
-        "rounds spread too, as each freed account goes to the waiting process streaming the "
-        "fewest answers."
+        "its 50 ms are over, and later rounds spread too: a process over its part gives each "
+        "account it frees to the waiting process streaming the fewest answers."
     )
 
 
