@@ -13,6 +13,8 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
 - ``<p>:cool``: a hash account -> cool-down (JSON, its end in Redis ms).
 - ``<p>:stats:<account>``: a hash of ``served``, ``last_error``.
 - ``<p>:accounts``: the set of accounts any process registered (for ``hailuo pool status``).
+- ``<p>:registered``: the clients whose accounts are all in the load set (gone, with the
+  rest, when Redis loses its data: each client then registers its accounts again).
 - ``<p>:queue:<loop key>``, ``<p>:loops`` and ``<p>:want``: the calls waiting for an
   account, per event loop (a sorted set of waiter ids scored by arrival, across all
   processes), the loops with calls waiting, and what each call can use (a hash waiter ->
@@ -23,7 +25,7 @@ Layout (``<p>`` is ``hailuo-pool:<name>``):
   release hands an account to a waiter of another process or event loop; each event loop
   subscribes to its own channel, so no process reads the hand-overs meant for the others.
 
-Acquire, release, renew and status are Lua scripts: atomic, and timed by the Redis server's
+Acquire, release, renew, note and status are Lua scripts: atomic, and timed by the Redis server's
 clock (``TIME``), so hosts with skewed clocks still agree on expiries. The scripts an event
 loop asks at once share one round trip (:mod:`langchain_hailuo.pool.redis_pipeline`).
 
@@ -32,17 +34,26 @@ A release that frees a slot hands it, as the waiter's own lease (its TTL, kept i
 the fewest answers (ties: the longest-waiting), and its oldest such call; a waiter of the
 releasing event loop directly, any other through ``freed``. So answers spread over the
 processes as accounts free up, as they would with each process on accounts of its own, and
-the waiter has nothing more to ask of Redis: an answer costs two scripts (its acquire and
-its release, or its failed acquire, which queued it, and its release). A loop nobody
-listens for any more (``PUBLISH`` reaches no one: its process died, its connection dropped)
-is dropped with its waiters, and the account goes to the next. So a waiter is woken exactly
-once per account it gets, nobody retries and loses, and a grant a waiter can no longer use
-is given back (or, if its process died in between, ends with the lease TTL like any lease).
-Waiters also wake, without being told, at the earliest cool-down end or lease expiry their
-failed acquire reported; nothing polls. A new chat of a loop that already streams its share
-of the pool (the streams divided by the loops listening on ``freed``) waits ``SHARE_GRACE``
-before it takes a free account, so a burst in one process leaves the others' calls, a few
-ms behind, their share.
+the waiter has nothing more to ask of Redis. A loop nobody listens for any more
+(``PUBLISH`` reaches no one: its process died, its connection dropped) is dropped with its
+waiters, and the account goes to the next. So a waiter is woken exactly once per account
+it gets, nobody retries and loses, and a grant a waiter can no longer use goes to another
+waiting call of its loop, or is given back (or, if its process died in between, ends with
+the lease TTL like any lease). Waiters also wake, without being told, at the earliest
+cool-down end or lease expiry their failed acquire reported; nothing polls.
+
+A loop that streams no more than its part of the pool (the accounts' streams divided by the
+loops listening on ``freed``, rounded down; Redis says both in every acquire's reply) does
+not ask Redis to release an account after an answer served when one of its own calls waits
+for it: it hands the lease over itself (the account stays the loop's, so Redis's counts
+hold), and tells Redis later, several hand-overs in one ``_NOTE`` (the waiters leave their
+queue, the accounts count their answers), with the loop's next script or within
+``NOTE_DELAY``. A loop over its part releases through Redis, whose choice (the loop
+streaming the fewest) brings every loop to its part. In one process an answer then costs
+its acquire alone. A new chat of a loop that already streams its share of the pool (the
+streams divided by the loops listening, rounded up) waits ``SHARE_GRACE`` before it takes a
+free account, so a burst in one process leaves the others' calls, a few ms behind, their
+share.
 
 The ``redis`` package is imported here only, when a ``pool_url`` is used (the
 ``langchain-hailuo[redis]`` extra).
