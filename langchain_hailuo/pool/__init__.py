@@ -5,9 +5,9 @@
 ``langchain-hailuo[redis]`` extra, imported only then).
 """
 
-from langchain_hailuo.pool.backend import AccountStatus, InProcessBackend
+from langchain_hailuo.pool.backend import DEFAULT_LEASE_TTL, AccountStatus, InProcessBackend
 from langchain_hailuo.pool.health import Cooldown, HealthSettings
-from langchain_hailuo.pool.scheduler import DEFAULT_LEASE_TTL, AccountPool, Lease
+from langchain_hailuo.pool.scheduler import AccountPool, Lease
 from langchain_hailuo.pool.sources import (
     ENV_ACCOUNTS_DIR,
     ENV_POOL_URL,

@@ -26,6 +26,7 @@ from langchain_hailuo._loop import CrossLoopSemaphore, account_gate
 from langchain_hailuo.pool.health import Cooldown, CooldownKind
 
 __all__ = [
+    "DEFAULT_LEASE_TTL",
     "AccountStatus",
     "Attempt",
     "Backend",
@@ -37,6 +38,10 @@ __all__ = [
     "account_status",
     "new_lease_id",
 ]
+
+
+DEFAULT_LEASE_TTL = 30.0
+"""Seconds a lease outlives its last renewal (a dead worker frees its account by then)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,16 +195,18 @@ class Ticket:
 
     Attributes:
         names: The accounts the waiter can use.
+        ttl: The lease TTL the waiter asks for (seconds; ``None``: none, leases never expire).
         key: The backend's id of the ticket (``None``: the backend keeps no queue).
         queued: Whether the backend holds the ticket in its queue.
         grant: ``(account, lease id)`` handed to this ticket and not taken yet.
         sleeping: Whether the waiter sleeps in :meth:`wait` (its last try has returned).
     """
 
-    def __init__(self, owner: Waiters, names: frozenset[str]) -> None:
+    def __init__(self, owner: Waiters, names: frozenset[str], ttl: float | None = None) -> None:
         """Create a ticket on the running loop (see :meth:`Waiters.enter`)."""
         self._owner = owner
         self.names = names
+        self.ttl = ttl
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[str] = self.loop.create_future()
         self.key: str | None = None
@@ -282,9 +289,9 @@ class Waiters:
         self._woken: dict[int, str] = {}
         self._keyed: dict[str, Ticket] = {}
 
-    def enter(self, names: Collection[str]) -> Ticket:
+    def enter(self, names: Collection[str], ttl: float | None = None) -> Ticket:
         """Queue a ticket for ``names`` (call before trying, so no wake-up is lost)."""
-        ticket = Ticket(self, frozenset(names))
+        ticket = Ticket(self, frozenset(names), ttl)
         with self.lock:
             self._tickets.append(ticket)
         return ticket
@@ -328,11 +335,11 @@ class Waiters:
             ticket.grant = (account, lease_id)
             return True
 
-    def grant_here(self, account: str, lease_id: str) -> str | None:
+    def grant_here(self, account: str, lease_id: str) -> Ticket | None:
         """Hand a lease to the oldest sleeping ticket of the running loop that can use it.
 
         Returns:
-            The ticket's key (``None``: no such ticket; nothing was handed).
+            The ticket (``None``: no such ticket; nothing was handed).
         """
         loop = asyncio.get_running_loop()
         with self.lock:
@@ -347,7 +354,7 @@ class Waiters:
                 ):
                     ticket.grant = (account, lease_id)
                     _wake(ticket.future, account)
-                    return ticket.key
+                    return ticket
         return None
 
     def freed(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:

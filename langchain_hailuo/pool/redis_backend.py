@@ -75,6 +75,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from langchain_hailuo.errors import HailuoConfigurationError, HailuoPoolUnavailableError
 from langchain_hailuo.pool.backend import (
+    DEFAULT_LEASE_TTL,
     AccountStatus,
     Attempt,
     Candidate,
@@ -373,18 +374,22 @@ return {now, '', '', active(ARGV[6])}
 """
 )
 
-# KEYS: load (for the prefix). ARGV: triples of a waiter id, an account and '1' when an
-# answer was served: hand-overs this client's event loop did itself, of a lease it held to
-# its own waiter (see RedisBackend.release). Each waiter leaves the queue, and the account
-# counts its answer.
+# KEYS: load, leases. ARGV: per hand-over this client's event loop did itself, of a lease it
+# held to its own waiter (see RedisBackend.release), five values: the waiter id, the account,
+# '1' when an answer was served, the lease ('<account> <lease id>') and the waiter's TTL (ms).
+# The waiter leaves its queue, the account counts the answer, and the lease (still held) is
+# renewed for its new holder from now.
 _NOTE = LuaScript(
-    _HELPERS
+    _PRELUDE
     + """
-for i = 1, #ARGV, 3 do
+for i = 1, #ARGV, 5 do
   dequeue(ARGV[i])
   if ARGV[i + 2] == '1' then redis.call('HINCRBY', P .. ':stats:' .. ARGV[i + 1], 'served', 1) end
+  if redis.call('ZSCORE', KEYS[2], ARGV[i + 3]) then
+    redis.call('ZADD', KEYS[2], now + tonumber(ARGV[i + 4]), ARGV[i + 3])
+  end
 end
-return #ARGV / 3
+return #ARGV / 5
 """
 )
 
@@ -536,7 +541,7 @@ class _LoopState:
     keep: int = 0
     """Up to how many streams this loop keeps its freed accounts for its own waiters."""
     notes: list[str] = field(default_factory=list)
-    """Hand-overs this loop did itself, not told to Redis yet: waiter, account, served."""
+    """Hand-overs this loop did itself, not told to Redis yet (the arguments of ``_NOTE``)."""
     note_timer: asyncio.TimerHandle | None = None
 
 
@@ -668,7 +673,7 @@ class RedisBackend:
         other = self.waiters.grant_here(account, lease_id)
         state = self._states.get(asyncio.get_running_loop())
         if other is not None and state is not None:
-            self._note(state, other, account, served=False)
+            self._note(state, other, account, lease_id, served=False)
         else:
             self._give_back_later(account, lease_id)
 
@@ -810,7 +815,7 @@ class RedisBackend:
         if kept and state.streams <= state.keep:
             waiter = self.waiters.grant_here(account, lease_id)
             if waiter is not None:
-                self._note(state, waiter, account, served=True)
+                self._note(state, waiter, account, lease_id, served=True)
                 return
         keys = [*self._keys[:3], self._stats(account), self._key("freed")]
         cool = ""
@@ -843,12 +848,21 @@ class RedisBackend:
         # A caller cancelled meanwhile still hands the account over (``orphan``).
         hand_over(await self._eval(_RELEASE, keys, args, orphan=hand_over))
 
-    def _note(self, state: _LoopState, waiter: str, account: str, *, served: bool) -> None:
-        """Remember a hand-over this loop did itself, to tell Redis soon (``_NOTE``)."""
-        state.notes += (waiter, account, "1" if served else "0")
+    def _note(
+        self, state: _LoopState, waiter: Ticket, account: str, lease_id: str, *, served: bool
+    ) -> None:
+        """Remember a hand-over this loop did itself, to tell Redis soon (``_NOTE``).
+
+        Soon enough for the lease, renewed for its new holder only then: within a tenth of
+        its TTL at the latest.
+        """
+        ttl = DEFAULT_LEASE_TTL if waiter.ttl is None else waiter.ttl
+        served_flag = "1" if served else "0"
+        state.notes += (waiter.key or "", account, served_flag, f"{account} {lease_id}")
+        state.notes.append(str(int(ttl * 1000)))
         if state.note_timer is None:
             state.note_timer = asyncio.get_running_loop().call_later(
-                NOTE_DELAY, self._send_notes, state
+                min(NOTE_DELAY, ttl / 10), self._send_notes, state
             )
 
     def _send_notes(self, state: _LoopState) -> None:
@@ -860,7 +874,7 @@ class RedisBackend:
             return
         notes, state.notes = state.notes, []
         self.script_calls += 1
-        sent = state.pipeline.call(_NOTE, self._keys[:1], notes)
+        sent = state.pipeline.call(_NOTE, self._keys[:2], notes)
         sent.add_done_callback(_warn_on_failure)
 
     def leave(self, ticket: Ticket) -> None:

@@ -33,6 +33,7 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
 )
 from langchain_hailuo.pool.backend import (
+    DEFAULT_LEASE_TTL,
     AccountStatus,
     Attempt,
     Backend,
@@ -47,8 +48,6 @@ __all__ = ["AccountPool", "Lease", "format_time"]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_LEASE_TTL = 30.0
-"""Seconds a lease outlives its last renewal (a dead worker frees its account by then)."""
 _WAKE_MARGIN = 0.01
 """Seconds added to a timed wake-up, so the expiry it waits for has passed in Redis too."""
 
@@ -403,7 +402,7 @@ class AccountPool:
             raise await self._exhausted(accounts, within)
         names = self._names if len(pool) == len(accounts) else frozenset(a.name for a in pool)
         deadline = None if within is None else time.monotonic() + within
-        ticket = self.backend.waiters.enter(names)
+        ticket = self.backend.waiters.enter(names, self.lease_ttl)
         try:
             while True:
                 candidates = self._candidate_list(pool, accounts)

@@ -169,3 +169,48 @@ async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_on
     finally:
         await here.aclose()
         await there.aclose()
+
+
+async def test_a_lease_handed_on_here_again_and_again_never_expires(redis_url: str) -> None:
+    # Calls shorter than a third of the lease TTL each hand the account to the next call of
+    # their process, for longer than the TTL in all: no holder renews it, so the hand-over
+    # itself must, or the lease would expire while streaming and a waiting call (woken at
+    # the expiry it was told of) lease the account again next to the one streaming.
+    ttl = 0.6
+    here, there = _pool(redis_url, "d1", "d2"), _pool(redis_url, "d1", "d2")
+    here.lease_ttl = there.lease_ttl = ttl
+    streaming: dict[str, int] = {}
+    most = 0
+
+    async def answer(pool: AccountPool) -> str:
+        nonlocal most
+        async with pool.lease(None, within=10) as lease:
+            name = lease.account.name
+            streaming[name] = streaming.get(name, 0) + 1
+            most = max(most, streaming[name])
+            await asyncio.sleep(ttl / 4)
+            streaming[name] -= 1
+            return name
+
+    try:
+        await here.accounts()
+        await there.accounts()
+        done = asyncio.Event()
+
+        async def hold_there() -> None:  # "there" streams its part (1) all along
+            async with there.lease(None, within=5):
+                await done.wait()
+
+        theirs = asyncio.create_task(hold_there())
+        await asyncio.wait_for(_until(lambda: _backend(there).free_leases == 1), 10)
+        names = await asyncio.gather(*(answer(here) for _ in range(8)))  # 1.2 s in all
+        assert len(set(names)) == 1
+        assert most == 1  # never two answers on the account at once
+        done.set()
+        await theirs
+        statuses = await here.astatus()
+        assert sum(s.served for s in statuses) == 9
+        assert sum(s.streams for s in statuses) == 0
+    finally:
+        await here.aclose()
+        await there.aclose()
