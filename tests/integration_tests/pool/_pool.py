@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from pydantic import SecretStr
 
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
-from langchain_hailuo.emulator.core import EmulatorAccount
+from langchain_hailuo.emulator.core import EmulatorAccount, make_token
+from langchain_hailuo.pool import AccountPool
+from langchain_hailuo.pool.redis_backend import RedisBackend
 from langchain_hailuo.types import AuthResult
 
 ACCOUNTS = 6
@@ -102,3 +108,27 @@ def answer_of(data: dict[str, Any]) -> Answer:
 def dumps(data: Any) -> str:
     """One JSON line."""
     return json.dumps(data, separators=(",", ":"))
+
+
+def process_pool(url: str, *users: str, **kwargs: Any) -> AccountPool:
+    """A Redis pool of tokens for ``users``, with a backend of its own: another process's."""
+    tokens = [
+        make_token(user_id=u, device_id="3" * 18, name=u, expires_at=time.time() + 3600)
+        for u in users
+    ]
+    pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url, **kwargs)
+    pool.backend = RedisBackend(url)
+    return pool
+
+
+def redis_of(pool: AccountPool) -> RedisBackend:
+    """The pool's Redis backend."""
+    backend = pool.backend
+    assert isinstance(backend, RedisBackend)
+    return backend
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait for ``condition`` (bound it with ``asyncio.wait_for``)."""
+    while not condition():
+        await asyncio.sleep(0.01)

@@ -4,41 +4,12 @@ waiters with the accounts it frees, and tells Redis afterwards."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.pool import AccountPool, redis_backend
-from langchain_hailuo.pool.redis_backend import RedisBackend
-
-
-def _tokens(*users: str) -> list[SecretStr]:
-    return [
-        SecretStr(make_token(user_id=u, device_id="6" * 18, name=u, expires_at=time.time() + 3600))
-        for u in users
-    ]
-
-
-def _pool(url: str, *users: str) -> AccountPool:
-    """A pool with a backend of its own (what another process would have)."""
-    pool = AccountPool(_tokens(*users), pool_url=url)
-    pool.backend = RedisBackend(url)
-    return pool
-
-
-def _backend(pool: AccountPool) -> RedisBackend:
-    backend = pool.backend
-    assert isinstance(backend, RedisBackend)
-    return backend
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    while not condition():
-        await asyncio.sleep(0.01)
+from tests.integration_tests.pool._pool import process_pool, redis_of, until
 
 
 async def _answer(pool: AccountPool, seconds: float = 0.02) -> str:
@@ -48,11 +19,11 @@ async def _answer(pool: AccountPool, seconds: float = 0.02) -> str:
 
 
 async def test_a_lone_process_serves_its_waiters_without_asking_redis(redis_url: str) -> None:
-    pool = _pool(redis_url, "a1", "a2")
+    pool = process_pool(redis_url, "a1", "a2")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         await pool.accounts()
-        backend = _backend(pool)
+        backend = redis_of(pool)
         scripts = backend.script_calls
         names = await asyncio.gather(*(_answer(pool) for _ in range(10)))
         assert sorted(set(names)) == sorted(pool.names)  # both accounts, one answer each at once
@@ -76,7 +47,7 @@ async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
     # Two processes on two accounts: each one's part is one stream. "here" holds both
     # accounts, and both processes have a call waiting: the first account "here" frees goes
     # to "there" (through Redis), the second to the call of "here" (kept here).
-    here, there = _pool(redis_url, "b1", "b2"), _pool(redis_url, "b1", "b2")
+    here, there = process_pool(redis_url, "b1", "b2"), process_pool(redis_url, "b1", "b2")
     order: list[str] = []
 
     async def take(pool: AccountPool, who: str) -> None:
@@ -94,7 +65,7 @@ async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
                 await event.wait()
 
         holders = [asyncio.create_task(hold(event)) for event in go]
-        while _backend(here).free_leases < 2:
+        while redis_of(here).free_leases < 2:
             await asyncio.sleep(0.01)
         mine = asyncio.create_task(take(here, "here"))
         theirs = asyncio.create_task(take(there, "there"))
@@ -102,7 +73,7 @@ async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # both queued in Redis
         go[0].set()  # "here" streams 2, over its part (1): the account goes to "there"
-        await asyncio.wait_for(_until(lambda: bool(order)), 10)
+        await asyncio.wait_for(until(lambda: bool(order)), 10)
         assert order == ["there"]
         go[1].set()  # now "here" streams 1, its part: it serves its own call
         await asyncio.wait_for(asyncio.gather(mine, theirs, *holders), 30)
@@ -123,11 +94,11 @@ async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_on
     # queued: "here" passes it to its next waiter, without giving it back through Redis.
     monkeypatch.setattr(redis_backend, "NOTE_DELAY", 30.0)
     users = ("c1", "c2", "c3", "c4")
-    here, there = _pool(redis_url, *users), _pool(redis_url, *users)
+    here, there = process_pool(redis_url, *users), process_pool(redis_url, *users)
     try:
         await here.accounts()
         await there.accounts()
-        backend = _backend(here)
+        backend = redis_of(here)
         gave_back: list[str] = []
         give_back = backend._give_back_later
 
@@ -147,7 +118,7 @@ async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_on
         while backend.free_leases < 2:
             await asyncio.sleep(0.01)
         held += [asyncio.create_task(hold(there, g)) for g in go[2:]]
-        while _backend(there).free_leases < 2:
+        while redis_of(there).free_leases < 2:
             await asyncio.sleep(0.01)
         first = asyncio.create_task(_answer(here, 5.0))  # the oldest waiter of "here"
         await asyncio.sleep(0.2)
@@ -155,7 +126,7 @@ async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_on
         await asyncio.sleep(0.2)  # both queued in Redis
         go[0].set()  # "here" streams 2, its part: it hands the account to its oldest itself
         state = backend._states[asyncio.get_running_loop()]
-        await asyncio.wait_for(_until(lambda: bool(state.notes)), 10)
+        await asyncio.wait_for(until(lambda: bool(state.notes)), 10)
         assert not second.done()
         go[2].set()  # "there" frees one; Redis hands it to "here"'s oldest (served already)
         assert await asyncio.wait_for(second, 10) in here.names
@@ -177,7 +148,7 @@ async def test_a_lease_handed_on_here_again_and_again_never_expires(redis_url: s
     # itself must, or the lease would expire while streaming and a waiting call (woken at
     # the expiry it was told of) lease the account again next to the one streaming.
     ttl = 0.6
-    here, there = _pool(redis_url, "d1", "d2"), _pool(redis_url, "d1", "d2")
+    here, there = process_pool(redis_url, "d1", "d2"), process_pool(redis_url, "d1", "d2")
     here.lease_ttl = there.lease_ttl = ttl
     streaming: dict[str, int] = {}
     most = 0
@@ -202,7 +173,7 @@ async def test_a_lease_handed_on_here_again_and_again_never_expires(redis_url: s
                 await done.wait()
 
         theirs = asyncio.create_task(hold_there())
-        await asyncio.wait_for(_until(lambda: _backend(there).free_leases == 1), 10)
+        await asyncio.wait_for(until(lambda: redis_of(there).free_leases == 1), 10)
         names = await asyncio.gather(*(answer(here) for _ in range(8)))  # 1.2 s in all
         assert len(set(names)) == 1
         assert most == 1  # never two answers on the account at once

@@ -4,31 +4,12 @@ cancelled caller."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.pool import AccountPool
-from langchain_hailuo.pool.redis_backend import _RENEW, RedisBackend
-
-
-def _pool(url: str, *users: str) -> AccountPool:
-    """A pool with a backend of its own (what another process would have)."""
-    tokens = [
-        make_token(user_id=u, device_id="3" * 18, name=u, expires_at=time.time() + 3600)
-        for u in users
-    ]
-    pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url)
-    pool.backend = RedisBackend(url)
-    return pool
-
-
-def _backend(pool: AccountPool) -> RedisBackend:
-    backend = pool.backend
-    assert isinstance(backend, RedisBackend)
-    return backend
+from langchain_hailuo.pool.redis_backend import _RENEW
+from tests.integration_tests.pool._pool import process_pool, redis_of
 
 
 async def _hold(pool: AccountPool, release: asyncio.Event) -> str:
@@ -38,10 +19,10 @@ async def _hold(pool: AccountPool, release: asyncio.Event) -> str:
 
 
 async def test_scripts_asked_at_once_share_round_trips(redis_url: str) -> None:
-    pool = _pool(redis_url, *(f"b{i}" for i in range(20)))
+    pool = process_pool(redis_url, *(f"b{i}" for i in range(20)))
     try:
         await pool.accounts()
-        backend = _backend(pool)
+        backend = redis_of(pool)
         trips, scripts = backend.round_trips, backend.script_calls
         release = asyncio.Event()
         holders = [asyncio.create_task(_hold(pool, release)) for _ in range(20)]
@@ -61,7 +42,7 @@ async def test_scripts_asked_at_once_share_round_trips(redis_url: str) -> None:
 
 
 async def test_scripts_redis_lost_are_loaded_again(redis_url: str) -> None:
-    pool = _pool(redis_url, "f")
+    pool = process_pool(redis_url, "f")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         async with pool.lease(None, within=10):
@@ -83,11 +64,11 @@ async def test_a_call_cancelled_while_its_acquire_is_under_way_gives_the_account
     # The caller gives up after its acquire was asked: the script still runs in Redis and
     # leases the only account, for nobody. The lease is given back at once (not after the
     # lease TTL), so the next call gets the account.
-    pool = _pool(redis_url, "c")
+    pool = process_pool(redis_url, "c")
     pool.lease_ttl = 600.0
     try:
         await pool.accounts()
-        backend = _backend(pool)
+        backend = redis_of(pool)
         asked = backend.script_calls
         taking = asyncio.create_task(pool.lease(None, within=10).__aenter__())
         while backend.script_calls == asked:
@@ -104,7 +85,7 @@ async def test_a_call_cancelled_while_its_acquire_is_under_way_gives_the_account
 async def test_connections_the_server_closed_meanwhile_are_opened_again(redis_url: str) -> None:
     # Redis drops idle clients (its `timeout` setting, a restart, a proxy): the pool's next
     # calls connect again instead of failing on the dead connections.
-    pool = _pool(redis_url, *(f"k{i}" for i in range(4)))
+    pool = process_pool(redis_url, *(f"k{i}" for i in range(4)))
     admin = aioredis.Redis.from_url(redis_url)
     try:
         release = asyncio.Event()
@@ -126,11 +107,11 @@ async def test_an_error_reply_fails_its_own_call_only(redis_url: str) -> None:
     # Scripts share a round trip: one that Redis answers with an error (its keys hold the
     # wrong type) fails its caller, and the replies after it still reach theirs, on a
     # connection that stays usable.
-    pool = _pool(redis_url, "g1", "g2")
+    pool = process_pool(redis_url, "g1", "g2")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         accounts = await pool.accounts()
-        backend = _backend(pool)
+        backend = redis_of(pool)
         await admin.set("hailuo-pool:broken:leases", "not a sorted set")
         broken = ["hailuo-pool:broken:load", "hailuo-pool:broken:leases"]
         await backend.renew("g1", "none", ttl=1)  # both scripts loaded in Redis already
@@ -159,7 +140,7 @@ async def test_accounts_redis_lost_are_registered_again(redis_url: str) -> None:
     # accounts is gone. Each process registers its own accounts again on its next call,
     # which then gets an idle account at once (it does not queue for accounts Redis no
     # longer knows, until its timeout).
-    first, second = _pool(redis_url, "r1", "r2"), _pool(redis_url, "r3")
+    first, second = process_pool(redis_url, "r1", "r2"), process_pool(redis_url, "r3")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         for pool in (first, second):
@@ -167,7 +148,7 @@ async def test_accounts_redis_lost_are_registered_again(redis_url: str) -> None:
                 pass
         await admin.flushdb()
         for pool in (first, second):
-            backend = _backend(pool)
+            backend = redis_of(pool)
             leased = backend.free_leases
             async with pool.lease(None, within=10) as lease:
                 assert lease.account.name in pool.names

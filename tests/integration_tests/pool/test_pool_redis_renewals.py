@@ -4,29 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
-from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.pool import AccountPool
 from langchain_hailuo.pool.redis_backend import RedisBackend
+from tests.integration_tests.pool._pool import process_pool
 
 TTL = 0.6
 
 
 def _pool(url: str, *users: str) -> AccountPool:
-    """A pool with a short lease TTL and a backend of its own (another process's)."""
-    tokens = [
-        make_token(user_id=u, device_id="5" * 18, name=u, expires_at=time.time() + 3600)
-        for u in users
-    ]
-    pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url, lease_ttl=TTL)
-    pool.backend = RedisBackend(url)
-    return pool
+    """A pool with a short lease TTL (another process's)."""
+    return process_pool(url, *users, lease_ttl=TTL)
 
 
 async def test_leases_held_past_their_ttl_stay_held_and_are_renewed_together(
