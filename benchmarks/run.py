@@ -23,7 +23,7 @@ from benchmarks.imports import bench_imports
 from benchmarks.layer import bench_layer
 from benchmarks.many import bench_many
 from benchmarks.pipeline import bench_pipeline
-from benchmarks.pool import bench_pool
+from benchmarks.pool import POOL_RUNS, bench_pool
 from benchmarks.serve import bench_serve
 
 
@@ -38,6 +38,7 @@ class Plan:
     big_runs: int
     serve_requests: int
     many_deltas: int
+    pool_runs: int
 
 
 FULL = Plan(
@@ -48,6 +49,7 @@ FULL = Plan(
     big_runs=5,
     serve_requests=25,
     many_deltas=200_000,
+    pool_runs=POOL_RUNS,
 )
 QUICK = Plan(
     runs=3,
@@ -57,6 +59,7 @@ QUICK = Plan(
     big_runs=3,
     serve_requests=5,
     many_deltas=20_000,
+    pool_runs=3,
 )
 
 
@@ -123,7 +126,7 @@ def main() -> int:
     bench_many(body, plan.runs)
     bench_imports(body, plan.runs)
     serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
-    bench_pool(body, plan.runs)
+    bench_pool(body, plan.pool_runs)
     bench_pipeline(body, plan.runs, many=plan.many_deltas)
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
