@@ -99,8 +99,11 @@ class _Renewals:
             self._task = self._loop.create_task(self._run())
 
     def drop(self, lease: Lease) -> None:
-        """Stop renewing ``lease`` (it is being released)."""
+        """Stop renewing ``lease`` (it is being released); the task ends with the last one."""
         self._due.pop(lease, None)
+        if not self._due and self._task is not None:
+            self._task.cancel()  # not left asleep until a due time nobody has any more
+            self._task = None
 
     async def _run(self) -> None:
         """Sleep until the first lease is due, renew every lease due by then; until none is held."""

@@ -49,6 +49,8 @@ async def test_leases_held_past_their_ttl_stay_held_and_are_renewed_together(
         release.set()
         await asyncio.gather(*holders)
         assert held == [True, True, True]
+        await asyncio.sleep(0)  # the renewing task ended with the last lease: not left asleep
+        assert not [t for t in asyncio.all_tasks() if "_Renewals" in repr(t.get_coro())]
         # A renewal every third of the TTL, of the 3 leases together (one round trip).
         renewed = backend.script_calls - scripts - 3  # less the 3 releases
         assert renewed >= 3 * 8
