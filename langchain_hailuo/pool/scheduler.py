@@ -210,7 +210,6 @@ class AccountPool:
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
         self._names: frozenset[str] = frozenset()
-        self._index: dict[str, int] = {}
         self._all_candidates: tuple[int, list[Candidate]] | None = None
         """``(AuthManager.changes(), every account's Candidate)``: see ``_candidate_list``."""
         self._load_locks = LoopLocks()
@@ -243,7 +242,6 @@ class AccountPool:
                 await self.backend.register([a.name for a in loaded])
                 self._by_name = {a.name: a for a in loaded}
                 self._names = frozenset(self._by_name)
-                self._index = {a.name: i for i, a in enumerate(loaded)}
                 self._accounts = loaded
             return self._accounts
 
@@ -362,8 +360,13 @@ class AccountPool:
 
     def _candidates(
         self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
-    ) -> list[PoolAccount]:
-        """The accounts a call may use, rotated so ties spread over the accounts."""
+    ) -> tuple[list[PoolAccount], int | None]:
+        """The accounts a call may use, rotated so ties spread over the accounts.
+
+        Returns:
+            Those accounts, and where the rotation of the whole pool starts (``None``: a
+            chat's own account, or some accounts excluded).
+        """
         if owner is not None:
             account = self._by_name.get(owner)
             if account is None:
@@ -371,28 +374,27 @@ class AccountPool:
                     f"Account {owner} owns this chat but is not in the pool; add it to "
                     "accounts= or start a new chat."
                 )
-            return [account]
+            return [account], None
         usable = [a for a in accounts if a.name not in exclude] if exclude else accounts
         if not usable:
-            return []
+            return [], None
         start = next(self._turn) % len(usable)
-        return [*usable[start:], *usable[:start]]
+        return [*usable[start:], *usable[:start]], None if exclude else start
 
     def _candidate_list(
-        self, pool: Sequence[PoolAccount], accounts: Sequence[PoolAccount]
+        self, pool: Sequence[PoolAccount], start: int | None, accounts: Sequence[PoolAccount]
     ) -> list[Candidate]:
         """The backend's view of ``pool`` (its names and token hashes), in its order.
 
-        For the whole pool (a new chat; rotated), the view of every account is kept while no
-        credentials changed, and rotated like ``pool``.
+        For the whole pool (``start`` given: a new chat, ``accounts`` rotated), the view of
+        every account is kept while no credentials changed, and rotated alike.
         """
-        if len(pool) != len(accounts) or len(pool) < 2:  # noqa: PLR2004 - an owner, or excluded
+        if start is None:
             return [a.candidate() for a in pool]
         changes = AuthManager.changes()
         if self._all_candidates is None or self._all_candidates[0] != changes:
             self._all_candidates = (changes, [a.candidate() for a in accounts])
         everyone = self._all_candidates[1]
-        start = self._index[pool[0].name]
         return [*everyone[start:], *everyone[:start]]
 
     async def _acquire(
@@ -400,15 +402,15 @@ class AccountPool:
     ) -> Lease:
         """Lease an account, waiting (woken, never polling) up to ``within`` seconds."""
         accounts = await self.accounts()
-        pool = self._candidates(accounts, owner, exclude)
+        pool, start = self._candidates(accounts, owner, exclude)
         if not pool:
             raise await self._exhausted(accounts, within)
-        names = self._names if len(pool) == len(accounts) else frozenset(a.name for a in pool)
+        names = self._names if start is not None else frozenset(a.name for a in pool)
         deadline = None if within is None else time.monotonic() + within
         ticket = self.backend.waiters.enter(names, self.lease_ttl)
         try:
             while True:
-                candidates = self._candidate_list(pool, accounts)
+                candidates = self._candidate_list(pool, start, accounts)
                 attempt = await self.backend.try_acquire(
                     candidates,
                     limit=self.max_concurrency,
