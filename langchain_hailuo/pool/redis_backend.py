@@ -207,8 +207,14 @@ for i = 1, #cools, 2 do
     end
   end
 end
+local slots, loops  -- the pool's slots (accounts * limit) and the loops listening: read once
+local function parts()
+  if not slots then slots, loops = redis.call('ZCARD', KEYS[1]) * limit, listening() end
+  return slots, loops
+end
 local function keep()  -- the streams up to which a loop keeps its accounts (see the client)
-  return math.floor(redis.call('ZCARD', KEYS[1]) * limit / listening())
+  local all, among = parts()
+  return math.floor(all / among)
 end
 local function lease(name, load)
   local turn = redis.call('INCR', KEYS[4]) % BASE
@@ -228,10 +234,8 @@ local grace = tonumber(ARGV[8])
 if ARGV[7] == '1' and ARGV[5] ~= '' and now - since < grace then
   local mine = active(loop_of(ARGV[3]))
   if mine > 0 then
-    local loops = listening()
-    if loops > 1 then
-      held = mine >= math.ceil(redis.call('ZCARD', KEYS[1]) * limit / loops)
-    end
+    local all, among = parts()
+    if among > 1 then held = mine >= math.ceil(all / among) end
   end
 end
 local below, offset = string.format('(%.0f', limit * BASE), 0
@@ -288,6 +292,9 @@ return {now, '', busy, wake, cooling, active(loop_of(ARGV[3])), keep()}
 _RELEASE = LuaScript(
     _PRELUDE
     + """
+local function reply(waiter, id)  -- the waiter handed the account (''), and the loop's streams
+  return {now, waiter or '', id or '', active(ARGV[6])}
+end
 local account = ARGV[2]
 local ended = redis.call('ZREM', KEYS[2], account .. ' ' .. ARGV[1])
 if ended == 1 then
@@ -302,14 +309,14 @@ if ARGV[5] ~= '' then
     cool['until_ms'] = now + math.floor(cool['seconds'] * 1000)
   end
   redis.call('HSET', KEYS[3], account, cjson.encode(cool))
-  return {now, '', '', active(ARGV[6])}
+  return reply()
 end
 if ended == 0 or redis.call('HEXISTS', KEYS[3], account) == 1 then
-  return {now, '', '', active(ARGV[6])}
+  return reply()
 end
 local score = redis.call('ZSCORE', KEYS[1], account)
 if score and math.floor(tonumber(score) / BASE) >= tonumber(ARGV[7]) then
-  return {now, '', '', active(ARGV[6])}
+  return reply()
 end
 local order = {}
 for _, loop in ipairs(redis.call('SMEMBERS', LOOPS)) do
@@ -347,9 +354,9 @@ for _, entry in ipairs(order) do
         redis.call('ZINCRBY', KEYS[1], BASE, account)
         redis.call('ZADD', KEYS[2], now + tonumber(ttl), member)
         streams(loop, 1)
-        if loop == ARGV[6] then return {now, waiter, id, active(ARGV[6])} end
+        if loop == ARGV[6] then return reply(waiter, id) end
         if redis.call('PUBLISH', KEYS[5] .. ':' .. loop, waiter .. ' ' .. member) > 0 then
-          return {now, waiter, id, active(ARGV[6])}
+          return reply(waiter, id)
         end
         -- Nobody listens on that loop's channel: its process is gone, and so are its calls.
         redis.call('ZREM', KEYS[2], member)
@@ -370,7 +377,7 @@ for _, entry in ipairs(order) do
     start = start + kept
   end
 end
-return {now, '', '', active(ARGV[6])}
+return reply()
 """
 )
 
@@ -858,8 +865,8 @@ class RedisBackend:
         """
         ttl = DEFAULT_LEASE_TTL if waiter.ttl is None else waiter.ttl
         served_flag = "1" if served else "0"
-        state.notes += (waiter.key or "", account, served_flag, f"{account} {lease_id}")
-        state.notes.append(str(int(ttl * 1000)))
+        lease = f"{account} {lease_id}"
+        state.notes += (waiter.key or "", account, served_flag, lease, str(int(ttl * 1000)))
         if state.note_timer is None:
             state.note_timer = asyncio.get_running_loop().call_later(
                 min(NOTE_DELAY, ttl / 10), self._send_notes, state
