@@ -73,7 +73,7 @@ async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.2)  # both queued in Redis
         go[0].set()  # "here" streams 2, over its part (1): the account goes to "there"
-        await asyncio.wait_for(until(lambda: bool(order)), 10)
+        await until(lambda: bool(order), 10)
         assert order == ["there"]
         go[1].set()  # now "here" streams 1, its part: it serves its own call
         await asyncio.wait_for(asyncio.gather(mine, theirs, *holders), 30)
@@ -126,7 +126,7 @@ async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_on
         await asyncio.sleep(0.2)  # both queued in Redis
         go[0].set()  # "here" streams 2, its part: it hands the account to its oldest itself
         state = backend._states[asyncio.get_running_loop()]
-        await asyncio.wait_for(until(lambda: bool(state.notes)), 10)
+        await until(lambda: bool(state.notes), 10)
         assert not second.done()
         go[2].set()  # "there" frees one; Redis hands it to "here"'s oldest (served already)
         assert await asyncio.wait_for(second, 10) in here.names
@@ -173,7 +173,7 @@ async def test_a_lease_handed_on_here_again_and_again_never_expires(redis_url: s
                 await done.wait()
 
         theirs = asyncio.create_task(hold_there())
-        await asyncio.wait_for(until(lambda: redis_of(there).free_leases == 1), 10)
+        await until(lambda: redis_of(there).free_leases == 1, 10)
         names = await asyncio.gather(*(answer(here) for _ in range(8)))  # 1.2 s in all
         assert len(set(names)) == 1
         assert most == 1  # never two answers on the account at once

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 from pydantic import SecretStr
 
 from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.pool import AccountPool
 from langchain_hailuo.pool.redis_backend import RedisBackend
+from tests.integration_tests.pool._pool import process_pool, until
 
 
 def _token(user: str) -> str:
@@ -200,10 +200,8 @@ async def test_a_freed_account_goes_to_the_process_streaming_the_fewest_answers(
     # "here" streams two answers, "there" one. A call of "here" waits first, then one of
     # "there". When "there" finishes, the account goes to its own waiter: it now streams
     # nothing, "here" still two. Answers spread over the processes as accounts free up.
-    tokens = [_token(f"l{i}") for i in range(3)]
-    here = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    there = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    here.backend, there.backend = RedisBackend(redis_url), RedisBackend(redis_url)
+    users = [f"l{i}" for i in range(3)]
+    here, there = process_pool(redis_url, *users), process_pool(redis_url, *users)
     order: list[str] = []
 
     async def take(pool: AccountPool, name: str) -> None:
@@ -231,16 +229,6 @@ async def test_a_freed_account_goes_to_the_process_streaming_the_fewest_answers(
         await there.aclose()
 
 
-async def _until(condition: Callable[[], bool], seconds: float) -> None:
-    """Wait (yielding to the loop) until ``condition`` holds; fail after ``seconds``."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), seconds)
-
-
 async def _hold_until(pool: AccountPool, release: asyncio.Event, got: list[str]) -> None:
     async with pool.lease(None, within=30) as lease:
         got.append(lease.account.name)
@@ -254,11 +242,9 @@ async def test_a_burst_in_one_process_leaves_the_other_processes_their_share(
     # once, and its other calls leave the free accounts to "there" for a moment (a long one
     # here: the order must not depend on this machine's speed); "there", asking just after,
     # gets one at once; "here" takes the one left over after the grace.
-    tokens = [_token(f"s{i}") for i in range(4)]
-    here = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    there = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    here.backend = RedisBackend(redis_url, share_grace=2.0)
-    there.backend = RedisBackend(redis_url, share_grace=2.0)
+    users = [f"s{i}" for i in range(4)]
+    here = process_pool(redis_url, *users, share_grace=2.0)
+    there = process_pool(redis_url, *users, share_grace=2.0)
     release = asyncio.Event()
     got_here: list[str] = []
     got_there: list[str] = []
@@ -266,12 +252,12 @@ async def test_a_burst_in_one_process_leaves_the_other_processes_their_share(
         await here.accounts()
         await there.accounts()
         burst = [asyncio.create_task(_hold_until(here, release, got_here)) for _ in range(4)]
-        await _until(lambda: len(got_here) >= 2, 20)
+        await until(lambda: len(got_here) >= 2, 20)
         assert len(got_here) == 2  # its share, at once; the rest hold back
         theirs = asyncio.create_task(_hold_until(there, release, got_there))
-        await _until(lambda: bool(got_there), 20)
+        await until(lambda: bool(got_there), 20)
         assert len(got_here) == 2  # "there" was served while "here" held back
-        await _until(lambda: len(got_here) >= 3, 20)  # the one left over, after the grace
+        await until(lambda: len(got_here) >= 3, 20)  # the one left over, after the grace
         assert len(set(got_here + got_there)) == 4
         assert len(got_here) == 3  # its fourth call waits for an account to be released
         release.set()
@@ -287,10 +273,8 @@ async def test_a_burst_takes_every_free_account_when_the_other_processes_do_not_
 ) -> None:
     # "there" listens on the pool but asks for nothing: "here" holds back only for the
     # grace, then takes every free account. No account stays free while a call waits.
-    tokens = [_token(f"t{i}") for i in range(4)]
-    here = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    there = AccountPool([SecretStr(t) for t in tokens], pool_url=redis_url)
-    here.backend, there.backend = RedisBackend(redis_url), RedisBackend(redis_url)
+    users = [f"t{i}" for i in range(4)]
+    here, there = process_pool(redis_url, *users), process_pool(redis_url, *users)
     release = asyncio.Event()
     got: list[str] = []
     try:
@@ -299,7 +283,7 @@ async def test_a_burst_takes_every_free_account_when_the_other_processes_do_not_
         burst = [asyncio.create_task(_hold_until(here, release, got)) for _ in range(4)]
         # Without the grace's end the two held-back calls would wait for a release that
         # never comes here, until their deadline (30 s) fails them.
-        await _until(lambda: len(got) == 4, 20)
+        await until(lambda: len(got) == 4, 20)
         assert len(set(got)) == 4
         release.set()
         await asyncio.wait_for(asyncio.gather(*burst), 30)
