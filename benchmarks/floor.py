@@ -98,9 +98,7 @@ class AgentFloor:
 
     def __init__(self, kwargs: dict[str, Any]) -> None:
         """Aim at the emulator from its ``model_kwargs(protocol="agent")``."""
-        self._settings = AgentSettings(
-            base_url=kwargs["base_url"], stream_url=kwargs["stream_url"], session_delay=0.0
-        )
+        self._settings = AgentSettings(base_url=kwargs["base_url"], stream_url=kwargs["stream_url"])
         self._client = AgentClient(settings=self._settings)
         self._auth = AuthResult(
             token=kwargs["token"], uuid=kwargs["uuid"], device_id=kwargs["device_id"]

@@ -89,9 +89,7 @@ def paths(info: dict[str, Any], protocol: str, prompt: str, model_name: str = ""
         kwargs = info["agent"]
         auth = AuthResult(token=kwargs["token"], uuid=kwargs["uuid"], device_id=kwargs["device_id"])
         floor = AgentFloor(kwargs)
-        provider = MiniMaxAgent(
-            base_url=kwargs["base_url"], stream_url=kwargs["stream_url"], session_delay=0.0
-        )
+        provider = MiniMaxAgent(base_url=kwargs["base_url"], stream_url=kwargs["stream_url"])
         model = ChatHailuo(**kwargs, use_previous_chat_id=False)
 
     async def via_floor() -> int:

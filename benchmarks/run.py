@@ -22,6 +22,7 @@ from benchmarks.e2e import bench_big, bench_vs_g4f
 from benchmarks.imports import bench_imports
 from benchmarks.layer import bench_layer
 from benchmarks.many import bench_many
+from benchmarks.newchat import bench_new_chat
 from benchmarks.pipeline import bench_pipeline
 from benchmarks.pool import POOL_RUNS, bench_pool
 from benchmarks.serve import bench_serve
@@ -128,6 +129,7 @@ def main() -> int:
     serve = bench_serve(body, plan.runs, requests=plan.serve_requests)
     bench_pool(body, plan.pool_runs)
     bench_pipeline(body, plan.runs, many=plan.many_deltas)
+    bench_new_chat(body, max(plan.runs, 9))
     header.add(
         f"- Whole run: {time.monotonic() - started:.0f} s; 1-minute load average "
         f"{load_before} at the start, {load_average()} at the end (other work shares the machine)"

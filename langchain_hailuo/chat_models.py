@@ -771,10 +771,9 @@ class ChatHailuo(BaseChatModel):
     """Protocol-specific settings passed on to the provider as they are.
 
     MiniMax Agent: any :class:`~langchain_hailuo.agent.client.AgentSettings` field, e.g.
-    ``{"session_delay": 0.0}`` (the pause after opening a session, 1 s by default, which a
-    local emulator does not need), ``api_prefix``, ``agent_role``, ``yy_target``,
-    ``region``. v4: ``lang``, ``version_code``, ``biz_id``, ``app_id``. Keys meant for the
-    other protocol are ignored. ``Emulator.model_kwargs()`` fills it for offline tests.
+    ``api_prefix``, ``agent_role``, ``region``. v4: ``lang``, ``version_code``, ``biz_id``,
+    ``app_id``. Keys meant for the other protocol are ignored. ``Emulator.model_kwargs()``
+    fills it for offline tests.
     """
 
     max_attachment_bytes: int = Field(default=DEFAULT_MAX_ATTACHMENT_BYTES, ge=0)

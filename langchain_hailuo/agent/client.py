@@ -66,16 +66,15 @@ from langchain_hailuo._http import (
 )
 from langchain_hailuo._sse import loads_json
 from langchain_hailuo.agent.signing import (
-    DEFAULT_YY_TARGET,
     QueryProfile,
-    YyTarget,
+    browser_unix_ms,
     build_query,
     dumps_body,
     identity_query_values,
     local_timezone_offset,
     now_ms,
     sign_request,
-    yy_uses_absolute_target,
+    uses_fetch_wrapper,
 )
 from langchain_hailuo.agent.stream import (
     DEVICE_ID_CODE,
@@ -103,6 +102,7 @@ __all__ = [
     "AgentSettings",
     "AgentTurn",
     "ModelChoice",
+    "both",
     "check_device_id",
     "default_region",
     "default_stream_url",
@@ -228,9 +228,6 @@ class AgentSettings:
         upload_prepare_path: The upload's prepare call, under the prefix (§6.1).
         agent_role: The ``agent_role`` of the agent to talk to.
         provider_id: The ``provider_id`` of the model object.
-        yy_target: What ``yy`` signs: ``relative``, ``absolute`` or ``split``.
-        session_delay: Seconds to wait after creating a session (the web client leaves a
-            short provisioning window).
         region: The ``region`` query value (default: from the base URL's domain).
         lang: The ``lang`` / ``sys_language`` query value (default: the login's, else ``en``).
         user_agent: The user agent when the login recorded none.
@@ -248,8 +245,6 @@ class AgentSettings:
     upload_prepare_path: str = "/uploads/prepare"
     agent_role: str = "mavis"
     provider_id: str = "minimax"
-    yy_target: YyTarget = DEFAULT_YY_TARGET
-    session_delay: float = 1.0
     region: str | None = None
     lang: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
@@ -439,6 +434,39 @@ def _envelope_error(body: Any) -> tuple[str | None, str] | None:
     return None
 
 
+def _account_key(auth: AuthResult, settings: AgentSettings) -> tuple[str, str]:
+    """An account on one site, for what is learnt once per account."""
+    return (auth.account_fingerprint, settings.control_origin)
+
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+
+async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
+    """Run two calls side by side; when one fails, the other is cancelled and awaited.
+
+    Args:
+        first: The first call.
+        second: The second call.
+
+    Returns:
+        Both results, in order.
+
+    Raises:
+        Exception: The first failure (the other call never outlives it).
+    """
+    tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+    finally:
+        for task in tasks:
+            if not task.done():
+                task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    return tasks[0].result(), tasks[1].result()
+
+
 def _json_or_none(text: str) -> Any:
     """Parsed JSON, or ``None`` (JSON nested too deeply raises typed)."""
     try:
@@ -596,16 +624,15 @@ class AgentClient:
         self.profile = profile or QueryProfile(timezone_offset=local_timezone_offset())
         self._clock = clock
         self._sleep = sleep
-        self._last_unix = 0
         self._sessions = LoopSessions(session_factory or cookieless_session)
         self._identities: dict[tuple[str, str], _Identity] = {}
+        self._configured_accounts: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ request building
 
     def next_unix(self) -> int:
-        """A request time in milliseconds, strictly greater than the previous one."""
-        self._last_unix = max(self._clock(), self._last_unix + 1)
-        return self._last_unix
+        """A request's clock reading as the browser takes it: whole seconds, in milliseconds."""
+        return browser_unix_ms(self._clock())
 
     def _profile_for(self, settings: AgentSettings) -> QueryProfile:
         """The query profile with the settings' region and language applied."""
@@ -624,8 +651,9 @@ class AgentClient:
         *,
         settings: AgentSettings | None = None,
         user_id: str | None = None,
+        params: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """The absolute URL of a request, with the 22-parameter query.
+        """The absolute URL of a request, with the browser's query (§12.1).
 
         Args:
             auth: The account.
@@ -634,14 +662,19 @@ class AgentClient:
             unix_ms: The request's clock reading.
             settings: Per-call settings (default: the client's).
             user_id: The ``user_id`` to send (default: ``auth.real_user_id``).
+            params: The call's own parameters, sent before the identity ones.
 
         Returns:
             ``origin + path + "?" + query``, exactly as it goes on the wire.
         """
         values = identity_query_values(
-            auth, unix_ms, self._profile_for(settings or self.settings), user_id=user_id
+            auth,
+            unix_ms,
+            self._profile_for(settings or self.settings),
+            user_id=user_id,
+            fetch_wrapper=uses_fetch_wrapper(path),
         )
-        return f"{origin}{path}?{build_query(values)}"
+        return f"{origin}{path}?{build_query(values, params)}"
 
     def headers_for(
         self,
@@ -658,7 +691,7 @@ class AgentClient:
             auth: The account (token, user agent, cookies).
             url: The absolute URL about to be requested (its ``unix`` is the clock reading).
             body: The exact body text (``""`` for a GET).
-            stream: Whether this is the streamed message POST.
+            stream: Whether this goes to the ``agent-stream`` host (the message POST).
             settings: Per-call settings (default: the client's).
 
         Returns:
@@ -668,10 +701,9 @@ class AgentClient:
         settings = settings or self.settings
         unix = yarl.URL(url, encoded=True).query.get("unix", "")
         unix_ms = int(unix) if unix.isdigit() else self.next_unix()
-        absolute = yy_uses_absolute_target(settings.yy_target, stream=stream)
         headers = {
             "token": auth.token.get_secret_value(),
-            **sign_request(url, body, unix_ms, absolute=absolute).headers(),
+            **sign_request(url, body, unix_ms, stream=stream).headers(),
             "accept": STREAM_ACCEPT if stream else JSON_ACCEPT,
             "origin": settings.control_origin,
             "referer": settings.control_origin + "/",
@@ -968,7 +1000,25 @@ class AgentClient:
             settings=settings,
             options=options,
         )
+        self._configured_accounts.add(_account_key(auth, settings))
         return parse_model_ids(body)
+
+    async def ensure_configured(
+        self,
+        auth: AuthResult,
+        *,
+        settings: AgentSettings | None = None,
+        options: HttpOptions | None = None,
+    ) -> None:
+        """Call ``/config`` once per account before its first message (§12.2).
+
+        The service answers a message of an account whose ``/config`` was never read with
+        ``500 [1400010501]``; the browser reads it at start, in parallel with its other
+        first calls. Free after the first time (per client).
+        """
+        settings = settings or self.settings
+        if _account_key(auth, settings) not in self._configured_accounts:
+            await self.fetch_models(auth, settings=settings, options=options)
 
     async def fetch_agent_id(
         self,
@@ -1023,7 +1073,7 @@ class AgentClient:
         """
         settings = settings or self.settings
         check_device_id(auth)
-        key = (auth.account_fingerprint, settings.control_origin)
+        key = _account_key(auth, settings)
         cached = self._identities.get(key)
         real_user_id = auth.real_user_id or (cached.real_user_id if cached else None)
         models = auth.models or (list(cached.models) if cached else None)
@@ -1031,12 +1081,24 @@ class AgentClient:
         if real_user_id is None:
             real_user_id = await self.fetch_real_user_id(auth, settings=settings, options=options)
         current = auth.model_copy(update={"real_user_id": real_user_id})
-        if models is None or refresh_models:
-            models = await self.fetch_models(current, settings=settings, options=options)
-        if agent_id is None:
-            agent_id = await self.fetch_agent_id(current, settings=settings, options=options)
-        self._identities[key] = _Identity(real_user_id, tuple(models), agent_id)
-        update = {"real_user_id": real_user_id, "models": models, "agent_id": agent_id}
+
+        known_models = None if refresh_models else models
+        known_agent = agent_id
+
+        async def read_models() -> list[str]:
+            if known_models is not None:
+                return known_models
+            return await self.fetch_models(current, settings=settings, options=options)
+
+        async def read_agent_id() -> str:
+            if known_agent is not None:
+                return known_agent
+            return await self.fetch_agent_id(current, settings=settings, options=options)
+
+        # the browser reads config and the agent list side by side (§12.2)
+        read, read_agent = await both(read_models(), read_agent_id())
+        self._identities[key] = _Identity(real_user_id, tuple(read), read_agent)
+        update = {"real_user_id": real_user_id, "models": read, "agent_id": read_agent}
         if all(getattr(auth, name) == value for name, value in update.items()):
             return auth
         return auth.model_copy(update=update)
@@ -1083,9 +1145,6 @@ class AgentClient:
                 f"({settings.api_prefix})."
             )
         logger.debug("created session %s", session_id)
-        if settings.session_delay > 0:
-            opts = self._call_options(options)
-            await self._sleep(opts.bounded(settings.session_delay) or 0.0)
         return session_id
 
     # ------------------------------------------------------------------ the turn

@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar, get_args
+from typing import Any, ClassVar
 
 from langchain_hailuo._attachments import Attachment
 from langchain_hailuo._http import HttpOptions
@@ -46,8 +46,8 @@ from langchain_hailuo.agent.client import (
     AgentSettings,
     AgentTurn,
     ModelChoice,
+    both,
 )
-from langchain_hailuo.agent.signing import YyTarget
 from langchain_hailuo.agent.stream import is_transient_session_error
 from langchain_hailuo.agent.upload import TurnAttachments, Uploader, UploadStore, is_refused_turn
 from langchain_hailuo.auth import prepare_credentials
@@ -153,8 +153,7 @@ class MiniMaxAgent(BaseProvider):
             :class:`~langchain_hailuo.agent.client.AgentSettings` field: ``api_prefix``,
             ``user_info_path``, ``config_path``, ``agents_path``, ``session_path``,
             ``message_path``, ``upload_prepare_path``, ``agent_role``, ``provider_id``,
-            ``yy_target`` (``relative`` / ``absolute`` / ``split``), ``session_delay``, ``region``,
-            ``lang``, ``user_agent``. Other keys are ignored.
+            ``region``, ``lang``, ``user_agent``. Other keys are ignored.
     """
 
     label: ClassVar[str] = "MiniMax Agent"
@@ -185,11 +184,6 @@ class MiniMaxAgent(BaseProvider):
         self.options = http_options_with(options or HttpOptions(), settings)
         self.auth_manager = auth_manager
         chosen = {k: v for k, v in settings.items() if k in _SETTING_NAMES and v is not None}
-        if "yy_target" in chosen and chosen["yy_target"] not in get_args(YyTarget):
-            raise HailuoConfigurationError(
-                f"yy_target must be one of {', '.join(get_args(YyTarget))}; "
-                f"got {chosen['yy_target']!r}."
-            )
         self.settings = AgentSettings(**chosen)
         self._client = client or AgentClient(self.settings, options=self.options)
         self._uploader = Uploader(self._client, upload_store)
@@ -380,10 +374,9 @@ class MiniMaxAgent(BaseProvider):
         )
         if request.conversation is not None:
             session_id = request.conversation.chatID
+            await self._client.ensure_configured(auth, settings=settings, options=options)
         else:
-            session_id = await self._client.create_session(
-                auth, choice, settings=settings, options=options
-            )
+            session_id = await self._new_session(auth, choice, settings, options)
         if call.return_conversation:
             yield self._conversation(auth, session_id)
         failed: HailuoServerError | None = None
@@ -405,9 +398,7 @@ class MiniMaxAgent(BaseProvider):
             session_id,
             failed.server_message or failed.message,
         )
-        session_id = await self._client.create_session(
-            auth, choice, settings=settings, options=options
-        )
+        session_id = await self._new_session(auth, choice, settings, options)
         if call.return_conversation:
             yield self._conversation(auth, session_id)
         attachments = request.new_chat_attachments
@@ -418,6 +409,19 @@ class MiniMaxAgent(BaseProvider):
         async for item in self._turn(auth, session_id, again, settings, options):
             call.progress.output = True
             yield item
+
+    async def _new_session(
+        self, auth: AuthResult, choice: ModelChoice, settings: AgentSettings, options: HttpOptions
+    ) -> str:
+        """A new session, with the account's first ``/config`` read side by side (§12.2).
+
+        No pause follows: the browser posts the message 70-90 ms after the session exists.
+        """
+        session_id, _ = await both(
+            self._client.create_session(auth, choice, settings=settings, options=options),
+            self._client.ensure_configured(auth, settings=settings, options=options),
+        )
+        return session_id
 
     async def _turn(
         self,

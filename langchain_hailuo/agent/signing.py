@@ -1,24 +1,31 @@
-"""Signing of MiniMax Agent requests: ``x-timestamp``, ``x-signature``, ``yy`` and the query.
+"""Signing of MiniMax Agent requests, exactly as the production web bundle does (§12.1).
 
-Every Agent request carries the browser's 22-parameter query (in the captured order, empty
-values dropped, encoded as ``URLSearchParams`` does) and three headers computed from one
-clock reading ``unix_ms`` (the ``unix`` query value)::
+One recipe, the browser's (``mavis-chat prod-web`` bundle, reproducing 61 of 61 captured
+``x-signature`` values)::
 
-    x-timestamp = unix_ms // 1000                                     (seconds, as text)
-    x-signature = md5(x-timestamp + "I*7Cf%WZ#S&%1RlZJ&C2" + body)    (empty body for GET)
-    yy          = md5(encodeURIComponent(target) + "_" + body + md5(str(unix_ms)) + "ooui")
+    unix_ms     = whole seconds x 1000 (``Date.parse(new Date().toString())``)
+    x-timestamp = unix_ms // 1000
+    query       = caller params (``limit``, ``agent_id``…), then the fixed order of
+                  :data:`QUERY_ORDER`; ``region`` only on fetch-wrapper (agent API) calls
+    signed      = the query with ``op_ticket=undefined`` right after ``user_id``
+    wire        = the query without it (and without empty values)
+    target      = path + "?" + signed                        (control host)
+                = stream origin + path + "?" + signed        (the ``agent-stream`` host)
+    body_yy     = "{}"                       (GET, or a POST without a body)
+                = JSON.stringify(bodyText)   (a POST through the fetch wrapper: the agent API)
+                = bodyText                   (a POST through axios: ``/v1/api/*``, ``/matrix/*``)
+    x-signature = md5(x-timestamp + "I*7Cf%WZ#S&%1RlZJ&C2" + bodyText)
+    yy          = md5(encodeURIComponent(target) + "_" + body_yy + md5(str(unix_ms)) + "ooui")
 
-where ``yy`` signs ``{}`` as the body of a GET, and ``target`` is the relative
-``path?query`` or the absolute URL depending on the ``yy`` target mode (see
-:func:`yy_uses_absolute_target`). JSON bodies are compact with non-ASCII left as is
-(:func:`dumps_body`), and the same text is both signed and sent.
+JSON bodies are compact with non-ASCII left as is (:func:`dumps_body`), and the same text
+is both signed and sent. Values are ``URLSearchParams``-encoded (a space is ``+``).
 
 Everything here is pure: the clock value is an argument.
 
 Example:
     ```python
     url = "https://agent.minimax.io/v1/api/user/info?" + build_query(values)
-    headers = sign_request(url, "", 1790000000123, absolute=False).headers()
+    headers = sign_request(url, "", 1790000000000, stream=False).headers()
     ```
 """
 
@@ -26,9 +33,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import urlsplit
 
 from langchain_hailuo._jsencode import (
@@ -40,13 +47,13 @@ from langchain_hailuo._jsencode import (
 from langchain_hailuo.types import AuthResult
 
 __all__ = [
-    "DEFAULT_YY_TARGET",
+    "OP_TICKET",
     "QUERY_ORDER",
     "SIGNATURE_SALT",
     "YY_SUFFIX",
     "QueryProfile",
     "Signature",
-    "YyTarget",
+    "browser_unix_ms",
     "build_query",
     "dumps_body",
     "encode_uri_component",
@@ -55,12 +62,14 @@ __all__ = [
     "md5_hex",
     "now_ms",
     "sign_request",
+    "signed_query",
     "signing_target",
     "url_search_params_encode",
+    "uses_fetch_wrapper",
     "x_signature",
     "x_timestamp",
+    "yy_body",
     "yy_signature",
-    "yy_uses_absolute_target",
 ]
 
 SIGNATURE_SALT = "I*7Cf%WZ#S&%1RlZJ&C2"
@@ -90,36 +99,85 @@ QUERY_ORDER: tuple[str, ...] = (
     "browser_language",
     "browser_platform",
     "user_id",
+    "op_ticket",
     "screen_width",
     "screen_height",
     "token",
     "client",
     "region",
 )
-"""The 22 query parameters in the order the web client sends them (protocol notes §3.4)."""
+"""The bundle's query parameters in order (§12.1): 22 on the wire, and ``op_ticket``, which
+the browser leaves undefined, so it appears only in the signed text."""
 
-YyTarget = Literal["relative", "absolute", "split"]
-"""What ``yy`` signs: ``path?query`` always, the full URL always, or relative for control
-calls and absolute for the stream call (``split``)."""
+OP_TICKET = "op_ticket"
+"""The parameter the browser never has a value for: ``op_ticket=undefined`` is signed."""
 
-DEFAULT_YY_TARGET: YyTarget = "split"
+_AFTER_OP_TICKET = QUERY_ORDER[QUERY_ORDER.index(OP_TICKET) + 1 :]
+_AXIOS_PREFIXES = ("/v1/api/", "/matrix/")
 
 
-def build_query(values: Mapping[str, str | None]) -> str:
-    """The query string (without ``?``) in the captured order, empty values dropped.
+def build_query(values: Mapping[str, str | None], params: Sequence[tuple[str, str]] = ()) -> str:
+    """The wire query (without ``?``): caller params, then the captured order.
 
     Args:
         values: Parameter values by name; names outside :data:`QUERY_ORDER` are ignored,
-            ``None`` and ``""`` are left out.
+            ``None`` and ``""`` are left out, and ``op_ticket`` is never sent.
+        params: The call's own parameters (``limit``, ``agent_id``…), which the bundle
+            puts before ``device_platform``.
 
     Returns:
         ``name=value`` pairs joined with ``&``, ``URLSearchParams``-encoded.
     """
+    pairs = [*params, *((name, values.get(name)) for name in QUERY_ORDER if name != OP_TICKET)]
     return "&".join(
-        f"{name}={url_search_params_encode(value)}"
-        for name in QUERY_ORDER
-        if (value := values.get(name))
+        f"{url_search_params_encode(name)}={url_search_params_encode(value)}"
+        for name, value in pairs
+        if value
     )
+
+
+def signed_query(wire_query: str) -> str:
+    """The query text the browser signs: the wire query with ``op_ticket=undefined``.
+
+    ``URLSearchParams`` writes the undefined ``op_ticket`` as ``undefined`` right after
+    ``user_id``; the request itself drops it. Derived from the wire text so a redirect hop
+    is signed over what it really sends.
+
+    Args:
+        wire_query: The query as sent (without ``?``).
+
+    Returns:
+        The same pairs with ``op_ticket=undefined`` at its place in :data:`QUERY_ORDER`.
+    """
+    pairs = wire_query.split("&") if wire_query else []
+    names = [pair.partition("=")[0] for pair in pairs]
+    at = next((i for i, name in enumerate(names) if name in _AFTER_OP_TICKET), len(pairs))
+    return "&".join([*pairs[:at], f"{OP_TICKET}=undefined", *pairs[at:]])
+
+
+def uses_fetch_wrapper(path: str) -> bool:
+    """Whether the bundle sends a path through its fetch wrapper (the agent API) or axios.
+
+    Args:
+        path: The request's absolute path.
+
+    Returns:
+        ``False`` for ``/v1/api/*`` and ``/matrix/*`` (axios: no ``region``, raw body in
+        ``yy``), ``True`` for everything else (the agent API under its prefix).
+    """
+    return not path.startswith(_AXIOS_PREFIXES)
+
+
+def browser_unix_ms(now: int) -> int:
+    """The browser's ``unix`` for a clock reading: whole seconds x 1000.
+
+    Args:
+        now: Milliseconds since the epoch.
+
+    Returns:
+        ``now`` rounded down to the second, still in milliseconds (ends in ``000``).
+    """
+    return now // 1000 * 1000
 
 
 def local_timezone_offset() -> str:
@@ -165,15 +223,22 @@ class QueryProfile:
 
 
 def identity_query_values(
-    auth: AuthResult, unix_ms: int, profile: QueryProfile, *, user_id: str | None = None
+    auth: AuthResult,
+    unix_ms: int,
+    profile: QueryProfile,
+    *,
+    user_id: str | None = None,
+    fetch_wrapper: bool = True,
 ) -> dict[str, str | None]:
-    """The 22 query values of one request of ``auth``'s account.
+    """The query values of one request of ``auth``'s account.
 
     Args:
         auth: Token, device identity and fingerprint of the account.
         unix_ms: The request's clock reading (milliseconds).
         profile: Client-side values and fingerprint defaults.
         user_id: The ``user_id`` to send (default: ``auth.real_user_id``); ``""`` sends none.
+        fetch_wrapper: An agent-API call (see :func:`uses_fetch_wrapper`): only these
+            carry ``region``.
 
     Returns:
         Values by name (``None`` for the ones to leave out), for :func:`build_query`.
@@ -201,7 +266,7 @@ def identity_query_values(
         "screen_height": auth.screen_height or profile.default_screen_height,
         "token": auth.token.get_secret_value(),
         "client": profile.client,
-        "region": profile.region,
+        "region": profile.region if fetch_wrapper else None,
     }
 
 
@@ -243,50 +308,51 @@ def x_signature(timestamp: str, body: str) -> str:
     return md5_hex(f"{timestamp}{SIGNATURE_SALT}{body}")
 
 
-def yy_signature(target: str, body: str, unix_ms: int) -> str:
+def yy_body(body: str, *, fetch_wrapper: bool) -> str:
+    """What ``yy`` signs as the body.
+
+    Args:
+        body: The exact body text sent (``""`` without a body).
+        fetch_wrapper: The call goes through the bundle's fetch wrapper (the agent API),
+            which signs ``JSON.stringify`` of the body text: the JSON quoted once more.
+
+    Returns:
+        ``{}`` without a body; the JSON string literal of ``body`` for the fetch wrapper;
+        ``body`` itself for axios calls.
+    """
+    if not body:
+        return GET_BODY_FOR_YY
+    # json.dumps of a str escapes exactly what JSON.stringify does (", \\, control chars)
+    return json.dumps(body, ensure_ascii=False) if fetch_wrapper else body
+
+
+def yy_signature(target: str, body_yy: str, unix_ms: int) -> str:
     """The ``yy`` header.
 
     Args:
-        target: ``path?query`` or the absolute URL, exactly as sent.
-        body: The exact body text sent; ``""`` (a GET) signs ``{}``.
+        target: The signed ``path?query``, or the stream host's absolute URL.
+        body_yy: The body part (see :func:`yy_body`).
         unix_ms: The ``unix`` query value (milliseconds), the same reading as in ``target``.
 
     Returns:
-        ``md5(encodeURIComponent(target) + "_" + body + md5(str(unix_ms)) + "ooui")``.
+        ``md5(encodeURIComponent(target) + "_" + body_yy + md5(str(unix_ms)) + "ooui")``.
     """
-    signed_body = body or GET_BODY_FOR_YY
-    return md5_hex(
-        f"{encode_uri_component(target)}_{signed_body}{md5_hex(str(unix_ms))}{YY_SUFFIX}"
-    )
-
-
-def yy_uses_absolute_target(mode: YyTarget, *, stream: bool) -> bool:
-    """Whether ``yy`` signs the absolute URL for a call, under a target mode.
-
-    Args:
-        mode: ``relative``, ``absolute`` or ``split`` (absolute for the stream call only).
-        stream: Whether the call is the streamed message POST.
-
-    Returns:
-        ``True`` to sign the full URL, ``False`` to sign ``path?query``.
-    """
-    if mode == "split":
-        return stream
-    return mode == "absolute"
+    return md5_hex(f"{encode_uri_component(target)}_{body_yy}{md5_hex(str(unix_ms))}{YY_SUFFIX}")
 
 
 def signing_target(url: str, *, absolute: bool) -> str:
-    """The text ``yy`` signs for a URL, taken from the URL string itself (no re-encoding).
+    """The text ``yy`` signs for a wire URL: its signed query, relative or absolute.
 
     Args:
-        url: The absolute URL exactly as it goes on the wire.
-        absolute: Sign ``scheme://host[:port]/path?query`` rather than ``/path?query``.
+        url: The absolute URL exactly as it goes on the wire (no re-encoding is done).
+        absolute: Sign ``scheme://host[:port]/path?query`` (the ``agent-stream`` host)
+            rather than ``/path?query``.
 
     Returns:
-        The target (any fragment dropped).
+        The target, with ``op_ticket=undefined`` in the query (any fragment dropped).
     """
     parts = urlsplit(url)
-    relative = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    relative = f"{parts.path or '/'}?{signed_query(parts.query)}"
     return f"{parts.scheme}://{parts.netloc}{relative}" if absolute else relative
 
 
@@ -303,21 +369,26 @@ class Signature:
         return {"x-timestamp": self.x_timestamp, "x-signature": self.x_signature, "yy": self.yy}
 
 
-def sign_request(url: str, body: str, unix_ms: int, *, absolute: bool) -> Signature:
-    """Sign one request.
+def sign_request(url: str, body: str, unix_ms: int, *, stream: bool) -> Signature:
+    """Sign one request as the browser does.
 
     Args:
         url: The absolute URL exactly as sent, whose ``unix`` parameter is ``unix_ms``.
         body: The exact body text sent (``""`` for a GET).
         unix_ms: The clock reading of the request (milliseconds).
-        absolute: Whether ``yy`` signs the full URL (see :func:`yy_uses_absolute_target`).
+        stream: The request goes to the ``agent-stream`` host (``yy`` signs the absolute URL).
 
     Returns:
         The signature headers.
     """
     timestamp = x_timestamp(unix_ms)
+    fetch_wrapper = uses_fetch_wrapper(urlsplit(url).path)
     return Signature(
         x_timestamp=timestamp,
         x_signature=x_signature(timestamp, body),
-        yy=yy_signature(signing_target(url, absolute=absolute), body, unix_ms),
+        yy=yy_signature(
+            signing_target(url, absolute=stream),
+            yy_body(body, fetch_wrapper=fetch_wrapper),
+            unix_ms,
+        ),
     )

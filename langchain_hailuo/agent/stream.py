@@ -271,9 +271,9 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
         )
     if "invalid signature" in lowered:
         return HailuoProtocolError(
-            f"The {what} was rejected for an invalid signature{said}. The signing scheme may "
-            "have changed: try the other yy target mode (yy_target='relative'/'absolute') or "
-            "update langchain-hailuo."
+            f"The {what} was rejected for an invalid signature{said}. The service may have "
+            "changed how requests are signed: update langchain-hailuo, and run `hailuo doctor "
+            "--record FILE` to capture what it answers."
         )
     return HailuoServerError(
         f"The {what} failed with {label}{said}",

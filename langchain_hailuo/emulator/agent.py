@@ -11,8 +11,11 @@ Every call is checked as the real service is reported to check it, in this order
    empty body; ``user_id`` in the query must be the account's ``realUserID`` (except on
    ``/v1/api/user/info`` and ``/v1/api/user/renewal``): else 401, empty body; a ``uuid``
    in the query (every call; the web app always sends one): else 401, empty body;
-2. ``x-signature`` = md5(``x-timestamp`` + salt + raw body) and ``yy`` over the relative
-   target or the absolute URL (either is accepted): else 400 ``invalid signature``;
+2. the browser's signing recipe, strictly (§12.1, see
+   :func:`~langchain_hailuo.emulator.signing.agent_browser_problem`): ``x-signature``,
+   whole-second ``unix``, the parameter order, ``region`` on agent-API calls only, and
+   ``yy`` with ``op_ticket=undefined`` (absolute on the stream host): else 400
+   ``invalid signature``;
 3. ``device_id`` numeric (except on ``/v1/api/user/info``): else 400 with
    ``base_resp.status_code`` 1406011050;
 4. message only: ``/config`` called by the account first (switchable, ``require_config``):
@@ -22,7 +25,9 @@ Every call is checked as the real service is reported to check it, in this order
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -43,7 +48,7 @@ from langchain_hailuo.emulator.core import (
     random_digits,
     wait_first_byte,
 )
-from langchain_hailuo.emulator.signing import agent_signature, agent_yy
+from langchain_hailuo.emulator.signing import agent_browser_problem
 from langchain_hailuo.emulator.uploads import AgentUploads
 
 __all__ = [
@@ -77,6 +82,8 @@ MODEL_CATALOG: Final[dict[str, dict[str, Any]]] = {
     },
 }
 """What ``/config`` says about each model (others get the ``MiniMax-M3`` entry)."""
+
+logger = logging.getLogger(__name__)
 
 _OTHER_ROLES: Final = ("general", "coder", "verifier", "chat")
 _TYPE_MESSAGE: Final = 2
@@ -163,6 +170,7 @@ class AgentRoutes:
         api_prefix: str,
         require_config: bool,
         final_message: bool,
+        first_byte_delay: float = 0.0,
     ) -> None:
         """Create the routes.
 
@@ -173,6 +181,8 @@ class AgentRoutes:
             api_prefix: The API prefix (``/minimax-cloud/api/v1``).
             require_config: Refuse messages until the account called ``/config``.
             final_message: Send a type-2 ``agent_message`` with usage after ``finish``.
+            first_byte_delay: Seconds before a turn's response headers (production: about
+                0.4 s, §12.2).
         """
         self.state = state
         self.chunk_size = chunk_size
@@ -180,9 +190,9 @@ class AgentRoutes:
         self.prefix = api_prefix.rstrip("/")
         self.require_config = require_config
         self.final_message = final_message
+        self.first_byte_delay = first_byte_delay
         self.sessions: dict[str, AgentSession] = {}
         self.configured: set[str] = set()
-        self.stream_origins: set[str] = set()
         self._other_agents: dict[str, dict[str, str]] = {}
         self.uploads = AgentUploads(state, check=self._check, prefix=self.prefix)
 
@@ -202,20 +212,20 @@ class AgentRoutes:
 
     # ------------------------------------------------------------------ checks
 
-    def _signature_ok(self, request: web.Request, text: str) -> bool:
-        """Whether ``x-signature`` and ``yy`` (relative or absolute target) are right."""
-        timestamp = request.headers.get("x-timestamp", "")
-        if not timestamp.isdigit() or request.headers.get("x-signature") != agent_signature(
-            timestamp, text
-        ):
-            return False
-        unix = request.query.get("unix", "")
-        origins = {f"{request.scheme}://{request.host}", *self.stream_origins}
-        targets = [request.raw_path, *(origin + request.raw_path for origin in origins)]
-        return request.headers.get("yy") in {agent_yy(target, text, unix) for target in targets}
+    @staticmethod
+    def _signature_problem(request: web.Request, text: str, *, stream: bool) -> str | None:
+        """What differs from the browser's signing recipe (§12.1), or ``None``."""
+        raw_path, _, raw_query = request.raw_path.partition("?")
+        return agent_browser_problem(
+            path=raw_path,
+            raw_query=raw_query,
+            body=text,
+            headers=request.headers,
+            stream_origin=f"{request.scheme}://{request.host}" if stream else None,
+        )
 
     async def _check(
-        self, request: web.Request, endpoint: str, *, identity: bool = True
+        self, request: web.Request, endpoint: str, *, identity: bool = True, stream: bool = False
     ) -> _Caller | web.Response:
         """Record the request and run the identity and signature checks.
 
@@ -223,6 +233,7 @@ class AgentRoutes:
             request: The request.
             endpoint: The route's name (for records and faults).
             identity: Whether ``user_id`` and ``device_id`` are checked (not on user info).
+            stream: The request came to the stream host (``yy`` signs the absolute URL).
 
         Returns:
             The caller, or the error response to send.
@@ -247,7 +258,9 @@ class AgentRoutes:
             or not request.query.get("uuid")
         ):
             return error_response("http_401_empty", "agent")
-        if not self._signature_ok(request, text):
+        problem = self._signature_problem(request, text, stream=stream)
+        if problem is not None:
+            logger.info("refused %s %s: %s", request.method, request.path, problem)
             return error_response("invalid_signature", "agent")
         if identity and not request.query.get("device_id", "").isdigit():
             return error_response("device_id", "agent")
@@ -403,7 +416,7 @@ class AgentRoutes:
 
     async def message(self, request: web.Request) -> web.StreamResponse:
         """``POST {prefix}/session/{session_id}/message``: stream one turn as SSE."""
-        caller = await self._check(request, "chat")
+        caller = await self._check(request, "chat", stream=True)
         if isinstance(caller, web.StreamResponse):
             return caller
         checked = self._turn_problem(request, caller)
@@ -411,6 +424,8 @@ class AgentRoutes:
             return checked
         session, body = checked
         await wait_first_byte(caller.fault)
+        if self.first_byte_delay > 0:
+            await asyncio.sleep(self.first_byte_delay)
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8"})
         await response.prepare(request)
         stream = EventStream(request, response, self.state, caller.fault, self.chunk_delay)

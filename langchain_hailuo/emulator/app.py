@@ -101,6 +101,7 @@ class Emulator:
         require_config: bool = True,
         unix_window: float | None = 60.0,
         agent_final_message: bool = True,
+        first_byte_delay: float = 0.0,
     ) -> None:
         """Configure the emulator (nothing listens before :meth:`start`).
 
@@ -117,6 +118,9 @@ class Emulator:
             unix_window: v4: accepted distance of ``unix`` from now, in seconds (``None``:
                 no freshness or reuse check, for clients that freeze ``unix``).
             agent_final_message: Agent: end each turn with a type-2 ``agent_message`` with usage.
+            first_byte_delay: Agent: seconds before a turn's first byte (production: about
+                0.4 s; 0 for tests). With ``chunk_delay`` (production: tens of ms) it paces
+                the stream like the live service.
 
         Raises:
             ValueError: For a host that is not loopback or a status that is not a redirect.
@@ -139,6 +143,7 @@ class Emulator:
             api_prefix=api_prefix,
             require_config=require_config,
             final_message=agent_final_message,
+            first_byte_delay=first_byte_delay,
         )
         self._runners: list[web.AppRunner] = []
         self._urls: dict[str, str] = {}
@@ -263,9 +268,7 @@ class Emulator:
 
         Returns:
             ``protocol``, ``token``, ``base_url``, ``uuid``, ``device_id`` and, for the Agent,
-            ``stream_url`` and ``provider_settings={"session_delay": 0.0}`` (the real
-            service needs a pause after creating a session; the emulator does not). The
-            token is the emulator's made-up one.
+            ``stream_url``. The token is the emulator's made-up one.
 
         Raises:
             ValueError: For another protocol.
@@ -288,7 +291,6 @@ class Emulator:
             "stream_url": self.agent_stream_url,
             "uuid": chosen.uuid,
             "device_id": chosen.tab_device_id,
-            "provider_settings": {"session_delay": 0.0},
         }
 
     # ------------------------------------------------------------------ scripts and faults
@@ -442,7 +444,6 @@ class Emulator:
             port = sock.getsockname()[1]
             await web.SockSite(runner, sock).start()
             self._urls[role] = f"http://{host}:{port}"
-        self.agent.stream_origins = {self._urls["agent_stream"], self._urls["agent"]}
         self.agent.uploads.storage_url = self._urls["storage"]
         return self
 

@@ -107,20 +107,21 @@ def v4_events(body: str) -> list[tuple[str, dict[str, Any]]]:
 # ----------------------------------------------------------------------------- agent
 
 
-def agent_query(account: Any, unix: int | None = None, **overrides: str) -> str:
+def agent_query(account: Any, unix: int | None = None, *, path: str = "", **overrides: str) -> str:
+    """The browser's query (§12.1): whole-second ``unix``; ``region`` on agent-API calls."""
     params = {
         "device_platform": "web",
         "biz_id": "3",
         "app_id": "3001",
         "version_code": "22201",
-        "unix": str(now_ms() if unix is None else unix),
+        "unix": str(now_ms() // 1000 * 1000 if unix is None else unix),
         "timezone_offset": "0",
         "sys_language": "en",
         "lang": "en",
         "uuid": account.uuid,
         "device_id": account.tab_device_id,
         "os_name": "Linux",
-        "browser_name": "chrome",
+        "browser_name": "Chrome",
         "device_memory": "8",
         "cpu_core_num": "8",
         "browser_language": "en-US",
@@ -132,8 +133,22 @@ def agent_query(account: Any, unix: int | None = None, **overrides: str) -> str:
         "client": "web",
         "region": "en",
     }
+    if path.startswith(("/v1/api/", "/matrix/")):
+        del params["region"]
     params.update(overrides)
     return urlencode(params)
+
+
+def browser_yy(target: str, body: str, unix: str, *, agent_api: bool) -> str:
+    """``yy`` as the bundle computes it: ``op_ticket=undefined`` signed after ``user_id``,
+    the body JSON-quoted once more on agent-API calls."""
+    path, _, query = target.partition("?")
+    pairs = query.split("&")
+    later = ("screen_width", "screen_height", "token", "client", "region")
+    at = next((i for i, p in enumerate(pairs) if p.split("=")[0] in later), len(pairs))
+    signed = f"{path}?{'&'.join([*pairs[:at], 'op_ticket=undefined', *pairs[at:]])}"
+    body_yy = (json.dumps(body, ensure_ascii=False) if agent_api else body) if body else "{}"
+    return md5(f"{encode_uri_component(signed)}_{body_yy}{md5(unix)}ooui")
 
 
 async def agent_call(
@@ -150,17 +165,19 @@ async def agent_call(
     headers: dict[str, str] | None = None,
     token: str | None = None,
 ) -> tuple[int, str, aiohttp.ClientResponse]:
-    query = query if query is not None else agent_query(account)
+    """One signed call; ``absolute_yy`` for the stream host (its ``yy`` signs the URL)."""
+    query = query if query is not None else agent_query(account, path=path)
     target = f"{path}?{query}"
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False) if body is not None else ""
     unix = dict(p.split("=", 1) for p in query.split("&")).get("unix", "0")
-    timestamp = str(int(time.time()))
+    timestamp = unix[:-3] if unix.endswith("000") else str(int(time.time()))
     signed_target = base + target if absolute_yy else target
+    agent_api = not path.startswith(("/v1/api/", "/matrix/"))
     all_headers = {
         "token": account.token if token is None else token,
         "x-timestamp": timestamp,
         "x-signature": signature or md5(timestamp + AGENT_SALT + text),
-        "yy": md5(f"{encode_uri_component(signed_target)}_{text or '{}'}{md5(unix)}ooui"),
+        "yy": browser_yy(signed_target, text, unix, agent_api=agent_api),
         **({"content-type": "application/json"} if body is not None else {}),
         **(headers or {}),
     }
@@ -230,5 +247,6 @@ async def agent_turn(
         account,
         body=body,
         headers={"accept": "text/event-stream", **kwargs.pop("headers", {})},
+        absolute_yy=kwargs.pop("absolute_yy", True),
         **kwargs,
     )

@@ -222,7 +222,6 @@ class HostileServer:
         }
         if protocol == "agent":
             base["stream_url"] = self.url
-            base["provider_settings"] = {"session_delay": 0.0}
         return {**base, **overrides}
 
     # ------------------------------------------------------------------ handlers

@@ -437,7 +437,7 @@ def test_an_upload_store_can_be_passed_in(emulator: Emulator) -> None:
 
     store = MemoryUploadStore()
     kwargs = emulator.model_kwargs()
-    kwargs["provider_settings"] = {**kwargs["provider_settings"], "upload_store": store}
+    kwargs["provider_settings"] = {**kwargs.get("provider_settings", {}), "upload_store": store}
     block = {"type": "file", "base64": b64(os.urandom(100)), "mime_type": "text/plain"}
     ChatHailuo(**kwargs).invoke([HumanMessage(content=[block])])
     assert len(store) == 1

@@ -18,12 +18,16 @@ from langchain_hailuo.emulator import (
     EmulatorAccount,
 )
 from tests.integration_tests._emulator_client import (
+    AGENT_SALT,
     PREFIX,
     agent_bootstrap,
     agent_call,
     agent_frames,
     agent_query,
     agent_turn,
+    browser_yy,
+    encode_uri_component,
+    md5,
 )
 
 pytestmark = pytest.mark.timeout(30)
@@ -147,7 +151,7 @@ async def test_reasoning_and_scripts(
     assert "".join(c["thinking_content"] for c in _chunks(agent_frames(body)))  # default reasoning
 
 
-async def test_absolute_yy_target_is_accepted(
+async def test_the_stream_host_yy_must_sign_the_absolute_url(
     hailuo_emulator: Emulator, http: aiohttp.ClientSession
 ) -> None:
     account = hailuo_emulator.default_account
@@ -157,6 +161,71 @@ async def test_absolute_yy_target_is_accepted(
     )
     assert status == 200
     assert _answer(agent_frames(body)).startswith("You said: abs.")
+    status, body, _ = await agent_turn(
+        http, hailuo_emulator, account, session_id, "rel", absolute_yy=False
+    )
+    assert status == 400
+    assert json.loads(body)["error"] == "invalid signature"
+
+
+def _old_way_yy(target: str, body: str, unix: str) -> str:
+    """The pre-§12 guess: no op_ticket in the signed text, the raw body signed."""
+    return md5(f"{encode_uri_component(target)}_{body or '{}'}{md5(unix)}ooui")
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "millisecond_unix",
+        "no_op_ticket",
+        "raw_body_on_agent_api",
+        "region_on_axios",
+        "space_as_%20",
+    ],
+)
+async def test_requests_signed_the_old_ways_are_refused(
+    hailuo_emulator: Emulator, http: aiohttp.ClientSession, variant: str
+) -> None:
+    """Each detail of the browser's recipe is checked: any older guess gets a 400."""
+    account = hailuo_emulator.default_account
+    await agent_bootstrap(http, hailuo_emulator, account)
+    path = (
+        "/v1/api/user/info"
+        if variant == "region_on_axios"
+        else f"{PREFIX}/agent/{account.agent_id}/session"
+    )
+    method = "GET" if variant == "region_on_axios" else "POST"
+    body = "" if method == "GET" else '{"model":{"provider_id":"minimax","model_id":"MiniMax-M3"}}'
+    seconds = int(time.time())
+    unix = str(seconds * 1000 + (123 if variant == "millisecond_unix" else 0))
+    query = agent_query(account, unix=int(unix), path=path)
+    if variant == "region_on_axios":
+        query += "&region=en"
+    if variant == "space_as_%20":
+        query = query.replace("Linux+x86_64", "Linux%20x86_64")
+    target = f"{path}?{query}"
+    if variant in {"no_op_ticket", "raw_body_on_agent_api"}:
+        yy = _old_way_yy(target, body, unix)
+        if variant == "raw_body_on_agent_api":  # op_ticket right, body not JSON-quoted
+            later = ("screen_width", "screen_height", "token", "client", "region")
+            pairs = query.split("&")
+            at = next(i for i, p in enumerate(pairs) if p.split("=")[0] in later)
+            signed = "&".join([*pairs[:at], "op_ticket=undefined", *pairs[at:]])
+            yy = _old_way_yy(f"{path}?{signed}", body, unix)
+    else:
+        yy = browser_yy(target, body, unix, agent_api=not path.startswith("/v1/api/"))
+    headers = {
+        "token": account.token,
+        "x-timestamp": str(seconds),
+        "x-signature": md5(str(seconds) + AGENT_SALT + body),
+        "yy": yy,
+        "content-type": "application/json",
+    }
+    async with http.request(
+        method, hailuo_emulator.agent_url + target, data=body.encode() or None, headers=headers
+    ) as response:
+        assert response.status == 400, variant
+        assert json.loads(await response.read())["error"] == "invalid signature"
 
 
 async def test_bad_signature_is_400(hailuo_emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -210,6 +279,7 @@ async def test_non_numeric_device_id_is_400(
     assert status == 400
     assert json.loads(body)["base_resp"]["status_code"] == 1406011050
     # user/info does not look at device_id
+    query = agent_query(account, path="/v1/api/user/info", device_id="abc-device")
     status, _, _ = await agent_call(
         http, hailuo_emulator.agent_url, "GET", "/v1/api/user/info", account, query=query
     )
@@ -470,7 +540,7 @@ async def test_renewal_issues_a_new_token_revokes_the_old_one_and_counts(
 ) -> None:
     account = hailuo_emulator.default_account
     old = account.token
-    query = agent_query(account, user_id="")  # like user info, renewal needs no user_id
+    query = agent_query(account, path="/v1/api/user/renewal", user_id="")  # no user_id needed
     status, body, _ = await agent_call(
         http, hailuo_emulator.agent_url, "POST", "/v1/api/user/renewal", account, body={},
         query=query,
@@ -483,6 +553,6 @@ async def test_renewal_issues_a_new_token_revokes_the_old_one_and_counts(
     # The old token is refused from now on.
     status, _, _ = await agent_call(
         http, hailuo_emulator.agent_url, "GET", "/v1/api/user/info", account, token=old,
-        query=agent_query(account, token=old, user_id=""),
+        query=agent_query(account, path="/v1/api/user/info", token=old, user_id=""),
     )  # fmt: skip
     assert status == 401

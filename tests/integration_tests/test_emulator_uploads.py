@@ -174,6 +174,7 @@ async def test_a_turn_must_name_stored_objects_of_its_own_account(
         account,
         body={"content": " ", "attachments": [entry], "turn_id": "t1", "worktreeMode": False},
         headers={"accept": "text/event-stream"},
+        absolute_yy=True,  # the stream host signs the absolute URL
     )
     assert status == 400
     assert json.loads(text)["base_resp"]["status_msg"] == "attachment not found: never-uploaded"

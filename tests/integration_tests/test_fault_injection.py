@@ -336,7 +336,6 @@ def provider_for(emulator: Emulator, protocol: str, **options: Any) -> tuple[Any
         base_url=emulator.agent_url,
         stream_url=emulator.agent_stream_url,
         options=opts,
-        session_delay=0.0,
     )
     return agent, auth
 

@@ -241,9 +241,7 @@ async def test_calls_queued_on_one_account_end_by_their_deadline(server: Hostile
 async def test_a_line_that_never_ends_is_refused_at_the_limit(server: HostileServer) -> None:
     server.behave(Behaviour(frames=[agent_chunk("Hel")], endless=True))
     limit = 1024 * 1024
-    model = model_on(
-        server, "agent", provider_settings={"session_delay": 0.0, "max_line_bytes": limit}
-    )
+    model = model_on(server, "agent", provider_settings={"max_line_bytes": limit})
     with pytest.raises(HailuoResponseTooLargeError, match="max_line_bytes"):
         await ask(model)
 

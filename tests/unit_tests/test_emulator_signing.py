@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from langchain_hailuo.emulator.signing import (
+    AGENT_SIGNATURE_SALT,
+    agent_browser_problem,
     agent_signature,
     agent_yy,
     encode_uri_component,
+    md5_hex,
     v4_body_to_yy,
     v4_yy,
 )
@@ -60,3 +67,52 @@ def test_agent_web_vector() -> None:
 def test_encode_uri_component_keeps_js_safe_characters() -> None:
     assert encode_uri_component("a*b(c)!~'-_.") == "a*b(c)!~'-_."
     assert encode_uri_component("/p?q=1&r=é ") == "%2Fp%3Fq%3D1%26r%3D%C3%A9%20"
+
+
+def _browser_request(path: str, body: str, stream: str | None) -> dict[str, Any]:
+    """The arguments of a request signed by §12.1, computed here with hashlib only."""
+    axios = path.startswith("/v1/api/")
+    query = "limit=5&device_platform=web&unix=1790000000000&user_id=7&screen_width=1&token=t"
+    query += "" if axios else "&region=en"
+    signed = query.replace("&user_id=7&", "&user_id=7&op_ticket=undefined&")
+    body_yy = (body if axios else '"' + body.replace('"', '\\"') + '"') if body else "{}"
+    yy_text = encode_uri_component(f"{stream or ''}{path}?{signed}") + "_" + body_yy
+    headers = {
+        "x-timestamp": "1790000000",
+        "x-signature": md5_hex("1790000000" + AGENT_SIGNATURE_SALT + body),
+        "yy": md5_hex(yy_text + md5_hex("1790000000000") + "ooui"),
+    }
+    return {
+        "path": path,
+        "raw_query": query,
+        "body": body,
+        "headers": headers,
+        "stream_origin": stream,
+    }
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "stream"),
+    [
+        ("/minimax-cloud/api/v1/session/1/message", '{"content":"hi"}', "http://127.0.0.1:9"),
+        ("/minimax-cloud/api/v1/agent/1/session", '{"model":"m"}', None),
+        ("/minimax-cloud/api/v1/config", "", None),
+        ("/v1/api/user/renewal", "{}", None),
+    ],
+)
+def test_the_browser_recipe_passes_and_each_departure_is_named(
+    path: str, body: str, stream: str | None
+) -> None:
+    good = _browser_request(path, body, stream)
+    assert agent_browser_problem(**good) is None
+    other_host = {**good, "stream_origin": None if stream else "http://127.0.0.1:9"}
+    assert agent_browser_problem(**other_host) == "yy does not match the browser's recipe"
+    ms = good["raw_query"].replace("unix=1790000000000", "unix=1790000000123")
+    assert "whole seconds" in str(agent_browser_problem(**{**good, "raw_query": ms}))
+    wired = good["raw_query"] + "&op_ticket=undefined"
+    assert "op_ticket" in str(agent_browser_problem(**{**good, "raw_query": wired}))
+    late = good["raw_query"].removeprefix("limit=5&") + "&limit=5"
+    assert "before device_platform" in str(agent_browser_problem(**{**good, "raw_query": late}))
+    region = good["raw_query"] + ("&region=en" if path.startswith("/v1/") else "")
+    if path.startswith("/v1/"):
+        assert "region" in str(agent_browser_problem(**{**good, "raw_query": region}))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -75,12 +76,11 @@ async def no_sleep(_: float) -> None:
 
 
 def make_client(**settings: Any) -> AgentClient:
-    """A client with a fixed clock, no sleeping and no provisioning delay."""
-    settings.setdefault("session_delay", 0.0)
+    """A client with a fixed clock and no sleeping."""
     client = AgentClient(
         AgentSettings(**settings),
         profile=QueryProfile(timezone_offset="0"),
-        clock=lambda: NOW,
+        clock=itertools.count(NOW, 1000).__next__,  # a second per request: unique URLs
         sleep=no_sleep,
     )
     _OPEN_CLIENTS.append(client)

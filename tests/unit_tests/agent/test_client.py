@@ -58,17 +58,23 @@ def md5(text: str) -> str:
 
 
 def expected_signatures(url: str, body: str, *, absolute: bool) -> dict[str, str]:
-    """The three signature headers, recomputed from the formulas with hashlib only."""
+    """The three signature headers, recomputed from §12.1 with hashlib only."""
     parts = urlsplit(url)
     unix = dict(parse_qsl(parts.query))["unix"]
-    target = f"{parts.path}?{parts.query}"
+    assert unix.endswith("000"), "unix is whole seconds"
+    pairs = parts.query.split("&")
+    later = ("screen_width", "screen_height", "token", "client", "region")
+    at = next((i for i, p in enumerate(pairs) if p.split("=")[0] in later), len(pairs))
+    target = f"{parts.path}?{'&'.join([*pairs[:at], 'op_ticket=undefined', *pairs[at:]])}"
     if absolute:
         target = f"{parts.scheme}://{parts.netloc}{target}"
+    agent_api = not parts.path.startswith(("/v1/api/", "/matrix/"))
+    body_yy = (json.dumps(body, ensure_ascii=False) if agent_api else body) if body else "{}"
     seconds = str(int(unix) // 1000)
     return {
         "x-timestamp": seconds,
         "x-signature": md5(seconds + SALT + body),
-        "yy": md5(quote(target, safe="-_.!~*'()") + "_" + (body or "{}") + md5(unix) + "ooui"),
+        "yy": md5(quote(target, safe="-_.!~*'()") + "_" + body_yy + md5(unix) + "ooui"),
     }
 
 
@@ -81,7 +87,9 @@ def assert_query(url: str, *, user_id: str | None = REAL_USER_ID) -> dict[str, s
     assert values["token"] == TOKEN
     assert values["device_id"] == "12345678"
     assert values["timezone_offset"] == "28800"
-    assert values["region"] == "en"
+    agent_api = not urlsplit(url).path.startswith("/v1/api/")
+    assert values.get("region") == ("en" if agent_api else None)
+    assert "op_ticket" not in values
     assert values.get("user_id") == user_id
     return values
 
@@ -185,13 +193,12 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     headers = message_kwargs["headers"]
     assert headers["accept"] == "text/event-stream"
     assert headers["origin"] == CONTROL
-    assert_signed(message_url, headers, body, absolute=True)  # split mode: stream is absolute
+    assert_signed(message_url, headers, body, absolute=True)  # the stream host: absolute
     await client.aclose()
 
 
-@pytest.mark.parametrize(("mode", "absolute"), [("relative", False), ("absolute", True)])
-async def test_yy_target_setting(
-    mocked: aioresponses, wire: list[str], mode: str, absolute: bool
+async def test_only_the_stream_host_signs_the_absolute_url(
+    mocked: aioresponses, wire: list[str]
 ) -> None:
     mocked.post(
         url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
@@ -199,14 +206,14 @@ async def test_yy_target_setting(
         content_type="text/event-stream",
     )
     mocked.get(url_re(CONTROL, PREFIX + "/config"), payload={"models": []})
-    client = make_client(yy_target=mode)
+    client = make_client()
     auth = make_auth(real_user_id=REAL_USER_ID)
     await client.fetch_models(auth)
     async with client.send_message(auth, SESSION_ID, "x", ModelChoice("MiniMax-M3")) as turn:
         assert [e async for e in turn.events()][-1] == FinishReason("stop")
     (_, _, control), (_, _, stream) = sent(mocked)
-    assert_signed(wire[0], control["headers"], "", absolute=absolute)
-    assert_signed(wire[1], stream["headers"], stream["data"].decode(), absolute=absolute)
+    assert_signed(wire[0], control["headers"], "", absolute=False)
+    assert_signed(wire[1], stream["headers"], stream["data"].decode(), absolute=True)
 
 
 async def test_turn_ids_are_fresh(mocked: aioresponses) -> None:
@@ -391,7 +398,8 @@ async def test_response_closed_on_early_exit_and_truncation(mocked: aioresponses
 
 def test_clock_reading_is_shared_by_unix_and_signatures() -> None:
     client = make_client()
-    url = client.build_url(make_auth(), CONTROL, "/p", NOW)
+    url = client.build_url(make_auth(), CONTROL, "/p", client.next_unix())
     headers = client.headers_for(make_auth(), url, "")
     assert headers["x-timestamp"] == str(NOW // 1000)
+    assert f"unix={NOW // 1000 * 1000}&" in url
     assert headers == {**headers, **expected_signatures(url, "", absolute=False)}

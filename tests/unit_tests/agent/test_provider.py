@@ -87,6 +87,15 @@ def mock_identity(m: aioresponses) -> None:
     )
 
 
+def mock_config(m: aioresponses) -> None:
+    """``/config``, which every account reads once before its first message (§12.2)."""
+    m.get(
+        url_re(CONTROL, PREFIX + "/config"),
+        payload={"models": [{"model_id": "MiniMax-M3"}, {"model_id": "MiniMax-M2.7"}]},
+        repeat=True,
+    )
+
+
 def mock_turn(m: aioresponses, body: bytes, session_id: str = SESSION_ID, **kw: Any) -> None:
     m.post(message_url(session_id), body=body, content_type="text/event-stream", **kw)
 
@@ -172,6 +181,7 @@ async def test_new_session_turn_and_bootstrap_once(mocked: aioresponses) -> None
 
 
 async def test_follow_up_uses_the_same_session(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mock_turn(mocked, good_turn("Second."))
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
@@ -183,13 +193,17 @@ async def test_follow_up_uses_the_same_session(mocked: aioresponses) -> None:
     ]
     items = await collect(agent.create_authed("MiniMax-M3", messages, auth, conversation=conv))
     assert "Second." in items
-    assert paths(mocked) == [("POST", f"{PREFIX}/session/{SESSION_ID}/message")]
+    assert paths(mocked) == [  # /config once per account before its first message (§12.2)
+        ("GET", PREFIX + "/config"),
+        ("POST", f"{PREFIX}/session/{SESSION_ID}/message"),
+    ]
     body = bodies(mocked, "/message")[0]
     assert body["content"] == "Another?"
     assert "reasoning" not in body["model"]
 
 
 async def test_other_accounts_conversation_starts_over(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mocked.post(SESSION_URL, payload={"session_id": "777"})
     mock_turn(mocked, good_turn(), session_id="777")
     agent = provider()
@@ -214,6 +228,7 @@ async def test_unknown_model_names_the_available_ones(mocked: aioresponses) -> N
 
 
 async def test_not_configured_message_calls_config_and_retries_once(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mocked.post(
         message_url(),
         status=500,
@@ -228,7 +243,8 @@ async def test_not_configured_message_calls_config_and_retries_once(mocked: aior
     conv = Conversation(TOKEN, SESSION_ID, AGENT_ID, protocol="agent")
     items = await collect(agent.create_authed("MiniMax-M3", HISTORY, auth, conversation=conv))
     assert items[-1] == FinishReason("stop")
-    assert paths(mocked) == [
+    assert paths(mocked) == [  # read once up front; the server still refused: read again
+        ("GET", PREFIX + "/config"),
         ("POST", f"{PREFIX}/session/{SESSION_ID}/message"),
         ("GET", PREFIX + "/config"),
         ("POST", f"{PREFIX}/session/{SESSION_ID}/message"),
@@ -236,6 +252,7 @@ async def test_not_configured_message_calls_config_and_retries_once(mocked: aior
 
 
 async def test_busy_session(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mocked.post(message_url(), status=409, body="busy")
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
@@ -247,6 +264,7 @@ async def test_busy_session(mocked: aioresponses) -> None:
 async def test_transient_failure_opens_one_new_session(
     mocked: aioresponses, caplog: pytest.LogCaptureFixture
 ) -> None:
+    mock_config(mocked)
     mock_turn(mocked, sse(message("sandbox connection error", finish_reason="error")))
     mocked.post(SESSION_URL, payload={"session_id": "555"})
     mock_turn(mocked, good_turn(), session_id="555")
@@ -268,6 +286,7 @@ async def test_transient_failure_opens_one_new_session(
 
 
 async def test_transient_failure_twice_raises(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")))
     mocked.post(SESSION_URL, payload={"session_id": "555"})
     mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")), session_id="555")
@@ -279,6 +298,7 @@ async def test_transient_failure_twice_raises(mocked: aioresponses) -> None:
 
 
 async def test_quota_wall_prose(mocked: aioresponses) -> None:
+    mock_config(mocked)
     wall = "No conversation resources are available. Subscribe to continue."
     mock_turn(mocked, sse(chunk(wall[:20]), chunk(wall[20:]), chunk("", finish=True)))
     agent = provider()
@@ -292,6 +312,7 @@ async def test_quota_wall_prose(mocked: aioresponses) -> None:
 
 
 async def test_reauth_before_output(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mocked.post(SESSION_URL, status=401, body="")
     mocked.post(SESSION_URL, payload={"session_id": SESSION_ID})
     mock_turn(mocked, good_turn())
@@ -302,7 +323,7 @@ async def test_reauth_before_output(mocked: aioresponses) -> None:
     items = await collect(agent.create_authed("MiniMax-M3", HISTORY, old))
     assert manager.refreshed == [old]
     assert items[-1] == FinishReason("stop")
-    (_, _, first), (_, _, second), _ = sent(mocked)
+    (_, _, first), (_, _, second), _ = [c for c in sent(mocked) if c[0] == "POST"]
     assert first["headers"]["token"] == TOKEN
     assert second["headers"]["token"] == "fresh-token-value"
 
@@ -317,6 +338,7 @@ async def test_second_rejection_raises(mocked: aioresponses) -> None:
 
 
 async def test_no_replay_after_output(mocked: aioresponses) -> None:
+    mock_config(mocked)
     mock_turn(mocked, sse(chunk("Half an ans"), message("rpc timeout", finish_reason="error")))
     mock_turn(mocked, sse(chunk("cut off")))
     agent = provider(FakeManager(make_auth(token="other")))
@@ -328,7 +350,7 @@ async def test_no_replay_after_output(mocked: aioresponses) -> None:
     with pytest.raises(HailuoStreamInterruptedError) as cut:
         await collect(agent.create_authed("MiniMax-M3", HISTORY, auth, conversation=conv))
     assert cut.value.partial_text == "cut off"
-    assert len(sent(mocked)) == 2  # one POST each, nothing replayed
+    assert len([c for c in sent(mocked) if c[0] == "POST"]) == 2  # one each, nothing replayed
 
 
 async def test_token_never_leaks(
@@ -366,15 +388,12 @@ def test_settings_and_validation() -> None:
         stream_url="http://127.0.0.1:8001/",
         api_prefix="/archon/api/v1",
         agent_role="general",
-        yy_target="relative",
     )
     settings = agent.settings_for(make_auth(), {})
     assert settings.control_origin == "http://127.0.0.1:8000"
     assert settings.stream_origin == "http://127.0.0.1:8001"
     assert settings.prefixed("/config") == "/archon/api/v1/config"
     assert settings.agent_role == "general"
-    with pytest.raises(HailuoConfigurationError, match="yy_target"):
-        MiniMaxAgent(yy_target="both")
     with pytest.raises(HailuoConfigurationError, match="stream_url"):
         _ = (
             MiniMaxAgent(base_url="http://127.0.0.1:8000")
