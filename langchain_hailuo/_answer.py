@@ -43,6 +43,7 @@ from langchain_hailuo._tool_turns import TurnTools
 from langchain_hailuo._tools import ToolCallStreamParser
 from langchain_hailuo.errors import HailuoToolChoiceError
 from langchain_hailuo.types import (
+    AgentActivity,
     AuthResult,
     Conversation,
     FinishReason,
@@ -449,6 +450,7 @@ class AnswerBuilder:
         self.msg_id: str | None = None
         self.title: str | None = None
         self.usage: Usage | None = None
+        self.activity = AgentActivity()
         self.finish_reason: str | None = None
         self._fallback_id = f"hailuo-{uuid_lib.uuid4().hex}"
 
@@ -517,6 +519,8 @@ class AnswerBuilder:
             self.usage = event
         elif isinstance(event, FinishReason):
             self.finish_reason = event.reason
+        elif isinstance(event, AgentActivity):
+            self.activity = event
 
     def on_event(self, event: ProviderEvent) -> ChatGenerationChunk | None:
         """Take one provider event; return what it adds as one chunk, or ``None``."""
@@ -570,6 +574,8 @@ class AnswerBuilder:
             "tools_hash": self.tools_hash,
             "finish_reason": self._finish_reason(),
             "stop_sequence": self.stop_filter.matched,
+            "agent_tool_calls": [dict(c) for c in self.activity.tool_calls] or None,
+            "unknown_frames": dict(self.activity.unknown) or None,
         }
         return {key: value for key, value in meta.items() if value is not None}
 

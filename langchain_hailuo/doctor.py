@@ -12,7 +12,9 @@ or ``SKIP`` (when a step it needs failed, or it was switched off):
 5. ``cloudflare``: whether the API answers with a Cloudflare challenge page;
 6. ``user info`` (Agent: ``realUserID``) or ``device register`` (v4);
 7. ``config`` (Agent: the models);
-8. ``chat``: one short chat turn (``--no-chat`` skips it: it spends credits).
+8. ``chat``: one short chat turn (``--no-chat`` skips it: it spends credits);
+9. ``protocol drift``: stream frames, fields, event types or error codes the decoder met
+   and does not know (their shape only), which is how an upstream change shows first.
 
 Nothing secret is printed: no token, no cookie, no JWT; the account shows as its
 fingerprint and ``realUserID`` by its last digits.
@@ -185,7 +187,22 @@ def _steps(ctx: _Context) -> list[tuple[str, _Check, tuple[str, ...]]]:
     ]
     if not ctx.options.chat:
         steps[-1] = ("chat", _skipped_chat, ())
+    steps.append(("protocol drift", _drift, ()))
     return steps
+
+
+async def _drift(ctx: _Context) -> str:
+    """What the stream decoder met and did not know this run (shape only, never values)."""
+    from langchain_hailuo.agent.stream import drift_seen  # noqa: PLC0415 - Agent runs only
+
+    if ctx.protocol != "agent":
+        raise _SkippedError("the v4 protocol has no drift report")
+    seen = drift_seen()
+    if not seen:
+        return "no unknown frame, field, event or error code"
+    listed = ", ".join(f"{kind} x{count}" for kind, count in sorted(seen.items()))
+    # not a failure (the answer still arrived), but named so an upstream change shows early
+    return f"unknown to this version (ignored; update langchain-hailuo or report it): {listed}"
 
 
 async def _run_step(ctx: _Context, name: str, check: _Check, needs: tuple[str, ...]) -> Step:

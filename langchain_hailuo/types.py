@@ -114,8 +114,30 @@ class FinishReason:
     reason: str = "stop"
 
 
+@dataclass(frozen=True, slots=True)
+class AgentActivity:
+    """What a MiniMax Agent turn did besides answering (for ``response_metadata``).
+
+    Attributes:
+        tool_calls: The agent's own tool calls (§12.3): ``{"id", "name", "input", "status",
+            "result"}`` each, in order of first appearance; never answer text.
+        unknown: ``(kind, count)`` of frames, fields, event types or error codes the decoder
+            does not know (their shape only): drift of the live protocol, never text.
+    """
+
+    tool_calls: tuple[dict[str, Any], ...] = ()
+    unknown: tuple[tuple[str, int], ...] = ()
+
+
 StreamEvent = (
-    TitleGeneration | ChatStarted | TextDelta | Reasoning | MessageId | Usage | FinishReason
+    TitleGeneration
+    | ChatStarted
+    | TextDelta
+    | Reasoning
+    | MessageId
+    | Usage
+    | FinishReason
+    | AgentActivity
 )
 """What a stream decoder (``v4.stream`` / ``agent.stream``) produces."""
 
@@ -271,7 +293,16 @@ class Conversation:
         )
 
 
-ProviderEvent = TitleGeneration | Conversation | str | Reasoning | MessageId | Usage | FinishReason
+ProviderEvent = (
+    TitleGeneration
+    | Conversation
+    | str
+    | Reasoning
+    | MessageId
+    | Usage
+    | FinishReason
+    | AgentActivity
+)
 """What the providers' ``create_authed`` yield (``str`` is an answer delta)."""
 
 

@@ -58,6 +58,7 @@ from langchain_hailuo.errors import (
     HailuoUploadError,
 )
 from langchain_hailuo.types import (
+    AgentActivity,
     AuthResult,
     Conversation,
     FinishReason,
@@ -476,7 +477,10 @@ class MiniMaxAgent(BaseProvider):
             if isinstance(event, TextDelta):
                 if event.text:
                     yield event.text
-            elif isinstance(event, Reasoning | MessageId | Usage | FinishReason | TitleGeneration):
+            elif isinstance(
+                event,
+                Reasoning | MessageId | Usage | FinishReason | TitleGeneration | AgentActivity,
+            ):
                 yield event
 
     def _conversation(self, auth: AuthResult, session_id: str) -> Conversation:

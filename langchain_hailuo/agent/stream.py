@@ -53,16 +53,26 @@ from langchain_hailuo.errors import (
     HailuoServerError,
     HailuoStreamInterruptedError,
 )
-from langchain_hailuo.types import FinishReason, MessageId, Reasoning, StreamEvent, TextDelta, Usage
+from langchain_hailuo.types import (
+    AgentActivity,
+    FinishReason,
+    MessageId,
+    Reasoning,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 
 __all__ = [
     "DEVICE_ID_CODE",
     "NOT_CONFIGURED_CODE",
     "QUOTA_CODES",
     "QUOTA_WALL_TEXTS",
+    "REGION_REFUSED_CODE",
     "TRANSIENT_SESSION_MARKERS",
     "AgentNotConfiguredError",
     "AgentStreamDecoder",
+    "drift_seen",
     "error_for_code",
     "find_error_code",
     "is_quota_wall",
@@ -87,6 +97,12 @@ DEVICE_ID_CODE = "1406011050"
 """The server's generic "internal error"; a non-numeric ``device_id`` is one known trigger."""
 NO_PLAN_CODE = "2062"
 """``No active token plan subscription`` (seen on the quota endpoints, §7.2)."""
+REGION_REFUSED_CODE = "30700"
+"""The account's region is refused; the web app sends the page to ``status_msg`` (§12.4)."""
+REGION_PAGE = "https://agent.minimax.io/region-restriction.html"
+COOKIE_MISSING_CODE = "1004"
+""""cookie is missing, log in again" (§12.4)."""
+INVALID_PARAM_CODE = "1406010011"
 RISK_CONTROL_WORDS = ("operation too often", "operation too frequent", "操作频繁", "too frequently")
 """Texts of a risk-control refusal (rate limiting by the account or the egress IP)."""
 
@@ -111,6 +127,90 @@ PROSE_WALL_PREFIX = "Hit a billing wall"
 _PROSE_WALL_MARKERS = ("http 402", "insufficient account credits")
 _PROSE_WALL_MAX = 1000
 """A prose wall is one short message; longer text is an answer that mentions one."""
+
+
+KNOWN_CODES = frozenset(
+    {
+        *QUOTA_CODES,
+        *AUTH_CODES,
+        NOT_CONFIGURED_CODE,
+        DEVICE_ID_CODE,
+        NO_PLAN_CODE,
+        REGION_REFUSED_CODE,
+        COOKIE_MISSING_CODE,
+        INVALID_PARAM_CODE,
+    }
+)
+"""Error codes the decoder has a typed error or a meaning for (§7.2, §12.4)."""
+
+_FRAME_KEYS = frozenset(
+    {
+        "type", "session_id", "msg_id", "timestamp", "turn_id", "data", "base_resp", "error",
+        "errorCode", "message", "session_status", KEY_CHUNK, KEY_MESSAGE,
+    }
+)  # fmt: skip
+_PAYLOAD_KEYS = frozenset(
+    {
+        "role", "msg_content", "thinking_content", "reasoning_content", "finish", "finish_reason",
+        "tool_calls", "msg_id", "msgID", "message_id", "messageId", "chunk_index", "msg_type",
+        "timestamp", "kind", "source", "origin", "session_id", "turn_id", "usage", "error_code",
+        "code", "thinking_duration_ms", "query_key", "status", "status_code", "base_resp",
+    }
+)  # fmt: skip
+"""Fields of frames and of chunk / message payloads the decoder knows (§5.3, §12.3)."""
+_KNOWN_MSG_TYPES = frozenset({"1", "2", "3"})
+_KNOWN_EVENTS = frozenset({"session_status"})
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
+_DRIFT_WARNED: set[str] = set()
+_DRIFT_SEEN: dict[str, int] = {}
+
+
+def _shape(name: object) -> str:
+    """A field or type name as it may be logged: short, only name characters (no secret)."""
+    return _SAFE_NAME.sub("?", str(name))[:40]
+
+
+def drift_seen() -> dict[str, int]:
+    """What this process's decoders did not know so far: kind (shape only) -> count.
+
+    Returns:
+        A copy, for ``hailuo doctor``.
+    """
+    return dict(_DRIFT_SEEN)
+
+
+def _note_drift(kind: str, counts: dict[str, int]) -> None:
+    """Count an unknown kind; log it once per kind per process at WARNING (shape only)."""
+    counts[kind] = counts.get(kind, 0) + 1
+    _DRIFT_SEEN[kind] = _DRIFT_SEEN.get(kind, 0) + 1
+    if kind not in _DRIFT_WARNED:
+        _DRIFT_WARNED.add(kind)
+        logger.warning(
+            "MiniMax Agent stream: unknown %s (ignored, never shown as text); the live "
+            "protocol may have changed: update langchain-hailuo, or report it with the output "
+            "of `hailuo doctor --record FILE`",
+            kind,
+        )
+
+
+def _tool_call_of(raw: Any) -> dict[str, Any] | None:
+    """The agent's own tool call of a chunk's ``tool_calls[0]`` (§12.3), or ``None``."""
+    if not isinstance(raw, Mapping):
+        return None
+    args = raw.get("tool_call_args")
+    try:
+        parsed = loads_json(args) if isinstance(args, str) and args else args
+    except ValueError:
+        parsed = args
+    return {
+        "id": str(raw.get("tool_call_id") or ""),
+        "name": str(raw.get("tool_name") or ""),
+        "input": parsed,
+        "status": {1: "started", 2: "finished", 3: "failed"}.get(
+            _as_int(raw.get("status")), "unknown"
+        ),
+        "result": raw.get("tool_call_result_data"),
+    }
 
 
 class AgentNotConfiguredError(HailuoServerError):
@@ -247,6 +347,20 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
             f"The service's risk control refused the {what} ({label}{said}). Wait several "
             "minutes before trying again and do not retry in a loop; if it persists, this "
             "network's IP may be flagged: try another network."
+        )
+    if code == REGION_REFUSED_CODE:
+        page = server_message if server_message.startswith("https://") else REGION_PAGE
+        return HailuoAuthError(
+            f"The service refuses this account's region (error {code}); the web app sends "
+            f"the browser to {page}. Use the site of the account's region (China accounts: "
+            "https://agent.minimaxi.com) from a network in a served region.",
+            status=status,
+        )
+    if code == COOKIE_MISSING_CODE:
+        return HailuoAuthError(
+            f"The {what} was refused: the service says the login cookie is missing (error "
+            f"{code}). {LOGIN_HINT}",
+            status=status,
         )
     if code == NOT_CONFIGURED_CODE:
         return AgentNotConfiguredError(
@@ -472,6 +586,11 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self._id_emitted = False
         self._usage_emitted = False
         self._held: str | None = None
+        self.heartbeats = 0
+        self.frames = 0
+        self.unknown: dict[str, int] = {}
+        self.tool_calls: dict[str, dict[str, Any]] = {}
+        self._activity_sent = AgentActivity()
 
     @property
     def text(self) -> str:
@@ -534,7 +653,22 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if self.usage is not None and not self._usage_emitted:
             self._usage_emitted = True
             events.append(self.usage)
+        self._emit_activity(events)
         return events
+
+    def activity(self) -> AgentActivity:
+        """The agent's tool calls and the unknown kinds seen so far."""
+        return AgentActivity(
+            tool_calls=tuple(dict(call) for call in self.tool_calls.values()),
+            unknown=tuple(sorted(self.unknown.items())),
+        )
+
+    def _emit_activity(self, events: list[StreamEvent]) -> None:
+        """Emit :class:`AgentActivity` when it holds something not emitted yet."""
+        activity = self.activity()
+        if activity != self._activity_sent:
+            self._activity_sent = activity
+            events.append(activity)
 
     def _trailer_line(self, raw: bytes) -> None:
         """A line after the turn finished: only the final message's id and usage count."""
@@ -542,7 +676,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if not line.startswith("data:"):
             return
         frame = self._parse(line[5:].strip(), warn=False)
-        if frame is None:
+        if frame is None or isinstance(frame.get("type"), str):
             return
         kind, payload = _frame_payload(frame)
         if kind != "message" or str(payload.get("role", "")).lower() == "user":
@@ -591,8 +725,12 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if not line.strip():
             self._flush_data(events)
             return
+        if line.startswith(":"):
+            if not self._data:
+                self.heartbeats += 1  # a comment line keeps the stream alive (§12.3)
+            return
         if not line.startswith("data:"):
-            return  # event:, id:, retry:, comments
+            return  # event:, id:, retry:
         value = line[5:].removeprefix(" ").strip()
         if value == "[DONE]":
             self._data.clear()
@@ -644,13 +782,60 @@ class AgentStreamDecoder(ErrorAfterEvents):
         """Dispatch one decoded frame."""
         if self.finished:
             return
+        frame_type = frame.get("type")
+        if isinstance(frame_type, str):
+            self._string_frame(frame_type, frame, events)
+            return
         kind, payload = _frame_payload(frame)
+        if kind is None and _as_int(frame_type) == TYPE_HEARTBEAT:
+            self.heartbeats += 1
+            return
+        self.frames += 1
+        self._check_fields(frame, _FRAME_KEYS, "frame")
         if kind == "chunk":
+            self._check_fields(payload, _PAYLOAD_KEYS, KEY_CHUNK)
             self._chunk(payload, events, frame)
         elif kind == "message":
+            self._check_fields(payload, _PAYLOAD_KEYS, KEY_MESSAGE)
             self._message(payload, events, frame)
-        elif _as_int(frame.get("type")) != TYPE_HEARTBEAT:
+        else:
             self._maybe_error(frame)
+
+    def _check_fields(self, holder: Mapping[str, Any], known: frozenset[str], where: str) -> None:
+        """Count the fields of a frame or payload the decoder does not know (names only)."""
+        if holder is None or not isinstance(holder, Mapping):
+            return
+        for key in holder:
+            if key not in known:
+                _note_drift(f"{where} field {_shape(key)!r}", self.unknown)
+
+    def _string_frame(
+        self, frame_type: str, frame: Mapping[str, Any], events: list[StreamEvent]
+    ) -> None:
+        """A frame whose ``type`` is a string (§12.3): heartbeat, error or a named event."""
+        if frame_type == "heartbeat":
+            self.heartbeats += 1
+            return
+        self.frames += 1
+        if frame_type == "error":
+            message = _as_text(frame.get("error")) or _as_text(frame.get("message"))
+            code = _code_text(frame.get("errorCode")) or find_error_code(frame, message)
+            if code is not None and code not in KNOWN_CODES:
+                _note_drift(f"error code {_shape(code)}", self.unknown)
+            raise self._attach(error_for_code(code, message, what="answer stream"))
+        if frame_type == "session_status":
+            status = frame.get("session_status")
+            state = _as_text(status.get("type")) if isinstance(status, Mapping) else ""
+            if state.lower() == "finished":
+                self._finish(self._final_reason or "stop", events)
+            elif state.lower() == "error":
+                code = _code_text(status.get("error_code")) if isinstance(status, Mapping) else None
+                raise self._attach(
+                    error_for_code(code, "session status: Error", what="answer stream")
+                )
+            return
+        if frame_type not in _KNOWN_EVENTS:
+            _note_drift(f"event type {_shape(frame_type)!r}", self.unknown)
 
     def _maybe_error(self, frame: Mapping[str, Any]) -> None:
         """Raise for an unknown frame that is an error envelope; ignore other unknown frames."""
@@ -661,8 +846,10 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if isinstance(base, Mapping):
             message = message or _as_text(base.get("status_msg"))
         if message or code:
+            if code is not None and code not in KNOWN_CODES:
+                _note_drift(f"error code {_shape(code)}", self.unknown)
             raise self._attach(error_for_code(code, message, what="answer stream"))
-        logger.debug("ignored a stream frame of type %r", frame.get("type"))
+        _note_drift(f"frame type {_shape(frame.get('type'))}", self.unknown)
 
     def _chunk(
         self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
@@ -674,6 +861,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._raise_error_frame(payload)
         final = payload.get("finish") is True
         self._take_id(payload, frame)
+        self._note_msg_type(payload)
+        self._take_tool_call(payload)
         held, self._held = self._held, None
         content = _as_text(payload.get("msg_content"))
         if held is not None and not (final and not content):
@@ -685,6 +874,23 @@ class AgentStreamDecoder(ErrorAfterEvents):
                 self._add(payload, events, snapshot=False, final=final)
         if final:
             self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+
+    def _note_msg_type(self, payload: Mapping[str, Any]) -> None:
+        """Count a ``msg_type`` outside 1 (content), 2 (tool call), 3 (system event)."""
+        msg_type = payload.get("msg_type")
+        if msg_type is not None and str(msg_type) not in _KNOWN_MSG_TYPES:
+            _note_drift(f"msg_type {_shape(msg_type)}", self.unknown)
+
+    def _take_tool_call(self, payload: Mapping[str, Any]) -> None:
+        """Keep the agent's own tool call of a chunk (never answer text), by its id."""
+        calls = payload.get("tool_calls")
+        if not isinstance(calls, list) or not calls:
+            return
+        call = _tool_call_of(calls[0])
+        if call is None:
+            return
+        key = call["id"] or str(len(self.tool_calls))
+        self.tool_calls[key] = {**self.tool_calls.get(key, {}), **call}
 
     def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
         """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
@@ -719,6 +925,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if payload.get("finish_reason") == "error":
             self._raise_error_frame(payload)
         self._take_id(payload, frame)
+        self._note_msg_type(payload)
         usage = _usage_of(payload)
         if usage is not None:
             self.usage = usage
@@ -799,6 +1006,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if self.usage is not None:
             self._usage_emitted = True
             events.append(self.usage)
+        self._emit_activity(events)
         self.finished = True
         events.append(FinishReason(reason))
 

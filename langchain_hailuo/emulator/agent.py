@@ -556,6 +556,7 @@ class _Turn:
             }
         )
         await self._send({"type": _TYPE_HEARTBEAT, "timestamp": int(time.time() * 1000)})
+        await self._extra_frames()
         answer, reasoning = self._plan()
         error = self._error_at()
         pieces = [("", thought) for thought in _pieces(reasoning, self.routes.chunk_size)]
@@ -575,6 +576,22 @@ class _Turn:
         await self._chunk(finish=True)
         if self.routes.final_message:
             await self._final(answer, reasoning)
+
+    async def _extra_frames(self) -> None:
+        """The ``frames`` fault: send its frames before the answer (any §12.3 kind).
+
+        ``frames`` is a list: a dict goes out as a ``data:`` frame, a string as written
+        (``: ping`` is a comment line, ``data: {...}`` a frame spelt by hand); each is
+        followed by a blank line. ``{"type": "error", ...}`` or a ``session_status`` frame
+        ends the turn as the real one would.
+        """
+        if self.fault is None or self.fault.kind != "frames":
+            return
+        for frame in self.fault.params.get("frames") or []:
+            if isinstance(frame, dict):
+                await self._send({"session_id": self.session.session_id, **frame})
+            else:
+                await self.stream.send(f"{frame}\n\n")
 
     async def _final(self, answer: str, reasoning: str) -> None:
         """The type-2 ``agent_message`` with the whole answer and usage."""

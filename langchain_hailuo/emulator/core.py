@@ -73,6 +73,7 @@ AGENT_ONLY_FAULTS: Final = frozenset(
         "attachment_refused",
         "internal_error",
         "risk_control",
+        "frames",
     }
 )
 _FAULT_TARGETS: Final = {"upload_refused": "upload_prepare", "storage_403": "storage"}

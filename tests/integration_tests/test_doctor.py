@@ -46,6 +46,7 @@ STEPS = (
     "identity",
     "config",
     "chat",
+    "protocol drift",
 )
 
 
@@ -103,8 +104,20 @@ def test_a_healthy_agent_login_passes_every_step(emulator: Emulator, env: dict[s
     assert "All steps passed." in result.stdout
     assert "plain HTTP, no TLS" in result.stdout
     assert "models: MiniMax-M3, MiniMax-M2.7" in result.stdout
+    assert "no unknown frame, field, event or error code" in result.stdout
     assert len(emulator.requests_to("chat")) == 1
     _assert_no_secret(result, token, COOKIE_VALUE)
+
+
+def test_drift_in_the_stream_is_listed_by_shape(emulator: Emulator, env: dict[str, str]) -> None:
+    token = emulator.default_account.token
+    emulator.fault("frames", frames=[{"type": 77, "odd": "SECRET-VALUE-9"}])
+    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = next(x for x in result.stdout.splitlines() if "protocol drift" in x)
+    assert "frame type 77 x1" in line
+    assert "frame field 'odd' x1" in line
+    _assert_no_secret(result, token, "SECRET-VALUE-9")
 
 
 def test_a_healthy_v4_token_passes_and_no_chat_skips_the_turn(
