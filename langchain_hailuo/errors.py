@@ -35,6 +35,7 @@ __all__ = [
     "HailuoRiskControlError",
     "HailuoServerError",
     "HailuoSessionBusyError",
+    "HailuoStallError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
     "HailuoTokenExpiredError",
@@ -272,6 +273,14 @@ class HailuoTimeoutError(HailuoError, TimeoutError):
     """A connect, first-byte, idle-stream or total timeout ran out."""
 
     retryable = True
+
+
+class HailuoStallError(HailuoTimeoutError):
+    """The answer stalled: the stream only kept itself alive (heartbeats) for too long.
+
+    The web client's own watchdog gives up after 60 s of heartbeats without data; the
+    partial answer is attached, and the message is not sent again.
+    """
 
 
 class HailuoStreamInterruptedError(HailuoError):

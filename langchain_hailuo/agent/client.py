@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import time
 import uuid
 from collections.abc import (
     AsyncGenerator,
@@ -91,6 +92,7 @@ from langchain_hailuo.errors import (
     HailuoProtocolError,
     HailuoServerError,
     HailuoSessionBusyError,
+    HailuoStallError,
 )
 from langchain_hailuo.types import AuthResult, FinishReason, StreamEvent
 
@@ -228,6 +230,8 @@ class AgentSettings:
         upload_prepare_path: The upload's prepare call, under the prefix (§6.1).
         agent_role: The ``agent_role`` of the agent to talk to.
         provider_id: The ``provider_id`` of the model object.
+        heartbeat_stall: Seconds of heartbeats without data after which a turn has stalled
+            (the web client's watchdog: 60 s; a silent stream is the idle timeout's, 90 s).
         region: The ``region`` query value (default: from the base URL's domain).
         lang: The ``lang`` / ``sys_language`` query value (default: the login's, else ``en``).
         user_agent: The user agent when the login recorded none.
@@ -245,6 +249,7 @@ class AgentSettings:
     upload_prepare_path: str = "/uploads/prepare"
     agent_role: str = "mavis"
     provider_id: str = "minimax"
+    heartbeat_stall: float = 60.0
     region: str | None = None
     lang: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
@@ -496,6 +501,8 @@ class AgentTurn(StreamedResponse):
         turn_id: str,
         options: HttpOptions,
         redact: Redactor,
+        heartbeat_stall: float = 60.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Wrap a response whose status and content type were checked.
 
@@ -506,8 +513,12 @@ class AgentTurn(StreamedResponse):
             turn_id: The turn id sent.
             options: The timeouts and the call's deadline for reading the body.
             redact: Scrubs the account's secrets from server text in errors.
+            heartbeat_stall: Seconds of heartbeats alone that make a stall.
+            monotonic: The clock of the stall watchdog.
         """
         super().__init__(response, options=options, redact=redact)
+        self._heartbeat_stall = heartbeat_stall
+        self._monotonic = monotonic
         self._finish: FinishReason | None = None
         self.decoder = decoder
         self.session_id = session_id
@@ -562,15 +573,30 @@ class AgentTurn(StreamedResponse):
         self, chunks: AsyncIterator[bytes]
     ) -> AsyncGenerator[StreamEvent, None]:
         """The turn's events up to its end; its ``FinishReason`` is kept in ``_finish``."""
+        last_data = self._monotonic()
+        frames = self.decoder.frames
         async for chunk in chunks:
             for event in self._hold_finish(self.decoder.feed(chunk)):
                 yield event
             self.decoder.raise_pending()  # an error that followed those events
             if self.decoder.finished:
                 return
+            now = self._monotonic()
+            if self.decoder.frames != frames:
+                frames, last_data = self.decoder.frames, now
+            if self.decoder.heartbeats_since_data and now - last_data >= self._heartbeat_stall:
+                raise self._stalled(now - last_data)
         self._eof = True
         for event in self._hold_finish(self.decoder.close()):
             yield event
+
+    def _stalled(self, seconds: float) -> HailuoStallError:
+        """The stall error: only heartbeats for ``seconds`` (the partial text is attached)."""
+        return HailuoStallError(
+            f"The answer stalled: only heartbeats for {seconds:.0f} s (the web client gives up "
+            f"after {self._heartbeat_stall:g} s too). The message was not sent again; "
+            "partial_text holds what arrived. Try again, or in a new conversation."
+        )
 
     def _hold_finish(self, events: list[StreamEvent]) -> list[StreamEvent]:
         """``events`` without the ``FinishReason``, which is kept to be yielded last."""
@@ -1245,6 +1271,7 @@ class AgentClient:
             turn_id=turn_id,
             options=opts,
             redact=redact,
+            heartbeat_stall=settings.heartbeat_stall,
         )
         try:
             yield turn

@@ -587,6 +587,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self._usage_emitted = False
         self._held: str | None = None
         self.heartbeats = 0
+        self.heartbeats_since_data = 0
         self.frames = 0
         self.unknown: dict[str, int] = {}
         self.tool_calls: dict[str, dict[str, Any]] = {}
@@ -727,7 +728,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             return
         if line.startswith(":"):
             if not self._data:
-                self.heartbeats += 1  # a comment line keeps the stream alive (§12.3)
+                self._heartbeat()  # a comment line keeps the stream alive (§12.3)
             return
         if not line.startswith("data:"):
             return  # event:, id:, retry:
@@ -788,9 +789,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
             return
         kind, payload = _frame_payload(frame)
         if kind is None and _as_int(frame_type) == TYPE_HEARTBEAT:
-            self.heartbeats += 1
+            self._heartbeat()
             return
-        self.frames += 1
+        self._data_frame()
         self._check_fields(frame, _FRAME_KEYS, "frame")
         if kind == "chunk":
             self._check_fields(payload, _PAYLOAD_KEYS, KEY_CHUNK)
@@ -800,6 +801,16 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._message(payload, events, frame)
         else:
             self._maybe_error(frame)
+
+    def _heartbeat(self) -> None:
+        """Count a heartbeat (a frame or a comment line): alive, but no progress."""
+        self.heartbeats += 1
+        self.heartbeats_since_data += 1
+
+    def _data_frame(self) -> None:
+        """Count a frame that is not a heartbeat: the turn made progress."""
+        self.frames += 1
+        self.heartbeats_since_data = 0
 
     def _check_fields(self, holder: Mapping[str, Any], known: frozenset[str], where: str) -> None:
         """Count the fields of a frame or payload the decoder does not know (names only)."""
@@ -814,9 +825,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
     ) -> None:
         """A frame whose ``type`` is a string (§12.3): heartbeat, error or a named event."""
         if frame_type == "heartbeat":
-            self.heartbeats += 1
+            self._heartbeat()
             return
-        self.frames += 1
+        self._data_frame()
         if frame_type == "error":
             message = _as_text(frame.get("error")) or _as_text(frame.get("message"))
             code = _code_text(frame.get("errorCode")) or find_error_code(frame, message)

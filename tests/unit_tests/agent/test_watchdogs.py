@@ -1,0 +1,60 @@
+"""The web client's watchdogs as ours (§12.4): heartbeats alone stall, partial text kept."""
+
+from __future__ import annotations
+
+import pytest
+from aioresponses import aioresponses
+
+from langchain_hailuo.agent.client import ModelChoice
+from langchain_hailuo.errors import HailuoStallError, HailuoTimeoutError
+from langchain_hailuo.types import FinishReason
+from tests.unit_tests.agent.conftest import (
+    PREFIX,
+    SESSION_ID,
+    STREAM,
+    chunk,
+    make_auth,
+    make_client,
+    sse,
+    url_re,
+)
+
+HEARTBEATS = b'data:{"type":10}\n\n: ping\n\ndata:{"type":"heartbeat"}\n\n'
+
+
+async def _turn(mocked: aioresponses, body: bytes, **settings: float) -> list[object]:
+    mocked.post(
+        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
+        body=body,
+        content_type="text/event-stream",
+    )
+    client = make_client(**settings)
+    try:
+        async with client.send_message(
+            make_auth(real_user_id="1"), SESSION_ID, "x", ModelChoice("MiniMax-M3")
+        ) as turn:
+            return [event async for event in turn.events()]
+    finally:
+        await client.aclose()
+
+
+async def test_heartbeats_alone_for_too_long_are_a_stall_with_the_partial_text(
+    mocked: aioresponses,
+) -> None:
+    with pytest.raises(HailuoStallError) as info:
+        await _turn(mocked, sse(chunk("Half an")) + HEARTBEATS, heartbeat_stall=0.0)
+    assert info.value.partial_text == "Half an"
+    assert isinstance(info.value, HailuoTimeoutError)  # a timeout, for code that catches those
+    assert "not sent again" in str(info.value)
+
+
+async def test_heartbeats_within_the_limit_do_not_stall(mocked: aioresponses) -> None:
+    body = sse(chunk("Hi")) + HEARTBEATS + sse(chunk(" there"), chunk(finish=True))
+    events = await _turn(mocked, body, heartbeat_stall=3600.0)
+    assert events[-1] == FinishReason("stop")
+
+
+def test_the_defaults_are_the_web_clients() -> None:
+    client = make_client()
+    assert client.settings.heartbeat_stall == 60.0
+    assert client.options.timeouts.idle == 90.0
