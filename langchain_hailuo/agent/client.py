@@ -463,12 +463,17 @@ async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
     """
     tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
     finally:
         for task in tasks:
             if not task.done():
                 task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    # raise the failure that ended the wait, never the other call's cancellation
+    failures = [t.exception() for t in tasks if t in done and not t.cancelled()]
+    error = next((exc for exc in failures if exc is not None), None)
+    if error is not None:
+        raise error
     return tasks[0].result(), tasks[1].result()
 
 

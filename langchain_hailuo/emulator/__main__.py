@@ -22,11 +22,21 @@ def main(argv: list[str] | None = None) -> None:
         "--chunk-delay", type=float, default=0.05, help="seconds between stream frames"
     )
     parser.add_argument(
+        "--first-byte-delay",
+        type=float,
+        default=0.0,
+        help="seconds before an Agent answer's first byte (production: about 0.4)",
+    )
+    parser.add_argument(
         "--redirect-status", type=int, default=301, help="status of the redirecting origins"
     )
     args = parser.parse_args(argv)
     run_forever(
-        args.host, args.port, chunk_delay=args.chunk_delay, redirect_status=args.redirect_status
+        args.host,
+        args.port,
+        chunk_delay=args.chunk_delay,
+        first_byte_delay=args.first_byte_delay,
+        redirect_status=args.redirect_status,
     )
 
 

@@ -466,6 +466,16 @@ class _Turn:
         self._sent += 1
         await self.stream.send(f"{prefix}{json_text(payload)}\n\n")
 
+    async def _keep_alive(self, count: int) -> None:
+        """A heartbeat during a long answer, in the three forms production uses (§12.3)."""
+        form = count % 3
+        if form == 0:
+            await self._send({"type": _TYPE_HEARTBEAT, "timestamp": int(time.time() * 1000)})
+        elif form == 1:
+            await self.stream.send(": ping\n\n")  # an SSE comment line
+        else:
+            await self._send({"type": "heartbeat"})
+
     async def _chunk(self, text: str = "", thinking: str = "", *, finish: bool = False) -> None:
         """Send one type-6 ``agent_message_chunk`` frame."""
         chunk = {
@@ -566,7 +576,7 @@ class _Turn:
                 await self._error_frame(error[1], error[2])
                 return
             if index and index % _HEARTBEAT_EVERY == 0:
-                await self._send({"type": _TYPE_HEARTBEAT, "timestamp": int(time.time() * 1000)})
+                await self._keep_alive(index // _HEARTBEAT_EVERY)
             await self._chunk(text, thinking)
         if error is not None:
             await self._error_frame(error[1], error[2])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from aioresponses import aioresponses
 
-from langchain_hailuo.agent.client import ModelChoice
+from langchain_hailuo.agent.client import ModelChoice, both
 from langchain_hailuo.errors import HailuoStallError, HailuoTimeoutError
 from langchain_hailuo.types import FinishReason
 from tests.unit_tests.agent.conftest import (
@@ -58,3 +60,18 @@ def test_the_defaults_are_the_web_clients() -> None:
     client = make_client()
     assert client.settings.heartbeat_stall == 60.0
     assert client.options.timeouts.idle == 90.0
+
+
+async def test_both_raises_the_failure_not_the_cancellation_of_the_other() -> None:
+    """The second call failing first must not surface as the first one's cancellation."""
+
+    async def slow() -> str:
+        await asyncio.sleep(3600)
+        return "never"
+
+    async def fails() -> str:
+        raise HailuoStallError("boom")
+
+    with pytest.raises(HailuoStallError, match="boom"):
+        await both(slow(), fails())
+    assert await both(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ("a", "b")
