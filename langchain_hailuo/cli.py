@@ -238,13 +238,35 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     """Run the local emulator in the foreground."""
     from langchain_hailuo.emulator import run_forever  # noqa: PLC0415 - aiohttp.web on demand
 
+    if args.replay is not None:
+        return _replay(args, out)
     print("Starting the local Hailuo / MiniMax Agent emulator (Ctrl+C to stop)...", file=out)
     try:
-        run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay)
+        run_forever(
+            port=args.port,
+            out=out,
+            chunk_delay=args.chunk_delay,
+            first_byte_delay=args.first_byte_delay,
+        )
     except OSError as exc:
         raise HailuoConfigurationError(
             f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another "
             "--port, or 0 for a free one."
+        ) from None
+    return EXIT_OK
+
+
+def _replay(args: argparse.Namespace, out: TextIO) -> int:
+    """``hailuo emulator --replay FILE``: serve a ``doctor --record`` transcript back."""
+    from langchain_hailuo.emulator.replay import run_replay  # noqa: PLC0415
+
+    print(f"Replaying {args.replay} (Ctrl+C to stop)...", file=out)
+    try:
+        run_replay(args.replay, port=args.port, out=out)
+    except (OSError, ValueError) as exc:
+        raise HailuoConfigurationError(
+            f"Cannot replay {args.replay}: {exc}. Pass a file written by "
+            "`hailuo doctor --record FILE`."
         ) from None
     return EXIT_OK
 
@@ -260,6 +282,7 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
         auth_file=args.auth_file,
         chat=not args.no_chat,
         timeout=args.timeout,
+        record=args.record,
     )
     print("hailuo doctor: checking each step (no secret is printed)", file=out, flush=True)
     steps = asyncio.run(
@@ -578,6 +601,18 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
     )
+    emulator.add_argument(
+        "--first-byte-delay",
+        type=float,
+        default=0.0,
+        help="seconds before an Agent answer starts (production: about 0.4)",
+    )
+    emulator.add_argument(
+        "--replay",
+        type=Path,
+        metavar="FILE",
+        help="serve a transcript written by `hailuo doctor --record FILE` instead",
+    )
     _add_serve_parser(sub)
     add_pool_parser(sub)
     return parser
@@ -659,6 +694,12 @@ def _add_doctor_parser(sub: Any, add_auth_file: Any) -> None:
     )
     doctor.add_argument(
         "--timeout", type=float, default=20.0, help="seconds each step may take (default 20)"
+    )
+    doctor.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="write a transcript of the run, secrets replaced (replay: hailuo emulator --replay)",
     )
     add_auth_file(doctor)
 

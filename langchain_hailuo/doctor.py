@@ -30,6 +30,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -45,6 +46,7 @@ from langchain_hailuo.auth import (
     with_device,
 )
 from langchain_hailuo.errors import HailuoError, HailuoTokenExpiredError
+from langchain_hailuo.transcript import Recorder
 from langchain_hailuo.types import AuthResult, Protocol
 
 __all__ = ["DoctorOptions", "Step", "challenge_page", "format_step", "run_doctor"]
@@ -74,6 +76,9 @@ class DoctorOptions:
         chat: Whether to send one short chat turn.
         timeout: Seconds each step may take.
         env: The environment to read (defaults to ``os.environ``).
+        record: Write a transcript of every HTTP exchange of the run to this file, the
+            account's secrets replaced by placeholders (see :mod:`langchain_hailuo.transcript`);
+            ``hailuo emulator --replay FILE`` serves it back.
     """
 
     base_url: str | None = None
@@ -83,6 +88,7 @@ class DoctorOptions:
     chat: bool = True
     timeout: float = 20.0
     env: Mapping[str, str] | None = None
+    record: Path | None = None
 
 
 @dataclass
@@ -138,6 +144,7 @@ class _Context:
     base_url: str = DEFAULT_BASE_URL
     failed: set[str] = field(default_factory=set)
     provider: Any = None
+    recorder: Recorder | None = None
 
 
 async def run_doctor(
@@ -154,8 +161,14 @@ async def run_doctor(
     """
     manager = AuthManager(auth_file=options.auth_file, base_url=options.base_url, env=options.env)
     steps: list[Step] = []
-    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as session:
-        ctx = _Context(options=options, manager=manager, session=session)
+    recorder = Recorder() if options.record is not None else None
+    session = (
+        recorder.session()
+        if recorder is not None
+        else aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
+    )
+    async with session:
+        ctx = _Context(options=options, manager=manager, session=session, recorder=recorder)
         ctx.base_url = (options.base_url or DEFAULT_BASE_URL).rstrip("/")
         try:
             for name, check, needs in _steps(ctx):
@@ -166,6 +179,8 @@ async def run_doctor(
         finally:
             if ctx.provider is not None:
                 await ctx.provider.aclose()
+            if recorder is not None and options.record is not None:
+                recorder.write(options.record, ctx.auth)
     return steps
 
 
@@ -244,9 +259,18 @@ async def _credentials(ctx: _Context) -> str:
     ctx.protocol = resolve_protocol(base, ctx.options.protocol, recorded_protocol(auth, base))
     provider: Any
     if ctx.protocol == "agent":
+        from langchain_hailuo.agent.client import AgentClient  # noqa: PLC0415
         from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
 
-        provider = MiniMaxAgent(base_url=base, stream_url=_stream_setting(ctx.options))
+        recorder = ctx.recorder
+        client = AgentClient(session_factory=recorder.session) if recorder is not None else None
+        provider = MiniMaxAgent(
+            base_url=base, stream_url=_stream_setting(ctx.options), client=client
+        )
+        if recorder is not None:
+            recorder.control = base
+            with contextlib.suppress(HailuoError):  # an IP base URL without a stream URL
+                recorder.stream = provider.settings_for(auth, {}).stream_origin
     else:
         from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
 
