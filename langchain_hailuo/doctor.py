@@ -12,6 +12,7 @@ or ``SKIP`` (when a step it needs failed, or it was switched off):
 5. ``cloudflare``: whether the API answers with a Cloudflare challenge page;
 6. ``user info`` (Agent: ``realUserID``) or ``device register`` (v4);
 7. ``config`` (Agent: the models);
+7a. ``credits`` (Agent: the plan and the credits left, §7.3);
 8. ``chat``: one short chat turn (``--no-chat`` skips it: it spends credits);
 9. ``protocol drift``: stream frames, fields, event types or error codes the decoder met
    and does not know (their shape only), which is how an upstream change shows first.
@@ -198,6 +199,7 @@ def _steps(ctx: _Context) -> list[tuple[str, _Check, tuple[str, ...]]]:
         ("cloudflare", _cloudflare, ("control origin",)),
         ("identity", _identity, ("credentials", "control origin")),
         ("config", _config, ("credentials", "identity")),
+        ("credits", _credits, ("credentials", "identity")),
         ("chat", _chat, ("credentials", "identity", "stream origin")),
     ]
     if not ctx.options.chat:
@@ -361,6 +363,18 @@ async def _config(ctx: _Context) -> str:
         auth, settings=ctx.provider.settings_for(auth, {})
     )
     return "models: " + (", ".join(models) or "(none listed)")
+
+
+async def _credits(ctx: _Context) -> str:
+    """Agent: the plan and the credits left (§7.3; read at most once a minute)."""
+    from langchain_hailuo.agent.credits import read_credits  # noqa: PLC0415
+
+    if ctx.protocol != "agent":
+        raise _SkippedError("v4 has no credit readout")
+    auth = _auth(ctx)
+    settings = ctx.provider.settings_for(auth, {})
+    reading = await read_credits(ctx.provider._client, auth, settings=settings)
+    return reading.describe()
 
 
 async def _chat(ctx: _Context) -> str:

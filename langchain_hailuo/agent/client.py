@@ -228,6 +228,8 @@ class AgentSettings:
         session_path: Session creation, under the prefix (``{agent_id}`` is filled in).
         message_path: The turn, under the prefix (``{session_id}`` is filled in).
         upload_prepare_path: The upload's prepare call, under the prefix (§6.1).
+        membership_path: The plan and balance readout (absolute path, §7.3).
+        credit_details_path: The credit grants, under the prefix (§7.3).
         agent_role: The ``agent_role`` of the agent to talk to.
         provider_id: The ``provider_id`` of the model object.
         heartbeat_stall: Seconds of heartbeats without data after which a turn has stalled
@@ -247,6 +249,8 @@ class AgentSettings:
     session_path: str = "/agent/{agent_id}/session"
     message_path: str = "/session/{session_id}/message"
     upload_prepare_path: str = "/uploads/prepare"
+    membership_path: str = "/matrix/api/v1/commerce/get_membership_info"
+    credit_details_path: str = "/credit/details"
     agent_role: str = "mavis"
     provider_id: str = "minimax"
     heartbeat_stall: float = 60.0

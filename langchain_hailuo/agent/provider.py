@@ -48,12 +48,14 @@ from langchain_hailuo.agent.client import (
     ModelChoice,
     both,
 )
+from langchain_hailuo.agent.credits import with_credits_left
 from langchain_hailuo.agent.stream import is_transient_session_error
 from langchain_hailuo.agent.upload import TurnAttachments, Uploader, UploadStore, is_refused_turn
 from langchain_hailuo.auth import prepare_credentials
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
+    HailuoQuotaError,
     HailuoServerError,
     HailuoUploadError,
 )
@@ -288,6 +290,8 @@ class MiniMaxAgent(BaseProvider):
                 )
                 async for item in self._exchange(auth, call):
                     yield item
+            except HailuoQuotaError as wall:
+                raise with_credits_left(wall, auth.account_fingerprint) from None
             except HailuoAuthError as rejection:
                 allowed = not (progress.output or refreshed)
                 auth = await refresh_once(rejection, auth, manager, allowed=allowed, log=logger)

@@ -65,6 +65,7 @@ __all__ = [
 DEFAULT_API_PREFIX: Final = "/minimax-cloud/api/v1"
 USER_INFO_PATH: Final = "/v1/api/user/info"
 RENEWAL_PATH: Final = "/v1/api/user/renewal"
+MEMBERSHIP_PATH: Final = "/matrix/api/v1/commerce/get_membership_info"
 QUOTA_ERROR_CODE: Final = 2056
 """Code of the ``stream_error`` fault's error frame (Token Plan quota exhausted)."""
 TRANSIENT_ERROR_TEXT: Final = "sandbox connection error"
@@ -204,6 +205,8 @@ class AgentRoutes:
         app.router.add_get(f"{self.prefix}/agent", self.agents)
         app.router.add_post(f"{self.prefix}/agent/{{agent_id}}/session", self.create_session)
         app.router.add_get(f"{self.prefix}/session/{{session_id}}/message", self.history)
+        app.router.add_post(MEMBERSHIP_PATH, self.membership)
+        app.router.add_get(f"{self.prefix}/credit/details", self.credit_details)
         self.uploads.add_prepare_to(app)
 
     def add_stream_to(self, app: web.Application) -> None:
@@ -320,6 +323,44 @@ class AgentRoutes:
                 }
             )
         return web.json_response({"models": models, "base_resp": dict(BASE_RESP_OK)})
+
+    async def membership(self, request: web.Request) -> web.StreamResponse:
+        """``POST /matrix/.../get_membership_info``: plan, string balance, older fields at 0.
+
+        As §7.3 reports after the "op" migration: ``op_credit_summary.total_remaining_amount``
+        is the balance, the older fields read 0.
+        """
+        caller = await self._check(request, "membership")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        account = caller.account
+        data = {
+            "plan_name": account.plan,
+            "plan_type": account.plan.lower(),
+            "total_remains_credit": 0,
+            "opcredit_balance": 0,
+            "daily_login_gift_credit_remaining": 0,
+            "has_token_plan": False,
+            "op_credit_summary": {"total_remaining_amount": f"{account.credits:.2f}"},
+        }
+        return web.json_response({"data": data, "base_resp": dict(BASE_RESP_OK)})
+
+    async def credit_details(self, request: web.Request) -> web.StreamResponse:
+        """``GET {prefix}/credit/details``: the grants (flat; ``details`` absent when none)."""
+        caller = await self._check(request, "credit_details")
+        if isinstance(caller, web.StreamResponse):
+            return caller
+        left = caller.account.credits
+        grants = [min(left, 800.0), max(left - 800.0, 0.0)] if left > 0 else []
+        details = [
+            {"grant_type": "daily" if i else "signup", "remaining_amount": f"{amount:.2f}"}
+            for i, amount in enumerate(grants)
+            if amount > 0
+        ]
+        body: dict[str, Any] = {"total_count": len(details), "base_resp": dict(BASE_RESP_OK)}
+        if details:
+            body["details"] = details
+        return web.json_response(body)
 
     def _agent_ids(self, account: EmulatorAccount) -> dict[str, str]:
         """Agent id -> role for an account (``mavis`` first)."""

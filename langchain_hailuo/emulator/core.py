@@ -175,6 +175,8 @@ class EmulatorAccount:
         agent_id: The numeric id of the account's ``mavis`` agent (15 digits).
         models: Model ids ``/config`` offers this account.
         expires_at: The token's ``exp``.
+        plan: The plan's name (``get_membership_info``, §7.3).
+        credits: Credits left (membership and ``credit/details``, §7.3).
     """
 
     name: str = "default"
@@ -187,6 +189,8 @@ class EmulatorAccount:
     agent_id: str = ""
     models: list[str] = field(default_factory=lambda: ["MiniMax-M3", "MiniMax-M2.7"])
     expires_at: float = 0.0
+    plan: str = "Free"
+    credits: float = 1000.0
 
     def __post_init__(self) -> None:
         """Make up every identifier that was not given."""

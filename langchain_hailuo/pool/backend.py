@@ -84,6 +84,8 @@ class AccountStatus:
         cooling: Why it rests (``quota``, ``rate_limit``, ``auth``) or ``None``.
         last_error: The last failure's message (no secret), if any.
         served: Answers it finished.
+        credits: The plan and credits left at this process's last reading (§7.3), e.g.
+            ``plan Free, 1000.00 credits left``; ``None`` when never read here.
     """
 
     account: str
@@ -92,6 +94,7 @@ class AccountStatus:
     cooling: CooldownKind | None = None
     last_error: str | None = None
     served: int = 0
+    credits: str | None = None
 
 
 class LoopLocks:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import time
 from pathlib import Path
@@ -19,6 +20,8 @@ from langchain_hailuo.pool.sources import (
 )
 
 __all__ = ["add_pool_parser", "run_pool_command"]
+
+logger = logging.getLogger(__name__)
 
 _ERROR_WIDTH = 60
 
@@ -62,7 +65,7 @@ def _state(status: AccountStatus, now: float) -> str:
 
 
 def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
-    """One line per account (never a token)."""
+    """One line per account (never a token), then each account's credits."""
     now = time.time()
     print(f"{'account':<18} {'streams':>7} {'served':>7}  {'state':<38} last error", file=out)
     for s in statuses:
@@ -73,6 +76,32 @@ def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
             f"{s.account:<18} {s.streams:>7} {s.served:>7}  {_state(s, now):<38} {error}",
             file=out,
         )
+    for s in statuses:
+        print(f"credits  {s.account:<18} {s.credits or 'not read'}", file=out)
+
+
+async def _read_credits(accounts: list[Any]) -> None:
+    """Read each Agent account's plan and credits once (§7.3); a failure is only noted."""
+    from langchain_hailuo.agent.client import AgentClient, AgentSettings  # noqa: PLC0415
+    from langchain_hailuo.agent.credits import read_credits  # noqa: PLC0415
+    from langchain_hailuo.auth import prepare_credentials  # noqa: PLC0415
+    from langchain_hailuo.errors import HailuoError  # noqa: PLC0415
+
+    client = AgentClient()
+    try:
+        for account in accounts:
+            try:
+                auth = await account.manager.get()
+                if auth.protocol not in {None, "agent"}:
+                    continue
+                auth = await prepare_credentials(auth, "agent", account.manager)
+                settings = AgentSettings(base_url=auth.api_origin or AgentSettings().base_url)
+                auth = await client.bootstrap(auth, settings=settings)
+                await read_credits(client, auth, settings=settings)
+            except HailuoError as exc:
+                logger.info("credits of %s not read: %s", account.name, type(exc).__name__)
+    finally:
+        await client.aclose()
 
 
 async def _status(args: argparse.Namespace, out: TextIO) -> int:
@@ -89,6 +118,7 @@ async def _status(args: argparse.Namespace, out: TextIO) -> int:
     pool = AccountPool(specs, pool_url=url)
     try:
         if specs:
+            await _read_credits(await pool.accounts())
             statuses = await pool.astatus()
         else:  # only what other processes registered in Redis
             statuses = await pool.backend.status([])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 import logging
 import threading
@@ -252,7 +253,8 @@ class AccountPool:
         the streams count those of every process.
         """
         accounts = await self.accounts()
-        return await self.backend.status([a.name for a in accounts])
+        statuses = await self.backend.status([a.name for a in accounts])
+        return [dataclasses.replace(s, credits=_credits_of(s.account)) for s in statuses]
 
     def status(self) -> list[AccountStatus]:
         """:meth:`astatus` from sync code (runs on the package's private event loop)."""
@@ -525,3 +527,11 @@ def _no_account(
         next_free_at=next_free,
         now=now,
     )
+
+
+def _credits_of(account: str) -> str | None:
+    """This process's last credit reading of an account (no network; §7.3)."""
+    from langchain_hailuo.agent.credits import last_credits  # noqa: PLC0415 - Agent only
+
+    reading = last_credits(account)
+    return f"{reading.describe()} at {reading.when()}" if reading is not None else None

@@ -155,6 +155,7 @@ def test_status_honours_hailuo_token_and_check_asks_the_server(
     checked = hailuo("status", "--check", env=env)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "the server accepts the token" in checked.stdout
+    assert "plan Free, 1000.00 credits left" in checked.stdout
     emulator.rotate_token()
     refused = hailuo("status", "--check", env=env)
     assert refused.returncode == 1

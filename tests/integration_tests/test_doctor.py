@@ -45,6 +45,7 @@ STEPS = (
     "cloudflare",
     "identity",
     "config",
+    "credits",
     "chat",
     "protocol drift",
 )
@@ -105,6 +106,7 @@ def test_a_healthy_agent_login_passes_every_step(emulator: Emulator, env: dict[s
     assert "plain HTTP, no TLS" in result.stdout
     assert "models: MiniMax-M3, MiniMax-M2.7" in result.stdout
     assert "no unknown frame, field, event or error code" in result.stdout
+    assert "plan Free, 1000.00 credits left (grants: 1000.00)" in result.stdout
     assert len(emulator.requests_to("chat")) == 1
     _assert_no_secret(result, token, COOKIE_VALUE)
 
