@@ -31,6 +31,7 @@ EXPECTED_ALL = [
     "HailuoRiskControlError",
     "HailuoServerError",
     "HailuoSessionBusyError",
+    "HailuoStallError",
     "HailuoStreamInterruptedError",
     "HailuoTimeoutError",
     "HailuoTokenExpiredError",
