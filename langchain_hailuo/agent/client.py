@@ -129,6 +129,9 @@ DEFAULT_USER_AGENT = (
 JSON_ACCEPT = "application/json, text/plain, */*"
 STREAM_ACCEPT = "text/event-stream"
 _ERROR_BODY_LIMIT = 64 * 1024
+MESSAGE_RETRY_DELAY = 1.0
+"""The web client's one retry of a message refused before it was taken (§12.2): about 1 s
+(the backoff's jitter makes it 0.5-1 s)."""
 _SECOND_LEVEL_LABELS = frozenset({"ac", "co", "com", "edu", "gov", "net", "org"})
 _CN_DOMAINS = frozenset({"minimaxi.com", "minimax.cn"})
 AGENT_HOSTS = frozenset({"agent.minimax.io", "agent-stream.minimax.io", "chat.minimax.io"})
@@ -1198,11 +1201,11 @@ class AgentClient:
     ) -> AsyncIterator[AgentTurn]:
         """Send one turn and hold its answer open for streaming.
 
-        The turn is sent again only when it provably did not reach the server (the
-        connection failed before anything was written, a 429, a 409), with backoff inside
-        the call's deadline; any other failure raises, saying whether the message may have
-        arrived. The response is closed when the ``async with`` block exits, however it
-        exits.
+        The turn is sent again at most once, after about 1 s as the web client does (§12.2),
+        and only when it provably did not reach the server (the connection failed before
+        anything was written, a 429, a 409 "session busy"), inside the call's deadline; any
+        other failure raises, saying whether the message may have arrived. The response
+        is closed when the ``async with`` block exits, however it exits.
 
         Args:
             auth: The account.
@@ -1259,10 +1262,19 @@ class AgentClient:
                 raise
             return resp
 
+        # §12.2: one retry after about 1 s, only while the message is provably unsent (a 409
+        # "session busy", a 429, a connection that failed before sending)
+        once = dataclasses.replace(
+            opts,
+            max_retries=min(opts.max_retries, 1),
+            backoff_base=MESSAGE_RETRY_DELAY,
+            backoff_max=MESSAGE_RETRY_DELAY,
+        )
+
         async def send() -> aiohttp.ClientResponse:
             return await retry_before_first_byte(
                 attempt,
-                options=opts,
+                options=once,
                 what=what,
                 sleep=self._sleep,
                 idempotent=False,

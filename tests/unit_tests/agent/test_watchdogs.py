@@ -8,7 +8,7 @@ import pytest
 from aioresponses import aioresponses
 
 from langchain_hailuo.agent.client import ModelChoice, both
-from langchain_hailuo.errors import HailuoStallError, HailuoTimeoutError
+from langchain_hailuo.errors import HailuoSessionBusyError, HailuoStallError, HailuoTimeoutError
 from langchain_hailuo.types import FinishReason
 from tests.unit_tests.agent.conftest import (
     PREFIX,
@@ -75,3 +75,32 @@ async def test_both_raises_the_failure_not_the_cancellation_of_the_other() -> No
     with pytest.raises(HailuoStallError, match="boom"):
         await both(slow(), fails())
     assert await both(asyncio.sleep(0, "a"), asyncio.sleep(0, "b")) == ("a", "b")
+
+
+async def test_a_busy_session_gets_one_retry_after_about_a_second(mocked: aioresponses) -> None:
+    """§12.2: a 409 before the message was taken is sent once more, ~1 s later, no more."""
+    message = url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message")
+    mocked.post(message, status=409, body="busy")
+    mocked.post(message, status=409, body="busy")
+    mocked.post(
+        message, body=sse(chunk("ok"), chunk(finish=True)), content_type="text/event-stream"
+    )
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    client = make_client()
+    client._sleep = sleep
+    with pytest.raises(HailuoSessionBusyError):
+        async with client.send_message(
+            make_auth(real_user_id="1"), SESSION_ID, "x", ModelChoice("MiniMax-M3")
+        ):
+            pass
+    assert len(slept) == 1
+    assert 0.5 <= slept[0] <= 1.0
+    async with client.send_message(
+        make_auth(real_user_id="1"), SESSION_ID, "x", ModelChoice("MiniMax-M3")
+    ) as turn:
+        assert [e async for e in turn.events()][-1] == FinishReason("stop")
+    await client.aclose()
