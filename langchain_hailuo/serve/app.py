@@ -139,6 +139,7 @@ class _Limits:
                 "rate_limit",
                 f"This API key already has {self.limit} requests running; wait for one to finish.",
                 retry_after=1.0,
+                retry=True,  # refused before anything was sent
             )
         self._running[namespace] = running + 1
 
@@ -239,13 +240,11 @@ class Server:
             limit = self.config.max_body_bytes
             return _error_response(
                 _api_of(request),
-                ApiError(413, "too_large", f"The request body is over {limit} bytes.", retry=False),
+                ApiError(413, "too_large", f"The request body is over {limit} bytes."),
             )
         except web.HTTPException as error:
             kind: ErrorKind = "not_found" if error.status == 404 else "invalid_request"  # noqa: PLR2004
-            return _error_response(
-                _api_of(request), ApiError(error.status, kind, error.reason, retry=False)
-            )
+            return _error_response(_api_of(request), ApiError(error.status, kind, error.reason))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -260,7 +259,6 @@ class Server:
                 "authentication",
                 "Missing or wrong API key: send it as 'Authorization: Bearer KEY' or "
                 "'x-api-key: KEY'.",
-                retry=False,
             )
         request[_NAMESPACE_KEY] = namespace
         return await handler(request)
