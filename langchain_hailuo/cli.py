@@ -436,6 +436,14 @@ def _add_serve_parser(sub: Any) -> None:
         help="seconds running answers get to finish on Ctrl+C / SIGTERM (30)",
     )
     serve.add_argument("--model", default=None, help="the default model id")
+    serve.add_argument(
+        "--model-alias",
+        action="append",
+        default=[],
+        metavar="PATTERN=MODEL",
+        help="answer requests for models matching PATTERN with MODEL, e.g. 'claude-*=MiniMax-M3' "
+        "(repeatable; also HAILUO_SERVE_MODEL_ALIASES, comma-separated)",
+    )
     _add_protocol_options(serve, base_url_default=None)
     serve.add_argument(
         "--account-concurrency",
@@ -485,7 +493,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
     from langchain_hailuo.serve import ServeConfig, Server, serve_forever  # noqa: PLC0415
+    from langchain_hailuo.serve.config import parse_aliases  # noqa: PLC0415
 
+    env_aliases = os.environ.get("HAILUO_SERVE_MODEL_ALIASES", "")
+    aliases = [*args.model_alias, *(a for a in env_aliases.split(",") if a.strip())]
     env_keys = os.environ.get("HAILUO_SERVE_API_KEYS", "")
     keys = [*args.api_key, *(k.strip() for k in env_keys.split(",") if k.strip())]
     config = ServeConfig(
@@ -496,6 +507,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_body_bytes=args.max_body_bytes,
         cors_origins=tuple(args.cors_origin),
         shutdown_timeout=args.shutdown_timeout,
+        model_aliases=parse_aliases(aliases),
     )
     config.check()
     kwargs = _model_target(args)
@@ -509,8 +521,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     def ready(url: str, over: str) -> None:
         print(
-            f"Serving on {url}/v1 (OpenAI: /v1/chat/completions, Anthropic: /v1/messages, "
-            f"models: /v1/models) over {over}; "
+            f"Serving on {url}/v1 (OpenAI: /v1/chat/completions and /v1/responses, "
+            f"Anthropic: /v1/messages, models: /v1/models) over {over}; "
             f"{'API key required' if keys else 'no API key'}. "
             "Ctrl+C stops.",
             file=out,

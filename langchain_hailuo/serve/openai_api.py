@@ -237,10 +237,8 @@ def _finish_reason(answer: Answer) -> str:
     return "length" if answer.finish_reason in {"length", "max_tokens"} else "stop"
 
 
-def _usage(answer: Answer) -> dict[str, int] | None:
-    """The ``usage`` object, when the service reported counts."""
-    if answer.input_tokens is None or answer.output_tokens is None:
-        return None
+def _usage(answer: Answer) -> dict[str, int]:
+    """The ``usage`` object (the service's counts, else estimates)."""
     return {
         "prompt_tokens": answer.input_tokens,
         "completion_tokens": answer.output_tokens,
@@ -279,10 +277,8 @@ def completion(request: OpenAIRequest, answer: Answer) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
+        "usage": _usage(answer),
     }
-    usage = _usage(answer)
-    if usage is not None:
-        body["usage"] = usage
     return body
 
 
