@@ -1,7 +1,8 @@
 """The ``hailuo serve`` web app: routes, API keys, limits, CORS, streaming, shutdown.
 
-Routes: ``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic),
-``GET /v1/models`` (OpenAI's list, or Anthropic's when the request carries an
+Routes: ``POST /v1/chat/completions`` and ``POST /v1/responses`` (OpenAI),
+``POST /v1/messages`` and ``POST /v1/messages/count_tokens`` (Anthropic), ``GET /v1/models``
+and ``GET /v1/models/{id}`` (OpenAI's shape, or Anthropic's when the request carries an
 ``anthropic-version`` header). Every failure is answered in the calling API's error shape
 with the status :func:`~langchain_hailuo.serve.status.api_error` picks. A request's answer
 is pulled up to its first part before any header is sent, so failures before the answer
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from langchain_hailuo.chat_models import ChatHailuo
-from langchain_hailuo.serve import anthropic_api, openai_api
+from langchain_hailuo.serve import anthropic_api, openai_api, responses_api
 from langchain_hailuo.serve.config import ServeConfig, key_id
 from langchain_hailuo.serve.core import Answer, Answerer, AnswerPart
 from langchain_hailuo.serve.status import ApiError, ErrorKind, api_error, bad_request
@@ -68,6 +69,13 @@ OPENAI = _Api(
     openai_api.parse_request,
     openai_api.completion,
     openai_api.ChunkRenderer,
+    openai_api.error_body,
+)
+RESPONSES = _Api(
+    "responses",
+    responses_api.parse_request,
+    responses_api.response_body,
+    responses_api.EventRenderer,
     openai_api.error_body,
 )
 ANTHROPIC = _Api(
@@ -199,6 +207,7 @@ class Server:
             middlewares.insert(0, self._cors)
         app = web.Application(middlewares=middlewares, client_max_size=self.config.max_body_bytes)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._anthropic)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_get("/v1/models", self._models)
@@ -293,6 +302,10 @@ class Server:
     async def _openai(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/chat/completions``."""
         return await self._answer(request, OPENAI)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``."""
+        return await self._answer(request, RESPONSES)
 
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages``."""

@@ -139,6 +139,10 @@ class Turn:
         reasoning: Ask for reasoning (``None``: the model's default).
         prefill: The start of the answer the client wrote (Anthropic's assistant prefill):
             the answer continues it and is returned without it.
+        continues: The id of an earlier answer whose chat this turn continues, with only
+            ``messages`` as the new input (the Responses API's ``previous_response_id``).
+        remember_as: The id to keep this answer under for a later ``continues`` (``None``:
+            not kept, as with the Responses API's ``store: false``).
     """
 
     messages: list[BaseMessage]
@@ -149,6 +153,8 @@ class Turn:
     stop: list[str] | None = None
     reasoning: bool | None = None
     prefill: str = ""
+    continues: str | None = None
+    remember_as: str | None = None
 
     def estimated_input_tokens(self) -> int:
         """The estimated prompt tokens (:func:`estimate_tokens` of every text and tool)."""
@@ -405,6 +411,49 @@ class Answerer:
             shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
             logger.warning("The conversation store failed to remember a chat: %s", shown)
 
+    @staticmethod
+    def _answer_key(namespace: str, answer_id: str) -> str:
+        """The store key of an answer kept by id (per caller: another key cannot use it)."""
+        digest = hashlib.sha256(f"{namespace}\0{answer_id}".encode()).hexdigest()
+        return f"answer:{digest}"
+
+    async def _earlier(self, answer_id: str, namespace: str) -> AIMessage:
+        """The answer kept as ``answer_id``, with the metadata that continues its chat.
+
+        Raises:
+            ApiError: A 400 when no answer is kept under that id (unknown, expired, another
+                key's, or answered with ``store: false``).
+        """
+        kept = await self.store.get(self._answer_key(namespace, answer_id))
+        if kept is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"Previous response with id {answer_id!r} not found (unknown, expired, or "
+                "answered with store: false); send the whole conversation as input instead.",
+                param="previous_response_id",
+            )
+        calls = [tool_call(name=n, args=a, id=i) for i, n, a in kept.get("calls") or []]
+        # The id proves which chat this continues: the history before it is not resent, so
+        # there is no history to compare with the chat's own (its hash is left out).
+        meta = {k: v for k, v in (kept.get("meta") or {}).items() if k != "history_hash"}
+        return AIMessage(content=kept.get("text") or "", tool_calls=calls, response_metadata=meta)
+
+    async def _keep(
+        self, answer_id: str, namespace: str, answer: Answer, meta: Mapping[str, Any]
+    ) -> None:
+        """Keep an answer by id, so a later turn can continue its chat with only new input."""
+        value = {
+            "meta": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+            "text": answer.text,
+            "calls": [[c["id"], c["name"], c["args"]] for c in answer.tool_calls],
+        }
+        try:
+            await self.store.put(self._answer_key(namespace, answer_id), value)
+        except Exception as exc:  # noqa: BLE001 - the answer is given all the same
+            shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
+            logger.warning("The conversation store failed to keep a response: %s", shown)
+
     # ------------------------------------------------------------------ answering
 
     def _runnable(self, turn: Turn) -> tuple[Runnable[Any, Any], dict[str, Any]]:
@@ -427,6 +476,15 @@ class Answerer:
             options["stop"] = list(turn.stop)
         return runnable, options
 
+    async def _prompt(self, turn: Turn, history: History, namespace: str) -> list[BaseMessage]:
+        """The messages ``ChatHailuo`` answers: the known chat, an earlier answer, a prefill."""
+        messages = await self.known_chat(history)
+        if turn.continues is not None:
+            messages = [await self._earlier(turn.continues, namespace), *messages]
+        if turn.prefill:
+            messages = [*messages, SystemMessage(_PREFILL_INSTRUCTION.format(turn.prefill))]
+        return messages
+
     async def stream(self, turn: Turn, namespace: str) -> AsyncGenerator[AnswerPart, None]:
         """Answer ``turn``: text, reasoning and tool call parts, then the :class:`Answer`.
 
@@ -445,9 +503,7 @@ class Answerer:
             ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
         """
         history = History(turn.messages, namespace)
-        messages = await self.known_chat(history)
-        if turn.prefill:
-            messages = [*messages, SystemMessage(_PREFILL_INSTRUCTION.format(turn.prefill))]
+        messages = await self._prompt(turn, history, namespace)
         held = turn.structured is not None
         collector = _Collector()
         cut = _PrefillCut(turn.prefill)
@@ -485,4 +541,6 @@ class Answerer:
             stop_sequence=meta.get("stop_sequence"),
         )
         await self._remember(history, answer, meta, turn.prefill)
+        if turn.remember_as is not None and meta.get("chat_id"):
+            await self._keep(turn.remember_as, namespace, answer, meta)
         yield answer
