@@ -230,3 +230,20 @@ def test_models_retrieve_in_both_shapes_with_aliases(served: Served) -> None:
         with pytest.raises(openai.NotFoundError):
             gpt.models.retrieve("gpt-4o")
     assert (model.id, model.object) == (MODEL, "model")
+
+
+def test_a_token_only_login_lists_the_accounts_own_models(emulator: Emulator) -> None:
+    account = emulator.account()
+    before = account.models
+    account.models = [MODEL, "MiniMax-Account-Only"]
+    try:
+        with (
+            serving(emulator) as own,  # a token, no saved login: the list comes from /config
+            openai.OpenAI(base_url=own.base_url, api_key=API_KEY, max_retries=0) as gpt,
+        ):
+            listed = [model.id for model in gpt.models.list()]
+            found = gpt.models.retrieve("MiniMax-Account-Only")
+    finally:
+        account.models = before
+    assert listed == [MODEL, "MiniMax-Account-Only"]
+    assert found.id == "MiniMax-Account-Only"
