@@ -236,11 +236,16 @@ def _cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     """Run the local emulator in the foreground."""
-    from langchain_hailuo.emulator import run_forever  # noqa: PLC0415 - aiohttp.web on demand
+    from langchain_hailuo.emulator import load_script, run_forever  # noqa: PLC0415 - on demand
 
+    try:
+        script = load_script(args.script) if args.script else []
+    except (OSError, ValueError) as exc:
+        shown = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise HailuoConfigurationError(f"Cannot use the script {args.script}: {shown}") from None
     print("Starting the local Hailuo / MiniMax Agent emulator (Ctrl+C to stop)...", file=out)
     try:
-        run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay)
+        run_forever(port=args.port, out=out, chunk_delay=args.chunk_delay, script=script)
     except OSError as exc:
         raise HailuoConfigurationError(
             f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another "
@@ -589,6 +594,13 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--port", type=int, default=0, help="port of the v4 origin (0: free)")
     emulator.add_argument(
         "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
+    )
+    emulator.add_argument(
+        "--script",
+        metavar="FILE",
+        default=None,
+        help="JSON lines of replies, tool calls and faults to queue (see "
+        "langchain_hailuo.emulator.control); more can be POSTed to /_emulator/script",
     )
     _add_serve_parser(sub)
     add_pool_parser(sub)
