@@ -270,12 +270,13 @@ class _PrefillCut:
     def take(self, text: str) -> str:
         """The text to pass on now (``""`` while it may still be the repeated prefill)."""
         if not self._done:
-            self._held += text
-            held = self._held.lstrip()
-            if self._prefill.startswith(held):
+            held, self._held = self._held + text, ""
+            stripped = held.lstrip()
+            if self._prefill.startswith(stripped):
+                self._held = held
                 return ""  # still (possibly) the repeat
-            self._done, self._held = True, ""
-            text = held.removeprefix(self._prefill)
+            self._done = True
+            text = stripped[len(self._prefill) :] if stripped.startswith(self._prefill) else held
         if text:
             self.passed.append(text)
         return text

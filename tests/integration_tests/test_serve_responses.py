@@ -170,6 +170,14 @@ def test_reasoning_becomes_a_reasoning_item(client: openai.OpenAI, emulator: Emu
     assert (reasoning.type, message.type) == ("reasoning", "message")
     assert [s.text for s in reasoning.summary] == ["Two plus two."]
     assert response.output_text == "Four."
+    emulator.script(ScriptedReply("Six.", reasoning="Three times two."))
+    with client.responses.stream(model=MODEL, input="3*2?", reasoning={"effort": "high"}) as stream:
+        events = list(stream)
+        final = stream.get_final_response()
+    thought = [e.delta for e in events if e.type == "response.reasoning_summary_text.delta"]
+    assert "".join(thought) == "Three times two."
+    assert [item.type for item in final.output] == ["reasoning", "message"]
+    assert final.output_text == "Six."
 
 
 def test_a_drop_mid_stream_is_response_failed_and_never_resent(

@@ -33,6 +33,7 @@ from langchain_hailuo.serve.core import (
     ReasoningPart,
     TextPart,
     ToolCallPart,
+    _PrefillCut,
     resolve_model,
 )
 from langchain_hailuo.serve.status import ApiError, api_error
@@ -575,3 +576,23 @@ def test_a_bad_model_alias_is_refused_in_one_line(capsys: pytest.CaptureFixture[
     assert main(["serve", "--port", "0", "--model-alias", "=MiniMax-M3"]) == 1
     (line,) = capsys.readouterr().err.splitlines()
     assert line.startswith("hailuo: error: Model alias '=MiniMax-M3' is not PATTERN=MODEL")
+
+
+# --------------------------------------------------------------------------- prefill
+
+
+@pytest.mark.parametrize(
+    ("pieces", "shown"),
+    [
+        (["The cap", "ital is", " Paris."], " Paris."),  # the repeat, split, is cut
+        ([" Paris", "."], " Paris."),  # a plain continuation passes at once
+        (["The"], "The"),  # a partial repeat that ends the answer is the answer
+        (["The capital is"], ""),  # nothing but the repeat
+        (["The capital was Paris."], "The capital was Paris."),
+    ],
+)
+def test_a_repeated_prefill_is_cut_as_it_streams(pieces: list[str], shown: str) -> None:
+    cut = _PrefillCut("The capital is")
+    out = "".join(cut.take(piece) for piece in pieces) + cut.rest()
+    assert out == shown
+    assert "".join(cut.passed) == shown
