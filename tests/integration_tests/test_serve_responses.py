@@ -3,6 +3,7 @@ OpenAI Agents SDK's default model, over the emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -209,15 +210,21 @@ def test_agents_sdk_default_model_with_a_function_tool(served: Served, emulator:
 
     emulator.script(call_block("get_weather", {"city": "Oslo"}), "Oslo is sunny today.")
     start = mark(emulator)
-    client = openai.AsyncOpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0)
-    agent = agents.Agent(
-        name="Weather",
-        instructions="Answer with the weather tool.",
-        tools=[get_weather],
-        model=agents.OpenAIResponsesModel(model="gpt-4.1", openai_client=client),
-    )
     agents.set_tracing_disabled(True)
-    result = agents.Runner.run_sync(agent, "Weather in Oslo?")
+
+    async def run() -> Any:
+        async with openai.AsyncOpenAI(
+            base_url=served.base_url, api_key=API_KEY, max_retries=0
+        ) as client:
+            agent = agents.Agent(
+                name="Weather",
+                instructions="Answer with the weather tool.",
+                tools=[get_weather],
+                model=agents.OpenAIResponsesModel(model="gpt-4.1", openai_client=client),
+            )
+            return await agents.Runner.run(agent, "Weather in Oslo?")
+
+    result = asyncio.run(run())
     assert calls == ["Oslo"]
     assert result.final_output == "Oslo is sunny today."
     posts = sent(emulator, "agent", start)
