@@ -55,7 +55,6 @@ from langchain_hailuo._config import ENV_POOL_URL
 from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
-from langchain_hailuo._provider import BaseProvider
 from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
     build_provider,
@@ -1181,6 +1180,10 @@ class ChatHailuo(BaseChatModel):
         A token-only login learns its ``/config`` list here (the bootstrap a first turn makes
         anyway); when the service cannot be reached the provider's known ids stand in.
         """
+        from langchain_hailuo._provider import (  # noqa: PLC0415 - the transport loads on use
+            BaseProvider,
+        )
+
         provider = self._get_provider(self._resolve_protocol(auth), account)
         if not isinstance(provider, BaseProvider):  # a test's fake provider
             return [str(name) for name in getattr(provider, "models", None) or [self.model]]

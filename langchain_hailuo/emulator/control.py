@@ -28,10 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from langchain_core.messages import AIMessage
-from langchain_core.messages.tool import tool_call
 
-from langchain_hailuo._tools import render_tool_call_history
 from langchain_hailuo.emulator.core import ScriptedReply
 
 if TYPE_CHECKING:
@@ -45,6 +42,21 @@ CONTROL_PATH = "/_emulator/script"
 _REPLY_KEYS = frozenset({"reply", "tool_calls", "text", "reasoning", "marker", "account"})
 
 
+def _tool_call_text(text: str, calls: list[Mapping[str, Any]]) -> str:
+    """An answer calling tools, as a model following the package's tool prompt writes it.
+
+    The emulator stands where the service is, below the package's tool layer, so it writes
+    the blocks itself, as the model does: the prose, then one block per call.
+    """
+    blocks = [
+        "<tool_call>\n"
+        + json.dumps({"name": call["name"], "arguments": dict(call.get("arguments") or {})})
+        + "\n</tool_call>"
+        for call in calls
+    ]
+    return "\n".join(part for part in [text.strip(), *blocks] if part)
+
+
 def _reply(entry: Mapping[str, Any]) -> ScriptedReply:
     """A reply entry (``reply``, or ``tool_calls`` with an optional ``text``)."""
     unknown = set(entry) - _REPLY_KEYS
@@ -56,14 +68,7 @@ def _reply(entry: Mapping[str, Any]) -> ScriptedReply:
             isinstance(c, Mapping) and isinstance(c.get("name"), str) for c in calls
         ):
             raise ValueError("tool_calls must be a list of {'name': ..., 'arguments': {...}}")
-        message = AIMessage(
-            content=str(entry.get("text") or ""),
-            tool_calls=[
-                tool_call(name=c["name"], args=dict(c.get("arguments") or {}), id=None)
-                for c in calls
-            ],
-        )
-        text = render_tool_call_history(message)
+        text = _tool_call_text(str(entry.get("text") or ""), calls)
     elif isinstance(entry.get("reply"), str):
         text = entry["reply"]
     else:
