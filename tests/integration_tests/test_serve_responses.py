@@ -10,7 +10,7 @@ from typing import Any
 
 import openai
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, SecretStr
 
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
@@ -231,3 +231,18 @@ def test_agents_sdk_default_model_with_a_function_tool(served: Served, emulator:
     assert len(posts) == 2
     assert posts[1].chat_id == posts[0].chat_id
     assert "Sunny in Oslo" in posts[1].text
+
+
+def test_a_response_id_is_kept_per_api_key(emulator: Emulator) -> None:
+    other = "sk-serve-test-another-key"
+    keys = (SecretStr(API_KEY), SecretStr(other))
+    with serving(emulator, api_keys=keys) as served:
+        with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as mine:
+            first = mine.responses.create(model=MODEL, input="Mine")
+        with (
+            openai.OpenAI(base_url=served.base_url, api_key=other, max_retries=0) as theirs,
+            pytest.raises(openai.BadRequestError) as caught,
+        ):
+            theirs.responses.create(model=MODEL, input="Theirs", previous_response_id=first.id)
+    assert caught.value.response.headers["x-should-retry"] == "false"
+    assert "not found" in str(caught.value)
