@@ -97,6 +97,12 @@ def request_messages(body: Any) -> list[Any]:
     return messages
 
 
+def _unsent(error: HailuoError) -> bool:
+    """Whether the message provably did not reach the service (and no answer came back)."""
+    answered = error.may_have_arrived or error.partial_text or error.partial_reasoning
+    return provably_unsent(error) and not answered
+
+
 def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one return per kind
     """The API error for an exception raised while answering.
 
@@ -125,12 +131,16 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
         return ApiError(503, "overloaded", error.message, retry_after=1.0, retry=True)
     if isinstance(error, HailuoRateLimitError):
         return ApiError(
-            429, "rate_limit", error.message, retry_after=error.retry_after or 1.0, retry=True
+            429,
+            "rate_limit",
+            error.message,
+            retry_after=error.retry_after or 1.0,
+            retry=_unsent(error),
         )
     if isinstance(error, HailuoQuotaError):
         return ApiError(429, "quota", error.message)
     if isinstance(error, HailuoSessionBusyError):
-        return ApiError(409, "busy", error.message, retry_after=1.0, retry=True)
+        return ApiError(409, "busy", error.message, retry_after=1.0, retry=_unsent(error))
     if isinstance(error, HailuoAuthError):
         # The server's own Hailuo login was refused: not the caller's API key (that is a 401).
         return ApiError(
@@ -150,7 +160,7 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
     if isinstance(error, HailuoError):
         # A connection that failed before writing provably sent nothing; any other failure
         # may have come after the message reached the service.
-        return ApiError(502, "upstream", error.message, retry=provably_unsent(error))
+        return ApiError(502, "upstream", error.message, retry=_unsent(error))
     if isinstance(error, ValueError):
         return bad_request(str(error))
     return ApiError(502, "upstream", "The server failed to answer; see its log.")

@@ -152,6 +152,11 @@ def test_limits_count_per_namespace() -> None:
         (HailuoConnectionError("refused", request_sent=False), 502, {}),
         (HailuoConnectionError("reset", request_sent=True), 502, {"x-should-retry": "false"}),
         (HailuoSessionBusyError("busy"), 409, {"Retry-After": "1"}),
+        (
+            HailuoRateLimitError("slowed mid-answer", partial_text="Half an ans"),
+            429,
+            {"Retry-After": "1", "x-should-retry": "false"},
+        ),
         (SchemaValidationError(["$.age: missing"], {}), 502, {"x-should-retry": "false"}),
         (ValueError("Nothing to send"), 400, {"x-should-retry": "false"}),
         (RuntimeError("secret internals"), 502, {"x-should-retry": "false"}),
