@@ -1,4 +1,5 @@
-"""The real coding agents through ``hailuo serve`` over the emulator: Claude Code and Codex.
+"""The real coding agents through ``hailuo serve`` over the emulator: Claude Code and Codex,
+each with a plain prompt and a tool round trip that continues the same server chat.
 
 ``.ci/run`` installs both (``npm install`` of ``@anthropic-ai/claude-code`` and
 ``@openai/codex`` into the checkout's ``.npm-clis``); without node, npm or the programs the
@@ -167,3 +168,24 @@ def test_codex_exec_answers_through_the_responses_api(
         out = codex(served, tmp_path, "MARK-CODEX: say hello")
     assert "Codex got this through /v1/responses." in out
     assert any("POST /v1/responses 200" in r.getMessage() for r in caplog.records)
+
+
+def test_codex_exec_runs_a_command_and_continues_the_same_chat(
+    served: Served, emulator: Emulator, tmp_path: Path
+) -> None:
+    emulator.script(
+        ScriptedReply(
+            call_block("exec_command", {"cmd": "echo codex-said-42"}), marker="MARK-CODEX-RUN"
+        ),
+        ScriptedReply("The command printed codex-said-42.", marker="codex-said-42"),
+    )
+    start = mark(emulator)
+    out = codex(served, tmp_path, "MARK-CODEX-RUN: run the echo command")
+    assert "The command printed codex-said-42." in out
+    posts = sent(emulator, "agent", start)
+    (asked,) = [p for p in posts if "MARK-CODEX-RUN" in p.text]
+    (result,) = [p for p in posts if "codex-said-42" in p.text and p is not asked]
+    assert result.chat_id == asked.chat_id  # store: false, continued by the resent history
+    assert "MARK-CODEX-RUN" not in result.text  # ...with only the new message
+    assert 'name="exec_command">' in result.text
+    assert "Output:\ncodex-said-42" in result.text  # the command really ran
