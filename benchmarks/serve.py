@@ -6,7 +6,8 @@ directly, and a plain aiohttp client talking to the server (which runs its own
 ``ChatHailuo`` against the same emulator). Both are measured in the same run, alternating.
 
 - Non-streaming: short answers, single requests alternating between the paths; the figure
-  is the median of the pairs' differences (target ≤ 2 ms).
+  is the median of the pairs' differences (target ≤ 2 ms), for ``/v1/chat/completions``
+  and for ``/v1/responses`` (the Responses API, each answer kept by id as by default).
 - Streaming: 50 streams at once, each a new chat with a ~1,000-character answer the emulator
   paces at 5 ms per 8-byte frame, as the service streams; the figure is the wall time for
   all 50 through the server over the time direct, per round, then the median (target ≤ 1.10).
@@ -116,6 +117,7 @@ class Paths:
         """Create the direct model and the HTTP client's settings."""
         self.model = _model(info)
         self.url = f"{base_url}/chat/completions"
+        self.responses_url = f"{base_url}/responses"
         self.headers = {"Authorization": f"Bearer {API_KEY}"}
         self.session: aiohttp.ClientSession | None = None
 
@@ -145,6 +147,20 @@ class Paths:
             response.raise_for_status()
             data = await response.json()
         return len(data["choices"][0]["message"]["content"])
+
+    async def served_response(self, prompt: str) -> int:
+        """``POST /v1/responses``, the whole answer (its message items' text)."""
+        assert self.session is not None
+        body = {"model": "MiniMax", "input": prompt}
+        async with self.session.post(self.responses_url, json=body, headers=self.headers) as got:
+            got.raise_for_status()
+            data = await got.json()
+        return sum(
+            len(part["text"])
+            for item in data["output"]
+            if item["type"] == "message"
+            for part in item["content"]
+        )
 
     async def served_stream(self, prompt: str) -> int:
         """``POST /v1/chat/completions`` with ``stream``: SSE chunks up to ``[DONE]``."""
@@ -237,16 +253,22 @@ def _all_at_once(
 
 
 def _non_streaming(
-    loop: asyncio.AbstractEventLoop, info: dict[str, Any], base_url: str, prompts: list[str]
+    loop: asyncio.AbstractEventLoop,
+    info: dict[str, Any],
+    base_url: str,
+    prompts: list[str],
+    *,
+    responses: bool = False,
 ) -> PerRequest:
-    """Paired short answers, served and direct, after a warm-up."""
+    """Paired short answers, served (chat completions, or ``responses``) and direct."""
     paths = Paths(info, base_url)
+    served = paths.served_response if responses else paths.served
     loop.run_until_complete(paths.open())
     try:
         for _ in range(3):
             loop.run_until_complete(paths.direct(prompts[0]))
-            loop.run_until_complete(paths.served(prompts[0]))
-        return PerRequest(_pairs(loop, paths.served, paths.direct, prompts))
+            loop.run_until_complete(served(prompts[0]))
+        return PerRequest(_pairs(loop, served, paths.direct, prompts))
     finally:
         loop.run_until_complete(paths.close())
 
@@ -261,6 +283,9 @@ def bench_serve(report: Report, runs: int, requests: int = 25) -> tuple[float, f
         with emulator_process(chunk_size=8) as quick:
             with serve_process(quick) as quick_url:
                 whole = _non_streaming(loop, quick, quick_url, short)
+                api = _non_streaming(
+                    loop, quick, quick_url, short[: len(short) // 2], responses=True
+                )
             with _same_loop_server(loop, quick) as same_loop_url:
                 inline = _non_streaming(loop, quick, same_loop_url, short[: len(short) // 2])
         with (
@@ -281,12 +306,18 @@ def bench_serve(report: Report, runs: int, requests: int = 25) -> tuple[float, f
             loop.run_until_complete(paths.close())
     finally:
         loop.close()
-    _write(report, whole=whole, inline=inline, streamed=streamed, chars=want)
+    _write(report, whole=whole, responses=api, inline=inline, streamed=streamed, chars=want)
     return whole.added * 1000, streamed.ratio
 
 
 def _write(
-    report: Report, *, whole: PerRequest, inline: PerRequest, streamed: Paired, chars: int
+    report: Report,
+    *,
+    whole: PerRequest,
+    responses: PerRequest,
+    inline: PerRequest,
+    streamed: Paired,
+    chars: int,
 ) -> None:
     """The section."""
     report.section("7. `hailuo serve` vs `ChatHailuo` called directly")
@@ -297,7 +328,8 @@ def _write(
         "its own `ChatHailuo` against the same emulator). Every request is a new chat. "
         "Non-streaming requests alternate one by one (served, direct, direct, served…) and "
         "the figure is the median of the pairs' differences; the streaming rounds alternate "
-        "and the figure is the median of the rounds' ratios. A third row runs the same server "
+        "and the figure is the median of the rounds' ratios. A second row does the same through "
+        "`POST /v1/responses`; a third runs the same server "
         "on the client's own event loop (no second process) to separate what the server's "
         "code costs from what a second process costs on this shared 2-core machine."
     )
@@ -313,6 +345,15 @@ def _write(
                 ms(whole.served, 2),
                 ms(whole.direct, 2),
                 f"**+{ms(whole.added, 2)}** (median of differences)",
+            ],
+            [
+                (
+                    f"non-streaming, short answer, `POST /v1/responses` (the Responses API, "
+                    f"{len(responses.pairs)} pairs): median per request"
+                ),
+                ms(responses.served, 2),
+                ms(responses.direct, 2),
+                f"**+{ms(responses.added, 2)}** (median of differences)",
             ],
             [
                 f"same, server on the client's event loop ({len(inline.pairs)} pairs)",
@@ -334,7 +375,8 @@ def _write(
     )
     report.add(
         f"Targets: serve adds ≤ 2 ms per non-streaming request: "
-        f"{verdict(whole.added <= 0.002)} (+{ms(whole.added, 2)}); ≤ 10 % to the streaming "
+        f"{verdict(whole.added <= 0.002)} (+{ms(whole.added, 2)}), through the Responses API "
+        f"too: {verdict(responses.added <= 0.002)} (+{ms(responses.added, 2)}); ≤ 10 % to the streaming "
         f"time of {STREAMS} concurrent streams: {verdict(streamed.ratio <= 1.10)} "
         f"({(streamed.ratio - 1) * 100:+.1f} %). Load average at the end: {load_average()}."
     )
@@ -345,7 +387,7 @@ def _write(
         "up and the key to remember come from the same pass), one more loopback HTTP hop "
         "with its own connection handling, and encoding each chunk as an SSE line (text "
         "deltas around a frame encoded once per answer) that the client parses again. The "
-        "second row shows what the server's own code costs on one event loop; what the first "
+        "third row shows what the server's own code costs on one event loop; what the first "
         "row adds beyond it is the second process: every request and every chunk needs it "
         "to be scheduled, which on a machine whose two cores are shared with other work "
         "(see the load average) is waiting, not our code."

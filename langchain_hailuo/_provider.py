@@ -234,6 +234,15 @@ class BaseProvider:
     base_url: str | None
     _client: _Closable
 
+    async def account_models(self, auth: AuthResult) -> list[str]:
+        """The model ids the account offers (here: the provider's known ids).
+
+        Args:
+            auth: The account.
+        """
+        del auth  # the protocol has no per-account list
+        return list(self.models)
+
     async def __aenter__(self) -> typing.Self:
         """Use the provider as an async context manager (closes its sessions on exit)."""
         return self

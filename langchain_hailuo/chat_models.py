@@ -1167,14 +1167,35 @@ class ChatHailuo(BaseChatModel):
         """
         pool = self._get_pool()
         accounts: list[PoolAccount | None] = [None] if pool is None else [*await pool.accounts()]
-        auths = [
-            await (self._get_auth_manager() if a is None else a.manager).get() for a in accounts
-        ]
-        offered = list(dict.fromkeys(name for auth in auths for name in auth.models or ()))
-        if offered:
-            return offered
-        provider = self._get_provider(self._resolve_protocol(auths[0]), accounts[0])
-        return [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        offered: list[str] = []
+        for account in accounts:
+            auth = await (self._get_auth_manager() if account is None else account.manager).get()
+            offered.extend(auth.models or await self._account_models(auth, account))
+        return list(dict.fromkeys(offered)) or [self.model]
+
+    async def _account_models(self, auth: AuthResult, account: PoolAccount | None) -> list[str]:
+        """The ids one account offers when its login holds none: its provider asks the service.
+
+        A token-only login learns its ``/config`` list here (the bootstrap a first turn makes
+        anyway); when the service cannot be reached the provider's known ids stand in.
+        """
+        from langchain_hailuo._provider import (  # noqa: PLC0415 - the transport loads on use
+            BaseProvider,
+        )
+
+        provider = self._get_provider(self._resolve_protocol(auth), account)
+        if not isinstance(provider, BaseProvider):  # a test's fake provider
+            return [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        try:
+            return await provider.account_models(auth)
+        except HailuoAuthError:
+            raise
+        except HailuoError as exc:
+            logger.warning(
+                "Could not read the account's model list (%s); listing the known ids.",
+                type(exc).__name__,
+            )
+            return list(provider.models)
 
     # ------------------------------------------------------------------ lifecycle
 

@@ -236,10 +236,15 @@ def _cmd_logout(args: argparse.Namespace, out: TextIO) -> int:
 
 def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
     """Run the local emulator in the foreground."""
-    from langchain_hailuo.emulator import run_forever  # noqa: PLC0415 - aiohttp.web on demand
+    from langchain_hailuo.emulator import load_script, run_forever  # noqa: PLC0415 - on demand
 
     if args.replay is not None:
         return _replay(args, out)
+    try:
+        script = load_script(args.script) if args.script else []
+    except (OSError, ValueError) as exc:
+        shown = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise HailuoConfigurationError(f"Cannot use the script {args.script}: {shown}") from None
     print("Starting the local Hailuo / MiniMax Agent emulator (Ctrl+C to stop)...", file=out)
     try:
         run_forever(
@@ -247,6 +252,7 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
             out=out,
             chunk_delay=args.chunk_delay,
             first_byte_delay=args.first_byte_delay,
+            script=script,
         )
     except OSError as exc:
         raise HailuoConfigurationError(
@@ -459,6 +465,14 @@ def _add_serve_parser(sub: Any) -> None:
         help="seconds running answers get to finish on Ctrl+C / SIGTERM (30)",
     )
     serve.add_argument("--model", default=None, help="the default model id")
+    serve.add_argument(
+        "--model-alias",
+        action="append",
+        default=[],
+        metavar="PATTERN=MODEL",
+        help="answer requests for models matching PATTERN with MODEL, e.g. 'claude-*=MiniMax-M3' "
+        "(repeatable; also HAILUO_SERVE_MODEL_ALIASES, comma-separated)",
+    )
     _add_protocol_options(serve, base_url_default=None)
     serve.add_argument(
         "--account-concurrency",
@@ -508,7 +522,10 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
     from langchain_hailuo.serve import ServeConfig, Server, serve_forever  # noqa: PLC0415
+    from langchain_hailuo.serve.config import parse_aliases  # noqa: PLC0415
 
+    env_aliases = os.environ.get("HAILUO_SERVE_MODEL_ALIASES", "")
+    aliases = [*args.model_alias, *(a for a in env_aliases.split(",") if a.strip())]
     env_keys = os.environ.get("HAILUO_SERVE_API_KEYS", "")
     keys = [*args.api_key, *(k.strip() for k in env_keys.split(",") if k.strip())]
     config = ServeConfig(
@@ -519,6 +536,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
         max_body_bytes=args.max_body_bytes,
         cors_origins=tuple(args.cors_origin),
         shutdown_timeout=args.shutdown_timeout,
+        model_aliases=parse_aliases(aliases),
     )
     config.check()
     kwargs = _model_target(args)
@@ -532,8 +550,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 
     def ready(url: str, over: str) -> None:
         print(
-            f"Serving on {url}/v1 (OpenAI: /v1/chat/completions, Anthropic: /v1/messages, "
-            f"models: /v1/models) over {over}; "
+            f"Serving on {url}/v1 (OpenAI: /v1/chat/completions and /v1/responses, "
+            f"Anthropic: /v1/messages, models: /v1/models) over {over}; "
             f"{'API key required' if keys else 'no API key'}. "
             "Ctrl+C stops.",
             file=out,
@@ -612,6 +630,13 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help="serve a transcript written by `hailuo doctor --record FILE` instead",
+    )
+    emulator.add_argument(
+        "--script",
+        metavar="FILE",
+        default=None,
+        help="JSON lines of replies, tool calls and faults to queue (see "
+        "langchain_hailuo.emulator.control); more can be POSTed to /_emulator/script",
     )
     _add_serve_parser(sub)
     add_pool_parser(sub)

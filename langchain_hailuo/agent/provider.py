@@ -347,6 +347,22 @@ class MiniMaxAgent(BaseProvider):
             await manager.update(updated)
         return updated
 
+    async def account_models(self, auth: AuthResult) -> list[str]:
+        """The model ids the account's ``/config`` lists (learnt once, kept with the login).
+
+        The same preparation and bootstrap a first turn makes (device pair, identity,
+        models, agent), so a token-only login lists its own models too.
+
+        Args:
+            auth: The account.
+        """
+        manager = self.auth_manager
+        settings = self.settings_for(auth, {})
+        renew = functools.partial(self._client.renew_token, settings=settings, options=self.options)
+        auth = await prepare_credentials(auth, "agent", manager, renew=renew)
+        learnt = await self._bootstrapped(auth, settings, self.options, manager)
+        return list(learnt.models or self.models)
+
     async def _model_for(
         self,
         model: str | None,

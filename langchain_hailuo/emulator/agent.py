@@ -564,7 +564,7 @@ class _Turn:
             and self.fault.params.get("as_answer")
         ):
             return TRANSIENT_ERROR_TEXT, ""
-        scripted = self.routes.state.next_script(self.account.name)
+        scripted = self.routes.state.next_script(self.account.name, self.content)
         answer = (
             scripted.text if scripted else default_reply(self.content, len(self.session.turns) + 1)
         )

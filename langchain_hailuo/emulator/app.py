@@ -20,6 +20,7 @@ from typing import Any, Final, Self, TextIO
 from aiohttp import web
 
 from langchain_hailuo.emulator.agent import DEFAULT_API_PREFIX, AgentRoutes
+from langchain_hailuo.emulator.control import CONTROL_PATH, add_control_routes, apply_entries
 from langchain_hailuo.emulator.core import (
     EmulatorAccount,
     EmulatorState,
@@ -339,6 +340,11 @@ class Emulator:
         """Forget every queued fault."""
         self._state.faults.clear()
 
+    def clear_script(self) -> None:
+        """Forget every queued reply and fault (``DELETE /_emulator/script``)."""
+        self._state.scripts.clear()
+        self._state.faults.clear()
+
     def quota_wall(self, account: str | None = None, *, times: int = -1) -> Fault:
         """Put an account behind a quota wall (Agent): its answers are the billing wall.
 
@@ -401,6 +407,7 @@ class Emulator:
         if role == "v4":
             LoginPages(self._state, "v4").add_to(app)
             self.v4.add_to(app)
+            add_control_routes(app, self)
         elif role == "agent":
             LoginPages(self._state, "agent").add_to(app)
             self.agent.add_control_to(app)
@@ -484,6 +491,7 @@ class Emulator:
             f"agent upload storage:   {self.storage_url}",
             f"redirect -> v4:         {self.redirect_url}",
             f"redirect -> agent:      {self.agent_redirect_url}",
+            f"script control:         POST/DELETE {self.url}{CONTROL_PATH} (JSON entries)",
             f"account:                {account.name}",
             f"token (made up):        {account.token}",
             f"uuid:                   {account.uuid}",
@@ -531,7 +539,12 @@ async def _serve(emulator: Emulator, out: TextIO) -> None:
 
 
 def run_forever(
-    host: str = "127.0.0.1", port: int = 0, *, out: TextIO | None = None, **options: Any
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    out: TextIO | None = None,
+    script: list[dict[str, Any]] | None = None,
+    **options: Any,
 ) -> None:
     """Run an emulator in the foreground until Ctrl+C, printing its URLs and default token.
 
@@ -539,8 +552,13 @@ def run_forever(
         host: Loopback address to bind.
         port: Port of the v4 origin (0: a free one).
         out: Where to print (default: standard output).
+        script: Entries to queue first (:func:`~langchain_hailuo.emulator.control.load_script`).
         **options: Further :class:`Emulator` arguments (``chunk_delay``, ``redirect_status``...).
+
+    Raises:
+        ValueError: A script entry of no known shape.
     """
     emulator = Emulator(host=host, port=port, **options)
+    apply_entries(emulator, script or [])
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(emulator, out or sys.stdout))

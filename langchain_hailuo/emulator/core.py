@@ -232,10 +232,13 @@ class ScriptedReply:
     Attributes:
         text: The answer text.
         reasoning: Reasoning text (Agent ``thinking_content``); ``None`` uses the default.
+        marker: Only a message whose text holds this marker takes the reply (``None``: the
+            next message does), so a client's side requests (titles, warm-ups) leave it.
     """
 
     text: str
     reasoning: str | None = None
+    marker: str | None = None
 
 
 @dataclass
@@ -438,10 +441,18 @@ class EmulatorState:
                 reply if isinstance(reply, ScriptedReply) else ScriptedReply(reply, reasoning)
             )
 
-    def next_script(self, name: str) -> ScriptedReply | None:
-        """Pop the next queued reply of an account, if any."""
-        queue = self.scripts.get(name)
-        return queue.popleft() if queue else None
+    def next_script(self, name: str, prompt: str = "") -> ScriptedReply | None:
+        """Pop the first queued reply of an account that ``prompt`` may take, if any.
+
+        A reply bound to a marker is taken only by a prompt holding that marker; the
+        replies before it stay queued for the messages they fit.
+        """
+        queue = self.scripts.get(name) or deque()
+        for index, reply in enumerate(queue):
+            if reply.marker is None or reply.marker in prompt:
+                del queue[index]
+                return reply
+        return None
 
     # ------------------------------------------------------------------ faults
 

@@ -22,47 +22,14 @@ tests that use it, e.g. ``@pytest.mark.allow_hosts(["127.0.0.1"])``.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 import pytest
 
-from langchain_hailuo._loop import LoopRunner
 from langchain_hailuo.emulator.app import Emulator
+from langchain_hailuo.emulator.threaded import serving
 
 __all__ = ["hailuo_emulator", "hailuo_emulator_module", "hailuo_emulator_session", "serving"]
-
-
-@contextlib.contextmanager
-def serving(
-    emulator: Emulator | None = None, *, name: str = "hailuo-emulator"
-) -> Iterator[Emulator]:
-    """Run an emulator on its own event loop in a daemon thread while the block runs.
-
-    Args:
-        emulator: The emulator to serve (default: ``Emulator()``); not started yet.
-        name: The thread's name.
-
-    Yields:
-        The started emulator; stopped, and the thread ended, on exit.
-
-    Example:
-        ```python
-        with serving(Emulator(chunk_delay=0.01)) as emulator:
-            model = ChatHailuo(**emulator.model_kwargs())
-            model.invoke("Hello")
-        ```
-    """
-    runner = LoopRunner(name=name)
-    served = emulator or Emulator()
-    try:
-        runner.run(served.start())
-        yield served
-    finally:
-        try:
-            runner.run(served.stop())
-        finally:
-            runner.close()
 
 
 @pytest.fixture

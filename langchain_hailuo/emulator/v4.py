@@ -305,7 +305,7 @@ class V4Routes:
                 },
             )
         )
-        scripted = self.state.next_script(account.name)
+        scripted = self.state.next_script(account.name, prompt)
         answer = scripted.text if scripted else default_reply(prompt, len(chat.turns) + 1)
         chat.turns.append((prompt, answer))
         msg_id = send_result["systemMsgID"]

@@ -23,6 +23,7 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.tool import ToolCall, tool_call
 
+from langchain_hailuo._tool_turns import StructuredSpec
 from langchain_hailuo.serve.core import (
     Answer,
     AnswerPart,
@@ -31,6 +32,7 @@ from langchain_hailuo.serve.core import (
     ToolCallPart,
     Turn,
     new_id,
+    skip_tool,
 )
 from langchain_hailuo.serve.media import MEDIA_BLOCKS, anthropic_media
 from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
@@ -75,7 +77,7 @@ def _block_text(block: Mapping[str, Any], where: str) -> str:
     if block.get("type") != "text":
         raise bad_request(
             f"{where} is a {block.get('type')!r} block; hailuo serve takes text here (and "
-            "image and document blocks in user turns).",
+            "image and document blocks in user turns and tool results).",
             where,
         )
     return str(block.get("text") or "")
@@ -90,42 +92,45 @@ def _blocks(content: Any, where: str) -> list[Mapping[str, Any]]:
     return content
 
 
+def _content_block(block: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """A text, image or document block (a user turn's, a tool result's) in ChatHailuo's form."""
+    if block.get("type") in MEDIA_BLOCKS:
+        return anthropic_media(block, where)
+    return {"type": "text", "text": _block_text(block, where)}
+
+
+def _joined(blocks: list[dict[str, Any]]) -> str | list[str | dict[Any, Any]]:
+    """A message's content: its text alone, or its text and media blocks in order."""
+    if all(block["type"] == "text" for block in blocks):
+        return "".join(block["text"] for block in blocks)
+    return list[str | dict[Any, Any]](blocks)
+
+
 def _tool_result(block: Mapping[str, Any], where: str) -> ToolMessage:
-    """A ``tool_result`` block as a tool message."""
+    """A ``tool_result`` block as a tool message (its images and documents as attachments)."""
     if not block.get("tool_use_id"):
         raise bad_request(f"{where} needs a tool_use_id.", where)
-    content = block.get("content")
-    text = "".join(
-        _block_text(inner, f"{where}.content") for inner in _blocks(content or "", where)
-    )
+    inner = _blocks(block.get("content") or "", where)
+    content = _joined([_content_block(b, f"{where}.content[{i}]") for i, b in enumerate(inner)])
     status: Literal["success", "error"] = "error" if block.get("is_error") else "success"
-    return ToolMessage(text, tool_call_id=str(block["tool_use_id"]), status=status)
-
-
-def _human(blocks: list[dict[str, Any]]) -> HumanMessage:
-    """A user message: its text alone, or its text and media blocks in order."""
-    if all(block["type"] == "text" for block in blocks):
-        return HumanMessage("".join(block["text"] for block in blocks))
-    return HumanMessage(content=list[str | dict[Any, Any]](blocks))
+    return ToolMessage(content, tool_call_id=str(block["tool_use_id"]), status=status)
 
 
 def _user(content: Any, where: str) -> list[BaseMessage]:
     """A user turn: its tool results, its text and its images and documents, in order."""
     out: list[BaseMessage] = []
-    blocks: list[dict[str, Any]] = []
+    run: list[dict[str, Any]] = []  # the blocks since the last tool result
     for index, block in enumerate(_blocks(content, where)):
         at = f"{where}.content[{index}]"
         if block.get("type") == "tool_result":
-            if blocks:
-                out.append(_human(blocks))
-                blocks = []
+            if run:
+                out.append(HumanMessage(_joined(run)))
+                run = []
             out.append(_tool_result(block, at))
-        elif block.get("type") in MEDIA_BLOCKS:
-            blocks.append(anthropic_media(block, at))
         else:
-            blocks.append({"type": "text", "text": _block_text(block, at)})
-    if blocks or not out:
-        out.append(_human(blocks))
+            run.append(_content_block(block, at))
+    if run or not out:
+        out.append(HumanMessage(_joined(run)))
     return out
 
 
@@ -151,18 +156,27 @@ def _assistant(content: Any, where: str) -> AIMessage:
     return AIMessage(content="".join(texts), tool_calls=calls)
 
 
+def _system_text(content: Any, where: str) -> str:
+    """A system prompt's text (a string or text blocks)."""
+    return "".join(
+        _block_text(block, f"{where}[{index}]")
+        for index, block in enumerate(_blocks(content, where))
+    )
+
+
 def _system(system: Any) -> list[BaseMessage]:
     """The top-level ``system`` prompt (a string or text blocks)."""
-    if not system:
-        return []
-    text = "".join(_block_text(block, "system") for block in _blocks(system, "system"))
-    return [SystemMessage(text)]
+    return [SystemMessage(_system_text(system, "system"))] if system else []
 
 
 def _tools(raw: Any) -> list[dict[str, Any]]:
-    """Client tools in OpenAI's format (server tools are refused)."""
+    """Client tools in OpenAI's format (server tools, run by Anthropic, are left out)."""
     tools = []
     for index, tool in enumerate(raw or []):
+        kind = tool.get("type") if isinstance(tool, Mapping) else None
+        if kind not in {None, "custom"} and "input_schema" not in tool:
+            skip_tool("anthropic", str(kind))
+            continue
         if not isinstance(tool, Mapping) or not tool.get("name") or "input_schema" not in tool:
             raise bad_request(
                 f"tools[{index}] must be a client tool with a name and an input_schema.", "tools"
@@ -175,16 +189,46 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
 
 
 def _reasoning(thinking: Any) -> bool | None:
-    """``thinking``: ``enabled`` asks for reasoning, ``disabled`` turns it off."""
+    """``thinking``: ``enabled`` / ``adaptive`` ask for reasoning, ``disabled`` turns it off."""
     kind = thinking.get("type") if isinstance(thinking, Mapping) else None
-    return {"enabled": True, "disabled": False}.get(str(kind))
+    return {"enabled": True, "adaptive": True, "disabled": False}.get(str(kind))
+
+
+def _structured(body: Mapping[str, Any]) -> StructuredSpec | None:
+    """``output_config.format`` (or the older ``output_format``) as structured output."""
+    config = body.get("output_config")
+    spec = config.get("format") if isinstance(config, Mapping) else None
+    spec = spec if spec is not None else body.get("output_format")
+    if spec is None:
+        return None
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    if not isinstance(spec, Mapping) or spec.get("type") != "json_schema":
+        raise bad_request(
+            "output_config.format must be {'type': 'json_schema', 'schema': {...}}.",
+            "output_config",
+        )
+    if not isinstance(schema, Mapping):
+        raise bad_request("output_config.format.schema must be a JSON schema.", "output_config")
+    return StructuredSpec("json_schema", dict(schema), dict(schema))
+
+
+def _prefill(messages: list[BaseMessage]) -> str:
+    """Take a trailing assistant message without tool calls off ``messages``: the prefill."""
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and not last.tool_calls and str(last.content).strip():
+        messages.pop()
+        return str(last.content)
+    return ""
 
 
 def parse_request(body: Any) -> AnthropicRequest:
     """A ``POST /v1/messages`` body as a request.
 
     ``max_tokens``, ``temperature`` and other sampling settings are accepted and ignored:
-    the web chat has none.
+    the web chat has none; so are fields Claude Code sends that have no meaning here
+    (``context_management``, ``output_config.effort``, ``metadata``, betas). A ``system``
+    message inside ``messages`` is a system instruction at its place; a trailing
+    assistant message is a prefill the answer continues.
 
     Raises:
         ApiError: A 400 naming the field at fault.
@@ -198,16 +242,23 @@ def parse_request(body: Any) -> AnthropicRequest:
             messages.extend(_user(raw.get("content"), where))
         elif role == "assistant":
             messages.append(_assistant(raw.get("content"), where))
+        elif role == "system":
+            messages.append(SystemMessage(_system_text(raw.get("content"), where)))
         else:
-            raise bad_request(f"{where}.role must be user or assistant; got {role!r}.", where)
+            raise bad_request(
+                f"{where}.role must be user, assistant or system; got {role!r}.", where
+            )
     stop = body.get("stop_sequences")
+    prefill = _prefill(messages)
     turn = Turn(
         messages=messages,
         model=body.get("model") or None,
         tools=_tools(body.get("tools")),
         tool_choice=body.get("tool_choice"),
+        structured=_structured(body),
         stop=list(stop) if stop else None,
         reasoning=_reasoning(body.get("thinking")),
+        prefill=prefill,
     )
     return AnthropicRequest(turn, stream=bool(body.get("stream")))
 
@@ -230,8 +281,8 @@ def _stop_sequence(answer: Answer) -> str | None:
 
 
 def _usage(answer: Answer) -> dict[str, int]:
-    """The ``usage`` object (zeros when the service reported none)."""
-    return {"input_tokens": answer.input_tokens or 0, "output_tokens": answer.output_tokens or 0}
+    """The ``usage`` object (the service's counts, else estimates)."""
+    return {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens}
 
 
 def _tool_use(call: ToolCall) -> dict[str, Any]:

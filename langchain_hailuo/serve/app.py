@@ -1,7 +1,8 @@
 """The ``hailuo serve`` web app: routes, API keys, limits, CORS, streaming, shutdown.
 
-Routes: ``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic),
-``GET /v1/models`` (OpenAI's list, or Anthropic's when the request carries an
+Routes: ``POST /v1/chat/completions`` and ``POST /v1/responses`` (OpenAI),
+``POST /v1/messages`` and ``POST /v1/messages/count_tokens`` (Anthropic), ``GET /v1/models``
+and ``GET /v1/models/{id}`` (OpenAI's shape, or Anthropic's when the request carries an
 ``anthropic-version`` header). Every failure is answered in the calling API's error shape
 with the status :func:`~langchain_hailuo.serve.status.api_error` picks. A request's answer
 is pulled up to its first part before any header is sent, so failures before the answer
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from langchain_hailuo.chat_models import ChatHailuo
-from langchain_hailuo.serve import anthropic_api, openai_api
+from langchain_hailuo.serve import anthropic_api, openai_api, responses_api
 from langchain_hailuo.serve.config import ServeConfig, key_id
 from langchain_hailuo.serve.core import Answer, Answerer, AnswerPart
 from langchain_hailuo.serve.status import ApiError, ErrorKind, api_error, bad_request
@@ -68,6 +69,13 @@ OPENAI = _Api(
     openai_api.parse_request,
     openai_api.completion,
     openai_api.ChunkRenderer,
+    openai_api.error_body,
+)
+RESPONSES = _Api(
+    "responses",
+    responses_api.parse_request,
+    responses_api.response_body,
+    responses_api.EventRenderer,
     openai_api.error_body,
 )
 ANTHROPIC = _Api(
@@ -139,6 +147,7 @@ class _Limits:
                 "rate_limit",
                 f"This API key already has {self.limit} requests running; wait for one to finish.",
                 retry_after=1.0,
+                retry=True,  # refused before anything was sent
             )
         self._running[namespace] = running + 1
 
@@ -181,6 +190,7 @@ class Server:
             else open_store(
                 model.pool_url, max_entries=self.config.store_entries, ttl=self.config.store_ttl
             ),
+            self.config.model_aliases,
         )
         self._keys = _Keys(self.config.api_keys)
         self._limits = _Limits(self.config.max_concurrency)
@@ -197,8 +207,11 @@ class Server:
             middlewares.insert(0, self._cors)
         app = web.Application(middlewares=middlewares, client_max_size=self.config.max_body_bytes)
         app.router.add_post("/v1/chat/completions", self._openai)
+        app.router.add_post("/v1/responses", self._responses)
         app.router.add_post("/v1/messages", self._anthropic)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/v1/models/{model_id:.+}", self._model)
         app.on_cleanup.append(self._close_model)
         return app
 
@@ -239,13 +252,11 @@ class Server:
             limit = self.config.max_body_bytes
             return _error_response(
                 _api_of(request),
-                ApiError(413, "too_large", f"The request body is over {limit} bytes.", retry=False),
+                ApiError(413, "too_large", f"The request body is over {limit} bytes."),
             )
         except web.HTTPException as error:
             kind: ErrorKind = "not_found" if error.status == 404 else "invalid_request"  # noqa: PLR2004
-            return _error_response(
-                _api_of(request), ApiError(error.status, kind, error.reason, retry=False)
-            )
+            return _error_response(_api_of(request), ApiError(error.status, kind, error.reason))
 
     @web.middleware
     async def _auth(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
@@ -260,7 +271,6 @@ class Server:
                 "authentication",
                 "Missing or wrong API key: send it as 'Authorization: Bearer KEY' or "
                 "'x-api-key: KEY'.",
-                retry=False,
             )
         request[_NAMESPACE_KEY] = namespace
         return await handler(request)
@@ -293,35 +303,50 @@ class Server:
         """``POST /v1/chat/completions``."""
         return await self._answer(request, OPENAI)
 
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``."""
+        return await self._answer(request, RESPONSES)
+
     async def _anthropic(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages``."""
         return await self._answer(request, ANTHROPIC)
 
-    async def _models(self, request: web.Request) -> web.StreamResponse:
-        """``GET /v1/models`` in the caller's API's shape."""
+    async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/messages/count_tokens``: the estimate the usage figures use."""
+        parsed = anthropic_api.parse_request(await self._read_json(request))
+        return web.json_response({"input_tokens": parsed.turn.estimated_input_tokens()})
+
+    async def _model_ids(self) -> list[str]:
+        """The account's model ids (a failure answered in the API's shape)."""
         try:
-            models = await self.model.alist_models()
+            return await self.model.alist_models()
         except Exception as exc:  # noqa: BLE001 - every failure is answered in the API's shape
             raise self._failure(exc) from None
-        if "anthropic-version" in request.headers:
-            data: list[dict[str, Any]] = [
-                {
-                    "type": "model",
-                    "id": name,
-                    "display_name": name,
-                    "created_at": "1970-01-01T00:00:00Z",
-                }
-                for name in models
-            ]
+
+    async def _models(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models`` in the caller's API's shape (the real ids, not the aliases)."""
+        api = _api_of(request)
+        data = [_model_object(api, name, name) for name in await self._model_ids()]
+        if api is ANTHROPIC:
             first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
             body = {"data": data, "has_more": False, "first_id": first, "last_id": last}
         else:
-            data = [
-                {"id": name, "object": "model", "created": 0, "owned_by": "minimax"}
-                for name in models
-            ]
             body = {"object": "list", "data": data}
         return web.json_response(body)
+
+    async def _model(self, request: web.Request) -> web.StreamResponse:
+        """``GET /v1/models/{id}`` in the caller's API's shape; an alias names its model."""
+        asked = request.match_info["model_id"]
+        real = self.answerer.model_name(asked)
+        if real not in await self._model_ids():
+            raise ApiError(
+                404,
+                "not_found",
+                f"The model {asked!r} does not exist here; GET /v1/models lists the ids (or "
+                "start hailuo serve with --model-alias 'PATTERN=MODEL').",
+                param="model",
+            )
+        return web.json_response(_model_object(_api_of(request), asked, real))
 
     @staticmethod
     def _failure(exc: BaseException) -> ApiError:
@@ -385,7 +410,7 @@ class Server:
             }
         )
         await response.prepare(request)
-        renderer = api.renderer(parsed, parsed.turn.model or self.model.model)
+        renderer = api.renderer(parsed, self.answerer.model_name(parsed.turn.model))
         try:
             await response.write(renderer.start() + renderer.part(first))
             async for part in parts:
@@ -431,6 +456,19 @@ class Server:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+
+
+def _model_object(api: _Api, name: str, real: str) -> dict[str, Any]:
+    """One model in the API's shape (``name`` asked for, ``real`` the model answering it)."""
+    shown = name if name == real else f"{name} (answered by {real})"
+    if api is ANTHROPIC:
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": shown,
+            "created_at": "1970-01-01T00:00:00Z",
+        }
+    return {"id": name, "object": "model", "created": 0, "owned_by": "minimax"}
 
 
 def _dumps(value: Any) -> str:

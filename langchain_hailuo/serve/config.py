@@ -15,7 +15,7 @@ from pydantic import SecretStr
 
 from langchain_hailuo.errors import HailuoConfigurationError
 
-__all__ = ["ServeConfig", "key_id"]
+__all__ = ["ServeConfig", "key_id", "parse_aliases"]
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -23,6 +23,24 @@ _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 def key_id(key: str) -> str:
     """A short, non-reversible name for an API key (its namespace and log name)."""
     return "key-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_aliases(specs: list[str]) -> tuple[tuple[str, str], ...]:
+    """``PATTERN=MODEL`` alias specs (``claude-*=MiniMax-M3``) as ``(pattern, model)`` pairs.
+
+    Raises:
+        HailuoConfigurationError: A spec without ``=``, or with an empty side.
+    """
+    aliases = []
+    for spec in specs:
+        pattern, _, model = (side.strip() for side in spec.partition("="))
+        if not pattern or not model:
+            raise HailuoConfigurationError(
+                f"Model alias {spec!r} is not PATTERN=MODEL; write e.g. "
+                "--model-alias 'claude-*=MiniMax-M3'."
+            )
+        aliases.append((pattern, model))
+    return tuple(aliases)
 
 
 def _is_loopback(host: str) -> bool:
@@ -50,6 +68,9 @@ class ServeConfig:
         shutdown_timeout: Seconds running answers get to finish when the server stops.
         store_entries: Conversations remembered (least recently used dropped first).
         store_ttl: Seconds a conversation is remembered after its last turn.
+        model_aliases: ``(pattern, model)`` pairs: a request for a model name matching a
+            shell-style pattern (``claude-*``) is answered by that model, so clients with
+            built-in model names work; ``GET /v1/models`` lists the real ids.
     """
 
     host: str = "127.0.0.1"
@@ -61,6 +82,7 @@ class ServeConfig:
     shutdown_timeout: float = 30.0
     store_entries: int = 10_000
     store_ttl: float = 24 * 3600.0
+    model_aliases: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
         """Refuse unsafe or impossible settings, in one line that says what to do.

@@ -20,6 +20,7 @@ account pool can route a continued history to the account that holds its chat.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import logging
@@ -29,7 +30,13 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    SystemMessage,
+    ToolMessage,
+)
 from langchain_core.messages.tool import ToolCall, tool_call
 from langchain_core.runnables import Runnable
 
@@ -47,7 +54,10 @@ __all__ = [
     "TextPart",
     "ToolCallPart",
     "Turn",
+    "estimate_tokens",
     "new_id",
+    "resolve_model",
+    "skip_tool",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,9 +74,55 @@ _KEPT_METADATA = (
 """The ``response_metadata`` keys ``ChatHailuo`` reads to continue a chat."""
 
 
+_PREFILL_INSTRUCTION = (
+    "Your answer has already begun with the text between the markers below. Continue it "
+    "from exactly where it stops, without repeating it.\n<answer_start>\n{}\n</answer_start>"
+)
+"""Sent after the history when a client prefilled the start of the answer."""
+
+_skipped_tools: set[str] = set()
+"""The tool types a request brought that this server cannot serve (each logged once)."""
+
+
 def new_id(prefix: str) -> str:
     """A fresh response id (``chatcmpl-…``, ``msg_…``)."""
     return f"{prefix}{uuid.uuid4().hex}"
+
+
+def skip_tool(api: str, kind: str) -> None:
+    """Note a tool this server leaves out of the prompt (a built-in tool of the client's API).
+
+    The request is answered without it; the first request bringing a kind logs it once.
+    """
+    key = f"{api}:{kind}"
+    if key not in _skipped_tools:
+        _skipped_tools.add(key)
+        logger.info("%s tools of type %r are left out: hailuo serve cannot run them", api, kind)
+
+
+def estimate_tokens(text: str) -> int:
+    """An estimate of the tokens in ``text`` (the web chat counts none the client can see).
+
+    About four ASCII characters a token and one token per other character (CJK text): an
+    estimate, used where the service reports no usage and by ``count_tokens``.
+    """
+    ascii_chars = sum(1 for char in text if char < "\x80")
+    return (ascii_chars + 3) // 4 + len(text) - ascii_chars
+
+
+def resolve_model(name: str | None, aliases: tuple[tuple[str, str], ...]) -> str | None:
+    """The model a request's name stands for: the first alias pattern it matches, else itself.
+
+    Args:
+        name: The model asked for (``None``: the server's default).
+        aliases: ``(pattern, model)`` pairs; patterns are shell-style (``claude-*``).
+    """
+    if name is None:
+        return None
+    for pattern, model in aliases:
+        if fnmatch.fnmatchcase(name, pattern):
+            return model
+    return name
 
 
 @dataclass(frozen=True)
@@ -81,6 +137,12 @@ class Turn:
         structured: Structured output asked for (``response_format``).
         stop: Stop strings.
         reasoning: Ask for reasoning (``None``: the model's default).
+        prefill: The start of the answer the client wrote (Anthropic's assistant prefill):
+            the answer continues it and is returned without it.
+        continues: The id of an earlier answer whose chat this turn continues, with only
+            ``messages`` as the new input (the Responses API's ``previous_response_id``).
+        remember_as: The id to keep this answer under for a later ``continues`` (``None``:
+            not kept, as with the Responses API's ``store: false``).
     """
 
     messages: list[BaseMessage]
@@ -90,6 +152,15 @@ class Turn:
     structured: StructuredSpec | None = None
     stop: list[str] | None = None
     reasoning: bool | None = None
+    prefill: str = ""
+    continues: str | None = None
+    remember_as: str | None = None
+
+    def estimated_input_tokens(self) -> int:
+        """The estimated prompt tokens (:func:`estimate_tokens` of every text and tool)."""
+        texts = [str(message.text) for message in self.messages]
+        texts.extend(json.dumps(tool, ensure_ascii=False) for tool in self.tools)
+        return estimate_tokens("\n".join([*texts, self.prefill]))
 
 
 @dataclass(frozen=True)
@@ -134,8 +205,8 @@ class Answer:
         reasoning: The whole reasoning text.
         tool_calls: The valid tool calls.
         finish_reason: ``stop``, ``tool_calls`` or the service's own reason.
-        input_tokens: Prompt tokens, when the service reported usage.
-        output_tokens: Answer tokens, when reported.
+        input_tokens: Prompt tokens: the service's count, else :func:`estimate_tokens`'s.
+        output_tokens: Answer tokens: the service's count, else an estimate.
         stop_sequence: The stop string that ended the answer (``None``: none did).
     """
 
@@ -144,8 +215,8 @@ class Answer:
     reasoning: str
     tool_calls: list[ToolCall]
     finish_reason: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
     stop_sequence: str | None = None
 
 
@@ -156,7 +227,6 @@ class _Collector:
     """Gathers one answer's chunks (linear: parts are joined once, at the end)."""
 
     def __init__(self) -> None:
-        self.text: list[str] = []
         self.reasoning: list[str] = []
         self.calls: list[ToolCall] = []
         self.last: AIMessageChunk | None = None
@@ -169,7 +239,6 @@ class _Collector:
             self.reasoning.append(reasoning)
             parts.append(ReasoningPart(reasoning))
         if isinstance(chunk.content, str) and chunk.content:
-            self.text.append(chunk.content)
             parts.append(TextPart(chunk.content))
         for piece in chunk.tool_call_chunks:
             args = json.loads(piece.get("args") or "{}")
@@ -179,6 +248,47 @@ class _Collector:
         if chunk.chunk_position == "last":
             self.last = chunk
         return parts
+
+
+class _PrefillCut:
+    """The answer text, with a repeated prefill taken off its start as it streams.
+
+    The model is asked to continue the prefill without repeating it; when it repeats it
+    all the same, the repeat is cut, so the client never gets the prefill twice. Text is
+    held only while it could still be the prefill's start.
+
+    Attributes:
+        passed: Every piece of text passed on (the answer's text, joined once at the end).
+    """
+
+    def __init__(self, prefill: str) -> None:
+        self._prefill = prefill.strip()
+        self._held = ""
+        self._done = not self._prefill
+        self.passed: list[str] = []
+
+    def take(self, text: str) -> str:
+        """The text to pass on now (``""`` while it may still be the repeated prefill)."""
+        if not self._done:
+            held, self._held = self._held + text, ""
+            stripped = held.lstrip()
+            if self._prefill.startswith(stripped):
+                self._held = held
+                return ""  # still (possibly) the repeat
+            self._done = True
+            text = stripped[len(self._prefill) :] if stripped.startswith(self._prefill) else held
+        if text:
+            self.passed.append(text)
+        return text
+
+    def rest(self) -> str:
+        """What is still held when the answer ends (a partial repeat is the answer itself)."""
+        held, self._held, self._done = self._held, "", True
+        if held.strip() == self._prefill:
+            return ""
+        if held:
+            self.passed.append(held)
+        return held
 
 
 def _fingerprint(message: BaseMessage) -> bytes:
@@ -241,14 +351,26 @@ class Answerer:
     """Answers :class:`Turn` s with one ``ChatHailuo`` and remembers the chats they continue.
 
     Args:
-        model: The configured model (one account; a pool slots in here later).
+        model: The configured model (one account, or a pool).
         store: Where continued chats are remembered.
+        aliases: ``(pattern, model)`` pairs: a request naming a model that matches a
+            pattern (``claude-*``) is answered by that model (:func:`resolve_model`).
     """
 
-    def __init__(self, model: ChatHailuo, store: ConversationStore) -> None:
+    def __init__(
+        self,
+        model: ChatHailuo,
+        store: ConversationStore,
+        aliases: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Create the answerer (see the class docstring)."""
         self.model = model
         self.store = store
+        self.aliases = aliases
+
+    def model_name(self, asked: str | None) -> str:
+        """The model that answers a request asking for ``asked`` (aliases resolved)."""
+        return resolve_model(asked, self.aliases) or self.model.model
 
     # ------------------------------------------------------------------ continuity
 
@@ -271,11 +393,16 @@ class Answerer:
         known = messages[index].model_copy(update={"response_metadata": meta})
         return [*messages[:index], known, *messages[index + 1 :]]
 
-    async def _remember(self, history: History, answer: Answer, meta: Mapping[str, Any]) -> None:
-        """Store the chat the answer belongs to under the history the client will resend."""
+    async def _remember(
+        self, history: History, answer: Answer, meta: Mapping[str, Any], prefill: str
+    ) -> None:
+        """Store the chat the answer belongs to under the history the client will resend.
+
+        A prefilled answer is resent as the prefill followed by the answer.
+        """
         if not meta.get("chat_id"):
             return
-        echoed = AIMessage(content=answer.text, tool_calls=answer.tool_calls)
+        echoed = AIMessage(content=prefill + answer.text, tool_calls=answer.tool_calls)
         try:
             await self.store.put(
                 history.key_with(echoed), {k: meta[k] for k in _KEPT_METADATA if k in meta}
@@ -284,6 +411,49 @@ class Answerer:
             # Never lose an answer for the store: the next turn starts a new chat instead.
             shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
             logger.warning("The conversation store failed to remember a chat: %s", shown)
+
+    @staticmethod
+    def _answer_key(namespace: str, answer_id: str) -> str:
+        """The store key of an answer kept by id (per caller: another key cannot use it)."""
+        digest = hashlib.sha256(f"{namespace}\0{answer_id}".encode()).hexdigest()
+        return f"answer:{digest}"
+
+    async def _earlier(self, answer_id: str, namespace: str) -> AIMessage:
+        """The answer kept as ``answer_id``, with the metadata that continues its chat.
+
+        Raises:
+            ApiError: A 400 when no answer is kept under that id (unknown, expired, another
+                key's, or answered with ``store: false``).
+        """
+        kept = await self.store.get(self._answer_key(namespace, answer_id))
+        if kept is None:
+            raise ApiError(
+                400,
+                "invalid_request",
+                f"Previous response with id {answer_id!r} not found (unknown, expired, or "
+                "answered with store: false); send the whole conversation as input instead.",
+                param="previous_response_id",
+            )
+        calls = [tool_call(name=n, args=a, id=i) for i, n, a in kept.get("calls") or []]
+        # The id proves which chat this continues: the history before it is not resent, so
+        # there is no history to compare with the chat's own (its hash is left out).
+        meta = {k: v for k, v in (kept.get("meta") or {}).items() if k != "history_hash"}
+        return AIMessage(content=kept.get("text") or "", tool_calls=calls, response_metadata=meta)
+
+    async def _keep(
+        self, answer_id: str, namespace: str, answer: Answer, meta: Mapping[str, Any]
+    ) -> None:
+        """Keep an answer by id, so a later turn can continue its chat with only new input."""
+        value = {
+            "meta": {k: meta[k] for k in _KEPT_METADATA if k in meta},
+            "text": answer.text,
+            "calls": [[c["id"], c["name"], c["args"]] for c in answer.tool_calls],
+        }
+        try:
+            await self.store.put(self._answer_key(namespace, answer_id), value)
+        except Exception as exc:  # noqa: BLE001 - the answer is given all the same
+            shown = exc.message if isinstance(exc, ApiError) else type(exc).__name__
+            logger.warning("The conversation store failed to keep a response: %s", shown)
 
     # ------------------------------------------------------------------ answering
 
@@ -300,12 +470,21 @@ class Answerer:
         if turn.structured is not None:
             options[STRUCTURED_KWARG] = turn.structured
         if turn.model:
-            options["model"] = turn.model
+            options["model"] = resolve_model(turn.model, self.aliases)
         if turn.reasoning is not None:
             options["reasoning"] = turn.reasoning
         if turn.stop:
             options["stop"] = list(turn.stop)
         return runnable, options
+
+    async def _prompt(self, turn: Turn, history: History, namespace: str) -> list[BaseMessage]:
+        """The messages ``ChatHailuo`` answers: the known chat, an earlier answer, a prefill."""
+        messages = await self.known_chat(history)
+        if turn.continues is not None:
+            messages = [await self._earlier(turn.continues, namespace), *messages]
+        if turn.prefill:
+            messages = [*messages, SystemMessage(_PREFILL_INSTRUCTION.format(turn.prefill))]
+        return messages
 
     async def stream(self, turn: Turn, namespace: str) -> AsyncGenerator[AnswerPart, None]:
         """Answer ``turn``: text, reasoning and tool call parts, then the :class:`Answer`.
@@ -325,19 +504,26 @@ class Answerer:
             ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
         """
         history = History(turn.messages, namespace)
-        messages = await self.known_chat(history)
+        messages = await self._prompt(turn, history, namespace)
         held = turn.structured is not None
         collector = _Collector()
+        cut = _PrefillCut(turn.prefill)
         runnable, options = self._runnable(turn)
         chunks_of = cast("AsyncGenerator[Any, None]", runnable.astream(messages, **options))
         async with aclosing(chunks_of) as chunks:
             async for chunk in chunks:
                 for part in collector.take(chunk):
-                    if not (held and isinstance(part, TextPart)):
-                        yield part
+                    if isinstance(part, TextPart):
+                        piece = cut.take(part.text)
+                        if held or not piece:
+                            continue
+                        part = TextPart(piece)  # noqa: PLW2901 - a repeated prefill cut off
+                    yield part
+        if (rest := cut.rest()) and not held:
+            yield TextPart(rest)
         last = collector.last
         meta = dict(last.response_metadata) if last is not None else {}
-        text = "".join(collector.text)
+        text = "".join(cut.passed)
         if collector.calls:
             text = text.strip()  # the blank left where the call blocks were cut out
         if turn.structured is not None and not collector.calls:
@@ -346,14 +532,16 @@ class Answerer:
             yield TextPart(text)
         usage = last.usage_metadata if last is not None else None
         answer = Answer(
-            model=turn.model or self.model.model,
+            model=self.model_name(turn.model),
             text=text,
             reasoning="".join(collector.reasoning),
             tool_calls=collector.calls,
             finish_reason=str(meta.get("finish_reason") or "stop"),
-            input_tokens=usage["input_tokens"] if usage else None,
-            output_tokens=usage["output_tokens"] if usage else None,
+            input_tokens=usage["input_tokens"] if usage else turn.estimated_input_tokens(),
+            output_tokens=usage["output_tokens"] if usage else estimate_tokens(text),
             stop_sequence=meta.get("stop_sequence"),
         )
-        await self._remember(history, answer, meta)
+        await self._remember(history, answer, meta, turn.prefill)
+        if turn.remember_as is not None and meta.get("chat_id"):
+            await self._keep(turn.remember_as, namespace, answer, meta)
         yield answer

@@ -36,7 +36,17 @@ from langchain_hailuo.serve.core import (
 from langchain_hailuo.serve.media import MEDIA_PARTS, openai_media
 from langchain_hailuo.serve.status import ApiError, ErrorKind, bad_request, request_messages
 
-__all__ = ["ChunkRenderer", "OpenAIRequest", "completion", "error_body", "parse_request"]
+__all__ = [
+    "ChunkRenderer",
+    "OpenAIRequest",
+    "compact",
+    "completion",
+    "error_body",
+    "message_content",
+    "parse_request",
+    "reasoning_effort",
+    "response_format_spec",
+]
 
 _ERROR_TYPES: dict[ErrorKind, str] = {
     "invalid_request": "invalid_request_error",
@@ -82,11 +92,11 @@ class OpenAIRequest:
 
 def _text(content: Any, where: str) -> str:
     """The text of a message's ``content``: a string, ``null`` or a list of text parts."""
-    content = _content(content, where, media=False)
+    content = message_content(content, where, media=False)
     return content if isinstance(content, str) else ""
 
 
-def _content(content: Any, where: str, *, media: bool) -> str | list[str | dict[Any, Any]]:
+def message_content(content: Any, where: str, *, media: bool) -> str | list[str | dict[Any, Any]]:
     """A message's ``content``: its text, or (``media``: a user turn) text and media blocks.
 
     Raises:
@@ -143,7 +153,9 @@ def _message(raw: Any, index: int) -> BaseMessage:
     if role in _SYSTEM_ROLES:
         return SystemMessage(_text(raw.get("content"), where))
     if role == "user":
-        return HumanMessage(_content(raw.get("content"), where, media=True), name=raw.get("name"))
+        return HumanMessage(
+            message_content(raw.get("content"), where, media=True), name=raw.get("name")
+        )
     if role == "assistant":
         return AIMessage(
             content=_text(raw.get("content"), where),
@@ -159,7 +171,7 @@ def _message(raw: Any, index: int) -> BaseMessage:
     )
 
 
-def _structured(response_format: Any) -> StructuredSpec | None:
+def response_format_spec(response_format: Any) -> StructuredSpec | None:
     """``response_format`` as a structured-output spec (``text`` / absent: ``None``)."""
     if response_format is None:
         return None
@@ -190,7 +202,7 @@ def _tools(raw: Any) -> list[dict[str, Any]]:
     return tools
 
 
-def _reasoning(effort: Any) -> bool | None:
+def reasoning_effort(effort: Any) -> bool | None:
     """``reasoning_effort``: ``none`` turns thinking off, any other level on."""
     if effort is None:
         return None
@@ -216,9 +228,9 @@ def parse_request(body: Any) -> OpenAIRequest:
         model=body.get("model") or None,
         tools=_tools(body.get("tools")),
         tool_choice=body.get("tool_choice"),
-        structured=_structured(body.get("response_format")),
+        structured=response_format_spec(body.get("response_format")),
         stop=[stop] if isinstance(stop, str) else (list(stop) if stop else None),
-        reasoning=_reasoning(body.get("reasoning_effort")),
+        reasoning=reasoning_effort(body.get("reasoning_effort")),
     )
     return OpenAIRequest(
         turn,
@@ -237,10 +249,8 @@ def _finish_reason(answer: Answer) -> str:
     return "length" if answer.finish_reason in {"length", "max_tokens"} else "stop"
 
 
-def _usage(answer: Answer) -> dict[str, int] | None:
-    """The ``usage`` object, when the service reported counts."""
-    if answer.input_tokens is None or answer.output_tokens is None:
-        return None
+def _usage(answer: Answer) -> dict[str, int]:
+    """The ``usage`` object (the service's counts, else estimates)."""
     return {
         "prompt_tokens": answer.input_tokens,
         "completion_tokens": answer.output_tokens,
@@ -279,10 +289,8 @@ def completion(request: OpenAIRequest, answer: Answer) -> dict[str, Any]:
                 "logprobs": None,
             }
         ],
+        "usage": _usage(answer),
     }
-    usage = _usage(answer)
-    if usage is not None:
-        body["usage"] = usage
     return body
 
 
@@ -313,7 +321,7 @@ class ChunkRenderer:
             "model": self.model,
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
         }
-        return b"data: " + _compact(chunk).encode() + b"\n\n"
+        return b"data: " + compact(chunk).encode() + b"\n\n"
 
     def start(self) -> bytes:
         """The first chunk: the role."""
@@ -322,7 +330,7 @@ class ChunkRenderer:
     def part(self, part: AnswerPart) -> bytes:
         """The chunk of one part (the end, for the :class:`Answer`)."""
         if isinstance(part, TextPart):
-            return self._text_head + _compact(part.text).encode() + self._text_tail
+            return self._text_head + compact(part.text).encode() + self._text_tail
         if isinstance(part, ReasoningPart):
             return self._line({"reasoning_content": part.text})
         if isinstance(part, ToolCallPart):
@@ -350,7 +358,7 @@ class ChunkRenderer:
         return b"data: " + json.dumps(error_body(error)).encode() + b"\n\n"
 
 
-def _compact(value: Any) -> str:
+def compact(value: Any) -> str:
     """JSON without spaces between items, non-ASCII text as is."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 

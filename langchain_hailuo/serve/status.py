@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from langchain_hailuo._http import provably_unsent
 from langchain_hailuo._structured import StructuredOutputError
 from langchain_hailuo.errors import (
     HailuoAuthError,
@@ -53,8 +54,10 @@ class ApiError(Exception):
         kind: What went wrong, in terms both APIs have a type for.
         message: What happened and what to do.
         retry_after: Seconds the client should wait (sent as ``Retry-After``).
-        retry: Whether retrying can help (``False`` adds ``x-should-retry: false``, which
-            both official SDKs honour, so a quota wall is not hammered).
+        retry: Whether the client may send the request again (``False``, the default, adds
+            ``x-should-retry: false``, which both official SDKs honour). Only failures that
+            provably did not send the message invite a retry: a message that may have
+            reached the service must never be posted twice by a client's own retries.
         param: The request field at fault, when one is.
     """
 
@@ -62,7 +65,7 @@ class ApiError(Exception):
     kind: ErrorKind
     message: str
     retry_after: float | None = None
-    retry: bool = True
+    retry: bool = False
     param: str | None = None
 
     def __str__(self) -> str:
@@ -81,7 +84,7 @@ class ApiError(Exception):
 
 def bad_request(message: str, param: str | None = None) -> ApiError:
     """A 400 for a request this server cannot take."""
-    return ApiError(400, "invalid_request", message, retry=False, param=param)
+    return ApiError(400, "invalid_request", message, param=param)
 
 
 def request_messages(body: Any) -> list[Any]:
@@ -94,8 +97,19 @@ def request_messages(body: Any) -> list[Any]:
     return messages
 
 
+def _unsent(error: HailuoError) -> bool:
+    """Whether the message provably did not reach the service (and no answer came back)."""
+    answered = error.may_have_arrived or error.partial_text or error.partial_reasoning
+    return provably_unsent(error) and not answered
+
+
 def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one return per kind
     """The API error for an exception raised while answering.
+
+    Only the failures that provably did not send the message (the service's 429 or busy
+    409, a connection that failed before writing, no pool account or Redis) invite a
+    retry; everything else carries ``x-should-retry: false``, so a client's own retries
+    never post a message that may have reached the service a second time.
 
     Args:
         error: The exception (a typed package error, an :class:`ApiError`, a
@@ -109,16 +123,24 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
         return error
     if isinstance(error, HailuoNoAccountAvailableError):
         # Every pool account is busy or resting: the server is overloaded, not the caller.
-        return ApiError(503, "overloaded", error.message, retry_after=error.retry_after or 1.0)
+        return ApiError(
+            503, "overloaded", error.message, retry_after=error.retry_after or 1.0, retry=True
+        )
     if isinstance(error, HailuoPoolUnavailableError):
         # The pool's Redis is down: this server cannot pick an account, nothing was sent.
-        return ApiError(503, "overloaded", error.message, retry_after=1.0)
+        return ApiError(503, "overloaded", error.message, retry_after=1.0, retry=True)
     if isinstance(error, HailuoRateLimitError):
-        return ApiError(429, "rate_limit", error.message, retry_after=error.retry_after or 1.0)
+        return ApiError(
+            429,
+            "rate_limit",
+            error.message,
+            retry_after=error.retry_after or 1.0,
+            retry=_unsent(error),
+        )
     if isinstance(error, HailuoQuotaError):
-        return ApiError(429, "quota", error.message, retry=False)
+        return ApiError(429, "quota", error.message)
     if isinstance(error, HailuoSessionBusyError):
-        return ApiError(409, "busy", error.message, retry_after=1.0)
+        return ApiError(409, "busy", error.message, retry_after=1.0, retry=_unsent(error))
     if isinstance(error, HailuoAuthError):
         # The server's own Hailuo login was refused: not the caller's API key (that is a 401).
         return ApiError(
@@ -127,7 +149,6 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
             "The Hailuo / MiniMax login of this server was rejected; the operator must run "
             "`hailuo login` (or set HAILUO_TOKEN) and restart `hailuo serve`, or, for a pool "
             "account, `hailuo login --add NAME` (picked up without a restart).",
-            retry=False,
         )
     if isinstance(error, HailuoTimeoutError):
         return ApiError(504, "timeout", error.message)
@@ -137,7 +158,9 @@ def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one re
         text = error.message if isinstance(error, HailuoError) else str(error).splitlines()[0]
         return ApiError(502, "upstream", f"The model did not answer as asked: {text}")
     if isinstance(error, HailuoError):
-        return ApiError(502, "upstream", error.message)
+        # A connection that failed before writing provably sent nothing; any other failure
+        # may have come after the message reached the service.
+        return ApiError(502, "upstream", error.message, retry=_unsent(error))
     if isinstance(error, ValueError):
         return bad_request(str(error))
     return ApiError(502, "upstream", "The server failed to answer; see its log.")

@@ -215,6 +215,7 @@ class RedisStore:
                 f"The conversation store (Redis at {redact_url(self.url)}) failed: "
                 f"{type(exc).__name__}. The operator must start Redis or fix the pool URL.",
                 retry_after=1.0,
+                retry=True,  # looked up before the message is sent (a failed put is logged)
             ) from None
 
     async def get(self, key: str) -> dict[str, Any] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import signal
 import subprocess
 import sys
@@ -19,6 +20,11 @@ from langchain_hailuo.serve import ConversationStore, ServeConfig, Server
 
 API_KEY = "sk-serve-test-0123456789"
 MODEL = "MiniMax-M3"
+
+
+def call_block(name: str, arguments: dict[str, Any]) -> str:
+    """A tool call in the package's call syntax (what a scripted emulator reply says)."""
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 @dataclasses.dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ import pytest
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
 
 WEATHER_TOOL: Any = {
     "name": "get_weather",
@@ -41,10 +40,6 @@ def client(served: Served, emulator: Emulator) -> Iterator[anthropic.Anthropic]:
 def blocks(message: Any) -> list[Any]:
     """A message's content blocks, untyped (the SDK's union has a dozen block kinds)."""
     return list(message.content)
-
-
-def call_block(name: str, arguments: dict[str, Any]) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def test_non_streaming_message(client: anthropic.Anthropic) -> None:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
@@ -14,7 +12,7 @@ from pydantic import BaseModel
 
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
 
 
 class Person(BaseModel):
@@ -40,10 +38,6 @@ def served(emulator: Emulator) -> Iterator[Served]:
 def llm(served: Served, emulator: Emulator) -> ChatOpenAI:
     emulator.clear_faults()
     return ChatOpenAI(model=MODEL, base_url=served.base_url, api_key=API_KEY, max_retries=0)
-
-
-def call_block(name: str, arguments: dict[str, Any]) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 def test_invoke_and_stream(llm: ChatOpenAI, emulator: Emulator) -> None:

@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
 
 
 class Person(BaseModel):
@@ -36,10 +36,6 @@ def client(served: Served, emulator: Emulator) -> Iterator[openai.OpenAI]:
     emulator.clear_faults()
     with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk:
         yield sdk
-
-
-def call_block(name: str, arguments: dict[str, Any]) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
 
 
 WEATHER_TOOL: Any = {

@@ -11,24 +11,30 @@ from langchain_core.messages.tool import tool_call
 from pydantic import SecretStr
 
 from langchain_hailuo._structured import SchemaValidationError
+from langchain_hailuo.cli import main
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
+    HailuoConnectionError,
     HailuoNoAccountAvailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
     HailuoServerError,
+    HailuoSessionBusyError,
+    HailuoStreamInterruptedError,
     HailuoTimeoutError,
 )
 from langchain_hailuo.serve import anthropic_api, openai_api
 from langchain_hailuo.serve.app import _Keys, _Limits
-from langchain_hailuo.serve.config import ServeConfig, key_id
+from langchain_hailuo.serve.config import ServeConfig, key_id, parse_aliases
 from langchain_hailuo.serve.core import (
     Answer,
     History,
     ReasoningPart,
     TextPart,
     ToolCallPart,
+    _PrefillCut,
+    resolve_model,
 )
 from langchain_hailuo.serve.status import ApiError, api_error
 from langchain_hailuo.serve.store import MemoryStore
@@ -139,12 +145,21 @@ def test_limits_count_per_namespace() -> None:
         (HailuoRateLimitError("slow down", retry_after=2.5), 429, {"Retry-After": "3"}),
         (HailuoQuotaError("out of credits"), 429, {"x-should-retry": "false"}),
         (HailuoAuthError("token expired"), 502, {"x-should-retry": "false"}),
-        (HailuoTimeoutError("stalled"), 504, {}),
+        (HailuoTimeoutError("stalled"), 504, {"x-should-retry": "false"}),
         (HailuoConfigurationError("unknown model 'x'"), 400, {"x-should-retry": "false"}),
-        (HailuoServerError("boom", status=500), 502, {}),
-        (SchemaValidationError(["$.age: missing"], {}), 502, {}),
+        (HailuoServerError("boom", status=500), 502, {"x-should-retry": "false"}),
+        (HailuoStreamInterruptedError("dropped mid-answer"), 502, {"x-should-retry": "false"}),
+        (HailuoConnectionError("refused", request_sent=False), 502, {}),
+        (HailuoConnectionError("reset", request_sent=True), 502, {"x-should-retry": "false"}),
+        (HailuoSessionBusyError("busy"), 409, {"Retry-After": "1"}),
+        (
+            HailuoRateLimitError("slowed mid-answer", partial_text="Half an ans"),
+            429,
+            {"Retry-After": "1", "x-should-retry": "false"},
+        ),
+        (SchemaValidationError(["$.age: missing"], {}), 502, {"x-should-retry": "false"}),
         (ValueError("Nothing to send"), 400, {"x-should-retry": "false"}),
-        (RuntimeError("secret internals"), 502, {}),
+        (RuntimeError("secret internals"), 502, {"x-should-retry": "false"}),
         (
             HailuoNoAccountAvailableError("every account rests", next_free_at=1060.0, now=1000.0),
             503,
@@ -384,13 +399,39 @@ def test_anthropic_events_open_and_close_blocks_in_order() -> None:
     assert events[11]["usage"] == {"input_tokens": 3, "output_tokens": 4}
 
 
-def test_anthropic_refuses_server_tools_and_odd_roles() -> None:
+def test_anthropic_leaves_server_tools_out_and_refuses_odd_roles(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server_tool = {"type": "web_search_20250305", "name": "web_search"}
+    with caplog.at_level("INFO", logger="langchain_hailuo.serve.core"):
+        for _ in range(2):
+            parsed = anthropic_api.parse_request({**_ONE, "tools": [server_tool]})
+            assert parsed.turn.tools == []
+    assert sum("web_search_20250305" in r.getMessage() for r in caplog.records) <= 1
     with pytest.raises(ApiError, match="client tool"):
-        anthropic_api.parse_request(
-            {**_ONE, "tools": [{"type": "web_search_20250305", "name": "web_search"}]}
-        )
-    with pytest.raises(ApiError, match="user or assistant"):
-        anthropic_api.parse_request({"messages": [{"role": "system", "content": "x"}]})
+        anthropic_api.parse_request({**_ONE, "tools": [{"type": "custom", "name": "x"}]})
+    with pytest.raises(ApiError, match="user, assistant or system"):
+        anthropic_api.parse_request({"messages": [{"role": "tool", "content": "x"}]})
+
+
+def test_anthropic_system_messages_prefill_and_output_format() -> None:
+    schema = {"type": "object", "properties": {"n": {"type": "integer"}}}
+    parsed = anthropic_api.parse_request(
+        {
+            "messages": [
+                {"role": "user", "content": "Hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Be brief."}]},
+                {"role": "user", "content": "Count"},
+                {"role": "assistant", "content": "The count is"},
+            ],
+            "output_config": {"format": {"type": "json_schema", "schema": schema}},
+        }
+    )
+    turn = parsed.turn
+    assert [type(m) for m in turn.messages] == [HumanMessage, SystemMessage, HumanMessage]
+    assert turn.prefill == "The count is"
+    assert turn.structured is not None
+    assert turn.structured.schema == schema
 
 
 # --------------------------------------------------------------------------- encodings
@@ -520,3 +561,43 @@ def test_anthropic_stop_sequence_in_message_and_events() -> None:
     assert (plain["stop_reason"], plain["stop_sequence"]) == ("end_turn", None)
     oai = openai_api.completion(openai_api.parse_request(_ONE), cut)
     assert oai["choices"][0]["finish_reason"] == "stop"
+
+
+# --------------------------------------------------------------------------- model aliases
+
+
+def test_model_aliases_resolve_by_the_first_matching_pattern() -> None:
+    aliases = parse_aliases(["claude-*-haiku*=MiniMax-M2.7", " claude-* = MiniMax-M3 "])
+    assert aliases == (("claude-*-haiku*", "MiniMax-M2.7"), ("claude-*", "MiniMax-M3"))
+    assert resolve_model("claude-3-5-haiku-latest", aliases) == "MiniMax-M2.7"
+    assert resolve_model("claude-opus-4-1", aliases) == "MiniMax-M3"
+    assert resolve_model("MiniMax-M3", aliases) == "MiniMax-M3"
+    assert resolve_model(None, aliases) is None
+    with pytest.raises(HailuoConfigurationError, match="PATTERN=MODEL"):
+        parse_aliases(["claude-*"])
+
+
+def test_a_bad_model_alias_is_refused_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--port", "0", "--model-alias", "=MiniMax-M3"]) == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("hailuo: error: Model alias '=MiniMax-M3' is not PATTERN=MODEL")
+
+
+# --------------------------------------------------------------------------- prefill
+
+
+@pytest.mark.parametrize(
+    ("pieces", "shown"),
+    [
+        (["The cap", "ital is", " Paris."], " Paris."),  # the repeat, split, is cut
+        ([" Paris", "."], " Paris."),  # a plain continuation passes at once
+        (["The"], "The"),  # a partial repeat that ends the answer is the answer
+        (["The capital is"], ""),  # nothing but the repeat
+        (["The capital was Paris."], "The capital was Paris."),
+    ],
+)
+def test_a_repeated_prefill_is_cut_as_it_streams(pieces: list[str], shown: str) -> None:
+    cut = _PrefillCut("The capital is")
+    out = "".join(cut.take(piece) for piece in pieces) + cut.rest()
+    assert out == shown
+    assert "".join(cut.passed) == shown

@@ -200,6 +200,22 @@ def test_turn_two_on_another_replica_continues_the_chat_sending_only_the_new_mes
     assert len({r.account for r in requests}) == 1
 
 
+def test_a_response_kept_on_one_replica_is_continued_on_another_through_redis(
+    pool_emulator: Emulator, redis_url: str
+) -> None:
+    with replicas(pool_emulator, redis_url) as (a, b):
+        with sdk(a) as client:
+            first = client.responses.create(model=MODEL, input="turn 0 of kept")
+        with sdk(b) as client:
+            second = client.responses.create(
+                model=MODEL, input="turn 1 of kept", previous_response_id=first.id
+            )
+    assert second.output_text.endswith("This chat has 2 turn(s).")
+    requests = turns_of(pool_emulator, "kept")
+    assert [r.body["content"] for r in requests] == ["turn 0 of kept", "turn 1 of kept"]
+    assert len({r.path for r in requests}) == 1
+
+
 async def test_the_redis_store_is_bounded_and_expires(redis_url: str) -> None:
     store = RedisStore(redis_url, max_entries=2, ttl=60, name="bounds")
     try:
