@@ -393,11 +393,8 @@ class RedisBackend:
         """Take a waiter that left out of the queue (else it lapses at its deadline)."""
         try:
             async with state.client.pipeline(transaction=True) as pipe:
-                await (
-                    pipe.zrem(f"{self.prefix}:queue", waiter)
-                    .hdel(f"{self.prefix}:want", waiter)
-                    .execute()
-                )
+                queue = f"{self.prefix}:queue:{state.key}"
+                await pipe.zrem(queue, waiter).hdel(f"{self.prefix}:want", waiter).execute()
         except Exception as exc:  # noqa: BLE001 - its place lapses at its deadline
             logger.warning("Could not leave the pool's queue: %s", exc)
 

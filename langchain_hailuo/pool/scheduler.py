@@ -75,18 +75,17 @@ class Lease:
 
 
 class _Renewals:
-    """The leases one event loop holds on a pool whose backend expires them (Redis).
+    """One loop's leases on an expiring backend, renewed every third of the TTL while held.
 
-    Each is renewed every third of the TTL while held, all those due together in one
-    backend call, by one task per loop and pool that runs only while leases are held.
+    Those due together go in one backend call, by one task that runs only while leases are
+    held (a lease costs an entry here, not a task and a timer of its own).
     """
 
     def __init__(self, pool: AccountPool, loop: asyncio.AbstractEventLoop) -> None:
-        """Create the loop's renewals (no task until a lease is held)."""
+        """No task until a lease is held."""
         self._pool = pool
         self._loop = loop
-        self._due: dict[Lease, float] = {}
-        """Lease -> when it is due (monotonic); in due order, as every lease has one TTL."""
+        self._due: dict[Lease, float] = {}  # monotonic due times, in order (one TTL for all)
         self._task: asyncio.Task[None] | None = None
 
     def hold(self, lease: Lease) -> None:
@@ -115,7 +114,7 @@ class _Renewals:
             await self._renew(due)
 
     async def _renew(self, due: list[Lease]) -> None:
-        """Renew leases; one that had expired meanwhile (and is still held) is ``lost``."""
+        """Renew ``due``; one that had expired meanwhile (and is still held) is ``lost``."""
         pool = self._pool
         try:
             held = await pool.backend.renew(
@@ -134,19 +133,6 @@ class _Renewals:
                     lease.account.name,
                     pool.lease_ttl,
                 )
-
-
-def _describe_cooling(cooling: Mapping[str, Cooldown], now: float) -> str:
-    """``acct-1 (quota until 21:05:00 UTC (in 3600 s)); ...`` for messages."""
-    parts = []
-    for name, cool in cooling.items():
-        when = (
-            "until logged in again"
-            if cool.kind == "auth"
-            else f"until {format_time(cool.until, now=now)}"
-        )
-        parts.append(f"{name} ({cool.kind} {when})")
-    return "; ".join(parts)
 
 
 class AccountPool:
@@ -204,7 +190,6 @@ class AccountPool:
             self.backend = in_process_backend()
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
-        self._names: frozenset[str] = frozenset()
         self._load_locks = LoopLocks()
         self._turn = itertools.count()
         self._renewals_guard = threading.Lock()
@@ -217,8 +202,6 @@ class AccountPool:
         count = "?" if self._accounts is None else str(len(self._accounts))
         return f"AccountPool(accounts={count}, backend={self.backend!r})"
 
-    # ------------------------------------------------------------------ accounts
-
     async def accounts(self) -> list[PoolAccount]:
         """The accounts (auth files are read on the first call only)."""
         if self._accounts is not None:
@@ -226,14 +209,10 @@ class AccountPool:
         async with self._load_locks.get():
             if self._accounts is None:
                 specs = [s for s in self._specs if not isinstance(s, PoolAccount)]
-                given = [s for s in self._specs if isinstance(s, PoolAccount)]
-                loaded = given + (
-                    await load_accounts(specs, base_url=self._base_url, env=self._env)
-                    if specs
-                    else []
-                )
+                loaded = [s for s in self._specs if isinstance(s, PoolAccount)]
+                if specs:
+                    loaded += await load_accounts(specs, base_url=self._base_url, env=self._env)
                 self._by_name = {a.name: a for a in loaded}
-                self._names = frozenset(self._by_name)
                 self._accounts = loaded
             return self._accounts
 
@@ -243,8 +222,7 @@ class AccountPool:
         With Redis, every account any process registered in the same pool is listed, and
         the streams count those of every process.
         """
-        accounts = await self.accounts()
-        return await self.backend.status([a.name for a in accounts])
+        return await self.backend.status([a.name for a in await self.accounts()])
 
     def status(self) -> list[AccountStatus]:
         """:meth:`astatus` from sync code (runs on the package's private event loop)."""
@@ -261,9 +239,7 @@ class AccountPool:
     @property
     def names(self) -> frozenset[str]:
         """The loaded accounts' fingerprints (empty before :meth:`accounts`)."""
-        return self._names
-
-    # ------------------------------------------------------------------ leases
+        return frozenset(self._by_name)
 
     @contextlib.asynccontextmanager
     async def lease(
@@ -307,29 +283,31 @@ class AccountPool:
         finally:
             if renewals is not None:
                 renewals.drop(lease)
-            # Not shielded here: a backend finishes a release its caller stopped awaiting.
-            await self._release(lease, error)
+            await self._release(lease, error)  # a backend finishes it even if cancelled
 
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
-        """Give the account back with the call's outcome."""
-        cooldown = None
-        message = None
+        """Give the account back with the call's outcome (a failure is logged, not raised)."""
+        name = lease.account.name
+        cooldown = message = None
         if isinstance(error, HailuoError):
             message = f"{type(error).__name__}: {error.message}"
             cooldown = cooldown_for(error, self.health, lease.account.token_hash())
             if cooldown is not None:
-                logger.warning(
-                    "Pool account %s rests (%s, %s): %s",
-                    lease.account.name,
-                    cooldown.kind,
+                seconds = (
                     "until logged in again"
                     if cooldown.seconds is None
-                    else f"{cooldown.seconds:g} s",
+                    else f"{cooldown.seconds:g} s"
+                )
+                logger.warning(
+                    "Pool account %s rests (%s, %s): %s",
+                    name,
+                    cooldown.kind,
+                    seconds,
                     error.message,
                 )
         try:
             await self.backend.release(
-                lease.account.name,
+                name,
                 lease.lease_id,
                 served=error is None,
                 error=message,
@@ -337,33 +315,27 @@ class AccountPool:
                 limit=self.max_concurrency,
             )
         except Exception:  # the lease then expires by its TTL
-            logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)
+            logger.warning("Could not release pool account %s", name, exc_info=True)
 
     def _renewals(self) -> _Renewals:
         """The running loop's renewals of this pool's leases."""
         loop = asyncio.get_running_loop()
         with self._renewals_guard:
-            renewals = self._renewals_of.get(loop)
-            if renewals is None:
-                renewals = self._renewals_of[loop] = _Renewals(self, loop)
-            return renewals
+            return self._renewals_of.setdefault(loop, _Renewals(self, loop))
 
     def _candidates(
         self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
     ) -> list[PoolAccount]:
         """The accounts a call may use, rotated so ties spread over the accounts."""
         if owner is not None:
-            account = self._by_name.get(owner)
-            if account is None:
+            if owner not in self._by_name:
                 raise HailuoNoAccountAvailableError(
                     f"Account {owner} owns this chat but is not in the pool; add it to "
                     "accounts= or start a new chat."
                 )
-            return [account]
+            return [self._by_name[owner]]
         usable = [a for a in accounts if a.name not in exclude]
-        if not usable:
-            return []
-        start = next(self._turn) % len(usable)
+        start = next(self._turn) % len(usable) if usable else 0
         return [*usable[start:], *usable[:start]]
 
     async def _acquire(
@@ -436,14 +408,12 @@ class AccountPool:
             _raise_for_owner(owner, attempt.cooling[owner], now)
         remaining = None if deadline is None else deadline - time.monotonic()
         wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
-        cooling_only = not attempt.busy
-        if (remaining is not None and remaining <= 0) or (
-            cooling_only and (wake is None or (remaining is not None and wake > remaining))
-        ):
+        never = not attempt.busy and (wake is None or (remaining is not None and wake > remaining))
+        if never or (remaining is not None and remaining <= 0):
             raise _no_account(attempt, size, timeout, now)
-        if remaining is None:
-            return wake
-        return remaining if wake is None else min(remaining, wake)
+        if remaining is None or wake is None:
+            return remaining if wake is None else wake
+        return min(remaining, wake)
 
 
 def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
@@ -467,10 +437,20 @@ def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
 def _no_account(
     attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
-    """The error for a call no account could take."""
-    resting = _describe_cooling(attempt.cooling, now)
-    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
-    next_free = min(ends, default=None)
+    """The error for a call no account could take: why, and when one frees up."""
+    resting = "; ".join(
+        f"{name} ({cool.kind} "
+        + (
+            "until logged in again"
+            if cool.kind == "auth"
+            else f"until {format_time(cool.until, now=now)}"
+        )
+        + ")"
+        for name, cool in attempt.cooling.items()
+    )
+    next_free = min(
+        (c.until for c in attempt.cooling.values() if c.until is not None), default=None
+    )
     if attempt.busy:
         when = "The next one frees up when one of the running answers ends" + (
             f" (or at {format_time(next_free, now=now)}, when a cool-down ends)"

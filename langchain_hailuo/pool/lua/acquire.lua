@@ -3,43 +3,49 @@
 -- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit)}.
 -- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling =
 -- {name = cool-down}}.
-local names, best, best_load = {}, nil, nil
-local busy, wake, cooling = false, nil, {}
-local function sooner(ms)
-  if ms and (not wake or ms < wake) then wake = ms end
-end
+local names, rests = {}, {}
 for i, candidate in ipairs(call.candidates) do
-  local name, token = candidate[1], candidate[2]
-  names[i] = name
-  local rest = P .. ':cool:' .. name
-  local raw = redis.call('GET', rest)
-  local cool = raw and cjson.decode(raw)
+  names[i], rests[i] = candidate[1], P .. ':cool:' .. candidate[1]
+end
+local cools = redis.call('MGET', unpack(rests))
+local loads = redis.call('HMGET', LOAD, unpack(names))
+redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
+local best, best_load
+local busy, wake, cooling = false, nil, {}
+for i, name in ipairs(names) do
+  local token = call.candidates[i][2]
+  local cool = cools[i] and cjson.decode(cools[i])
   if cool and cool.kind == 'auth' and token ~= '' and token ~= cool.token then
-    redis.call('DEL', rest)  -- logged in again: the rejected token's rest is over
+    redis.call('DEL', rests[i])  -- logged in again: the rejected token's rest is over
     cool = nil
   end
   if cool then
     cooling[name] = cool
-    sooner(cool.until_ms)
-  elseif not best or best_load > 0 then
-    local load = load_of(name)
+    if cool.until_ms and (not wake or cool.until_ms < wake) then wake = cool.until_ms end
+  else
+    local load = tonumber(loads[i] or '0')
     if load >= call.limit then
       busy = true
-      sooner(tonumber(redis.call('ZRANGE', P .. ':leases:' .. name, 0, 0, 'WITHSCORES')[2]))
     elseif not best or load < best_load then
       best, best_load = name, load
     end
   end
 end
-redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
 if best then
   take(best, call.lease, call.ttl)
   if call.waiter ~= '' then dequeue(call.waiter) end
   return cjson.encode({now = now, account = best})
 end
+if busy then  -- the first lease to expire (a dead worker's frees its account then)
+  local first = tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2])
+  if first and (not wake or first < wake) then wake = first end
+end
 if call.waiter ~= '' then
-  if not redis.call('ZSCORE', P .. ':queue', call.waiter) then
-    redis.call('ZADD', P .. ':queue', redis.call('INCR', P .. ':arrivals'), call.waiter)
+  local client = client_of(call.waiter)
+  local queue = P .. ':queue:' .. client
+  if not redis.call('ZSCORE', queue, call.waiter) then
+    redis.call('ZADD', queue, redis.call('INCR', P .. ':arrivals'), call.waiter)
+    redis.call('SADD', P .. ':waiting', client)
   end
   local within = call.within < 0 and 86400000 or call.within
   local want = string.format('%.0f %.0f\n', now + within, call.ttl) .. table.concat(names, '\n')

@@ -7,8 +7,8 @@
 -- Reply: {waiter, lease} when handed to a waiter of the releasing client (the others hear
 -- it on their channel P:freed:<client>, as '<waiter> <account> <lease>'), else {}.
 local account = call.account
-local ended = redis.call('ZREM', P .. ':leases:' .. account, call.lease) == 1
-if ended then count_streams(client_of(call.lease), -1) end
+local ended = redis.call('ZSCORE', LEASES, account .. ' ' .. call.lease) ~= false
+if ended then drop(account .. ' ' .. call.lease) end
 local stats = P .. ':stats:' .. account
 if call.served then redis.call('HINCRBY', stats, 'served', 1) end
 if call.error ~= '' then redis.call('HSET', stats, 'last_error', call.error) end
@@ -30,32 +30,46 @@ if not ended or redis.call('EXISTS', P .. ':cool:' .. account) == 1
   return '{}'
 end
 local needle = '\n' .. account .. '\n'
-while true do
-  local chosen, fewest, ttl
-  for _, waiter in ipairs(redis.call('ZRANGE', P .. ':queue', 0, -1)) do
-    local want = redis.call('HGET', P .. ':want', waiter)
-    local deadline, wants_ttl = string.match(want or '', '^(%d+) (%d+)')
+local function oldest_wanting(client)  -- the client's oldest live call that wants the account
+  local queue = P .. ':queue:' .. client
+  local entries = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
+  if #entries == 0 then redis.call('SREM', P .. ':waiting', client) end
+  for i = 1, #entries, 2 do
+    local want = redis.call('HGET', P .. ':want', entries[i])
+    local deadline, ttl = string.match(want or '', '^(%d+) (%d+)')
     if not deadline or tonumber(deadline) < now then
-      dequeue(waiter)
+      dequeue(entries[i])
     elseif string.find(want, needle, 1, true) then
-      local streams = tonumber(redis.call('HGET', P .. ':active', client_of(waiter)) or '0')
-      if not chosen or streams < fewest then chosen, fewest, ttl = waiter, streams, wants_ttl end
-      if fewest == 0 then break end
+      return entries[i], tonumber(entries[i + 1]), tonumber(ttl)
+    end
+  end
+end
+while true do
+  local chosen, fewest, first, ttl
+  for _, client in ipairs(redis.call('SMEMBERS', P .. ':waiting')) do
+    local waiter, arrival, wants_ttl = oldest_wanting(client)
+    if waiter then
+      local streams = tonumber(redis.call('HGET', ACTIVE, client) or '0')
+      if not chosen or streams < fewest or (streams == fewest and arrival < first) then
+        chosen, fewest, first, ttl = waiter, streams, arrival, wants_ttl
+      end
     end
   end
   if not chosen then return '{}' end
   local client = client_of(chosen)
   local lease = client .. ':' .. call.grant
-  take(account, lease, tonumber(ttl))
+  take(account, lease, ttl)
   dequeue(chosen)
   if client == call.client then return cjson.encode({waiter = chosen, lease = lease}) end
   if redis.call('PUBLISH', P .. ':freed:' .. client, chosen .. ' ' .. account .. ' ' .. lease) > 0 then
     return '{}'
   end
   -- Nobody listens for that client: its process is gone, and so are its calls.
-  redis.call('ZREM', P .. ':leases:' .. account, lease)
-  count_streams(client, -1)
-  for _, waiter in ipairs(redis.call('ZRANGE', P .. ':queue', 0, -1)) do
-    if client_of(waiter) == client then dequeue(waiter) end
+  drop(account .. ' ' .. lease)
+  local queue = P .. ':queue:' .. client
+  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+    redis.call('HDEL', P .. ':want', waiter)
   end
+  redis.call('DEL', queue)
+  redis.call('SREM', P .. ':waiting', client)
 end

@@ -2,9 +2,8 @@
 -- Reply: per lease, whether it was still held (one that had expired stays ended).
 local held = {}
 for i, lease in ipairs(call.leases) do
-  load_of(lease[1])
-  local key = P .. ':leases:' .. lease[1]
-  held[i] = redis.call('ZSCORE', key, lease[2]) ~= false
-  if held[i] then redis.call('ZADD', key, now + call.ttl, lease[2]) end
+  local member = lease[1] .. ' ' .. lease[2]
+  held[i] = redis.call('ZSCORE', LEASES, member) ~= false
+  if held[i] then redis.call('ZADD', LEASES, now + call.ttl, member) end
 end
 return cjson.encode(held)

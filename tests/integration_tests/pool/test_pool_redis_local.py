@@ -35,7 +35,7 @@ async def test_a_lone_process_hands_each_freed_account_to_its_next_waiter(redis_
         assert sum(s.served for s in statuses) == 10
         assert sum(s.streams for s in statuses) == 0
         assert await admin.hlen("hailuo-pool:default:want") == 0  # no waiter left queued
-        assert await admin.exists("hailuo-pool:default:queue") == 0
+        assert await admin.keys("hailuo-pool:default:queue:*") == []
     finally:
         await admin.aclose()
         await pool.aclose()
@@ -109,7 +109,8 @@ async def test_a_hand_over_to_a_waiter_that_left_goes_to_the_next_one_here(
         key = (await backend._state()).key
         deadline_ms = int((time.time() + 3600) * 1000)
         async with there.lease(None, within=30):
-            await client.zadd(f"{backend.prefix}:queue", {f"{key}:left": -1})
+            await client.zadd(f"{backend.prefix}:queue:{key}", {f"{key}:left": -1})
+            await client.sadd(f"{backend.prefix}:waiting", key)
             await client.hset(
                 f"{backend.prefix}:want", f"{key}:left", f"{deadline_ms} 30000\n{account.name}\n"
             )

@@ -117,16 +117,18 @@ async def test_a_waiter_whose_process_is_gone_is_skipped(redis_url: str) -> None
         async with here.lease(None, within=60):
             deadline_ms = int((time.time() + 3600) * 1000)
             for i in range(3):  # older than any live waiter
-                await client.zadd(f"{p}:queue", {f"gone:{i}": -10 + i})
+                await client.zadd(f"{p}:queue:gone", {f"gone:{i}": -10 + i})
                 await client.hset(
                     f"{p}:want", f"gone:{i}", f"{deadline_ms} 600000\n{account.name}\n"
                 )
+            await client.sadd(f"{p}:waiting", "gone")
             waiter = asyncio.create_task(_hold_within(there, 30))
             await _queued([there], 1)
             await asyncio.sleep(0.2)  # its failed acquire has queued it behind "gone"
-            assert await client.zcard(f"{p}:queue") == 4
+            assert await client.scard(f"{p}:waiting") == 2
         assert await asyncio.wait_for(waiter, 60)
-        assert await client.exists(f"{p}:queue") == 0
+        assert await client.exists(f"{p}:queue:gone") == 0
+        assert await client.scard(f"{p}:waiting") == 0
         assert await client.hlen(f"{p}:want") == 0
         (status,) = await here.astatus()
         assert status.streams == 0
@@ -175,7 +177,7 @@ async def test_a_waiter_behind_many_that_want_other_accounts_gets_the_account(
         assert isinstance(theirs, RedisBackend)
         client = (await backend._state()).client
         loop_key = (await theirs._state()).key
-        queue, want = f"{backend.prefix}:queue", f"{backend.prefix}:want"
+        queue, want = f"{backend.prefix}:queue:{loop_key}", f"{backend.prefix}:want"
         deadline_ms = int((time.time() + 3600) * 1000)
         async with here.lease(None, within=60):
             for i in range(40):

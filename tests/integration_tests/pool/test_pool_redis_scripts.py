@@ -101,25 +101,30 @@ async def test_connections_the_server_closed_meanwhile_are_opened_again(redis_ur
 
 
 async def test_an_error_reply_fails_its_own_call_only(redis_url: str) -> None:
-    # A script that Redis answers with an error (its keys hold the wrong type) fails its
-    # caller; the calls asked at the same time get their replies, and the connections stay
-    # usable.
+    # A script that Redis answers with an error (a key it writes holds the wrong type)
+    # fails its caller; a call asked at the same time gets its reply, and the connections
+    # stay usable.
     pool = process_pool(redis_url, "g1", "g2")
     admin = aioredis.Redis.from_url(redis_url)
     try:
         broken, fine = await pool.accounts()
         backend = redis_of(pool)
-        await admin.set(f"{backend.prefix}:leases:{broken.name}", "not a sorted set")
-        failing = asyncio.ensure_future(backend.renew([(broken.name, "lease")], ttl=1))
+        held = await backend.try_acquire([broken.candidate()], limit=1, ttl=10)
+        assert held.lease_id is not None
+        stats = f"{backend.prefix}:stats:{broken.name}"
+        await admin.set(stats, "not a hash")
+        failing = asyncio.ensure_future(
+            backend.release(broken.name, held.lease_id, served=True, error=None, cooldown=None)
+        )
         leasing = asyncio.ensure_future(backend.try_acquire([fine.candidate()], limit=1, ttl=10))
         await asyncio.wait([failing, leasing])
         failed, leased = failing.exception(), leasing.result()
         assert failed is not None
         assert "WRONGTYPE" in str(failed)
         assert leased.account == fine.name
-        await admin.delete(f"{backend.prefix}:leases:{broken.name}")
+        await admin.delete(stats)
         async with pool.lease(None, within=10) as lease:  # the connections still serve
-            assert lease.account is broken  # the first lease is still held
+            assert lease.account is broken  # the other one is still held
     finally:
         await admin.aclose()
         await pool.aclose()
