@@ -1,13 +1,13 @@
 """Where a pool keeps its leases and cool-downs: in this process, or in Redis.
 
-Both backends offer the same small interface (:class:`Backend`): one atomic
+Both backends offer one small interface (:class:`Backend`): one atomic
 :meth:`~Backend.try_acquire` ("the least-loaded healthy candidate under its limit, leased
 now, or why none is"), plus renew, release, leave and status. Waiting is the scheduler's: a
 call that found nothing sleeps on a :class:`Ticket` (entered *before* it tries, so a release
-between its failed try and its sleep still wakes it) until a release wakes it or its own
-timer runs out. In process, a release wakes the oldest ticket that can use the account,
-which tries again; Redis hands the freed account to a waiter as its own lease (see
-:mod:`langchain_hailuo.pool.redis_backend`).
+between its failed try and its sleep still wakes it) until a release wakes it or hands it a
+lease, or its own timer runs out. In process, a release wakes the oldest ticket that can use
+the account, which tries again; in Redis, a release hands the account to a waiting call as
+its own lease (:mod:`langchain_hailuo.pool.redis_backend`).
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ class Attempt:
         account: The account leased (``None``: none could be).
         lease_id: The lease's id, to renew and release it.
         busy: Some candidate is at its stream limit (it frees when an answer ends).
-        wake_at: Epoch seconds of the earliest cool-down end or lease expiry among the
-            blocked candidates (when waiting should look again without being woken).
+        wake_at: Epoch seconds of the earliest rest end or lease expiry among the blocked
+            candidates (when waiting should look again without being woken).
         cooling: The candidates resting, with why and until when.
     """
 
@@ -94,22 +94,17 @@ class AccountStatus:
 
 
 def account_status(  # noqa: PLR0917 - the fields of one status line
-    name: str,
-    streams: int,
-    cooldown: Cooldown | None,
-    served: int,
-    last_error: str | None,
-    now: float,
+    name: str, streams: int, cooldown: Cooldown | None, served: int, error: str | None, now: float
 ) -> AccountStatus:
     """One account's status (a cool-down that is over shows as none)."""
-    active = cooldown if cooldown is not None and cooldown.blocks(cooldown.token, now) else None
+    rest = cooldown if cooldown is not None and cooldown.blocks(cooldown.token, now) else None
     return AccountStatus(
-        account=name,
-        streams=streams,
-        cooling_until=None if active is None else active.until,
-        cooling=None if active is None else active.kind,
-        last_error=last_error,
-        served=served,
+        name,
+        streams,
+        None if rest is None else rest.until,
+        None if rest is None else rest.kind,
+        error,
+        served,
     )
 
 
@@ -122,17 +117,16 @@ class LoopLocks:
     """One ``asyncio.Lock`` per event loop (a pool may be used from several loops)."""
 
     def __init__(self) -> None:
-        """Create the map."""
+        """No lock until a loop asks."""
         self._guard = threading.Lock()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
 
     def get(self) -> asyncio.Lock:
-        """The running loop's lock (created on first use)."""
-        loop = asyncio.get_running_loop()
+        """The running loop's lock."""
         with self._guard:
-            return self._locks.setdefault(loop, asyncio.Lock())
+            return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 class Backend(Protocol):
@@ -151,15 +145,15 @@ class Backend(Protocol):
         ticket: Ticket | None = None,
         within: float | None = None,
     ) -> Attempt:
-        """Lease the least-loaded healthy candidate under ``limit`` in one step.
+        """Lease the least-loaded healthy candidate under ``limit`` (ties: the first).
 
-        When none is free and ``ticket`` is given, the ticket keeps (or takes) its place in
-        the backend's queue of waiters for ``within`` seconds (``None``: no limit).
+        When none is free, ``ticket`` keeps (or takes) its place in the backend's queue for
+        ``within`` seconds (``None``: no limit).
         """
         ...
 
     async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:
-        """Push the expiry of ``(account, lease id)`` s ``ttl`` on; ``False``: it had expired."""
+        """Push ``(account, lease id)`` s' expiry ``ttl`` on; ``False``: that one had expired."""
         ...
 
     async def release(
@@ -172,18 +166,14 @@ class Backend(Protocol):
         cooldown: Cooldown | None,
         limit: int = 1,
     ) -> None:
-        """End a lease, count the answer, record a failure and a cool-down; wake a waiter.
+        """End a lease, count the answer, record a failure and a rest; wake a waiter.
 
-        Finishes even when its caller is cancelled meanwhile (else the account would stay
-        held until the lease expired).
+        Finishes even when its caller is cancelled meanwhile.
         """
         ...
 
     def leave(self, ticket: Ticket) -> None:
-        """A waiter stops waiting: drop its place, give back a lease handed to it unused.
-
-        Returns at once (what a remote backend must be told is sent in the background).
-        """
+        """Stop waiting: drop the ticket's place, give back a lease handed to it unused."""
         ...
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
@@ -196,18 +186,18 @@ class Backend(Protocol):
 
 
 class Ticket:
-    """A waiting call: woken when one of its accounts frees up, or handed a lease.
+    """A waiting call on its event loop.
 
     Attributes:
-        names: The accounts the waiter can use.
-        ttl: The lease TTL the waiter asks for.
-        key: The backend's id of the ticket (``None``: the backend keeps no queue).
-        queued: Whether the backend holds the ticket in its queue.
-        grant: ``(account, lease id)`` handed to this ticket and not taken yet.
+        names: The accounts it can use.
+        ttl: The lease TTL it asks for.
+        key: The backend's id of it (``None``: the backend keeps no queue).
+        queued: Whether the backend holds it in its queue.
+        grant: ``(account, lease id)`` handed to it and not taken yet.
     """
 
     def __init__(self, names: frozenset[str], ttl: float) -> None:
-        """Create a ticket on the running loop (see :meth:`Waiters.enter`)."""
+        """A ticket of the running loop (see :meth:`Waiters.enter`)."""
         self.names = names
         self.ttl = ttl
         self.loop = asyncio.get_running_loop()
@@ -229,7 +219,7 @@ class Ticket:
                 self.sleeping = False
                 if timer is not None:
                     timer.cancel()
-        self.future = self.loop.create_future()  # the next wake-up is a new one
+        self.future = self.loop.create_future()
         self.woken_for = None
 
 
@@ -240,26 +230,22 @@ def _wake(ticket: Ticket, name: str) -> None:
 
 
 class Waiters:
-    """The calls of this process waiting for an account, in arrival order.
-
-    Thread-safe: tickets may live on any event loop; each is woken on its own loop.
-    """
+    """The calls of this process waiting for an account, in arrival order (thread-safe)."""
 
     def __init__(self) -> None:
-        """Create an empty queue."""
+        """An empty queue."""
         self.lock = threading.Lock()
         self._tickets: list[Ticket] = []
 
-    def enter(self, names: Collection[str], ttl: float, key: str | None = None) -> Ticket:
+    def enter(self, names: Collection[str], ttl: float) -> Ticket:
         """Queue a ticket for ``names`` (before trying, so no wake-up is lost)."""
         ticket = Ticket(frozenset(names), ttl)
-        ticket.key = key
         with self.lock:
             self._tickets.append(ticket)
         return ticket
 
     def remove(self, ticket: Ticket) -> tuple[str | None, tuple[str, str] | None]:
-        """Take a ticket out: the account it was woken for and the grant it did not take."""
+        """Take a ticket out: the account it was woken for, and a grant it did not take."""
         with self.lock:
             if ticket in self._tickets:
                 self._tickets.remove(ticket)
@@ -272,25 +258,11 @@ class Waiters:
             grant, ticket.grant = ticket.grant, None
             return grant
 
-    def _wake(self, ticket: Ticket, name: str, grant: tuple[str, str] | None = None) -> bool:
-        """Wake ``ticket`` for ``name`` (call under the lock); ``False``: its loop closed."""
-        if ticket.loop.is_closed():
-            return False
-        try:
-            if ticket.loop is _running_loop():
-                _wake(ticket, name)
-            else:
-                ticket.loop.call_soon_threadsafe(_wake, ticket, name)
-        except RuntimeError:  # its loop closed just now
-            return False
-        ticket.woken_for, ticket.grant = name, grant
-        return True
-
     def freed(self, name: str) -> None:
         """Wake the oldest ticket not woken yet that can use ``name``."""
         with self.lock:
             for ticket in self._tickets:
-                if ticket.woken_for is None and name in ticket.names and self._wake(ticket, name):
+                if ticket.woken_for is None and name in ticket.names and _wake_soon(ticket, name):
                     return
 
     def grant(self, key: str, account: str, lease_id: str) -> bool:
@@ -299,12 +271,12 @@ class Waiters:
             for ticket in self._tickets:
                 if ticket.key == key and ticket.grant is None:
                     ticket.queued = False  # the backend took it out of its queue
-                    return self._wake(ticket, account, (account, lease_id))
+                    return _wake_soon(ticket, account, (account, lease_id))
         return False
 
     def grant_here(self, account: str, lease_id: str) -> bool:
         """Hand a lease to the oldest sleeping ticket of the running loop that can use it."""
-        loop = _running_loop()
+        loop = asyncio.get_running_loop()
         with self.lock:
             for ticket in self._tickets:
                 if (
@@ -314,7 +286,7 @@ class Waiters:
                     and ticket.woken_for is None
                     and account in ticket.names
                 ):
-                    return self._wake(ticket, account, (account, lease_id))
+                    return _wake_soon(ticket, account, (account, lease_id))
         return False
 
     def __len__(self) -> int:
@@ -323,20 +295,28 @@ class Waiters:
             return len(self._tickets)
 
 
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The running event loop, if any (a gate's watcher may run in a plain thread)."""
+def _wake_soon(ticket: Ticket, name: str, grant: tuple[str, str] | None = None) -> bool:
+    """Wake ``ticket`` on its loop (under the lock); ``False`` when its loop is closed."""
     try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # a gate's watcher may run in a plain thread
+        running = None
+    try:
+        if ticket.loop is running:
+            _wake(ticket, name)
+        else:
+            ticket.loop.call_soon_threadsafe(_wake, ticket, name)
+    except RuntimeError:  # its loop is closed
+        return False
+    ticket.woken_for, ticket.grant = name, grant
+    return True
 
 
 @dataclass
 class _Account:
     """One account's state in :class:`InProcessBackend`."""
 
-    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)
-    """Lease id -> the account's gate, one of whose slots it holds."""
+    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)  # id -> gate held
     cooldown: Cooldown | None = None
     served: int = 0
     last_error: str | None = None
@@ -356,18 +336,18 @@ class InProcessBackend:
     renews = False
 
     def __init__(self) -> None:
-        """Create an empty backend."""
+        """An empty backend."""
         self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
         self._gates: dict[tuple[str, int], CrossLoopSemaphore] = {}
         self.waiters = Waiters()
 
     def _account(self, name: str) -> _Account:
-        """An account's state (created on first use; call under the lock)."""
+        """An account's state (call under the lock)."""
         return self._accounts.setdefault(name, _Account())
 
     def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
-        """The account's gate, watched so its freed slots wake waiters (call under the lock)."""
+        """The account's gate, watched so its freed slots wake waiters (under the lock)."""
         gate = self._gates.get((name, limit))
         if gate is None:
             gate = self._gates[name, limit] = account_gate(name, limit)
@@ -390,20 +370,18 @@ class InProcessBackend:
         cooling: dict[str, Cooldown] = {}
         with self._lock:
             for index, candidate in enumerate(candidates):
-                state, gate = self._account(candidate.name), self._gate(candidate.name, limit)
-                if state.cooldown is not None:
-                    if state.cooldown.blocks(candidate.token, now):
-                        cooling[candidate.name] = state.cooldown
-                        continue
-                    state.cooldown = None  # over, or a new login replaced the rejected token
-                load = limit - gate.available  # a single-account model's answers count too
-                if load >= limit:
-                    busy = True
-                else:
+                state = self._account(candidate.name)
+                if state.cooldown is not None and state.cooldown.blocks(candidate.token, now):
+                    cooling[candidate.name] = state.cooldown
+                    continue
+                state.cooldown = None  # over, or a new login replaced the rejected token
+                load = limit - self._gate(candidate.name, limit).available  # models' too
+                busy = busy or load >= limit
+                if load < limit:
                     loads.append((load, index))
                     if load == 0:  # idle: none can be less loaded
                         break
-            for _, index in sorted(loads):  # least loaded first, then in the given order
+            for _, index in sorted(loads):
                 name = candidates[index].name
                 gate = self._gate(name, limit)
                 if gate.try_acquire():
@@ -435,8 +413,7 @@ class InProcessBackend:
             gate = state.leases.pop(lease_id, None)
             state.served += served
             state.last_error = error or state.last_error
-            if cooldown is not None:
-                state.cooldown = cooldown.started(time.time())
+            state.cooldown = state.cooldown if cooldown is None else cooldown.started(time.time())
         if gate is not None:
             gate.release()  # to a waiting single-account model, else wakes one of our waiters
 
@@ -450,9 +427,10 @@ class InProcessBackend:
         """The state of ``accounts``."""
         now = time.time()
         with self._lock:
+            states = [(name, self._account(name)) for name in accounts]
             return [
                 account_status(name, len(s.leases), s.cooldown, s.served, s.last_error, now)
-                for name, s in ((n, self._account(n)) for n in accounts)
+                for name, s in states
             ]
 
     async def aclose(self) -> None:

@@ -1,10 +1,12 @@
 """The Redis backend: leases and cool-downs shared by every process and host of a pool.
 
 Four Lua scripts (``lua/*.lua``, each prefixed with ``lua/common.lua``, which states the
-keys and their invariants) do the work atomically, on Redis's clock:
+keys and their invariants, and ends the expired leases first) do the work atomically, on
+Redis's clock:
 
-- **acquire**: end the candidates' expired leases, lease the least-loaded healthy candidate
-  under its limit, or queue the waiting call and say why not (and when to look again);
+- **acquire**: lease the least-loaded healthy candidate under its limit (its rest and load
+  read for all candidates in two commands), or queue the waiting call and say why not (and
+  when to look again);
 - **release**: end the lease, count the answer, record a rest (a key with its own expiry),
   or hand the account, as a new lease of the waiter's own, to a waiting call: of the
   clients (event loops) with one, the one streaming the fewest answers, its oldest such
