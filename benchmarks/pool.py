@@ -528,7 +528,6 @@ def bench_pool(report: Report, runs: int, slow_runs: int = SLOW_RUNS) -> None:
 
 def _trade(report: Report, fast: dict[str, float], slow: dict[str, float]) -> None:
     """The paragraph on what the simpler pool of issue #23 costs, from the medians."""
-
     pool = ROOT / "langchain_hailuo" / "pool"
     files = [*pool.glob("*.py"), *pool.glob("lua/*.lua")]
     lines = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in files)
@@ -537,21 +536,26 @@ def _trade(report: Report, fast: dict[str, float], slow: dict[str, float]) -> No
         return ", ".join(f"{ratios[w]:.2f}×" for w in BASES if w in ratios)
 
     report.add(
-        "What the simpler pool costs (issue #23): the pool before it (2,963 lines: a process "
-        "handed the accounts it freed to its own waiting calls and told Redis later in "
-        "batched notes, the scripts a loop asked at once shared one round trip through a "
-        "hand-written pipeline, and a burst in one process left the others their share for "
-        "50 ms) measured 1.05×, 1.06× and 1.05× of no pool at 100 ms answers (in process, "
-        "Redis in one process, Redis in 4 processes). This one (per-account loads and one "
-        "sorted set of leases by expiry, four short Lua scripts on redis-py's own client; "
-        f"two scripts and two round trips per answer) measures {listed(fast)} at 100 ms "
-        f"answers and {listed(slow)} at 1 s answers. What it gives up is a fraction of a "
-        "millisecond of client and Redis CPU per answer and, across processes, an even "
-        "first round; what it keeps is every guarantee the tests check (per-account limits "
-        "across processes, rests, hand-over to the process streaming the fewest answers, "
-        f"renewal, expiry of a dead worker's leases, Redis-down errors) in {lines:,} lines, "
-        "its invariants in one file (`pool/lua/common.lua`). Real answers take seconds, "
-        "where the difference is within the noise of these runs: the right trade."
+        "What the simpler pool costs (issue #23): the pool before it (2,963 lines) handed "
+        "most accounts it freed to its own next waiting call without asking Redis (and told "
+        "Redis later in batched notes), sent the scripts a loop asked at once in one round "
+        "trip through a hand-written pipeline, and held a burst in one process back for 50 ms "
+        "so the other processes got their share; it measured 1.05×, 1.06× and 1.05× of no "
+        "pool at 100 ms answers (in process, Redis in one process, Redis in 4 processes) on "
+        f"a quieter machine. This one ({lines:,} lines: a load hash and one sorted set of "
+        "leases by expiry, four short Lua scripts on redis-py's own client) measures "
+        f"{listed(fast)} at 100 ms answers and {listed(slow)} at 1 s answers. With Redis, "
+        "every answer pays two scripts (about half a millisecond of client CPU each way on "
+        "the event loop, see the CPU column) and, between one answer's end and the next "
+        "waiting call's start, the release's round trip (plus, across processes, a pub/sub "
+        "message to a process that must be scheduled to read it): at 100 ms answers, with "
+        "all 50 accounts finishing together and the machine shared, that is what moves the "
+        "ratio, and a process that asked first takes most of the first round (see above). "
+        "At 1 s answers it shrinks to a few percent; real answers take seconds. The trade "
+        "is a pool whose every guarantee the tests check (per-account limits across "
+        "processes, rests, hand-over to the process streaming the fewest answers, renewal, "
+        "a dead worker's leases expiring, Redis-down errors) fits in a few short files with "
+        "its invariants in one (`pool/lua/common.lua`), for those milliseconds."
     )
 
 
