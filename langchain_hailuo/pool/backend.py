@@ -1,14 +1,13 @@
 """Where a pool keeps its leases and cool-downs: in this process, or in Redis.
 
-Both backends offer one atomic step, :meth:`Backend.try_acquire` ("the least-loaded free
-candidate, leased now, or why none is"), plus release, renew and status. Waiting is the
-scheduler's (:mod:`langchain_hailuo.pool.scheduler`): a waiter registers a
-:class:`Waiters` ticket *before* it tries, so a release that happens between its failed
-try and its sleep still wakes it, and a release wakes one waiter that can use the freed
-account (not every waiter, which would turn each release into a stampede of retries). The
-Redis backend goes one step further: its waiters queue in Redis, and a release hands the
-account (a new lease, the waiter's own) straight to a waiter that can use it, in the process
-streaming the fewest answers: nobody retries and loses.
+Both backends offer one small interface (:class:`Backend`): one atomic
+:meth:`~Backend.try_acquire` ("the least-loaded healthy candidate under its limit, leased
+now, or why none is"), plus renew, release, leave and status. Waiting is the scheduler's: a
+call that found nothing sleeps on a :class:`Ticket` (entered *before* it tries, so a release
+between its failed try and its sleep still wakes it) until a release wakes it or hands it a
+lease, or its own timer runs out. In process, a release wakes the oldest ticket that can use
+the account, which tries again; in Redis, a release hands the account to a waiting call as
+its own lease (:mod:`langchain_hailuo.pool.redis_backend`).
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ __all__ = [
     "Ticket",
     "Waiters",
     "account_status",
-    "new_lease_id",
+    "new_id",
 ]
 
 
@@ -60,8 +59,8 @@ class Attempt:
         account: The account leased (``None``: none could be).
         lease_id: The lease's id, to renew and release it.
         busy: Some candidate is at its stream limit (it frees when an answer ends).
-        wake_at: Epoch seconds of the earliest cool-down end or lease expiry among the
-            blocked candidates (when waiting should look again without being woken).
+        wake_at: Epoch seconds of the earliest rest end or lease expiry among the blocked
+            candidates (when waiting should look again without being woken).
         cooling: The candidates resting, with why and until when.
     """
 
@@ -97,29 +96,40 @@ class AccountStatus:
     credits: str | None = None
 
 
+def account_status(  # noqa: PLR0917 - the fields of one status line
+    name: str, streams: int, cooldown: Cooldown | None, served: int, error: str | None, now: float
+) -> AccountStatus:
+    """One account's status (a cool-down that is over shows as none)."""
+    rest = cooldown if cooldown is not None and cooldown.blocks(cooldown.token, now) else None
+    return AccountStatus(
+        name,
+        streams,
+        None if rest is None else rest.until,
+        None if rest is None else rest.kind,
+        error,
+        served,
+    )
+
+
+def new_id() -> str:
+    """A unique lease or waiter id (64 random bits: never derived from a token)."""
+    return os.urandom(8).hex()
+
+
 class LoopLocks:
     """One ``asyncio.Lock`` per event loop (a pool may be used from several loops)."""
 
     def __init__(self) -> None:
-        """Create the map."""
+        """No lock until a loop asks."""
         self._guard = threading.Lock()
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
 
     def get(self) -> asyncio.Lock:
-        """The running loop's lock (created on first use)."""
-        loop = asyncio.get_running_loop()
+        """The running loop's lock."""
         with self._guard:
-            lock = self._locks.get(loop)
-            if lock is None:
-                lock = self._locks[loop] = asyncio.Lock()
-            return lock
-
-
-def new_lease_id() -> str:
-    """A unique lease id (64 random bits: never derived from a token)."""
-    return os.urandom(8).hex()
+            return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
 class Backend(Protocol):
@@ -138,15 +148,15 @@ class Backend(Protocol):
         ticket: Ticket | None = None,
         within: float | None = None,
     ) -> Attempt:
-        """Lease the least-loaded free candidate in one step.
+        """Lease the least-loaded healthy candidate under ``limit`` (ties: the first).
 
-        When none is free and ``ticket`` is given, the ticket keeps (or takes) its place in
-        the backend's queue of waiters for ``within`` seconds (``None``: no limit).
+        When none is free, ``ticket`` keeps (or takes) its place in the backend's queue for
+        ``within`` seconds (``None``: no limit).
         """
         ...
 
-    async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:
-        """Push a lease's expiry ``ttl`` seconds on; ``False`` when it had expired."""
+    async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:
+        """Push ``(account, lease id)`` s' expiry ``ttl`` on; ``False``: that one had expired."""
         ...
 
     async def release(
@@ -158,30 +168,19 @@ class Backend(Protocol):
         error: str | None,
         cooldown: Cooldown | None,
         limit: int = 1,
-        lost: bool = False,
     ) -> None:
-        """End a lease, count the answer, record a failure and a cool-down; wake a waiter.
+        """End a lease, count the answer, record a failure and a rest; wake a waiter.
 
-        ``limit`` is the caller's streams-per-account limit (a backend that hands the
-        account straight to a waiter checks it). ``lost``: the lease had expired while held
-        (the backend may have given the account to someone else meanwhile).
+        Finishes even when its caller is cancelled meanwhile.
         """
         ...
 
     def leave(self, ticket: Ticket) -> None:
-        """A waiter stops waiting: drop its place, give back a lease handed to it unused.
-
-        Returns at once (what it must tell a remote backend is sent in the background):
-        the call that leaves goes on to its answer without another event-loop turn.
-        """
+        """Stop waiting: drop the ticket's place, give back a lease handed to it unused."""
         ...
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
         """The state of ``accounts`` (plus any other account the backend knows)."""
-        ...
-
-    async def register(self, accounts: Sequence[str]) -> None:
-        """Note the pool's accounts (so a status from elsewhere lists idle ones too)."""
         ...
 
     async def aclose(self) -> None:
@@ -190,24 +189,18 @@ class Backend(Protocol):
 
 
 class Ticket:
-    """A waiter's place in :class:`Waiters`: woken when one of its accounts frees up.
-
-    One ticket serves a call's whole wait (its place in a backend's queue stays while it
-    retries). A backend that hands a freed account straight to a waiter (Redis) sets
-    :attr:`grant` before waking it.
+    """A waiting call on its event loop.
 
     Attributes:
-        names: The accounts the waiter can use.
-        ttl: The lease TTL the waiter asks for (seconds; ``None``: none, leases never expire).
-        key: The backend's id of the ticket (``None``: the backend keeps no queue).
-        queued: Whether the backend holds the ticket in its queue.
-        grant: ``(account, lease id)`` handed to this ticket and not taken yet.
-        sleeping: Whether the waiter sleeps in :meth:`wait` (its last try has returned).
+        names: The accounts it can use.
+        ttl: The lease TTL it asks for.
+        key: The backend's id of it (``None``: the backend keeps no queue).
+        queued: Whether the backend holds it in its queue.
+        grant: ``(account, lease id)`` handed to it and not taken yet.
     """
 
-    def __init__(self, owner: Waiters, names: frozenset[str], ttl: float | None = None) -> None:
-        """Create a ticket on the running loop (see :meth:`Waiters.enter`)."""
-        self._owner = owner
+    def __init__(self, names: frozenset[str], ttl: float) -> None:
+        """A ticket of the running loop (see :meth:`Waiters.enter`)."""
         self.names = names
         self.ttl = ttl
         self.loop = asyncio.get_running_loop()
@@ -215,167 +208,89 @@ class Ticket:
         self.key: str | None = None
         self.queued = False
         self.grant: tuple[str, str] | None = None
+        self.woken_for: str | None = None
         self.sleeping = False
 
-    async def wait(self, seconds: float | None) -> bool:
-        """Sleep until woken or ``seconds`` pass; ``True`` when woken.
-
-        The task awaits the future itself, and the timer resolves it too (with ``""``): a
-        wake-up reaches the task in one event-loop turn, which matters when the loop is
-        busy with other answers (each extra turn is a wait behind all of their work).
-        """
-        future = self.future
-        if not future.done():
-            timer = None if seconds is None else self.loop.call_later(seconds, _wake, future, "")
+    async def wait(self, seconds: float | None) -> None:
+        """Sleep until woken or ``seconds`` pass (the timer resolves the same future)."""
+        if not self.future.done():
+            timer = None if seconds is None else self.loop.call_later(seconds, _wake, self, "")
             self.sleeping = True
             try:
-                await future
+                await self.future
             finally:
                 self.sleeping = False
                 if timer is not None:
                     timer.cancel()
-        return not future.cancelled() and future.result() != ""
-
-    def take_grant(self) -> tuple[str, str] | None:
-        """The account and lease handed to this ticket, now the caller's (``None``: none)."""
-        with self._owner.lock:
-            grant, self.grant = self.grant, None
-        if grant is not None:
-            self.queued = False  # the backend took it out of its queue to hand it over
-        return grant
-
-    def rearm(self) -> None:
-        """Wait for the next wake-up (the last one was used by a retry)."""
-        self._owner.consume(self)
-        if self.future.done():
-            self.future = self.loop.create_future()
-
-    def leave(self, *, pass_on: bool) -> None:
-        """Stop waiting; with ``pass_on``, hand a wake-up this ticket did not use on."""
-        woken_for = self._owner.remove(self)
-        if pass_on and woken_for is not None:
-            self._owner.freed(woken_for)
+        self.future = self.loop.create_future()
+        self.woken_for = None
 
 
-def _wake(future: asyncio.Future[str], name: str) -> None:
-    """Wake one ticket (runs on its loop); ``name`` ``""`` is its timer running out."""
-    if not future.done():
-        future.set_result(name)
-
-
-def _wake_soon(ticket: Ticket, name: str) -> None:
-    """Wake ``ticket`` on its loop: at once from that loop, else through its thread-safe queue.
-
-    Raises:
-        RuntimeError: Its loop is closed.
-    """
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is ticket.loop:
-        _wake(ticket.future, name)
-    else:
-        ticket.loop.call_soon_threadsafe(_wake, ticket.future, name)
+def _wake(ticket: Ticket, name: str) -> None:
+    """Resolve a ticket's future on its loop (``""``: its own timer)."""
+    if not ticket.future.done():
+        ticket.future.set_result(name)
 
 
 class Waiters:
-    """The calls of this process waiting for an account, in arrival order.
-
-    Thread-safe: tickets may live on any event loop; each is woken on its own loop.
-    """
+    """The calls of this process waiting for an account, in arrival order (thread-safe)."""
 
     def __init__(self) -> None:
-        """Create an empty queue."""
+        """An empty queue."""
         self.lock = threading.Lock()
         self._tickets: list[Ticket] = []
-        self._woken: dict[int, str] = {}
-        self._keyed: dict[str, Ticket] = {}
 
-    def enter(self, names: Collection[str], ttl: float | None = None) -> Ticket:
-        """Queue a ticket for ``names`` (call before trying, so no wake-up is lost)."""
-        ticket = Ticket(self, frozenset(names), ttl)
+    def enter(self, names: Collection[str], ttl: float) -> Ticket:
+        """Queue a ticket for ``names`` (before trying, so no wake-up is lost)."""
+        ticket = Ticket(frozenset(names), ttl)
         with self.lock:
             self._tickets.append(ticket)
         return ticket
 
-    def name(self, ticket: Ticket, key: str) -> None:
-        """Give ``ticket`` the backend's id, so :meth:`grant` can find it."""
-        with self.lock:
-            ticket.key = key
-            if ticket in self._tickets:
-                self._keyed[key] = ticket
-
-    def remove(self, ticket: Ticket) -> str | None:
-        """Take a ticket out; returns the account it was woken for, if it was."""
+    def remove(self, ticket: Ticket) -> tuple[str | None, tuple[str, str] | None]:
+        """Take a ticket out: the account it was woken for, and a grant it did not take."""
         with self.lock:
             if ticket in self._tickets:
                 self._tickets.remove(ticket)
-            if ticket.key is not None:
-                self._keyed.pop(ticket.key, None)
-            return self._woken.pop(id(ticket), None)
+            grant, ticket.grant = ticket.grant, None
+            return ticket.woken_for, grant
 
-    def consume(self, ticket: Ticket) -> None:
-        """Note that ``ticket`` used its wake-up (nothing to pass on when it leaves)."""
+    def take_grant(self, ticket: Ticket) -> tuple[str, str] | None:
+        """The lease handed to ``ticket``, now the caller's (``None``: none)."""
         with self.lock:
-            self._woken.pop(id(ticket), None)
+            grant, ticket.grant = ticket.grant, None
+            return grant
+
+    def freed(self, name: str) -> None:
+        """Wake the oldest ticket not woken yet that can use ``name``."""
+        with self.lock:
+            for ticket in self._tickets:
+                if ticket.woken_for is None and name in ticket.names and _wake_soon(ticket, name):
+                    return
 
     def grant(self, key: str, account: str, lease_id: str) -> bool:
-        """Hand a lease to the waiting ticket ``key`` and wake it.
-
-        Returns:
-            ``False`` when no such ticket waits (it left, or holds a grant already): the
-            caller must give the lease back.
-        """
+        """Hand a lease to the ticket ``key``; ``False``: it is not waiting (give it back)."""
         with self.lock:
-            ticket = self._keyed.get(key)
-            if ticket is None or ticket.grant is not None or ticket.loop.is_closed():
-                return False
-            try:
-                _wake_soon(ticket, account)
-            except RuntimeError:  # its loop closed just now
-                return False
-            ticket.grant = (account, lease_id)
-            return True
+            for ticket in self._tickets:
+                if ticket.key == key and ticket.grant is None:
+                    ticket.queued = False  # the backend took it out of its queue
+                    return _wake_soon(ticket, account, (account, lease_id))
+        return False
 
-    def grant_here(self, account: str, lease_id: str) -> Ticket | None:
-        """Hand a lease to the oldest sleeping ticket of the running loop that can use it.
-
-        Returns:
-            The ticket (``None``: no such ticket; nothing was handed).
-        """
+    def grant_here(self, account: str, lease_id: str) -> bool:
+        """Hand a lease to the oldest sleeping ticket of the running loop that can use it."""
         loop = asyncio.get_running_loop()
         with self.lock:
             for ticket in self._tickets:
                 if (
                     ticket.loop is loop
                     and ticket.sleeping
-                    and ticket.key is not None
                     and ticket.grant is None
-                    and id(ticket) not in self._woken
+                    and ticket.woken_for is None
                     and account in ticket.names
                 ):
-                    ticket.grant = (account, lease_id)
-                    _wake(ticket.future, account)
-                    return ticket
-        return None
-
-    def freed(self, name: str, loop: asyncio.AbstractEventLoop | None = None) -> None:
-        """Wake the oldest unwoken ticket that can use ``name`` (on ``loop`` only, if given)."""
-        with self.lock:
-            for ticket in self._tickets:
-                if id(ticket) in self._woken or name not in ticket.names:
-                    continue
-                if loop is not None and ticket.loop is not loop:
-                    continue
-                if ticket.loop.is_closed():
-                    continue
-                try:
-                    _wake_soon(ticket, name)
-                except RuntimeError:  # its loop closed just now
-                    continue
-                self._woken[id(ticket)] = name
-                return
+                    return _wake_soon(ticket, account, (account, lease_id))
+        return False
 
     def __len__(self) -> int:
         """Tickets waiting now."""
@@ -383,12 +298,28 @@ class Waiters:
             return len(self._tickets)
 
 
+def _wake_soon(ticket: Ticket, name: str, grant: tuple[str, str] | None = None) -> bool:
+    """Wake ``ticket`` on its loop (under the lock); ``False`` when its loop is closed."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:  # a gate's watcher may run in a plain thread
+        running = None
+    try:
+        if ticket.loop is running:
+            _wake(ticket, name)
+        else:
+            ticket.loop.call_soon_threadsafe(_wake, ticket, name)
+    except RuntimeError:  # its loop is closed
+        return False
+    ticket.woken_for, ticket.grant = name, grant
+    return True
+
+
 @dataclass
-class _Local:
+class _Account:
     """One account's state in :class:`InProcessBackend`."""
 
-    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)
-    """Lease id -> the account's gate slot it holds."""
+    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)  # id -> gate held
     cooldown: Cooldown | None = None
     served: int = 0
     last_error: str | None = None
@@ -399,42 +330,32 @@ class InProcessBackend:
 
     One instance serves every pool of the process, so two models built on the same
     accounts never stream more than ``max_concurrency`` answers on one of them together.
-    A lease also holds a slot of the account's process-wide gate
+    A lease holds a slot of the account's process-wide gate
     (:func:`~langchain_hailuo._loop.account_gate`), the one a single-account ``ChatHailuo``
-    of the same account (and the same ``max_concurrency``) streams through, so a pool and
-    such a model share the account's limit too. Leases do not expire: they end with the
-    call (or the process).
+    of the same account streams through, so both share the account's limit; the gate's
+    freed slots wake the pool's waiters. Leases end with the call (or the process).
     """
 
     renews = False
 
     def __init__(self) -> None:
-        """Create an empty backend."""
+        """An empty backend."""
         self._lock = threading.Lock()
-        self._accounts: dict[str, _Local] = {}
-        self._slots: dict[tuple[str, int], tuple[_Local, CrossLoopSemaphore]] = {}
+        self._accounts: dict[str, _Account] = {}
+        self._gates: dict[tuple[str, int], CrossLoopSemaphore] = {}
         self.waiters = Waiters()
 
-    def _slot(self, name: str, limit: int) -> tuple[_Local, CrossLoopSemaphore]:
-        """An account's state and process-wide gate (call under the lock).
+    def _account(self, name: str) -> _Account:
+        """An account's state (call under the lock)."""
+        return self._accounts.setdefault(name, _Account())
 
-        The gate's freed slots wake this backend's waiters. Both are looked up once per
-        account and limit: every try of every waiting call reads them.
-        """
-        key = (name, limit)
-        found = self._slots.get(key)
-        if found is None:
-            gate = account_gate(name, limit)
+    def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
+        """The account's gate, watched so its freed slots wake waiters (under the lock)."""
+        gate = self._gates.get((name, limit))
+        if gate is None:
+            gate = self._gates[name, limit] = account_gate(name, limit)
             gate.watch(lambda: self.waiters.freed(name))
-            found = self._slots[key] = (self._state(name), gate)
-        return found
-
-    def _state(self, name: str) -> _Local:
-        """An account's state (created on first use; call under the lock)."""
-        state = self._accounts.get(name)
-        if state is None:
-            state = self._accounts[name] = _Local()
-        return state
+        return gate
 
     async def try_acquire(
         self,
@@ -442,54 +363,42 @@ class InProcessBackend:
         *,
         limit: int,
         ttl: float,  # noqa: ARG002 - leases here end with the call
-        ticket: Ticket | None = None,  # noqa: ARG002 - waiters are woken by ``release``
+        ticket: Ticket | None = None,  # noqa: ARG002 - waiters are woken by the gates
         within: float | None = None,  # noqa: ARG002 - the scheduler times the wait
     ) -> Attempt:
-        """Lease the least-loaded free candidate (see :class:`Backend`).
-
-        An idle candidate is the least loaded there can be: the first one found is leased
-        without reading the others.
-        """
+        """Lease the least-loaded healthy candidate (see :class:`Backend`)."""
         now = time.time()
-        free: list[tuple[int, int]] = []
+        loads: list[tuple[int, int]] = []
         busy = False
         cooling: dict[str, Cooldown] = {}
         with self._lock:
             for index, candidate in enumerate(candidates):
-                state, gate = self._slot(candidate.name, limit)
-                cool = state.cooldown
-                if cool is not None:
-                    if cool.blocks(candidate.token, now):
-                        cooling[candidate.name] = cool
-                        continue
-                    state.cooldown = None  # over, or a new login replaced the rejected token
-                load = max(len(state.leases), limit - gate.available)
-                if load >= limit:
-                    busy = True
-                elif load == 0 and gate.try_acquire():
-                    return self._lease(state, gate, candidate.name)
-                else:
-                    free.append((load, index))
-            for _, index in sorted(free):  # least loaded first, then in the given order
+                state = self._account(candidate.name)
+                if state.cooldown is not None and state.cooldown.blocks(candidate.token, now):
+                    cooling[candidate.name] = state.cooldown
+                    continue
+                state.cooldown = None  # over, or a new login replaced the rejected token
+                load = limit - self._gate(candidate.name, limit).available  # models' too
+                busy = busy or load >= limit
+                if load < limit:
+                    loads.append((load, index))
+                    if load == 0:  # idle: none can be less loaded
+                        break
+            for _, index in sorted(loads):
                 name = candidates[index].name
-                state, gate = self._slot(name, limit)
+                gate = self._gate(name, limit)
                 if gate.try_acquire():
-                    return self._lease(state, gate, name)
+                    lease_id = new_id()
+                    self._account(name).leases[lease_id] = gate
+                    return Attempt(account=name, lease_id=lease_id)
                 busy = True  # a single-account model took the slot just now
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
 
-    @staticmethod
-    def _lease(state: _Local, gate: CrossLoopSemaphore, name: str) -> Attempt:
-        """A new lease on a slot just taken of ``gate`` (call under the lock)."""
-        lease_id = new_lease_id()
-        state.leases[lease_id] = gate
-        return Attempt(account=name, lease_id=lease_id)
-
-    async def renew(self, account: str, lease_id: str, *, ttl: float) -> bool:  # noqa: ARG002
-        """Leases here never expire: ``True`` while it is held."""
+    async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:  # noqa: ARG002
+        """Leases here never expire: held while not released."""
         with self._lock:
-            return lease_id in self._state(account).leases
+            return [lease in self._account(name).leases for name, lease in leases]
 
     async def release(
         self,
@@ -500,76 +409,40 @@ class InProcessBackend:
         error: str | None,
         cooldown: Cooldown | None,
         limit: int = 1,  # noqa: ARG002 - the woken waiter tries again with its own
-        lost: bool = False,  # noqa: ARG002 - leases here never expire
     ) -> None:
-        """End a lease and wake one waiter (see :class:`Backend`)."""
+        """End a lease; its gate's slot wakes the next waiter (see :class:`Backend`)."""
         with self._lock:
-            state = self._state(account)
+            state = self._account(account)
             gate = state.leases.pop(lease_id, None)
-            if served:
-                state.served += 1
-            if error is not None:
-                state.last_error = error
-            if cooldown is not None:
-                until = None if cooldown.seconds is None else time.time() + cooldown.seconds
-                state.cooldown = Cooldown(
-                    cooldown.kind, cooldown.seconds, cooldown.message, cooldown.token, until
-                )
+            state.served += served
+            state.last_error = error or state.last_error
+            state.cooldown = state.cooldown if cooldown is None else cooldown.started(time.time())
         if gate is not None:
             gate.release()  # to a waiting single-account model, else wakes one of our waiters
 
-    async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
-        """The state of ``accounts`` (see :class:`Backend`)."""
-        now = time.time()
-        with self._lock:
-            return [_status_of(name, self._state(name), now) for name in accounts]
-
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket; a wake-up it did not use goes to the next waiter."""
-        ticket.leave(pass_on=True)
+        woken_for, _ = self.waiters.remove(ticket)
+        if woken_for:
+            self.waiters.freed(woken_for)
 
-    async def register(self, accounts: Sequence[str]) -> None:
-        """Nothing to do: this process knows its own accounts."""
+    async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
+        """The state of ``accounts``."""
+        now = time.time()
+        with self._lock:
+            states = [(name, self._account(name)) for name in accounts]
+            return [
+                account_status(name, len(s.leases), s.cooldown, s.served, s.last_error, now)
+                for name, s in states
+            ]
 
     async def aclose(self) -> None:
         """Nothing to close."""
 
 
-def _status_of(name: str, state: _Local, now: float) -> AccountStatus:
-    """An in-process account's status."""
-    return account_status(
-        name, len(state.leases), state.cooldown, state.served, state.last_error, now
-    )
-
-
-def account_status(  # noqa: PLR0917 - the fields of one status line
-    name: str,
-    streams: int,
-    cooldown: Cooldown | None,
-    served: int,
-    last_error: str | None,
-    now: float,
-) -> AccountStatus:
-    """One account's status (a cool-down that is over shows as none)."""
-    active = cooldown is not None and cooldown.blocks(cooldown.token, now)
-    return AccountStatus(
-        account=name,
-        streams=streams,
-        cooling_until=cooldown.until if active and cooldown is not None else None,
-        cooling=cooldown.kind if active and cooldown is not None else None,
-        last_error=last_error,
-        served=served,
-    )
-
-
-_IN_PROCESS: InProcessBackend | None = None
-_IN_PROCESS_GUARD = threading.Lock()
+_IN_PROCESS = InProcessBackend()
 
 
 def in_process_backend() -> InProcessBackend:
     """The process's one in-process backend."""
-    global _IN_PROCESS  # noqa: PLW0603 - one per process, made on first use
-    with _IN_PROCESS_GUARD:
-        if _IN_PROCESS is None:
-            _IN_PROCESS = InProcessBackend()
-        return _IN_PROCESS
+    return _IN_PROCESS

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 from langchain_hailuo.errors import HailuoAuthError, HailuoQuotaError, HailuoRateLimitError
@@ -49,21 +48,10 @@ class Cooldown:
     token: str | None = None
     until: float | None = None
 
-    def to_json(self) -> str:
-        """The stored form (also read by the Redis scripts)."""
-        return json.dumps(asdict(self), separators=(",", ":"))
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> Cooldown:
-        """Read the stored form."""
-        data = json.loads(text)
-        return cls(
-            kind=data["kind"],
-            seconds=data.get("seconds"),
-            message=str(data.get("message", "")),
-            token=data.get("token"),
-            until=data.get("until"),
-        )
+    def started(self, now: float) -> Cooldown:
+        """This cool-down recorded at ``now`` (its ``until`` set from ``seconds``)."""
+        until = None if self.seconds is None else now + self.seconds
+        return Cooldown(self.kind, self.seconds, self.message, self.token, until)
 
     def blocks(self, token: str | None, now: float) -> bool:
         """Whether it still keeps the account (with this token) from answering at ``now``."""

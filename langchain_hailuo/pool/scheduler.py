@@ -26,7 +26,6 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_hailuo._loop import get_runner
-from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoError,
@@ -38,7 +37,6 @@ from langchain_hailuo.pool.backend import (
     AccountStatus,
     Attempt,
     Backend,
-    Candidate,
     LoopLocks,
     in_process_backend,
 )
@@ -78,19 +76,17 @@ class Lease:
 
 
 class _Renewals:
-    """The leases one event loop holds on a pool whose backend expires them (Redis).
+    """One loop's leases on an expiring backend, renewed every third of the TTL while held.
 
-    Each lease is renewed every third of the TTL while held; those due together are renewed
-    together (their scripts share a round trip). One task per loop and pool does it, and only
-    while leases are held: a lease costs an entry here, not a task and a timer of its own.
+    Those due together go in one backend call, by one task that runs only while leases are
+    held (a lease costs an entry here, not a task and a timer of its own).
     """
 
     def __init__(self, pool: AccountPool, loop: asyncio.AbstractEventLoop) -> None:
-        """Create the loop's renewals (no task until a lease is held)."""
+        """No task until a lease is held."""
         self._pool = pool
         self._loop = loop
-        self._due: dict[Lease, float] = {}
-        """Lease -> when it is due (monotonic); in due order, as every lease has one TTL."""
+        self._due: dict[Lease, float] = {}  # monotonic due times, in order (one TTL for all)
         self._task: asyncio.Task[None] | None = None
 
     def hold(self, lease: Lease) -> None:
@@ -100,59 +96,44 @@ class _Renewals:
             self._task = self._loop.create_task(self._run())
 
     def drop(self, lease: Lease) -> None:
-        """Stop renewing ``lease`` (it is being released); the task ends with the last one."""
+        """Stop renewing ``lease``; the task ends with the last one."""
         self._due.pop(lease, None)
         if not self._due and self._task is not None:
-            self._task.cancel()  # not left asleep until a due time nobody has any more
+            self._task.cancel()
             self._task = None
 
     async def _run(self) -> None:
-        """Sleep until the first lease is due, renew every lease due by then; until none is held."""
+        """Sleep until the first lease is due; renew those due by then (a little early)."""
+        ttl = self._pool.lease_ttl
         while self._due:
             await asyncio.sleep(max(0.0, next(iter(self._due.values())) - time.monotonic()))
-            # With those due within a tenth of the period (taken together, a little early).
             now = time.monotonic()
-            by = now + self._pool.lease_ttl / 30
-            due = []
-            for lease, at in self._due.items():
-                if at > by:
-                    break
-                due.append(lease)
+            due = [lease for lease, at in self._due.items() if at <= now + ttl / 30]
             for lease in due:  # to the back of the line, a third of the TTL on
                 del self._due[lease]
-                self._due[lease] = now + self._pool.lease_ttl / 3
-            await asyncio.gather(*(self._renew(lease) for lease in due))
+                self._due[lease] = now + ttl / 3
+            await self._renew(due)
 
-    async def _renew(self, lease: Lease) -> None:
-        """Renew one lease; one that had expired meanwhile (and is still held) is ``lost``."""
+    async def _renew(self, due: list[Lease]) -> None:
+        """Renew ``due``; one that had expired meanwhile (and is still held) is ``lost``."""
         pool = self._pool
         try:
-            held = await pool.backend.renew(lease.account.name, lease.lease_id, ttl=pool.lease_ttl)
-        except Exception:  # tried again at the next renewal; the TTL leaves room for it
-            logger.warning("Could not renew the lease on %s", lease.account.name, exc_info=True)
-            return
-        if not held and lease in self._due and not lease.lost:  # not released meanwhile
-            lease.lost = True
-            logger.warning(
-                "The lease on pool account %s expired while its answer streamed (the "
-                "process stalled longer than lease_ttl=%g s); another worker may use the "
-                "account at the same time. Raise lease_ttl.",
-                lease.account.name,
-                pool.lease_ttl,
+            held = await pool.backend.renew(
+                [(lease.account.name, lease.lease_id) for lease in due], ttl=pool.lease_ttl
             )
-
-
-def _describe_cooling(cooling: Mapping[str, Cooldown], now: float) -> str:
-    """``acct-1 (quota until 21:05:00 UTC (in 3600 s)); ...`` for messages."""
-    parts = []
-    for name, cool in cooling.items():
-        when = (
-            "until logged in again"
-            if cool.kind == "auth"
-            else f"until {format_time(cool.until, now=now)}"
-        )
-        parts.append(f"{name} ({cool.kind} {when})")
-    return "; ".join(parts)
+        except Exception:  # tried again at the next renewal; the TTL leaves room for it
+            logger.warning("Could not renew the pool's leases", exc_info=True)
+            return
+        for lease, kept in zip(due, held, strict=True):
+            if not kept and lease in self._due and not lease.lost:  # not released meanwhile
+                lease.lost = True
+                logger.warning(
+                    "The lease on pool account %s expired while its answer streamed (the "
+                    "process stalled longer than lease_ttl=%g s); another worker may use the "
+                    "account at the same time. Raise lease_ttl.",
+                    lease.account.name,
+                    pool.lease_ttl,
+                )
 
 
 class AccountPool:
@@ -210,9 +191,6 @@ class AccountPool:
             self.backend = in_process_backend()
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
-        self._names: frozenset[str] = frozenset()
-        self._all_candidates: tuple[int, list[Candidate]] | None = None
-        """``(AuthManager.changes(), every account's Candidate)``: see ``_candidate_list``."""
         self._load_locks = LoopLocks()
         self._turn = itertools.count()
         self._renewals_guard = threading.Lock()
@@ -225,8 +203,6 @@ class AccountPool:
         count = "?" if self._accounts is None else str(len(self._accounts))
         return f"AccountPool(accounts={count}, backend={self.backend!r})"
 
-    # ------------------------------------------------------------------ accounts
-
     async def accounts(self) -> list[PoolAccount]:
         """The accounts (auth files are read on the first call only)."""
         if self._accounts is not None:
@@ -234,15 +210,10 @@ class AccountPool:
         async with self._load_locks.get():
             if self._accounts is None:
                 specs = [s for s in self._specs if not isinstance(s, PoolAccount)]
-                given = [s for s in self._specs if isinstance(s, PoolAccount)]
-                loaded = given + (
-                    await load_accounts(specs, base_url=self._base_url, env=self._env)
-                    if specs
-                    else []
-                )
-                await self.backend.register([a.name for a in loaded])
+                loaded = [s for s in self._specs if isinstance(s, PoolAccount)]
+                if specs:
+                    loaded += await load_accounts(specs, base_url=self._base_url, env=self._env)
                 self._by_name = {a.name: a for a in loaded}
-                self._names = frozenset(self._by_name)
                 self._accounts = loaded
             return self._accounts
 
@@ -271,9 +242,7 @@ class AccountPool:
     @property
     def names(self) -> frozenset[str]:
         """The loaded accounts' fingerprints (empty before :meth:`accounts`)."""
-        return self._names
-
-    # ------------------------------------------------------------------ leases
+        return frozenset(self._by_name)
 
     @contextlib.asynccontextmanager
     async def lease(
@@ -317,104 +286,76 @@ class AccountPool:
         finally:
             if renewals is not None:
                 renewals.drop(lease)
-            # Not shielded: the release is queued before the first await, and a backend
-            # finishes it even if this task is cancelled meanwhile.
-            await self._release(lease, error)
+            await self._release(lease, error)  # a backend finishes it even if cancelled
 
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
-        """Give the account back with the call's outcome."""
-        cooldown = None
-        message = None
+        """Give the account back with the call's outcome (a failure is logged, not raised)."""
+        name = lease.account.name
+        cooldown = message = None
         if isinstance(error, HailuoError):
             message = f"{type(error).__name__}: {error.message}"
             cooldown = cooldown_for(error, self.health, lease.account.token_hash())
             if cooldown is not None:
-                logger.warning(
-                    "Pool account %s rests (%s, %s): %s",
-                    lease.account.name,
-                    cooldown.kind,
+                seconds = (
                     "until logged in again"
                     if cooldown.seconds is None
-                    else f"{cooldown.seconds:g} s",
+                    else f"{cooldown.seconds:g} s"
+                )
+                logger.warning(
+                    "Pool account %s rests (%s, %s): %s",
+                    name,
+                    cooldown.kind,
+                    seconds,
                     error.message,
                 )
         try:
             await self.backend.release(
-                lease.account.name,
+                name,
                 lease.lease_id,
                 served=error is None,
                 error=message,
                 cooldown=cooldown,
                 limit=self.max_concurrency,
-                lost=lease.lost,
             )
         except Exception:  # the lease then expires by its TTL
-            logger.warning("Could not release pool account %s", lease.account.name, exc_info=True)
+            logger.warning("Could not release pool account %s", name, exc_info=True)
 
     def _renewals(self) -> _Renewals:
         """The running loop's renewals of this pool's leases."""
         loop = asyncio.get_running_loop()
         with self._renewals_guard:
-            renewals = self._renewals_of.get(loop)
-            if renewals is None:
-                renewals = self._renewals_of[loop] = _Renewals(self, loop)
-            return renewals
+            return self._renewals_of.setdefault(loop, _Renewals(self, loop))
 
     def _candidates(
         self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
-    ) -> tuple[list[PoolAccount], int | None]:
-        """The accounts a call may use, rotated so ties spread over the accounts.
-
-        Returns:
-            Those accounts, and where the rotation of the whole pool starts (``None``: a
-            chat's own account, or some accounts excluded).
-        """
+    ) -> list[PoolAccount]:
+        """The accounts a call may use, rotated so ties spread over the accounts."""
         if owner is not None:
-            account = self._by_name.get(owner)
-            if account is None:
+            if owner not in self._by_name:
                 raise HailuoNoAccountAvailableError(
                     f"Account {owner} owns this chat but is not in the pool; add it to "
                     "accounts= or start a new chat."
                 )
-            return [account], None
-        usable = [a for a in accounts if a.name not in exclude] if exclude else accounts
-        if not usable:
-            return [], None
-        start = next(self._turn) % len(usable)
-        return [*usable[start:], *usable[:start]], None if exclude else start
-
-    def _candidate_list(
-        self, pool: Sequence[PoolAccount], start: int | None, accounts: Sequence[PoolAccount]
-    ) -> list[Candidate]:
-        """The backend's view of ``pool`` (its names and token hashes), in its order.
-
-        For the whole pool (``start`` given: a new chat, ``accounts`` rotated), the view of
-        every account is kept while no credentials changed, and rotated alike.
-        """
-        if start is None:
-            return [a.candidate() for a in pool]
-        changes = AuthManager.changes()
-        if self._all_candidates is None or self._all_candidates[0] != changes:
-            self._all_candidates = (changes, [a.candidate() for a in accounts])
-        everyone = self._all_candidates[1]
-        return [*everyone[start:], *everyone[:start]]
+            return [self._by_name[owner]]
+        usable = [a for a in accounts if a.name not in exclude]
+        start = next(self._turn) % len(usable) if usable else 0
+        return [*usable[start:], *usable[:start]]
 
     async def _acquire(
         self, owner: str | None, within: float | None, exclude: Collection[str]
     ) -> Lease:
         """Lease an account, waiting (woken, never polling) up to ``within`` seconds."""
         accounts = await self.accounts()
-        pool, start = self._candidates(accounts, owner, exclude)
+        pool = self._candidates(accounts, owner, exclude)
         if not pool:
             raise await self._exhausted(accounts, within)
-        names = self._names if start is not None else frozenset(a.name for a in pool)
+        backend = self.backend
         deadline = None if within is None else time.monotonic() + within
-        ticket = self.backend.waiters.enter(names, self.lease_ttl)
+        ticket = backend.waiters.enter([a.name for a in pool], self.lease_ttl)
         try:
             while True:
-                candidates = self._candidate_list(pool, start, accounts)
-                attempt = await self.backend.try_acquire(
-                    candidates,
+                attempt = await backend.try_acquire(
+                    [a.candidate() for a in pool],
                     limit=self.max_concurrency,
                     ttl=self.lease_ttl,
                     ticket=ticket,
@@ -424,15 +365,12 @@ class AccountPool:
                     return Lease(self._by_name[attempt.account], attempt.lease_id)
                 if await self._relogged(attempt):
                     continue
-                wait = self._wait_time(owner, attempt, deadline, len(accounts), within)
-                await ticket.wait(wait)
-                granted = ticket.take_grant()
+                await ticket.wait(self._wait_time(owner, attempt, deadline, len(accounts), within))
+                granted = backend.waiters.take_grant(ticket)
                 if granted is not None:  # handed over by a release: already this call's lease
-                    account, lease_id = granted
-                    return Lease(self._by_name[account], lease_id)
-                ticket.rearm()  # this waiter retries now: it used its own wake-up
+                    return Lease(self._by_name[granted[0]], granted[1])
         finally:
-            self.backend.leave(ticket)
+            backend.leave(ticket)
 
     async def _exhausted(
         self, accounts: Sequence[PoolAccount], within: float | None
@@ -473,14 +411,12 @@ class AccountPool:
             _raise_for_owner(owner, attempt.cooling[owner], now)
         remaining = None if deadline is None else deadline - time.monotonic()
         wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
-        cooling_only = not attempt.busy
-        if (remaining is not None and remaining <= 0) or (
-            cooling_only and (wake is None or (remaining is not None and wake > remaining))
-        ):
+        never = not attempt.busy and (wake is None or (remaining is not None and wake > remaining))
+        if never or (remaining is not None and remaining <= 0):
             raise _no_account(attempt, size, timeout, now)
-        if remaining is None:
-            return wake
-        return remaining if wake is None else min(remaining, wake)
+        if remaining is None or wake is None:
+            return remaining if wake is None else wake
+        return min(remaining, wake)
 
 
 def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
@@ -504,10 +440,20 @@ def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
 def _no_account(
     attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
-    """The error for a call no account could take."""
-    resting = _describe_cooling(attempt.cooling, now)
-    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
-    next_free = min(ends, default=None)
+    """The error for a call no account could take: why, and when one frees up."""
+    resting = "; ".join(
+        f"{name} ({cool.kind} "
+        + (
+            "until logged in again"
+            if cool.kind == "auth"
+            else f"until {format_time(cool.until, now=now)}"
+        )
+        + ")"
+        for name, cool in attempt.cooling.items()
+    )
+    next_free = min(
+        (c.until for c in attempt.cooling.values() if c.until is not None), default=None
+    )
     if attempt.busy:
         when = "The next one frees up when one of the running answers ends" + (
             f" (or at {format_time(next_free, now=now)}, when a cool-down ends)"

@@ -1,14 +1,15 @@
-"""Hand-overs a process does itself: a loop within its part of the pool serves its own
-waiters with the accounts it frees, and tells Redis afterwards."""
+"""Hand-overs inside a process: a release hands its account to a waiting call of its own
+process (one script), or to the process streaming fewest answers."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import redis.asyncio as aioredis
 
-from langchain_hailuo.pool import AccountPool, redis_backend
+from langchain_hailuo.pool import AccountPool
 from tests.integration_tests.pool._pool import process_pool, redis_of, until
 
 
@@ -18,7 +19,7 @@ async def _answer(pool: AccountPool, seconds: float = 0.02) -> str:
         return lease.account.name
 
 
-async def test_a_lone_process_serves_its_waiters_without_asking_redis(redis_url: str) -> None:
+async def test_a_lone_process_hands_each_freed_account_to_its_next_waiter(redis_url: str) -> None:
     pool = process_pool(redis_url, "a1", "a2")
     admin = aioredis.Redis.from_url(redis_url)
     try:
@@ -27,11 +28,10 @@ async def test_a_lone_process_serves_its_waiters_without_asking_redis(redis_url:
         scripts = backend.script_calls
         names = await asyncio.gather(*(_answer(pool) for _ in range(10)))
         assert sorted(set(names)) == sorted(pool.names)  # both accounts, one answer each at once
-        # 10 acquires (8 of them queued) and the last 2 releases; the 8 answers in between
-        # handed their account to the next call here, and Redis heard of it in a note or two.
-        used = backend.script_calls - scripts
-        assert 12 <= used <= 15
-        statuses = await pool.astatus()  # tells Redis what is still held back first
+        # 10 acquires (8 of them queued) and 10 releases: each of the 8 waiters was handed
+        # its account by a release, as its own lease (none tried again).
+        assert backend.script_calls - scripts == 20
+        statuses = await pool.astatus()
         assert sum(s.served for s in statuses) == 10
         assert sum(s.streams for s in statuses) == 0
         assert await admin.hlen("hailuo-pool:default:want") == 0  # no waiter left queued
@@ -86,57 +86,42 @@ async def test_a_process_above_its_part_gives_its_freed_accounts_to_the_others(
         await there.aclose()
 
 
-async def test_a_hand_over_to_a_waiter_served_here_meanwhile_goes_to_the_next_one(
+async def test_a_hand_over_to_a_waiter_that_left_goes_to_the_next_one_here(
     redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # "here" served its oldest waiter itself and has not told Redis yet (its note is held
-    # back). A release in "there" hands an account to that waiter, as Redis still has it
-    # queued: "here" passes it to its next waiter, without giving it back through Redis.
-    monkeypatch.setattr(redis_backend, "NOTE_DELAY", 30.0)
-    users = ("c1", "c2", "c3", "c4")
-    here, there = process_pool(redis_url, *users), process_pool(redis_url, *users)
+    # A call of "here" left the queue, and Redis has not heard yet (its place is still
+    # there, oldest of all). A release in "there" hands the account to it: "here" passes
+    # it to its next waiting call, without giving it back through Redis.
+    here, there = process_pool(redis_url, "c1"), process_pool(redis_url, "c1")
     try:
-        await here.accounts()
+        (account,) = await here.accounts()
         await there.accounts()
         backend = redis_of(here)
         gave_back: list[str] = []
-        give_back = backend._give_back_later
+        give_back = backend._give_back
 
-        def counted(account: str, lease_id: str) -> None:
+        async def counted(account: str, lease_id: str) -> None:
             gave_back.append(account)
-            give_back(account, lease_id)
+            await give_back(account, lease_id)
 
-        monkeypatch.setattr(backend, "_give_back_later", counted)
-
-        async def hold(pool: AccountPool, go: asyncio.Event) -> None:
-            async with pool.lease(None, within=30):
-                await go.wait()
-
-        # Each process's part is 2 streams: "here" holds 2, "there" 2; all four are busy.
-        go = [asyncio.Event() for _ in range(4)]
-        held = [asyncio.create_task(hold(here, g)) for g in go[:2]]
-        while backend.free_leases < 2:
-            await asyncio.sleep(0.01)
-        held += [asyncio.create_task(hold(there, g)) for g in go[2:]]
-        while redis_of(there).free_leases < 2:
-            await asyncio.sleep(0.01)
-        first = asyncio.create_task(_answer(here, 5.0))  # the oldest waiter of "here"
-        await asyncio.sleep(0.2)
-        second = asyncio.create_task(_answer(here, 0.01))
-        await asyncio.sleep(0.2)  # both queued in Redis
-        go[0].set()  # "here" streams 2, its part: it hands the account to its oldest itself
-        state = backend._states[asyncio.get_running_loop()]
-        await until(lambda: bool(state.notes), 10)
-        assert not second.done()
-        go[2].set()  # "there" frees one; Redis hands it to "here"'s oldest (served already)
-        assert await asyncio.wait_for(second, 10) in here.names
-        assert gave_back == []  # passed on to the next waiter here, not given back
-        first.cancel()
-        for g in go:
-            g.set()
-        await asyncio.gather(first, *held, return_exceptions=True)
+        monkeypatch.setattr(backend, "_give_back", counted)
+        client = (await backend._state()).client
+        key = (await backend._state()).key
+        deadline_ms = int((time.time() + 3600) * 1000)
+        async with there.lease(None, within=30):
+            await client.zadd(f"{backend.prefix}:queue:{key}", {f"{key}:left": -1})
+            await client.sadd(f"{backend.prefix}:waiting", key)
+            await client.hset(
+                f"{backend.prefix}:want", f"{key}:left", f"{deadline_ms} 30000\n{account.name}\n"
+            )
+            waiter = asyncio.create_task(_answer(here))
+            await until(lambda: len(here.backend.waiters) == 1, 10)
+            await asyncio.sleep(0.2)  # its failed acquire has queued it behind "left"
+        assert await asyncio.wait_for(waiter, 10) == account.name
+        assert gave_back == []  # passed on to the waiter here, not given back
         statuses = await here.astatus()
         assert sum(s.streams for s in statuses) == 0
+        assert sum(s.served for s in statuses) == 2
     finally:
         await here.aclose()
         await there.aclose()

@@ -1,0 +1,54 @@
+-- Lease the least-loaded healthy candidate under its limit, or queue the waiter.
+-- call: {lease, ttl (ms), limit, candidates = {{name, token hash or ''}, ...} (ties go to
+-- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit)}.
+-- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling =
+-- {name = cool-down}}.
+local names, rests = {}, {}
+for i, candidate in ipairs(call.candidates) do
+  names[i], rests[i] = candidate[1], P .. ':cool:' .. candidate[1]
+end
+local cools = redis.call('MGET', unpack(rests))
+local loads = redis.call('HMGET', LOAD, unpack(names))
+redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
+local best, best_load
+local busy, wake, cooling = false, nil, {}
+for i, name in ipairs(names) do
+  local token = call.candidates[i][2]
+  local cool = cools[i] and cjson.decode(cools[i])
+  if cool and cool.kind == 'auth' and token ~= '' and token ~= cool.token then
+    redis.call('DEL', rests[i])  -- logged in again: the rejected token's rest is over
+    cool = nil
+  end
+  if cool then
+    cooling[name] = cool
+    if cool.until_ms and (not wake or cool.until_ms < wake) then wake = cool.until_ms end
+  else
+    local load = tonumber(loads[i] or '0')
+    if load >= call.limit then
+      busy = true
+    elseif not best or load < best_load then
+      best, best_load = name, load
+    end
+  end
+end
+if best then
+  take(best, call.lease, call.ttl)
+  if call.waiter ~= '' then dequeue(call.waiter) end
+  return cjson.encode({now = now, account = best})
+end
+if busy then  -- the first lease to expire (a dead worker's frees its account then)
+  local first = tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2])
+  if first and (not wake or first < wake) then wake = first end
+end
+if call.waiter ~= '' then
+  local client = client_of(call.waiter)
+  local queue = P .. ':queue:' .. client
+  if not redis.call('ZSCORE', queue, call.waiter) then
+    redis.call('ZADD', queue, redis.call('INCR', P .. ':arrivals'), call.waiter)
+    redis.call('SADD', P .. ':waiting', client)
+  end
+  local within = call.within < 0 and 86400000 or call.within
+  local want = string.format('%.0f %.0f\n', now + within, call.ttl) .. table.concat(names, '\n')
+  redis.call('HSET', P .. ':want', call.waiter, want .. '\n')
+end
+return cjson.encode({now = now, busy = busy, wake = wake, cooling = cooling})

@@ -1,0 +1,75 @@
+-- End a lease, count the answer, record the error and a rest; else hand the account, as its
+-- own new lease, to a waiter: of the clients with one that can use it, the client streaming
+-- the fewest answers (ties: the oldest waiter), so answers spread over the processes.
+-- call: {account, lease, served, error ('': none), cool (absent, or {kind, seconds (absent:
+-- until logged in again), message, token}), limit, grant (the waiter's lease id, without
+-- its client), client (the releasing one)}.
+-- Reply: {waiter, lease} when handed to a waiter of the releasing client (the others hear
+-- it on their channel P:freed:<client>, as '<waiter> <account> <lease>'), else {}.
+local account = call.account
+local ended = redis.call('ZSCORE', LEASES, account .. ' ' .. call.lease) ~= false
+if ended then drop(account .. ' ' .. call.lease) end
+local stats = P .. ':stats:' .. account
+if call.served then redis.call('HINCRBY', stats, 'served', 1) end
+if call.error ~= '' then redis.call('HSET', stats, 'last_error', call.error) end
+if call.cool then
+  local rest = P .. ':cool:' .. account
+  if call.cool.seconds then
+    local ms = math.max(1, math.floor(call.cool.seconds * 1000))
+    call.cool.until_ms = now + ms
+    redis.call('SET', rest, cjson.encode(call.cool), 'PX', ms)
+  else
+    redis.call('SET', rest, cjson.encode(call.cool))
+  end
+  return '{}'
+end
+-- A lease that had expired (the account may be someone else's now), a resting or a full
+-- account: no hand-over (waiters wake by their own timers at a rest's end).
+if not ended or redis.call('EXISTS', P .. ':cool:' .. account) == 1
+    or load_of(account) >= call.limit then
+  return '{}'
+end
+local needle = '\n' .. account .. '\n'
+local function oldest_wanting(client)  -- the client's oldest live call that wants the account
+  local queue = P .. ':queue:' .. client
+  local entries = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
+  if #entries == 0 then redis.call('SREM', P .. ':waiting', client) end
+  for i = 1, #entries, 2 do
+    local want = redis.call('HGET', P .. ':want', entries[i])
+    local deadline, ttl = string.match(want or '', '^(%d+) (%d+)')
+    if not deadline or tonumber(deadline) < now then
+      dequeue(entries[i])
+    elseif string.find(want, needle, 1, true) then
+      return entries[i], tonumber(entries[i + 1]), tonumber(ttl)
+    end
+  end
+end
+while true do
+  local chosen, fewest, first, ttl
+  for _, client in ipairs(redis.call('SMEMBERS', P .. ':waiting')) do
+    local waiter, arrival, wants_ttl = oldest_wanting(client)
+    if waiter then
+      local streams = tonumber(redis.call('HGET', ACTIVE, client) or '0')
+      if not chosen or streams < fewest or (streams == fewest and arrival < first) then
+        chosen, fewest, first, ttl = waiter, streams, arrival, wants_ttl
+      end
+    end
+  end
+  if not chosen then return '{}' end
+  local client = client_of(chosen)
+  local lease = client .. ':' .. call.grant
+  take(account, lease, ttl)
+  dequeue(chosen)
+  if client == call.client then return cjson.encode({waiter = chosen, lease = lease}) end
+  if redis.call('PUBLISH', P .. ':freed:' .. client, chosen .. ' ' .. account .. ' ' .. lease) > 0 then
+    return '{}'
+  end
+  -- Nobody listens for that client: its process is gone, and so are its calls.
+  drop(account .. ' ' .. lease)
+  local queue = P .. ':queue:' .. client
+  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
+    redis.call('HDEL', P .. ':want', waiter)
+  end
+  redis.call('DEL', queue)
+  redis.call('SREM', P .. ':waiting', client)
+end
