@@ -12,7 +12,8 @@ Frames are dispatched by payload key first and by ``type`` second, so a renumber
 enum still decodes:
 
 * ``agent_message_chunk`` (type 6): ``msg_content`` is an answer delta, ``thinking_content``
-  (or ``reasoning_content``) a reasoning delta; ``finish: true`` ends the turn.
+  (or ``reasoning_content``) a reasoning delta; ``finish: true`` ends the turn, and like
+  the production web client the decoder uses no text of that finishing chunk (§12.3).
 * ``agent_message`` (type 2): the echo of the user's prompt (dropped), the final full
   answer (only the part beyond what was already emitted counts: the text is never doubled),
   its ``usage``, or an error frame (``finish_reason: "error"``) that raises a typed error.
@@ -511,7 +512,7 @@ class _Text:
         return "".join(reversed(out))
 
 
-def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) -> str:
+def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool) -> str:
     """The part of ``piece`` that is new, given the text already accepted.
 
     Args:
@@ -519,7 +520,6 @@ def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) 
         piece: The incoming text.
         snapshot: ``piece`` is a whole message (type 2): only text beyond ``accumulated``
             counts, and a snapshot that disagrees adds nothing.
-        final: ``piece`` arrived on the finishing chunk.
 
     Returns:
         The text to append.
@@ -529,15 +529,13 @@ def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) 
         return piece
     if (
         len(piece) >= size
-        and (snapshot or final or size >= _RESEND_MIN_CHARS)
+        and (snapshot or size >= _RESEND_MIN_CHARS)
         and piece.startswith(accumulated.value)
     ):
         return piece[size:]  # the whole text re-sent: keep only the new tail
     if snapshot:
         if len(piece) > size or not accumulated.value.startswith(piece):
             logger.debug("a full message disagreed with the streamed text; kept the streamed text")
-        return ""
-    if final and len(piece) <= size and piece == accumulated.value.strip():
         return ""
     return piece
 
@@ -870,21 +868,23 @@ class AgentStreamDecoder(ErrorAfterEvents):
             return
         if payload.get("finish_reason") == "error":
             self._raise_error_frame(payload)
-        final = payload.get("finish") is True
         self._take_id(payload, frame)
         self._note_msg_type(payload)
-        self._take_tool_call(payload)
         held, self._held = self._held, None
+        if payload.get("finish") is True:
+            # The browser finishes the message here and uses none of this chunk's text
+            # (§12.3); a short repeat held back was the tail re-send.
+            self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+            return
+        self._take_tool_call(payload)
         content = _as_text(payload.get("msg_content"))
-        if held is not None and not (final and not content):
-            self._add({"msg_content": held}, events, snapshot=False, final=False)
+        if held is not None:
+            self._add({"msg_content": held}, events, snapshot=False)
         if _is_prose(payload):
-            if not final and self._is_short_repeat(payload, content):
+            if self._is_short_repeat(payload, content):
                 self._held = content  # the re-send, if the finish chunk comes next
             else:
-                self._add(payload, events, snapshot=False, final=final)
-        if final:
-            self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+                self._add(payload, events, snapshot=False)
 
     def _note_msg_type(self, payload: Mapping[str, Any]) -> None:
         """Count a ``msg_type`` outside 1 (content), 2 (tool call), 3 (system event)."""
@@ -908,8 +908,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
         The service re-sends the whole answer as the chunk before ``finish``. A long
         answer repeated is surely that re-send; a short one ("ha" after "ha") may be real
-        text, so it waits for the next chunk: an empty ``finish`` chunk means it was the
-        re-send (dropped), anything else means it was text (kept).
+        text, so it waits for the next chunk: the ``finish`` chunk means it was the
+        re-send (dropped), any other chunk means it was text (kept).
         """
         return (
             0 < len(self._answer) == len(content) < _RESEND_MIN_CHARS
@@ -941,7 +941,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if usage is not None:
             self.usage = usage
         if _is_prose(payload):
-            self._add(payload, events, snapshot=True, final=False)
+            self._add(payload, events, snapshot=True)
             reason = _as_text(payload.get("finish_reason"))
             if reason:
                 self._final_reason = reason
@@ -963,15 +963,15 @@ class AgentStreamDecoder(ErrorAfterEvents):
                     return
 
     def _add(
-        self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
+        self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool
     ) -> None:
         """Accept a payload's reasoning and answer text (only what is new)."""
         thinking = _as_text(payload.get("thinking_content")) or _as_text(
             payload.get("reasoning_content")
         )
         content = _as_text(payload.get("msg_content"))
-        new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot, final=final)
-        new_text = _new_suffix(self._answer, content, snapshot=snapshot, final=final)
+        new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot)
+        new_text = _new_suffix(self._answer, content, snapshot=snapshot)
         if new_reasoning:
             self._reasoning.append(new_reasoning)
             self._emit_id(events)
