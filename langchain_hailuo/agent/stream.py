@@ -549,6 +549,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         chat_id: The session id (given by the caller).
         msg_id: The answer's message id, once seen.
         usage: Token counts, once reported.
+        frames: Frames other than heartbeats decoded so far (the stream made progress).
+        growth: How often the answer grew (new text or reasoning, a new or changed agent
+            tool call): the "generating" watchdog's measure of progress.
     """
 
     def __init__(
@@ -587,6 +590,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self.heartbeats = 0
         self.heartbeats_since_data = 0
         self.frames = 0
+        self.growth = 0
         self.unknown: dict[str, int] = {}
         self.tool_calls: dict[str, dict[str, Any]] = {}
         self._activity_sent = AgentActivity()
@@ -901,7 +905,10 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if call is None:
             return
         key = call["id"] or str(len(self.tool_calls))
-        self.tool_calls[key] = {**self.tool_calls.get(key, {}), **call}
+        merged = {**self.tool_calls.get(key, {}), **call}
+        if merged != self.tool_calls.get(key):
+            self.growth += 1  # the agent's work moved on
+        self.tool_calls[key] = merged
 
     def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
         """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
@@ -972,6 +979,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
         content = _as_text(payload.get("msg_content"))
         new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot)
         new_text = _new_suffix(self._answer, content, snapshot=snapshot)
+        if new_reasoning or new_text:
+            self.growth += 1
         if new_reasoning:
             self._reasoning.append(new_reasoning)
             self._emit_id(events)

@@ -596,7 +596,10 @@ class EventStream:
 
     ``stall`` and ``drop`` fire once ``after`` frames (default 2) were written, or mid-frame
     once ``after_bytes`` bytes were written; ``malformed_line`` writes one broken ``data:``
-    line before frame number ``after`` (default 1).
+    line before frame number ``after`` (default 1). A ``stall`` with ``keepalive`` (seconds)
+    is not silent: it writes a ``: ping`` comment line that often (a heartbeat), or with
+    ``keepalive_frame`` that text as a ``data:`` line instead (an event that is not answer
+    progress, such as a ``session_status``).
     """
 
     def __init__(
@@ -653,7 +656,7 @@ class EventStream:
         elif self.frames < fault.int_param("after", 2):
             return
         if fault.kind == "stall":
-            await self._stall()
+            await self._stall(fault)
         self._abort()
         raise StreamAbortedError
 
@@ -662,15 +665,26 @@ class EventStream:
         transport = self._request.transport
         return transport is None or transport.is_closing()
 
-    async def _stall(self) -> None:
-        """Write nothing until the emulator stops or the client goes away.
+    async def _stall(self, fault: Fault) -> None:
+        """Write no answer until the emulator stops or the client goes away.
+
+        Args:
+            fault: The ``stall``; its ``keepalive`` (seconds) keeps the stream alive meanwhile.
 
         Raises:
             ConnectionResetError: The client closed the connection during the stall.
         """
+        every = fault.float_param("keepalive", 0.0)
+        frame = fault.params.get("keepalive_frame")
+        line = f"data: {frame}\n\n" if frame else ": ping\n\n"
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + every
         while not self._state.stopped.is_set():
             if self.client_gone():
                 raise ConnectionResetError("the client closed the connection during a stall")
+            if every > 0 and loop.time() >= next_at:
+                next_at = loop.time() + every
+                await self._write(line.encode("utf-8"))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_DISCONNECT_POLL):
                     await self._state.stopped.wait()
