@@ -82,6 +82,8 @@ from langchain_hailuo.agent.stream import (
     DEVICE_ID_CODE,
     AgentNotConfiguredError,
     AgentStreamDecoder,
+    drift_note,
+    drift_of_call,
     error_for_code,
     find_error_code,
 )
@@ -821,15 +823,19 @@ class AgentClient:
             if exc.status == 401:  # noqa: PLR2004
                 raise self._unauthorised(auth, str(resp.url), settings) from exc
             raise
-        except HailuoSessionBusyError:
-            raise
         except HailuoServerError as exc:
             message = exc.server_message
             code = find_error_code(_json_or_none(message), message)
             refined = error_for_code(
                 code, message, what=what, status=exc.status, device_id=auth.device_id
             )
-            if type(refined) is HailuoServerError and code != DEVICE_ID_CODE:
+            if isinstance(exc, HailuoSessionBusyError) or (
+                type(refined) is HailuoServerError and code != DEVICE_ID_CODE
+            ):
+                if refined.drift:  # an unknown code: say so on the HTTP error raised
+                    exc.drift.update(refined.drift)
+                    exc.message += drift_note(exc)
+                    exc.args = (exc.message,)
                 raise  # nothing more specific to say than the HTTP error already does
             raise refined from exc
 
@@ -1321,12 +1327,15 @@ class AgentClient:
                 redact=redact,
             )
 
-        resp = await self._configured(auth, send, settings=settings, options=opts)
+        with drift_of_call() as drift:  # unknown codes of refusals before the answer
+            resp = await self._configured(auth, send, settings=settings, options=opts)
+        decoder = AgentStreamDecoder(
+            message["content"], chat_id=session_id, max_line_bytes=opts.max_line_bytes
+        )
+        decoder.unknown.update(drift)  # counted in the answer's response_metadata
         turn = AgentTurn(
             resp,
-            decoder=AgentStreamDecoder(
-                message["content"], chat_id=session_id, max_line_bytes=opts.max_line_bytes
-            ),
+            decoder=decoder,
             session_id=session_id,
             turn_id=turn_id,
             options=opts,

@@ -30,9 +30,11 @@ The decoder is pure (no I/O): feed it bytes cut anywhere, then call :meth:`close
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from langchain_hailuo._sse import (
@@ -73,6 +75,8 @@ __all__ = [
     "TRANSIENT_SESSION_MARKERS",
     "AgentNotConfiguredError",
     "AgentStreamDecoder",
+    "drift_note",
+    "drift_of_call",
     "drift_seen",
     "error_for_code",
     "find_error_code",
@@ -164,6 +168,9 @@ _KNOWN_EVENTS = frozenset({"session_status"})
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 _DRIFT_WARNED: set[str] = set()
 _DRIFT_SEEN: dict[str, int] = {}
+_CALL_DRIFT: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "_CALL_DRIFT", default=None
+)
 
 
 def _shape(name: object) -> str:
@@ -180,6 +187,35 @@ def drift_seen() -> dict[str, int]:
     return dict(_DRIFT_SEEN)
 
 
+@contextlib.contextmanager
+def drift_of_call() -> Iterator[dict[str, int]]:
+    """Collect the unknown error codes of HTTP error bodies met while the block runs.
+
+    A request refused with such a code and then sent again successfully still shows the
+    code in the answer's ``response_metadata["unknown_frames"]``.
+
+    Yields:
+        kind -> count, filled while the block runs (this task only).
+    """
+    counts: dict[str, int] = {}
+    token = _CALL_DRIFT.set(counts)
+    try:
+        yield counts
+    finally:
+        _CALL_DRIFT.reset(token)
+
+
+def drift_note(error: HailuoError) -> str:
+    """The sentence an error's message gets for the unknown codes in its ``drift``."""
+    codes = [kind for kind in error.drift if kind.startswith("error code ")]
+    if not codes:
+        return ""
+    return (
+        f" ({', '.join(codes)} unknown to this version of langchain-hailuo: update it, or "
+        "report it with `hailuo doctor --record FILE`)"
+    )
+
+
 def _note_drift(kind: str, counts: dict[str, int]) -> None:
     """Count an unknown kind; log it once per kind per process at WARNING (shape only)."""
     counts[kind] = counts.get(kind, 0) + 1
@@ -187,9 +223,9 @@ def _note_drift(kind: str, counts: dict[str, int]) -> None:
     if kind not in _DRIFT_WARNED:
         _DRIFT_WARNED.add(kind)
         logger.warning(
-            "MiniMax Agent stream: unknown %s (ignored, never shown as text); the live "
-            "protocol may have changed: update langchain-hailuo, or report it with the output "
-            "of `hailuo doctor --record FILE`",
+            "MiniMax Agent: unknown %s (never shown as text); the live protocol may have "
+            "changed: update langchain-hailuo, or report it with the output of "
+            "`hailuo doctor --record FILE`",
             kind,
         )
 
@@ -300,7 +336,7 @@ def is_transient_session_error(error: BaseException) -> bool:
     return any(marker in text for marker in TRANSIENT_SESSION_MARKERS)
 
 
-def error_for_code(  # noqa: PLR0911 - one typed error per documented code
+def error_for_code(
     code: str | None,
     server_message: str,
     *,
@@ -309,6 +345,10 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
     device_id: str | None = None,
 ) -> HailuoError:
     """The typed error for a server error code and message (HTTP body or stream frame).
+
+    A code this version does not know is drift, wherever it came from: it is logged once per
+    process at WARNING (its shape only), counted for ``hailuo doctor`` and on the error's
+    ``drift``, and the message says so.
 
     Args:
         code: The server's code (see :func:`find_error_code`), if any.
@@ -324,6 +364,27 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
         ("operation too often"), :class:`HailuoProtocolError` (invalid signature) or
         :class:`HailuoServerError`.
     """
+    error = _typed_error(code, server_message, what=what, status=status, device_id=device_id)
+    if code is not None and code not in KNOWN_CODES and code != str(status):
+        kind = f"error code {_shape(code)}"  # (an HTTP status repeated in the body is none)
+        _note_drift(kind, error.drift)
+        call = _CALL_DRIFT.get()
+        if call is not None:
+            call[kind] = call.get(kind, 0) + 1
+        error.message += drift_note(error)
+        error.args = (error.message,)
+    return error
+
+
+def _typed_error(  # noqa: PLR0911 - one typed error per documented code
+    code: str | None,
+    server_message: str,
+    *,
+    what: str,
+    status: int | None,
+    device_id: str | None,
+) -> HailuoError:
+    """The typed error of :func:`error_for_code` (its drift not noted yet)."""
     said = f": {server_message}" if server_message else ""
     lowered = server_message.lower()
     label = f"error {code}" if code else "an error"
@@ -833,8 +894,6 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if frame_type == "error":
             message = _as_text(frame.get("error")) or _as_text(frame.get("message"))
             code = _code_text(frame.get("errorCode")) or find_error_code(frame, message)
-            if code is not None and code not in KNOWN_CODES:
-                _note_drift(f"error code {_shape(code)}", self.unknown)
             raise self._attach(error_for_code(code, message, what="answer stream"))
         if frame_type == "session_status":
             status = frame.get("session_status")
@@ -859,8 +918,6 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if isinstance(base, Mapping):
             message = message or _as_text(base.get("status_msg"))
         if message or code:
-            if code is not None and code not in KNOWN_CODES:
-                _note_drift(f"error code {_shape(code)}", self.unknown)
             raise self._attach(error_for_code(code, message, what="answer stream"))
         _note_drift(f"frame type {_shape(frame.get('type'))}", self.unknown)
 
@@ -1045,7 +1102,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         raise self._attach(error_for_code(code, message, what="answer"))
 
     def _attach(self, error: HailuoError) -> HailuoError:
-        """Attach the text received so far to an error."""
+        """Attach the text received so far to an error; count the drift it carries."""
+        for kind, count in error.drift.items():
+            self.unknown[kind] = self.unknown.get(kind, 0) + count
         return error.with_partial(
             partial_text=self._answer.value, partial_reasoning=self.reasoning, chat_id=self.chat_id
         )

@@ -823,7 +823,8 @@ def error_response(
     Args:
         kind: One of :data:`HTTP_FAULTS`, or ``device_id``, ``bad_request``, ``not_found``.
         protocol: ``v4`` or ``agent`` (picks the JSON envelope).
-        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``.
+        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``,
+            ``code`` (the envelope's code of a plain answer such as ``http_500`` or ``http_409``).
         message: The error message (overrides ``params["message"]`` and the default).
 
     Returns:
@@ -835,6 +836,7 @@ def error_response(
     if special is not None:
         return special(protocol, message, params)
     status, code, default = _PLAIN_ANSWERS.get(kind, _PLAIN_ANSWERS["http_500"])
+    code = int(params.get("code", code))
     return web.json_response(_envelope(protocol, code, message or default), status=status)
 
 
