@@ -934,7 +934,10 @@ def received_unread(content: aiohttp.StreamReader) -> bytes:
 
 
 async def iter_chunks(
-    resp: aiohttp.ClientResponse, *, options: HttpOptions
+    resp: aiohttp.ClientResponse,
+    *,
+    options: HttpOptions,
+    idle_error: Callable[[float], HailuoTimeoutError] | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield the body's chunks as they arrive, enforcing the idle timeout and the deadline.
 
@@ -945,6 +948,8 @@ async def iter_chunks(
         resp: The streaming response.
         options: ``timeouts.idle`` bounds the wait for each chunk, ``deadline`` the whole
             call (see :meth:`HttpOptions.with_deadline`).
+        idle_error: Builds the error for a silence of ``timeouts.idle`` seconds (default:
+            :func:`idle_timed_out`).
 
     Yields:
         Raw body chunks.
@@ -964,9 +969,7 @@ async def iter_chunks(
         except TimeoutError as exc:
             if by_deadline:
                 raise _answer_too_slow(options) from exc
-            raise HailuoTimeoutError(
-                f"The answer stalled: no data for {idle} s (idle timeout)."
-            ) from exc
+            raise (idle_error or idle_timed_out)(typing.cast("float", idle)) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
             rest = received_unread(resp.content)
             if rest:
@@ -975,6 +978,11 @@ async def iter_chunks(
         if not chunk:
             return
         yield chunk
+
+
+def idle_timed_out(idle: float) -> HailuoTimeoutError:
+    """The error for a stream that sent nothing for ``idle`` seconds (the idle timeout)."""
+    return HailuoTimeoutError(f"The answer stalled: no data for {idle} s (idle timeout).")
 
 
 def _answer_too_slow(options: HttpOptions) -> HailuoTimeoutError:
@@ -1048,8 +1056,13 @@ class StreamedResponse:
     def _chunks(self) -> AsyncGenerator[bytes, None]:
         """The body's chunks (an async generator: close it when reading stops early)."""
         return typing.cast(
-            "AsyncGenerator[bytes, None]", iter_chunks(self._response, options=self._options)
+            "AsyncGenerator[bytes, None]",
+            iter_chunks(self._response, options=self._options, idle_error=self._idle_error),
         )
+
+    def _idle_error(self, idle: float) -> HailuoTimeoutError:
+        """The error for a body silent for ``idle`` seconds (a stack may name it its way)."""
+        return idle_timed_out(idle)
 
     def _failed(
         self,

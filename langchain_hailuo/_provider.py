@@ -130,12 +130,16 @@ def _default_instance(owner: type[S]) -> S:
     return typing.cast("S", _DEFAULT_INSTANCES[owner])
 
 
-def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptions:
+def http_options_with(
+    base: HttpOptions, values: Mapping[str, Any], *, defaults: Timeouts | None = None
+) -> HttpOptions:
     """``base`` with ``timeout`` (total seconds), ``max_retries``, ``proxy``, ``max_line_bytes``.
 
     Args:
         base: The options to start from.
         values: Settings or call keyword arguments; ``None`` values are ignored.
+        defaults: The protocol's phase timeouts, which a ``timeout`` caps (default: the
+            shared :class:`Timeouts` defaults).
 
     Returns:
         The updated options (``base`` itself when nothing applies).
@@ -147,7 +151,7 @@ def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptio
     changes: dict[str, Any] = {}
     timeout = checked_timeout(values.get("timeout"))
     if timeout is not None:
-        changes["timeouts"] = Timeouts.from_total(timeout)
+        changes["timeouts"] = Timeouts.from_total(timeout, defaults)
     if values.get("max_retries") is not None:
         retries = int(values["max_retries"])
         if retries < 0:
@@ -169,7 +173,9 @@ def http_options_with(base: HttpOptions, values: Mapping[str, Any]) -> HttpOptio
 _MIN_LINE_BYTES = 1024
 
 
-def call_options(base: HttpOptions, kwargs: Mapping[str, Any]) -> HttpOptions:
+def call_options(
+    base: HttpOptions, kwargs: Mapping[str, Any], *, defaults: Timeouts | None = None
+) -> HttpOptions:
     """The options of one call: ``base`` with the call's settings and its deadline.
 
     Args:
@@ -177,11 +183,12 @@ def call_options(base: HttpOptions, kwargs: Mapping[str, Any]) -> HttpOptions:
         kwargs: The call's keyword arguments; ``deadline`` (a ``time.monotonic()`` value,
             passed by ``ChatHailuo`` so that queueing counts too) wins, else the deadline is
             now plus the total timeout.
+        defaults: The protocol's phase timeouts, which a ``timeout`` caps.
 
     Returns:
         Options whose every wait ends by the call's deadline.
     """
-    return http_options_with(base, kwargs).with_deadline(kwargs.get("deadline"))
+    return http_options_with(base, kwargs, defaults=defaults).with_deadline(kwargs.get("deadline"))
 
 
 def as_conversation(conversation: Any) -> Conversation | None:

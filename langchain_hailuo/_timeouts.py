@@ -37,18 +37,19 @@ class Timeouts:
     total: float | None = 600.0
 
     @classmethod
-    def from_total(cls, total: float | None) -> Timeouts:
+    def from_total(cls, total: float | None, defaults: Timeouts | None = None) -> Timeouts:
         """Build timeouts from a single LangChain-style ``timeout`` (the total budget).
 
         Args:
             total: Seconds for the whole answer, or ``None`` for the defaults.
+            defaults: The protocol's phase timeouts (default: these class defaults).
 
         Returns:
-            Timeouts whose phases never exceed ``total``.
+            Timeouts whose phases are the defaults', never exceeding ``total``.
         """
+        base = defaults or cls()
         if total is None:
-            return cls()
-        base = cls()
+            return base
         return cls(
             connect=min(base.connect or total, total),
             first_byte=min(base.first_byte or total, total),

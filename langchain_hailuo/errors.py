@@ -63,6 +63,9 @@ class HailuoError(Exception):
         partial_text: Answer text received before the failure (may be empty).
         partial_reasoning: Reasoning text received before the failure (may be empty).
         chat_id: The server chat / session id, when one had been assigned.
+        drift: What the service sent that this version does not know, kind (its shape only,
+            e.g. ``"error code 1234567"``) -> count: an upstream change worth reporting
+            (``hailuo doctor`` lists it too).
     """
 
     retryable: bool = False
@@ -96,6 +99,7 @@ class HailuoError(Exception):
         self.partial_text = partial_text
         self.partial_reasoning = partial_reasoning
         self.chat_id = chat_id
+        self.drift: dict[str, int] = {}
 
     def with_partial(
         self,

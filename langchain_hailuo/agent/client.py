@@ -66,6 +66,7 @@ from langchain_hailuo._http import (
     retry_before_first_byte,
 )
 from langchain_hailuo._sse import loads_json
+from langchain_hailuo._timeouts import Timeouts
 from langchain_hailuo.agent.signing import (
     QueryProfile,
     browser_unix_ms,
@@ -81,6 +82,8 @@ from langchain_hailuo.agent.stream import (
     DEVICE_ID_CODE,
     AgentNotConfiguredError,
     AgentStreamDecoder,
+    drift_note,
+    drift_of_call,
     error_for_code,
     find_error_code,
 )
@@ -93,13 +96,16 @@ from langchain_hailuo.errors import (
     HailuoServerError,
     HailuoSessionBusyError,
     HailuoStallError,
+    HailuoTimeoutError,
 )
 from langchain_hailuo.types import AuthResult, FinishReason, StreamEvent
 
 __all__ = [
+    "AGENT_HTTP_OPTIONS",
     "DEFAULT_API_PREFIX",
     "DEFAULT_BASE_URL",
     "DEFAULT_USER_AGENT",
+    "WEB_CLIENT_TIMEOUTS",
     "AgentClient",
     "AgentSettings",
     "AgentTurn",
@@ -129,6 +135,12 @@ DEFAULT_USER_AGENT = (
 JSON_ACCEPT = "application/json, text/plain, */*"
 STREAM_ACCEPT = "text/event-stream"
 _ERROR_BODY_LIMIT = 64 * 1024
+WEB_CLIENT_TIMEOUTS = Timeouts(first_byte=120.0, idle=90.0)
+"""The production web client's limits (§12.4) as the Agent stack's phase timeouts: a request
+times out after 120 s, a stream without data for 90 s has stalled (``HailuoStallError``).
+The v4 stack keeps the shared :class:`Timeouts` defaults."""
+AGENT_HTTP_OPTIONS = HttpOptions(timeouts=WEB_CLIENT_TIMEOUTS)
+"""The Agent stack's default options (the one place its defaults are decided)."""
 MESSAGE_RETRY_DELAY = 1.0
 """The web client's one retry of a message refused before it was taken (§12.2): about 1 s
 (the backoff's jitter makes it 0.5-1 s)."""
@@ -236,7 +248,11 @@ class AgentSettings:
         agent_role: The ``agent_role`` of the agent to talk to.
         provider_id: The ``provider_id`` of the model object.
         heartbeat_stall: Seconds of heartbeats without data after which a turn has stalled
-            (the web client's watchdog: 60 s; a silent stream is the idle timeout's, 90 s).
+            (the web client's watchdog: 60 s; a silent stream is the idle timeout's, 90 s,
+            see :data:`WEB_CLIENT_TIMEOUTS`).
+        generating_stuck: Seconds a turn may go on without its answer growing (no new text,
+            reasoning or agent tool call) before it is stuck, even while other frames
+            arrive (the web client's "generating" watchdog: 120 s).
         region: The ``region`` query value (default: from the base URL's domain).
         lang: The ``lang`` / ``sys_language`` query value (default: the login's, else ``en``).
         user_agent: The user agent when the login recorded none.
@@ -257,6 +273,7 @@ class AgentSettings:
     agent_role: str = "mavis"
     provider_id: str = "minimax"
     heartbeat_stall: float = 60.0
+    generating_stuck: float = 120.0
     region: str | None = None
     lang: str | None = None
     user_agent: str = DEFAULT_USER_AGENT
@@ -514,6 +531,7 @@ class AgentTurn(StreamedResponse):
         options: HttpOptions,
         redact: Redactor,
         heartbeat_stall: float = 60.0,
+        generating_stuck: float = 120.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Wrap a response whose status and content type were checked.
@@ -526,10 +544,12 @@ class AgentTurn(StreamedResponse):
             options: The timeouts and the call's deadline for reading the body.
             redact: Scrubs the account's secrets from server text in errors.
             heartbeat_stall: Seconds of heartbeats alone that make a stall.
-            monotonic: The clock of the stall watchdog.
+            generating_stuck: Seconds without the answer growing that make it stuck.
+            monotonic: The clock of the watchdogs.
         """
         super().__init__(response, options=options, redact=redact)
         self._heartbeat_stall = heartbeat_stall
+        self._generating_stuck = generating_stuck
         self._monotonic = monotonic
         self._finish: FinishReason | None = None
         self.decoder = decoder
@@ -585,8 +605,8 @@ class AgentTurn(StreamedResponse):
         self, chunks: AsyncIterator[bytes]
     ) -> AsyncGenerator[StreamEvent, None]:
         """The turn's events up to its end; its ``FinishReason`` is kept in ``_finish``."""
-        last_data = self._monotonic()
-        frames = self.decoder.frames
+        last_data = last_growth = self._monotonic()
+        frames, growth = self.decoder.frames, self.decoder.growth
         async for chunk in chunks:
             for event in self._hold_finish(self.decoder.feed(chunk)):
                 yield event
@@ -596,11 +616,32 @@ class AgentTurn(StreamedResponse):
             now = self._monotonic()
             if self.decoder.frames != frames:
                 frames, last_data = self.decoder.frames, now
+            if self.decoder.growth != growth:
+                growth, last_growth = self.decoder.growth, now
             if self.decoder.heartbeats_since_data and now - last_data >= self._heartbeat_stall:
                 raise self._stalled(now - last_data)
+            if now - last_growth >= self._generating_stuck:
+                raise self._stuck(now - last_growth)
         self._eof = True
         for event in self._hold_finish(self.decoder.close()):
             yield event
+
+    def _idle_error(self, idle: float) -> HailuoTimeoutError:
+        """A stream without data for ``idle`` seconds: the web client's stall (§12.4)."""
+        return HailuoStallError(
+            f"The answer stalled: no data for {idle:g} s (the web client gives up after 90 s "
+            "of silence too; `timeouts.idle`). The message was not sent again; partial_text "
+            "holds what arrived. Try again, or in a new conversation."
+        )
+
+    def _stuck(self, seconds: float) -> HailuoStallError:
+        """The stuck error: the answer did not grow for ``seconds`` although frames came."""
+        return HailuoStallError(
+            f"The answer is stuck: it has not grown for {seconds:.0f} s although the stream "
+            f"kept sending events (the web client gives up on a message still generating "
+            f"after {self._generating_stuck:g} s too). The message was not sent again; "
+            "partial_text holds what arrived. Try again, or in a new conversation."
+        )
 
     def _stalled(self, seconds: float) -> HailuoStallError:
         """The stall error: only heartbeats for ``seconds`` (the partial text is attached)."""
@@ -658,7 +699,7 @@ class AgentClient:
             session_factory: Builds the per-loop session (default: no cookie jar).
         """
         self.settings = settings or AgentSettings()
-        self.options = options or HttpOptions()
+        self.options = options or AGENT_HTTP_OPTIONS
         self.profile = profile or QueryProfile(timezone_offset=local_timezone_offset())
         self._clock = clock
         self._sleep = sleep
@@ -782,15 +823,19 @@ class AgentClient:
             if exc.status == 401:  # noqa: PLR2004
                 raise self._unauthorised(auth, str(resp.url), settings) from exc
             raise
-        except HailuoSessionBusyError:
-            raise
         except HailuoServerError as exc:
             message = exc.server_message
             code = find_error_code(_json_or_none(message), message)
             refined = error_for_code(
                 code, message, what=what, status=exc.status, device_id=auth.device_id
             )
-            if type(refined) is HailuoServerError and code != DEVICE_ID_CODE:
+            if isinstance(exc, HailuoSessionBusyError) or (
+                type(refined) is HailuoServerError and code != DEVICE_ID_CODE
+            ):
+                if refined.drift:  # an unknown code: say so on the HTTP error raised
+                    exc.drift.update(refined.drift)
+                    exc.message += drift_note(exc)
+                    exc.args = (exc.message,)
                 raise  # nothing more specific to say than the HTTP error already does
             raise refined from exc
 
@@ -1282,17 +1327,21 @@ class AgentClient:
                 redact=redact,
             )
 
-        resp = await self._configured(auth, send, settings=settings, options=opts)
+        with drift_of_call() as drift:  # unknown codes of refusals before the answer
+            resp = await self._configured(auth, send, settings=settings, options=opts)
+        decoder = AgentStreamDecoder(
+            message["content"], chat_id=session_id, max_line_bytes=opts.max_line_bytes
+        )
+        decoder.unknown.update(drift)  # counted in the answer's response_metadata
         turn = AgentTurn(
             resp,
-            decoder=AgentStreamDecoder(
-                message["content"], chat_id=session_id, max_line_bytes=opts.max_line_bytes
-            ),
+            decoder=decoder,
             session_id=session_id,
             turn_id=turn_id,
             options=opts,
             redact=redact,
             heartbeat_stall=settings.heartbeat_stall,
+            generating_stuck=settings.generating_stuck,
         )
         try:
             yield turn

@@ -41,6 +41,7 @@ from langchain_hailuo._provider import (
     refresh_once,
 )
 from langchain_hailuo.agent.client import (
+    AGENT_HTTP_OPTIONS,
     DEFAULT_BASE_URL,
     AgentClient,
     AgentSettings,
@@ -145,7 +146,9 @@ class MiniMaxAgent(BaseProvider):
             ``https://agent.minimax.io``; ``https://agent.minimaxi.com`` for China accounts).
         stream_url: The stream origin (default: the login's, else ``agent-stream.<domain>``
             of ``base_url``; required for IP / localhost base URLs).
-        options: HTTP options (timeouts, retries, proxy, redirects).
+        options: HTTP options (timeouts, retries, proxy, redirects); default
+            :data:`~langchain_hailuo.agent.client.AGENT_HTTP_OPTIONS`, the web client's
+            limits (requests 120 s, a silent stream 90 s). A ``timeout`` caps their phases.
         auth_manager: Supplies fresh credentials when the token is rejected and keeps the
             bootstrap's results (``refresh`` / ``update``).
         client: A ready :class:`~langchain_hailuo.agent.client.AgentClient` (tests).
@@ -184,7 +187,9 @@ class MiniMaxAgent(BaseProvider):
         """Create a configured provider (see the class docstring for the arguments)."""
         self.base_url = _checked_url(base_url, "base_url") if base_url else None
         self.stream_url = _checked_url(stream_url, "stream_url") if stream_url else None
-        self.options = http_options_with(options or HttpOptions(), settings)
+        base = options or AGENT_HTTP_OPTIONS
+        self._phases = base.timeouts  # what a `timeout` caps: the given ones, else the web client's
+        self.options = http_options_with(base, settings, defaults=self._phases)
         self.auth_manager = auth_manager
         chosen = {k: v for k, v in settings.items() if k in _SETTING_NAMES and v is not None}
         self.settings = AgentSettings(**chosen)
@@ -273,7 +278,7 @@ class MiniMaxAgent(BaseProvider):
         """
         manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
         check_encodable([*request.messages, *request.full_history])
-        options = call_options(self.options, kwargs)
+        options = call_options(self.options, kwargs, defaults=self._phases)
         auth = auth_result
         refreshed = False
         while True:

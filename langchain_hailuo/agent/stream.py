@@ -12,7 +12,8 @@ Frames are dispatched by payload key first and by ``type`` second, so a renumber
 enum still decodes:
 
 * ``agent_message_chunk`` (type 6): ``msg_content`` is an answer delta, ``thinking_content``
-  (or ``reasoning_content``) a reasoning delta; ``finish: true`` ends the turn.
+  (or ``reasoning_content``) a reasoning delta; ``finish: true`` ends the turn, and like
+  the production web client the decoder uses no text of that finishing chunk (§12.3).
 * ``agent_message`` (type 2): the echo of the user's prompt (dropped), the final full
   answer (only the part beyond what was already emitted counts: the text is never doubled),
   its ``usage``, or an error frame (``finish_reason: "error"``) that raises a typed error.
@@ -29,9 +30,11 @@ The decoder is pure (no I/O): feed it bytes cut anywhere, then call :meth:`close
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from langchain_hailuo._sse import (
@@ -72,6 +75,8 @@ __all__ = [
     "TRANSIENT_SESSION_MARKERS",
     "AgentNotConfiguredError",
     "AgentStreamDecoder",
+    "drift_note",
+    "drift_of_call",
     "drift_seen",
     "error_for_code",
     "find_error_code",
@@ -163,6 +168,9 @@ _KNOWN_EVENTS = frozenset({"session_status"})
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
 _DRIFT_WARNED: set[str] = set()
 _DRIFT_SEEN: dict[str, int] = {}
+_CALL_DRIFT: contextvars.ContextVar[dict[str, int] | None] = contextvars.ContextVar(
+    "_CALL_DRIFT", default=None
+)
 
 
 def _shape(name: object) -> str:
@@ -179,6 +187,35 @@ def drift_seen() -> dict[str, int]:
     return dict(_DRIFT_SEEN)
 
 
+@contextlib.contextmanager
+def drift_of_call() -> Iterator[dict[str, int]]:
+    """Collect the unknown error codes of HTTP error bodies met while the block runs.
+
+    A request refused with such a code and then sent again successfully still shows the
+    code in the answer's ``response_metadata["unknown_frames"]``.
+
+    Yields:
+        kind -> count, filled while the block runs (this task only).
+    """
+    counts: dict[str, int] = {}
+    token = _CALL_DRIFT.set(counts)
+    try:
+        yield counts
+    finally:
+        _CALL_DRIFT.reset(token)
+
+
+def drift_note(error: HailuoError) -> str:
+    """The sentence an error's message gets for the unknown codes in its ``drift``."""
+    codes = [kind for kind in error.drift if kind.startswith("error code ")]
+    if not codes:
+        return ""
+    return (
+        f" ({', '.join(codes)} unknown to this version of langchain-hailuo: update it, or "
+        "report it with `hailuo doctor --record FILE`)"
+    )
+
+
 def _note_drift(kind: str, counts: dict[str, int]) -> None:
     """Count an unknown kind; log it once per kind per process at WARNING (shape only)."""
     counts[kind] = counts.get(kind, 0) + 1
@@ -186,9 +223,9 @@ def _note_drift(kind: str, counts: dict[str, int]) -> None:
     if kind not in _DRIFT_WARNED:
         _DRIFT_WARNED.add(kind)
         logger.warning(
-            "MiniMax Agent stream: unknown %s (ignored, never shown as text); the live "
-            "protocol may have changed: update langchain-hailuo, or report it with the output "
-            "of `hailuo doctor --record FILE`",
+            "MiniMax Agent: unknown %s (never shown as text); the live protocol may have "
+            "changed: update langchain-hailuo, or report it with the output of "
+            "`hailuo doctor --record FILE`",
             kind,
         )
 
@@ -299,7 +336,7 @@ def is_transient_session_error(error: BaseException) -> bool:
     return any(marker in text for marker in TRANSIENT_SESSION_MARKERS)
 
 
-def error_for_code(  # noqa: PLR0911 - one typed error per documented code
+def error_for_code(
     code: str | None,
     server_message: str,
     *,
@@ -308,6 +345,10 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
     device_id: str | None = None,
 ) -> HailuoError:
     """The typed error for a server error code and message (HTTP body or stream frame).
+
+    A code this version does not know is drift, wherever it came from: it is logged once per
+    process at WARNING (its shape only), counted for ``hailuo doctor`` and on the error's
+    ``drift``, and the message says so.
 
     Args:
         code: The server's code (see :func:`find_error_code`), if any.
@@ -323,6 +364,27 @@ def error_for_code(  # noqa: PLR0911 - one typed error per documented code
         ("operation too often"), :class:`HailuoProtocolError` (invalid signature) or
         :class:`HailuoServerError`.
     """
+    error = _typed_error(code, server_message, what=what, status=status, device_id=device_id)
+    if code is not None and code not in KNOWN_CODES and code != str(status):
+        kind = f"error code {_shape(code)}"  # (an HTTP status repeated in the body is none)
+        _note_drift(kind, error.drift)
+        call = _CALL_DRIFT.get()
+        if call is not None:
+            call[kind] = call.get(kind, 0) + 1
+        error.message += drift_note(error)
+        error.args = (error.message,)
+    return error
+
+
+def _typed_error(  # noqa: PLR0911 - one typed error per documented code
+    code: str | None,
+    server_message: str,
+    *,
+    what: str,
+    status: int | None,
+    device_id: str | None,
+) -> HailuoError:
+    """The typed error of :func:`error_for_code` (its drift not noted yet)."""
     said = f": {server_message}" if server_message else ""
     lowered = server_message.lower()
     label = f"error {code}" if code else "an error"
@@ -511,7 +573,7 @@ class _Text:
         return "".join(reversed(out))
 
 
-def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) -> str:
+def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool) -> str:
     """The part of ``piece`` that is new, given the text already accepted.
 
     Args:
@@ -519,7 +581,6 @@ def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) 
         piece: The incoming text.
         snapshot: ``piece`` is a whole message (type 2): only text beyond ``accumulated``
             counts, and a snapshot that disagrees adds nothing.
-        final: ``piece`` arrived on the finishing chunk.
 
     Returns:
         The text to append.
@@ -529,15 +590,13 @@ def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool, final: bool) 
         return piece
     if (
         len(piece) >= size
-        and (snapshot or final or size >= _RESEND_MIN_CHARS)
+        and (snapshot or size >= _RESEND_MIN_CHARS)
         and piece.startswith(accumulated.value)
     ):
         return piece[size:]  # the whole text re-sent: keep only the new tail
     if snapshot:
         if len(piece) > size or not accumulated.value.startswith(piece):
             logger.debug("a full message disagreed with the streamed text; kept the streamed text")
-        return ""
-    if final and len(piece) <= size and piece == accumulated.value.strip():
         return ""
     return piece
 
@@ -551,6 +610,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         chat_id: The session id (given by the caller).
         msg_id: The answer's message id, once seen.
         usage: Token counts, once reported.
+        frames: Frames other than heartbeats decoded so far (the stream made progress).
+        growth: How often the answer grew (new text or reasoning, a new or changed agent
+            tool call): the "generating" watchdog's measure of progress.
     """
 
     def __init__(
@@ -589,6 +651,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self.heartbeats = 0
         self.heartbeats_since_data = 0
         self.frames = 0
+        self.growth = 0
         self.unknown: dict[str, int] = {}
         self.tool_calls: dict[str, dict[str, Any]] = {}
         self._activity_sent = AgentActivity()
@@ -831,8 +894,6 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if frame_type == "error":
             message = _as_text(frame.get("error")) or _as_text(frame.get("message"))
             code = _code_text(frame.get("errorCode")) or find_error_code(frame, message)
-            if code is not None and code not in KNOWN_CODES:
-                _note_drift(f"error code {_shape(code)}", self.unknown)
             raise self._attach(error_for_code(code, message, what="answer stream"))
         if frame_type == "session_status":
             status = frame.get("session_status")
@@ -857,8 +918,6 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if isinstance(base, Mapping):
             message = message or _as_text(base.get("status_msg"))
         if message or code:
-            if code is not None and code not in KNOWN_CODES:
-                _note_drift(f"error code {_shape(code)}", self.unknown)
             raise self._attach(error_for_code(code, message, what="answer stream"))
         _note_drift(f"frame type {_shape(frame.get('type'))}", self.unknown)
 
@@ -870,21 +929,23 @@ class AgentStreamDecoder(ErrorAfterEvents):
             return
         if payload.get("finish_reason") == "error":
             self._raise_error_frame(payload)
-        final = payload.get("finish") is True
         self._take_id(payload, frame)
         self._note_msg_type(payload)
-        self._take_tool_call(payload)
         held, self._held = self._held, None
+        if payload.get("finish") is True:
+            # The browser finishes the message here and uses none of this chunk's text
+            # (§12.3); a short repeat held back was the tail re-send.
+            self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+            return
+        self._take_tool_call(payload)
         content = _as_text(payload.get("msg_content"))
-        if held is not None and not (final and not content):
-            self._add({"msg_content": held}, events, snapshot=False, final=False)
+        if held is not None:
+            self._add({"msg_content": held}, events, snapshot=False)
         if _is_prose(payload):
-            if not final and self._is_short_repeat(payload, content):
+            if self._is_short_repeat(payload, content):
                 self._held = content  # the re-send, if the finish chunk comes next
             else:
-                self._add(payload, events, snapshot=False, final=final)
-        if final:
-            self._finish(_as_text(payload.get("finish_reason")) or "stop", events)
+                self._add(payload, events, snapshot=False)
 
     def _note_msg_type(self, payload: Mapping[str, Any]) -> None:
         """Count a ``msg_type`` outside 1 (content), 2 (tool call), 3 (system event)."""
@@ -901,15 +962,18 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if call is None:
             return
         key = call["id"] or str(len(self.tool_calls))
-        self.tool_calls[key] = {**self.tool_calls.get(key, {}), **call}
+        merged = {**self.tool_calls.get(key, {}), **call}
+        if merged != self.tool_calls.get(key):
+            self.growth += 1  # the agent's work moved on
+        self.tool_calls[key] = merged
 
     def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
         """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
 
         The service re-sends the whole answer as the chunk before ``finish``. A long
         answer repeated is surely that re-send; a short one ("ha" after "ha") may be real
-        text, so it waits for the next chunk: an empty ``finish`` chunk means it was the
-        re-send (dropped), anything else means it was text (kept).
+        text, so it waits for the next chunk: the ``finish`` chunk means it was the
+        re-send (dropped), any other chunk means it was text (kept).
         """
         return (
             0 < len(self._answer) == len(content) < _RESEND_MIN_CHARS
@@ -941,7 +1005,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         if usage is not None:
             self.usage = usage
         if _is_prose(payload):
-            self._add(payload, events, snapshot=True, final=False)
+            self._add(payload, events, snapshot=True)
             reason = _as_text(payload.get("finish_reason"))
             if reason:
                 self._final_reason = reason
@@ -963,15 +1027,17 @@ class AgentStreamDecoder(ErrorAfterEvents):
                     return
 
     def _add(
-        self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool, final: bool
+        self, payload: Mapping[str, Any], events: list[StreamEvent], *, snapshot: bool
     ) -> None:
         """Accept a payload's reasoning and answer text (only what is new)."""
         thinking = _as_text(payload.get("thinking_content")) or _as_text(
             payload.get("reasoning_content")
         )
         content = _as_text(payload.get("msg_content"))
-        new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot, final=final)
-        new_text = _new_suffix(self._answer, content, snapshot=snapshot, final=final)
+        new_reasoning = _new_suffix(self._reasoning, thinking, snapshot=snapshot)
+        new_text = _new_suffix(self._answer, content, snapshot=snapshot)
+        if new_reasoning or new_text:
+            self.growth += 1
         if new_reasoning:
             self._reasoning.append(new_reasoning)
             self._emit_id(events)
@@ -1036,7 +1102,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         raise self._attach(error_for_code(code, message, what="answer"))
 
     def _attach(self, error: HailuoError) -> HailuoError:
-        """Attach the text received so far to an error."""
+        """Attach the text received so far to an error; count the drift it carries."""
+        for kind, count in error.drift.items():
+            self.unknown[kind] = self.unknown.get(kind, 0) + count
         return error.with_partial(
             partial_text=self._answer.value, partial_reasoning=self.reasoning, chat_id=self.chat_id
         )

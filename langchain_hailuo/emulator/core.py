@@ -607,7 +607,10 @@ class EventStream:
 
     ``stall`` and ``drop`` fire once ``after`` frames (default 2) were written, or mid-frame
     once ``after_bytes`` bytes were written; ``malformed_line`` writes one broken ``data:``
-    line before frame number ``after`` (default 1).
+    line before frame number ``after`` (default 1). A ``stall`` with ``keepalive`` (seconds)
+    is not silent: it writes a ``: ping`` comment line that often (a heartbeat), or with
+    ``keepalive_frame`` that text as a ``data:`` line instead (an event that is not answer
+    progress, such as a ``session_status``).
     """
 
     def __init__(
@@ -664,7 +667,7 @@ class EventStream:
         elif self.frames < fault.int_param("after", 2):
             return
         if fault.kind == "stall":
-            await self._stall()
+            await self._stall(fault)
         self._abort()
         raise StreamAbortedError
 
@@ -673,15 +676,26 @@ class EventStream:
         transport = self._request.transport
         return transport is None or transport.is_closing()
 
-    async def _stall(self) -> None:
-        """Write nothing until the emulator stops or the client goes away.
+    async def _stall(self, fault: Fault) -> None:
+        """Write no answer until the emulator stops or the client goes away.
+
+        Args:
+            fault: The ``stall``; its ``keepalive`` (seconds) keeps the stream alive meanwhile.
 
         Raises:
             ConnectionResetError: The client closed the connection during the stall.
         """
+        every = fault.float_param("keepalive", 0.0)
+        frame = fault.params.get("keepalive_frame")
+        line = f"data: {frame}\n\n" if frame else ": ping\n\n"
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + every
         while not self._state.stopped.is_set():
             if self.client_gone():
                 raise ConnectionResetError("the client closed the connection during a stall")
+            if every > 0 and loop.time() >= next_at:
+                next_at = loop.time() + every
+                await self._write(line.encode("utf-8"))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_DISCONNECT_POLL):
                     await self._state.stopped.wait()
@@ -820,7 +834,8 @@ def error_response(
     Args:
         kind: One of :data:`HTTP_FAULTS`, or ``device_id``, ``bad_request``, ``not_found``.
         protocol: ``v4`` or ``agent`` (picks the JSON envelope).
-        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``.
+        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``,
+            ``code`` (the envelope's code of a plain answer such as ``http_500`` or ``http_409``).
         message: The error message (overrides ``params["message"]`` and the default).
 
     Returns:
@@ -832,6 +847,7 @@ def error_response(
     if special is not None:
         return special(protocol, message, params)
     status, code, default = _PLAIN_ANSWERS.get(kind, _PLAIN_ANSWERS["http_500"])
+    code = int(params.get("code", code))
     return web.json_response(_envelope(protocol, code, message or default), status=status)
 
 

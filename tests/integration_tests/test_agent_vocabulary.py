@@ -7,8 +7,9 @@ import logging
 import pytest
 
 from langchain_hailuo import ChatHailuo
+from langchain_hailuo.agent.stream import drift_seen
 from langchain_hailuo.emulator import Emulator
-from langchain_hailuo.errors import HailuoQuotaError
+from langchain_hailuo.errors import HailuoQuotaError, HailuoServerError
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -66,3 +67,45 @@ async def test_a_string_error_frame_is_a_typed_error(hailuo_emulator: Emulator) 
     with pytest.raises(HailuoQuotaError) as info:
         await model.ainvoke("hi")
     assert info.value.code == "2056"
+
+
+async def test_an_unknown_code_in_an_http_error_body_is_drift_on_the_raised_error(
+    hailuo_emulator: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    hailuo_emulator.fault("http_500", code=4242421, message="something new", times=2)
+    model = ChatHailuo(**hailuo_emulator.model_kwargs(), max_retries=0)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(2):
+            with pytest.raises(HailuoServerError) as info:
+                await model.ainvoke("hi")
+            assert info.value.drift == {"error code 4242421": 1}
+            assert "error code 4242421 unknown to this version" in str(info.value)
+    warnings = [r for r in caplog.records if "error code 4242421" in r.getMessage()]
+    assert len(warnings) == 1  # once per kind per process
+    assert "something new" not in caplog.text  # the shape only
+    assert drift_seen()["error code 4242421"] == 2
+    assert len(hailuo_emulator.requests_to("chat")) == 2  # each message sent once
+
+
+async def test_an_unknown_code_of_a_refusal_before_the_answer_is_counted_in_its_metadata(
+    hailuo_emulator: Emulator,
+) -> None:
+    """A 409 "session busy" is sent again once (§12.2): its new code reaches the answer."""
+    hailuo_emulator.script("Fine now.")
+    hailuo_emulator.fault("http_409", code=4242422)
+    answer = await ChatHailuo(**hailuo_emulator.model_kwargs()).ainvoke("hi")
+    assert answer.content == "Fine now."
+    assert answer.response_metadata["unknown_frames"] == {"error code 4242422": 1}
+
+
+async def test_known_codes_and_http_statuses_in_error_bodies_are_not_drift(
+    hailuo_emulator: Emulator,
+) -> None:
+    hailuo_emulator.fault("http_500")  # base_resp 500: the HTTP status repeated
+    model = ChatHailuo(**hailuo_emulator.model_kwargs(), max_retries=0)
+    with pytest.raises(HailuoServerError) as info:
+        await model.ainvoke("hi")
+    assert info.value.drift == {}
+    hailuo_emulator.fault("http_409")  # sent again once, then answered
+    answer = await ChatHailuo(**hailuo_emulator.model_kwargs()).ainvoke("again")
+    assert "unknown_frames" not in answer.response_metadata

@@ -122,6 +122,18 @@ def test_drift_in_the_stream_is_listed_by_shape(emulator: Emulator, env: dict[st
     _assert_no_secret(result, token, "SECRET-VALUE-9")
 
 
+def test_an_unknown_code_in_an_http_error_body_is_listed(
+    emulator: Emulator, env: dict[str, str]
+) -> None:
+    token = emulator.default_account.token
+    emulator.fault("http_500", code=4242423)
+    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    assert result.returncode != 0  # the chat step failed
+    line = next(x for x in result.stdout.splitlines() if "protocol drift" in x)
+    assert "error code 4242423 x1" in line
+    _assert_no_secret(result, token)
+
+
 def test_a_healthy_v4_token_passes_and_no_chat_skips_the_turn(
     emulator: Emulator, env: dict[str, str]
 ) -> None:

@@ -80,6 +80,7 @@ async def test_bootstrap_session_and_turn(
     assert chunks[-2]["msg_content"] == expected  # the tail re-send
     assert chunks[-1]["finish"] is True
     assert chunks[-1]["finish_reason"] == "stop"
+    assert chunks[-1]["msg_content"] == ""  # the browser uses no text of the finish chunk
     assert not any(c["finish"] for c in chunks[:-1])
     assert "".join(c["msg_content"] for c in chunks[:-2]) == expected
     assert _answer(frames) == expected

@@ -159,7 +159,7 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     )
     mocked.post(
         url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("Hé"), chunk("llo", finish=True)),
+        body=sse(chunk("Hé"), chunk("llo"), chunk(finish=True)),
         content_type="text/event-stream",
     )
     client = make_client()
@@ -202,7 +202,7 @@ async def test_only_the_stream_host_signs_the_absolute_url(
 ) -> None:
     mocked.post(
         url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("ok", finish=True)),
+        body=sse(chunk("ok"), chunk(finish=True)),
         content_type="text/event-stream",
     )
     mocked.get(url_re(CONTROL, PREFIX + "/config"), payload={"models": []})
@@ -220,7 +220,7 @@ async def test_turn_ids_are_fresh(mocked: aioresponses) -> None:
     for _ in range(2):
         mocked.post(
             url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-            body=sse(chunk("ok", finish=True)),
+            body=sse(chunk("ok"), chunk(finish=True)),
             content_type="text/event-stream",
         )
     client = make_client()

@@ -65,7 +65,7 @@ def good_turn(text: str = "Reynard.") -> bytes:
         chunk(thinking="A fox name.", msg_id="m-1"),
         chunk(text),
         message(text, usage={"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}),
-        chunk(text, finish=True),
+        chunk(finish=True),
     )
 
 

@@ -62,7 +62,7 @@ def realistic_turn() -> bytes:
                 usage={"input_tokens": 12, "output_tokens": 20, "total_tokens": 32},
             )
         )
-        + sse(chunk(ANSWER, finish=True, finish_reason="stop"))
+        + sse(chunk(finish=True, finish_reason="stop"))
     )
 
 
@@ -82,7 +82,10 @@ def test_realistic_turn() -> None:
 
 def test_final_resend_adds_only_the_new_suffix() -> None:
     body = sse(
-        chunk("Hello there, "), chunk("my friend"), chunk("Hello there, my friend!", finish=True)
+        chunk("Hello there, "),
+        chunk("my friend"),
+        chunk("Hello there, my friend!"),
+        chunk(finish=True),
     )
     assert texts(decode(body)) == "Hello there, my friend!"
 
@@ -91,7 +94,8 @@ def test_resend_of_the_reasoning_is_not_doubled() -> None:
     body = sse(
         chunk(thinking="Thinking about foxes "),
         chunk(thinking="and dogs."),
-        chunk("A fox.", thinking="Thinking about foxes and dogs.", finish=True),
+        chunk("A fox.", thinking="Thinking about foxes and dogs."),
+        chunk(finish=True),
     )
     events = decode(body)
     assert "".join(e.text for e in events if isinstance(e, Reasoning)) == (
@@ -101,7 +105,7 @@ def test_resend_of_the_reasoning_is_not_doubled() -> None:
 
 
 def test_short_deltas_that_repeat_the_start_are_kept() -> None:
-    body = sse(chunk("ha"), chunk("ha"), chunk("ha", finish=True))
+    body = sse(chunk("ha"), chunk("ha"), chunk("ha"), chunk(finish=True))
     assert texts(decode(body)) == "hahaha"
 
 
@@ -123,30 +127,36 @@ def test_plan_events_are_not_answer_text() -> None:
     body = sse(
         message('{"eventType":"todo"}', msg_type=3),
         chunk("", msg_type=2),
-        chunk("Answer.", finish=True),
+        chunk("Answer."),
+        chunk(finish=True),
     )
     assert texts(decode(body)) == "Answer."
 
 
 def test_dispatch_by_payload_key_with_unknown_type_number() -> None:
-    body = sse({"type": 99, "agent_message_chunk": {"msg_content": "ok", "finish": True}})
+    body = sse(
+        {"type": 99, "agent_message_chunk": {"msg_content": "ok"}},
+        {"type": 99, "agent_message_chunk": {"finish": True}},
+    )
     assert texts(decode(body)) == "ok"
 
 
 def test_dispatch_by_type_when_payload_is_under_data() -> None:
-    body = sse({"type": 6, "data": {"msg_content": "ok", "finish": True}})
+    body = sse({"type": 6, "data": {"msg_content": "ok"}}, {"type": 6, "data": {"finish": True}})
     assert texts(decode(body)) == "ok"
 
 
 def test_malformed_json_is_skipped_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    body = b"data:{not json\n\n" + sse(chunk("fine", finish=True))
+    body = b"data:{not json\n\n" + sse(chunk("fine"), chunk(finish=True))
     with caplog.at_level(logging.WARNING, logger="langchain_hailuo"):
         assert texts(decode(body)) == "fine"
     assert "malformed" in caplog.text
 
 
 def test_frame_split_over_data_lines() -> None:
-    body = b'data:{"type":6,\ndata:"agent_message_chunk":{"msg_content":"x","finish":true}}\n\n'
+    body = b'data:{"type":6,\ndata:"agent_message_chunk":{"msg_content":"x"}}\n\n' + sse(
+        chunk(finish=True)
+    )
     assert texts(decode(body)) == "x"
 
 
@@ -197,7 +207,7 @@ def test_transient_error_frame_is_recognised() -> None:
     "wall", ["No conversation resources are available. Subscribe to continue.", "Request failed"]
 )
 def test_quota_wall_prose_raises(wall: str) -> None:
-    body = sse(chunk(wall[:10]), chunk(wall[10:]), chunk(wall, finish=True))
+    body = sse(chunk(wall[:10]), chunk(wall[10:]), chunk(wall), chunk(finish=True))
     decoder = AgentStreamDecoder(PROMPT)
     cut = len(sse(chunk(wall[:10]), chunk(wall[10:])))
     assert decoder.feed(body[:cut]) == []  # held back, never shown
@@ -217,7 +227,7 @@ def test_answer_that_merely_starts_like_a_wall_is_released() -> None:
 
 def test_nothing_after_finish() -> None:
     decoder = AgentStreamDecoder(PROMPT)
-    events = decoder.feed(sse(chunk("a", finish=True), chunk("b")))
+    events = decoder.feed(sse(chunk("a"), chunk(finish=True), chunk("b")))
     assert texts(events) == "a"
     assert decoder.finished
     assert decoder.feed(sse(chunk("c"))) == []
@@ -254,7 +264,7 @@ frames_strategy = st.lists(
 @settings(max_examples=150, deadline=None)
 @given(frames=frames_strategy, cuts=st.lists(st.integers(min_value=1, max_value=64), max_size=50))
 def test_any_rechunking_yields_the_same_events(frames: list[dict], cuts: list[int]) -> None:
-    body = sse(*frames, chunk("The end of the story.", finish=True))
+    body = sse(*frames, chunk("The end of the story."), chunk(finish=True))
     whole = decode(body)
     pieces: list[bytes] = []
     pos = 0
@@ -335,7 +345,7 @@ def test_usage_after_the_finish_chunk_comes_from_the_trailer(step: int | None) -
 
 def test_trailer_adds_no_text_and_ignores_errors() -> None:
     decoder = AgentStreamDecoder(PROMPT)
-    decoder.feed(sse(chunk("Done.", finish=True)))
+    decoder.feed(sse(chunk("Done."), chunk(finish=True)))
     late = decoder.feed(
         sse(
             message("Done. And more text", msg_id="m9"),
@@ -356,3 +366,24 @@ def test_short_answer_re_sent_before_finish_is_not_doubled() -> None:
 def test_short_repeat_followed_by_more_text_is_kept() -> None:
     body = sse(chunk("ha"), chunk("ha"), chunk("!"), chunk(finish=True))
     assert texts(decode(body)) == "haha!"
+
+
+def test_text_in_the_finish_chunk_is_not_used() -> None:
+    """The production client finishes the message at ``finish`` and uses none of that chunk."""
+    call = {"tool_call_id": "t9", "tool_name": "search", "tool_call_args": "{}", "status": 1}
+    body = sse(
+        chunk("Hello", thinking="Greet."),
+        chunk(" world", thinking=" More.", finish=True, tool_calls=[call]),
+    )
+    decoder = AgentStreamDecoder(PROMPT, chat_id="s1")
+    events = decoder.feed(body)
+    assert texts(events) == "Hello"
+    assert "".join(e.text for e in events if isinstance(e, Reasoning)) == "Greet."
+    assert events[-1] == FinishReason("stop")
+    assert decoder.text == "Hello"
+    assert decoder.tool_calls == {}
+
+
+def test_a_short_answer_repeated_in_the_finish_chunk_is_not_doubled() -> None:
+    body = sse(chunk("ha"), chunk("ha", finish=True))
+    assert texts(decode(body)) == "ha"

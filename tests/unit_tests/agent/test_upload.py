@@ -167,7 +167,7 @@ async def test_the_turn_body_carries_attachments_in_the_builder_order(
 ) -> None:
     mocked.post(
         url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("ok", finish=True)),
+        body=sse(chunk("ok"), chunk(finish=True)),
         content_type="text/event-stream",
     )
     client = make_client()

@@ -1,4 +1,4 @@
-"""The web client's watchdogs as ours (§12.4): heartbeats alone stall, partial text kept."""
+"""The web client's watchdogs and limits as ours (§12.4): stalls keep the partial text."""
 
 from __future__ import annotations
 
@@ -7,9 +7,13 @@ import asyncio
 import pytest
 from aioresponses import aioresponses
 
+from langchain_hailuo._http import HttpOptions
+from langchain_hailuo._timeouts import Timeouts
 from langchain_hailuo.agent.client import ModelChoice, both
+from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.errors import HailuoSessionBusyError, HailuoStallError, HailuoTimeoutError
 from langchain_hailuo.types import FinishReason
+from langchain_hailuo.v4.provider import HailuoAI
 from tests.unit_tests.agent.conftest import (
     PREFIX,
     SESSION_ID,
@@ -59,7 +63,22 @@ async def test_heartbeats_within_the_limit_do_not_stall(mocked: aioresponses) ->
 def test_the_defaults_are_the_web_clients() -> None:
     client = make_client()
     assert client.settings.heartbeat_stall == 60.0
+    assert client.settings.generating_stuck == 120.0
     assert client.options.timeouts.idle == 90.0
+    assert client.options.timeouts.first_byte == 120.0  # the web client's request timeout
+
+
+def test_the_agent_request_timeout_is_the_web_clients_and_v4_keeps_its_own() -> None:
+    agent = MiniMaxAgent(timeout=300.0)  # ChatHailuo's default total timeout
+    assert agent.options.timeouts.first_byte == 120.0
+    assert agent.options.timeouts.idle == 90.0
+    assert agent.options.timeouts.total == 300.0
+    assert MiniMaxAgent(timeout=30.0).options.timeouts.first_byte == 30.0  # capped by the total
+    assert HailuoAI(timeout=300.0).options.timeouts.first_byte == 60.0
+    assert HailuoAI().options.timeouts == Timeouts()
+    given = HttpOptions(timeouts=Timeouts(first_byte=5.0, idle=2.0))
+    chosen = MiniMaxAgent(options=given, timeout=300.0).options.timeouts
+    assert (chosen.first_byte, chosen.idle) == (5.0, 2.0)  # given phases are kept
 
 
 async def test_both_raises_the_failure_not_the_cancellation_of_the_other() -> None:
