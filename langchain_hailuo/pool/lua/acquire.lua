@@ -33,12 +33,8 @@ for i, name in ipairs(names) do
     end
   end
 end
-local function at_share()  -- the caller streams slots / clients listening (rounded up)?
-  local listening = #redis.call('PUBSUB', 'CHANNELS', P .. ':freed:*')
-  local share = math.ceil(#names * call.limit / math.max(1, listening))
-  return tonumber(redis.call('HGET', ACTIVE, client_of(call.lease)) or '0') >= share
-end
-if best and call.hold > 0 and at_share() then
+if best and call.hold > 0  -- the caller streams its share: slots / clients, rounded up
+    and streams_of(client_of(call.lease)) >= math.ceil(#names * call.limit / listening()) then
   best, busy = nil, true
   if not wake or now + call.hold < wake then wake = now + call.hold end
 end
