@@ -538,24 +538,26 @@ def _trade(report: Report, fast: dict[str, float], slow: dict[str, float]) -> No
     report.add(
         "What the simpler pool costs (issue #23): the pool before it (2,963 lines) handed "
         "most accounts it freed to its own next waiting call without asking Redis (and told "
-        "Redis later in batched notes), sent the scripts a loop asked at once in one round "
-        "trip through a hand-written pipeline, and held a burst in one process back for 50 ms "
-        "so the other processes got their share; it measured 1.05×, 1.06× and 1.05× of no "
+        "Redis later in batched notes) and sent the scripts a loop asked at once in one round "
+        "trip through a hand-written pipeline; it measured 1.05×, 1.06× and 1.05× of no "
         "pool at 100 ms answers (in process, Redis in one process, Redis in 4 processes) on "
         f"a quieter machine. This one ({lines:,} lines: a load hash and one sorted set of "
-        "leases by expiry, four short Lua scripts on redis-py's own client) measures "
-        f"{listed(fast)} at 100 ms answers and {listed(slow)} at 1 s answers. With Redis, "
+        "leases by expiry, four short Lua scripts on redis-py's own client; the share a burst "
+        "leaves other processes and the account a process keeps within its part are decided "
+        f"in those scripts) measures {listed(fast)} at 100 ms answers and {listed(slow)} at "
+        "1 s answers. With Redis, "
         "every answer pays two scripts (about half a millisecond of client CPU each way on "
         "the event loop, see the CPU column) and, between one answer's end and the next "
         "waiting call's start, the release's round trip (plus, across processes, a pub/sub "
-        "message to a process that must be scheduled to read it): at 100 ms answers, with "
+        "message when the account goes to another process): at 100 ms answers, with "
         "all 50 accounts finishing together and the machine shared, that is what moves the "
-        "ratio, and a process that asked first takes most of the first round (see above). "
+        "ratio. "
         "At 1 s answers it shrinks to a few percent; real answers take seconds. The trade "
         "is a pool whose every guarantee the tests check (per-account limits across "
-        "processes, rests, hand-over to the process streaming the fewest answers, renewal, "
-        "a dead worker's leases expiring, Redis-down errors) fits in a few short files with "
-        "its invariants in one (`pool/lua/common.lua`), for those milliseconds."
+        "processes, rests, a burst leaving other processes their share, hand-over to the "
+        "process streaming the fewest answers, renewal, a dead worker's leases expiring, "
+        "Redis-down errors) fits in a few short files with its invariants in one "
+        "(`pool/lua/common.lua`), for those milliseconds."
     )
 
 
@@ -670,11 +672,13 @@ def _first_round(figures: _Figures) -> str:
     top = statistics.median(run[0] for run in figures.free)
     return (
         " Across processes, the first round: every worker's calls arrive at once, a few ms "
-        "apart from worker to worker, and the first to ask take the free accounts (no worker "
-        "holds back for the others' share any more). Calls that found an account free, per "
-        f"worker, in the median run: {', '.join(map(str, shares))} (the largest share, median "
-        f"over the runs: {top:.0f} of {ACCOUNTS}; no pool: 12-13 each). Later rounds even "
-        "out: a freed account goes to the waiting process streaming the fewest answers."
+        "apart from worker to worker; a worker already streaming its share (the accounts over "
+        "the workers listening, rounded up) leaves the free accounts to the others for up to "
+        "50 ms (or until handed one). Calls that found an account free, per worker, in the "
+        f"median run: {', '.join(map(str, shares))} (the largest share, median over the runs: "
+        f"{top:.0f} of {ACCOUNTS}; no pool: 12-13 each). Later rounds: a freed account stays "
+        "with its worker's next call while that worker streams less than its part (rounded "
+        "down), else goes to the waiting worker streaming the fewest answers."
     )
 
 

@@ -155,6 +155,10 @@ class Backend(Protocol):
         """
         ...
 
+    async def open(self) -> None:
+        """Join the pool on the running loop (a Redis process starts listening)."""
+        ...
+
     async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:
         """Push ``(account, lease id)`` s' expiry ``ttl`` on; ``False``: that one had expired."""
         ...
@@ -210,6 +214,7 @@ class Ticket:
         self.grant: tuple[str, str] | None = None
         self.woken_for: str | None = None
         self.sleeping = False
+        self.since = time.monotonic()
 
     async def wait(self, seconds: float | None) -> None:
         """Sleep until woken or ``seconds`` pass (the timer resolves the same future)."""
@@ -356,6 +361,9 @@ class InProcessBackend:
             gate = self._gates[name, limit] = account_gate(name, limit)
             gate.watch(lambda: self.waiters.freed(name))
         return gate
+
+    async def open(self) -> None:
+        """Nothing to join: the backend is this process's memory."""
 
     async def try_acquire(
         self,

@@ -6,7 +6,10 @@ Redis's clock:
 
 - **acquire**: lease the least-loaded healthy candidate under its limit (its rest and load
   read for all candidates in two commands), or queue the waiting call and say why not (and
-  when to look again);
+  when to look again). A new chat of a loop already streaming its share of the pool (its
+  slots divided by the loops listening, rounded up) leaves the free accounts to the other
+  processes for ``share_grace`` (unless handed one sooner), so a burst in one process does
+  not take the accounts the others' calls, a few ms behind, need;
 - **release**: end the lease, count the answer, record a rest (a key with its own expiry),
   or hand the account, as a new lease of the waiter's own, to a waiting call: of the
   clients (event loops) with one, the one streaming the fewest answers, its oldest such
@@ -58,6 +61,8 @@ logger = logging.getLogger(__name__)
 _MAX_CONNECTIONS = 16
 """Redis connections per process and event loop (the ``freed`` subscription holds one)."""
 _SCRIPTS = ("acquire", "release", "renew", "status")
+SHARE_GRACE = 0.05
+"""Seconds a new chat of a loop at its share of the pool leaves free accounts to others."""
 
 
 def _source(name: str) -> str:
@@ -145,15 +150,20 @@ class RedisBackend:
 
     renews = True
 
-    def __init__(self, url: str, *, name: str = "default") -> None:
+    def __init__(
+        self, url: str, *, name: str = "default", share_grace: float = SHARE_GRACE
+    ) -> None:
         """Create the backend (no connection until first use).
 
         Args:
             url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
             name: The pool's name: pools of different names share nothing.
+            share_grace: Seconds a new chat of a loop already streaming its share of the
+                pool leaves the free accounts to the other processes' calls.
         """
         self._aioredis = _import_redis()
         self.url = url
+        self.share_grace = share_grace
         self.prefix = f"hailuo-pool:{name}"
         self.waiters = Waiters()
         self.script_calls = 0
@@ -267,6 +277,10 @@ class RedisBackend:
 
     # ------------------------------------------------------------------ Backend
 
+    async def open(self) -> None:
+        """Listen on this loop's channel: the loop counts among the pool's processes."""
+        await self._state()
+
     async def try_acquire(
         self,
         candidates: Sequence[Candidate],
@@ -293,6 +307,7 @@ class RedisBackend:
             "candidates": [[c.name, c.token or ""] for c in candidates],
             "waiter": "" if ticket is None else ticket.key,
             "within": -1 if within is None else int(within * 1000),
+            "hold": self._hold(candidates, ticket),
         }
         if ticket is not None:
             ticket.queued = True  # until the reply says otherwise
@@ -315,6 +330,12 @@ class RedisBackend:
             wake_at=None if wake is None else wake / 1000.0 + offset,
             cooling={name: _cooldown(c, offset) for name, c in reply["cooling"].items()},
         )
+
+    def _hold(self, candidates: Sequence[Candidate], ticket: Ticket | None) -> int:
+        """The ms of its share grace a new chat has left (a chat's own account: none)."""
+        if ticket is None or len(candidates) == 1:
+            return 0
+        return max(0, int((self.share_grace - (time.monotonic() - ticket.since)) * 1000))
 
     def _orphaned(
         self, state: _LoopState, done: asyncio.Future[Any], lease_id: str, ticket: Ticket | None

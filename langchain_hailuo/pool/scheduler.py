@@ -214,6 +214,7 @@ class AccountPool:
                 if specs:
                     loaded += await load_accounts(specs, base_url=self._base_url, env=self._env)
                 self._by_name = {a.name: a for a in loaded}
+                await self.backend.open()  # a process's share counts from here
                 self._accounts = loaded
             return self._accounts
 

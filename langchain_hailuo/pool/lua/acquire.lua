@@ -1,6 +1,8 @@
 -- Lease the least-loaded healthy candidate under its limit, or queue the waiter.
 -- call: {lease, ttl (ms), limit, candidates = {{name, token hash or ''}, ...} (ties go to
--- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit)}.
+-- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit), hold (ms
+-- left of the share grace: while the caller's client streams its share of the pool, the
+-- free accounts are left to the other clients' calls until then)}.
 -- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling =
 -- {name = cool-down}}.
 local names, rests = {}, {}
@@ -30,6 +32,11 @@ for i, name in ipairs(names) do
       best, best_load = name, load
     end
   end
+end
+if best and call.hold > 0  -- the caller streams its share: slots / clients, rounded up
+    and streams_of(client_of(call.lease)) >= math.ceil(#names * call.limit / listening()) then
+  best, busy = nil, true
+  if not wake or now + call.hold < wake then wake = now + call.hold end
 end
 if best then
   take(best, call.lease, call.ttl)

@@ -38,6 +38,12 @@ end
 
 local function load_of(account) return tonumber(redis.call('HGET', LOAD, account) or '0') end
 
+local function streams_of(client) return tonumber(redis.call('HGET', ACTIVE, client) or '0') end
+
+local function listening()  -- the clients subscribed to their hand-overs (the caller too)
+  return math.max(1, #redis.call('PUBSUB', 'CHANNELS', P .. ':freed:*'))
+end
+
 local function dequeue(waiter)  -- P:waiting is tidied by the next release that looks
   redis.call('ZREM', P .. ':queue:' .. client_of(waiter), waiter)
   redis.call('HDEL', P .. ':want', waiter)

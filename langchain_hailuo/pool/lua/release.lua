@@ -1,6 +1,7 @@
 -- End a lease, count the answer, record the error and a rest; else hand the account, as its
--- own new lease, to a waiter: of the clients with one that can use it, the client streaming
--- the fewest answers (ties: the oldest waiter), so answers spread over the processes.
+-- own new lease, to a waiter: the releasing client's own when it is within its part of the
+-- pool, else, of the clients with one that can use it, the client streaming the fewest
+-- answers (ties: the oldest waiter), so answers spread over the processes.
 -- call: {account, lease, served, error ('': none), cool (absent, or {kind, seconds (absent:
 -- until logged in again), message, token}), limit, grant (the waiter's lease id, without
 -- its client), client (the releasing one)}.
@@ -44,12 +45,17 @@ local function oldest_wanting(client)  -- the client's oldest live call that wan
     end
   end
 end
+-- A client streaming less than its part of the pool (the registered accounts' slots over
+-- the clients listening, rounded down) keeps the account for its own oldest waiter: the
+-- other clients get at least their part too, and the hand-over needs no pub/sub hop.
+local slots = redis.call('SCARD', P .. ':accounts') * call.limit
+local keeps = streams_of(call.client) < math.floor(slots / listening())
 while true do
   local chosen, fewest, first, ttl
   for _, client in ipairs(redis.call('SMEMBERS', P .. ':waiting')) do
     local waiter, arrival, wants_ttl = oldest_wanting(client)
     if waiter then
-      local streams = tonumber(redis.call('HGET', ACTIVE, client) or '0')
+      local streams = (keeps and client == call.client) and -1 or streams_of(client)
       if not chosen or streams < fewest or (streams == fewest and arrival < first) then
         chosen, fewest, first, ttl = waiter, streams, arrival, wants_ttl
       end

@@ -16,7 +16,7 @@ from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.core import EmulatorAccount, make_token
 from langchain_hailuo.pool import AccountPool
-from langchain_hailuo.pool.redis_backend import RedisBackend
+from langchain_hailuo.pool.redis_backend import SHARE_GRACE, RedisBackend
 from langchain_hailuo.types import AuthResult
 
 ACCOUNTS = 6
@@ -110,14 +110,16 @@ def dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"))
 
 
-def process_pool(url: str, *users: str, **kwargs: Any) -> AccountPool:
+def process_pool(
+    url: str, *users: str, share_grace: float = SHARE_GRACE, **kwargs: Any
+) -> AccountPool:
     """A Redis pool of tokens for ``users``, with a backend of its own: another process's."""
     tokens = [
         make_token(user_id=u, device_id="3" * 18, name=u, expires_at=time.time() + 3600)
         for u in users
     ]
     pool = AccountPool([SecretStr(t) for t in tokens], pool_url=url, **kwargs)
-    pool.backend = RedisBackend(url)
+    pool.backend = RedisBackend(url, share_grace=share_grace)
     return pool
 
 

@@ -235,11 +235,44 @@ async def _hold_until(pool: AccountPool, release: asyncio.Event, got: list[str])
         await release.wait()
 
 
+async def test_a_burst_in_one_process_leaves_the_other_processes_their_share(
+    redis_url: str,
+) -> None:
+    # Two processes share 4 accounts. "here" asks for 4 at once: it gets its share (2) at
+    # once, and its other calls leave the free accounts to "there" for a moment (a long one
+    # here: the order must not depend on this machine's speed); "there", asking just after,
+    # gets one at once; "here" takes the one left over after the grace.
+    users = [f"s{i}" for i in range(4)]
+    here = process_pool(redis_url, *users, share_grace=2.0)
+    there = process_pool(redis_url, *users, share_grace=2.0)
+    release = asyncio.Event()
+    got_here: list[str] = []
+    got_there: list[str] = []
+    try:
+        await here.accounts()
+        await there.accounts()
+        burst = [asyncio.create_task(_hold_until(here, release, got_here)) for _ in range(4)]
+        await until(lambda: len(got_here) >= 2, 20)
+        assert len(got_here) == 2  # its share, at once; the rest hold back
+        theirs = asyncio.create_task(_hold_until(there, release, got_there))
+        await until(lambda: bool(got_there), 20)
+        assert len(got_here) == 2  # "there" was served while "here" held back
+        await until(lambda: len(got_here) >= 3, 20)  # the one left over, after the grace
+        assert len(set(got_here + got_there)) == 4
+        assert len(got_here) == 3  # its fourth call waits for an account to be released
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*burst, theirs), 30)
+    finally:
+        release.set()
+        await here.aclose()
+        await there.aclose()
+
+
 async def test_a_burst_takes_every_free_account_when_the_other_processes_do_not_ask(
     redis_url: str,
 ) -> None:
-    # "there" listens on the pool but asks for nothing: "here" takes every free account.
-    # No account stays free while a call waits.
+    # "there" listens on the pool but asks for nothing: "here" holds back only for the
+    # grace, then takes every free account. No account stays free while a call waits.
     users = [f"t{i}" for i in range(4)]
     here, there = process_pool(redis_url, *users), process_pool(redis_url, *users)
     release = asyncio.Event()
@@ -248,6 +281,8 @@ async def test_a_burst_takes_every_free_account_when_the_other_processes_do_not_
         await here.accounts()
         await there.accounts()  # listening: a second process of the pool
         burst = [asyncio.create_task(_hold_until(here, release, got)) for _ in range(4)]
+        # Without the grace's end the two held-back calls would wait for a release that
+        # never comes here, until their deadline (30 s) fails them.
         await until(lambda: len(got) == 4, 20)
         assert len(set(got)) == 4
         release.set()
