@@ -16,6 +16,8 @@ import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 
+import typing_extensions
+
 from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
 from langchain_hailuo._prompt import TurnRequest, check_encodable, request_from_dicts
 from langchain_hailuo._routing import checked_url
@@ -234,7 +236,7 @@ class BaseProvider:
     base_url: str | None
     _client: _Closable
 
-    async def __aenter__(self) -> typing.Self:
+    async def __aenter__(self) -> typing_extensions.Self:
         """Use the provider as an async context manager (closes its sessions on exit)."""
         return self
 

@@ -560,7 +560,7 @@ class AuthStore:
         """``os.replace`` with a few retries (Windows refuses while a reader has it open)."""
         for attempt in range(_REPLACE_ATTEMPTS):
             try:
-                tmp.replace(self.path)
+                os.replace(tmp, self.path)  # noqa: PTH105 - one call on 3.10 too (pathlib binds its own)
             except PermissionError:
                 if sys.platform != "win32" or attempt == _REPLACE_ATTEMPTS - 1:
                     raise

@@ -144,8 +144,9 @@ def _format_expiry(auth: AuthResult, *, now: float | None = None) -> str:
     """Human text for the token's expiry ("2026-12-23 10:00 UTC (in 29 days)")."""
     if auth.expires_at is None:
         return "unknown (the token has no exp)"
-    when = dt.datetime.fromtimestamp(auth.expires_at, tz=dt.UTC)
-    current = dt.datetime.now(tz=dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    when = dt.datetime.fromtimestamp(auth.expires_at, tz=dt.timezone.utc)
+    utc = dt.timezone.utc
+    current = dt.datetime.now(tz=utc) if now is None else dt.datetime.fromtimestamp(now, utc)
     days = (when - current).total_seconds() / 86400
     rel = f"in {days:.0f} days" if days >= 1 else ("EXPIRED" if days < 0 else "within a day")
     return f"{when:%Y-%m-%d %H:%M} UTC ({rel})"

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from langchain_hailuo import _http
 from tests import _aioresponses_compat
 
 _aioresponses_compat.install()
@@ -31,6 +32,18 @@ def _private_config_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
             os.environ.pop("XDG_CONFIG_HOME", None)
         else:
             os.environ["XDG_CONFIG_HOME"] = previous
+
+
+@pytest.fixture(autouse=True)
+def _no_remembered_moves() -> Iterator[None]:
+    """Each test starts as a fresh process would: no permanent redirect remembered.
+
+    Tests reuse the same made-up origins (and loopback ports come round again), so a move
+    one test's server announced must not send another test's requests elsewhere.
+    """
+    _http._MOVED.clear()
+    yield
+    _http._MOVED.clear()
 
 
 @pytest.fixture

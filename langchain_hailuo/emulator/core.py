@@ -20,6 +20,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
+
 __all__ = [
     "AGENT_FAULTS",
     "BASE_RESP_OK",
@@ -666,8 +668,8 @@ class EventStream:
         while not self._state.stopped.is_set():
             if self.client_gone():
                 raise ConnectionResetError("the client closed the connection during a stall")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_DISCONNECT_POLL):
+            with contextlib.suppress(*TIMEOUT_ERRORS):
+                async with timeout(_DISCONNECT_POLL):
                     await self._state.stopped.wait()
 
     async def serve(self, write: Callable[[], Awaitable[None]]) -> None:
