@@ -995,7 +995,10 @@ class AuthManager:
                 auth = await self._login()
                 self._set(auth, "browser")
                 return auth
-            raise HailuoTokenExpiredError(self._rejected_message(rejected)) from None
+            message = self._rejected_message(rejected)
+            if decode_jwt_payload(rejected.token.get_secret_value()) is None:
+                raise HailuoAuthError(message) from None  # not a token at all: not "expired"
+            raise HailuoTokenExpiredError(message) from None
 
     async def update(self, auth: AuthResult) -> None:
         """Keep ``auth`` (e.g. with bootstrap results added) as the current credentials.
