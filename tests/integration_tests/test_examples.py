@@ -50,7 +50,7 @@ def test_example_runs_offline(script: str, expected: str, tmp_path: Path) -> Non
 )
 def test_pool_workers_fall_back_to_the_emulator_and_a_private_redis(tmp_path: Path) -> None:
     out = _run(["examples/pool_workers.py", "8"], tmp_path)
-    assert "using the bundled local emulator" in out
+    assert "using the local emulator" in out
     assert "using a private redis-server" in out
     threads = [line for line in out.splitlines() if line.startswith("user-")]
     assert len(threads) == 8
