@@ -6,14 +6,17 @@ two answers at once, whichever process asks, and a thread's second turn goes bac
 account (and server chat) of its first.
 
 Run: ``python examples/pool_workers.py [THREADS]`` with ``HAILUO_ACCOUNTS_DIR`` (a folder of
-auth files, see ``hailuo login --add NAME``) and ``HAILUO_POOL_URL`` (``redis://...``), or
-the defaults below. Needs ``pip install "langchain-hailuo[redis]"``.
+auth files, see ``hailuo login --add NAME``) or ``HAILUO_TOKENS``, and ``HAILUO_POOL_URL``
+(``redis://...``). Without accounts it talks to the bundled local emulator (two made-up
+accounts), and without a pool URL it starts a private ``redis-server`` on a free loopback
+port (Debian: ``apt-get install redis-server``), saying so (``example_pool``). Needs
+``pip install "langchain-hailuo[examples]"`` (LangGraph and the Redis client).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
+import multiprocessing
 import sys
 from concurrent.futures import ProcessPoolExecutor
 
@@ -24,9 +27,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from langchain_hailuo import ChatHailuo
-
-ACCOUNTS = os.environ.get("HAILUO_ACCOUNTS_DIR", "/srv/hailuo/accounts")
-POOL_URL = os.environ.get("HAILUO_POOL_URL", "redis://127.0.0.1:6379/0")
+from langchain_hailuo.demo import example_pool
 
 
 def build_graph(model: ChatHailuo) -> CompiledStateGraph:
@@ -41,7 +42,7 @@ def build_graph(model: ChatHailuo) -> CompiledStateGraph:
 
 async def answer_threads(thread_ids: list[str]) -> list[str]:
     """Two turns of each thread, all threads at once; one line per thread."""
-    model = ChatHailuo(accounts=ACCOUNTS, pool_url=POOL_URL)  # one pool, shared via Redis
+    model = ChatHailuo()  # HAILUO_TOKENS / HAILUO_ACCOUNTS_DIR, shared via HAILUO_POOL_URL
     graph = build_graph(model)
 
     async def one(thread_id: str) -> str:
@@ -66,6 +67,8 @@ def work(thread_ids: list[str]) -> list[str]:
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     threads = [f"user-{i}" for i in range(count)]
-    with ProcessPoolExecutor(4) as workers:  # 4 processes, one pool of accounts
+    spawn = multiprocessing.get_context("spawn")  # fresh processes: no threads forked
+    with example_pool(), ProcessPoolExecutor(4, mp_context=spawn) as workers:
+        # 4 processes (started with the environment set above), one pool of accounts
         for lines in workers.map(work, [threads[i::4] for i in range(4)]):
             print("\n".join(lines))

@@ -91,10 +91,15 @@ def add_usage(first: Usage | None, second: Usage | None) -> Usage | None:
 
 def usage_metadata(usage: Usage) -> UsageMetadata:
     """LangChain usage metadata from the provider's counts."""
-    return UsageMetadata(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        total_tokens=usage.total_tokens,
+    # Built as a dict and cast (here and below): LangChain's TypedDicts declare optional
+    # keys with typing.NotRequired, which mypy reads as required under Python 3.10's rules.
+    return cast(
+        "UsageMetadata",
+        {
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
     )
 
 
@@ -121,32 +126,41 @@ def _translate_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
     blocks: list[types.ContentBlock] = []
     reasoning = chunk.additional_kwargs.get("reasoning_content")
     if isinstance(reasoning, str):
-        blocks.append({"type": "reasoning", "reasoning": reasoning})
+        blocks.append(cast("types.ContentBlock", {"type": "reasoning", "reasoning": reasoning}))
     if chunk.content:
-        blocks.append({"type": "text", "text": chunk.content})
+        blocks.append(cast("types.ContentBlock", {"type": "text", "text": chunk.content}))
     if chunk.chunk_position == "last":
         blocks.extend(
-            {"type": "tool_call", "name": call["name"], "args": call["args"], "id": call["id"]}
+            cast(
+                "types.ContentBlock",
+                {"type": "tool_call", "name": call["name"], "args": call["args"], "id": call["id"]},
+            )
             for call in chunk.tool_calls
         )
         blocks.extend(
-            {
-                "type": "invalid_tool_call",
-                "name": bad.get("name"),
-                "args": bad.get("args"),
-                "id": bad.get("id"),
-                "error": bad.get("error"),
-            }
+            cast(
+                "types.ContentBlock",
+                {
+                    "type": "invalid_tool_call",
+                    "name": bad.get("name"),
+                    "args": bad.get("args"),
+                    "id": bad.get("id"),
+                    "error": bad.get("error"),
+                },
+            )
             for bad in chunk.invalid_tool_calls
         )
         return blocks
     for piece in chunk.tool_call_chunks:
-        block: types.ToolCallChunk = {
-            "type": "tool_call_chunk",
-            "id": piece.get("id"),
-            "name": piece.get("name"),
-            "args": piece.get("args"),
-        }
+        block = cast(
+            "types.ToolCallChunk",
+            {
+                "type": "tool_call_chunk",
+                "id": piece.get("id"),
+                "name": piece.get("name"),
+                "args": piece.get("args"),
+            },
+        )
         if (index := piece.get("index")) is not None:
             block["index"] = f"lc_tc_{index}"
         blocks.append(block)

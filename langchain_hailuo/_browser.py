@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, expired, timeout
 from langchain_hailuo._config import default_profile_dir
 from langchain_hailuo._login import LoginOptions, redact_url
 from langchain_hailuo._routing import protocol_for_host
@@ -456,7 +457,7 @@ async def run_login(
     )
     browser = Browser(config)
     drains: list[asyncio.Task[None]] = []
-    deadline: asyncio.Timeout | None = None
+    deadline: Any = None  # asyncio.timeout's context (async_timeout's before 3.11)
     try:
         try:
             await browser.start()
@@ -469,11 +470,11 @@ async def run_login(
         logger.info(
             "Browser login: waiting up to %g s at %s.", options.login_timeout, options.base_url
         )
-        deadline = asyncio.timeout(options.login_timeout)
+        deadline = timeout(options.login_timeout)
         async with deadline:
             return await _login_flow(browser, options, on_page)
-    except TimeoutError as exc:
-        if deadline is not None and deadline.expired():
+    except TIMEOUT_ERRORS as exc:
+        if deadline is not None and expired(deadline):
             raise HailuoLoginTimeoutError(
                 f"Nobody completed the login at {options.base_url} within "
                 f"{options.login_timeout:g} s; run `hailuo login` and sign in in the "
@@ -564,11 +565,11 @@ async def _close_browser(browser: Any, drains: list[asyncio.Task[None]]) -> None
     process = getattr(browser, "_process", None)
     if process is not None and process.returncode is None and browser.websocket_url:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
+            async with timeout(2):
                 await browser.send(cdp.browser.close())
     for connection in [*list(getattr(browser, "targets", [])), browser]:
         with contextlib.suppress(Exception):
-            async with asyncio.timeout(2):
+            async with timeout(2):
                 await connection.aclose()
     if process is not None:
         await _stop_process(process)
@@ -588,5 +589,5 @@ async def _stop_process(process: asyncio.subprocess.Process) -> None:
         if signal_it is not None:
             with contextlib.suppress(ProcessLookupError):
                 signal_it()
-        with contextlib.suppress(TimeoutError):
+        with contextlib.suppress(*TIMEOUT_ERRORS):
             await asyncio.wait_for(process.wait(), _CLOSE_WAIT)

@@ -28,6 +28,7 @@ from urllib.parse import quote, quote_plus, urljoin, urlsplit
 import aiohttp
 import yarl
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
 from langchain_hailuo._sse import DEFAULT_MAX_LINE_BYTES
 from langchain_hailuo._timeouts import Timeouts, checked_timeout
 from langchain_hailuo.errors import (
@@ -622,6 +623,40 @@ def _check_headers(headers: Mapping[str, str]) -> None:
             )
 
 
+PERMANENT_REDIRECTS = frozenset({301, 308})
+_MOVED: dict[str, str] = {}
+"""Origins that answered a permanent redirect to another origin, and where to (this process)."""
+_MOVED_LIMIT = 64
+"""At most this many moves are remembered (a handful of service hosts in practice)."""
+
+
+def _moved(url: str, policy: RedirectPolicy) -> str:
+    """``url`` on the origin its own origin permanently moved to, when this policy allows it."""
+    origin = origin_of(url)
+    target = _MOVED.get(origin)
+    if target is None:
+        return url
+    moved = target + url[len(origin) :]
+    return moved if policy.refusal(url, moved) is None else url
+
+
+def _remember_move(status: int, url: str, new_url: str) -> None:
+    """Keep a permanent redirect that only changes the origin, for the next requests."""
+    old, new = origin_of(url), origin_of(new_url)
+    if status not in PERMANENT_REDIRECTS or old == new or url[len(old) :] != new_url[len(new) :]:
+        return
+    if old in _MOVED or len(_MOVED) < _MOVED_LIMIT:
+        _MOVED[old] = new
+        logger.info("%s moved permanently to %s; going there directly from now on", old, new)
+
+
+def _forget_move(url: str) -> None:
+    """Drop remembered moves to ``url``'s origin (it could not be reached)."""
+    gone = origin_of(url)
+    for old in [old for old, new in _MOVED.items() if new == gone]:
+        _MOVED.pop(old, None)
+
+
 async def request_following_redirects(
     session: aiohttp.ClientSession,
     method: str,
@@ -638,8 +673,10 @@ async def request_following_redirects(
     aiohttp (like browsers) turns a POST answered with 301/302 into a body-less GET; the
     chat APIs need the POST itself, so redirects are followed here by hand. The target is
     re-signed through ``build`` for each hop, and only followed where ``policy`` lets the
-    credentials go. Transport failures come back typed, without the URL (its query may
-    hold the token).
+    credentials go. A permanent redirect (301/308) that only changes the origin is
+    remembered for the process: later requests to that origin go straight to the new one
+    (where ``policy`` allows it; forgotten again when the new origin cannot be reached).
+    Transport failures come back typed, without the URL (its query may hold the token).
 
     Args:
         session: The session to use.
@@ -666,10 +703,16 @@ async def request_following_redirects(
             of the request may have been written).
         HailuoConfigurationError: A header value holds a control character.
     """
+    first, url = url, _moved(url, policy)
     for _ in range(options.max_redirects + 1):
         kwargs = build(url)
         _check_headers(kwargs.get("headers") or {})
-        resp = await _request_once(session, method, url, kwargs, options, what, encoded=encoded)
+        try:
+            resp = await _request_once(session, method, url, kwargs, options, what, encoded=encoded)
+        except HailuoConnectionError:
+            if url != first:
+                _forget_move(url)
+            raise
         if resp.status not in REDIRECT_STATUSES:
             return resp
         location = resp.headers.get("Location")
@@ -692,6 +735,7 @@ async def request_following_redirects(
         logger.info(
             "following HTTP %s from %s to %s", resp.status, origin_of(url), origin_of(new_url)
         )
+        _remember_move(resp.status, url, new_url)
         url = new_url
     raise HailuoProtocolError(
         f"Too many redirects (more than {options.max_redirects}) starting from {origin_of(url)}; "
@@ -720,7 +764,7 @@ async def _request_once(  # noqa: PLR0917 - private, one call site
         timeouts.first_byte is None or left < timeouts.first_byte
     )
     try:
-        async with asyncio.timeout(wait):
+        async with timeout(wait):
             return await session.request(
                 method,
                 yarl.URL(url, encoded=True) if encoded else url,
@@ -743,7 +787,7 @@ async def _request_once(  # noqa: PLR0917 - private, one call site
             f"({type(exc).__name__}: {exc.os_error.strerror or type(exc.os_error).__name__}).",
             request_sent=False,
         )
-    except TimeoutError:
+    except TIMEOUT_ERRORS:
         if deadline_first:
             error = options.out_of_time(f"waiting for the answer to the {what}")
         else:
@@ -964,9 +1008,9 @@ async def iter_chunks(
             raise _answer_too_slow(options)
         by_deadline = left is not None and (idle is None or left <= idle)
         try:
-            async with asyncio.timeout(left if by_deadline else idle):
+            async with timeout(left if by_deadline else idle):
                 chunk = await resp.content.readany()
-        except TimeoutError as exc:
+        except TIMEOUT_ERRORS as exc:
             if by_deadline:
                 raise _answer_too_slow(options) from exc
             raise (idle_error or idle_timed_out)(typing.cast("float", idle)) from exc
@@ -1017,11 +1061,11 @@ async def read_rest(
     idle = options.timeouts.idle
     wait = options.bounded(grace if idle is None else min(idle, grace))
     try:
-        async with asyncio.timeout(wait):
+        async with timeout(wait):
             async for chunk in chunks:
                 if feed is not None:
                     feed(chunk)
-    except (TimeoutError, HailuoError, aiohttp.ClientError) as exc:
+    except (TimeoutError, asyncio.TimeoutError, HailuoError, aiohttp.ClientError) as exc:
         logger.debug("stopped reading after the finished answer: %s", type(exc).__name__)
         return False
     return True

@@ -34,6 +34,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from types import TracebackType
 from typing import Any, Protocol, TypeVar
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
 from langchain_hailuo.errors import HailuoTimeoutError
 
 __all__ = ["CrossLoopSemaphore", "LoopRunner", "account_gate", "get_runner"]
@@ -347,9 +348,9 @@ class CrossLoopSemaphore:
         """
         wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
         try:
-            async with asyncio.timeout(wait):
+            async with timeout(wait):
                 await self.acquire()
-        except TimeoutError:
+        except TIMEOUT_ERRORS:
             raise HailuoTimeoutError(
                 f"The call's timeout ran out while {what} waited for this account's other "
                 "calls to finish (the service streams one answer per account at a time); "

@@ -16,6 +16,8 @@ import typing
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Concatenate, Generic, ParamSpec, TypeVar
 
+import typing_extensions
+
 from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
 from langchain_hailuo._prompt import TurnRequest, check_encodable, request_from_dicts
 from langchain_hailuo._routing import checked_url
@@ -250,7 +252,7 @@ class BaseProvider:
         del auth  # the protocol has no per-account list
         return list(self.models)
 
-    async def __aenter__(self) -> typing.Self:
+    async def __aenter__(self) -> typing_extensions.Self:
         """Use the provider as an async context manager (closes its sessions on exit)."""
         return self
 

@@ -72,7 +72,7 @@ from langchain_hailuo.errors import (
     HailuoError,
     HailuoTokenExpiredError,
 )
-from langchain_hailuo.types import AuthResult, Protocol, RequestLogin
+from langchain_hailuo.types import AuthResult, Protocol, RequestLogin, decode_jwt_payload
 
 if TYPE_CHECKING:
     from langchain_hailuo._browser import PageHook
@@ -119,6 +119,13 @@ _CHANGES = itertools.count(1)
 _LAST_CHANGE = [0]
 """The number of the last change of any manager's credentials (:meth:`AuthManager.changes`)."""
 _DEVICES_KEY = "devices"
+_USED_AT = "used_at"
+DEVICE_RETENTION = 90 * 24 * 3600.0
+"""Seconds a kept device pair may go unused before a write of the auth file drops it."""
+_USE_RESOLUTION = 24 * 3600.0
+"""A pair's last use is written again only when older than this (reads stay reads)."""
+_UNWRITABLE_WARNED: set[Path] = set()
+"""Auth files this process already warned it cannot write (one warning each)."""
 
 RENEWAL_WINDOW = 10 * 24 * 3600.0
 """Seconds before ``exp`` from which a stored token is renewed (web tokens live ~40 days)."""
@@ -203,6 +210,22 @@ def with_device(auth: AuthResult, identity: DeviceIdentity) -> AuthResult:
 def _device_key(protocol: Protocol, auth: AuthResult) -> str:
     """Where an account's pair is kept in the auth file (per protocol and account)."""
     return f"{protocol}:{auth.account_fingerprint}"
+
+
+def _last_use(entry: Any) -> float:
+    """When a kept pair was last used (a pair kept before uses were recorded: now)."""
+    used = entry.get(_USED_AT) if isinstance(entry, dict) else None
+    return float(used) if isinstance(used, int | float) else time.time()
+
+
+def _recent(devices: dict[str, Any], now: float) -> dict[str, Any]:
+    """The pairs used within :data:`DEVICE_RETENTION`, each with its last use recorded."""
+    cutoff = now - DEVICE_RETENTION
+    return {
+        key: {**entry, _USED_AT: _last_use(entry)}
+        for key, entry in devices.items()
+        if isinstance(entry, dict) and _last_use(entry) >= cutoff
+    }
 
 
 # --------------------------------------------------------------------------- the auth file
@@ -363,6 +386,11 @@ class AuthStore:
         # A file holding only the device pairs of HAILUO_TOKEN accounts has no login.
         return data or None
 
+    def holds_devices_only(self) -> bool:
+        """Whether the file holds no login, only device pairs kept for ``HAILUO_TOKEN`` use."""
+        data = self._read_object()
+        return bool(data) and set(data) == {_DEVICES_KEY}
+
     def save(self, auth: AuthResult) -> None:
         """Write ``auth`` atomically (0600, under the inter-process lock).
 
@@ -375,7 +403,7 @@ class AuthStore:
         data = auth.to_store_dict()
         self._ensure_dir()
         with self._locked():
-            devices = self._read_devices()
+            devices = _recent(self._read_devices(), time.time())
             if devices:
                 data[_DEVICES_KEY] = devices
             self._write_atomic(data)
@@ -390,7 +418,12 @@ class AuthStore:
         Returns:
             The pair, or ``None``.
         """
-        return DeviceIdentity.from_dict(self._read_devices().get(key))
+        entry = self._read_devices().get(key)
+        found = DeviceIdentity.from_dict(entry)
+        if found is not None and _last_use(entry) < time.time() - _USE_RESOLUTION:
+            with contextlib.suppress(OSError):  # only the pruning clock; the pair still works
+                self.remember_device(key, found, replace_stale=False)
+        return found
 
     def remember_device(
         self, key: str, identity: DeviceIdentity, *, replace_stale: bool = True
@@ -399,7 +432,8 @@ class AuthStore:
 
         Under the inter-process lock: a usable pair already there wins (so every process
         of an account ends up with the same pair); otherwise ``identity`` is written
-        atomically, next to whatever login the file holds.
+        atomically, next to whatever login the file holds. The pair is marked used now, and
+        pairs unused for :data:`DEVICE_RETENTION` seconds are dropped.
 
         Args:
             key: The account's key.
@@ -410,17 +444,17 @@ class AuthStore:
             The pair now stored (``identity`` or the one found).
         """
         self._ensure_dir()
+        now = time.time()
         with self._locked():
             data = self._read_object()
             devices = data.get(_DEVICES_KEY)
-            devices = dict(devices) if isinstance(devices, dict) else {}
+            devices = _recent(dict(devices) if isinstance(devices, dict) else {}, now)
             found = DeviceIdentity.from_dict(devices.get(key))
-            if found is not None and not (replace_stale and found.is_stale()):
-                return found
-            devices[key] = identity.to_dict()
+            kept = identity if found is None or (replace_stale and found.is_stale()) else found
+            devices[key] = {**kept.to_dict(), _USED_AT: now}
             data[_DEVICES_KEY] = devices
             self._write_atomic(data)
-        return identity
+        return kept
 
     def _read_object(self) -> dict[str, Any]:
         """The file's JSON object as is (``{}`` when missing or unreadable)."""
@@ -526,7 +560,7 @@ class AuthStore:
         """``os.replace`` with a few retries (Windows refuses while a reader has it open)."""
         for attempt in range(_REPLACE_ATTEMPTS):
             try:
-                tmp.replace(self.path)
+                os.replace(tmp, self.path)  # noqa: PTH105 - one call on 3.10 too (pathlib binds its own)
             except PermissionError:
                 if sys.platform != "win32" or attempt == _REPLACE_ATTEMPTS - 1:
                     raise
@@ -948,7 +982,11 @@ class AuthManager:
                 and not current.is_expired()
             ):
                 return current
-            loaded = await asyncio.to_thread(self.store.load)
+            # A token given as an argument or in HAILUO_TOKEN wins over the file, and a pool's
+            # token accounts share the file only for their device ids: only a stored login
+            # is replaced by what another process saved.
+            stored = self._source in {"file", "browser", None}
+            loaded = await asyncio.to_thread(self.store.load) if stored else None
             if loaded is not None and not _same_token(loaded, rejected) and not loaded.is_expired():
                 logger.info("Using the credentials another process saved to %s.", self.store.path)
                 self._set(loaded, "file")
@@ -957,16 +995,10 @@ class AuthManager:
                 auth = await self._login()
                 self._set(auth, "browser")
                 return auth
-            if rejected.is_expired():
-                raise HailuoTokenExpiredError(
-                    f"The token ({rejected.account_fingerprint}) has expired; "
-                    "run `hailuo login` to sign in again."
-                )
-            raise HailuoTokenExpiredError(
-                f"The token ({rejected.account_fingerprint}) was rejected by the server: it "
-                "expired or was revoked (a logout elsewhere revokes it); run `hailuo login` "
-                "to sign in again (or set HAILUO_TOKEN)."
-            )
+            message = self._rejected_message(rejected)
+            if decode_jwt_payload(rejected.token.get_secret_value()) is None:
+                raise HailuoAuthError(message) from None  # not a token at all: not "expired"
+            raise HailuoTokenExpiredError(message) from None
 
     async def update(self, auth: AuthResult) -> None:
         """Keep ``auth`` (e.g. with bootstrap results added) as the current credentials.
@@ -1030,15 +1062,22 @@ class AuthManager:
         stored = await asyncio.to_thread(self.store.device, key)
         if stored is not None and not stored.is_stale():
             return stored
+        memory = _PROCESS_DEVICES.get(f"{self.store.path}|{key}")
+        if memory is not None and not memory.is_stale():
+            return memory  # the file cannot be written: this process keeps the pair itself
         candidate = await _registered_or_generated(auth, register, stored)
         try:
             return await asyncio.to_thread(self.store.remember_device, key, candidate)
         except OSError as exc:
-            logger.warning(
-                "Could not keep the device id in %s (%s); this process uses its own.",
-                self.store.path,
-                type(exc).__name__,
-            )
+            _PROCESS_DEVICES[f"{self.store.path}|{key}"] = candidate
+            if self.store.path not in _UNWRITABLE_WARNED:
+                _UNWRITABLE_WARNED.add(self.store.path)
+                logger.warning(
+                    "Cannot write %s (%s): device ids are kept in memory for this process "
+                    "only (set HAILUO_AUTH_FILE to a writable file to keep them).",
+                    self.store.path,
+                    type(exc).__name__,
+                )
             return candidate
 
     async def renew_if_due(
@@ -1127,6 +1166,28 @@ class AuthManager:
             parts.append(f"then a browser login at {self.login_options.base_url}")
         return "not resolved yet: " + ", ".join(parts)
 
+    def _rejected_message(self, rejected: AuthResult) -> str:
+        """What to do about a refused token, for where it came from (one sentence each)."""
+        name = rejected.account_fingerprint
+        if decode_jwt_payload(rejected.token.get_secret_value()) is None:
+            what = {"environment": ENV_TOKEN, "argument": "the token argument"}.get(
+                self._source or "", f"the auth file {self.store.path}"
+            )
+            return (
+                f"The server refused the token from {what}: it is not a MiniMax token (the "
+                "value of localStorage `_token`, a long text starting with `eyJ`). Copy it "
+                "again from a browser where you are logged in."
+            )
+        state = "has expired" if rejected.is_expired() else "was rejected (expired or revoked)"
+        if self._source == "environment":
+            return (
+                f"The token in {ENV_TOKEN} ({name}) {state}; set {ENV_TOKEN} to a fresh "
+                "`_token` from a browser where you are logged in (it wins over `hailuo login`)."
+            )
+        if self._source == "argument":
+            return f"The token passed as an argument ({name}) {state}; pass a fresh one."
+        return f"The token ({name}) {state}; run `hailuo login` to sign in again."
+
     @staticmethod
     def _describe_auth(auth: AuthResult | None) -> str:
         """The non-secret facts of ``auth``: account, protocol, origin, expiry."""
@@ -1178,10 +1239,12 @@ class AuthManager:
     def _explicit(self) -> tuple[AuthResult, CredentialSource] | None:
         """Credentials from arguments or ``HAILUO_TOKEN``, if any."""
         source: CredentialSource
+        env_token = _secret(self._env.get(ENV_TOKEN))
         if self._token:
-            token, source = self._token, "argument"
+            # ChatHailuo reads HAILUO_TOKEN itself: the same text is the variable's token.
+            token = self._token
+            source = "environment" if env_token == token else "argument"
         else:
-            env_token = _secret(self._env.get(ENV_TOKEN))
             if not env_token:
                 return None
             token, source = env_token, "environment"
@@ -1192,10 +1255,11 @@ class AuthManager:
             api_origin=self._base_url,
         )
         if auth.is_expired(skew=0):
+            # The server's refusal says what to do (for HAILUO_TOKEN: set a new one).
             logger.warning(
-                "The token from %s (%s) has expired according to its JWT; the server will "
-                "probably reject it.",
-                "the arguments" if source == "argument" else ENV_TOKEN,
+                "The token %s (%s) has expired according to its JWT; the server will probably "
+                "reject it.",
+                f"in {ENV_TOKEN}" if source == "environment" else "passed as an argument",
                 auth.account_fingerprint,
             )
         return auth, source

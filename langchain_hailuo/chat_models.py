@@ -12,7 +12,9 @@ import contextlib
 import copy
 import dataclasses
 import logging
+import os
 import re
+import sys
 import threading
 import time
 import warnings
@@ -29,7 +31,7 @@ from collections.abc import (
 from contextlib import aclosing
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 from typing import Protocol as TypingProtocol
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -49,6 +51,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
+from typing_extensions import Self
 
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from langchain_hailuo._config import ENV_POOL_URL
@@ -143,8 +146,37 @@ def _warn_unused_control(name: str) -> None:
         f"ChatHailuo ignores {name}: the Hailuo / MiniMax web chat has no such control. "
         "The value is accepted so code written for other chat models runs unchanged.",
         UserWarning,
-        stacklevel=4,
+        stacklevel=_callers_stacklevel(),
     )
+
+
+def _library_folders() -> tuple[str, ...]:
+    """The folders of this package, pydantic and LangChain's core (a warning points past them)."""
+    import langchain_core  # noqa: PLC0415 - only when a warning is raised
+    import pydantic  # noqa: PLC0415
+
+    return tuple(
+        str(Path(module.__file__ or "").resolve().parent) + os.sep
+        for module in (sys.modules[__name__.split(".", 1)[0]], pydantic, langchain_core)
+    )
+
+
+def _callers_stacklevel() -> int:
+    """``stacklevel`` for a warning raised here: the user's line that built the model.
+
+    The number of frames between the user and the warning depends on pydantic's and
+    LangChain's versions (and on subclasses), so they are counted, not assumed: the first
+    frame outside this package, pydantic and ``langchain_core`` is the caller's.
+    """
+    folders = _library_folders()
+    frame = sys._getframe(1)  # the function that calls warnings.warn is stacklevel 1
+    level = 1
+    while frame.f_back is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(
+        folders
+    ):
+        frame = frame.f_back
+        level += 1
+    return level
 
 
 def _redact_proxy(proxy: str | None) -> str | None:

@@ -1,9 +1,14 @@
-"""The ``hailuo`` command: log in, check the login, diagnose, chat, run the emulator.
+"""The ``hailuo`` command: log in, check the login, diagnose, chat, serve, run the emulator.
 
 Exit codes: 0 success, 1 a failure the message explains (no login, login timed out, no
-browser, expired token, service error, a failed ``doctor`` step), 2 bad usage (unknown
-command or flag), 130 Ctrl+C. Errors are one line on standard error; the token is never
-printed.
+browser, expired token, bad setting, unknown model, unreachable service, a failed ``doctor``
+step), 2 bad usage (unknown command or flag, a port out of range), 130 Ctrl+C, 141 standard
+output closed early (``hailuo doctor | head``). Errors are one line on standard error; the
+token is never printed.
+
+Every command's exceptions reach :func:`main`, which turns them into a message and an exit
+code in one place (:func:`_exit_code`): a command raises a typed error and never prints its
+own ``hailuo: error:`` line for a fatal failure.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ import contextlib
 import datetime as dt
 import getpass
 import os
+import re
 import shutil
+import signal
 import stat
 import sys
 import threading
@@ -22,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+
+from pydantic import ValidationError
 
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
@@ -34,7 +43,19 @@ from langchain_hailuo.auth import (
     resolve_protocol,
     token_login,
 )
-from langchain_hailuo.errors import HailuoConfigurationError, HailuoError
+from langchain_hailuo.errors import (
+    HailuoAuthError,
+    HailuoConfigurationError,
+    HailuoConnectionError,
+    HailuoError,
+    HailuoProtocolError,
+    HailuoQuotaError,
+    HailuoRedirectError,
+    HailuoServerError,
+    HailuoSessionBusyError,
+    HailuoTimeoutError,
+    HailuoUploadError,
+)
 from langchain_hailuo.pool.cli import add_pool_parser, run_pool_command
 
 if TYPE_CHECKING:
@@ -48,22 +69,84 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+"""128 + SIGPIPE: what a shell reports for a tool whose reader went away."""
+
+PROTOCOLS = ("auto", "agent", "v4")
+ENV_PROTOCOL = "HAILUO_PROTOCOL"
+
+_SETTINGS = {
+    "protocol": f"{ENV_PROTOCOL} or --protocol",
+    "base_url": "HAILUO_BASE_URL or --base-url",
+    "stream_url": "HAILUO_STREAM_URL or --stream-url",
+    "model": "--model",
+    "auth_file": "HAILUO_AUTH_FILE or --auth-file",
+    "uuid": "HAILUO_UUID",
+    "device_id": "HAILUO_DEVICE_ID",
+    "token": "HAILUO_TOKEN",
+    "pool_url": "HAILUO_POOL_URL or --pool-url",
+    "accounts": "HAILUO_TOKENS, HAILUO_ACCOUNTS_DIR or --accounts-dir",
+}
+"""ChatHailuo's fields as the user sets them, for errors that name the variable or flag."""
+
+_MARKUP = re.compile(r"``?([^`]+)``?")
+
+
+class _PlainHelp(argparse.HelpFormatter):
+    """Help without reStructuredText markup (````x```` and ```x``` read as 'x')."""
+
+    def _format_text(self, text: str) -> str:
+        """The description and epilog, unmarked."""
+        return super()._format_text(_MARKUP.sub(r"'\1'", text))
+
+    def _expand_help(self, action: argparse.Action) -> str:
+        """An option's help, unmarked."""
+        return _MARKUP.sub(r"'\1'", super()._expand_help(action))
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error and exit code 2 for bad usage."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        """An argparse parser with plain-text help."""
+        kwargs.setdefault("formatter_class", _PlainHelp)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> Any:
         """Print ``hailuo: error: ...`` and a hint, then exit 2."""
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
 
 
+def _port(text: str) -> int:
+    """A TCP port from the command line: 0 (a free one) to 65535.
+
+    Raises:
+        argparse.ArgumentTypeError: Not a number in that range (exit 2, one line).
+    """
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 <= port <= 65535:  # noqa: PLR2004 - the TCP port range
+        raise argparse.ArgumentTypeError(f"{port} is not a port (0 to 65535; 0: a free one)")
+    return port
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> HailuoConfigurationError:
+    """The error (with the hint every listening command gives) for a port that cannot be bound."""
+    return HailuoConfigurationError(
+        f"Cannot listen on {host}:{port} ({exc.strerror or exc}); pick another --port, or 0 "
+        "for a free one."
+    )
+
+
 def _format_expiry(auth: AuthResult, *, now: float | None = None) -> str:
     """Human text for the token's expiry ("2026-12-23 10:00 UTC (in 29 days)")."""
     if auth.expires_at is None:
         return "unknown (the token has no exp)"
-    when = dt.datetime.fromtimestamp(auth.expires_at, tz=dt.UTC)
-    current = dt.datetime.now(tz=dt.UTC) if now is None else dt.datetime.fromtimestamp(now, dt.UTC)
+    when = dt.datetime.fromtimestamp(auth.expires_at, tz=dt.timezone.utc)
+    utc = dt.timezone.utc
+    current = dt.datetime.now(tz=utc) if now is None else dt.datetime.fromtimestamp(now, utc)
     days = (when - current).total_seconds() / 86400
     rel = f"in {days:.0f} days" if days >= 1 else ("EXPIRED" if days < 0 else "within a day")
     return f"{when:%Y-%m-%d %H:%M} UTC ({rel})"
@@ -77,6 +160,18 @@ def _describe_auth(auth: AuthResult) -> list[str]:
         f"api origin:  {auth.api_origin or DEFAULT_BASE_URL}",
         f"protocol:    {auth.protocol or resolve_protocol(auth.api_origin or DEFAULT_BASE_URL)}",
     ]
+
+
+def _require_browser(path: str | None) -> None:
+    """Check that a browser login can start here (the driver, then a browser).
+
+    Raises:
+        HailuoError: What is missing, and how to get it.
+    """
+    from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
+
+    _browser.require_nodriver()
+    _browser.find_browser(path)
 
 
 def _browser_status(path: str | None) -> str:
@@ -116,6 +211,7 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
             )
         )
     else:
+        _require_browser(args.browser)  # before announcing a browser that cannot start
         options = LoginOptions(
             base_url=args.base_url,
             browser_path=args.browser,
@@ -151,21 +247,33 @@ def _read_token(source: str, stdin: TextIO | None = None) -> str:
     Raises:
         HailuoConfigurationError: A value other than ``-`` was given on the command line.
     """
+    stream = stdin or sys.stdin
     if source == "-":
-        return (stdin or sys.stdin).read().strip()
+        return stream.read().strip()
     if source != _TOKEN_FROM_PROMPT:
         raise HailuoConfigurationError(
             "Never pass the token as an argument (other users can read it in `ps`): pipe it "
             "in with `--token -` or type it at the prompt of `--token`."
         )
-    return getpass.getpass("Paste the value of localStorage _token (input is hidden): ").strip()
+    token = ""
+    if not _is_terminal(stream):  # `docker exec` without -t: read the line given, if any
+        token = stream.readline()
+    else:
+        with contextlib.suppress(EOFError):  # Ctrl+D at the prompt
+            token = getpass.getpass("Paste the value of localStorage _token (input is hidden): ")
+    if not token.strip():
+        raise HailuoConfigurationError(
+            "No token was given (no terminal to ask on, or an empty line). Pipe it in: "
+            "`printf '%s' \"$TOKEN\" | hailuo login --token -`."
+        )
+    return token.strip()
 
 
 def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     """Report which credentials are used and where they come from, without secrets."""
     store = AuthStore(args.auth_file)
     if os.environ.get(ENV_TOKEN, "").strip():
-        manager = AuthManager(auth_file=store.path)
+        manager = AuthManager(auth_file=store.path, base_url=args.base_url)
         auth = asyncio.run(manager.get())
         print(
             f"source:      the {ENV_TOKEN} environment variable (wins over the auth file)", file=out
@@ -177,16 +285,31 @@ def _cmd_status(args: argparse.Namespace, out: TextIO) -> int:
             print(f"browser:     {_browser_status(args.browser)}", file=out)
             return EXIT_FAILURE
         auth = loaded
-    for line in _describe_auth(auth):
+    for line in _describe_auth(_as_configured(auth, args)):
         print(line, file=out)
     print(f"browser:     {_browser_status(args.browser)}", file=out)
     if auth.is_expired(skew=0):
-        print("status:      the token has expired; run `hailuo login`", file=out)
+        fix = (
+            f"set {ENV_TOKEN} to a fresh token"
+            if os.environ.get(ENV_TOKEN, "").strip()
+            else "run `hailuo login`"
+        )
+        print(f"status:      the token has expired; {fix}", file=out)
         return EXIT_FAILURE
     if args.check:
         return _check_with_server(args, out)
     print("status:      logged in (not checked with the server; add --check)", file=out)
     return EXIT_OK
+
+
+def _as_configured(auth: AuthResult, args: argparse.Namespace) -> AuthResult:
+    """``auth`` as the other commands would use it: the configured origin and protocol win."""
+    origin = args.base_url or auth.api_origin
+    protocol = None if args.protocol == "auto" else args.protocol
+    if protocol is None and args.base_url:
+        protocol = resolve_protocol(args.base_url)
+    update = {"api_origin": origin, "protocol": protocol or auth.protocol}
+    return auth.model_copy(update=update)
 
 
 def _stored_auth(store: AuthStore, out: TextIO) -> AuthResult | None:
@@ -198,7 +321,13 @@ def _stored_auth(store: AuthStore, out: TextIO) -> AuthResult | None:
     warn = "" if mode & 0o077 == 0 else "  (WARNING: readable by others; run `hailuo login`)"
     print(f"permissions: {mode:04o}{warn}", file=out)
     auth = store.load()
-    if auth is None:
+    if auth is None and store.holds_devices_only():
+        print(
+            f"status:      not logged in (the file only keeps the device ids of {ENV_TOKEN} "
+            f"accounts); run `hailuo login` or set {ENV_TOKEN}",
+            file=out,
+        )
+    elif auth is None:
         print("status:      no usable login in the file; run `hailuo login`", file=out)
     return auth
 
@@ -207,7 +336,13 @@ def _check_with_server(args: argparse.Namespace, out: TextIO) -> int:
     """``status --check``: the doctor's credential and identity steps, no chat."""
     from langchain_hailuo.doctor import DoctorOptions, format_step, run_doctor  # noqa: PLC0415
 
-    options = DoctorOptions(auth_file=args.auth_file, chat=False)
+    options = DoctorOptions(
+        base_url=args.base_url,
+        stream_url=args.stream_url,
+        protocol=args.protocol,
+        auth_file=args.auth_file,
+        chat=False,
+    )
     steps = asyncio.run(run_doctor(options))
     wanted = {"credentials", "token expiry", "identity"}
     for step in steps:
@@ -255,10 +390,9 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
             script=script,
         )
     except OSError as exc:
-        raise HailuoConfigurationError(
-            f"Cannot listen on 127.0.0.1:{args.port} ({exc.strerror or exc}); pick another "
-            "--port, or 0 for a free one."
-        ) from None
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise _cannot_listen("127.0.0.1", args.port, exc) from None
     return EXIT_OK
 
 
@@ -305,7 +439,10 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
 def _cmd_chat(args: argparse.Namespace, out: TextIO) -> int:
     """An interactive terminal chat that streams answers and keeps the conversation."""
     lines = _LineReader(sys.stdin.fileno())
-    return asyncio.run(_chat(args, lines, out))
+    try:
+        return asyncio.run(_chat(args, lines, out))
+    except asyncio.CancelledError:  # Ctrl+C at the prompt
+        raise KeyboardInterrupt from None
 
 
 class _LineReader:
@@ -341,6 +478,10 @@ class _LineReader:
             if not data:
                 return
 
+    def interactive(self) -> bool:
+        """Whether someone types the lines (the descriptor is a terminal)."""
+        return os.isatty(self._fd)
+
     async def readline(self) -> str | None:
         """The next line without its newline; ``None`` at end of input.
 
@@ -367,14 +508,66 @@ def _with_files(text: str, files: list[dict[str, Any]]) -> str | list[str | dict
     return [{"type": "text", "text": text}, *files] if files else text
 
 
+class _Turn:
+    """The answer being streamed, so Ctrl+C can stop it rather than the chat."""
+
+    def __init__(self, *, prompts: bool) -> None:
+        """No answer yet; ``prompts``: whether to show the prompts (someone types)."""
+        self.task: asyncio.Task[Any] | None = None
+        self.stopped = False
+        self.wrote = False
+        self.prompts = prompts
+
+    def interrupt(self, chat: asyncio.Task[Any] | None) -> None:
+        """Ctrl+C: stop the answer under way, else end the chat (it waits at the prompt)."""
+        if self.task is not None and not self.task.done():
+            self.stopped = True
+            self.task.cancel()
+        elif chat is not None:
+            chat.cancel()
+
+
+def _catch_ctrl_c(turn: _Turn) -> None:
+    """Route Ctrl+C to ``turn`` (POSIX; elsewhere it ends the chat, as before)."""
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGINT, turn.interrupt, asyncio.current_task())
+
+
+def _fatal(exc: HailuoError, *, answered: bool) -> bool:
+    """Whether a turn's error ends the chat.
+
+    Credentials and settings always do; an unreachable service does until it has answered
+    once (later, a dropped connection is one turn's failure).
+    """
+    if isinstance(exc, HailuoAuthError | HailuoConfigurationError):
+        return True
+    if answered or isinstance(exc, HailuoQuotaError | HailuoSessionBusyError):
+        return False
+    # Nothing answered yet: a service that cannot be reached, or that does not speak the
+    # protocol (a 4xx, an answer not understood), will not answer the next turn either.
+    unreachable = HailuoConnectionError | HailuoTimeoutError | HailuoRedirectError
+    misconfigured = HailuoProtocolError | HailuoUploadError
+    client_error = isinstance(exc, HailuoServerError) and 400 <= (exc.status or 0) < 500  # noqa: PLR2004
+    return isinstance(exc, unreachable | misconfigured) or client_error
+
+
 async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> int:
-    """Run the chat loop, against a private emulator when asked."""
+    """Run the chat loop, against a private emulator when asked.
+
+    Answers go to ``out``; what is not an answer goes there too on a terminal, else to
+    standard error, so ``hailuo chat > answers.txt`` holds the answers only. Prompts are
+    shown only when someone types (standard input is a terminal).
+    """
     from langchain_core.messages import HumanMessage  # noqa: PLC0415
     from langchain_core.messages.utils import message_chunk_to_message  # noqa: PLC0415
 
     from langchain_hailuo._attachments import path_block  # noqa: PLC0415
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
 
+    ui = out if _is_terminal(out) else sys.stderr
+    turn = _Turn(prompts=lines.interactive())
+    attach = [path_block(path) for path in args.attach or ()]  # read (and checked) first
     async with contextlib.AsyncExitStack() as stack:
         kwargs = _model_target(args)
         if args.emulator:
@@ -383,46 +576,119 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
             emulator = await stack.enter_async_context(Emulator())
             protocol = "v4" if args.protocol == "v4" else "agent"
             kwargs.update(emulator.model_kwargs(protocol=protocol))
-            print(f"(chatting with the local emulator, {protocol} protocol)", file=out)
+            print(f"(chatting with the local emulator, {protocol} protocol)", file=ui)
         model = ChatHailuo(**kwargs)
         stack.push_async_callback(model.aclose)
-        await model._get_auth_manager().get()  # no credentials: say so before the first prompt
+        await _credentials_ready(model)  # none: say so before the first prompt
         history: list[BaseMessage] = []
-        attach = [path_block(path) for path in args.attach or ()]  # read (and checked) now
-        print("Type a message and press Enter; Ctrl+D (or Ctrl+C) ends the chat.", file=out)
+        answered = False
+        _catch_ctrl_c(turn)
+        if turn.prompts:
+            print(
+                "Type a message and press Enter; Ctrl+C stops an answer, Ctrl+D (or Ctrl+C at "
+                "the prompt) ends the chat.",
+                file=ui,
+            )
         while True:
-            print("you> ", end="", file=out, flush=True)
+            if turn.prompts:
+                print("you> ", end="", file=ui, flush=True)
             try:
                 line = await lines.readline()
             except UnicodeDecodeError:
                 print("hailuo: error: that line is not valid UTF-8; type it again", file=sys.stderr)
                 continue
             if line is None:
-                print(file=out)
+                if turn.prompts:
+                    print(file=ui)
                 return EXIT_OK
             if not line.strip():
                 continue
             history.append(HumanMessage(_with_files(line, attach)))
-            answer = await _answer(model, history, out)
+            answer = await _answer(model, history, out, ui, turn, answered=answered)
             if answer is None:
                 history.pop()  # not answered: the next message starts again (files included)
             else:
+                answered = True
                 attach = []
                 history.append(message_chunk_to_message(answer))
+    return EXIT_OK  # pragma: no cover - the loop returns
 
 
-async def _answer(model: Any, history: list[BaseMessage], out: TextIO) -> Any:
-    """Stream one answer; an error is one line on standard error (the chat goes on)."""
-    print("hailuo> ", end="", file=out, flush=True)
-    answer = None
+async def _credentials_ready(model: Any) -> None:
+    """Resolve the model's credentials now (a pool's accounts, else its one login).
+
+    Raises:
+        HailuoError: There are none, or they are unusable.
+    """
+    pool = model.pool
+    if pool is not None:
+        await pool.accounts()
+    else:
+        await model._get_auth_manager().get()
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    """Whether ``stream`` is a terminal (a closed or fake stream is not)."""
     try:
-        async for chunk in model.astream(history):
-            print(chunk.text, end="", file=out, flush=True)
-            answer = chunk if answer is None else answer + chunk
-    except HailuoError as exc:
-        print(file=out, flush=True)
-        print(f"hailuo: error: {exc.message}", file=sys.stderr, flush=True)
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+async def _answer(
+    model: Any, history: list[BaseMessage], out: TextIO, ui: TextIO, turn: _Turn, *, answered: bool
+) -> Any:
+    """Stream one answer (``None``: not answered, said in one line on standard error).
+
+    Raises:
+        HailuoError: A failure no next turn can get past (see :func:`_fatal`).
+    """
+    if turn.prompts:
+        print("hailuo> ", end="", file=ui, flush=True)
+    turn.task = asyncio.ensure_future(_stream(model, history, out, turn))
+    try:
+        answer = await turn.task
+    except asyncio.CancelledError:
+        if not turn.stopped:
+            raise  # the chat itself was cancelled
+        _end_lines(out, ui, turn)
+        print("hailuo: answer stopped", file=sys.stderr, flush=True)
         return None
+    except HailuoError as exc:
+        _end_lines(out, ui, turn)
+        if _fatal(exc, answered=answered):
+            if isinstance(exc, HailuoAuthError | HailuoConfigurationError):
+                raise
+            raise HailuoConfigurationError(
+                f"{_message(exc)} Nothing has answered yet: check the service's address "
+                "(--base-url, HAILUO_BASE_URL) and protocol (--protocol, HAILUO_PROTOCOL)."
+            ) from None
+        print(f"hailuo: error: {_message(exc)}", file=sys.stderr, flush=True)
+        return None
+    finally:
+        turn.task, turn.stopped = None, False
+    if turn.prompts and ui is not out:
+        print(file=ui, flush=True)  # the next prompt on a line of its own
+    return answer
+
+
+def _end_lines(out: TextIO, ui: TextIO, turn: _Turn) -> None:
+    """End the lines an unfinished answer left open (standard output gets no blank line)."""
+    if turn.wrote:
+        print(file=out, flush=True)
+    if turn.prompts and (ui is not out or not turn.wrote):
+        print(file=ui, flush=True)
+
+
+async def _stream(model: Any, history: list[BaseMessage], out: TextIO, turn: _Turn) -> Any:
+    """Write one answer's text to ``out`` as it streams; return the whole answer."""
+    answer = None
+    turn.wrote = False
+    async for chunk in model.astream(history):
+        if chunk.text:
+            print(chunk.text, end="", file=out, flush=True)
+            turn.wrote = True
+        answer = chunk if answer is None else answer + chunk
     print(file=out, flush=True)
     return answer
 
@@ -436,7 +702,9 @@ def _add_serve_parser(sub: Any) -> None:
         "serve", help="serve OpenAI- and Anthropic-compatible endpoints over your login"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: a free one)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port (default 8000; 0: a free one)"
+    )
     serve.add_argument(
         "--api-key",
         action="append",
@@ -566,11 +834,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
     try:
         asyncio.run(run())
     except OSError as exc:
-        print(
-            f"hailuo: error: cannot listen on {args.host}:{args.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
+        if isinstance(exc, BrokenPipeError):
+            raise
+        raise _cannot_listen(args.host, args.port, exc) from None
     return EXIT_OK
 
 
@@ -580,6 +846,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO) -> int:
 def _parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = _Parser(prog="hailuo", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"hailuo {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def add_auth_file(p: argparse.ArgumentParser) -> None:
@@ -594,6 +861,7 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="show which credentials are used (never the token)")
     status.add_argument("--browser", default=None, help="the Chromium/Chrome executable")
     status.add_argument("--check", action="store_true", help="also ask the server")
+    _add_protocol_options(status, base_url_default=os.environ.get("HAILUO_BASE_URL") or None)
     add_auth_file(status)
 
     logout = sub.add_parser("logout", help="remove the saved login and its lock files")
@@ -615,7 +883,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     emulator = sub.add_parser("emulator", help="run the local emulator in the foreground")
-    emulator.add_argument("--port", type=int, default=0, help="port of the v4 origin (0: free)")
+    emulator.add_argument("--port", type=_port, default=0, help="port of the v4 origin (0: free)")
     emulator.add_argument(
         "--chunk-delay", type=float, default=0.02, help="seconds between streamed frames"
     )
@@ -662,9 +930,9 @@ def _add_protocol_options(p: argparse.ArgumentParser, *, base_url_default: str |
     )
     p.add_argument(
         "--protocol",
-        choices=("auto", "agent", "v4"),
-        default=os.environ.get("HAILUO_PROTOCOL") or "auto",
-        help="the wire protocol (default: auto, by host)",
+        choices=PROTOCOLS,
+        default=None,
+        help=f"the wire protocol (default: {ENV_PROTOCOL}, else auto: by host)",
     )
 
 
@@ -751,19 +1019,77 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
     Returns:
         The exit code.
     """
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(argv)  # bad usage, --help and --version exit here
     try:
+        _settle(args)
         return _COMMANDS[args.command](args, out or sys.stdout)
-    except HailuoError as exc:
-        print(f"hailuo: error: {exc.message}", file=sys.stderr)
-        return EXIT_FAILURE
-    except OSError as exc:  # an unwritable auth file or folder, a full disk...
-        where = f" ({exc.filename})" if exc.filename else ""
-        print(f"hailuo: error: {exc.strerror or type(exc).__name__}{where}", file=sys.stderr)
-        return EXIT_FAILURE
-    except KeyboardInterrupt:
+    except (HailuoError, ValidationError, OSError, KeyboardInterrupt) as exc:
+        return _exit_code(exc)
+
+
+def _exit_code(exc: BaseException) -> int:
+    """Say what went wrong in one line on standard error; the exit code that goes with it."""
+    if isinstance(exc, BrokenPipeError):  # the reader went away (`hailuo doctor | head`)
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    if isinstance(exc, KeyboardInterrupt):
         print("hailuo: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if isinstance(exc, HailuoError):
+        text = _message(exc)
+    elif isinstance(exc, ValidationError):
+        text = _invalid_settings(exc)
+    else:  # an OSError: an unwritable auth file or folder, a full disk...
+        assert isinstance(exc, OSError)  # noqa: S101 - main() catches no other kind
+        where = f" ({exc.filename})" if exc.filename else ""
+        text = f"{exc.strerror or type(exc).__name__}{where}"
+    print(f"hailuo: error: {text}", file=sys.stderr)
+    return EXIT_FAILURE
+
+
+def _message(exc: HailuoError) -> str:
+    """An error's message, one line."""
+    return " ".join(exc.message.split())
+
+
+def _invalid_settings(exc: ValidationError) -> str:
+    """A model setting pydantic refused, named as the user set it (never its value)."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        parts.append(f"{_SETTINGS.get(field, field or 'a setting')}: {error['msg']}")
+    return "invalid setting: " + "; ".join(parts)
+
+
+def _silence_stdout() -> None:
+    """Point standard output at the null device, so exit's flush cannot fail again."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
+def _settle(args: argparse.Namespace) -> None:
+    """Fill what the environment decides (``--protocol`` from ``HAILUO_PROTOCOL``), checked.
+
+    Raises:
+        HailuoConfigurationError: A variable holds a value no flag would accept.
+    """
+    if "protocol" in args and args.protocol is None:
+        value = os.environ.get(ENV_PROTOCOL, "").strip() or "auto"
+        if value not in PROTOCOLS:
+            raise HailuoConfigurationError(
+                f"{ENV_PROTOCOL} is {value!r}; set it to one of {', '.join(PROTOCOLS)} "
+                "(or unset it, or pass --protocol)."
+            )
+        args.protocol = value
+
+
+def _version() -> str:
+    """The installed package's version."""
+    from langchain_hailuo import __version__  # noqa: PLC0415 - the one version source
+
+    return __version__
 
 
 if __name__ == "__main__":  # pragma: no cover

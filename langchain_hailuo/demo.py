@@ -12,8 +12,12 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shutil
+import socket
+import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TextIO
 
 from langchain_core.messages import AIMessageChunk, BaseMessage, HumanMessage
@@ -24,7 +28,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_hailuo.auth import AuthStore
 from langchain_hailuo.chat_models import ChatHailuo
 
-__all__ = ["example_model", "has_credentials", "main", "run_demo"]
+__all__ = ["example_model", "example_pool", "has_credentials", "main", "run_demo"]
 
 QUESTIONS = (
     "My name is Ada and I like green tea. Say hello in one sentence.",
@@ -84,6 +88,101 @@ async def example_model(
         model = ChatHailuo(**kwargs, **model_kwargs)
         stack.push_async_callback(model.aclose)
         yield model
+
+
+@contextlib.contextmanager
+def example_pool(out: TextIO | None = None) -> Iterator[None]:
+    """The pool examples' setting: real accounts and Redis when named, else local stand-ins.
+
+    Without ``HAILUO_TOKENS`` / ``HAILUO_ACCOUNTS_DIR`` the bundled emulator serves two
+    made-up accounts; without ``HAILUO_POOL_URL`` a private ``redis-server`` runs on a free
+    loopback port. Either is said on ``out`` and put into ``os.environ`` for the block (and
+    the processes it starts), then stopped.
+
+    Args:
+        out: Where to say what is used (default: standard output).
+
+    Yields:
+        Nothing: ``ChatHailuo()`` inside the block finds the pool in the environment.
+    """
+    out = sys.stdout if out is None else out
+    with _pool_accounts(out), _pool_redis(out):
+        yield
+
+
+@contextlib.contextmanager
+def _pool_accounts(out: TextIO) -> Iterator[None]:
+    """Two emulator accounts, unless the environment names a pool's accounts."""
+    if os.environ.get("HAILUO_TOKENS") or os.environ.get("HAILUO_ACCOUNTS_DIR"):
+        yield
+        return
+    from langchain_hailuo.emulator import Emulator, EmulatorAccount  # noqa: PLC0415
+    from langchain_hailuo.emulator.pytest_plugin import serving  # noqa: PLC0415
+
+    accounts = [EmulatorAccount("ada"), EmulatorAccount("grace")]
+    with (
+        serving(Emulator(accounts=accounts)) as emulator,
+        _environment(
+            HAILUO_TOKENS=",".join(account.token for account in accounts),
+            HAILUO_BASE_URL=emulator.agent_url,
+            HAILUO_STREAM_URL=emulator.agent_stream_url,
+        ),
+    ):
+        print("(no HAILUO_TOKENS or HAILUO_ACCOUNTS_DIR: using the local emulator)", file=out)
+        yield
+
+
+@contextlib.contextmanager
+def _pool_redis(out: TextIO) -> Iterator[None]:
+    """A private ``redis-server`` on a free loopback port, unless ``HAILUO_POOL_URL`` is set."""
+    if os.environ.get("HAILUO_POOL_URL"):
+        yield
+        return
+    server = shutil.which("redis-server")
+    if server is None:
+        raise SystemExit("Set HAILUO_POOL_URL=redis://..., or install redis-server to run one.")
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    args = [server, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)  # noqa: S603 - our own argv
+    try:
+        _wait_for_port(port)
+        with _environment(HAILUO_POOL_URL=f"redis://127.0.0.1:{port}/0"):
+            print(f"(no HAILUO_POOL_URL: using a private redis-server on port {port})", file=out)
+            yield
+    finally:
+        process.terminate()
+        process.wait()
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Set environment variables for the block, then restore them."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _wait_for_port(port: int) -> None:
+    """Return once something accepts connections on the loopback ``port``."""
+    deadline = time.monotonic() + 30  # redis-server starts in well under that, even loaded
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+        else:
+            return
 
 
 async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:

@@ -37,6 +37,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     RENEWAL_WINDOW,
@@ -231,11 +232,11 @@ async def _run_step(ctx: _Context, name: str, check: _Check, needs: tuple[str, .
     started = time.monotonic()
     status: Status = "OK"
     try:
-        async with asyncio.timeout(ctx.options.timeout):
+        async with timeout(ctx.options.timeout):
             detail = await check(ctx)
     except _SkippedError as skip:
         status, detail = "SKIP", str(skip)
-    except TimeoutError:
+    except TIMEOUT_ERRORS:
         status, detail = "FAIL", f"no answer within {ctx.options.timeout:g} s"
     except _StepFailedError as exc:
         status, detail = "FAIL", str(exc)

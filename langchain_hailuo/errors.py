@@ -167,12 +167,13 @@ class HailuoAuthError(HailuoError):
         """Create the error.
 
         Args:
-            message: What happened; the login hint is appended when absent.
+            message: What happened; the login hint is appended unless it names
+                ``hailuo login`` or ``HAILUO_TOKEN`` (then it says what to do itself).
             status: The HTTP status that rejected the credentials, if any.
             **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
         """
-        if "hailuo login" not in message:
-            message = f"{message} {LOGIN_HINT}"
+        if "hailuo login" not in message and "HAILUO_TOKEN" not in message:
+            message = f"{message} {LOGIN_HINT}"  # a message about HAILUO_TOKEN says its own fix
         super().__init__(message, **kwargs)
         self.status = status
 

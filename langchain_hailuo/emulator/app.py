@@ -15,9 +15,10 @@ import socket
 import sys
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, Final, Self, TextIO
+from typing import Any, Final, TextIO
 
 from aiohttp import web
+from typing_extensions import Self
 
 from langchain_hailuo.emulator.agent import DEFAULT_API_PREFIX, AgentRoutes
 from langchain_hailuo.emulator.control import CONTROL_PATH, add_control_routes, apply_entries

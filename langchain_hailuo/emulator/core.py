@@ -20,6 +20,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
+
 __all__ = [
     "AGENT_FAULTS",
     "BASE_RESP_OK",
@@ -696,8 +698,8 @@ class EventStream:
             if every > 0 and loop.time() >= next_at:
                 next_at = loop.time() + every
                 await self._write(line.encode("utf-8"))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(_DISCONNECT_POLL):
+            with contextlib.suppress(*TIMEOUT_ERRORS):
+                async with timeout(_DISCONNECT_POLL):
                     await self._state.stopped.wait()
 
     async def serve(self, write: Callable[[], Awaitable[None]]) -> None:

@@ -16,9 +16,10 @@ import contextlib
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TextIO
+from typing import Any, TextIO
 
 from aiohttp import web
+from typing_extensions import Self
 
 from langchain_hailuo.transcript import load_transcript
 

@@ -27,6 +27,7 @@ from langchain_hailuo.auth import (
     ENV_UUID,
     AuthManager,
     AuthStore,
+    default_auth_file,
     user_config_dir,
 )
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
@@ -258,14 +259,14 @@ async def _load_file(
 
 
 async def _expand(
-    spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str]
+    spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str], devices: Path
 ) -> list[PoolAccount]:
-    """The accounts one spec stands for."""
+    """The accounts one spec stands for (a token's device pair is kept in ``devices``)."""
     if isinstance(spec, AuthManager):
         auth = await spec.get()
         return [PoolAccount(auth.account_fingerprint, spec, spec.describe())]
     if isinstance(spec, AuthResult):
-        manager = AuthManager(token=spec.token, base_url=base_url, env=env)
+        manager = AuthManager(token=spec.token, base_url=base_url, auth_file=devices, env=env)
         await manager.update(spec)  # keeps the whole result; never written to disk
         return [PoolAccount(spec.account_fingerprint, manager, f"AuthResult #{index}")]
     path = _as_path(spec)
@@ -273,7 +274,7 @@ async def _expand(
         token = spec if isinstance(spec, SecretStr) else SecretStr(str(spec))
         if not token.get_secret_value().strip():
             raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
-        manager = AuthManager(token=token, base_url=base_url, env=env)
+        manager = AuthManager(token=token, base_url=base_url, auth_file=devices, env=env)
         auth = await manager.get()
         return [PoolAccount(auth.account_fingerprint, manager, f"token #{index}")]
     if path.is_dir():
@@ -317,9 +318,10 @@ async def load_accounts(
     if not specs:
         raise HailuoConfigurationError("accounts= is empty: give at least one account.")
     pool_env = _pool_env(env)
+    devices = default_auth_file(env)  # HAILUO_AUTH_FILE, else the default: where the user said
     accounts: dict[str, PoolAccount] = {}
     for index, spec in enumerate(specs, start=1):
-        for account in await _expand(spec, index, base_url, pool_env):
+        for account in await _expand(spec, index, base_url, pool_env, devices):
             if account.name in accounts:
                 logger.warning(
                     "Pool account %s (%s) is the same account as %s; using it once.",

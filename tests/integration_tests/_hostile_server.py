@@ -28,9 +28,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from aiohttp import web
+from typing_extensions import Self
+
+from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
 
 TOKEN = "hostile-test-token-7Q9xZ2"
 """The account's token: not a JWT, so only exact scrubbing can hide it."""
@@ -302,6 +305,6 @@ class HostileServer:
 
     async def _sleep_or_stop(self, seconds: float) -> None:
         if seconds > 0:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(seconds):
+            with contextlib.suppress(*TIMEOUT_ERRORS):
+                async with timeout(seconds):
                     await self._stopping.wait()

@@ -7,6 +7,8 @@ The installed console script runs in a subprocess with a private ``HOME`` and au
 from __future__ import annotations
 
 import json
+import os
+import pty
 import re
 import shlex
 import signal
@@ -55,7 +57,8 @@ def _agent_args(emulator: Emulator) -> list[str]:
 
 
 def _answers(stdout: str) -> list[str]:
-    return [line.split("hailuo> ", 1)[1] for line in stdout.splitlines() if "hailuo> " in line]
+    """The answers of a chat whose standard output is not a terminal: one per line."""
+    return stdout.splitlines()
 
 
 # --------------------------------------------------------------------------- login --token
@@ -204,7 +207,7 @@ def test_chat_goes_on_after_an_error_and_reports_bad_input_in_one_line(
     )
     stdout, stderr = process.stdout.decode(), process.stderr.decode()
     assert process.returncode == 0, stderr
-    errors = [line for line in stderr.splitlines() if line.strip()]
+    errors = [line for line in stderr.splitlines() if line.startswith("hailuo: error")]
     assert len(errors) == 2, stderr
     assert "credits" in errors[0]
     assert "not valid UTF-8" in errors[1]
@@ -213,38 +216,46 @@ def test_chat_goes_on_after_an_error_and_reports_bad_input_in_one_line(
 
 
 def test_ctrl_c_ends_the_chat_at_once(env: dict[str, str]) -> None:
+    typed, terminal = pty.openpty()  # someone types: the prompts are shown (on stderr)
     process = subprocess.Popen(
         [*_command(), "chat", "--emulator"],
-        stdin=subprocess.PIPE,
+        stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         env=env,
     )
+    os.close(terminal)
     try:
         _read_until_prompt(process)
         process.send_signal(signal.SIGINT)
         # Generous: only a chat stuck on its blocked stdin read would take this long.
         assert process.wait(timeout=60) == 130
         assert process.stderr is not None
-        assert _one_error_line(process.stderr.read()) == "hailuo: interrupted"
+        rest = process.stderr.read()
+        assert "Traceback" not in rest
+        assert rest.strip().splitlines()[-1] == "hailuo: interrupted"
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-        for stream in (process.stdin, process.stdout, process.stderr):
+        os.close(typed)
+        for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
 
 
 def _read_until_prompt(process: subprocess.Popen[str]) -> None:
-    """Wait until the chat printed its first ``you> `` prompt (it has no newline)."""
-    assert process.stdout is not None
+    """Wait until the chat printed its first ``you> `` prompt (it has no newline).
+
+    Standard output is a pipe here, so the prompts go to standard error.
+    """
+    assert process.stderr is not None
     seen = ""
     deadline = time.monotonic() + 120
     while "you> " not in seen:
         assert time.monotonic() < deadline, seen
-        char = process.stdout.read(1)
+        char = process.stderr.read(1)
         assert char, seen
         seen += char
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,18 @@ def test_demo_streams_two_turns_in_one_server_chat(tmp_path: Path) -> None:
 def test_example_runs_offline(script: str, expected: str, tmp_path: Path) -> None:
     out = _run([script], tmp_path)
     assert expected in out
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None and os.environ.get("CI") != "true",
+    reason="redis-server is not installed (apt-get install redis-server)",
+)
+def test_pool_workers_fall_back_to_the_emulator_and_a_private_redis(tmp_path: Path) -> None:
+    out = _run(["examples/pool_workers.py", "8"], tmp_path)
+    assert "using the local emulator" in out
+    assert "using a private redis-server" in out
+    threads = [line for line in out.splitlines() if line.startswith("user-")]
+    assert len(threads) == 8
+    for line in threads:  # both turns of a thread in one server chat of one account
+        assert ": 2 answers, chat(s) [(" in line
+        assert "), (" not in line

@@ -3,7 +3,7 @@
 This is the licence promise of the package (MIT, nothing copyleft unless ``[browser]`` is
 asked for) and the server/container path (``hailuo login --token``) checked for real: pip
 builds and installs the package and resolves its dependencies through the machine's normal
-configuration (pip's cache makes repeated runs quick). One environment serves the module.
+configuration (its cache is the run's temporary one). One environment serves the module.
 """
 
 from __future__ import annotations
@@ -64,10 +64,12 @@ def _run(
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``python -m venv`` + ``pip install .``: the package and its required dependencies only."""
     root = tmp_path_factory.mktemp("fresh") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)
+    # venv's ensurepip and pip (and the tools they run) write to HOME: a temporary one.
+    env = {**os.environ, "HOME": str(root.parent)}
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120, env=env)
     pip = [str(root / "bin" / "python"), "-m", "pip", "install", "--quiet"]
     result = subprocess.run(
-        [*pip, str(ROOT)], capture_output=True, text=True, timeout=540, check=False
+        [*pip, str(ROOT)], capture_output=True, text=True, timeout=540, check=False, env=env
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return root

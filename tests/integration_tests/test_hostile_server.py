@@ -6,7 +6,7 @@ user relies on: the token stays home, no message is sent twice, ``timeout`` is t
 deadline, memory stays bounded, server text never carries a secret out, every failure is a
 typed ``HailuoError``, and no socket is left to the garbage collector.
 
-The deadline tests are one-sided (``elapsed < 3.5`` for ``timeout=3``) and do almost no
+The deadline tests are one-sided (``elapsed < 5`` for ``timeout=3``) and do almost no
 work of their own, so a loaded machine only makes them pass later, never fail.
 """
 
@@ -63,7 +63,10 @@ from tests.integration_tests._subprocess import run_python
 pytestmark = pytest.mark.timeout(600)
 
 DEADLINE = 3.0
-MARGIN = 0.5
+MARGIN = 2.0
+"""Seconds past the deadline a call may take to give up: its own clean-up on a loaded
+machine (2 cores shared with other work). A deadline not enforced would instead wait for
+the server, which answers never (or only after many times the deadline)."""
 
 
 @pytest.fixture(scope="module")
@@ -485,8 +488,7 @@ def test_a_model_used_on_two_event_loops_leaves_no_socket_to_the_collector(
         return (await models[0].ainvoke("Hello?")).text
 
     for _ in range(2):  # like two tests with their own loops (pytest-asyncio's Runner)
-        with asyncio.Runner() as runner:
-            assert runner.run(ask_once()) == "Fine, thanks."
+        assert asyncio.run(ask_once()) == "Fine, thanks."
     models.clear()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -338,6 +338,7 @@ async def test_slow_first_byte_without_retries_raises_timeout(
     run = await _run(provider, auth, max_retries=0)
     assert isinstance(run.error, HailuoTimeoutError)
     assert "first-byte" in str(run.error)
+    # The server answers only after 3 x FIRST_BYTE: a client that got an answer waited it out.
     assert time.monotonic() - started < FIRST_BYTE * 3
     assert run.text == ""
     assert _posts(hailuo_emulator) == 1
@@ -354,6 +355,8 @@ async def test_stall_mid_answer_raises_idle_timeout_with_partial_text_never_retr
     elapsed = time.monotonic() - started
     assert isinstance(run.error, HailuoTimeoutError)
     assert "idle" in str(run.error)
+    # At least the idle timeout (it was what fired); well under the stall, which lasts until
+    # the emulator stops: 3 s more is the loaded machine's margin, not a measurement.
     assert IDLE <= elapsed < IDLE + 3
     _assert_broke_off_with_its_text(run)  # two snapshots arrived
     assert run.text != REPLY
@@ -447,10 +450,41 @@ async def test_redirected_origin_still_gets_the_post_with_its_form(
         assert [(r.method, r.origin) for r in chats] == [("POST", "v4")]
         assert chats[0].body["msgContent"] == PROMPT
         assert chats[0].body["chatID"] == "0"
-        # The continuation goes through the redirect again and stays a POST.
+        # A permanent redirect is remembered: the continuation goes straight to the new
+        # origin, still a POST.
         follow = await _run(provider, auth, "and now?", conversation=run.conversation)
         assert follow.error is None, follow.error
         assert follow.text == _reply("and now?", 2)
+        assert len([r for r in hailuo_emulator.requests if r.endpoint == "redirect"]) == 1
+        assert [r.method for r in hailuo_emulator.requests_to("chat")] == ["POST", "POST"]
+
+
+@pytest.mark.parametrize("status", [302, 307])
+async def test_a_temporary_redirect_is_followed_every_time(
+    hailuo_emulator: Emulator, status: int
+) -> None:
+    hailuo_emulator.redirect_status = status
+    auth = _auth(hailuo_emulator)
+    async with HailuoAI(base_url=hailuo_emulator.redirect_url, options=FAST) as provider:
+        run = await _run(provider, auth)
+        assert run.error is None, run.error
+        follow = await _run(provider, auth, "and now?", conversation=run.conversation)
+        assert follow.error is None, follow.error
+    redirects = [r for r in hailuo_emulator.requests if r.endpoint == "redirect"]
+    assert len(redirects) == 2  # asked again each time: the move may be undone
+
+
+async def test_a_permanent_move_is_remembered_by_other_clients_of_the_process(
+    hailuo_emulator: Emulator,
+) -> None:
+    hailuo_emulator.redirect_status = 308
+    auth = _auth(hailuo_emulator)
+    for _ in range(2):  # two providers, each with its own HTTP session
+        async with HailuoAI(base_url=hailuo_emulator.redirect_url, options=FAST) as provider:
+            run = await _run(provider, auth)
+            assert run.error is None, run.error
+            assert provider.last_origin == hailuo_emulator.url
+    assert len([r for r in hailuo_emulator.requests if r.endpoint == "redirect"]) == 1
 
 
 # --------------------------------------------------------------------------- signature

@@ -23,8 +23,10 @@ from pydantic import SecretStr
 from langchain_hailuo import _browser, auth
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
+    DEVICE_RETENTION,
     AuthManager,
     AuthStore,
+    DeviceIdentity,
     LoginOptions,
     default_auth_file,
     default_profile_dir,
@@ -929,3 +931,28 @@ def test_cookies_for_host() -> None:
 )
 def test_stream_origin_for(origin: str, expected: str | None) -> None:
     assert _browser.stream_origin_for(origin) == expected
+
+
+def test_device_pairs_unused_for_90_days_are_dropped_on_the_next_write(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    now = time.time()
+    old = {"device_id": "12345678", "uuid": "u-old", "used_at": now - DEVICE_RETENTION - 60}
+    recent = {"device_id": "23456789", "uuid": "u-recent", "used_at": now - 86400 * 30}
+    legacy = {"device_id": "34567890", "uuid": "u-legacy"}  # kept before uses were recorded
+    path.write_text(json.dumps({"devices": {"a:old": old, "a:recent": recent, "a:legacy": legacy}}))
+    store = AuthStore(path)
+    store.remember_device("a:new", DeviceIdentity("45678901", "u-new"))
+    devices = json.loads(path.read_text())["devices"]
+    assert sorted(devices) == ["a:legacy", "a:new", "a:recent"]
+    assert devices["a:legacy"]["used_at"] >= now  # its 90 days start now
+    assert devices["a:recent"]["used_at"] == recent["used_at"]
+    assert store.holds_devices_only()
+
+
+def test_reading_a_pair_unused_for_a_day_records_its_use(tmp_path: Path) -> None:
+    path = tmp_path / "auth.json"
+    stamp = time.time() - 2 * 86400
+    entry = {"device_id": "12345678", "uuid": "u-1", "used_at": stamp}
+    path.write_text(json.dumps({"devices": {"a:one": entry}}))
+    assert AuthStore(path).device("a:one") == DeviceIdentity("12345678", "u-1")
+    assert json.loads(path.read_text())["devices"]["a:one"]["used_at"] > stamp

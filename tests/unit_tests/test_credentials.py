@@ -285,7 +285,12 @@ def test_the_token_comes_from_stdin_or_a_prompt_never_argv(
 ) -> None:
     assert cli._read_token("-", io.StringIO("  tok.en.value \n")) == "tok.en.value"
     monkeypatch.setattr(cli.getpass, "getpass", lambda _prompt: " typed ")
-    assert cli._read_token(cli._TOKEN_FROM_PROMPT) == "typed"
+    monkeypatch.setattr(cli, "_is_terminal", lambda _stream: True)
+    assert cli._read_token(cli._TOKEN_FROM_PROMPT, io.StringIO()) == "typed"
+    monkeypatch.setattr(cli, "_is_terminal", lambda _stream: False)  # `docker exec` without -t
+    assert cli._read_token(cli._TOKEN_FROM_PROMPT, io.StringIO(" piped \n")) == "piped"
+    with pytest.raises(HailuoConfigurationError, match="--token -"):
+        cli._read_token(cli._TOKEN_FROM_PROMPT, io.StringIO(""))
     with pytest.raises(HailuoConfigurationError) as caught:
         cli._read_token("a.b.c")
     assert "a.b.c" not in caught.value.message

@@ -1,0 +1,111 @@
+"""Files a user did not ask for: device ids go where ``HAILUO_AUTH_FILE`` says, or nowhere.
+
+The installed ``hailuo`` script runs in a subprocess with a private ``HOME`` (see
+``test_cli.py``) against an emulator served from this process on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from langchain_hailuo.emulator import Emulator
+from langchain_hailuo.emulator.core import default_reply
+from langchain_hailuo.emulator.pytest_plugin import serving
+from tests.integration_tests.test_cli import env
+from tests.integration_tests.test_cli import hailuo as run_hailuo
+
+__all__ = ["env"]  # the fixture shared with test_cli.py
+
+pytestmark = pytest.mark.timeout(300)  # several Python processes per test
+
+
+def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """The installed command, with a deadline for a busy machine (each run imports Python)."""
+    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
+
+
+@pytest.fixture
+def emulator() -> Iterator[Emulator]:
+    with serving() as emu:
+        yield emu
+
+
+def _agent(emulator: Emulator, env: dict[str, str], **extra: str) -> dict[str, str]:
+    return {
+        **env,
+        "HAILUO_BASE_URL": emulator.agent_url,
+        "HAILUO_STREAM_URL": emulator.agent_stream_url,
+        **extra,
+    }
+
+
+def _device_keys(path: Path) -> list[str]:
+    return sorted(json.loads(path.read_text())["devices"])
+
+
+def test_a_pool_of_tokens_keeps_its_device_ids_in_hailuo_auth_file(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    pool = _agent(emulator, env, HAILUO_TOKENS=emulator.default_account.token)
+    result = hailuo("chat", env=pool, stdin="hi\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [default_reply("hi", 1)]
+    auth_file = Path(env["HAILUO_AUTH_FILE"])
+    assert len(_device_keys(auth_file)) == 1
+    assert not (tmp_path / "config").exists()  # nothing in the default config folder
+
+
+def test_an_unwritable_config_folder_works_with_one_warning(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")  # the config folder cannot be made (even by root)
+    settings = _agent(emulator, env, HAILUO_TOKEN=emulator.default_account.token)
+    del settings["HAILUO_AUTH_FILE"]
+    settings["XDG_CONFIG_HOME"] = str(blocker)
+    result = hailuo("chat", env=settings, stdin="one\ntwo\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [default_reply("one", 1), default_reply("two", 2)]
+    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(warnings) == 1, result.stderr
+    assert "kept in memory" in warnings[0]
+    sent = {(r.query["device_id"], r.query["uuid"]) for r in emulator.requests_to("chat")}
+    assert len(sent) == 1  # one pair for the whole process
+
+
+def test_a_hailuo_token_users_device_pair_is_kept_without_a_login_file_status_rejects(
+    emulator: Emulator, env: dict[str, str]
+) -> None:
+    token = emulator.default_account.token
+    first = hailuo("chat", env=_agent(emulator, env, HAILUO_TOKEN=token), stdin="hi\n")
+    assert first.returncode == 0, first.stderr
+    auth_file = Path(env["HAILUO_AUTH_FILE"])
+    [key] = _device_keys(auth_file)
+    second = hailuo("chat", env=_agent(emulator, env, HAILUO_TOKEN=token), stdin="again\n")
+    assert second.returncode == 0, second.stderr
+    pairs = {(r.query["device_id"], r.query["uuid"]) for r in emulator.requests_to("chat")}
+    assert len(pairs) == 1  # the same pair in both processes
+
+    status = hailuo("status", env=env)  # no HAILUO_TOKEN: nobody is logged in, and it says so
+    assert status.returncode == 1
+    assert "not logged in" in status.stdout
+    assert "no usable login" not in status.stdout
+    login = hailuo(
+        "login",
+        "--token",
+        "-",
+        "--base-url",
+        emulator.agent_url,
+        "--stream-url",
+        emulator.agent_stream_url,
+        env=env,
+        stdin=token,
+    )
+    assert login.returncode == 0, login.stderr
+    assert _device_keys(auth_file) == [key]  # the login keeps the pair
+    assert hailuo("status", env=env).returncode == 0
