@@ -399,15 +399,18 @@ def _cmd_emulator(args: argparse.Namespace, out: TextIO) -> int:
 def _replay(args: argparse.Namespace, out: TextIO) -> int:
     """``hailuo emulator --replay FILE``: serve a ``doctor --record`` transcript back."""
     from langchain_hailuo.emulator.replay import run_replay  # noqa: PLC0415
+    from langchain_hailuo.transcript import load_transcript  # noqa: PLC0415
 
-    print(f"Replaying {args.replay} (Ctrl+C to stop)...", file=out)
     try:
-        run_replay(args.replay, port=args.port, out=out)
+        transcript = load_transcript(args.replay)
     except (OSError, ValueError) as exc:
+        shown = exc.strerror if isinstance(exc, OSError) else str(exc)
         raise HailuoConfigurationError(
-            f"Cannot replay {args.replay}: {exc}. Pass a file written by "
+            f"Cannot replay {args.replay}: {shown}. Pass a file written by "
             "`hailuo doctor --record FILE`."
         ) from None
+    print(f"Replaying {args.replay} (Ctrl+C to stop)...", file=out)
+    run_replay(transcript, port=args.port, out=out)
     return EXIT_OK
 
 
@@ -415,6 +418,12 @@ def _cmd_doctor(args: argparse.Namespace, out: TextIO) -> int:
     """Check the live path step by step; exit 0 only when every step passes."""
     from langchain_hailuo.doctor import DoctorOptions, format_step, run_doctor  # noqa: PLC0415
 
+    if args.record is not None and not args.record.expanduser().parent.is_dir():
+        # Checked before the run: a transcript that cannot be written would waste the run.
+        raise HailuoConfigurationError(
+            f"--record {args.record}: the folder {args.record.expanduser().parent} does not "
+            "exist; create it or name a file in an existing folder."
+        )
     options = DoctorOptions(
         base_url=args.base_url,
         stream_url=args.stream_url,

@@ -14,14 +14,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-from pathlib import Path
 from types import TracebackType
 from typing import Any, TextIO
 
 from aiohttp import web
 from typing_extensions import Self
-
-from langchain_hailuo.transcript import load_transcript
 
 __all__ = ["Replay", "run_replay"]
 
@@ -139,17 +136,15 @@ async def _serve(replay: Replay, port: int, out: TextIO) -> None:
         await replay.stop()
 
 
-def run_replay(path: Path, *, port: int = 0, out: TextIO | None = None) -> None:
+def run_replay(transcript: dict[str, Any], *, port: int = 0, out: TextIO | None = None) -> None:
     """Serve a transcript in the foreground until Ctrl+C.
 
     Args:
-        path: The transcript written by ``hailuo doctor --record``.
+        transcript: A transcript written by ``hailuo doctor --record``, as
+            :func:`~langchain_hailuo.transcript.load_transcript` reads it.
         port: Port of the control origin (0: a free one).
         out: Where to print the URLs (default: standard output).
-
-    Raises:
-        ValueError: The file is not a transcript.
     """
-    replay = Replay(load_transcript(path))
+    replay = Replay(transcript)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(replay, port, out or sys.stdout))

@@ -150,6 +150,32 @@ def test_login_token_without_a_terminal_or_input_is_one_line(env: dict[str, str]
     assert not Path(env["HAILUO_AUTH_FILE"]).exists()
 
 
+def test_a_record_file_in_a_missing_folder_is_refused_before_the_doctor_runs(
+    emulator: Emulator, env: dict[str, str], tmp_path: Path
+) -> None:
+    target = tmp_path / "no-such-folder" / "run.json"
+    result = hailuo("doctor", "--record", str(target), env=_on_agent(emulator, env))
+    line = _fails_in_one_line(result)
+    assert "--record" in line
+    assert "no-such-folder" in line
+    assert "OK " not in result.stdout  # no step ran: the run would have been lost
+    assert not emulator.requests
+
+
+@pytest.mark.parametrize("content", [None, "not a transcript"])
+def test_replaying_a_missing_or_foreign_file_is_one_line(
+    env: dict[str, str], tmp_path: Path, content: str | None
+) -> None:
+    path = tmp_path / "run.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    result = hailuo("emulator", "--replay", str(path), env=env)
+    line = _fails_in_one_line(result)
+    assert str(path) in line
+    assert "hailuo doctor --record FILE" in line
+    assert "Replaying" not in result.stdout  # nothing announced that did not start
+
+
 @pytest.mark.parametrize("command", ["serve", "emulator"])
 def test_a_port_out_of_range_is_bad_usage(env: dict[str, str], command: str) -> None:
     line = _fails_in_one_line(hailuo(command, "--port", "99999", env=env), code=2)
