@@ -109,3 +109,19 @@ def test_a_hailuo_token_users_device_pair_is_kept_without_a_login_file_status_re
     assert login.returncode == 0, login.stderr
     assert _device_keys(auth_file) == [key]  # the login keeps the pair
     assert hailuo("status", env=env).returncode == 0
+
+
+def test_a_device_pair_unused_for_90_days_is_pruned_by_the_next_chat(
+    emulator: Emulator, env: dict[str, str]
+) -> None:
+    auth_file = Path(env["HAILUO_AUTH_FILE"])
+    auth_file.parent.mkdir(parents=True)
+    stale = {"device_id": "12345678", "uuid": "u-stale", "used_at": 1.0}  # 1970: long unused
+    auth_file.write_text(json.dumps({"devices": {"agent:gone-account": stale}}))
+    auth_file.chmod(0o600)
+    token_env = _agent(emulator, env, HAILUO_TOKEN=emulator.default_account.token)
+    result = hailuo("chat", env=token_env, stdin="hi\n")
+    assert result.returncode == 0, result.stderr
+    keys = _device_keys(auth_file)
+    assert "agent:gone-account" not in keys
+    assert len(keys) == 1  # this token's own pair, kept for its next run
