@@ -129,7 +129,7 @@ class _RecordingContent:
 
 
 class Recorder:
-    """Records the HTTP exchanges of the sessions it makes (see the module docstring)."""
+    """Records the HTTP exchanges of the sessions it makes, for a transcript."""
 
     def __init__(self, *, control: str | None = None, stream: str | None = None) -> None:
         """Record exchanges, tagged by origin: ``control``, ``stream`` or ``other``."""

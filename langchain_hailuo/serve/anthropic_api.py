@@ -333,15 +333,10 @@ def _text_delta(index: int, text: str) -> bytes:
 
 
 class EventRenderer:
-    """Answer parts as Messages stream events (one content block per run of a kind).
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as Messages stream events (one content block per run of a kind)."""
 
     def __init__(self, request: AnthropicRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         self._index = -1

@@ -180,7 +180,7 @@ class Server:
         *,
         store: ConversationStore | None = None,
     ) -> None:
-        """Create the server (see the class docstring); nothing listens before :meth:`start`."""
+        """Serve ``model``; nothing listens before :meth:`start`."""
         self.config = config or ServeConfig()
         self.model = model
         self.answerer = Answerer(

@@ -295,15 +295,10 @@ def completion(request: OpenAIRequest, answer: FinishedAnswer) -> dict[str, Any]
 
 
 class ChunkRenderer:
-    """Answer parts as ``chat.completion.chunk`` SSE lines.
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as ``chat.completion.chunk`` SSE lines."""
 
     def __init__(self, request: OpenAIRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         # A text delta is the answer's most frequent chunk: everything around its text is

@@ -442,15 +442,10 @@ def response_body(request: ResponsesRequest, answer: FinishedAnswer) -> dict[str
 
 
 class EventRenderer:
-    """Answer parts as Responses stream events, each output item opened and closed in turn.
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as Responses stream events, each output item opened and closed in turn."""
 
     def __init__(self, request: ResponsesRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         self._ids = _Ids(request.id)

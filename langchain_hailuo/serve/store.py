@@ -60,7 +60,7 @@ class MemoryStore:
         ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Create the store (see the class docstring)."""
+        """Create an empty store."""
         _check_bounds(max_entries, ttl)
         self.max_entries = max_entries
         self.ttl = ttl
@@ -163,7 +163,7 @@ class RedisStore:
         ttl: float = DEFAULT_TTL,
         name: str = "default",
     ) -> None:
-        """Create the store (no connection until first use; see the class docstring)."""
+        """Create the store; it connects on first use."""
         from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
             _import_redis,
         )
