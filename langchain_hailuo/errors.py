@@ -136,11 +136,9 @@ class HailuoAttachmentError(HailuoError, ValueError):
 
 
 class HailuoToolChoiceError(HailuoError):
-    """The model did not follow a forced ``tool_choice``, even after one corrective turn.
+    """The model ignored a forced ``tool_choice`` (prompted only) even after a corrective turn.
 
-    Tool calling works by prompting, so the model can ignore ``"any"``, a named tool or
-    ``"none"``; ``ChatHailuo`` asks once more in the same chat, and the second answer did not
-    comply either. ``partial_text`` holds its prose, ``chat_id`` the chat.
+    ``partial_text`` holds the second answer's prose, ``chat_id`` the chat.
     """
 
 
@@ -181,11 +179,8 @@ class HailuoRateLimitError(HailuoError):
 class HailuoServerError(HailuoError):
     """The service answered with an error: an HTTP 5xx, or an error code inside the stream.
 
-    Attributes:
-        code: The server's error code (``statusInfo.code``, ``base_resp.status_code``,
-            an error frame's code) or the HTTP status.
-        server_message: The server's own error text.
-        status: The HTTP status, when the error came from one.
+    ``code`` is the server's code (``statusInfo.code``, ``base_resp.status_code``, an error
+    frame's) or the HTTP status, ``server_message`` its own text, ``status`` the HTTP status.
     """
 
     def __init__(
@@ -218,19 +213,14 @@ class HailuoSessionBusyError(HailuoServerError):
 
 
 class HailuoUploadError(HailuoServerError):
-    """The service refused a file upload, or a turn that refers to an uploaded file.
+    """The service refused a file upload, or a turn referring to one; send the message again.
 
-    ``server_message`` holds the service's text (the prepare call's ``status_msg``, the object
-    storage's message). The turn was not answered: send it again (the file is uploaded anew).
+    ``server_message`` is the prepare call's ``status_msg`` or the object storage's message.
     """
 
 
 class HailuoProtocolError(HailuoError):
-    """The service answered with something this client does not understand.
-
-    Usually the service changed (a new path, an HTML page instead of a stream); the message
-    names the setting (base URL, API prefix, protocol) most likely to fix it.
-    """
+    """The service sent what this client does not understand; the message names what to fix."""
 
 
 class HailuoTimeoutError(HailuoError, TimeoutError):
@@ -244,22 +234,14 @@ class HailuoStallError(HailuoTimeoutError):
 
 
 class HailuoStreamInterruptedError(HailuoError):
-    """The stream ended before the answer did; ``partial_text`` holds it all, never replayed.
-
-    Sending the message again would post it twice to the server chat.
-    """
+    """The stream ended early; ``partial_text`` holds what came (never resent: no double post)."""
 
 
 class HailuoNoAccountAvailableError(HailuoError):
-    """No account of the pool could take the call within its timeout.
+    """No account of the pool could take the call within its timeout (the message says why).
 
-    Every account was busy streaming, cooling down (quota wall, rate limit) or waiting for a
-    new login; the message names their states and when the next one frees up.
-
-    Attributes:
-        next_free_at: Epoch seconds when the earliest cool-down ends (``None``: unknown,
-            e.g. every account is busy streaming and frees when an answer ends).
-        retry_after: Seconds from now until ``next_free_at`` (``None`` when unknown).
+    ``next_free_at`` is when the earliest cool-down ends (epoch seconds) and ``retry_after`` the
+    seconds until then; both ``None`` when unknown (busy accounts free when an answer ends).
     """
 
     retryable = True
@@ -295,8 +277,7 @@ class HailuoTokenExpiredError(HailuoAuthError):
 class HailuoBrowserUnavailableError(HailuoLoginError):
     """The browser login cannot run here (no ``[browser]`` extra or no display).
 
-    ``hailuo login --token`` (the ``_token`` from a browser where you are logged in) needs no
-    browser on this machine.
+    ``hailuo login --token`` (the ``_token`` of a logged-in browser) needs no browser here.
     """
 
 
@@ -305,10 +286,9 @@ class HailuoNoPlanError(HailuoQuotaError):
 
 
 class HailuoRiskControlError(HailuoRateLimitError):
-    """The service's risk control refused the request ("operation too often").
+    """Risk control refused the request ("operation too often"): wait, do not retry in a loop.
 
-    Waiting helps; retrying in a loop makes it worse. If it persists, the egress IP may be
-    flagged: try another network.
+    If it persists, the egress IP may be flagged: try another network.
     """
 
     retryable = False
@@ -317,8 +297,8 @@ class HailuoRiskControlError(HailuoRateLimitError):
 class HailuoConnectionError(HailuoServerError):
     """The service could not be reached, or the connection broke before an answer came.
 
-    ``request_sent`` is ``False`` when it failed before any of the request was written (the
-    server never saw it). The message never holds the URL (its query may hold the token).
+    ``request_sent`` ``False``: it failed before any of the request was written. The message
+    never holds the URL (its query may hold the token).
     """
 
     retryable = True
@@ -332,10 +312,9 @@ class HailuoConnectionError(HailuoServerError):
 
 
 class HailuoRedirectError(HailuoProtocolError):
-    """A redirect pointed where the credentials must not go; nothing was sent there.
+    """A redirect pointed where credentials must not go (``target``, no query); nothing went there.
 
-    Only the configured origins and MiniMax's hosts get the token and cookies, never over
-    plain http after https. ``target``: the redirect's target without its query.
+    Only the configured origins and MiniMax's hosts get them, never over http after https.
     """
 
     def __init__(self, message: str, *, target: str, **kwargs: Unpack[PartialFields]) -> None:
@@ -345,8 +324,4 @@ class HailuoRedirectError(HailuoProtocolError):
 
 
 class HailuoResponseTooLargeError(HailuoProtocolError):
-    """A line, frame or body passed ``max_line_bytes`` (raise it in ``provider_settings``).
-
-    The limit bounds memory against a server that never ends a line, and fits the longest
-    real answer.
-    """
+    """A line, frame or body passed ``max_line_bytes`` (a memory bound in ``provider_settings``)."""
