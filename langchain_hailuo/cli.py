@@ -118,11 +118,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _port(text: str) -> int:
-    """A TCP port from the command line: 0 (a free one) to 65535.
-
-    Raises:
-        argparse.ArgumentTypeError: Not a number in that range (exit 2, one line).
-    """
+    """A TCP port from the command line, 0 (a free one) to 65535, else an ``ArgumentTypeError``."""
     try:
         port = int(text)
     except ValueError:
@@ -163,11 +159,7 @@ def _describe_auth(auth: AuthResult) -> list[str]:
 
 
 def _require_browser(path: str | None) -> None:
-    """Check that a browser login can start here (the driver, then a browser).
-
-    Raises:
-        HailuoError: What is missing, and how to get it.
-    """
+    """Check that a browser login can start here (driver, browser), else say what is missing."""
     from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
 
     _browser.require_nodriver()
@@ -242,11 +234,7 @@ _TOKEN_FROM_PROMPT = ""
 
 
 def _read_token(source: str, stdin: TextIO | None = None) -> str:
-    """The token from standard input (``-``) or a no-echo prompt; never from argv.
-
-    Raises:
-        HailuoConfigurationError: A value other than ``-`` was given on the command line.
-    """
+    """The token from standard input (``-``) or a no-echo prompt; never from the command line."""
     stream = stdin or sys.stdin
     if source == "-":
         return stream.read().strip()
@@ -492,11 +480,7 @@ class _LineReader:
         return os.isatty(self._fd)
 
     async def readline(self) -> str | None:
-        """The next line without its newline; ``None`` at end of input.
-
-        Raises:
-            UnicodeDecodeError: The line is not UTF-8.
-        """
+        """The next UTF-8 line without its newline (``None`` at the end of input)."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             thread = threading.Thread(
@@ -624,11 +608,7 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
 
 
 async def _credentials_ready(model: Any) -> None:
-    """Resolve the model's credentials now (a pool's accounts, else its one login).
-
-    Raises:
-        HailuoError: There are none, or they are unusable.
-    """
+    """Resolve the model's credentials now (a pool's accounts, else its login), or raise."""
     pool = model.pool
     if pool is not None:
         await pool.accounts()
@@ -653,11 +633,7 @@ async def _answer(
     *,
     answered: bool,
 ) -> Any:
-    """Stream one answer (``None``: not answered, said in one line on standard error).
-
-    Raises:
-        HailuoError: A failure no next turn can get past (see :func:`_fatal`).
-    """
+    """Stream one answer (``None``: not answered, said in a line); raise what ends the chat."""
     if console.prompts:
         print("hailuo> ", end="", file=ui, flush=True)
     console.task = asyncio.ensure_future(_stream(model, history, out, console))
@@ -1085,11 +1061,7 @@ def _silence_stdout() -> None:
 
 
 def _settle(args: argparse.Namespace) -> None:
-    """Fill what the environment decides (``--protocol`` from ``HAILUO_PROTOCOL``), checked.
-
-    Raises:
-        HailuoConfigurationError: A variable holds a value no flag would accept.
-    """
+    """Fill what the environment decides (``--protocol`` from ``HAILUO_PROTOCOL``), checked."""
     if "protocol" in args and args.protocol is None:
         value = os.environ.get(ENV_PROTOCOL, "").strip() or "auto"
         if value not in PROTOCOLS:

@@ -129,14 +129,7 @@ class AgentUploads:
         prefix: str,
         max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
-        """Create the routes.
-
-        Args:
-            state: The shared emulator state.
-            check: The Agent routes' identity and signature check (``_check``).
-            prefix: The API prefix.
-            max_bytes: The largest file prepare accepts.
-        """
+        """Serve uploads up to ``max_bytes``, checking callers with the Agent routes' ``check``."""
         self.state = state
         self._check = check
         self.prefix = prefix
