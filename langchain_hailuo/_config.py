@@ -1,8 +1,4 @@
-"""Where this package keeps its files, and the environment variables it reads.
-
-The per-user configuration folder, the auth file and the browser profile are decided here
-only; :mod:`langchain_hailuo.auth` and :mod:`langchain_hailuo._browser` both ask this module.
-"""
+"""Where this package keeps its files (decided here only), and the environment it reads."""
 
 from __future__ import annotations
 
@@ -56,16 +52,11 @@ def _home(env: Mapping[str, str]) -> Path:
 
 
 def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user configuration folder of this package (not created here).
+    """The per-user configuration folder (not created here).
 
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        ``$XDG_CONFIG_HOME/langchain-hailuo`` when that variable holds an absolute path,
-        else ``%APPDATA%/langchain-hailuo`` on Windows,
-        ``~/Library/Application Support/langchain-hailuo`` on macOS and
-        ``~/.config/langchain-hailuo`` elsewhere.
+    ``$XDG_CONFIG_HOME/langchain-hailuo`` when that is an absolute path, else
+    ``%APPDATA%/langchain-hailuo`` on Windows, ``~/Library/Application Support/langchain-hailuo``
+    on macOS and ``~/.config/langchain-hailuo`` elsewhere.
     """
     env = environ(env)
     xdg = env.get("XDG_CONFIG_HOME", "")
@@ -82,14 +73,7 @@ def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def default_auth_file(env: Mapping[str, str] | None = None) -> Path:
-    """The auth file to use: ``HAILUO_AUTH_FILE``, else ``auth.json`` in :func:`user_config_dir`.
-
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The path (the file may not exist yet).
-    """
+    """The auth file: ``HAILUO_AUTH_FILE``, else ``auth.json`` in :func:`user_config_dir`."""
     env = environ(env)
     explicit = env.get(ENV_AUTH_FILE)
     if explicit:
@@ -98,12 +82,5 @@ def default_auth_file(env: Mapping[str, str] | None = None) -> Path:
 
 
 def default_profile_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The persistent Chromium profile used by the browser login (a login survives runs).
-
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        ``browser-profile`` in :func:`user_config_dir`.
-    """
+    """The browser login's persistent Chromium profile (a login survives runs)."""
     return user_config_dir(env) / PROFILE_DIR_NAME

@@ -1,10 +1,7 @@
-"""HTTP plumbing shared by both protocol stacks.
+"""HTTP plumbing shared by both protocol stacks; nothing here knows a wire field of either.
 
-One job each: a per-event-loop :class:`aiohttp.ClientSession` cache, timeouts, mapping of
-HTTP statuses to typed errors, a POST that survives redirects, retries that happen only
-before the first byte of an answer, and chunk reading with an idle timeout.
-
-Nothing here knows a wire field of either protocol.
+A per-event-loop session cache, statuses mapped to typed errors, a POST that survives
+redirects, retries only before an answer's first byte, and chunk reading under the timeouts.
 """
 
 from __future__ import annotations
@@ -98,14 +95,12 @@ class HttpOptions:
         timeouts: Phase timeouts; ``timeouts.total`` is the whole call's budget.
         max_retries: Extra attempts after a retryable failure before the first byte (0: none).
         backoff_base: First backoff delay in seconds (doubled each attempt, with jitter).
-        backoff_max: Longest single backoff delay (a server's ``Retry-After`` may exceed it
-            up to ``retry_after_max``).
-        retry_after_max: Longest ``Retry-After`` we honour by waiting; longer ones raise.
+        backoff_max: Longest backoff delay (a ``Retry-After`` may exceed it up to
+            ``retry_after_max``, the longest one honoured by waiting; longer ones raise).
         proxy: An HTTP(S) proxy URL for every request.
         max_redirects: How many redirects a request may follow.
         max_line_bytes: Longest stream line, multi-line frame or JSON body accepted.
-        deadline: ``time.monotonic()`` by which the whole call must end (set per call by
-            :meth:`with_deadline`; ``None``: not started, or no total timeout).
+        deadline: ``time.monotonic()`` by which the call must end (set by :meth:`with_deadline`).
     """
 
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -119,15 +114,7 @@ class HttpOptions:
     deadline: float | None = None
 
     def with_deadline(self, deadline: float | None = None) -> HttpOptions:
-        """These options with the call's deadline set (kept when one is set already).
-
-        Args:
-            deadline: An explicit deadline (``time.monotonic()`` based); default: now plus
-                ``timeouts.total``.
-
-        Returns:
-            Options whose every wait ends by the deadline.
-        """
+        """These options with a deadline (``deadline``, else now + ``timeouts.total``) if unset."""
         if self.deadline is not None and deadline is None:
             return self
         if deadline is None:
@@ -149,14 +136,7 @@ class HttpOptions:
         return left if seconds is None else min(seconds, left)
 
     def out_of_time(self, doing: str) -> HailuoTimeoutError:
-        """The error for a deadline that ran out while ``doing`` something.
-
-        Args:
-            doing: What was under way (``"waiting for the account's other calls"``).
-
-        Returns:
-            The typed error, naming the timeout.
-        """
+        """The typed error for a deadline that ran out while ``doing`` something."""
         return HailuoTimeoutError(
             f"The call ran out of its {self.timeouts.total:g} s timeout while {doing}; "
             "raise timeout= if the service is just slow."
@@ -166,22 +146,15 @@ class HttpOptions:
 class LoopSessions:
     """One :class:`aiohttp.ClientSession` per event loop, created on first use.
 
-    A session is bound to the loop it was created on; LangChain's sync paths, Jupyter and
-    ``asyncio.run`` each bring their own loop, so the client keeps one session per loop.
-    Each session closes when its loop shuts down: it is tied to an async generator that
-    the loop finalises in ``shutdown_asyncgens()`` (which ``asyncio.run``, ``asyncio.Runner``
-    and the private loop of the sync methods all call), so a model used inside
-    ``asyncio.run(main())`` leaves no socket to the garbage collector and prints no
-    "Unclosed client session". A loop closed without that step has its session retired
-    quietly at the next use (its sockets died with the loop).
+    A session is bound to its loop, and LangChain's sync paths, Jupyter and ``asyncio.run``
+    each bring their own. Each session is tied to an async generator the loop finalises in
+    ``shutdown_asyncgens()`` (``asyncio.run``, ``asyncio.Runner`` and the sync methods' loop
+    call it), so no "Unclosed client session" is printed; a loop closed without that step has
+    its session retired quietly at the next use.
     """
 
     def __init__(self, factory: Callable[[], aiohttp.ClientSession]) -> None:
-        """Create the cache.
-
-        Args:
-            factory: Builds a new session; called inside the loop that will own it.
-        """
+        """Create the cache; ``factory`` builds a session inside the loop that will own it."""
         self._factory = factory
         # Loops are held strongly on purpose: a loop collected together with its session
         # (one reference cycle) would let the connector close sockets through a dead loop.
@@ -226,11 +199,7 @@ class LoopSessions:
             self._finish_closer(loop)
 
     def __del__(self) -> None:
-        """Retire sessions of closed loops before they are collected with this cache.
-
-        Otherwise their connectors would try, while being collected, to close sockets
-        through a loop that is already closed ("Event loop is closed" at interpreter level).
-        """
+        """Retire closed loops' sessions (collected, they would close sockets on a closed loop)."""
         with contextlib.suppress(Exception):
             self._retire_dead()
 
@@ -249,12 +218,7 @@ async def _session_closer(session: aiohttp.ClientSession) -> AsyncGenerator[None
 
 
 def _close_at_loop_shutdown(session: aiohttp.ClientSession) -> AsyncGenerator[None, None]:
-    """Tie ``session`` to the running loop's shutdown; returns the hook (keep a reference).
-
-    The first step of an async generator registers it with the running loop (through the
-    loop's async-generator hooks); the loop's ``shutdown_asyncgens()`` then closes it, and
-    its ``finally`` closes the session while the loop still runs.
-    """
+    """Tie ``session`` to the loop's ``shutdown_asyncgens()``; returns the hook to keep."""
     closer = _session_closer(session)
     _run_without_loop(anext(closer))
     return closer
@@ -280,16 +244,10 @@ def _detach_dead_session(session: aiohttp.ClientSession) -> None:
 
 
 def cookie_header(cookies: Mapping[str, str]) -> str | None:
-    """The ``Cookie`` header for one account's cookies, or ``None`` when there are none.
+    """The ``Cookie`` header for one account's cookies (``None``: none).
 
-    Cookies whose name or value could break the header (``;``, ``,``, line breaks) are
-    left out rather than sent mangled.
-
-    Args:
-        cookies: Cookie names and values.
-
-    Returns:
-        ``name=value`` pairs joined with ``"; "``.
+    Cookies whose name or value could break the header (``;``, ``,``, line breaks) are left
+    out rather than sent mangled.
     """
     unsafe = frozenset(";,\r\n")
     pairs = [
@@ -301,36 +259,18 @@ def cookie_header(cookies: Mapping[str, str]) -> str | None:
 
 
 def cookieless_session() -> aiohttp.ClientSession:
-    """A session that stores no cookies: each request carries its own account's cookies.
-
-    One session then serves every account of a client without mixing their cookies.
-    """
+    """A session storing no cookies: it serves every account without mixing theirs."""
     return aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar())
 
 
 def origin_of(url: str) -> str:
-    """``scheme://host[:port]`` of a URL.
-
-    Args:
-        url: An absolute URL.
-
-    Returns:
-        Its origin, without path or trailing slash.
-    """
+    """``scheme://host[:port]`` of an absolute URL, without path or trailing slash."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
-
-    Args:
-        value: The header's value.
-        now: The current time (for tests).
-
-    Returns:
-        Non-negative seconds, or ``None`` when absent or unreadable.
-    """
+    """Seconds from a ``Retry-After`` (delta-seconds or HTTP date); ``None`` if unreadable."""
     if not value:
         return None
     value = value.strip()
@@ -346,59 +286,36 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 def redact_tokens(text: str) -> str:
-    """Replace anything shaped like a JWT in server text (which may echo a token) with ``***``.
-
-    Args:
-        text: A snippet of a response body.
-
-    Returns:
-        The text, safe to put in an exception message or a log line.
-    """
+    """``text`` with anything shaped like a JWT replaced by ``***`` (servers may echo a token)."""
     return _JWT_LIKE.sub("***", text)
 
 
 class Redactor:
     """Scrubs one account's secrets from server text: the token in any form, the cookies.
 
-    A server may echo the token (in an error body, an error frame, a title), raw,
-    percent-encoded as it travelled in a query, JSON- or HTML-escaped; each of those forms,
-    each cookie value and anything shaped like a JWT become ``***``.
-
-    Example:
-        ```python
-        redact = Redactor.of(auth)
-        redact(f"bad token {token}")  # 'bad token ***'
-        ```
+    A server may echo the token (an error body or frame, a title) raw, percent-encoded as it
+    travelled in a query, JSON- or HTML-escaped; each form, each cookie value and anything
+    shaped like a JWT become ``***``: ``Redactor.of(auth)(f"bad token {token}")`` gives
+    ``'bad token ***'``.
     """
 
     __slots__ = ("_forms", "_secrets")
 
     def __init__(self, secrets: Iterable[str]) -> None:
-        """Build the scrubber (the encoded forms are worked out on first use).
-
-        Args:
-            secrets: The secret values (shorter than 6 characters are ignored).
-        """
+        """Scrub ``secrets`` (under 6 characters: ignored); encoded forms are built on first use."""
         self._secrets = tuple(s for s in secrets if len(s) >= _SECRET_MIN_CHARS)
         self._forms: tuple[str, ...] | None = None
 
     @classmethod
     def of(cls, auth: Any) -> Redactor:
-        """The scrubber of an account (an ``AuthResult``: its token and cookie values).
-
-        Args:
-            auth: The account.
-
-        Returns:
-            Its scrubber.
-        """
+        """The scrubber of an ``AuthResult``: its token and cookie values."""
         return cls([auth.token.get_secret_value(), *auth.cookies.values()])
 
     def __call__(self, text: str) -> str:
         """``text`` with every secret replaced by ``***``.
 
-        Plain substring replacement, longest form first: no pattern to compile per
-        account, which a pool's many accounts would each pay for on their first answer.
+        Plain substring replacement, longest form first: no per-account pattern to compile, which
+        each of a pool's many accounts would pay for on its first answer.
         """
         if self._forms is None:
             self._forms = _secret_forms(self._secrets)
@@ -426,15 +343,7 @@ def _secret_forms(secrets: Iterable[str]) -> tuple[str, ...]:
 
 
 def scrub_error(error: HailuoError, redact: Callable[[str], str]) -> HailuoError:
-    """Scrub secrets from an error's message and server message (in place).
-
-    Args:
-        error: The error about to reach the caller.
-        redact: The account's :class:`Redactor`.
-
-    Returns:
-        The same error, for ``raise scrub_error(exc, redact)``.
-    """
+    """Scrub secrets from an error's message and server message in place; returns the error."""
     _reword(error, redact(error.message))
     server_message = getattr(error, "server_message", None)
     if isinstance(server_message, str):
@@ -455,19 +364,7 @@ def _looks_like_bot_page(body: str) -> bool:
 
 
 async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -> bytes:
-    """The whole body of a (non-streamed) answer, refusing one longer than ``limit`` bytes.
-
-    Args:
-        resp: The response.
-        limit: The most bytes accepted.
-        what: A short name of the request for the message.
-
-    Returns:
-        The body.
-
-    Raises:
-        HailuoResponseTooLargeError: The body is longer than ``limit``.
-    """
+    """A non-streamed body, or :class:`HailuoResponseTooLargeError` past ``limit`` bytes."""
     body = await resp.content.read(limit + 1)
     if len(body) > limit:
         raise HailuoResponseTooLargeError(
@@ -479,17 +376,11 @@ async def read_limited(resp: aiohttp.ClientResponse, limit: int, *, what: str) -
 
 
 async def raise_for_http_status(resp: aiohttp.ClientResponse, *, what: str) -> None:
-    """Turn an error status into the matching typed error (2xx returns quietly).
+    """Raise the typed error for an error status; 2xx returns quietly.
 
-    Args:
-        resp: The response, body not yet read.
-        what: A short name of the request for messages (``"chat request"``).
-
-    Raises:
-        HailuoAuthError: 401, or a 403 login / bot-protection page.
-        HailuoRateLimitError: 429 (with ``retry_after``).
-        HailuoSessionBusyError: 409.
-        HailuoServerError: 5xx (retryable) and other 4xx (not).
+    401 and a 403 login or bot-protection page are :class:`HailuoAuthError`, 429
+    :class:`HailuoRateLimitError` (with ``retry_after``), 409 :class:`HailuoSessionBusyError`,
+    5xx a retryable :class:`HailuoServerError` and other 4xx a final one.
     """
     status = resp.status
     if status < 400:  # noqa: PLR2004
@@ -552,14 +443,9 @@ def _without_query(url: str) -> str:
 class RedirectPolicy:
     """Where a request may follow a redirect, taking its token and cookies along.
 
-    A target is allowed when it is on the same host, one of the configured ``origins``
-    (exactly), or an ``https`` origin on one of the known ``hosts`` or under one of the
-    known ``domains``; and never when the redirect goes from ``https`` to anything else.
-
-    Attributes:
-        origins: The configured origins (base and stream URL).
-        hosts: Host names of the service itself (``agent.minimax.io``).
-        domains: Domain suffixes of the service (``.minimaxi.com``).
+    Allowed: the same host, one of the configured ``origins`` exactly, or an ``https`` origin
+    on one of the service's ``hosts`` or under its ``domains``; never from ``https`` to
+    anything else.
     """
 
     origins: frozenset[str] = frozenset()
@@ -570,28 +456,11 @@ class RedirectPolicy:
     def for_origins(
         cls, *origins: str, hosts: Iterable[str] = (), domains: Iterable[str] = ()
     ) -> RedirectPolicy:
-        """The policy trusting ``origins`` and the service's known hosts and domains.
-
-        Args:
-            *origins: The configured origins.
-            hosts: The service's host names.
-            domains: The service's domain suffixes (with the leading dot).
-
-        Returns:
-            The policy.
-        """
+        """The policy trusting ``origins`` and the service's hosts and (dot-led) domains."""
         return cls(frozenset(origins), frozenset(h.lower() for h in hosts), tuple(domains))
 
     def refusal(self, source: str, target: str) -> str | None:
-        """Why a redirect from ``source`` to ``target`` may not be followed, or ``None``.
-
-        Args:
-            source: The URL that answered with the redirect.
-            target: The absolute URL it points to.
-
-        Returns:
-            The reason, or ``None`` when the redirect may be followed.
-        """
+        """Why a redirect from ``source`` to ``target`` may not be followed (``None``: it may)."""
         src, dst = _origin_key(source), _origin_key(target)
         if dst[0] not in {"http", "https"} or not dst[1]:
             return "it is not an http(s) URL"
@@ -609,11 +478,7 @@ _UNSAFE_HEADER_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _check_headers(headers: Mapping[str, str]) -> None:
-    """Refuse header values that would break the request (a token with a line break).
-
-    Raises:
-        HailuoConfigurationError: A value holds a control character (the value is not shown).
-    """
+    """Refuse a header value with a control character (the error does not show it)."""
     for name, value in headers.items():
         if _UNSAFE_HEADER_CHARS.search(value):
             raise HailuoConfigurationError(
@@ -670,37 +535,20 @@ async def request_following_redirects(
 ) -> aiohttp.ClientResponse:
     """Send a request, re-sending it with the same method and body on each allowed redirect.
 
-    aiohttp (like browsers) turns a POST answered with 301/302 into a body-less GET; the
-    chat APIs need the POST itself, so redirects are followed here by hand. The target is
-    re-signed through ``build`` for each hop, and only followed where ``policy`` lets the
-    credentials go. A permanent redirect (301/308) that only changes the origin is
-    remembered for the process: later requests to that origin go straight to the new one
-    (where ``policy`` allows it; forgotten again when the new origin cannot be reached).
+    aiohttp, like browsers, turns a POST answered with 301/302 into a body-less GET; the chat
+    APIs need the POST itself, so redirects are followed here. ``build`` gives the keyword
+    arguments of ``session.request`` for the URL about to be requested, so each hop is signed
+    afresh; only targets ``policy`` allows are followed. A permanent redirect (301/308) that
+    only changes the origin is remembered for the process (forgotten when the new origin
+    cannot be reached). ``encoded`` sends a URL already encoded as signed byte for byte.
     Transport failures come back typed, without the URL (its query may hold the token).
-
-    Args:
-        session: The session to use.
-        method: ``"POST"`` or ``"GET"``.
-        url: The first absolute URL.
-        build: Given the URL about to be requested, returns the keyword arguments for
-            ``session.request`` (``headers``, ``data``, ``params``…); called once per hop so
-            bodies and signatures are fresh.
-        options: Redirect limit, proxy, timeouts and the call's deadline.
-        policy: Where redirects may lead.
-        what: A short name of the request for messages.
-        encoded: The URL is already percent-encoded exactly as it must be sent (and signed):
-            send it byte for byte instead of letting aiohttp re-quote it.
-
-    Returns:
-        The final (non-redirect) response; ``str(response.url)`` tells where it landed.
 
     Raises:
         HailuoRedirectError: A redirect to a place the credentials must not go.
         HailuoProtocolError: Too many redirects, or one without a ``Location``.
-        HailuoTimeoutError: No response headers within the first-byte timeout or the
-            call's deadline.
-        HailuoConnectionError: The connection failed (``request_sent`` tells whether any
-            of the request may have been written).
+        HailuoTimeoutError: No response headers within the first-byte timeout or the deadline.
+        HailuoConnectionError: The connection failed (``request_sent`` tells whether any of
+            the request may have been written).
         HailuoConfigurationError: A header value holds a control character.
     """
     first, url = url, _moved(url, policy)
@@ -814,30 +662,17 @@ def _backoff_delay(attempt: int, options: HttpOptions, error: BaseException) -> 
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Whether an error raised before the first byte may go away on a second try.
-
-    Args:
-        error: What the attempt raised.
-
-    Returns:
-        ``True`` for connection errors and retryable :class:`HailuoError` subclasses.
-    """
+    """Whether an error raised before the first byte may go away on a second try."""
     if isinstance(error, HailuoError):
         return error.retryable
     return isinstance(error, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError)
 
 
 def provably_unsent(error: BaseException) -> bool:
-    """Whether a failed request provably did not reach the service (so a resend is safe).
+    """Whether a failed request cannot have reached the service, so a resend is safe.
 
-    The connection failed before anything was written, or the server answered that it
-    did not take the request: 429 (rate limited) or 409 (the conversation is busy).
-
-    Args:
-        error: What the attempt raised.
-
-    Returns:
-        ``True`` only when the request cannot have been processed.
+    The connection failed before anything was written, or the server refused the request:
+    429 (rate limited) or 409 (the conversation is busy).
     """
     if isinstance(error, HailuoConnectionError):
         return not error.request_sent
@@ -878,28 +713,12 @@ async def retry_before_first_byte(
 ) -> T:
     """Run ``attempt`` until it succeeds, retrying retryable failures with backoff.
 
-    ``attempt`` must cover only the part of a request before any answer byte is handed to
-    the caller (connect, headers, status check): a failure after that must never be
-    retried here, or text would be duplicated. A request that is not idempotent (a chat
-    message, a new session) is retried only when it provably did not reach the server
-    (:func:`provably_unsent`); otherwise its error says the message may have arrived.
-    Every wait (backoff, ``Retry-After``) fits inside the call's deadline: a wait longer
-    than what is left raises the failure at once.
-
-    Args:
-        attempt: The coroutine factory to run.
-        options: ``max_retries``, backoff settings and the deadline.
-        what: A short name of the request for log lines and messages.
-        sleep: The sleep function (tests pass a fake).
-        idempotent: Whether sending the request twice is harmless (reads).
-        chat_id: The chat the message goes to, named when it may have arrived.
-        redact: Scrubs the account's secrets from the messages of errors raised.
-
-    Returns:
-        What ``attempt`` returned.
-
-    Raises:
-        HailuoError: The last failure, typed and scrubbed.
+    ``attempt`` must end before any answer byte reaches the caller (connect, headers, status):
+    a later failure retried here would duplicate text. A request that is not ``idempotent`` (a
+    chat message, a new session) is retried only when :func:`provably_unsent`; otherwise its
+    error says the message may have arrived in ``chat_id``. Every wait (backoff,
+    ``Retry-After``) fits in the deadline: a longer one raises the failure at once. Raised
+    errors are typed and scrubbed with ``redact``.
     """
     tries = 0
     while True:
@@ -957,18 +776,10 @@ def _no_time_to_wait(
 def received_unread(content: aiohttp.StreamReader) -> bytes:
     """Body bytes that arrived but were not read yet, from a stream that failed.
 
-    When the connection breaks mid-body, aiohttp sets the payload error on the response's
-    stream, and from then on every read raises it, even while bytes that did arrive before
-    the break are still buffered. A reader slower than the network (a busy event loop)
-    would lose them, and with them answer text the server sent. They are taken from the
-    stream's buffer here (aiohttp offers no public read past the error); an aiohttp
-    without that buffer gives nothing back, as before.
-
-    Args:
-        content: The response's body stream.
-
-    Returns:
-        The buffered bytes, in order (empty when there are none).
+    After a mid-body break aiohttp raises the payload error on every read, even while bytes
+    that arrived before it are buffered; a reader slower than the network would lose answer
+    text. They are taken from the stream's buffer (aiohttp has no public read past the
+    error); an aiohttp without that buffer gives nothing.
     """
     buffer = getattr(content, "_buffer", None)
     if not buffer:
@@ -983,23 +794,10 @@ async def iter_chunks(
     options: HttpOptions,
     idle_error: Callable[[float], HailuoTimeoutError] | None = None,
 ) -> AsyncIterator[bytes]:
-    """Yield the body's chunks as they arrive, enforcing the idle timeout and the deadline.
+    """Yield the body's chunks under the idle timeout and the deadline (no line splitting here).
 
-    No line splitting happens here, so arbitrarily long lines are fine (the decoders split
-    and bound them).
-
-    Args:
-        resp: The streaming response.
-        options: ``timeouts.idle`` bounds the wait for each chunk, ``deadline`` the whole
-            call (see :meth:`HttpOptions.with_deadline`).
-        idle_error: Builds the error for a silence of ``timeouts.idle`` seconds (default:
-            :func:`idle_timed_out`).
-
-    Yields:
-        Raw body chunks.
-
-    Raises:
-        HailuoTimeoutError: A timeout ran out (the decoders attach the partial text).
+    ``idle_error`` builds the error for ``timeouts.idle`` seconds of silence (default
+    :func:`idle_timed_out`); the decoders attach the partial text to timeouts.
     """
     idle = options.timeouts.idle
     while True:
@@ -1043,20 +841,11 @@ async def read_rest(
     feed: Callable[[bytes], object] | None = None,
     grace: float = BODY_END_GRACE,
 ) -> bool:
-    """Read what follows a finished answer until the body ends, for a short while only.
+    """Read what follows a finished answer for a short while; returns whether the body ended.
 
-    The answer is complete, so a slow, broken or stalled rest is not an error: reading
-    just stops. Reading to the end lets the server finish the turn (it is free for the
-    next one at once) and returns the connection to the pool.
-
-    Args:
-        chunks: The body's remaining chunks (from :func:`iter_chunks`).
-        options: ``timeouts.idle`` and the deadline cap the wait, together with ``grace``.
-        feed: Called with each chunk (e.g. a decoder collecting trailing metadata).
-        grace: The longest wait in seconds (default :data:`BODY_END_GRACE`).
-
-    Returns:
-        Whether the body ended (the response may go back to the pool).
+    The answer is complete, so a slow, broken or stalled rest just stops the reading. Reading
+    to the end frees the server for the next turn and returns the connection to the pool;
+    ``feed`` gets each chunk, ``grace`` (default :data:`BODY_END_GRACE`) caps the wait.
     """
     idle = options.timeouts.idle
     wait = options.bounded(grace if idle is None else min(idle, grace))
@@ -1072,11 +861,7 @@ async def read_rest(
 
 
 class StreamedResponse:
-    """An open streaming answer: its body's chunks under the timeouts, and how to let it go.
-
-    The protocol stacks subclass it with their decoder and event loop; this part is the
-    same for both.
-    """
+    """An open streaming answer: its chunks under the timeouts, and its release."""
 
     def __init__(
         self,
@@ -1085,13 +870,7 @@ class StreamedResponse:
         options: HttpOptions,
         redact: Callable[[str], str] = redact_tokens,
     ) -> None:
-        """Wrap a response whose status and content type were checked.
-
-        Args:
-            response: The open response.
-            options: The timeouts and the call's deadline for reading the body.
-            redact: Scrubs the account's secrets from server text in errors.
-        """
+        """Wrap a response whose status and content type were checked."""
         self._response = response
         self._options = options
         self._redact = redact
@@ -1116,17 +895,7 @@ class StreamedResponse:
         partial_reasoning: str = "",
         chat_id: str | None,
     ) -> HailuoError:
-        """The typed, scrubbed error for a failure while reading, with the partial answer.
-
-        Args:
-            exc: What reading raised (a typed error, or a transport error).
-            partial_text: Answer text received before the failure.
-            partial_reasoning: Reasoning text received before it.
-            chat_id: The chat / session id, if known.
-
-        Returns:
-            The error to raise (``exc`` itself when it was typed already).
-        """
+        """The typed, scrubbed error for a failure while reading, with the partial answer."""
         if isinstance(exc, HailuoError):
             error = exc.with_partial(
                 partial_text=partial_text, partial_reasoning=partial_reasoning, chat_id=chat_id
@@ -1151,17 +920,7 @@ class StreamedResponse:
 def connection_dropped(
     exc: BaseException, *, partial_text: str, partial_reasoning: str = "", chat_id: str | None
 ) -> HailuoStreamInterruptedError:
-    """The error for a connection that broke mid-answer (nothing is ever sent again).
-
-    Args:
-        exc: The transport error.
-        partial_text: Answer text received before the drop.
-        partial_reasoning: Reasoning text received before the drop.
-        chat_id: The chat / session id, if known.
-
-    Returns:
-        The typed error, to raise ``from exc``.
-    """
+    """The error for a connection that broke mid-answer (nothing is ever sent again)."""
     return HailuoStreamInterruptedError(
         f"The connection dropped mid-answer ({type(exc).__name__}); the message was not sent "
         "again (that would post it twice). partial_text holds what arrived.",

@@ -1,10 +1,7 @@
-"""What the web clients' JavaScript computes, in Python: both signing modules use these.
+"""What the web clients' JavaScript computes, once for both signing modules.
 
-``Date.now()``, an MD5 hex digest, ``encodeURIComponent`` and ``URLSearchParams`` encoding
-are the same in the v4 web client (:mod:`langchain_hailuo.v4.crypt`) and the MiniMax Agent
-one (:mod:`langchain_hailuo.agent.signing`), so they live here once. The emulator keeps its
-own copies on purpose (:mod:`langchain_hailuo.emulator.signing`): a test double that shares
-the client's code cannot catch the client's mistakes.
+The emulator keeps its own copies (:mod:`langchain_hailuo.emulator.signing`): a test double
+sharing the client's code cannot catch the client's mistakes.
 """
 
 from __future__ import annotations
@@ -26,40 +23,18 @@ def now_ms() -> int:
 
 
 def md5_hex(text: str) -> str:
-    """MD5 of the UTF-8 encoding of ``text`` as 32 lowercase hex digits.
-
-    Args:
-        text: Any text.
-
-    Returns:
-        The hex digest.
-    """
+    """MD5 of the UTF-8 encoding of ``text`` as 32 lowercase hex digits."""
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def encode_uri_component(text: str) -> str:
-    """Percent-encode like JavaScript's ``encodeURIComponent``.
-
-    Args:
-        text: The text to encode (as UTF-8).
-
-    Returns:
-        The text with everything but ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` percent-encoded.
-    """
+    """Percent-encode like JavaScript's ``encodeURIComponent`` (``A-Za-z0-9-_.!~*'()`` stay)."""
     return quote(text, safe=_URI_COMPONENT_SAFE)
 
 
 def url_search_params_encode(text: str) -> str:
-    """Encode one name or value as ``URLSearchParams.toString()`` does.
+    """Encode a name or value as ``URLSearchParams``: ``A-Za-z0-9*-._`` stay, space is ``+``.
 
-    The ``application/x-www-form-urlencoded`` serializer keeps ``A-Z a-z 0-9 * - . _``,
-    turns a space into ``+`` and percent-encodes every other byte (``~`` included, which
-    Python's quoting would keep).
-
-    Args:
-        text: The text to encode.
-
-    Returns:
-        The encoded text.
+    Every other byte is percent-encoded, ``~`` included (which Python's quoting keeps).
     """
     return quote_plus(text, safe="*").replace("~", "%7E")

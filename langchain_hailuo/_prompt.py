@@ -1,13 +1,12 @@
 """The text rules both protocol stacks share, and the request a turn hands them.
 
-The web chats take one text per turn and keep the history server-side. A new chat gets the
-whole history folded into one prompt (:func:`format_prompt`); a continued chat gets only
-the user's newest message(s) (:func:`get_last_user_message`). What one turn sends is a
-:class:`TurnRequest`, decided once: by the turn planner (:mod:`langchain_hailuo._turns`)
-for ``ChatHailuo``, or by :func:`request_from_dicts` for the seed's ``create_authed``.
-
-This module holds the one content-to-text rule (:func:`content_text`), the one role table
-(:data:`ROLES`) and the one rule for "does this call continue the chat" (:func:`continues`).
+The web chats take one text per turn and keep the history server-side: a new chat gets the
+whole history folded into one prompt (:func:`format_prompt`), a continued chat only the
+user's newest message(s) (:func:`get_last_user_message`). One turn sends one
+:class:`TurnRequest`, decided by the turn planner (:mod:`langchain_hailuo._turns`) for
+``ChatHailuo`` or by :func:`request_from_dicts` for the gpt4free-compatible
+``create_authed``. Here too: the one content-to-text rule (:func:`content_text`), the one
+role table (:data:`ROLES`) and the one continuation rule (:func:`continues`).
 """
 
 from __future__ import annotations
@@ -77,29 +76,14 @@ def compact_json(value: Any) -> str:
 
 
 def content_text(content: Any, kind: ContentKind = "message") -> str:
-    """The text of a message's content: the one rule every message goes through.
+    """The text of a message's content (a string, ``None``, a block, or a list): the one rule.
 
-    ``content`` is a string, ``None``, one block, or a list of strings and blocks. Text
-    blocks (``{"type": "text", "text": ...}``) give their text. Other blocks:
-
-    - ``message``: refused (the web chat takes text; files and images were taken out
-      before, see :mod:`langchain_hailuo._attachments`);
-    - ``answer`` (an AI message's own content): reasoning and tool-call blocks are left
-      out, anything else is refused;
-    - ``tool_result``: ``json`` blocks become compact JSON, anything else a short note;
-      parts are joined with newlines (a tool's output lines).
-
-    Args:
-        content: The content.
-        kind: Whose content it is.
-
-    Returns:
-        The text (parts joined with nothing between them, as LangChain's ``.text`` does,
-        except tool results).
-
-    Raises:
-        HailuoUnsupportedContentError: A block that is not text, outside tool results; the
-            message names the block type.
+    Text blocks give their text, joined with nothing between (as LangChain's ``.text``). Other
+    blocks: refused in a user ``message`` (files and images were taken out before, see
+    :mod:`langchain_hailuo._attachments`); in an ``answer``, reasoning and tool-call blocks are
+    left out and others refused; in a ``tool_result``, ``json`` blocks become compact JSON,
+    others a short note, parts joined with newlines. A refusal is a
+    :class:`HailuoUnsupportedContentError` naming the block type.
     """
     if content is None:
         return ""
@@ -153,32 +137,11 @@ def _role_label(role: str) -> str:
 
 
 def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
-    """Fold a whole conversation into one prompt for a new chat.
+    """Fold a whole conversation into one prompt for a new chat (``""`` for none).
 
     One message is sent as its content, unchanged. Several become ``Role: content`` lines
-    (roles ``System``, ``User``, ``Assistant``; empty or blank contents dropped) followed by
-    ``Assistant:`` on its own line, so the model answers as the assistant.
-
-    Args:
-        messages: Dicts with ``role`` and ``content``.
-
-    Returns:
-        The prompt (empty when there are no messages).
-
-    Example:
-        ```python
-        print(
-            format_prompt(
-                [
-                    {"role": "system", "content": "Be brief."},
-                    {"role": "user", "content": "Hi"},
-                ]
-            )
-        )
-        # System: Be brief.
-        # User: Hi
-        # Assistant:
-        ```
+    (``System``, ``User``, ``Assistant``; blank contents dropped) and a last ``Assistant:``
+    line, so the model answers as the assistant.
     """
     if not messages:
         return ""
@@ -193,31 +156,16 @@ def format_prompt(messages: Sequence[Mapping[str, Any]]) -> str:
 
 
 def get_last_user_message(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The user's newest message(s), for continuing a chat the server already holds.
+    """The user's newest message(s) for a held chat: the run before trailing non-user messages.
 
-    Trailing non-user messages are skipped; then the run of consecutive user messages
-    before them is collected (each stripped, blank ones dropped) and joined with newlines,
-    in order.
-
-    Args:
-        messages: Dicts with ``role`` and ``content``.
-
-    Returns:
-        The text to send (empty when there is no user message).
+    Each is stripped, blank ones dropped, joined with newlines (``""`` with no user message).
     """
     run = (content_text(message.get("content")).strip() for message in last_user_run(messages))
     return "\n".join(text for text in run if text)
 
 
 def last_user_run(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The messages :func:`get_last_user_message` sends: the newest run of user messages.
-
-    Args:
-        messages: Dicts with ``role`` and ``content``.
-
-    Returns:
-        The run, in order (empty when there is no user message).
-    """
+    """The newest run of user messages, in order (what :func:`get_last_user_message` sends)."""
     end = len(messages)
     while end and not _is_user(messages[end - 1]):
         end -= 1
@@ -233,19 +181,7 @@ def _is_user(message: Mapping[str, Any]) -> bool:
 
 
 def continues(conversation: Conversation | None, account: str, protocol: Protocol) -> bool:
-    """Whether a call may continue ``conversation``: a real chat of this protocol and account.
-
-    The one rule: the planner applies it to a caller's conversation override, and
-    :func:`request_from_dicts` to the seed's ``conversation=`` argument.
-
-    Args:
-        conversation: The conversation asked for, if any.
-        account: The fingerprint of the account about to send.
-        protocol: The protocol in use.
-
-    Returns:
-        ``True`` to post to its chat / session; ``False`` to start a new one.
-    """
+    """Whether a call may continue ``conversation``: a real chat of this protocol and account."""
     return (
         conversation is not None
         and conversation.protocol == protocol
@@ -265,16 +201,16 @@ class TurnRequest:
 
     Attributes:
         conversation: The chat to continue (``None``: start a new chat).
-        messages: With a conversation, the messages after its last answer (the turn sends
-            their trailing user run); else the whole history, as :attr:`full_history`.
-        full_history: The whole history (instructions and tool results folded in), which a
-            new chat is sent, folded into one prompt.
+        messages: With a conversation, the messages after its last answer (their trailing
+            user run is sent); else the whole history, as :attr:`full_history`.
+        full_history: The whole history (instructions and tool results folded in), folded
+            into one prompt for a new chat.
         history_hash: The hash of this turn's prompt, stored on the answer.
         tools_hash: The hash of the tool / output-format instructions in effect, if any.
-        reason: Why (for logs and tests): ``new``, ``continued``, ``override``,
-            ``edited`` (the history before the last answer changed), ``foreign`` (an
-            override of another account or protocol), ``not-user`` (non-user messages
-            after the last answer), ``no-history-reuse`` (``use_previous_chat_id=False``).
+        reason: Why (for logs and tests): ``new``, ``continued``, ``override``, ``edited`` (the
+            history before the last answer changed), ``foreign`` (another account's or
+            protocol's override), ``not-user`` (non-user messages after the last answer),
+            ``no-history-reuse`` (``use_previous_chat_id=False``).
     """
 
     conversation: Conversation | None
@@ -290,18 +226,7 @@ class TurnRequest:
         return self.conversation is not None
 
     def for_account(self, account: str, protocol: Protocol) -> TurnRequest:
-        """This request as another account may send it: a chat it cannot continue restarts.
-
-        Used when a refresh of rejected credentials brought another account's: its chat is
-        not theirs, so the whole history goes to a new chat instead.
-
-        Args:
-            account: The fingerprint of the account about to send.
-            protocol: The protocol in use.
-
-        Returns:
-            ``self``, or the same request as a new chat.
-        """
+        """This request as ``account`` may send it (renewed credentials may be another's)."""
         if self.conversation is None or continues(self.conversation, account, protocol):
             return self
         logger.info(
@@ -346,21 +271,10 @@ def request_from_dicts(
     conversation: Conversation | None = None,
     full_history: Sequence[Mapping[str, Any]] | None = None,
 ) -> TurnRequest:
-    """The request of a seed-style call (``create_authed(model, messages, ...)``).
+    """The request of a ``create_authed(model, messages, ...)`` call.
 
-    A conversation that :func:`continues` is continued with the trailing user message(s)
-    of ``messages``; anything else starts a new chat from ``full_history`` (or
-    ``messages``).
-
-    Args:
-        messages: The call's ``{"role", "content"}`` dicts.
-        account: The fingerprint of the account about to send.
-        protocol: The provider's protocol.
-        conversation: The conversation asked for, if any.
-        full_history: The whole history, for starting over (default: ``messages``).
-
-    Returns:
-        The request.
+    A ``conversation`` that :func:`continues` gets the trailing user message(s) of
+    ``messages``; else a new chat starts from ``full_history`` (default ``messages``).
     """
     history = cast("list[MessageDict]", list(full_history or messages))
     if continues(conversation, account, protocol):
@@ -372,15 +286,7 @@ def request_from_dicts(
 
 
 def check_encodable(messages: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse message text that cannot be sent as UTF-8 (a lone surrogate), before any request.
-
-    Args:
-        messages: The ``{"role", "content"}`` dicts of a call (contents may be strings or
-            lists of parts).
-
-    Raises:
-        HailuoUnsupportedContentError: A text holds a lone surrogate; the message names it.
-    """
+    """Refuse text that cannot be sent as UTF-8 (a lone surrogate, named), before any request."""
     for index, message in enumerate(messages):
         for text in _texts_in(message.get("content")):
             try:

@@ -284,30 +284,17 @@ class _Validator:
 def validate_json_schema(
     value: Any, schema: Mapping[str, Any], *, coerce_integers: bool = True
 ) -> tuple[Any, list[str]]:
-    """Validate a decoded JSON value against a JSON schema, without third-party packages.
+    """Validate a decoded JSON value against a JSON schema: the value and its errors (none: valid).
 
-    Covered: ``type`` (one name or a list; ``string``, ``integer``, ``number``, ``boolean``,
-    ``array``, ``object``, ``null``), ``enum``, ``const``, ``properties``, ``required``,
+    Covered: ``type`` (a name or a list), ``enum``, ``const``, ``properties``, ``required``,
     ``additionalProperties`` (``false`` or a schema), ``items`` / ``prefixItems``,
     ``minItems`` / ``maxItems``, ``minLength`` / ``maxLength`` / ``pattern``,
     ``minimum`` / ``maximum`` / ``exclusiveMinimum`` / ``exclusiveMaximum``, ``anyOf``,
-    ``oneOf``, ``allOf`` and local ``$ref`` (``#/$defs/...``, ``#/definitions/...``). Other
-    keywords (``format``, ``default``, ``description``...) are ignored. ``true`` is never an
-    integer, although Python's ``bool`` is an ``int``.
-
-    Integer coercion: with ``coerce_integers`` (the default), a whole float (``3.0``) where the
-    schema wants an ``integer`` is accepted and returned as ``3``. Strings are never coerced
-    (``"3"`` is not an integer).
-
-    Args:
-        value: The decoded JSON value.
-        schema: The JSON schema.
-        coerce_integers: Whether whole floats count as integers (and are converted).
-
-    Returns:
-        The value (a copy with whole floats turned into ints where the schema wants integers)
-        and a list of error messages, each starting with the JSON path (``$.items[0].id: ...``).
-        The list is empty when the value is valid.
+    ``oneOf``, ``allOf`` and local ``$ref`` (``#/$defs/...``, ``#/definitions/...``); other
+    keywords are ignored. ``true`` is never an integer, although Python's ``bool`` is an
+    ``int``. With ``coerce_integers`` a whole float (``3.0``) where an ``integer`` is wanted is
+    accepted and returned as ``3`` (in a copy); strings are never coerced. Each error starts
+    with its JSON path (``$.items[0].id: ...``).
     """
     validator = _Validator(root=schema, coerce_integers=coerce_integers)
     return validator.check(value, schema, "$")

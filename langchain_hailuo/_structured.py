@@ -1,18 +1,12 @@
 """Structured output by prompting: schema instructions, JSON extraction, validation, repair.
 
-``ChatHailuo.with_structured_output`` cannot ask the server for JSON or a forced function call,
-so it asks the model in words and checks the answer here:
-
-- :func:`render_schema_instruction` says what to reply (``json_schema``, ``json_mode``, or
-  ``function_calling``, which reuses the tool call syntax of :mod:`langchain_hailuo._tools`
-  with one tool made from the schema);
-- :func:`parse_structured_reply` (built on :func:`extract_json` and
-  :func:`validate_against_schema`) turns the answer into a validated JSON value or raises a
-  :class:`StructuredOutputError`;
-- :func:`repair_instruction` turns that error into the text of the one repair turn.
-
+``with_structured_output`` cannot ask the web chat for JSON or a forced function call, so
+:func:`render_schema_instruction` asks in words (``function_calling`` reuses the tool call
+syntax of :mod:`langchain_hailuo._tools` with one tool made from the schema),
+:func:`parse_structured_reply` turns the answer into a validated value or raises a
+:class:`StructuredOutputError`, and :func:`repair_instruction` words the one repair turn.
 The errors subclass LangChain's ``OutputParserException``, so ``include_raw=True`` chains
-report them as ``parsing_error`` like any other parser failure.
+report them as ``parsing_error``.
 """
 
 from __future__ import annotations
@@ -59,12 +53,7 @@ class StructuredOutputError(OutputParserException):
     """The reply could not be turned into the requested structure."""
 
     def __init__(self, message: str, *, llm_output: str | None = None) -> None:
-        """Create the error.
-
-        Args:
-            message: What was wrong with the reply.
-            llm_output: The reply text.
-        """
+        """Create the error: ``message`` says what was wrong with the reply ``llm_output``."""
         super().__init__(message, llm_output=llm_output)
         self.message = message
 
@@ -74,21 +63,10 @@ class JSONExtractionError(StructuredOutputError):
 
 
 class SchemaValidationError(StructuredOutputError):
-    """The reply's JSON does not match the schema.
-
-    Attributes:
-        errors: One message per problem, each starting with a JSON path (``$.age: ...``).
-        value: The JSON value that failed.
-    """
+    """The reply's JSON ``value`` is off the schema; ``errors``: one ``$.path: ...`` per problem."""
 
     def __init__(self, errors: list[str], value: Any, *, llm_output: str | None = None) -> None:
-        """Create the error.
-
-        Args:
-            errors: The problems found.
-            value: The JSON value that failed.
-            llm_output: The reply text.
-        """
+        """Create the error for ``value`` and its problems."""
         lines = "\n".join(f"- {error}" for error in errors)
         super().__init__(f"The JSON does not match the schema:\n{lines}", llm_output=llm_output)
         self.errors = errors
@@ -108,19 +86,11 @@ def _check_method(method: str) -> None:
 
 
 def schema_to_tool(schema_json: Mapping[str, Any]) -> dict[str, Any]:
-    """The single OpenAI-format tool used by the ``function_calling`` method.
+    """The one OpenAI-format tool of the ``function_calling`` method (an OpenAI tool is kept as is).
 
-    An OpenAI tool (``{"type": "function", "function": {...}}``) is returned as is. A JSON
-    schema becomes a tool named after its ``title`` (``structured_output`` without one; other
-    characters than letters, digits, ``_`` and ``-`` become ``_``), described by its
-    ``description``, whose parameters are the schema without those two keys (``$defs`` stay,
-    so references still resolve).
-
-    Args:
-        schema_json: A JSON schema (``convert_to_json_schema`` output) or an OpenAI tool.
-
-    Returns:
-        The tool.
+    A JSON schema becomes a tool named after its ``title`` (``structured_output`` without one;
+    characters other than letters, digits, ``_`` and ``-`` become ``_``), described by its
+    ``description``, whose parameters are the rest of the schema (``$defs`` stay).
     """
     if schema_json.get("type") == "function" and isinstance(schema_json.get("function"), Mapping):
         return dict(schema_json)
@@ -145,22 +115,10 @@ def render_schema_instruction(
 ) -> str:
     """The instruction that asks the model for output in the schema's shape.
 
-    - ``json_schema``: one JSON value conforming to the schema, nothing else;
-    - ``json_mode``: one JSON object, nothing else (the schema, when given, is shown as the
-      shape to follow; LangChain's JSON mode otherwise leaves the shape to the prompt);
-    - ``function_calling``: the tool instructions of :func:`render_tool_instructions` for one
-      tool made from the schema (:func:`schema_to_tool`), with that tool forced.
-
-    Args:
-        schema_json: The JSON schema (``convert_to_json_schema(schema)``), or an OpenAI tool
-            for ``function_calling``. May be ``None`` for ``json_mode`` only.
-        method: The ``with_structured_output`` method.
-
-    Returns:
-        The instruction text.
-
-    Raises:
-        ValueError: Unknown method, or no schema where one is needed.
+    ``json_schema``: one conforming JSON value, nothing else; ``json_mode``: one JSON object
+    (the schema, when given, shown as the shape); ``function_calling``: the tool instructions
+    for :func:`schema_to_tool`'s tool, forced. ``ValueError`` for an unknown method or a
+    missing schema (only ``json_mode`` may have none).
     """
     _check_method(method)
     if method == "json_mode":
@@ -217,19 +175,10 @@ def _longest_embedded_json(text: str) -> tuple[bool, Any]:
 
 
 def extract_json(text: str) -> Any:
-    """Find the one JSON value in a reply.
+    """The one JSON value in a reply (:class:`JSONExtractionError` if none).
 
-    Tried in order: the whole reply; the body of each code fence (```` ```json ... ``` ````);
-    the longest JSON object or array embedded in prose (``Here you go: {...} Enjoy!``).
-
-    Args:
-        text: The reply.
-
-    Returns:
-        The decoded value.
-
-    Raises:
-        JSONExtractionError: The reply is empty or holds no decodable JSON object or array.
+    Tried in order: the whole reply; each code fence's body; the longest JSON object or array
+    embedded in prose (``Here you go: {...} Enjoy!``).
     """
     stripped = text.strip()
     if not stripped:
@@ -260,19 +209,9 @@ def validate_against_schema(
     coerce_integers: bool = True,
     llm_output: str | None = None,
 ) -> Any:
-    """Validate a JSON value with :func:`langchain_hailuo._tools.validate_json_schema`.
+    """``value`` checked against the schema, whole floats made ints where integers are wanted.
 
-    Args:
-        value: The decoded JSON value.
-        schema_json: The JSON schema.
-        coerce_integers: Whether whole floats count as integers (and are converted).
-        llm_output: The reply text, kept on the error.
-
-    Returns:
-        The value, with whole floats turned into ints where the schema wants integers.
-
-    Raises:
-        SchemaValidationError: The value does not match; ``errors`` lists every problem.
+    Raises :class:`SchemaValidationError` listing every problem.
     """
     checked, errors = validate_json_schema(value, schema_json, coerce_integers=coerce_integers)
     if errors:
@@ -281,11 +220,7 @@ def validate_against_schema(
 
 
 def _parse_function_call(text: str, schema_json: Mapping[str, Any]) -> Any:
-    """``function_calling``: the arguments of the call to the schema's tool.
-
-    Falls back to JSON written without the call syntax (the arguments themselves, or a
-    ``{"name": ..., "arguments": ...}`` object).
-    """
+    """The arguments of the schema tool's call, or JSON written without the call syntax."""
     tool = schema_to_tool(schema_json)
     name, parameters = _tool_schema(schema_json)
     reply = parse_tool_reply(text, [tool])
@@ -313,17 +248,9 @@ def _parse_function_call(text: str, schema_json: Mapping[str, Any]) -> Any:
 def parse_structured_reply(
     text: str, schema_json: Mapping[str, Any] | None, method: StructuredMethod = "json_schema"
 ) -> Any:
-    """Turn a reply into a JSON value that matches the schema.
+    """Turn a reply into a JSON value that matches the schema (a dict for object schemas).
 
-    Args:
-        text: The reply (the whole answer text).
-        schema_json: The JSON schema (or an OpenAI tool for ``function_calling``); ``None``
-            only for ``json_mode``, which then checks nothing beyond valid JSON.
-        method: The ``with_structured_output`` method.
-
-    Returns:
-        The validated value (a dict for object schemas); build the Pydantic model or
-        TypedDict from it.
+    ``schema_json`` may be ``None`` only for ``json_mode``, which then checks valid JSON only.
 
     Raises:
         JSONExtractionError: No JSON in the reply.
@@ -345,17 +272,7 @@ def parse_structured_reply(
 def repair_instruction(
     error: Exception, method: StructuredMethod = "json_schema", *, tool_name: str | None = None
 ) -> str:
-    """The text of the one repair turn after a failed structured reply.
-
-    Args:
-        error: What :func:`parse_structured_reply` raised (any exception is accepted; its
-            text is quoted).
-        method: The ``with_structured_output`` method.
-        tool_name: For ``function_calling``, the tool's name (``schema_to_tool(...)``).
-
-    Returns:
-        An instruction saying what was wrong and what to send instead.
-    """
+    """The repair turn's text: what was wrong (``error`` quoted) and what to send instead."""
     if isinstance(error, SchemaValidationError):
         problem = "it does not match the required schema:\n" + "\n".join(
             f"- {item}" for item in error.errors

@@ -1,8 +1,7 @@
-"""Timeout settings, checked and split by phase (no HTTP stack needed to read them).
+"""Timeout settings, checked and split by phase, importable without aiohttp.
 
-``ChatHailuo`` checks its ``timeout`` when it is built and turns it into the call's deadline;
-the HTTP layer (:mod:`langchain_hailuo._http`) applies the phases. Keeping them here lets
-``import langchain_hailuo`` and a model's construction run without loading aiohttp.
+``ChatHailuo`` checks its ``timeout`` when built and makes it the call's deadline; the HTTP
+layer (:mod:`langchain_hailuo._http`) applies the phases.
 """
 
 from __future__ import annotations
@@ -22,13 +21,10 @@ __all__ = ["Timeouts", "checked_timeout"]
 
 @dataclass(frozen=True, slots=True)
 class Timeouts:
-    """How long each phase of a request may take, in seconds (``None``: no limit).
+    """Seconds each phase may take (``None``: no limit).
 
-    Attributes:
-        connect: Opening the connection (TCP + TLS).
-        first_byte: From sending the request to the response headers.
-        idle: Longest silence between two chunks of a streamed answer.
-        total: The whole answer, first byte to last.
+    ``connect`` opens TCP + TLS, ``first_byte`` waits for the response headers, ``idle`` is the
+    longest silence between two chunks, ``total`` the whole answer.
     """
 
     connect: float | None = 15.0
@@ -38,15 +34,7 @@ class Timeouts:
 
     @classmethod
     def from_total(cls, total: float | None, defaults: Timeouts | None = None) -> Timeouts:
-        """Build timeouts from a single LangChain-style ``timeout`` (the total budget).
-
-        Args:
-            total: Seconds for the whole answer, or ``None`` for the defaults.
-            defaults: The protocol's phase timeouts (default: these class defaults).
-
-        Returns:
-            Timeouts whose phases are the defaults', never exceeding ``total``.
-        """
+        """Timeouts from a LangChain ``timeout`` (``None``: ``defaults``), no phase exceeding it."""
         base = defaults or cls()
         if total is None:
             return base
@@ -67,18 +55,7 @@ class Timeouts:
 
 
 def checked_timeout(value: object, name: str = "timeout") -> float | None:
-    """A timeout setting as positive finite seconds, or ``None`` (no limit given).
-
-    Args:
-        value: The setting as given.
-        name: The setting's name, for the message.
-
-    Returns:
-        The seconds, or ``None``.
-
-    Raises:
-        HailuoConfigurationError: Zero, negative, NaN, infinite or not a number.
-    """
+    """A setting as positive finite seconds, or ``None``; else a ``HailuoConfigurationError``."""
     if value is None:
         return None
     try:

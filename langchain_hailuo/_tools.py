@@ -1,30 +1,17 @@
-"""Tool calling by prompting: instructions, a streaming parser, argument validation.
+"""Tool calling by prompting: instructions, a streaming parser, the results folded back.
 
-The web chats have no native tool calling, so :class:`~langchain_hailuo.chat_models.ChatHailuo`
-describes the tools in the prompt and reads calls back out of the answer text. This module is
-the protocol-free core of that; it knows nothing about HTTP or either wire protocol.
-
-The syntax the model is asked to use (one block per call, several blocks for parallel calls)::
+The web chats have no native tool calling, so ``ChatHailuo`` describes the tools in the
+prompt (:func:`render_tool_instructions`) and reads calls back out of the answer text
+(:class:`ToolCallStreamParser`), one block per call, several for parallel calls::
 
     <tool_call>
     {"name": "get_weather", "arguments": {"city": "Paris"}}
     </tool_call>
 
 Results go back as ``<tool_result id="..." name="...">...</tool_result>`` blocks
-(:func:`render_tool_results`).
-
-Pieces:
-
-- :func:`render_tool_instructions`: the instruction block for a list of OpenAI-format tools and a
-  ``tool_choice``;
-- :class:`ToolCallStreamParser`: fed with text deltas, returns the prose that is safe to stream
-  and the calls as they complete; tool-call syntax never reaches the prose, wherever the
-  deltas are cut;
-- call arguments are checked by :func:`langchain_hailuo._schema.validate_json_schema`, which
-  structured output shares;
-- :func:`render_tool_results` and :func:`render_tool_call_history`: tool messages and earlier
-  calls folded back into text;
-- :func:`check_tool_choice`: a corrective instruction when a forced call was not made.
+(:func:`render_tool_results`); arguments are checked by
+:func:`langchain_hailuo._schema.validate_json_schema`, which structured output shares.
+Nothing here knows HTTP or a wire protocol.
 """
 
 from __future__ import annotations
@@ -98,11 +85,7 @@ ToolChoice = str | Mapping[str, Any] | bool | None
 
 
 def new_tool_call_id() -> str:
-    """A fresh tool call id, ``call_<32 hex digits>``.
-
-    Returns:
-        The id.
-    """
+    """A fresh tool call id, ``call_<32 hex digits>``."""
     return f"call_{uuid.uuid4().hex}"
 
 
@@ -118,11 +101,7 @@ def _function(tool: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def _tool_name(tool: Mapping[str, Any]) -> str:
-    """The name of an OpenAI-format tool.
-
-    Raises:
-        ValueError: The tool has no name.
-    """
+    """The name of an OpenAI-format tool (``ValueError`` if it has none)."""
     name = _function(tool).get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(
@@ -140,22 +119,13 @@ def _tool_parameters(tool: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def normalize_tool_choice(tool_choice: ToolChoice, tool_names: Sequence[str] | None) -> str:
-    """Reduce every ``tool_choice`` spelling LangChain users pass to one of four forms.
+    """Reduce any ``tool_choice`` spelling to ``"auto"``, ``"any"``, ``"none"`` or a tool's name.
 
-    Accepted: ``None`` / ``"auto"``; ``"any"`` / ``"required"`` / ``True`` (``True`` with a
-    single tool forces that tool, as in ``ChatOpenAI``); ``"none"`` / ``False``; a tool name;
-    ``{"type": "function", "function": {"name": ...}}`` (OpenAI) and
-    ``{"type": "tool", "name": ...}`` (Anthropic); ``{"type": "any" | "auto" | "none"}``.
-
-    Args:
-        tool_choice: The value given to ``bind_tools``.
-        tool_names: Names of the bound tools (``None``: any name is taken at its word).
-
-    Returns:
-        ``"auto"``, ``"any"``, ``"none"``, or the name of the tool that must be called.
-
-    Raises:
-        ValueError: The value names a tool that is not bound, or has an unknown shape.
+    Accepted: ``None`` / ``"auto"``; ``"any"`` / ``"required"`` / ``True`` (``True`` with one
+    tool forces it, as in ``ChatOpenAI``); ``"none"`` / ``False``; a tool name; OpenAI's
+    ``{"type": "function", "function": {"name": ...}}``, Anthropic's ``{"type": "tool",
+    "name": ...}`` and ``{"type": "any" | "auto" | "none"}``. With ``tool_names`` ``None`` any
+    name is taken at its word; a name not bound or an unknown shape is a ``ValueError``.
     """
     choice: Any = tool_choice
     if isinstance(choice, Mapping):
@@ -238,39 +208,12 @@ def _render_tool(tool: Mapping[str, Any]) -> str:
 
 
 def render_tool_instructions(tools: Sequence[Mapping[str, Any]], tool_choice: ToolChoice) -> str:
-    """The instruction block that teaches the model the tool call syntax and lists the tools.
+    """The instruction block that teaches the model the call syntax and lists the tools.
 
-    The block reads::
-
-        # Tools
-
-        You can call the tools listed below. To call a tool, write ... in exactly this form:
-
-        <tool_call>
-        {"name": "<tool name>", "arguments": {<arguments as a JSON object>}}
-        </tool_call>
-
-        Rules for tool calls:
-        - One block per call. ...
-        - <the tool_choice rule>
-
-        Available tools:
-
-        ## get_weather
-        Get the current weather.
-        Parameters (JSON schema): {"type": "object", "properties": {...}, "required": [...]}
-
-    The output depends only on the arguments (tool order is kept), so the same tools give the
-    same text on every call.
-
-    Args:
-        tools: Tools in OpenAI format (``convert_to_openai_tool`` output).
-        tool_choice: ``"auto"`` (call when useful, else answer normally), ``"any"`` /
-            ``"required"`` (at least one call), a tool name (exactly that tool), ``"none"`` (no
-            call, prose only), or any spelling :func:`normalize_tool_choice` accepts.
-
-    Returns:
-        The instruction text, or ``""`` when there are no tools and none is required.
+    The block has a ``# Tools`` heading, the ``<tool_call>`` form, the rules (one block per
+    call, the ``tool_choice`` rule) and each tool as ``## name``, its description and its JSON
+    schema. It depends only on the arguments (tool order kept), so the same tools give the same
+    text on every call. ``""`` when there are no tools and none is required.
 
     Raises:
         ValueError: ``tool_choice`` names an unknown tool, or forces a call with no tools.
@@ -302,13 +245,11 @@ class StreamDelta:
     """What one piece of streamed text yields.
 
     Attributes:
-        content: Prose that is safe to stream now (never contains tool call syntax).
-        tool_call_chunks: One complete chunk per valid call that finished in this piece
-            (``name``, ``args`` as a JSON string, ``id``, ``index``), ready for
+        content: Prose that is safe to stream now (never tool call syntax).
+        tool_call_chunks: One complete chunk per valid call finished in this piece, ready for
             ``AIMessageChunk(tool_call_chunks=...)``.
-        invalid_tool_calls: Calls that finished in this piece but could not be used
-            (unparseable, unknown tool, arguments not matching the schema). Each has its own
-            ``index`` slot, so valid calls keep the index they would have had.
+        invalid_tool_calls: Calls finished here that cannot be used (unparseable, unknown
+            tool, arguments off the schema), each in its own ``index`` slot.
     """
 
     content: str = ""
@@ -318,13 +259,7 @@ class StreamDelta:
 
 @dataclass(frozen=True)
 class ParsedReply:
-    """A whole answer split into prose and calls.
-
-    Attributes:
-        content: The prose outside the call blocks, stripped of surrounding whitespace.
-        tool_calls: The valid calls, in order, with generated ids (``call_<hex>``).
-        invalid_tool_calls: The unusable calls, each with an ``error`` saying why.
-    """
+    """A whole answer: stripped prose, valid calls (with ids), invalid ones (with ``error``)."""
 
     content: str
     tool_calls: list[ToolCall]
@@ -332,11 +267,7 @@ class ParsedReply:
 
 
 def _hold_length(text: str) -> int:
-    r"""Length of the longest suffix of ``text`` that could still become call syntax.
-
-    That is a prefix of a marker (``<tool_c``), or a code fence opener that a call block may
-    follow (```` ```json\\n ````), possibly followed by a prefix of the opening marker.
-    """
+    """Length of ``text``'s longest suffix that could still become call syntax."""
     marker_hold = 0
     for marker in _MARKERS:
         for size in range(min(len(marker) - 1, len(text)), marker_hold, -1):
@@ -363,11 +294,7 @@ def _strip_inner_fence(body: str) -> str:
 
 
 def _decode_call_objects(body: str) -> list[Any]:
-    """Every JSON value at the top level of a block body (text around and between is ignored).
-
-    Raises:
-        ValueError: The first value in the body is not valid JSON, or there is none.
-    """
+    """Every top-level JSON value in a block body (``ValueError`` if the first is invalid)."""
     decoder = json.JSONDecoder()
     text = _strip_inner_fence(body)
     values: list[Any] = []
@@ -395,11 +322,7 @@ def _next_json_start(text: str, position: int) -> int:
 
 
 def _extract_name_and_arguments(obj: Any) -> tuple[str | None, Any, str | None]:
-    """Name, arguments and an error (or None) from one decoded call object.
-
-    Tolerates ``{"function": {...}}`` wrapping, ``"args"`` / ``"parameters"`` / ``"input"``
-    for ``"arguments"``, arguments given as a JSON string, and missing arguments (``{}``).
-    """
+    """Name, arguments and error of one call object (tolerating the usual model deviations)."""
     if not isinstance(obj, dict):
         return None, obj, f"a tool call must be a JSON object, got {describe_value(obj)}"
     function = obj.get("function")
@@ -436,31 +359,15 @@ def _args_text(arguments: Any) -> str:
 class ToolCallStreamParser:
     """Split streamed answer text into prose and tool calls, delta by delta.
 
-    Feed every text delta to :meth:`feed`; call :meth:`finish` at the end of the stream; read
-    :attr:`result`. Guarantees, whatever the cut points between deltas:
+    Feed each text delta to :meth:`feed`, call :meth:`finish` at the end, read :attr:`result`.
+    Whatever the cut points between deltas, the streamed ``content`` never holds call syntax
+    (markers, a fence around a block, its JSON), only the shortest suffix that could still
+    become such syntax is held back, and the same text gives the same result.
 
-    - the concatenated ``content`` of all returned deltas never contains tool call syntax
-      (markers, a fence wrapping a call block, the block's JSON), and only the shortest suffix
-      that could still turn into such syntax is held back;
-    - the same text gives the same :attr:`result` (content, calls, errors; only ids differ
-      unless ``id_factory`` is fixed).
-
-    Model deviations that are tolerated: a code fence around the JSON inside a block or around
-    the whole block, ``"arguments"`` as a JSON string, ``"args"`` / ``"parameters"`` /
-    ``"input"`` instead of ``"arguments"``, an OpenAI-style ``{"function": {...}}`` wrapper,
-    text after the JSON inside a block, several JSON objects (or a JSON array) in one block,
-    a block that is never closed (or is cut short by the next opening marker), and stray closing
-    markers in prose (dropped).
-
-    Example:
-        ```python
-        parser = ToolCallStreamParser(tools)
-        for delta in deltas:
-            piece = parser.feed(delta)
-            ...  # stream piece.content, piece.tool_call_chunks
-        tail = parser.finish()
-        reply = parser.result  # ParsedReply(content, tool_calls, invalid_tool_calls)
-        ```
+    Tolerated: a code fence around a block or its JSON, ``"arguments"`` as a JSON string,
+    ``"args"`` / ``"parameters"`` / ``"input"`` for it, an OpenAI ``{"function": {...}}``
+    wrapper, text after the JSON, several objects (or an array) in one block, a block never
+    closed (or cut short by the next opening marker), and stray closing markers (dropped).
     """
 
     def __init__(
@@ -470,15 +377,7 @@ class ToolCallStreamParser:
         id_factory: Callable[[], str] = new_tool_call_id,
         coerce_integers: bool = True,
     ) -> None:
-        """Create a parser for one answer.
-
-        Args:
-            tools: The bound tools in OpenAI format. Calls to other names become invalid and
-                arguments are validated against each tool's schema. ``None`` accepts any name
-                and any arguments object.
-            id_factory: Makes each call's id (default ``call_<uuid4 hex>``).
-            coerce_integers: Passed to :func:`validate_json_schema`.
-        """
+        """Parse one answer's calls of ``tools`` (``None``: any name and arguments object)."""
         self._schemas: dict[str, Mapping[str, Any]] | None = (
             None if tools is None else {_tool_name(t): _tool_parameters(t) for t in tools}
         )
@@ -495,11 +394,7 @@ class ToolCallStreamParser:
 
     @property
     def result(self) -> ParsedReply:
-        """The whole answer: prose and calls.
-
-        Raises:
-            RuntimeError: :meth:`finish` was not called yet.
-        """
+        """The whole answer: prose and calls (``RuntimeError`` before :meth:`finish`)."""
         if not self._finished:
             raise RuntimeError("ToolCallStreamParser.result is available after finish().")
         return ParsedReply(
@@ -509,28 +404,14 @@ class ToolCallStreamParser:
         )
 
     def feed(self, text: str) -> StreamDelta:
-        """Take the next text delta.
-
-        Args:
-            text: New answer text, as it came from the server.
-
-        Returns:
-            The prose that is safe to stream now and the calls completed by this delta.
-
-        Raises:
-            RuntimeError: The parser was already finished.
-        """
+        """The prose safe to stream now and the calls ``text`` completes."""
         if self._finished:
             raise RuntimeError("ToolCallStreamParser.feed() called after finish().")
         self._buffer += text
         return self._drain(final=False)
 
     def finish(self) -> StreamDelta:
-        """End the answer: release held-back text and parse an unclosed call block.
-
-        Returns:
-            The last prose and calls. :attr:`result` is available afterwards.
-        """
+        """End the answer: release held-back text and parse an unclosed call block."""
         if self._finished:
             return StreamDelta()
         delta = self._drain(final=True)
@@ -588,11 +469,7 @@ class ToolCallStreamParser:
         return True
 
     def _drop_fence_after_call(self, *, final: bool) -> bool:
-        """After a call block that sat in a code fence: drop the fence's closing line.
-
-        Returns:
-            Whether draining may go on (``False``: wait for more text).
-        """
+        """Drop the fence line closing a fenced call block; ``False`` while more text is needed."""
         match = _FENCE_AFTER_CALL.match(self._buffer) or (
             _FENCE_AT_END.match(self._buffer) if final else None
         )
@@ -697,16 +574,7 @@ def parse_tool_reply(
     *,
     id_factory: Callable[[], str] = new_tool_call_id,
 ) -> ParsedReply:
-    """Split a whole (non-streamed) answer into prose and tool calls.
-
-    Args:
-        text: The answer.
-        tools: The bound tools in OpenAI format (``None``: any name, no schema check).
-        id_factory: Makes each call's id.
-
-    Returns:
-        The prose, the valid calls and the invalid calls.
-    """
+    """Split a whole (non-streamed) answer into prose, valid calls and invalid calls."""
     parser = ToolCallStreamParser(tools, id_factory=id_factory)
     parser.feed(text)
     parser.finish()
@@ -742,24 +610,11 @@ def render_tool_results(
 ) -> str:
     """Render tool messages as labelled result blocks for the next turn.
 
-    Each :class:`~langchain_core.messages.ToolMessage` becomes::
-
-        <tool_result id="call_1" name="get_weather">
-        Sunny, 21 °C
-        </tool_result>
-
-    with ``status="error"`` added for failed tools. List content is joined (text parts; JSON
-    parts as JSON; other parts replaced by a short note). Other messages in ``messages`` are
-    not rendered, but AI messages among them are read to name the tools by call id.
-
-    Args:
-        messages: The tool messages (other messages are skipped).
-        tool_names: Extra tool call id -> tool name (when the AI message is not in
-            ``messages`` and the tool message has no ``name``).
-        reminder: Whether to end with a line telling the model how to go on.
-
-    Returns:
-        The text to send (``""`` when there is no tool message).
+    Each :class:`~langchain_core.messages.ToolMessage` becomes a ``<tool_result id="call_1"
+    name="get_weather">`` block, with ``status="error"`` for failed tools; list content is
+    joined (JSON parts as JSON, others as a short note). AI messages in ``messages`` (and
+    ``tool_names``) name the tools by call id; ``reminder`` ends with a line saying how to go
+    on. ``""`` when there is no tool message.
     """
     names = {**tool_names_by_id(messages), **(tool_names or {})}
     blocks = []
@@ -791,15 +646,9 @@ def render_tool_results(
 def render_tool_call_history(message: AIMessage) -> str:
     """Fold an earlier AI answer with tool calls back into text, in the model's own syntax.
 
-    Used when a new chat is started from a history that holds tool calls: the prose comes
-    first, then one ``<tool_call>`` block per call (ids are not written; the results name
-    them). Invalid calls are left out, so the model is not shown bad syntax as an example.
-
-    Args:
-        message: The AI message.
-
-    Returns:
-        The text (the content alone when there are no calls).
+    For a new chat started from a history with calls: the prose, then one ``<tool_call>``
+    block per call (no ids: the results name them). Invalid calls are left out, so the model
+    is not shown bad syntax as an example.
     """
     content = content_text(message.content, "tool_result") if message.content else ""
     blocks = [
@@ -823,19 +672,10 @@ def check_tool_choice(
     *,
     tool_names: Sequence[str] | None = None,
 ) -> str | None:
-    """Check a reply against ``tool_choice``; say what to do when it was not followed.
+    """``None`` if a reply follows ``tool_choice``, else a corrective instruction for the next turn.
 
-    Args:
-        tool_choice: The choice the tools were bound with (any accepted spelling).
-        tool_calls: The valid calls in the reply.
-        invalid_tool_calls: The invalid calls in the reply (their errors go into the text).
-        tool_names: Names of the bound tools, for normalising ``True`` and checking a name
-            (when omitted, any name is taken at its word).
-
-    Returns:
-        ``None`` when the reply is acceptable, or a corrective instruction to send as the next
-        user turn: a forced call (``"any"`` or a name) that was not made, or a call made under
-        ``"none"``.
+    It corrects a forced call (``"any"`` or a name) that was not made, or a call made under
+    ``"none"``; the invalid calls' errors go into the text.
     """
     choice = normalize_tool_choice(tool_choice, tool_names)
     called = [call["name"] for call in tool_calls]

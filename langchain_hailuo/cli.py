@@ -118,11 +118,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _port(text: str) -> int:
-    """A TCP port from the command line: 0 (a free one) to 65535.
-
-    Raises:
-        argparse.ArgumentTypeError: Not a number in that range (exit 2, one line).
-    """
+    """A TCP port from the command line, 0 (a free one) to 65535, else an ``ArgumentTypeError``."""
     try:
         port = int(text)
     except ValueError:
@@ -163,11 +159,7 @@ def _describe_auth(auth: AuthResult) -> list[str]:
 
 
 def _require_browser(path: str | None) -> None:
-    """Check that a browser login can start here (the driver, then a browser).
-
-    Raises:
-        HailuoError: What is missing, and how to get it.
-    """
+    """Check that a browser login can start here (driver, browser), else say what is missing."""
     from langchain_hailuo import _browser  # noqa: PLC0415 - only this command needs it
 
     _browser.require_nodriver()
@@ -242,11 +234,7 @@ _TOKEN_FROM_PROMPT = ""
 
 
 def _read_token(source: str, stdin: TextIO | None = None) -> str:
-    """The token from standard input (``-``) or a no-echo prompt; never from argv.
-
-    Raises:
-        HailuoConfigurationError: A value other than ``-`` was given on the command line.
-    """
+    """The token from standard input (``-``) or a no-echo prompt; never from the command line."""
     stream = stdin or sys.stdin
     if source == "-":
         return stream.read().strip()
@@ -492,11 +480,7 @@ class _LineReader:
         return os.isatty(self._fd)
 
     async def readline(self) -> str | None:
-        """The next line without its newline; ``None`` at end of input.
-
-        Raises:
-            UnicodeDecodeError: The line is not UTF-8.
-        """
+        """The next UTF-8 line without its newline (``None`` at the end of input)."""
         if self._queue is None:
             self._queue = asyncio.Queue()
             thread = threading.Thread(
@@ -517,8 +501,8 @@ def _with_files(text: str, files: list[dict[str, Any]]) -> str | list[str | dict
     return [{"type": "text", "text": text}, *files] if files else text
 
 
-class _Turn:
-    """The answer being streamed, so Ctrl+C can stop it rather than the chat."""
+class _Console:
+    """The chat's console: whether it prompts, and the answer under way (Ctrl+C stops it)."""
 
     def __init__(self, *, prompts: bool) -> None:
         """No answer yet; ``prompts``: whether to show the prompts (someone types)."""
@@ -536,11 +520,11 @@ class _Turn:
             chat.cancel()
 
 
-def _catch_ctrl_c(turn: _Turn) -> None:
-    """Route Ctrl+C to ``turn`` (POSIX; elsewhere it ends the chat, as before)."""
+def _catch_ctrl_c(console: _Console) -> None:
+    """Route Ctrl+C to ``console`` (POSIX only; elsewhere Ctrl+C ends the chat)."""
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, turn.interrupt, asyncio.current_task())
+        loop.add_signal_handler(signal.SIGINT, console.interrupt, asyncio.current_task())
 
 
 def _fatal(exc: HailuoError, *, answered: bool) -> bool:
@@ -575,7 +559,7 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
     from langchain_hailuo.chat_models import ChatHailuo  # noqa: PLC0415
 
     ui = out if _is_terminal(out) else sys.stderr
-    turn = _Turn(prompts=lines.interactive())
+    console = _Console(prompts=lines.interactive())
     attach = [path_block(path) for path in args.attach or ()]  # read (and checked) first
     async with contextlib.AsyncExitStack() as stack:
         kwargs = _model_target(args)
@@ -591,15 +575,15 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
         await _credentials_ready(model)  # none: say so before the first prompt
         history: list[BaseMessage] = []
         answered = False
-        _catch_ctrl_c(turn)
-        if turn.prompts:
+        _catch_ctrl_c(console)
+        if console.prompts:
             print(
                 "Type a message and press Enter; Ctrl+C stops an answer, Ctrl+D (or Ctrl+C at "
                 "the prompt) ends the chat.",
                 file=ui,
             )
         while True:
-            if turn.prompts:
+            if console.prompts:
                 print("you> ", end="", file=ui, flush=True)
             try:
                 line = await lines.readline()
@@ -607,13 +591,13 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
                 print("hailuo: error: that line is not valid UTF-8; type it again", file=sys.stderr)
                 continue
             if line is None:
-                if turn.prompts:
+                if console.prompts:
                     print(file=ui)
                 return EXIT_OK
             if not line.strip():
                 continue
             history.append(HumanMessage(_with_files(line, attach)))
-            answer = await _answer(model, history, out, ui, turn, answered=answered)
+            answer = await _answer(model, history, out, ui, console, answered=answered)
             if answer is None:
                 history.pop()  # not answered: the next message starts again (files included)
             else:
@@ -624,11 +608,7 @@ async def _chat(args: argparse.Namespace, lines: _LineReader, out: TextIO) -> in
 
 
 async def _credentials_ready(model: Any) -> None:
-    """Resolve the model's credentials now (a pool's accounts, else its one login).
-
-    Raises:
-        HailuoError: There are none, or they are unusable.
-    """
+    """Resolve the model's credentials now (a pool's accounts, else its login), or raise."""
     pool = model.pool
     if pool is not None:
         await pool.accounts()
@@ -645,26 +625,28 @@ def _is_terminal(stream: TextIO) -> bool:
 
 
 async def _answer(
-    model: Any, history: list[BaseMessage], out: TextIO, ui: TextIO, turn: _Turn, *, answered: bool
+    model: Any,
+    history: list[BaseMessage],
+    out: TextIO,
+    ui: TextIO,
+    console: _Console,
+    *,
+    answered: bool,
 ) -> Any:
-    """Stream one answer (``None``: not answered, said in one line on standard error).
-
-    Raises:
-        HailuoError: A failure no next turn can get past (see :func:`_fatal`).
-    """
-    if turn.prompts:
+    """Stream one answer (``None``: not answered, said in a line); raise what ends the chat."""
+    if console.prompts:
         print("hailuo> ", end="", file=ui, flush=True)
-    turn.task = asyncio.ensure_future(_stream(model, history, out, turn))
+    console.task = asyncio.ensure_future(_stream(model, history, out, console))
     try:
-        answer = await turn.task
+        answer = await console.task
     except asyncio.CancelledError:
-        if not turn.stopped:
+        if not console.stopped:
             raise  # the chat itself was cancelled
-        _end_lines(out, ui, turn)
+        _end_lines(out, ui, console)
         print("hailuo: answer stopped", file=sys.stderr, flush=True)
         return None
     except HailuoError as exc:
-        _end_lines(out, ui, turn)
+        _end_lines(out, ui, console)
         if _fatal(exc, answered=answered):
             if isinstance(exc, HailuoAuthError | HailuoConfigurationError):
                 raise
@@ -675,28 +657,28 @@ async def _answer(
         print(f"hailuo: error: {_message(exc)}", file=sys.stderr, flush=True)
         return None
     finally:
-        turn.task, turn.stopped = None, False
-    if turn.prompts and ui is not out:
+        console.task, console.stopped = None, False
+    if console.prompts and ui is not out:
         print(file=ui, flush=True)  # the next prompt on a line of its own
     return answer
 
 
-def _end_lines(out: TextIO, ui: TextIO, turn: _Turn) -> None:
+def _end_lines(out: TextIO, ui: TextIO, console: _Console) -> None:
     """End the lines an unfinished answer left open (standard output gets no blank line)."""
-    if turn.wrote:
+    if console.wrote:
         print(file=out, flush=True)
-    if turn.prompts and (ui is not out or not turn.wrote):
+    if console.prompts and (ui is not out or not console.wrote):
         print(file=ui, flush=True)
 
 
-async def _stream(model: Any, history: list[BaseMessage], out: TextIO, turn: _Turn) -> Any:
+async def _stream(model: Any, history: list[BaseMessage], out: TextIO, console: _Console) -> Any:
     """Write one answer's text to ``out`` as it streams; return the whole answer."""
     answer = None
-    turn.wrote = False
+    console.wrote = False
     async for chunk in model.astream(history):
         if chunk.text:
             print(chunk.text, end="", file=out, flush=True)
-            turn.wrote = True
+            console.wrote = True
         answer = chunk if answer is None else answer + chunk
     print(file=out, flush=True)
     return answer
@@ -1079,11 +1061,7 @@ def _silence_stdout() -> None:
 
 
 def _settle(args: argparse.Namespace) -> None:
-    """Fill what the environment decides (``--protocol`` from ``HAILUO_PROTOCOL``), checked.
-
-    Raises:
-        HailuoConfigurationError: A variable holds a value no flag would accept.
-    """
+    """Fill what the environment decides (``--protocol`` from ``HAILUO_PROTOCOL``), checked."""
     if "protocol" in args and args.protocol is None:
         value = os.environ.get(ENV_PROTOCOL, "").strip() or "auto"
         if value not in PROTOCOLS:

@@ -1,9 +1,8 @@
 """The README's main command: a streamed two-turn LCEL chat that keeps its context.
 
-``python -m langchain_hailuo.demo`` (or ``make demo``) talks to MiniMax when credentials are
-set (``HAILUO_TOKEN``, or an auth file from ``hailuo login``) and otherwise starts the bundled
-local emulator, saying which one it uses. The second turn continues the first turn's server
-chat: only the new question is sent, and the chat id printed after each turn is the same.
+``python -m langchain_hailuo.demo`` (``make demo``) talks to MiniMax when credentials are
+set and otherwise to the bundled emulator, saying which. The second turn continues the
+first's server chat: only the new question is sent, and both print the same chat id.
 """
 
 from __future__ import annotations
@@ -37,17 +36,7 @@ QUESTIONS = (
 
 
 def has_credentials(env: dict[str, str] | None = None) -> bool:
-    """Whether real Hailuo credentials are configured (``HAILUO_TOKEN`` or a saved login).
-
-    An auth file that holds no login (only the device pairs kept for token-only use, or an
-    unreadable one) does not count.
-
-    Args:
-        env: The environment to look at (default: ``os.environ``).
-
-    Returns:
-        ``True`` when a token or a saved login exists.
-    """
+    """Whether ``HAILUO_TOKEN`` or a saved login exists (device pairs alone do not count)."""
     values = os.environ if env is None else env
     if values.get("HAILUO_TOKEN"):
         return True
@@ -58,16 +47,10 @@ def has_credentials(env: dict[str, str] | None = None) -> bool:
 async def example_model(
     out: TextIO | None = None, *, use_emulator: bool | None = None, **model_kwargs: Any
 ) -> AsyncIterator[ChatHailuo]:
-    """A ``ChatHailuo`` for the demo and the examples: real when credentials exist, else emulated.
+    """A ``ChatHailuo`` for the demo and examples: real with credentials, else on the emulator.
 
-    Args:
-        out: Where to say which service is used (default: standard output).
-        use_emulator: Force the emulator (``True``) or the real service (``False``);
-            ``None`` decides by :func:`has_credentials`.
-        **model_kwargs: More ``ChatHailuo`` arguments.
-
-    Yields:
-        The model; its sessions (and the emulator) are closed on exit.
+    ``use_emulator`` forces one (``None``: :func:`has_credentials` decides); the choice is said
+    on ``out``; its sessions (and the emulator) close on exit.
     """
     out = sys.stdout if out is None else out
     emulate = not has_credentials() if use_emulator is None else use_emulator
@@ -92,18 +75,11 @@ async def example_model(
 
 @contextlib.contextmanager
 def example_pool(out: TextIO | None = None) -> Iterator[None]:
-    """The pool examples' setting: real accounts and Redis when named, else local stand-ins.
+    """The pool examples' setting in ``os.environ``: real accounts and Redis when named.
 
-    Without ``HAILUO_TOKENS`` / ``HAILUO_ACCOUNTS_DIR`` the bundled emulator serves two
-    made-up accounts; without ``HAILUO_POOL_URL`` a private ``redis-server`` runs on a free
-    loopback port. Either is said on ``out`` and put into ``os.environ`` for the block (and
-    the processes it starts), then stopped.
-
-    Args:
-        out: Where to say what is used (default: standard output).
-
-    Yields:
-        Nothing: ``ChatHailuo()`` inside the block finds the pool in the environment.
+    Without ``HAILUO_TOKENS`` / ``HAILUO_ACCOUNTS_DIR`` the emulator serves two made-up
+    accounts; without ``HAILUO_POOL_URL`` a private ``redis-server`` runs on a loopback port.
+    Each is said on ``out`` and stopped on exit.
     """
     out = sys.stdout if out is None else out
     with _pool_accounts(out), _pool_redis(out):
@@ -186,16 +162,7 @@ def _wait_for_port(port: int) -> None:
 
 
 async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
-    """Stream two turns of an LCEL chat (prompt | model) with history.
-
-    Args:
-        out: Where to print.
-        use_emulator: Force the emulator (``True``) or the real service (``False``);
-            ``None`` decides by :func:`has_credentials`.
-
-    Returns:
-        The exit code (0 on success).
-    """
+    """Stream two turns of an LCEL chat (prompt | model) with history; returns the exit code."""
     async with example_model(out, use_emulator=use_emulator) as model:
         prompt = ChatPromptTemplate.from_messages(
             [MessagesPlaceholder("history"), ("human", "{question}")]
@@ -226,14 +193,7 @@ async def run_demo(out: TextIO, *, use_emulator: bool | None = None) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the demo from the command line.
-
-    Args:
-        argv: ``--emulator`` forces the local emulator even when credentials exist.
-
-    Returns:
-        The exit code.
-    """
+    """Run the demo; ``--emulator`` forces the emulator even with credentials."""
     parser = argparse.ArgumentParser(prog="python -m langchain_hailuo.demo", description=__doc__)
     parser.add_argument("--emulator", action="store_true", help="always use the local emulator")
     args = parser.parse_args(argv)

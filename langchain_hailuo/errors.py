@@ -1,11 +1,21 @@
 """One error hierarchy for everything that can go wrong talking to Hailuo / MiniMax Agent.
 
-Every error says what happened and what to do about it. None of them ever holds the
-auth token: messages are built from status codes, server codes and server messages only.
+Every error says what happened and what to do, and never holds the token. Text streamed
+before a failure is never lost: every error carries ``partial_text`` (and ``chat_id`` once
+the server assigned one). ``retryable`` (R) errors may go away on a resend before the
+first byte::
 
-Text that was already streamed when a failure happened is never lost: every
-:class:`HailuoError` carries ``partial_text`` (and ``chat_id`` when the server had
-already assigned one), so a caller can show or keep what arrived.
+    HailuoError
+      HailuoConfigurationError, HailuoUnsupportedContentError, HailuoAttachmentError (ValueError)
+      HailuoToolChoiceError, HailuoStreamInterruptedError
+      HailuoAuthError > HailuoTokenExpiredError, HailuoLoginError
+                          > HailuoLoginTimeoutError, HailuoBrowserUnavailableError
+      HailuoRateLimitError (R) > HailuoRiskControlError (not R)
+      HailuoServerError (R on 5xx) > HailuoQuotaError > HailuoNoPlanError,
+          HailuoSessionBusyError (R), HailuoUploadError, HailuoConnectionError (R)
+      HailuoProtocolError > HailuoRedirectError, HailuoResponseTooLargeError
+      HailuoTimeoutError (R, TimeoutError) > HailuoStallError
+      HailuoNoAccountAvailableError (R), HailuoPoolUnavailableError (R)
 """
 
 from __future__ import annotations
@@ -86,14 +96,7 @@ class HailuoError(Exception):
         partial_reasoning: str = "",
         chat_id: str | None = None,
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened and what to do.
-            partial_text: Answer text received before the failure.
-            partial_reasoning: Reasoning text received before the failure.
-            chat_id: The server chat / session id, if known.
-        """
+        """Create the error: ``message`` says what happened and what to do."""
         super().__init__(message)
         self.message = message
         self.partial_text = partial_text
@@ -108,16 +111,7 @@ class HailuoError(Exception):
         partial_reasoning: str = "",
         chat_id: str | None = None,
     ) -> HailuoError:
-        """Attach the text received so far (keeps values already set) and return ``self``.
-
-        Args:
-            partial_text: Answer text received before the failure.
-            partial_reasoning: Reasoning text received before the failure.
-            chat_id: The server chat / session id, if known.
-
-        Returns:
-            This same error, for ``raise err.with_partial(...)``.
-        """
+        """Attach the text received so far (values already set are kept); returns ``self``."""
         self.partial_text = self.partial_text or partial_text
         self.partial_reasoning = self.partial_reasoning or partial_reasoning
         self.chat_id = self.chat_id or chat_id
@@ -138,40 +132,23 @@ class HailuoUnsupportedContentError(HailuoError, ValueError):
 
 
 class HailuoAttachmentError(HailuoError, ValueError):
-    """A file or image cannot be sent: unreadable path, malformed data or over the size limit.
-
-    Raised before anything is sent.
-    """
+    """A file or image cannot be sent (unreadable, malformed, too large); nothing was sent."""
 
 
 class HailuoToolChoiceError(HailuoError):
-    """The model did not follow a forced ``tool_choice``, even after one corrective turn.
+    """The model ignored a forced ``tool_choice`` (prompted only) even after a corrective turn.
 
-    Tool calling works by prompting, so the model can ignore ``tool_choice="any"``, a named
-    tool or ``"none"``. ``ChatHailuo`` then asks once more in the same chat; this error means
-    the second answer did not comply either. ``partial_text`` holds that answer's prose and
-    ``chat_id`` the chat.
+    ``partial_text`` holds the second answer's prose, ``chat_id`` the chat.
     """
 
 
 class HailuoAuthError(HailuoError):
-    """The credentials are missing, expired or rejected.
-
-    Attributes:
-        status: The HTTP status that rejected them, when there was one.
-    """
+    """The credentials are missing, expired or rejected (``status``: the HTTP status, if any)."""
 
     def __init__(
         self, message: str, *, status: int | None = None, **kwargs: Unpack[PartialFields]
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened; the login hint is appended unless it names
-                ``hailuo login`` or ``HAILUO_TOKEN`` (then it says what to do itself).
-            status: The HTTP status that rejected the credentials, if any.
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error, appending the login hint unless ``message`` names its own fix."""
         if "hailuo login" not in message and "HAILUO_TOKEN" not in message:
             message = f"{message} {LOGIN_HINT}"  # a message about HAILUO_TOKEN says its own fix
         super().__init__(message, **kwargs)
@@ -187,24 +164,14 @@ class HailuoLoginTimeoutError(HailuoLoginError):
 
 
 class HailuoRateLimitError(HailuoError):
-    """The service asked us to slow down (HTTP 429).
-
-    Attributes:
-        retry_after: Seconds the server asked us to wait, when it said.
-    """
+    """The service asked us to slow down (HTTP 429; ``retry_after``: seconds to wait, if said)."""
 
     retryable = True
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, **kwargs: Unpack[PartialFields]
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened.
-            retry_after: Seconds to wait before the next attempt, if the server said.
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error with the server's ``retry_after`` seconds."""
         super().__init__(message, **kwargs)
         self.retry_after = retry_after
 
@@ -212,11 +179,8 @@ class HailuoRateLimitError(HailuoError):
 class HailuoServerError(HailuoError):
     """The service answered with an error: an HTTP 5xx, or an error code inside the stream.
 
-    Attributes:
-        code: The server's error code (``statusInfo.code``, ``base_resp.status_code``,
-            an error frame's code) or the HTTP status.
-        server_message: The server's own error text.
-        status: The HTTP status, when the error came from one.
+    ``code`` is the server's code (``statusInfo.code``, ``base_resp.status_code``, an error
+    frame's) or the HTTP status, ``server_message`` its own text, ``status`` the HTTP status.
     """
 
     def __init__(
@@ -229,16 +193,7 @@ class HailuoServerError(HailuoError):
         retryable: bool | None = None,
         **kwargs: Unpack[PartialFields],
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened and what to do.
-            code: The server's error code.
-            server_message: The server's own error text.
-            status: The HTTP status, if any.
-            retryable: Override the class default (5xx before the first byte are retryable).
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error; ``retryable`` overrides the class default."""
         super().__init__(message, **kwargs)
         self.code = code
         self.server_message = server_message
@@ -258,20 +213,14 @@ class HailuoSessionBusyError(HailuoServerError):
 
 
 class HailuoUploadError(HailuoServerError):
-    """The service refused a file upload, or a turn that refers to an uploaded file.
+    """The service refused a file upload, or a turn referring to one; send the message again.
 
-    ``server_message`` holds the service's own text (the prepare call's ``status_msg``, the
-    object storage's error message); ``status`` the HTTP status, when there was one. The
-    turn itself was not answered: send the message again (the file is uploaded anew).
+    ``server_message`` is the prepare call's ``status_msg`` or the object storage's message.
     """
 
 
 class HailuoProtocolError(HailuoError):
-    """The service answered with something this client does not understand.
-
-    Usually the service changed (a new path, an HTML page instead of a stream). The message
-    names the setting (base URL, API prefix, protocol) that is most likely to fix it.
-    """
+    """The service sent what this client does not understand; the message names what to fix."""
 
 
 class HailuoTimeoutError(HailuoError, TimeoutError):
@@ -281,32 +230,18 @@ class HailuoTimeoutError(HailuoError, TimeoutError):
 
 
 class HailuoStallError(HailuoTimeoutError):
-    """The answer stalled: the stream only kept itself alive (heartbeats) for too long.
-
-    The web client's own watchdog gives up after 60 s of heartbeats without data; the
-    partial answer is attached, and the message is not sent again.
-    """
+    """The stream sent only heartbeats too long (the web client gives up after 60 s); not resent."""
 
 
 class HailuoStreamInterruptedError(HailuoError):
-    """The answer stream ended before the answer did.
-
-    ``partial_text`` holds everything received; it is never replayed automatically, since
-    sending the message again would post it twice to the server chat.
-    """
+    """The stream ended early; ``partial_text`` holds what came (never resent: no double post)."""
 
 
 class HailuoNoAccountAvailableError(HailuoError):
-    """No account of the pool could take the call within its timeout.
+    """No account of the pool could take the call within its timeout (the message says why).
 
-    Every account was busy streaming other answers, cooling down (quota wall, rate limit)
-    or waiting for a new login. The message names the accounts' states and when the next
-    one frees up.
-
-    Attributes:
-        next_free_at: Epoch seconds when the earliest cool-down ends (``None``: unknown,
-            e.g. every account is busy streaming and frees when an answer ends).
-        retry_after: Seconds from now until ``next_free_at`` (``None`` when unknown).
+    ``next_free_at`` is when the earliest cool-down ends (epoch seconds) and ``retry_after`` the
+    seconds until then; both ``None`` when unknown (busy accounts free when an answer ends).
     """
 
     retryable = True
@@ -319,14 +254,7 @@ class HailuoNoAccountAvailableError(HailuoError):
         now: float | None = None,
         **kwargs: Unpack[PartialFields],
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened and when to try again.
-            next_free_at: Epoch seconds when the next account frees up, if known.
-            now: The current time (for ``retry_after``; defaults to ``time.time()``).
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error; ``now`` (default ``time.time()``) sets ``retry_after``."""
         super().__init__(message, **kwargs)
         self.next_free_at = next_free_at
         self.retry_after = (
@@ -337,11 +265,7 @@ class HailuoNoAccountAvailableError(HailuoError):
 
 
 class HailuoPoolUnavailableError(HailuoError):
-    """The account pool's shared store (its Redis) could not be reached.
-
-    Nothing was sent to the service for the call that raised it. Start Redis or fix
-    ``pool_url``; the call can be retried once Redis answers again.
-    """
+    """The pool's Redis could not be reached; nothing was sent. Start Redis or fix ``pool_url``."""
 
     retryable = True
 
@@ -351,10 +275,9 @@ class HailuoTokenExpiredError(HailuoAuthError):
 
 
 class HailuoBrowserUnavailableError(HailuoLoginError):
-    """The browser login cannot run here: the ``[browser]`` extra is missing or no display.
+    """The browser login cannot run here (no ``[browser]`` extra or no display).
 
-    ``hailuo login --token`` (paste the ``_token`` from a browser where you are logged in)
-    works without a browser on this machine.
+    ``hailuo login --token`` (the ``_token`` of a logged-in browser) needs no browser here.
     """
 
 
@@ -363,10 +286,9 @@ class HailuoNoPlanError(HailuoQuotaError):
 
 
 class HailuoRiskControlError(HailuoRateLimitError):
-    """The service's risk control refused the request ("operation too often").
+    """Risk control refused the request ("operation too often"): wait, do not retry in a loop.
 
-    Waiting helps; retrying in a loop makes it worse. When it persists, the network's
-    egress IP may be flagged: try another network.
+    If it persists, the egress IP may be flagged: try another network.
     """
 
     retryable = False
@@ -375,9 +297,8 @@ class HailuoRiskControlError(HailuoRateLimitError):
 class HailuoConnectionError(HailuoServerError):
     """The service could not be reached, or the connection broke before an answer came.
 
-    Attributes:
-        request_sent: Whether any of the request may have been written before the failure
-            (``False``: the connection failed before that, so the server never saw it).
+    ``request_sent`` ``False``: it failed before any of the request was written. The message
+    never holds the URL (its query may hold the token).
     """
 
     retryable = True
@@ -385,42 +306,22 @@ class HailuoConnectionError(HailuoServerError):
     def __init__(
         self, message: str, *, request_sent: bool, **kwargs: Unpack[PartialFields]
     ) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened (never the request URL: its query may hold the token).
-            request_sent: Whether the request may have been written before the failure.
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error; ``request_sent``: the request may have been written."""
         super().__init__(message, **kwargs)
         self.request_sent = request_sent
 
 
 class HailuoRedirectError(HailuoProtocolError):
-    """A redirect pointed somewhere the credentials must not go; nothing was sent there.
+    """A redirect pointed where credentials must not go (``target``, no query); nothing went there.
 
-    Only the configured origins and MiniMax's own hosts receive the token and cookies, and
-    never over plain http after https.
-
-    Attributes:
-        target: Where the redirect pointed (scheme, host and path; the query is left out).
+    Only the configured origins and MiniMax's hosts get them, never over http after https.
     """
 
     def __init__(self, message: str, *, target: str, **kwargs: Unpack[PartialFields]) -> None:
-        """Create the error.
-
-        Args:
-            message: What happened and what to do.
-            target: The redirect's target without its query.
-            **kwargs: ``partial_text``, ``partial_reasoning``, ``chat_id``.
-        """
+        """Create the error for a redirect to ``target`` (its query left out)."""
         super().__init__(message, **kwargs)
         self.target = target
 
 
 class HailuoResponseTooLargeError(HailuoProtocolError):
-    """A line, frame or body from the server passed the size limit (``max_line_bytes``).
-
-    The limit keeps memory bounded against a server that never ends a line; it is generous
-    enough for the longest real answer, and can be raised in ``provider_settings``.
-    """
+    """A line, frame or body passed ``max_line_bytes`` (a memory bound in ``provider_settings``)."""

@@ -1,21 +1,12 @@
 """Transcripts of HTTP exchanges: ``hailuo doctor --record FILE`` writes them for replay.
 
-A :class:`Recorder` hooks aiohttp's tracing into the sessions a run uses and keeps every
-exchange: method, origin role (``control`` / ``stream`` / ``other``), path and query, the
-allow-listed request headers, the request body, the status, a few response headers and the
-response body as chunks with their times (seconds since the request started). When written,
-everything that identifies the account is replaced by a placeholder: the token (raw,
-URL-encoded, JSON-escaped, and each of its base64 segments), cookie values, the device ids,
-the user ids; the signature headers are never kept. What remains is the protocol's shape,
-enough for a maintainer to reproduce a failure offline (``hailuo emulator --replay FILE``).
-
-Example:
-    ```python
-    recorder = Recorder(control="https://agent.minimax.io", stream="https://agent-stream...")
-    session = recorder.session()  # an aiohttp session whose exchanges are recorded
-    ...
-    recorder.write(Path("run.json"), auth)
-    ```
+A :class:`Recorder` hooks aiohttp's tracing into a run's sessions and keeps every exchange:
+method, origin role (``control`` / ``stream`` / ``other``), path and query, allow-listed
+request headers, request body, status, a few response headers and the response body as
+timed chunks. When written, everything that identifies the account becomes a placeholder:
+the token (raw, URL-encoded, JSON-escaped, each base64 segment), cookie values, device and
+user ids; signature headers are never kept. What remains is the protocol's shape, enough
+to reproduce a failure offline (``hailuo emulator --replay FILE``).
 """
 
 from __future__ import annotations
@@ -59,14 +50,7 @@ def _variants(value: str) -> list[str]:
 
 
 def secrets_of(auth: AuthResult | None) -> list[tuple[str, str]]:
-    """What to replace in a transcript, and by what, for one account.
-
-    Args:
-        auth: The account of the run (``None``: nothing is known).
-
-    Returns:
-        ``(secret, placeholder)`` pairs, longest secret first.
-    """
+    """``(secret, placeholder)`` pairs of one account (``None``: none), longest secret first."""
     if auth is None:
         return []
     token = auth.token.get_secret_value()
@@ -145,15 +129,10 @@ class _RecordingContent:
 
 
 class Recorder:
-    """Records the HTTP exchanges of the sessions it makes (see the module docstring)."""
+    """Records the HTTP exchanges of the sessions it makes, for a transcript."""
 
     def __init__(self, *, control: str | None = None, stream: str | None = None) -> None:
-        """Create a recorder.
-
-        Args:
-            control: The control origin (exchanges with it are tagged ``control``).
-            stream: The stream origin (tagged ``stream``); anything else is ``other``.
-        """
+        """Record exchanges, tagged by origin: ``control``, ``stream`` or ``other``."""
         self.control = control
         self.stream = stream
         self.exchanges: list[_Exchange] = []
@@ -228,14 +207,7 @@ class Recorder:
         return "other"
 
     def transcript(self, auth: AuthResult | None) -> dict[str, Any]:
-        """The recorded exchanges as a scrubbed, JSON-ready transcript.
-
-        Args:
-            auth: The run's account: its token, cookies and ids are replaced.
-
-        Returns:
-            ``{"version", "recorded_at", "exchanges": [...]}``.
-        """
+        """The exchanges as a JSON-ready transcript, ``auth``'s token, cookies and ids replaced."""
         secrets = secrets_of(auth)
 
         def clean(text: str) -> str:
@@ -272,12 +244,7 @@ class Recorder:
         }
 
     def write(self, path: Path, auth: AuthResult | None) -> None:
-        """Write the scrubbed transcript to ``path`` (atomically, mode 0600).
-
-        Args:
-            path: The file to write.
-            auth: The run's account (see :meth:`transcript`).
-        """
+        """Write the scrubbed transcript to ``path`` atomically, mode 0600."""
         text = json.dumps(self.transcript(auth), ensure_ascii=False, indent=1)
         path = path.expanduser()
         fd, tmp = tempfile.mkstemp(dir=path.parent or Path(), prefix=f".{path.name}.")
@@ -292,17 +259,7 @@ class Recorder:
 
 
 def load_transcript(path: Path) -> dict[str, Any]:
-    """Read a transcript written by :class:`Recorder`.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The transcript.
-
-    Raises:
-        ValueError: The file is not a transcript of a known version.
-    """
+    """Read a transcript :class:`Recorder` wrote (``ValueError`` for another file or version)."""
     data = json.loads(path.read_text(encoding="utf-8"))
     version, exchanges = (
         (data.get("version"), data.get("exchanges")) if isinstance(data, dict) else (None, None)

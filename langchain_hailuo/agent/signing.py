@@ -17,16 +17,10 @@ One recipe, the browser's (``mavis-chat prod-web`` bundle, reproducing 61 of 61 
     x-signature = md5(x-timestamp + "I*7Cf%WZ#S&%1RlZJ&C2" + bodyText)
     yy          = md5(encodeURIComponent(target) + "_" + body_yy + md5(str(unix_ms)) + "ooui")
 
-JSON bodies are compact with non-ASCII left as is (:func:`dumps_body`), and the same text
-is both signed and sent. Values are ``URLSearchParams``-encoded (a space is ``+``).
-
-Everything here is pure: the clock value is an argument.
-
-Example:
-    ```python
-    url = "https://agent.minimax.io/v1/api/user/info?" + build_query(values)
-    headers = sign_request(url, "", 1790000000000, stream=False).headers()
-    ```
+JSON bodies are compact with non-ASCII left as is (:func:`dumps_body`); the same text is
+signed and sent (as UTF-8). Values are ``URLSearchParams``-encoded (a space is ``+``). All
+pure: the clock value is an argument, e.g.
+``sign_request(url, "", 1790000000000, stream=False).headers()``.
 """
 
 from __future__ import annotations
@@ -117,16 +111,9 @@ _AXIOS_PREFIXES = ("/v1/api/", "/matrix/")
 
 
 def build_query(values: Mapping[str, str | None], params: Sequence[tuple[str, str]] = ()) -> str:
-    """The wire query (without ``?``): caller params, then the captured order.
+    """The wire query (no ``?``): the call's ``params``, then ``values`` in :data:`QUERY_ORDER`.
 
-    Args:
-        values: Parameter values by name; names outside :data:`QUERY_ORDER` are ignored,
-            ``None`` and ``""`` are left out, and ``op_ticket`` is never sent.
-        params: The call's own parameters (``limit``, ``agent_id``…), which the bundle
-            puts before ``device_platform``.
-
-    Returns:
-        ``name=value`` pairs joined with ``&``, ``URLSearchParams``-encoded.
+    Names outside the order, ``None`` and ``""`` are left out, and ``op_ticket`` is never sent.
     """
     pairs = [*params, *((name, values.get(name)) for name in QUERY_ORDER if name != OP_TICKET)]
     return "&".join(
@@ -137,17 +124,9 @@ def build_query(values: Mapping[str, str | None], params: Sequence[tuple[str, st
 
 
 def signed_query(wire_query: str) -> str:
-    """The query text the browser signs: the wire query with ``op_ticket=undefined``.
+    """The wire query as the browser signs it, with ``op_ticket=undefined`` after ``user_id``.
 
-    ``URLSearchParams`` writes the undefined ``op_ticket`` as ``undefined`` right after
-    ``user_id``; the request itself drops it. Derived from the wire text so a redirect hop
-    is signed over what it really sends.
-
-    Args:
-        wire_query: The query as sent (without ``?``).
-
-    Returns:
-        The same pairs with ``op_ticket=undefined`` at its place in :data:`QUERY_ORDER`.
+    Derived from the wire text, so a redirect hop is signed over what it really sends.
     """
     pairs = wire_query.split("&") if wire_query else []
     names = [pair.partition("=")[0] for pair in pairs]
@@ -156,27 +135,12 @@ def signed_query(wire_query: str) -> str:
 
 
 def uses_fetch_wrapper(path: str) -> bool:
-    """Whether the bundle sends a path through its fetch wrapper (the agent API) or axios.
-
-    Args:
-        path: The request's absolute path.
-
-    Returns:
-        ``False`` for ``/v1/api/*`` and ``/matrix/*`` (axios: no ``region``, raw body in
-        ``yy``), ``True`` for everything else (the agent API under its prefix).
-    """
+    """Whether ``path`` uses the fetch wrapper (agent API), not axios (``/v1/api``, ``/matrix``)."""
     return not path.startswith(_AXIOS_PREFIXES)
 
 
 def browser_unix_ms(now: int) -> int:
-    """The browser's ``unix`` for a clock reading: whole seconds x 1000.
-
-    Args:
-        now: Milliseconds since the epoch.
-
-    Returns:
-        ``now`` rounded down to the second, still in milliseconds (ends in ``000``).
-    """
+    """The browser's ``unix`` for a clock reading in milliseconds: rounded down to the second."""
     return now // 1000 * 1000
 
 
@@ -191,17 +155,9 @@ class QueryProfile:
     """The query values that describe the web client rather than the account.
 
     Fingerprint fields the login did not record fall back to the ``default_*`` values (a
-    desktop Chrome on Windows), consistent with the default user agent.
-
-    Attributes:
-        device_platform: ``web`` for the web app.
-        biz_id: The Agent-era business id.
-        app_id: The web app id.
-        version_code: The web app's version code.
-        lang: ``lang`` and ``sys_language`` (default: the login's, else ``en``).
-        client: ``web`` (``desktop`` for the desktop app).
-        region: ``en`` (international) or ``cn`` (China).
-        timezone_offset: Seconds east of UTC when the login recorded none.
+    desktop Chrome on Windows), consistent with the default user agent. ``lang`` is also
+    ``sys_language``; ``region`` is ``en`` (international) or ``cn`` (China);
+    ``timezone_offset`` (seconds east of UTC) applies when the login recorded none.
     """
 
     device_platform: str = "web"
@@ -230,18 +186,10 @@ def identity_query_values(
     user_id: str | None = None,
     fetch_wrapper: bool = True,
 ) -> dict[str, str | None]:
-    """The query values of one request of ``auth``'s account.
+    """The query values of one request of ``auth``'s account (``None``: left out).
 
-    Args:
-        auth: Token, device identity and fingerprint of the account.
-        unix_ms: The request's clock reading (milliseconds).
-        profile: Client-side values and fingerprint defaults.
-        user_id: The ``user_id`` to send (default: ``auth.real_user_id``); ``""`` sends none.
-        fetch_wrapper: An agent-API call (see :func:`uses_fetch_wrapper`): only these
-            carry ``region``.
-
-    Returns:
-        Values by name (``None`` for the ones to leave out), for :func:`build_query`.
+    ``user_id`` defaults to ``auth.real_user_id`` (``""`` sends none); only ``fetch_wrapper``
+    calls carry ``region``.
     """
     lang = profile.lang or auth.lang or "en"
     return {
@@ -271,55 +219,22 @@ def identity_query_values(
 
 
 def dumps_body(payload: Any) -> str:
-    """The JSON text of a request body, as ``JSON.stringify`` writes it.
-
-    Args:
-        payload: A JSON-serialisable value.
-
-    Returns:
-        Compact JSON (no spaces after ``,`` and ``:``) with non-ASCII characters unescaped;
-        send ``text.encode("utf-8")`` so the bytes match what was signed.
-    """
+    """A body's JSON as ``JSON.stringify`` writes it: compact, non-ASCII unescaped."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
 
 
 def x_timestamp(unix_ms: int) -> str:
-    """The ``x-timestamp`` header: whole seconds of the request's clock reading.
-
-    Args:
-        unix_ms: The ``unix`` query value (milliseconds).
-
-    Returns:
-        ``unix_ms // 1000`` as decimal text.
-    """
+    """The ``x-timestamp`` header: whole seconds of ``unix_ms``."""
     return str(unix_ms // 1000)
 
 
 def x_signature(timestamp: str, body: str) -> str:
-    """The ``x-signature`` header.
-
-    Args:
-        timestamp: The ``x-timestamp`` value.
-        body: The exact body text sent (``""`` for a GET).
-
-    Returns:
-        ``md5(timestamp + SALT + body)``.
-    """
+    """The ``x-signature`` header: ``md5(timestamp + SALT + body)``, ``body`` exactly as sent."""
     return md5_hex(f"{timestamp}{SIGNATURE_SALT}{body}")
 
 
 def yy_body(body: str, *, fetch_wrapper: bool) -> str:
-    """What ``yy`` signs as the body.
-
-    Args:
-        body: The exact body text sent (``""`` without a body).
-        fetch_wrapper: The call goes through the bundle's fetch wrapper (the agent API),
-            which signs ``JSON.stringify`` of the body text: the JSON quoted once more.
-
-    Returns:
-        ``{}`` without a body; the JSON string literal of ``body`` for the fetch wrapper;
-        ``body`` itself for axios calls.
-    """
+    """What ``yy`` signs as the body: ``{}``, its JSON literal (fetch wrapper) or itself."""
     if not body:
         return GET_BODY_FOR_YY
     # json.dumps of a str escapes exactly what JSON.stringify does (", \\, control chars)
@@ -327,30 +242,12 @@ def yy_body(body: str, *, fetch_wrapper: bool) -> str:
 
 
 def yy_signature(target: str, body_yy: str, unix_ms: int) -> str:
-    """The ``yy`` header.
-
-    Args:
-        target: The signed ``path?query``, or the stream host's absolute URL.
-        body_yy: The body part (see :func:`yy_body`).
-        unix_ms: The ``unix`` query value (milliseconds), the same reading as in ``target``.
-
-    Returns:
-        ``md5(encodeURIComponent(target) + "_" + body_yy + md5(str(unix_ms)) + "ooui")``.
-    """
+    """The ``yy`` header over ``target``, :func:`yy_body`'s ``body_yy`` and the same ``unix_ms``."""
     return md5_hex(f"{encode_uri_component(target)}_{body_yy}{md5_hex(str(unix_ms))}{YY_SUFFIX}")
 
 
 def signing_target(url: str, *, absolute: bool) -> str:
-    """The text ``yy`` signs for a wire URL: its signed query, relative or absolute.
-
-    Args:
-        url: The absolute URL exactly as it goes on the wire (no re-encoding is done).
-        absolute: Sign ``scheme://host[:port]/path?query`` (the ``agent-stream`` host)
-            rather than ``/path?query``.
-
-    Returns:
-        The target, with ``op_ticket=undefined`` in the query (any fragment dropped).
-    """
+    """The text ``yy`` signs for a wire URL: its signed query after the path (or whole URL)."""
     parts = urlsplit(url)
     relative = f"{parts.path or '/'}?{signed_query(parts.query)}"
     return f"{parts.scheme}://{parts.netloc}{relative}" if absolute else relative
@@ -370,16 +267,11 @@ class Signature:
 
 
 def sign_request(url: str, body: str, unix_ms: int, *, stream: bool) -> Signature:
-    """Sign one request as the browser does.
+    """The signature headers of one request, as the browser signs it.
 
-    Args:
-        url: The absolute URL exactly as sent, whose ``unix`` parameter is ``unix_ms``.
-        body: The exact body text sent (``""`` for a GET).
-        unix_ms: The clock reading of the request (milliseconds).
-        stream: The request goes to the ``agent-stream`` host (``yy`` signs the absolute URL).
-
-    Returns:
-        The signature headers.
+    ``url`` is exactly as sent, its ``unix`` parameter ``unix_ms``; ``body`` is the exact text
+    (``""`` for a GET); ``stream`` requests go to the ``agent-stream`` host, whose absolute URL
+    ``yy`` signs.
     """
     timestamp = x_timestamp(unix_ms)
     fetch_wrapper = uses_fetch_wrapper(urlsplit(url).path)

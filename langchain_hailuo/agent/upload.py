@@ -1,6 +1,6 @@
 """MiniMax Agent attachments: the upload pipeline and the turn's ``attachments`` entries.
 
-Protocol notes §6.1 (captured from the web client on 2026-10-02), per file:
+Protocol notes §6.1, per file:
 
 1. ``POST {prefix}/uploads/prepare`` on the control origin, signed like every call, with
    ``{"purpose": 1, "file_name", "mime_type", "size_bytes"}``; the answer (at the root or
@@ -12,15 +12,11 @@ Protocol notes §6.1 (captured from the web client on 2026-10-02), per file:
 3. the turn carries ``{"meta": {"attachment_type": "file", "file_name", "mime_type",
    "size_bytes"}, "cloud": {"object_key"}}``.
 
-Images given by an http(s) URL are sent as ``{"type": "image", "url", "name"}`` entries in
-the same array (§6.2: the service fetches the URL itself); images given as bytes go through
-the upload like any file (no source captured how the web client references an uploaded
-image differently, so the one captured envelope is used).
-
-The same bytes are uploaded once per account and site: :class:`UploadStore` maps
-``(account, site, SHA-256, MIME type)`` to the object key (the object store tags objects
-with the uploader, so another account cannot use them). A key the service later refuses
-is dropped, so the next try uploads again.
+Images given by an http(s) URL are sent as ``{"type": "image", "url", "name"}`` entries
+(§6.2: the service fetches the URL); images given as bytes are uploaded like any file (the
+one captured envelope). The same bytes are uploaded once per account and site
+(:class:`UploadStore`: the object store tags objects with their uploader); a key the
+service later refuses is dropped, so the next try uploads again.
 """
 
 from __future__ import annotations
@@ -89,14 +85,7 @@ _REFUSED_TURN_STATUSES: Final = frozenset(range(400, 500)) - {401, 403, 408, 409
 
 
 def prepare_payload(attachment: Attachment) -> dict[str, Any]:
-    """The prepare call's body for one file.
-
-    Args:
-        attachment: The file (with bytes).
-
-    Returns:
-        ``{"purpose": 1, "file_name", "mime_type", "size_bytes"}``.
-    """
+    """The prepare call's body for one file."""
     return {
         "purpose": ATTACHMENT_PURPOSE_MESSAGE,
         "file_name": attachment.name or "upload.bin",
@@ -107,13 +96,7 @@ def prepare_payload(attachment: Attachment) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class UploadTicket:
-    """What the prepare call hands out for one file.
-
-    Attributes:
-        object_key: The key the turn refers to.
-        url: The object-storage endpoint to POST to.
-        form_fields: The form fields, in the order given (policy, signature, key…).
-    """
+    """What the prepare call hands out: ``object_key``, storage ``url``, ordered ``form_fields``."""
 
     object_key: str
     url: str
@@ -121,18 +104,10 @@ class UploadTicket:
 
 
 def parse_prepare_answer(body: Mapping[str, Any], *, origin: str) -> UploadTicket:
-    """The ticket of a successful prepare answer (at the root or under ``data``).
+    """The ticket of a prepare answer (root or ``data``), or a :class:`HailuoProtocolError`.
 
-    Args:
-        body: The decoded answer (envelope errors were raised already).
-        origin: The control origin, for messages.
-
-    Returns:
-        The ticket.
-
-    Raises:
-        HailuoProtocolError: No ``object_key``, no usable ``upload_instruction``, a method
-            other than POST, or a form field named ``file``.
+    Refused: no ``object_key``, no usable ``upload_instruction``, a method other than POST, or
+    a form field named ``file``.
     """
     data = body if body.get("object_key") else body.get("data")
     data = data if isinstance(data, Mapping) else body
@@ -163,19 +138,10 @@ def parse_prepare_answer(body: Mapping[str, Any], *, origin: str) -> UploadTicke
 def storage_error(
     status: int, body: str, ticket: UploadTicket, attachment: Attachment
 ) -> HailuoUploadError:
-    """The error for an object-storage answer other than 204.
+    """The error (retryable for 5xx) for an object-storage answer other than 204.
 
-    Only the storage's ``<Code>`` and ``<Message>`` are quoted, and any form field value
-    (the policy, the signature, the access key) is cut out of them.
-
-    Args:
-        status: The HTTP status.
-        body: The answer's text (an XML error document).
-        ticket: The ticket used.
-        attachment: The file.
-
-    Returns:
-        The error (retryable for 5xx).
+    Only the storage's ``<Code>`` and ``<Message>`` are quoted, with every form field value
+    (policy, signature, access key) cut out.
     """
     parts = {match.group(1): match.group(2) for match in _XML_TAG.finditer(body)}
     message = " ".join(f"{parts.get(name, '')}".strip() for name in ("Code", "Message")).strip()
@@ -213,17 +179,10 @@ def url_entry(attachment: Attachment) -> dict[str, Any]:
 
 
 def is_refused_turn(error: HailuoError) -> bool:
-    """Whether a turn's error means the service refused the request itself (a 4xx).
+    """Whether a turn's error is a plain 4xx refusal of what was sent: with attachments, of them.
 
-    401/403/408/409/429 have their own meaning (credentials, timeouts, a busy session,
-    rate limits); any other 4xx refuses what was sent, and with attachments that is the
-    attachment (JCK-10 ``rejectsRequest``).
-
-    Args:
-        error: What the turn raised before any output.
-
-    Returns:
-        ``True`` for a plain server error with such a status.
+    401/403/408/409/429 have their own meaning (credentials, timeouts, a busy session, rate
+    limits) (JCK-10 ``rejectsRequest``).
     """
     return type(error) is HailuoServerError and error.status in _REFUSED_TURN_STATUSES
 
@@ -258,17 +217,13 @@ class UploadStore(typing.Protocol):
 
 
 class MemoryUploadStore:
-    """An in-process :class:`UploadStore`, bounded: the least recently used keys go first.
+    """An in-process :class:`UploadStore`, least recently used keys dropped first; thread-safe.
 
-    Thread-safe (LangChain's sync calls run on other threads' loops).
+    LangChain's sync calls run on other threads' loops.
     """
 
     def __init__(self, max_entries: int = 4096) -> None:
-        """Create an empty store.
-
-        Args:
-            max_entries: How many uploads to remember.
-        """
+        """Create an empty store remembering ``max_entries`` uploads."""
         self.max_entries = max_entries
         self._keys: OrderedDict[UploadKey, str] = OrderedDict()
         self._guard = threading.Lock()
@@ -333,12 +288,9 @@ class _KeyedLocks:
 
 @dataclass(frozen=True, slots=True)
 class TurnAttachments:
-    """The ``attachments`` of one turn and the uploads they rely on.
+    """The ``attachments`` ``entries`` of one turn and the upload ``keys`` they rely on.
 
-    Attributes:
-        entries: The wire entries, in the messages' order.
-        keys: The cache keys of the uploaded files (dropped when the turn is refused).
-        reused: Those of ``keys`` that earlier turns uploaded (not uploaded by this one).
+    ``keys`` are dropped when the turn is refused; ``reused`` are those earlier turns uploaded.
     """
 
     entries: tuple[dict[str, Any], ...] = ()
@@ -350,12 +302,7 @@ class Uploader:
     """Uploads a turn's files through an :class:`AgentClient`, once per account and bytes."""
 
     def __init__(self, client: AgentClient, store: UploadStore | None = None) -> None:
-        """Create the uploader.
-
-        Args:
-            client: The client whose signing and HTTP session are used.
-            store: Where finished uploads are remembered (default: :data:`SHARED_UPLOADS`).
-        """
+        """Upload through ``client``'s signing and session, remembering uploads in ``store``."""
         self.client = client
         self.store: UploadStore = SHARED_UPLOADS if store is None else store
         self._locks = _KeyedLocks()
@@ -368,19 +315,10 @@ class Uploader:
         settings: AgentSettings,
         options: HttpOptions,
     ) -> TurnAttachments:
-        """Upload what is not uploaded yet and build the turn's entries.
+        """Upload what is not uploaded yet, in order, and build the turn's entries.
 
-        Files are uploaded one after the other, in order; the first failure raises and
-        nothing further is sent (the turn is not sent either).
-
-        Args:
-            auth: The account the turn will be sent as (uploads are tied to it).
-            attachments: The turn's files and images.
-            settings: The call's settings (control origin, paths).
-            options: The call's HTTP options.
-
-        Returns:
-            The entries and the keys they rely on.
+        Uploads are tied to ``auth``'s account. The first failure raises and nothing further is
+        sent, the turn included.
 
         Raises:
             HailuoUploadError: Prepare or the object storage refused a file.
@@ -419,11 +357,7 @@ class Uploader:
         settings: AgentSettings,
         options: HttpOptions,
     ) -> tuple[str, bool]:
-        """The object key for a file, and whether an earlier turn uploaded it.
-
-        Remembered, or uploaded now (once per key at a time: concurrent turns with the same
-        file wait for one upload).
-        """
+        """A file's object key (remembered, or uploaded once for concurrent turns); if reused."""
         async with self._locks.hold(key):
             known = self.store.get(key)
             if known:
@@ -470,10 +404,10 @@ class Uploader:
     async def _store_object(
         self, ticket: UploadTicket, attachment: Attachment, options: HttpOptions
     ) -> None:
-        """POST the form (fields in order, the file last) to the object storage; 204 or raise.
+        """POST the form (fields in order, the file last) to the storage; 204 or raise.
 
-        Sending the body may take long (up to 100 MB), so the wait for the answer is bounded
-        by the total timeout rather than the first-byte one.
+        Sending may take long (up to 100 MB), so the answer's wait is bounded by the total
+        timeout, not the first-byte one.
         """
         data = attachment.data or b""
         timeouts = options.timeouts

@@ -173,17 +173,11 @@ class AgentRoutes:
         final_message: bool,
         first_byte_delay: float = 0.0,
     ) -> None:
-        """Create the routes.
+        """Serve ``chunk_size`` characters per chunk frame, ``chunk_delay`` seconds apart.
 
-        Args:
-            state: The shared emulator state.
-            chunk_size: Characters per ``agent_message_chunk``.
-            chunk_delay: Seconds between frames.
-            api_prefix: The API prefix (``/minimax-cloud/api/v1``).
-            require_config: Refuse messages until the account called ``/config``.
-            final_message: Send a type-2 ``agent_message`` with usage after ``finish``.
-            first_byte_delay: Seconds before a turn's response headers (production: about
-                0.4 s, §12.2).
+        ``require_config`` refuses messages until the account called ``/config``;
+        ``final_message`` sends a type-2 ``agent_message`` with usage after ``finish``;
+        ``first_byte_delay`` delays a turn's headers (production: about 0.4 s, §12.2).
         """
         self.state = state
         self.chunk_size = chunk_size
@@ -230,17 +224,7 @@ class AgentRoutes:
     async def _check(
         self, request: web.Request, endpoint: str, *, identity: bool = True, stream: bool = False
     ) -> _Caller | web.Response:
-        """Record the request and run the identity and signature checks.
-
-        Args:
-            request: The request.
-            endpoint: The route's name (for records and faults).
-            identity: Whether ``user_id`` and ``device_id`` are checked (not on user info).
-            stream: The request came to the stream host (``yy`` signs the absolute URL).
-
-        Returns:
-            The caller, or the error response to send.
-        """
+        """Record the request, check identity and signature: the caller, or the error response."""
         text = await request.text()
         body: Any = text or None
         if text:

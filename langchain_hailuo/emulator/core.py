@@ -116,14 +116,7 @@ _DISCONNECT_POLL = 0.02
 
 
 def random_digits(count: int) -> str:
-    """A random decimal string of exactly ``count`` digits, not starting with 0.
-
-    Args:
-        count: How many digits.
-
-    Returns:
-        The digits.
-    """
+    """A random string of exactly ``count`` decimal digits, not starting with 0."""
     first = str(secrets.randbelow(9) + 1)
     return first + "".join(str(secrets.randbelow(10)) for _ in range(count - 1))
 
@@ -135,16 +128,10 @@ def _b64url_json(data: Mapping[str, Any]) -> str:
 
 
 def make_token(*, user_id: str, device_id: str, name: str, expires_at: float) -> str:
-    """Make up a JWT-shaped token (HS256-looking, random signature, never a real one).
+    """Make up a JWT-shaped token (HS256-looking, random signature) for these claims.
 
-    Args:
-        user_id: The JWT's ``user.id`` (18 digits; not the Agent ``realUserID``).
-        device_id: ``user.deviceID``.
-        name: ``user.name``.
-        expires_at: ``exp`` (seconds since the epoch).
-
-    Returns:
-        ``header.payload.signature`` in base64url.
+    ``user_id`` is the JWT's ``user.id`` (18 digits; not the Agent ``realUserID``),
+    ``expires_at`` its ``exp`` in epoch seconds.
     """
     header = {"alg": "HS256", "typ": "JWT"}
     payload = {
@@ -207,14 +194,7 @@ class EmulatorAccount:
         self.token = self.token or self.new_token()
 
     def new_token(self, *, expires_at: float | None = None) -> str:
-        """Make a fresh token for this account (does not install it).
-
-        Args:
-            expires_at: ``exp`` of the new token; defaults to the account's.
-
-        Returns:
-            The new token.
-        """
+        """A fresh token for this account, not installed (default ``exp``: the account's)."""
         return make_token(
             user_id=self.user_id,
             device_id=self.device_id,
@@ -231,11 +211,9 @@ class EmulatorAccount:
 class ScriptedReply:
     """An exact reply queued with :meth:`Emulator.script`.
 
-    Attributes:
-        text: The answer text.
-        reasoning: Reasoning text (Agent ``thinking_content``); ``None`` uses the default.
-        marker: Only a message whose text holds this marker takes the reply (``None``: the
-            next message does), so a client's side requests (titles, warm-ups) leave it.
+    ``reasoning`` is the Agent ``thinking_content`` (``None``: the default). With a ``marker``
+    only a message holding it takes the reply, so a client's side requests (titles, warm-ups)
+    leave it queued.
     """
 
     text: str
@@ -245,13 +223,10 @@ class ScriptedReply:
 
 @dataclass
 class Fault:
-    """A queued failure.
+    """A queued failure of kind ``kind`` (:data:`FAULT_KINDS`) with its ``params``.
 
-    Attributes:
-        kind: One of :data:`FAULT_KINDS`.
-        account: The account name it applies to (``None``: any account).
-        times: How many requests it still affects (``-1``: always).
-        params: Kind-specific parameters (``on``, ``protocol``, ``after``, ``seconds``...).
+    ``account`` ``None`` applies to any account; ``times`` is how many requests it still
+    affects (``-1``: always).
     """
 
     kind: str
@@ -265,16 +240,7 @@ class Fault:
         return str(self.params.get("on", _FAULT_TARGETS.get(self.kind, "chat")))
 
     def matches(self, *, account: str | None, endpoint: str, protocol: str) -> bool:
-        """Whether this fault applies to a request.
-
-        Args:
-            account: The caller's account name (``None`` when the token is unknown).
-            endpoint: The route's name (``chat``, ``user_info``, ``config``...).
-            protocol: ``v4`` or ``agent``.
-
-        Returns:
-            ``True`` when it should fire.
-        """
+        """Whether this fault fires for a request of ``account`` (``None``: unknown token)."""
         kinds = V4_FAULTS if protocol == "v4" else AGENT_FAULTS
         wanted_protocol = self.params.get("protocol")
         return (
@@ -344,14 +310,7 @@ class EmulatorState:
     """Accounts, queued scripts and faults, recorded requests and the stop signal."""
 
     def __init__(self, accounts: list[EmulatorAccount]) -> None:
-        """Create the state.
-
-        Args:
-            accounts: The accounts (at least one; the first is the default).
-
-        Raises:
-            ValueError: When no account, or two accounts with one name, are given.
-        """
+        """Hold ``accounts``, the first the default (``ValueError`` for none or a repeated name)."""
         if not accounts:
             raise ValueError("the emulator needs at least one account")
         self.accounts: dict[str, EmulatorAccount] = {}
@@ -379,11 +338,7 @@ class EmulatorState:
     # ------------------------------------------------------------------ accounts
 
     def account(self, name: str | None) -> EmulatorAccount:
-        """The named account, or the default one for ``None``.
-
-        Raises:
-            KeyError: When no account has that name.
-        """
+        """The named account, or the default one for ``None`` (``KeyError`` if unknown)."""
         if name is None:
             return self.default_account
         try:
@@ -402,21 +357,16 @@ class EmulatorState:
         return account.expires_at > time.time()
 
     def rotate_token(self, name: str | None = None) -> str:
-        """Give an account a new token; the old one is rejected from now on.
-
-        Returns:
-            The new token.
-        """
+        """Give an account a new token, returned; the old one is rejected from now on."""
         account = self.account(name)
         self.revoked_tokens.add(account.token)
         account.token = account.new_token()
         return account.token
 
     def renew_token(self, name: str | None = None) -> str:
-        """Renew an account's token as ``/v1/api/user/renewal`` does (counted in ``renewals``).
+        """Renew a token as ``/v1/api/user/renewal`` does (counted); the old one is revoked.
 
-        Returns:
-            The new token (``exp`` :data:`RENEWED_LIFETIME` from now); the old one is revoked.
+        The new token's ``exp`` is :data:`RENEWED_LIFETIME` from now.
         """
         account = self.account(name)
         account.expires_at = time.time() + RENEWED_LIFETIME
@@ -444,11 +394,7 @@ class EmulatorState:
             )
 
     def next_script(self, name: str, prompt: str = "") -> ScriptedReply | None:
-        """Pop the first queued reply of an account that ``prompt`` may take, if any.
-
-        A reply bound to a marker is taken only by a prompt holding that marker; the
-        replies before it stay queued for the messages they fit.
-        """
+        """Pop the first queued reply ``prompt`` may take (a marked one needs its marker)."""
         queue = self.scripts.get(name) or deque()
         for index, reply in enumerate(queue):
             if reply.marker is None or reply.marker in prompt:
@@ -459,11 +405,7 @@ class EmulatorState:
     # ------------------------------------------------------------------ faults
 
     def add_fault(self, kind: str, name: str | None, times: int, params: dict[str, Any]) -> Fault:
-        """Queue a fault (``name`` ``None``: any account).
-
-        Raises:
-            ValueError: For an unknown kind or a ``times`` of 0 or below -1.
-        """
+        """Queue a fault for ``name`` (``None``: any); ``ValueError`` for a bad kind or times."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {sorted(FAULT_KINDS)}")
         if times == 0 or times < -1:
@@ -477,10 +419,7 @@ class EmulatorState:
     def take_fault(
         self, request: web.Request, *, account: str | None, endpoint: str, protocol: str
     ) -> Fault | None:
-        """The fault that applies to this request, if any (one use is consumed).
-
-        A ``x-emulator-fault`` request header wins over queued faults.
-        """
+        """The fault for this request, one use consumed (an ``x-emulator-fault`` header wins)."""
         header = request.headers.get(FAULT_HEADER)
         if header:
             fault = _parse_fault_header(header)
@@ -499,12 +438,7 @@ class EmulatorState:
     def caller_of(
         self, request: web.Request, *, protocol: str, endpoint: str, body: Any
     ) -> tuple[EmulatorAccount | None, Fault | None, web.Response | None]:
-        """Record a request's route and body, find its account, and take its fault.
-
-        Returns:
-            The account its ``token`` header names (valid or not), the fault that applies,
-            and the error response of an HTTP fault (``None`` when there is none).
-        """
+        """Record a request; return its token's account, its fault and an HTTP fault's response."""
         record = self.record_of(request)
         record.protocol, record.endpoint, record.body = protocol, endpoint, body
         account = self.by_token(request.headers.get("token"))
@@ -560,11 +494,7 @@ class EmulatorState:
 
     @contextlib.contextmanager
     def tracking(self, account: str | None = None) -> Iterator[None]:
-        """Track the current handler task so :meth:`Emulator.stop` can cancel it.
-
-        Also counts the answers streaming now, in all and per ``account``, and the most
-        seen at once (:attr:`peak_streams`, :attr:`account_peaks`).
-        """
+        """Track the handler task for :meth:`Emulator.stop` and count the answers streaming."""
         task = asyncio.current_task()
         if task is not None:
             self.active.add(task)
@@ -584,15 +514,9 @@ class EmulatorState:
 
 
 def default_reply(prompt: str, turns: int) -> str:
-    """The reply that proves context: it quotes the prompt and counts the chat's turns.
+    """``You said: <prompt>. This chat has N turn(s).``: proves the server kept the context.
 
-    Args:
-        prompt: The user's text for this turn.
-        turns: How many user turns the server-side chat now holds (this one included).
-
-    Returns:
-        ``You said: <prompt>. This chat has N turn(s).`` (no second full stop when the
-        prompt already ends with ``.``, ``!``, ``?`` or ``…``).
+    No second full stop when the prompt already ends with ``.``, ``!``, ``?`` or ``…``.
     """
     quoted = prompt.rstrip()
     stop = "" if quoted.endswith((".", "!", "?", "\u2026", "\u3002", "\uff01", "\uff1f")) else "."
@@ -607,12 +531,10 @@ def default_reasoning(prompt: str) -> str:
 class EventStream:
     """Writes stream frames to a prepared response, applying a stream fault on the way.
 
-    ``stall`` and ``drop`` fire once ``after`` frames (default 2) were written, or mid-frame
-    once ``after_bytes`` bytes were written; ``malformed_line`` writes one broken ``data:``
-    line before frame number ``after`` (default 1). A ``stall`` with ``keepalive`` (seconds)
-    is not silent: it writes a ``: ping`` comment line that often (a heartbeat), or with
-    ``keepalive_frame`` that text as a ``data:`` line instead (an event that is not answer
-    progress, such as a ``session_status``).
+    ``stall`` and ``drop`` fire after ``after`` frames (default 2), or mid-frame after
+    ``after_bytes`` bytes; ``malformed_line`` writes one broken ``data:`` line before frame
+    ``after`` (default 1). A ``stall`` with ``keepalive`` seconds writes a ``: ping`` line that
+    often, or ``keepalive_frame`` as a ``data:`` line (an event that is not answer progress).
     """
 
     def __init__(
@@ -623,15 +545,7 @@ class EventStream:
         fault: Fault | None,
         delay: float,
     ) -> None:
-        """Wrap a prepared response.
-
-        Args:
-            request: The request being answered (its transport is closed by ``drop``).
-            response: The prepared streaming response.
-            state: The emulator state (for the stop signal).
-            fault: The fault to apply, if it is a stream fault.
-            delay: Seconds to wait between frames.
-        """
+        """Wrap a prepared response, ``delay`` seconds between frames."""
         self._request = request
         self._response = response
         self._state = state
@@ -641,11 +555,7 @@ class EventStream:
         self.bytes = 0
 
     async def send(self, frame: str) -> None:
-        """Write one frame (its text includes the trailing blank line).
-
-        Raises:
-            StreamAbortedError: A ``stall`` (after the emulator stopped) or ``drop`` fired.
-        """
+        """Write one frame (with its blank line); ``StreamAbortedError`` once a fault fired."""
         if self.frames and self._delay:
             await asyncio.sleep(self._delay)
         data = frame.encode("utf-8")
@@ -679,14 +589,7 @@ class EventStream:
         return transport is None or transport.is_closing()
 
     async def _stall(self, fault: Fault) -> None:
-        """Write no answer until the emulator stops or the client goes away.
-
-        Args:
-            fault: The ``stall``; its ``keepalive`` (seconds) keeps the stream alive meanwhile.
-
-        Raises:
-            ConnectionResetError: The client closed the connection during the stall.
-        """
+        """Write no answer (keep-alives only) until the emulator stops or the client leaves."""
         every = fault.float_param("keepalive", 0.0)
         frame = fault.params.get("keepalive_frame")
         line = f"data: {frame}\n\n" if frame else ": ping\n\n"
@@ -705,12 +608,8 @@ class EventStream:
     async def serve(self, write: Callable[[], Awaitable[None]]) -> None:
         """Write an answer with ``write``, then end the body.
 
-        A fault that cut the answer ends it quietly. A client that went away mid-answer
-        (or during a stall) ends it too: the request is marked ``disconnected`` (see
-        :attr:`Emulator.disconnects`) and nothing is logged.
-
-        Args:
-            write: Writes the answer's frames through :meth:`send`.
+        A fault that cut the answer ends it quietly, and so does a client that went away (the
+        request is marked ``disconnected``, see :attr:`Emulator.disconnects`).
         """
         with self._state.tracking(self._state.record_of(self._request).account):
             try:
@@ -833,15 +732,9 @@ def error_response(
 ) -> web.Response:
     """The HTTP answer for an HTTP-level failure, as the real service would send it.
 
-    Args:
-        kind: One of :data:`HTTP_FAULTS`, or ``device_id``, ``bad_request``, ``not_found``.
-        protocol: ``v4`` or ``agent`` (picks the JSON envelope).
-        params: A fault's parameters: ``seconds`` (``http_429``: ``Retry-After``), ``message``,
-            ``code`` (the envelope's code of a plain answer such as ``http_500`` or ``http_409``).
-        message: The error message (overrides ``params["message"]`` and the default).
-
-    Returns:
-        The response to return from the handler.
+    ``kind`` is one of :data:`HTTP_FAULTS`, ``device_id``, ``bad_request`` or ``not_found``;
+    ``protocol`` picks the JSON envelope. ``params`` may hold ``seconds`` (``http_429``'s
+    ``Retry-After``), ``message`` (``message`` overrides it) and ``code`` (the envelope's code).
     """
     params = dict(params or {})
     message = message or params.get("message")

@@ -74,12 +74,7 @@ class LoginPages:
     """The login page and its login call, for one origin."""
 
     def __init__(self, state: EmulatorState, flavor: Flavor) -> None:
-        """Create the page.
-
-        Args:
-            state: The shared emulator state (accounts).
-            flavor: ``v4`` (Hailuo web chat) or ``agent`` (MiniMax Agent).
-        """
+        """The login page of ``flavor`` (``v4`` or ``agent``) over the shared state's accounts."""
         self.state = state
         self.flavor = flavor
 

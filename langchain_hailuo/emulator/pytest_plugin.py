@@ -1,23 +1,14 @@
 """Pytest fixtures for the emulator.
 
-Enable them in a ``conftest.py``::
+Enable them with ``pytest_plugins = ["langchain_hailuo.emulator.pytest_plugin"]``.
 
-    pytest_plugins = ["langchain_hailuo.emulator.pytest_plugin"]
-
-Each fixture serves the emulator from an event loop of its own, in a daemon thread, so
-both kinds of test reach it: a sync test calling ``model.invoke(...)`` (which never lets a
-test loop run) and an async test calling ``await model.ainvoke(...)``. The emulator is
-stopped, and its thread ended, when the fixture's scope ends.
-
-- ``hailuo_emulator``: a fresh emulator for each test;
-- ``hailuo_emulator_module`` / ``hailuo_emulator_session``: one emulator shared by every
-  test of a module / of the run (faster to start; queued faults and scripts, recorded
-  requests and chats are shared too, so call ``clear_faults()`` or compare against a
-  count taken at the start of the test).
-
-Setting scripts and faults, and reading ``requests``, from the test's thread is safe
-between calls. With pytest-socket's ``--disable-socket``, also allow loopback for the
-tests that use it, e.g. ``@pytest.mark.allow_hosts(["127.0.0.1"])``.
+Each serves the emulator from its own loop in a daemon thread (see :func:`serving`), so
+sync tests (``model.invoke``) and async ones both reach it; it stops when its scope ends.
+``hailuo_emulator`` is fresh per test; ``hailuo_emulator_module`` / ``_session`` are shared
+by a module / the run, with their faults, scripts, requests and chats (call
+``clear_faults()`` or count from the test's start). Scripts, faults and ``requests`` are
+safe to use from the test's thread between calls. Under ``--disable-socket`` allow
+loopback: ``@pytest.mark.allow_hosts(["127.0.0.1"])``.
 """
 
 from __future__ import annotations

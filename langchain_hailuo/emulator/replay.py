@@ -26,21 +26,10 @@ _ROLES = ("control", "stream")
 
 
 class Replay:
-    """A server that answers requests from a transcript (see the module docstring).
-
-    Attributes:
-        control_url: The control origin (``HAILUO_BASE_URL``).
-        stream_url: The stream origin (``HAILUO_STREAM_URL``).
-        unmatched: ``METHOD path`` of every request the transcript could not answer.
-    """
+    """A server answering from a transcript; ``unmatched`` lists what it could not answer."""
 
     def __init__(self, transcript: dict[str, Any], *, speed: float = 1.0) -> None:
-        """Prepare the replay (nothing listens before :meth:`start`).
-
-        Args:
-            transcript: A transcript (see :func:`langchain_hailuo.transcript.load_transcript`).
-            speed: Factor on the recorded spacing of body chunks (0: no waiting).
-        """
+        """Replay ``transcript``, ``speed`` times its chunk spacing (0: at once), once started."""
         self._exchanges: list[dict[str, Any]] = list(transcript["exchanges"])
         self._used: set[int] = set()
         self._speed = speed
@@ -137,14 +126,7 @@ async def _serve(replay: Replay, port: int, out: TextIO) -> None:
 
 
 def run_replay(transcript: dict[str, Any], *, port: int = 0, out: TextIO | None = None) -> None:
-    """Serve a transcript in the foreground until Ctrl+C.
-
-    Args:
-        transcript: A transcript written by ``hailuo doctor --record``, as
-            :func:`~langchain_hailuo.transcript.load_transcript` reads it.
-        port: Port of the control origin (0: a free one).
-        out: Where to print the URLs (default: standard output).
-    """
+    """Serve a ``hailuo doctor --record`` transcript in the foreground until Ctrl+C."""
     replay = Replay(transcript)
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(replay, port, out or sys.stdout))

@@ -1,24 +1,21 @@
 """The emulator's own signature checks, written apart from the clients' signing code.
 
-Nothing here is imported from ``langchain_hailuo.v4`` or ``langchain_hailuo.agent``: the
-emulator recomputes every signature from the protocol notes, so a signing bug in a client
-cannot be hidden by the same bug on the server side.
-
-v4 (``docs/protocol.md``, v4 §2.2)::
+Nothing is imported from ``langchain_hailuo.v4`` or ``.agent``: every signature is
+recomputed from the protocol notes, so a client's signing bug cannot hide behind the same
+bug here. v4 (``docs/protocol.md`` v4 §2.2)::
 
     yy = md5(encodeURIComponent(path_and_query) + "_" + bodyToYy + md5(unix_ms) + "ooui")
     bodyToYy = md5(characterID) + md5(msgContent without CR/LF) + md5(chatID) + md5(form or "")
 
-Agent, the production web client's recipe (protocol notes §12.1), checked strictly by
-:func:`agent_browser_problem`::
+Agent, the production web client's recipe (§12.1), checked by :func:`agent_browser_problem`::
 
     x-signature = md5(x_timestamp_seconds + SALT + body)
     yy = md5(encodeURIComponent(target) + "_" + body_yy + md5(unix_ms) + "ooui")
 
-with ``unix_ms`` whole seconds x 1000 (``x-timestamp`` the same reading), ``target`` the
-path and the query with ``op_ticket=undefined`` after ``user_id`` (absolute on the stream
-host), ``body_yy`` ``{}`` without a body, the body's JSON string literal on agent-API calls
-and the raw body on ``/v1/api/*`` / ``/matrix/*`` calls, which carry no ``region``.
+``unix_ms`` is whole seconds x 1000 (``x-timestamp`` the same reading), ``target`` the path
+and query with ``op_ticket=undefined`` after ``user_id`` (absolute on the stream host),
+``body_yy`` ``{}`` without a body, the body's JSON string literal on agent-API calls and
+the raw body on ``/v1/api/*`` / ``/matrix/*`` calls, which carry no ``region``.
 """
 
 from __future__ import annotations
@@ -52,26 +49,12 @@ _LINE_BREAKS = re.compile(r"\r\n|\r|\n")
 
 
 def md5_hex(text: str) -> str:
-    """MD5 of the UTF-8 encoding of ``text``, as lowercase hex.
-
-    Args:
-        text: Any text.
-
-    Returns:
-        32 lowercase hex digits.
-    """
+    """MD5 of the UTF-8 encoding of ``text``, as lowercase hex."""
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
 def encode_uri_component(text: str) -> str:
-    """Percent-encode ``text`` exactly as JavaScript's ``encodeURIComponent`` does.
-
-    Args:
-        text: The text to encode (a path with its query, or an absolute URL).
-
-    Returns:
-        The encoded text: only ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` stay as they are.
-    """
+    """Percent-encode as JavaScript's ``encodeURIComponent`` (``A-Za-z0-9-_.!~*'()`` stay)."""
     return quote(text, safe=_URI_COMPONENT_SAFE)
 
 
@@ -81,15 +64,7 @@ def _yy(target: str, middle: str, unix_ms: str) -> str:
 
 
 def v4_body_to_yy(form: Mapping[str, str]) -> str:
-    """The 128-hex-digit ``bodyToYy`` of a v4 chat form.
-
-    Args:
-        form: The multipart fields as received (``characterID``, ``msgContent``, ``chatID``,
-            optionally ``form``).
-
-    Returns:
-        Four MD5 digests concatenated; line breaks are removed from ``msgContent`` first.
-    """
+    """The ``bodyToYy`` of a v4 chat form: four MD5 digests (``msgContent`` without line breaks)."""
     content = _LINE_BREAKS.sub("", form.get("msgContent", ""))
     return "".join(
         md5_hex(part)
@@ -103,43 +78,17 @@ def v4_body_to_yy(form: Mapping[str, str]) -> str:
 
 
 def v4_yy(path_and_query: str, form: Mapping[str, str], unix_ms: str) -> str:
-    """The ``yy`` header a v4 chat request must carry.
-
-    Args:
-        path_and_query: The request target exactly as received (path, ``?``, raw query).
-        form: The multipart fields as received.
-        unix_ms: The ``unix`` query value (milliseconds, as text).
-
-    Returns:
-        The expected ``yy`` (32 hex digits).
-    """
+    """The ``yy`` a v4 chat request must carry, for its target exactly as received."""
     return _yy(path_and_query, v4_body_to_yy(form), unix_ms)
 
 
 def agent_yy(target: str, body: str, unix_ms: str) -> str:
-    """The ``yy`` header of an Agent request.
-
-    Args:
-        target: Relative ``path?query`` or the absolute URL, exactly as sent.
-        body: The raw JSON body text; empty for a GET (``{}`` is then signed).
-        unix_ms: The ``unix`` query value (milliseconds, as text).
-
-    Returns:
-        The expected ``yy`` (32 hex digits).
-    """
+    """The ``yy`` of an Agent request (``target`` as sent; an empty ``body`` signs ``{}``)."""
     return _yy(target, body or "{}", unix_ms)
 
 
 def agent_signature(timestamp: str, body: str) -> str:
-    """The ``x-signature`` header of an Agent request.
-
-    Args:
-        timestamp: The ``x-timestamp`` header (whole seconds, as text).
-        body: The raw body text (empty for a GET).
-
-    Returns:
-        The expected ``x-signature`` (32 hex digits).
-    """
+    """The ``x-signature`` of an Agent request, over its ``x-timestamp`` and raw body."""
     return md5_hex(f"{timestamp}{AGENT_SIGNATURE_SALT}{body}")
 
 
@@ -207,18 +156,10 @@ def agent_browser_problem(  # noqa: PLR0911 - one answer per rule of the recipe
     headers: Mapping[str, str],
     stream_origin: str | None,
 ) -> str | None:
-    """Check a request against the browser's signing recipe (§12.1), rule by rule.
+    """What differs from the browser's signing recipe (§12.1), rule by rule, or ``None``.
 
-    Args:
-        path: The request path (raw, as received).
-        raw_query: The query text exactly as received (without ``?``).
-        body: The raw body text (``""`` without one).
-        headers: The request headers (``x-timestamp``, ``x-signature``, ``yy``).
-        stream_origin: The origin when the request came to the stream host (its ``yy``
-            signs the absolute URL), ``None`` on the control host.
-
-    Returns:
-        What differs from the browser's recipe, or ``None`` when the request matches it.
+    ``stream_origin`` is the origin of a request to the stream host (its ``yy`` signs the
+    absolute URL), ``None`` on the control host.
     """
     timestamp = headers.get("x-timestamp", "")
     if not timestamp.isdigit():

@@ -1,9 +1,4 @@
-"""An emulator served from a thread of its own, for any program (pytest is not needed).
-
-``serving()`` runs an :class:`~langchain_hailuo.emulator.app.Emulator` on its own event loop
-in a daemon thread, so sync code (``model.invoke(...)``, a subprocess under test) and
-async code on another loop both reach it; the pytest fixtures use it too.
-"""
+"""An emulator served from a thread of its own, for any program (the pytest fixtures too)."""
 
 from __future__ import annotations
 
@@ -20,21 +15,13 @@ __all__ = ["serving"]
 def serving(
     emulator: Emulator | None = None, *, name: str = "hailuo-emulator"
 ) -> Iterator[Emulator]:
-    """Run an emulator on its own event loop in a daemon thread while the block runs.
+    """Serve ``emulator`` (default ``Emulator()``) on its own loop in a daemon thread for the block.
 
-    Args:
-        emulator: The emulator to serve (default: ``Emulator()``); not started yet.
-        name: The thread's name.
+    It is yielded started, so sync code (``model.invoke``, a subprocess) and async code on
+    another loop both reach it, and stopped with its thread on exit::
 
-    Yields:
-        The started emulator; stopped, and the thread ended, on exit.
-
-    Example:
-        ```python
         with serving(Emulator(chunk_delay=0.01)) as emulator:
-            model = ChatHailuo(**emulator.model_kwargs())
-            model.invoke("Hello")
-        ```
+            ChatHailuo(**emulator.model_kwargs()).invoke("Hello")
     """
     runner = LoopRunner(name=name)
     served = emulator or Emulator()

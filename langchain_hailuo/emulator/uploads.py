@@ -61,16 +61,7 @@ Checker = Callable[..., Awaitable[Any]]
 
 @dataclass(frozen=True)
 class StoredObject:
-    """An object the storage accepted.
-
-    Attributes:
-        object_key: Its key.
-        account: The uploader's account name.
-        file_name: The name given to prepare.
-        mime_type: The content type of the file part.
-        size: The bytes received.
-        sha256: Their SHA-256, hex.
-    """
+    """An object the storage accepted, with its uploader and the bytes' size and SHA-256."""
 
     object_key: str
     account: str
@@ -129,14 +120,7 @@ class AgentUploads:
         prefix: str,
         max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
     ) -> None:
-        """Create the routes.
-
-        Args:
-            state: The shared emulator state.
-            check: The Agent routes' identity and signature check (``_check``).
-            prefix: The API prefix.
-            max_bytes: The largest file prepare accepts.
-        """
+        """Serve uploads up to ``max_bytes``, checking callers with the Agent routes' ``check``."""
         self.state = state
         self._check = check
         self.prefix = prefix
@@ -309,16 +293,7 @@ class AgentUploads:
     def refusal(
         self, account: str, body: dict[str, Any], fault: Fault | None = None
     ) -> web.Response | None:
-        """The 400 answer for a turn whose attachments cannot be used, or ``None``.
-
-        Args:
-            account: The turn's account name.
-            body: The turn's JSON body.
-            fault: The turn's fault; ``attachment_refused`` refuses its first stored object.
-
-        Returns:
-            The error answer, or ``None`` when every attachment is usable.
-        """
+        """The 400 for a turn with an unusable attachment (or a fault), or ``None``."""
         entries = body.get("attachments")
         if entries is None:
             return None

@@ -152,15 +152,10 @@ class V4Routes:
         chunk_delay: float,
         unix_window: float | None,
     ) -> None:
-        """Create the routes.
+        """Serve ``chunk_size`` UTF-8 bytes per snapshot, ``chunk_delay`` seconds apart.
 
-        Args:
-            state: The shared emulator state.
-            chunk_size: UTF-8 bytes added per ``message_result`` snapshot.
-            chunk_delay: Seconds between frames.
-            unix_window: Accepted distance of ``unix`` from now, in seconds; ``None`` turns
-                the freshness and reuse checks off (for clients that freeze ``unix``, such
-                as gpt4free's, in benchmarks).
+        ``unix_window`` is the accepted distance of ``unix`` from now in seconds; ``None`` turns
+        the freshness and reuse checks off (for clients that freeze ``unix``, as gpt4free does).
         """
         self.state = state
         self.chunk_size = chunk_size
@@ -177,11 +172,7 @@ class V4Routes:
     def _caller(
         self, request: web.Request, endpoint: str, body: Any
     ) -> tuple[EmulatorAccount, Fault | None] | web.Response:
-        """Record the request, apply an HTTP fault, and check the token (v4: header only).
-
-        Returns:
-            The caller's account and the fault that applies, or the error response.
-        """
+        """Record the request, apply an HTTP fault, check the token; else the error response."""
         account, fault, refused = self.state.caller_of(
             request, protocol="v4", endpoint=endpoint, body=body
         )

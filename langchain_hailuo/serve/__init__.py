@@ -1,18 +1,9 @@
 """``hailuo serve``: OpenAI- and Anthropic-compatible endpoints over ``ChatHailuo``.
 
-Modules, one job each: :mod:`~langchain_hailuo.serve.core` (a turn in, answer parts out,
-conversations remembered), :mod:`~langchain_hailuo.serve.openai_api` and
-:mod:`~langchain_hailuo.serve.anthropic_api` (each API's translation),
-:mod:`~langchain_hailuo.serve.status` (failures -> statuses),
-:mod:`~langchain_hailuo.serve.store` (the conversation store),
-:mod:`~langchain_hailuo.serve.config` (settings and the start-up check) and
-:mod:`~langchain_hailuo.serve.app` (the aiohttp app, keys, limits, CORS, shutdown).
-
-Example:
-    ```python
-    server = Server(ChatHailuo(), ServeConfig(port=8000))
-    await serve_forever(server, ready=print)
-    ```
+``core`` answers API-neutral requests and remembers chats, ``openai_api``,
+``responses_api`` and ``anthropic_api`` translate each API, ``status`` maps failures to
+statuses, ``store`` and ``config`` hold the conversation store and settings, ``app`` the
+aiohttp app: ``await serve_forever(Server(ChatHailuo(), ServeConfig(port=8000)))``.
 """
 
 from langchain_hailuo.serve.app import Server, serve_forever

@@ -1,7 +1,7 @@
 """Anthropic Messages <-> the serve core: request parsing, messages, stream events, errors.
 
 Pure translation, no I/O. ``POST /v1/messages`` bodies become a
-:class:`~langchain_hailuo.serve.core.Turn`; answer parts become a ``message`` with
+:class:`~langchain_hailuo.serve.core.ChatRequest`; answer parts become a ``message`` with
 ``thinking``, ``text`` and ``tool_use`` blocks, or the Messages stream events
 (``message_start``, ``content_block_*``, ``message_delta``, ``message_stop``); failures
 become ``{"type": "error", "error": {"type", "message"}}``.
@@ -25,12 +25,12 @@ from langchain_core.messages.tool import ToolCall, tool_call
 
 from langchain_hailuo._tool_turns import StructuredSpec
 from langchain_hailuo.serve.core import (
-    Answer,
     AnswerPart,
+    ChatRequest,
+    FinishedAnswer,
     ReasoningPart,
     TextPart,
     ToolCallPart,
-    Turn,
     new_id,
     skip_tool,
 )
@@ -56,15 +56,15 @@ _SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 @dataclass(frozen=True)
 class AnthropicRequest:
-    """A parsed request: the turn and how to answer it.
+    """A parsed request: the API-neutral request and how to answer it.
 
     Attributes:
-        turn: The API-neutral turn.
+        chat_request: The API-neutral request.
         stream: Answer as stream events.
         id: The message id.
     """
 
-    turn: Turn
+    chat_request: ChatRequest
     stream: bool = False
     id: str = field(default_factory=lambda: new_id("msg_"))
 
@@ -250,7 +250,7 @@ def parse_request(body: Any) -> AnthropicRequest:
             )
     stop = body.get("stop_sequences")
     prefill = _prefill(messages)
-    turn = Turn(
+    chat_request = ChatRequest(
         messages=messages,
         model=body.get("model") or None,
         tools=_tools(body.get("tools")),
@@ -260,13 +260,13 @@ def parse_request(body: Any) -> AnthropicRequest:
         reasoning=_reasoning(body.get("thinking")),
         prefill=prefill,
     )
-    return AnthropicRequest(turn, stream=bool(body.get("stream")))
+    return AnthropicRequest(chat_request, stream=bool(body.get("stream")))
 
 
 # --------------------------------------------------------------------------- response
 
 
-def _stop_reason(answer: Answer) -> str:
+def _stop_reason(answer: FinishedAnswer) -> str:
     """Anthropic's ``stop_reason``."""
     if answer.tool_calls:
         return "tool_use"
@@ -275,12 +275,12 @@ def _stop_reason(answer: Answer) -> str:
     return "max_tokens" if answer.finish_reason in {"length", "max_tokens"} else "end_turn"
 
 
-def _stop_sequence(answer: Answer) -> str | None:
+def _stop_sequence(answer: FinishedAnswer) -> str | None:
     """The stop string that ended the answer, when ``stop_reason`` is ``stop_sequence``."""
     return None if answer.tool_calls else answer.stop_sequence
 
 
-def _usage(answer: Answer) -> dict[str, int]:
+def _usage(answer: FinishedAnswer) -> dict[str, int]:
     """The ``usage`` object (the service's counts, else estimates)."""
     return {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens}
 
@@ -290,7 +290,7 @@ def _tool_use(call: ToolCall) -> dict[str, Any]:
     return {"type": "tool_use", "id": call["id"], "name": call["name"], "input": call["args"]}
 
 
-def message(request: AnthropicRequest, answer: Answer) -> dict[str, Any]:
+def message(request: AnthropicRequest, answer: FinishedAnswer) -> dict[str, Any]:
     """The ``message`` object of a whole answer."""
     content: list[dict[str, Any]] = []
     if answer.reasoning:
@@ -333,15 +333,10 @@ def _text_delta(index: int, text: str) -> bytes:
 
 
 class EventRenderer:
-    """Answer parts as Messages stream events (one content block per run of a kind).
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as Messages stream events (one content block per run of a kind)."""
 
     def __init__(self, request: AnthropicRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         self._index = -1
@@ -381,7 +376,7 @@ class EventRenderer:
         return out + _event("content_block_delta", {"index": self._index, "delta": delta})
 
     def part(self, part: AnswerPart) -> bytes:
-        """The events of one part (the end, for the :class:`Answer`)."""
+        """The events of one part (the end, for the :class:`FinishedAnswer`)."""
         if isinstance(part, TextPart):
             if self._open == "text":
                 return _text_delta(self._index, part.text)
@@ -404,7 +399,7 @@ class EventRenderer:
             )
         return self.end(part)
 
-    def end(self, answer: Answer) -> bytes:
+    def end(self, answer: FinishedAnswer) -> bytes:
         """Close the open block, then ``message_delta`` and ``message_stop``."""
         delta = {"stop_reason": _stop_reason(answer), "stop_sequence": _stop_sequence(answer)}
         return (

@@ -31,7 +31,7 @@ from aiohttp import web
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.serve import anthropic_api, openai_api, responses_api
 from langchain_hailuo.serve.config import ServeConfig, key_id
-from langchain_hailuo.serve.core import Answer, Answerer, AnswerPart
+from langchain_hailuo.serve.core import Answerer, AnswerPart, FinishedAnswer
 from langchain_hailuo.serve.status import ApiError, ErrorKind, api_error, bad_request
 from langchain_hailuo.serve.store import ConversationStore, open_store
 
@@ -59,7 +59,7 @@ class _Api:
 
     name: str
     parse: Callable[[Any], Any]
-    body: Callable[[Any, Answer], dict[str, Any]]
+    body: Callable[[Any, FinishedAnswer], dict[str, Any]]
     renderer: Callable[[Any, str], _Renderer]
     error_body: Callable[[ApiError], dict[str, Any]]
 
@@ -180,7 +180,7 @@ class Server:
         *,
         store: ConversationStore | None = None,
     ) -> None:
-        """Create the server (see the class docstring); nothing listens before :meth:`start`."""
+        """Serve ``model``; nothing listens before :meth:`start`."""
         self.config = config or ServeConfig()
         self.model = model
         self.answerer = Answerer(
@@ -314,7 +314,7 @@ class Server:
     async def _count_tokens(self, request: web.Request) -> web.StreamResponse:
         """``POST /v1/messages/count_tokens``: the estimate the usage figures use."""
         parsed = anthropic_api.parse_request(await self._read_json(request))
-        return web.json_response({"input_tokens": parsed.turn.estimated_input_tokens()})
+        return web.json_response({"input_tokens": parsed.chat_request.estimated_input_tokens()})
 
     async def _model_ids(self) -> list[str]:
         """The account's model ids (a failure answered in the API's shape)."""
@@ -376,7 +376,7 @@ class Server:
         namespace = request[_NAMESPACE_KEY]
         self._limits.enter(namespace)
         try:
-            parts = self.answerer.stream(parsed.turn, namespace)
+            parts = self.answerer.stream(parsed.chat_request, namespace)
             async with aclosing(parts):
                 try:
                     first = await anext(parts)
@@ -392,7 +392,7 @@ class Server:
         """The whole answer as one JSON body."""
         answer = first
         try:
-            while not isinstance(answer, Answer):
+            while not isinstance(answer, FinishedAnswer):
                 answer = await anext(parts)
         except Exception as exc:  # noqa: BLE001 - every failure is answered in the API's shape
             raise self._failure(exc) from None
@@ -410,7 +410,7 @@ class Server:
             }
         )
         await response.prepare(request)
-        renderer = api.renderer(parsed, self.answerer.model_name(parsed.turn.model))
+        renderer = api.renderer(parsed, self.answerer.model_name(parsed.chat_request.model))
         try:
             await response.write(renderer.start() + renderer.part(first))
             async for part in parts:

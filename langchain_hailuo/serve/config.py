@@ -26,11 +26,7 @@ def key_id(key: str) -> str:
 
 
 def parse_aliases(specs: list[str]) -> tuple[tuple[str, str], ...]:
-    """``PATTERN=MODEL`` alias specs (``claude-*=MiniMax-M3``) as ``(pattern, model)`` pairs.
-
-    Raises:
-        HailuoConfigurationError: A spec without ``=``, or with an empty side.
-    """
+    """``PATTERN=MODEL`` specs (``claude-*=MiniMax-M3``) as ``(pattern, model)`` pairs."""
     aliases = []
     for spec in specs:
         pattern, _, model = (side.strip() for side in spec.partition("="))
@@ -58,19 +54,18 @@ class ServeConfig:
     """How ``hailuo serve`` listens and what it allows.
 
     Attributes:
-        host: The address to bind.
-        port: The port (0: a free one).
+        host: The address to bind; ``port``: the port (0: a free one).
         api_keys: Keys clients must send (``Authorization: Bearer`` or ``x-api-key``);
-            empty means no key is asked for, which only a loopback address allows.
+            none is asked for when empty, which only a loopback address allows.
         max_concurrency: Requests answered at once per API key; more get 429.
         max_body_bytes: The largest request body taken; larger ones get 413.
         cors_origins: Origins browsers may call from (``*``: any); empty: CORS off.
         shutdown_timeout: Seconds running answers get to finish when the server stops.
         store_entries: Conversations remembered (least recently used dropped first).
         store_ttl: Seconds a conversation is remembered after its last turn.
-        model_aliases: ``(pattern, model)`` pairs: a request for a model name matching a
-            shell-style pattern (``claude-*``) is answered by that model, so clients with
-            built-in model names work; ``GET /v1/models`` lists the real ids.
+        model_aliases: ``(pattern, model)`` pairs: a model name matching a shell-style
+            pattern (``claude-*``) is answered by that model, for clients with built-in
+            names; ``GET /v1/models`` lists the real ids.
     """
 
     host: str = "127.0.0.1"
@@ -85,11 +80,7 @@ class ServeConfig:
     model_aliases: tuple[tuple[str, str], ...] = ()
 
     def check(self) -> None:
-        """Refuse unsafe or impossible settings, in one line that says what to do.
-
-        Raises:
-            HailuoConfigurationError: No API key on a non-loopback address, or a bad limit.
-        """
+        """Refuse unsafe or impossible settings with a message that says what to do."""
         if not self.api_keys and not _is_loopback(self.host):
             raise HailuoConfigurationError(
                 f"Refusing to serve on {self.host} without an API key: anyone who can reach "

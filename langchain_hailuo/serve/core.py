@@ -1,21 +1,14 @@
-"""The API-neutral core of ``hailuo serve``: one turn in, answer parts out, chats remembered.
+"""The API-neutral core of ``hailuo serve``: one request in, answer parts out, chats remembered.
 
-Both API modules parse their requests into a :class:`Turn` (LangChain messages plus the
-tools, structured output, stop strings and model asked for) and render the parts
-:meth:`Answerer.stream` yields. Everything between is ``ChatHailuo``'s public behaviour:
-``bind_tools`` for prompted tool calling, the structured-output spec, stop strings,
-reasoning, and its conversation state in ``response_metadata``.
+The API modules parse requests into a :class:`ChatRequest` and render the parts
+:meth:`Answerer.stream` yields; everything between is ``ChatHailuo``'s public behaviour.
 
-Conversation continuity: clients resend the whole history and keep no metadata. After each
-answer the metadata ``ChatHailuo`` needs to continue the chat (chat id, account, protocol,
-the history and instruction hashes) is stored under a key made of the caller's namespace
-and a fingerprint of the history *with* that answer, as the client will resend it
-(:class:`History`). On the next call the newest assistant message is looked up the same
-way and gets its metadata back, so ``ChatHailuo`` continues that chat and sends only the
-new messages; an edited history has another key, and ``ChatHailuo`` itself checks its own
-history hash of the chat it continues, so an edited history starts a new chat. The account is
-in the stored metadata: ``ChatHailuo`` never continues another account's chat, and an
-account pool can route a continued history to the account that holds its chat.
+Clients resend the whole history and keep no metadata, so after each answer the metadata
+``ChatHailuo`` needs to continue the chat is stored under a key of the caller's namespace and
+the history *with* that answer, as the client will resend it (:class:`History`). The next
+call gives the newest assistant message that metadata back, so ``ChatHailuo`` continues the
+chat (on the account that holds it) and sends only the new messages; an edited history has
+another key and starts a new chat.
 """
 
 from __future__ import annotations
@@ -46,14 +39,14 @@ from langchain_hailuo.serve.status import ApiError
 from langchain_hailuo.serve.store import ConversationStore
 
 __all__ = [
-    "Answer",
     "AnswerPart",
     "Answerer",
+    "ChatRequest",
+    "FinishedAnswer",
     "History",
     "ReasoningPart",
     "TextPart",
     "ToolCallPart",
-    "Turn",
     "estimate_tokens",
     "new_id",
     "resolve_model",
@@ -90,10 +83,7 @@ def new_id(prefix: str) -> str:
 
 
 def skip_tool(api: str, kind: str) -> None:
-    """Note a tool this server leaves out of the prompt (a built-in tool of the client's API).
-
-    The request is answered without it; the first request bringing a kind logs it once.
-    """
+    """Note a tool kind left out of the prompt (logged once per kind); the request is answered."""
     key = f"{api}:{kind}"
     if key not in _skipped_tools:
         _skipped_tools.add(key)
@@ -101,22 +91,16 @@ def skip_tool(api: str, kind: str) -> None:
 
 
 def estimate_tokens(text: str) -> int:
-    """An estimate of the tokens in ``text`` (the web chat counts none the client can see).
+    """Estimate the tokens in ``text``: four ASCII characters or one other character a token.
 
-    About four ASCII characters a token and one token per other character (CJK text): an
-    estimate, used where the service reports no usage and by ``count_tokens``.
+    Used where the service reports no usage (the web chat shows none) and by ``count_tokens``.
     """
     ascii_chars = sum(1 for char in text if char < "\x80")
     return (ascii_chars + 3) // 4 + len(text) - ascii_chars
 
 
 def resolve_model(name: str | None, aliases: tuple[tuple[str, str], ...]) -> str | None:
-    """The model a request's name stands for: the first alias pattern it matches, else itself.
-
-    Args:
-        name: The model asked for (``None``: the server's default).
-        aliases: ``(pattern, model)`` pairs; patterns are shell-style (``claude-*``).
-    """
+    """The model ``name`` stands for: the first shell-style alias it matches, else itself."""
     if name is None:
         return None
     for pattern, model in aliases:
@@ -126,23 +110,20 @@ def resolve_model(name: str | None, aliases: tuple[tuple[str, str], ...]) -> str
 
 
 @dataclass(frozen=True)
-class Turn:
+class ChatRequest:
     """One request, whichever API it came in.
 
     Attributes:
         messages: The whole history as LangChain messages.
         model: The model asked for (``None``: the server's default).
-        tools: Tools in OpenAI's format.
-        tool_choice: Any ``tool_choice`` spelling ``bind_tools`` takes.
+        tools: Tools in OpenAI's format; ``tool_choice``: any spelling ``bind_tools`` takes.
         structured: Structured output asked for (``response_format``).
         stop: Stop strings.
         reasoning: Ask for reasoning (``None``: the model's default).
-        prefill: The start of the answer the client wrote (Anthropic's assistant prefill):
-            the answer continues it and is returned without it.
-        continues: The id of an earlier answer whose chat this turn continues, with only
-            ``messages`` as the new input (the Responses API's ``previous_response_id``).
-        remember_as: The id to keep this answer under for a later ``continues`` (``None``:
-            not kept, as with the Responses API's ``store: false``).
+        prefill: The answer's start the client wrote (Anthropic's prefill): continued, not resent.
+        continues: The id of an earlier answer whose chat this continues with only ``messages``
+            as new input (the Responses API's ``previous_response_id``).
+        remember_as: The id to keep this answer under (``None``: not kept, ``store: false``).
     """
 
     messages: list[BaseMessage]
@@ -179,12 +160,7 @@ class ReasoningPart:
 
 @dataclass(frozen=True)
 class ToolCallPart:
-    """One complete tool call (the prompted parser emits calls whole).
-
-    Attributes:
-        index: Its position among the answer's calls.
-        call: The call (``id``, ``name``, ``args``).
-    """
+    """One complete tool call (``call``) and its position among the answer's calls (``index``)."""
 
     index: int
     call: ToolCall
@@ -196,8 +172,8 @@ class ToolCallPart:
 
 
 @dataclass(frozen=True)
-class Answer:
-    """The finished answer (always the last part).
+class FinishedAnswer:
+    """The finished answer, always the last part.
 
     Attributes:
         model: The model name reported.
@@ -220,7 +196,7 @@ class Answer:
     stop_sequence: str | None = None
 
 
-AnswerPart = TextPart | ReasoningPart | ToolCallPart | Answer
+AnswerPart = TextPart | ReasoningPart | ToolCallPart | FinishedAnswer
 
 
 class _Collector:
@@ -251,15 +227,7 @@ class _Collector:
 
 
 class _PrefillCut:
-    """The answer text, with a repeated prefill taken off its start as it streams.
-
-    The model is asked to continue the prefill without repeating it; when it repeats it
-    all the same, the repeat is cut, so the client never gets the prefill twice. Text is
-    held only while it could still be the prefill's start.
-
-    Attributes:
-        passed: Every piece of text passed on (the answer's text, joined once at the end).
-    """
+    """The answer text with a repeated prefill cut off its start (held while it may be one)."""
 
     def __init__(self, prefill: str) -> None:
         self._prefill = prefill.strip()
@@ -292,11 +260,7 @@ class _PrefillCut:
 
 
 def _fingerprint(message: BaseMessage) -> bytes:
-    """What identifies one message in a resent history: its kind, text or blocks, calls.
-
-    Text is stripped and tool call ids are left out, so an answer matches the way clients
-    echo it back (OpenAI's ``content: null`` beside ``tool_calls``, Anthropic's blocks).
-    """
+    """One message as clients resend it: stripped text, tool calls without their ids."""
     content = message.content
     text: Any = content.strip() if isinstance(content, str) else content
     calls = (
@@ -311,25 +275,16 @@ def _fingerprint(message: BaseMessage) -> bytes:
 
 
 class History:
-    """A request's history, fingerprinted in one pass for the conversation store.
+    """A request's history, fingerprinted once for the conversation store.
 
-    The store key of a history ending with an answer is a SHA-256 chained over the caller's
-    namespace and each message's :func:`_fingerprint`, so the key of the newest answer's
-    prefix (to look up) and of the whole history plus the new answer (to remember) come
-    from one pass, each message encoded once.
-
-    Args:
-        messages: The history as the client sent it.
-        namespace: The caller's namespace (its API key's id).
-
-    Attributes:
-        messages: The history.
-        last_answer: The index of the newest assistant message (``-1``: none).
-        answer_key: The store key of the history up to that answer (``None``: none).
+    The key of a history ending with an answer is a SHA-256 chained over the namespace and each
+    message's fingerprint, so the lookup key (up to the newest answer, ``answer_key``) and the
+    remember key (:meth:`key_with`) come from one pass. ``last_answer`` is that answer's index
+    (``-1``: none).
     """
 
     def __init__(self, messages: list[BaseMessage], namespace: str) -> None:
-        """Fingerprint ``messages`` (see the class docstring)."""
+        """Fingerprint ``messages`` under ``namespace`` (the caller's API key id)."""
         self.messages = messages
         self.last_answer = -1
         self.answer_key: str | None = None
@@ -348,13 +303,9 @@ class History:
 
 
 class Answerer:
-    """Answers :class:`Turn` s with one ``ChatHailuo`` and remembers the chats they continue.
+    """Answers :class:`ChatRequest` s with one ``ChatHailuo`` and remembers their chats.
 
-    Args:
-        model: The configured model (one account, or a pool).
-        store: Where continued chats are remembered.
-        aliases: ``(pattern, model)`` pairs: a request naming a model that matches a
-            pattern (``claude-*``) is answered by that model (:func:`resolve_model`).
+    ``aliases`` are ``(pattern, model)`` pairs applied by :func:`resolve_model`.
     """
 
     def __init__(
@@ -363,7 +314,7 @@ class Answerer:
         store: ConversationStore,
         aliases: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """Create the answerer (see the class docstring)."""
+        """Answer with ``model``, remembering chats in ``store``."""
         self.model = model
         self.store = store
         self.aliases = aliases
@@ -375,14 +326,7 @@ class Answerer:
     # ------------------------------------------------------------------ continuity
 
     async def known_chat(self, history: History) -> list[BaseMessage]:
-        """The messages, the newest assistant answer given back its stored metadata.
-
-        Args:
-            history: The history as the client sent it, fingerprinted.
-
-        Returns:
-            The same list when the answer is unknown (a new chat starts), else a copy.
-        """
+        """The messages, the newest answer given its stored metadata (same list if unknown)."""
         index, key = history.last_answer, history.answer_key
         if key is None:
             return history.messages
@@ -394,12 +338,9 @@ class Answerer:
         return [*messages[:index], known, *messages[index + 1 :]]
 
     async def _remember(
-        self, history: History, answer: Answer, meta: Mapping[str, Any], prefill: str
+        self, history: History, answer: FinishedAnswer, meta: Mapping[str, Any], prefill: str
     ) -> None:
-        """Store the chat the answer belongs to under the history the client will resend.
-
-        A prefilled answer is resent as the prefill followed by the answer.
-        """
+        """Store the answer's chat under the history the client will resend (prefill + answer)."""
         if not meta.get("chat_id"):
             return
         echoed = AIMessage(content=prefill + answer.text, tool_calls=answer.tool_calls)
@@ -419,12 +360,7 @@ class Answerer:
         return f"answer:{digest}"
 
     async def _earlier(self, answer_id: str, namespace: str) -> AIMessage:
-        """The answer kept as ``answer_id``, with the metadata that continues its chat.
-
-        Raises:
-            ApiError: A 400 when no answer is kept under that id (unknown, expired, another
-                key's, or answered with ``store: false``).
-        """
+        """The answer kept as ``answer_id`` with its metadata (an ``ApiError`` 400 if none)."""
         kept = await self.store.get(self._answer_key(namespace, answer_id))
         if kept is None:
             raise ApiError(
@@ -441,7 +377,7 @@ class Answerer:
         return AIMessage(content=kept.get("text") or "", tool_calls=calls, response_metadata=meta)
 
     async def _keep(
-        self, answer_id: str, namespace: str, answer: Answer, meta: Mapping[str, Any]
+        self, answer_id: str, namespace: str, answer: FinishedAnswer, meta: Mapping[str, Any]
     ) -> None:
         """Keep an answer by id, so a later turn can continue its chat with only new input."""
         value = {
@@ -457,58 +393,51 @@ class Answerer:
 
     # ------------------------------------------------------------------ answering
 
-    def _runnable(self, turn: Turn) -> tuple[Runnable[Any, Any], dict[str, Any]]:
-        """The model (with the turn's tools bound) and the call options to stream it with.
-
-        The options are passed to ``astream`` itself rather than bound: one wrapper fewer
-        per request.
-        """
+    def _runnable(self, request: ChatRequest) -> tuple[Runnable[Any, Any], dict[str, Any]]:
+        """The model with the request's tools bound, and the options to pass to ``astream``."""
         runnable: Runnable[Any, Any] = self.model
-        if turn.tools or turn.tool_choice not in {None, "auto", "none"}:
-            runnable = self.model.bind_tools(turn.tools, tool_choice=turn.tool_choice)
+        if request.tools or request.tool_choice not in {None, "auto", "none"}:
+            runnable = self.model.bind_tools(request.tools, tool_choice=request.tool_choice)
         options: dict[str, Any] = {}
-        if turn.structured is not None:
-            options[STRUCTURED_KWARG] = turn.structured
-        if turn.model:
-            options["model"] = resolve_model(turn.model, self.aliases)
-        if turn.reasoning is not None:
-            options["reasoning"] = turn.reasoning
-        if turn.stop:
-            options["stop"] = list(turn.stop)
+        if request.structured is not None:
+            options[STRUCTURED_KWARG] = request.structured
+        if request.model:
+            options["model"] = resolve_model(request.model, self.aliases)
+        if request.reasoning is not None:
+            options["reasoning"] = request.reasoning
+        if request.stop:
+            options["stop"] = list(request.stop)
         return runnable, options
 
-    async def _prompt(self, turn: Turn, history: History, namespace: str) -> list[BaseMessage]:
+    async def _prompt(
+        self, request: ChatRequest, history: History, namespace: str
+    ) -> list[BaseMessage]:
         """The messages ``ChatHailuo`` answers: the known chat, an earlier answer, a prefill."""
         messages = await self.known_chat(history)
-        if turn.continues is not None:
-            messages = [await self._earlier(turn.continues, namespace), *messages]
-        if turn.prefill:
-            messages = [*messages, SystemMessage(_PREFILL_INSTRUCTION.format(turn.prefill))]
+        if request.continues is not None:
+            messages = [await self._earlier(request.continues, namespace), *messages]
+        if request.prefill:
+            messages = [*messages, SystemMessage(_PREFILL_INSTRUCTION.format(request.prefill))]
         return messages
 
-    async def stream(self, turn: Turn, namespace: str) -> AsyncGenerator[AnswerPart, None]:
-        """Answer ``turn``: text, reasoning and tool call parts, then the :class:`Answer`.
+    async def stream(
+        self, request: ChatRequest, namespace: str
+    ) -> AsyncGenerator[AnswerPart, None]:
+        """Answer ``request``: text, reasoning and tool call parts, then a :class:`FinishedAnswer`.
 
         With structured output the text is held and given once, as the checked JSON value.
-
-        Args:
-            turn: The request.
-            namespace: The caller's namespace (its API key's id).
-
-        Yields:
-            The parts, :class:`Answer` last.
 
         Raises:
             HailuoError: The typed errors of ``ChatHailuo``.
             StructuredOutputError: The answer did not fit the schema, even after a repair.
             ValueError: A request the model refuses (bad ``tool_choice``, nothing to send).
         """
-        history = History(turn.messages, namespace)
-        messages = await self._prompt(turn, history, namespace)
-        held = turn.structured is not None
+        history = History(request.messages, namespace)
+        messages = await self._prompt(request, history, namespace)
+        held = request.structured is not None
         collector = _Collector()
-        cut = _PrefillCut(turn.prefill)
-        runnable, options = self._runnable(turn)
+        cut = _PrefillCut(request.prefill)
+        runnable, options = self._runnable(request)
         chunks_of = cast("AsyncGenerator[Any, None]", runnable.astream(messages, **options))
         async with aclosing(chunks_of) as chunks:
             async for chunk in chunks:
@@ -526,22 +455,22 @@ class Answerer:
         text = "".join(cut.passed)
         if collector.calls:
             text = text.strip()  # the blank left where the call blocks were cut out
-        if turn.structured is not None and not collector.calls:
-            value = turn.structured.parse_message(AIMessage(content=text))
+        if request.structured is not None and not collector.calls:
+            value = request.structured.parse_message(AIMessage(content=text))
             text = json.dumps(value, ensure_ascii=False)
             yield TextPart(text)
         usage = last.usage_metadata if last is not None else None
-        answer = Answer(
-            model=self.model_name(turn.model),
+        answer = FinishedAnswer(
+            model=self.model_name(request.model),
             text=text,
             reasoning="".join(collector.reasoning),
             tool_calls=collector.calls,
             finish_reason=str(meta.get("finish_reason") or "stop"),
-            input_tokens=usage["input_tokens"] if usage else turn.estimated_input_tokens(),
+            input_tokens=usage["input_tokens"] if usage else request.estimated_input_tokens(),
             output_tokens=usage["output_tokens"] if usage else estimate_tokens(text),
             stop_sequence=meta.get("stop_sequence"),
         )
-        await self._remember(history, answer, meta, turn.prefill)
-        if turn.remember_as is not None and meta.get("chat_id"):
-            await self._keep(turn.remember_as, namespace, answer, meta)
+        await self._remember(history, answer, meta, request.prefill)
+        if request.remember_as is not None and meta.get("chat_id"):
+            await self._keep(request.remember_as, namespace, answer, meta)
         yield answer

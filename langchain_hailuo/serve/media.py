@@ -1,14 +1,9 @@
 """Images and files in requests -> the content blocks ``ChatHailuo``'s attachment path reads.
 
-Both APIs' media parts become LangChain content blocks that
-:mod:`langchain_hailuo._attachments` turns into uploads (or, for an http(s) image, a URL
-the service fetches itself): OpenAI's ``image_url`` and ``file`` (``file_data``) parts,
-and Anthropic's ``image`` and ``document`` blocks (``base64``, ``url`` and ``text``
-sources). Pure translation, no I/O; the request-size limit bounds what arrives.
-
-A client may not name a file on the server: only ``data:`` and http(s) URLs are taken
-(never ``file://``, which the package reads for local callers). A kind the web chat cannot
-take (audio, a provider's file id, a file by URL) is a 400 naming the part at fault.
+OpenAI's ``image_url`` and ``file`` parts and Anthropic's ``image`` and ``document`` blocks
+become LangChain blocks for :mod:`langchain_hailuo._attachments`. Pure translation. Only
+``data:`` and http(s) URLs are taken: a client may not name a file on the server
+(``file://``); audio, a provider's file id or a file by URL is a 400 naming the part.
 """
 
 from __future__ import annotations
@@ -44,18 +39,7 @@ def _checked_url(url: Any, where: str, *, schemes: frozenset[str]) -> str:
 
 
 def openai_media(part: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """An OpenAI ``image_url`` or ``file`` content part as a block ``ChatHailuo`` reads.
-
-    Args:
-        part: The part (its ``type`` is ``image_url`` or ``file``).
-        where: The part's place in the request, for errors.
-
-    Returns:
-        The block.
-
-    Raises:
-        ApiError: A 400 for a URL that is not ``data:`` / http(s), or a file id.
-    """
+    """An OpenAI ``image_url`` or ``file`` part as a block ``ChatHailuo`` reads (else a 400)."""
     if part.get("type") == "image_url":
         value = part.get("image_url")
         url = value.get("url") if isinstance(value, Mapping) else value
@@ -77,17 +61,9 @@ def openai_media(part: Mapping[str, Any], where: str) -> dict[str, Any]:
 
 
 def anthropic_media(block: Mapping[str, Any], where: str) -> dict[str, Any]:
-    """An Anthropic ``image`` or ``document`` block as a block ``ChatHailuo`` reads.
+    """An Anthropic ``image`` or ``document`` block as a LangChain ``image``/``file`` block.
 
-    Args:
-        block: The block (its ``type`` is ``image`` or ``document``).
-        where: The block's place in the request, for errors.
-
-    Returns:
-        The block: LangChain's standard ``image`` / ``file`` / ``text-plain`` form.
-
-    Raises:
-        ApiError: A 400 for an unknown source, a file id, a document by URL or no data.
+    A 400 for an unknown source, a file id, a document by URL or no data.
     """
     kind = "image" if block.get("type") == "image" else "file"
     source = block.get("source")

@@ -1,7 +1,7 @@
 """OpenAI Chat Completions <-> the serve core: request parsing, answers, chunks, errors.
 
 Pure translation, no I/O. ``POST /v1/chat/completions`` bodies become a
-:class:`~langchain_hailuo.serve.core.Turn`; answer parts become a ``chat.completion`` or
+:class:`~langchain_hailuo.serve.core.ChatRequest`; answer parts become a ``chat.completion`` or
 ``chat.completion.chunk`` objects (SSE ``data:`` lines ending with ``[DONE]``); failures
 become ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -25,12 +25,12 @@ from langchain_core.messages.tool import ToolCall, tool_call
 
 from langchain_hailuo._tool_turns import StructuredSpec
 from langchain_hailuo.serve.core import (
-    Answer,
     AnswerPart,
+    ChatRequest,
+    FinishedAnswer,
     ReasoningPart,
     TextPart,
     ToolCallPart,
-    Turn,
     new_id,
 )
 from langchain_hailuo.serve.media import MEDIA_PARTS, openai_media
@@ -70,17 +70,17 @@ _SYSTEM_ROLES = frozenset({"system", "developer"})
 
 @dataclass(frozen=True)
 class OpenAIRequest:
-    """A parsed request: the turn and how to answer it.
+    """A parsed request: the API-neutral request and how to answer it.
 
     Attributes:
-        turn: The API-neutral turn.
+        chat_request: The API-neutral request.
         stream: Answer as SSE chunks.
         include_usage: ``stream_options.include_usage``: a last chunk with the usage.
         id: The response id.
         created: The response's Unix time.
     """
 
-    turn: Turn
+    chat_request: ChatRequest
     stream: bool = False
     include_usage: bool = False
     id: str = field(default_factory=lambda: new_id("chatcmpl-"))
@@ -223,7 +223,7 @@ def parse_request(body: Any) -> OpenAIRequest:
         raise bad_request("Only n=1 is supported.", "n")
     stop = body.get("stop")
     options = body.get("stream_options")
-    turn = Turn(
+    chat_request = ChatRequest(
         messages=[_message(raw, index) for index, raw in enumerate(raw_messages)],
         model=body.get("model") or None,
         tools=_tools(body.get("tools")),
@@ -233,7 +233,7 @@ def parse_request(body: Any) -> OpenAIRequest:
         reasoning=reasoning_effort(body.get("reasoning_effort")),
     )
     return OpenAIRequest(
-        turn,
+        chat_request,
         stream=bool(body.get("stream")),
         include_usage=bool(isinstance(options, Mapping) and options.get("include_usage")),
     )
@@ -242,14 +242,14 @@ def parse_request(body: Any) -> OpenAIRequest:
 # --------------------------------------------------------------------------- response
 
 
-def _finish_reason(answer: Answer) -> str:
+def _finish_reason(answer: FinishedAnswer) -> str:
     """OpenAI's ``finish_reason``."""
     if answer.tool_calls:
         return "tool_calls"
     return "length" if answer.finish_reason in {"length", "max_tokens"} else "stop"
 
 
-def _usage(answer: Answer) -> dict[str, int]:
+def _usage(answer: FinishedAnswer) -> dict[str, int]:
     """The ``usage`` object (the service's counts, else estimates)."""
     return {
         "prompt_tokens": answer.input_tokens,
@@ -267,7 +267,7 @@ def _call(part: ToolCallPart) -> dict[str, Any]:
     }
 
 
-def completion(request: OpenAIRequest, answer: Answer) -> dict[str, Any]:
+def completion(request: OpenAIRequest, answer: FinishedAnswer) -> dict[str, Any]:
     """The ``chat.completion`` object of a whole answer."""
     message: dict[str, Any] = {"role": "assistant", "content": answer.text or None}
     if answer.tool_calls:
@@ -295,15 +295,10 @@ def completion(request: OpenAIRequest, answer: Answer) -> dict[str, Any]:
 
 
 class ChunkRenderer:
-    """Answer parts as ``chat.completion.chunk`` SSE lines.
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as ``chat.completion.chunk`` SSE lines."""
 
     def __init__(self, request: OpenAIRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         # A text delta is the answer's most frequent chunk: everything around its text is
@@ -328,7 +323,7 @@ class ChunkRenderer:
         return self._line({"role": "assistant", "content": ""})
 
     def part(self, part: AnswerPart) -> bytes:
-        """The chunk of one part (the end, for the :class:`Answer`)."""
+        """The chunk of one part (the end, for the :class:`FinishedAnswer`)."""
         if isinstance(part, TextPart):
             return self._text_head + compact(part.text).encode() + self._text_tail
         if isinstance(part, ReasoningPart):
@@ -337,7 +332,7 @@ class ChunkRenderer:
             return self._line({"tool_calls": [{"index": part.index, **_call(part)}]})
         return self.end(part)
 
-    def end(self, answer: Answer) -> bytes:
+    def end(self, answer: FinishedAnswer) -> bytes:
         """The finish chunk, the usage chunk when asked for, then ``[DONE]``."""
         out = self._line({}, _finish_reason(answer))
         if self.request.include_usage:

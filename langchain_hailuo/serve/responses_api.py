@@ -1,7 +1,7 @@
 """OpenAI Responses <-> the serve core: request parsing, response objects, stream events.
 
 Pure translation, no I/O. ``POST /v1/responses`` bodies become a
-:class:`~langchain_hailuo.serve.core.Turn`: ``input`` (a string, or ``message``,
+:class:`~langchain_hailuo.serve.core.ChatRequest`: ``input`` (a string, or ``message``,
 ``function_call``, ``function_call_output`` and ``reasoning`` items), ``instructions``,
 function ``tools`` and ``tool_choice``, ``text.format`` and ``reasoning``. Answer parts
 become a ``response`` object with ``reasoning``, ``message`` and ``function_call`` output
@@ -34,12 +34,12 @@ from langchain_core.messages import (
 from langchain_core.messages.tool import ToolCall, tool_call
 
 from langchain_hailuo.serve.core import (
-    Answer,
     AnswerPart,
+    ChatRequest,
+    FinishedAnswer,
     ReasoningPart,
     TextPart,
     ToolCallPart,
-    Turn,
     new_id,
     skip_tool,
 )
@@ -62,10 +62,10 @@ _SKIPPED_ITEMS = frozenset({"reasoning"})
 
 @dataclass(frozen=True)
 class ResponsesRequest:
-    """A parsed request: the turn, how to answer it, and what the response echoes.
+    """A parsed request: the API-neutral request, how to answer it, and what the response echoes.
 
     Attributes:
-        turn: The API-neutral turn.
+        chat_request: The API-neutral request.
         stream: Answer as stream events.
         echo: The request fields the response object repeats (``instructions``, ``tools``,
             ``tool_choice``, ``text``, ``reasoning``, ``previous_response_id``, ``store``,
@@ -74,7 +74,7 @@ class ResponsesRequest:
         created: The response's Unix time.
     """
 
-    turn: Turn
+    chat_request: ChatRequest
     stream: bool = False
     echo: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: new_id("resp_"))
@@ -299,7 +299,7 @@ def parse_request(body: Any) -> ResponsesRequest:
     previous = body.get("previous_response_id")
     store = body.get("store", True) is not False
     response_id = new_id("resp_")
-    turn = Turn(
+    chat_request = ChatRequest(
         messages=_messages(body),
         model=body.get("model") or None,
         tools=_tools(body.get("tools")),
@@ -311,7 +311,7 @@ def parse_request(body: Any) -> ResponsesRequest:
     )
     echo = {key: body.get(key) for key in _ECHOED}
     echo["store"] = store
-    return ResponsesRequest(turn, bool(body.get("stream")), echo, response_id)
+    return ResponsesRequest(chat_request, bool(body.get("stream")), echo, response_id)
 
 
 # --------------------------------------------------------------------------- response
@@ -365,7 +365,7 @@ def _call_item(ids: _Ids, index: int, call: ToolCall, arguments: str) -> dict[st
     }
 
 
-def _output(ids: _Ids, answer: Answer) -> list[dict[str, Any]]:
+def _output(ids: _Ids, answer: FinishedAnswer) -> list[dict[str, Any]]:
     """The output items of a whole answer: reasoning, message, function calls."""
     items: list[dict[str, Any]] = []
     if answer.reasoning:
@@ -379,7 +379,7 @@ def _output(ids: _Ids, answer: Answer) -> list[dict[str, Any]]:
     return items
 
 
-def _usage(answer: Answer) -> dict[str, Any]:
+def _usage(answer: FinishedAnswer) -> dict[str, Any]:
     """The ``usage`` object (the service's counts, else estimates)."""
     return {
         "input_tokens": answer.input_tokens,
@@ -421,14 +421,14 @@ def _shell(
     }
 
 
-def _status(answer: Answer) -> tuple[str, dict[str, str] | None]:
+def _status(answer: FinishedAnswer) -> tuple[str, dict[str, str] | None]:
     """The response's status, and why it is incomplete (an answer cut at its length)."""
     if answer.finish_reason in {"length", "max_tokens"} and not answer.tool_calls:
         return "incomplete", {"reason": "max_output_tokens"}
     return "completed", None
 
 
-def response_body(request: ResponsesRequest, answer: Answer) -> dict[str, Any]:
+def response_body(request: ResponsesRequest, answer: FinishedAnswer) -> dict[str, Any]:
     """The ``response`` object of a whole answer."""
     status, incomplete = _status(answer)
     return _shell(
@@ -442,15 +442,10 @@ def response_body(request: ResponsesRequest, answer: Answer) -> dict[str, Any]:
 
 
 class EventRenderer:
-    """Answer parts as Responses stream events, each output item opened and closed in turn.
-
-    Args:
-        request: The request answered.
-        model: The model name reported.
-    """
+    """Answer parts as Responses stream events, each output item opened and closed in turn."""
 
     def __init__(self, request: ResponsesRequest, model: str) -> None:
-        """Create the renderer (see the class docstring)."""
+        """Render the answer to ``request`` as ``model``'s."""
         self.request = request
         self.model = model
         self._ids = _Ids(request.id)
@@ -529,7 +524,7 @@ class EventRenderer:
         )
 
     def part(self, part: AnswerPart) -> bytes:
-        """The events of one part (the end, for the :class:`Answer`)."""
+        """The events of one part (the end, for the :class:`FinishedAnswer`)."""
         if isinstance(part, TextPart | ReasoningPart):
             kind = "message" if isinstance(part, TextPart) else "reasoning"
             out = b"" if self._open == kind else self._open_item(kind)
@@ -578,7 +573,7 @@ class EventRenderer:
             + self._event("response.output_item.done", output_index=self._index, item=item)
         )
 
-    def end(self, answer: Answer) -> bytes:
+    def end(self, answer: FinishedAnswer) -> bytes:
         """Close the open item, then ``response.completed`` (or ``.incomplete``)."""
         out = self._close()
         if not self._done:  # an empty answer is still one (empty) message

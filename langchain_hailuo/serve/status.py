@@ -1,9 +1,8 @@
 """One place that decides the HTTP status of every failure ``hailuo serve`` reports.
 
-:func:`api_error` maps the package's typed errors (and the server's own refusals) to an
-:class:`ApiError`: a status, a neutral kind and a message. Each API module turns the kind
-into its own error ``type`` and body shape. Messages never hold a token: the typed errors
-are written without one, and the server's own messages name no secret.
+:func:`api_error` maps typed errors (and the server's own refusals) to an :class:`ApiError`:
+a status, a neutral kind and a message, which each API module renders in its own shape.
+Messages never hold a token: the typed errors are written without one.
 """
 
 from __future__ import annotations
@@ -54,10 +53,8 @@ class ApiError(Exception):
         kind: What went wrong, in terms both APIs have a type for.
         message: What happened and what to do.
         retry_after: Seconds the client should wait (sent as ``Retry-After``).
-        retry: Whether the client may send the request again (``False``, the default, adds
-            ``x-should-retry: false``, which both official SDKs honour). Only failures that
-            provably did not send the message invite a retry: a message that may have
-            reached the service must never be posted twice by a client's own retries.
+        retry: Whether the client may send the request again (``False`` adds
+            ``x-should-retry: false``, which both official SDKs honour).
         param: The request field at fault, when one is.
     """
 
@@ -106,18 +103,10 @@ def _unsent(error: HailuoError) -> bool:
 def api_error(error: BaseException) -> ApiError:  # noqa: C901, PLR0911 - one return per kind
     """The API error for an exception raised while answering.
 
-    Only the failures that provably did not send the message (the service's 429 or busy
-    409, a connection that failed before writing, no pool account or Redis) invite a
-    retry; everything else carries ``x-should-retry: false``, so a client's own retries
-    never post a message that may have reached the service a second time.
-
-    Args:
-        error: The exception (a typed package error, an :class:`ApiError`, a
-            ``ValueError`` from the LangChain layer, or anything else).
-
-    Returns:
-        The error to report. Unknown exceptions become a 502 without their text (it may
-        come from deep inside a library); they are logged by the caller.
+    Only failures that provably did not send the message (the service's 429 or busy 409, a
+    connection that failed before writing, no pool account or Redis) invite a retry, so a
+    client's own retries never post a message twice. Unknown exceptions become a 502 without
+    their text (it may come from deep inside a library); the caller logs them.
     """
     if isinstance(error, ApiError):
         return error

@@ -1,15 +1,8 @@
 """Where ``hailuo serve`` remembers which server chat a resent history continues.
 
-OpenAI and Anthropic clients resend the whole history on every call and keep none of
-``ChatHailuo``'s ``response_metadata``. After each answer the server stores that metadata
-under a key made from the history *including the answer* (see
-:mod:`langchain_hailuo.serve.core`); the next call with that history finds it again.
-
-:class:`ConversationStore` is the interface (async, so a shared store such as Redis can
-implement it for replicas behind one address); :class:`MemoryStore` is the bounded,
-expiring in-process one used by default; :class:`RedisStore` keeps the same bounds and
-TTL in Redis, so every replica behind one address finds the chats the others started
-(it is used when the server has a pool URL: :func:`open_store` decides).
+:class:`ConversationStore` is the (async) interface; :class:`MemoryStore` the bounded,
+expiring in-process default; :class:`RedisStore` keeps the same bounds in Redis so replicas
+behind one address find each other's chats (used with a pool URL: :func:`open_store`).
 """
 
 from __future__ import annotations
@@ -52,8 +45,7 @@ class MemoryStore:
     """A bounded in-process :class:`ConversationStore`: least recently used out, TTL.
 
     Args:
-        max_entries: At most this many histories are remembered (the least recently used
-            one is dropped first).
+        max_entries: At most this many histories are remembered.
         ttl: Seconds an entry lives after it was last stored or found.
         clock: The monotonic clock (tests pass a fake one).
 
@@ -68,7 +60,7 @@ class MemoryStore:
         ttl: float = DEFAULT_TTL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Create the store (see the class docstring)."""
+        """Create an empty store."""
         _check_bounds(max_entries, ttl)
         self.max_entries = max_entries
         self.ttl = ttl
@@ -147,11 +139,10 @@ return value
 class RedisStore:
     """A :class:`ConversationStore` in Redis, shared by every server using the same URL.
 
-    Entries are JSON under ``<prefix>:<key>`` with a TTL renewed on every hit; a sorted
-    set indexes them by last use, so at most ``max_entries`` are kept (the least recently
-    used go first), as :class:`MemoryStore` does. Each call is one round trip (a script);
-    the connection is opened on first use (``redis``'s asyncio client, the
-    ``langchain-hailuo[redis]`` extra).
+    Entries are JSON under ``<prefix>:<key>`` with a TTL renewed on every hit; a sorted set
+    keeps the ``max_entries`` most recently used. One round trip (a script) per call; the
+    connection opens on first use (the ``langchain-hailuo[redis]`` extra). A Redis failure
+    during a call is an ``ApiError`` 503 (the server's trouble, not the caller's).
 
     Args:
         url: ``redis://[:password@]host:port/db`` (never logged with its password).
@@ -162,9 +153,6 @@ class RedisStore:
     Raises:
         ValueError: ``max_entries`` below 1 or ``ttl`` not positive.
         HailuoConfigurationError: The ``redis`` package is not installed.
-
-    A Redis failure during a call is an :class:`~langchain_hailuo.serve.status.ApiError`
-    503 (the server's trouble, not the caller's).
     """
 
     def __init__(
@@ -175,7 +163,7 @@ class RedisStore:
         ttl: float = DEFAULT_TTL,
         name: str = "default",
     ) -> None:
-        """Create the store (no connection until first use; see the class docstring)."""
+        """Create the store; it connects on first use."""
         from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
             _import_redis,
         )
@@ -242,16 +230,7 @@ class RedisStore:
 def open_store(
     pool_url: str | None, *, max_entries: int = DEFAULT_ENTRIES, ttl: float = DEFAULT_TTL
 ) -> ConversationStore:
-    """The conversation store of a server: in Redis with a pool URL, else in this process.
-
-    Args:
-        pool_url: The account pool's Redis URL (``None``: no pool shared across processes).
-        max_entries: Conversations remembered.
-        ttl: Seconds a conversation is remembered after its last turn.
-
-    Returns:
-        A :class:`RedisStore` on ``pool_url``, or a :class:`MemoryStore`.
-    """
+    """The conversation store: a ``RedisStore`` on ``pool_url``, else a ``MemoryStore``."""
     if pool_url:
         return RedisStore(pool_url, max_entries=max_entries, ttl=ttl)
     return MemoryStore(max_entries=max_entries, ttl=ttl)

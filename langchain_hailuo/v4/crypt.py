@@ -1,22 +1,14 @@
 """The v4 request signature (``yy``) and the browser-fingerprint query string.
 
-Every chat request of the seed's protocol carries a query string that imitates what the
-browser's ``URLSearchParams`` produced (fifteen parameters in a fixed order, the last one
-``unix``, the current time in milliseconds) and a ``yy`` header: an MD5 over the
-percent-encoded path-and-query, the form fields and the same ``unix`` value.
-
-All functions here are pure; the current time is an input (``unix_ms``) so tests can fix it.
-The seed's names :func:`get_body_to_yy` and :func:`generate_yy_header` are kept.
-
-Example:
-    ```python
-    from langchain_hailuo.v4.crypt import get_body_to_yy, generate_yy_header
+Every v4 chat request carries a query that imitates the browser's ``URLSearchParams``
+(fifteen parameters in a fixed order, the last ``unix``, the time in milliseconds) and a
+``yy`` header: an MD5 over the percent-encoded path-and-query, the form fields and the same
+``unix``. All pure: the time is an input. :func:`get_body_to_yy` and
+:func:`generate_yy_header` keep the names of gpt4free's HailuoAI provider::
 
     body = get_body_to_yy({"characterID": "1", "msgContent": "hello world", "chatID": "0"})
     path = "/v4/api/chat/msg?device_platform=web&biz_id=2&app_id=3001"
-    generate_yy_header(path, body, 1700000000000)
-    # '6893d64988ecf45b1de1808b91ae855b'
-    ```
+    generate_yy_header(path, body, 1700000000000)  # '6893d64988ecf45b1de1808b91ae855b'
 """
 
 from __future__ import annotations
@@ -70,7 +62,7 @@ _DEFAULT_SCREEN_HEIGHT = "1080"
 
 
 hash_function = md5_hex
-"""MD5 of the UTF-8 text, as lowercase hex (the seed's name for it)."""
+"""MD5 of the UTF-8 text, as lowercase hex (gpt4free's name for it)."""
 
 
 def _without_line_breaks(text: str) -> str:
@@ -79,17 +71,11 @@ def _without_line_breaks(text: str) -> str:
 
 
 def get_body_to_yy(form: Mapping[str, str | int]) -> str:
-    """The form part of the signature: four MD5 hashes, 128 hex digits.
+    """The form part of the signature (``bodyToYy``): four MD5 hashes, 128 hex digits.
 
     The hashes are of ``characterID``, ``msgContent`` with every CR and LF removed (the body
-    still sends the line breaks), ``chatID`` and ``form`` (the file-attachment field; it is
-    absent from plain chat requests and then hashes as the empty string).
-
-    Args:
-        form: The multipart form fields, by name.
-
-    Returns:
-        The ``bodyToYy`` string.
+    still sends the line breaks), ``chatID`` and ``form`` (the file-attachment field, hashed
+    as ``""`` when absent).
     """
     parts = []
     for name in _YY_FIELDS:
@@ -101,18 +87,10 @@ def get_body_to_yy(form: Mapping[str, str | int]) -> str:
 
 
 def generate_yy_header(path_and_query: str, body_to_yy: str, timestamp: int | str) -> str:
-    """The ``yy`` header of a request.
+    """The ``yy`` header: 32 hex digits.
 
-    ``yy = MD5(encodeURIComponent(path_and_query) + "_" + body_to_yy + MD5(timestamp) + "ooui")``.
-
-    Args:
-        path_and_query: The request's path and query exactly as sent
-            (``/v4/api/chat/msg?device_platform=web&...``).
-        body_to_yy: :func:`get_body_to_yy` of the form.
-        timestamp: The ``unix`` query value (milliseconds since the epoch).
-
-    Returns:
-        32 hex digits.
+    ``MD5(encodeURIComponent(path_and_query) + "_" + body_to_yy + MD5(timestamp) + "ooui")``,
+    with ``path_and_query`` exactly as sent and ``timestamp`` the ``unix`` query value (ms).
     """
     encoded_path = encode_uri_component(path_and_query)
     time_hash = hash_function(str(timestamp))
@@ -120,30 +98,13 @@ def generate_yy_header(path_and_query: str, body_to_yy: str, timestamp: int | st
 
 
 def url_search_params(pairs: list[tuple[str, str]]) -> str:
-    """Serialise pairs as the browser's ``URLSearchParams.toString()`` does.
-
-    This is ``application/x-www-form-urlencoded``: a space becomes ``+``; letters, digits and
-    ``*-._`` stay; every other byte of the UTF-8 text is percent-encoded (``~`` included).
-
-    Args:
-        pairs: Names and values, in order.
-
-    Returns:
-        ``name=value`` pairs joined with ``&``.
-    """
+    """Serialise pairs as ``URLSearchParams.toString()`` (space is ``+``, ``~`` encoded)."""
     encode = url_search_params_encode
     return "&".join(f"{encode(name)}={encode(value)}" for name, value in pairs)
 
 
 def browser_name_from_user_agent(user_agent: str) -> str:
-    """The browser family as the login page's script names it.
-
-    Args:
-        user_agent: A browser user agent.
-
-    Returns:
-        ``chrome``, ``edge``, ``firefox``, ``safari`` or ``unknown``.
-    """
+    """The browser family as the login page's script names it (``chrome``, ... ``unknown``)."""
     ua = user_agent.lower()
     if "edg" in ua:
         return "edge"
@@ -176,27 +137,13 @@ def _platform_entry(user_agent: str) -> tuple[str, str, str] | None:
 
 
 def os_name_from_user_agent(user_agent: str) -> str:
-    """``navigator.userAgentData.platform`` as a browser with this user agent reports it.
-
-    Args:
-        user_agent: A browser user agent.
-
-    Returns:
-        ``Windows``, ``macOS``, ``Linux``, ``Android``, ``iOS``, ``Chrome OS`` or ``Unknown``.
-    """
+    """``navigator.userAgentData.platform`` as a browser with this user agent reports it."""
     row = _platform_entry(user_agent)
     return row[1] if row else "Unknown"
 
 
 def platform_from_user_agent(user_agent: str) -> str:
-    """``navigator.platform`` as a browser with this user agent reports it.
-
-    Args:
-        user_agent: A browser user agent.
-
-    Returns:
-        ``Win32``, ``MacIntel``, ``Linux x86_64``… or ``unknown``.
-    """
+    """``navigator.platform`` as a browser with this user agent reports it (``Win32``, ...)."""
     row = _platform_entry(user_agent)
     return row[2] if row else "unknown"
 
@@ -210,30 +157,13 @@ def build_fingerprint_query(
     biz_id: str = "2",
     app_id: str = "3001",
 ) -> str:
-    """The browser-fingerprint query string of one chat request (without the leading ``?``).
+    """The browser-fingerprint query of one chat request (no ``?``), in the browser's order.
 
-    The fifteen parameters come in the browser's order: ``device_platform``, ``biz_id``,
-    ``app_id``, ``version_code``, ``lang``, ``uuid``, ``device_id``, ``os_name``,
-    ``browser_name``, ``cpu_core_num``, ``browser_language``, ``browser_platform``,
-    ``screen_width``, ``screen_height``, ``unix``.
-
-    Values the login did not capture are filled in consistently with the user agent (a
-    desktop browser: 8 cores, ``en-US``, 1920x1080). The device keys are the exception:
-    ``uuid`` and ``device_id`` identify the browser instance, so when they are unknown the
-    parameter is **left out** rather than sent as an invented value or as the text ``null``
-    (which is what the seed's browser script produced for a missing localStorage key).
-
-    Args:
-        auth: The login's device identity and fingerprint.
-        unix_ms: The request time in milliseconds; a fresh ``Date.now()`` when ``None``.
-            Every request must get its own.
-        lang: The site language; defaults to ``auth.lang``, else ``en``.
-        version_code: The web app's version code.
-        biz_id: The business id of the international web chat.
-        app_id: The web app id.
-
-    Returns:
-        The ``URLSearchParams``-encoded query.
+    Values the login did not capture follow the user agent (a desktop browser: 8 cores,
+    ``en-US``, 1920x1080), except the device keys: ``uuid`` and ``device_id`` identify the
+    browser, so when unknown they are **left out**, never invented nor sent as ``null`` (what
+    the web page's script wrote for a missing localStorage key). ``unix_ms`` defaults to a
+    fresh ``Date.now()``: every request needs its own; ``lang`` to ``auth.lang``, else ``en``.
     """
     user_agent = auth.user_agent or DEFAULT_USER_AGENT
     pairs: list[tuple[str, str | None]] = [

@@ -28,7 +28,7 @@ from langchain_hailuo.serve import anthropic_api, openai_api
 from langchain_hailuo.serve.app import _Keys, _Limits
 from langchain_hailuo.serve.config import ServeConfig, key_id, parse_aliases
 from langchain_hailuo.serve.core import (
-    Answer,
+    FinishedAnswer,
     History,
     ReasoningPart,
     TextPart,
@@ -206,7 +206,7 @@ def test_openai_messages_become_langchain_messages() -> None:
             "reasoning_effort": "none",
         }
     )
-    system, user, ai, tool = request.turn.messages
+    system, user, ai, tool = request.chat_request.messages
     assert isinstance(system, SystemMessage)
     assert system.content == "Be brief."
     assert isinstance(user, HumanMessage)
@@ -215,8 +215,8 @@ def test_openai_messages_become_langchain_messages() -> None:
     assert ai.tool_calls == [tool_call(name="f", args={"x": 1}, id="call_1")]
     assert isinstance(tool, ToolMessage)
     assert tool.tool_call_id == "call_1"
-    assert request.turn.stop == ["END"]
-    assert request.turn.reasoning is False
+    assert request.chat_request.stop == ["END"]
+    assert request.chat_request.reasoning is False
     assert request.stream
     assert request.include_usage
 
@@ -263,12 +263,12 @@ def test_openai_response_format_json_schema_keeps_the_name_as_title() -> None:
             },
         }
     )
-    assert request.turn.structured is not None
-    assert request.turn.structured.method == "json_schema"
-    assert request.turn.structured.schema_json == {"type": "object", "title": "Person"}
+    assert request.chat_request.structured is not None
+    assert request.chat_request.structured.method == "json_schema"
+    assert request.chat_request.structured.schema_json == {"type": "object", "title": "Person"}
 
 
-ANSWER = Answer(
+ANSWER = FinishedAnswer(
     model="MiniMax-M3",
     text="Hello",
     reasoning="thought",
@@ -290,7 +290,9 @@ def _sse_data(raw: bytes) -> list[Any]:
 
 
 def test_openai_chunks_in_order_and_done() -> None:
-    request = openai_api.OpenAIRequest(turn=openai_api.parse_request(_ONE).turn, stream=True)
+    request = openai_api.OpenAIRequest(
+        chat_request=openai_api.parse_request(_ONE).chat_request, stream=True
+    )
     renderer = openai_api.ChunkRenderer(request, "MiniMax-M3")
     raw = renderer.start() + b"".join(
         renderer.part(p)
@@ -343,7 +345,7 @@ def test_anthropic_blocks_become_langchain_messages() -> None:
             "tools": [{"name": "w", "input_schema": {"type": "object"}}],
         }
     )
-    system, user, ai, tool, after = request.turn.messages
+    system, user, ai, tool, after = request.chat_request.messages
     assert isinstance(system, SystemMessage)
     assert isinstance(ai, AIMessage)
     assert ai.content == "Checking."
@@ -353,8 +355,8 @@ def test_anthropic_blocks_become_langchain_messages() -> None:
     assert isinstance(after, HumanMessage)
     assert after.content == "Thanks"
     assert user.content == "Weather?"
-    assert request.turn.reasoning is True
-    assert request.turn.tools == [
+    assert request.chat_request.reasoning is True
+    assert request.chat_request.tools == [
         {"type": "function", "function": {"name": "w", "parameters": {"type": "object"}}}
     ]
 
@@ -406,7 +408,7 @@ def test_anthropic_leaves_server_tools_out_and_refuses_odd_roles(
     with caplog.at_level("INFO", logger="langchain_hailuo.serve.core"):
         for _ in range(2):
             parsed = anthropic_api.parse_request({**_ONE, "tools": [server_tool]})
-            assert parsed.turn.tools == []
+            assert parsed.chat_request.tools == []
     assert sum("web_search_20250305" in r.getMessage() for r in caplog.records) <= 1
     with pytest.raises(ApiError, match="client tool"):
         anthropic_api.parse_request({**_ONE, "tools": [{"type": "custom", "name": "x"}]})
@@ -427,7 +429,7 @@ def test_anthropic_system_messages_prefill_and_output_format() -> None:
             "output_config": {"format": {"type": "json_schema", "schema": schema}},
         }
     )
-    turn = parsed.turn
+    turn = parsed.chat_request
     assert [type(m) for m in turn.messages] == [HumanMessage, SystemMessage, HumanMessage]
     assert turn.prefill == "The count is"
     assert turn.structured is not None
@@ -439,7 +441,9 @@ def test_anthropic_system_messages_prefill_and_output_format() -> None:
 
 @pytest.mark.parametrize("text", ["Hello", 'a "quoted"\nline \\ done', "привет 🙂", ""])
 def test_text_chunks_are_the_same_json_as_the_generic_encoding(text: str) -> None:
-    request = openai_api.OpenAIRequest(turn=openai_api.parse_request(_ONE).turn, stream=True)
+    request = openai_api.OpenAIRequest(
+        chat_request=openai_api.parse_request(_ONE).chat_request, stream=True
+    )
     renderer = openai_api.ChunkRenderer(request, "MiniMax-M3")
     assert renderer.part(TextPart(text)) == renderer._line({"content": text})
     events = anthropic_api.EventRenderer(anthropic_api.parse_request(_ONE), "MiniMax-M3")
@@ -494,7 +498,7 @@ def test_media_parts_become_attachment_blocks() -> None:
                 }
             ]
         }
-    ).turn
+    ).chat_request
     assert turn.messages[0].content == [
         {"type": "text", "text": "see"},
         {"type": "image_url", "image_url": {"url": png}},
@@ -517,7 +521,7 @@ def test_media_parts_become_attachment_blocks() -> None:
                 }
             ]
         }
-    ).turn
+    ).chat_request
     assert claude.messages[0].content == [
         {"type": "image", "url": "https://x/a.png"},
         {"type": "text-plain", "text": "hi", "mime_type": "text/plain", "filename": "n.txt"},
@@ -551,13 +555,13 @@ def test_media_is_refused_outside_user_turns() -> None:
 
 def test_anthropic_stop_sequence_in_message_and_events() -> None:
     request = anthropic_api.parse_request({**_ONE, "stop_sequences": ["END"]})
-    cut = Answer("m", "text", "", [], "stop", stop_sequence="END")
+    cut = FinishedAnswer("m", "text", "", [], "stop", stop_sequence="END")
     body = anthropic_api.message(request, cut)
     assert (body["stop_reason"], body["stop_sequence"]) == ("stop_sequence", "END")
     events = anthropic_api.EventRenderer(request, "m")
     delta = json.loads(events.end(cut).decode().split("data: ")[1].split("\n")[0])
     assert delta["delta"] == {"stop_reason": "stop_sequence", "stop_sequence": "END"}
-    plain = anthropic_api.message(request, Answer("m", "text", "", [], "stop"))
+    plain = anthropic_api.message(request, FinishedAnswer("m", "text", "", [], "stop"))
     assert (plain["stop_reason"], plain["stop_sequence"]) == ("end_turn", None)
     oai = openai_api.completion(openai_api.parse_request(_ONE), cut)
     assert oai["choices"][0]["finish_reason"] == "stop"
