@@ -34,8 +34,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from langchain_hailuo._compat import TIMEOUT_ERRORS, expired, timeout
-from langchain_hailuo._config import default_profile_dir
-from langchain_hailuo._login import LoginOptions, redact_url
+from langchain_hailuo._config import LoginOptions, default_profile_dir, redact_url
 from langchain_hailuo._routing import protocol_for_host
 from langchain_hailuo.errors import (
     HailuoBrowserUnavailableError,

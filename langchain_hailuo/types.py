@@ -19,20 +19,20 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import NotRequired
 
-if TYPE_CHECKING:
-    from langchain_hailuo._attachments import Attachment
-
 __all__ = [
     "AccountSpec",
+    "Attachment",
+    "AttachmentKind",
     "AuthResult",
     "ChatStarted",
     "Conversation",
+    "DeviceIdentity",
     "FinishReason",
     "MessageDict",
     "MessageId",
@@ -52,6 +52,57 @@ Protocol = Literal["v4", "agent"]
 """The two wire protocols: the seed's Hailuo web chat and the live MiniMax Agent."""
 
 
+AttachmentKind = Literal["image", "file"]
+"""What an attachment is sent as."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One file or image of a message, ready for a protocol to send.
+
+    Exactly one of ``data`` (the bytes, to upload) and ``url`` (a remote image the service
+    fetches itself) is set.
+
+    Attributes:
+        kind: ``image`` or ``file``.
+        name: The file name shown to the model (``upload.pdf``, ``image.png``).
+        mime_type: The MIME type (``application/octet-stream`` when unknown).
+        data: The bytes, for an upload.
+        url: An http(s) URL of an image, sent by reference.
+    """
+
+    kind: AttachmentKind
+    name: str
+    mime_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check that exactly one of ``data`` and ``url`` is set.
+
+        Raises:
+            ValueError: Both or neither are set.
+        """
+        if (self.data is None) == (self.url is None):
+            raise ValueError("an Attachment holds either data or a url, exactly one of them")
+
+    @property
+    def size(self) -> int:
+        """The byte count (0 for a URL reference)."""
+        return len(self.data) if self.data is not None else 0
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of the bytes, in hex (of the URL for a URL reference)."""
+        payload = self.data if self.data is not None else (self.url or "").encode("utf-8")
+        return hashlib.sha256(payload).hexdigest()
+
+    def __repr__(self) -> str:
+        """Name, type and size; never the bytes."""
+        where = f"url={self.url!r}" if self.url else f"size={self.size}"
+        return f"Attachment({self.kind}, {self.name!r}, {self.mime_type!r}, {where})"
+
+
 class MessageDict(TypedDict):
     """An OpenAI/g4f-style message, as the providers take them (``role``: system/user/assistant)."""
 
@@ -59,6 +110,49 @@ class MessageDict(TypedDict):
     content: str
     attachments: NotRequired[list[Attachment]]
     """Files and images sent with the message (the Agent protocol uploads them)."""
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """The device pair sent with every request of one account (``device_id`` and ``uuid``).
+
+    Attributes:
+        device_id: A digit string (the Agent's 8-digit ``tab_device_id``, or v4's
+            registered ``deviceIDStr``).
+        uuid: A v4 UUID (localStorage ``UNIQUE_USER_ID``).
+        expires_at: When a registered (v4) pair should be registered again; ``None``
+            for generated pairs, which are kept for good.
+    """
+
+    device_id: str
+    uuid: str
+    expires_at: float | None = None
+
+    def is_stale(self, now: float | None = None) -> bool:
+        """Whether a registered pair is due for a new registration."""
+        return self.expires_at is not None and self.expires_at <= (
+            time.time() if now is None else now
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The auth file's form."""
+        data: dict[str, Any] = {"device_id": self.device_id, "uuid": self.uuid}
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DeviceIdentity | None:
+        """Read the auth file's form (``None`` when it is not a valid pair)."""
+        if not isinstance(data, dict):
+            return None
+        device_id, uuid = data.get("device_id"), data.get("uuid")
+        if not isinstance(device_id, str) or not device_id.isdigit():
+            return None
+        if not isinstance(uuid, str) or not uuid:
+            return None
+        expires = data.get("expires_at")
+        return cls(device_id, uuid, float(expires) if isinstance(expires, int | float) else None)
 
 
 # --------------------------------------------------------------------------- events
