@@ -259,10 +259,7 @@ def generate_tab_device_id(rng: random.Random | None = None) -> str:
 
 
 def _clean(value: Any) -> str | None:
-    """A storage / navigator value as text; ``None`` for missing, ``"null"``, ``"undefined"``.
-
-    Values a page stored JSON-encoded (``'"abc"'``, ``'123'``) are unwrapped.
-    """
+    """A page's stored value as text, JSON-encoded ones unwrapped; ``None`` for none / null."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():

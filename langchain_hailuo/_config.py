@@ -134,7 +134,7 @@ class LoginOptions:
             :func:`langchain_hailuo._config.default_profile_dir`.
         login_timeout: Seconds to wait for the login to complete.
         browser_args: Extra command-line flags for Chromium.
-        protocol: ``"auto"`` records ``v4`` for the seed's hosts and ``agent`` otherwise;
+        protocol: ``"auto"`` records ``v4`` for the old Hailuo hosts and ``agent`` otherwise;
             ``"v4"`` / ``"agent"`` force it (useful for local stand-ins on 127.0.0.1).
         poll_interval: Seconds between two checks for the token.
     """
@@ -215,7 +215,7 @@ def login_options_from_kwargs(
     keep the default. ``login_protocol`` is accepted as an alias of ``protocol``.
 
     Args:
-        proxy: The proxy, as the seed's ``on_auth_async(proxy=...)`` takes it.
+        proxy: The proxy, as gpt4free's ``on_auth_async(proxy=...)`` takes it.
         base: Options to start from (defaults to ``LoginOptions()``).
         **kwargs: ``base_url``, ``browser_path``, ``headless``, ``profile_dir``,
             ``login_timeout``, ``browser_args``, ``protocol``, ``poll_interval``.

@@ -31,7 +31,7 @@ DEFAULT_BASE_URL = "https://agent.minimax.io"
 """The live MiniMax Agent web app (``www.hailuo.ai`` redirects there since 2026)."""
 
 V4_HOSTS = frozenset({"www.hailuo.ai", "hailuo.ai", "hailuoai.com", "www.hailuoai.com"})
-"""Hosts that speak the seed's ``/v4/api/chat/msg`` protocol."""
+"""Hosts that speak the old ``/v4/api/chat/msg`` protocol (gpt4free's HailuoAI)."""
 
 PROTOCOL_CHOICES = ("auto", "v4", "agent")
 """The values a ``protocol`` setting takes."""
@@ -88,7 +88,7 @@ def resolve_protocol(
             (see :func:`recorded_protocol`).
 
     Returns:
-        ``"v4"`` for the seed's hosts (:data:`V4_HOSTS`), else the recorded protocol,
+        ``"v4"`` for the old Hailuo hosts (:data:`V4_HOSTS`), else the recorded protocol,
         else ``"agent"``.
 
     Raises:

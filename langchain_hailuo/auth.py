@@ -198,11 +198,7 @@ def _recent(devices: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 def _lock_fd(fd: int) -> bool:
-    """Take an exclusive inter-process lock on ``fd`` (blocking).
-
-    Returns:
-        ``True`` when a lock is held, ``False`` on platforms offering none.
-    """
+    """Lock ``fd`` for this process (blocking); ``False`` on platforms offering no lock."""
     if sys.platform == "win32":
         import msvcrt  # noqa: PLC0415 - Windows only
 
@@ -589,7 +585,7 @@ def _login_url(env: Mapping[str, str]) -> str | None:
 async def on_auth_async(
     label: str, proxy: str | None = None, **kwargs: Any
 ) -> AsyncIterator[RequestLogin | AuthResult]:
-    """The seed's login generator: announce a remote login URL, log in, yield the result.
+    """gpt4free's login generator: announce a remote login URL, log in, yield the result.
 
     1. When ``HAILUO_LOGIN_URL`` (or gpt4free's ``G4F_LOGIN_URL``) is set, yield
        ``RequestLogin(label, url)`` first.
@@ -648,7 +644,7 @@ async def prepare_credentials(
 
     With an :class:`AuthManager`, the pair is kept in the auth file and a stored token due
     for renewal is renewed (:meth:`AuthManager.device_for`, :meth:`AuthManager.renew_if_due`).
-    Without one (the seed's ``create_authed(auth_result=...)``), a missing pair is
+    Without one (gpt4free's ``create_authed(auth_result=...)``), a missing pair is
     registered or generated once per account for this process.
 
     Args:

@@ -457,11 +457,7 @@ async def _reach(url: str) -> str:
 async def _follow(
     session: aiohttp.ClientSession, url: str
 ) -> tuple[list[str], int, Mapping[str, str], bytes]:
-    """GET ``url`` without credentials, following redirects by hand.
-
-    Returns:
-        The URLs visited, the last status, its headers and the start of its body.
-    """
+    """GET ``url`` uncredentialed, following redirects: hops, status, headers, body start."""
     chain = [url]
     for _ in range(_MAX_HOPS):
         try:

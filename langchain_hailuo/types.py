@@ -1,8 +1,12 @@
 """Protocol-neutral value types: auth results, conversations and stream events.
 
-Both protocol stacks (``v4`` for the seed's Hailuo web chat, ``agent`` for MiniMax Agent)
+Both protocol stacks (``v4`` for the old Hailuo web chat, ``agent`` for MiniMax Agent)
 decode their streams into the same events defined here, and both providers yield the
 same objects, so the LangChain layer has one loop for both.
+
+The package keeps a gpt4free-compatible interface: gpt4free's HailuoAI provider
+(``create_authed``, ``on_auth_async``, its class attributes), its ``Conversation`` and its
+``auth_HailuoAI.json`` work here unchanged; "gpt4free's" below refers to that interface.
 
 Nothing here ever shows the auth token: :class:`AuthResult` keeps it as a
 :class:`~pydantic.SecretStr`, and :class:`Conversation` keeps only a short account
@@ -49,7 +53,7 @@ __all__ = [
 ]
 
 Protocol = Literal["v4", "agent"]
-"""The two wire protocols: the seed's Hailuo web chat and the live MiniMax Agent."""
+"""The two wire protocols: the old Hailuo web chat (gpt4free's) and the live MiniMax Agent."""
 
 
 AttachmentKind = Literal["image", "file"]
@@ -290,7 +294,7 @@ def account_fingerprint(token: str) -> str:
 
 
 class Conversation:
-    """A server-side conversation: the seed's ``Conversation(token, chatID, characterID=1)``.
+    """A server-side conversation: gpt4free's ``Conversation(token, chatID, characterID=1)``.
 
     Unlike the original, the token is **not kept**: it is turned into a short account
     fingerprint at construction, so a conversation can be printed, logged, serialised and
@@ -311,8 +315,8 @@ class Conversation:
     def __init__(
         self,
         token: str | SecretStr | None = None,
-        chatID: str | int = "0",  # noqa: N803 - the seed's name
-        characterID: str | int = 1,  # noqa: N803 - the seed's name
+        chatID: str | int = "0",  # noqa: N803 - gpt4free's name
+        characterID: str | int = 1,  # noqa: N803 - gpt4free's name
         *,
         account: str | None = None,
         protocol: Protocol = "v4",
@@ -401,8 +405,8 @@ ProviderEvent = (
 """What the providers' ``create_authed`` yield (``str`` is an answer delta)."""
 
 
-# Fingerprint fields read from the seed's ``path_and_query`` (v4 browser query).
-_SEED_QUERY_FIELDS = {
+# Fingerprint fields read from gpt4free's ``path_and_query`` (v4 browser query).
+_G4F_QUERY_FIELDS = {
     "uuid": "uuid",
     "device_id": "device_id",
     "os_name": "os_name",
@@ -424,7 +428,7 @@ class AuthResult(BaseModel):
     ``str`` and ``model_dump_json``. Cookies may hold the token too, so they are hidden
     from ``repr`` as well. Only :meth:`to_store_dict` (used by the 0600 auth file) reveals it.
 
-    Also accepts the seed's / gpt4free's form (``token``, ``path_and_query``,
+    Also accepts gpt4free's form (``token``, ``path_and_query``,
     ``timestamp``, ``headers``, ``cookies`` as in ``auth_HailuoAI.json``): the device and
     fingerprint fields are read from that query; every request still gets a fresh query.
     """
@@ -469,16 +473,16 @@ class AuthResult(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _accept_seed_form(cls, data: Any) -> Any:
-        """Map gpt4f's ``path_and_query`` / ``headers`` form onto our fields."""
+    def _accept_g4f_form(cls, data: Any) -> Any:
+        """Map gpt4free's ``path_and_query`` / ``headers`` form onto our fields."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         pq = data.pop("path_and_query", None)
-        data.pop("timestamp", None)  # the seed's frozen unix: never reused
+        data.pop("timestamp", None)  # gpt4free's frozen unix: never reused
         if isinstance(pq, str) and "?" in pq:
             for key, value in parse_qsl(urlsplit(pq).query, keep_blank_values=False):
-                field = _SEED_QUERY_FIELDS.get(key)
+                field = _G4F_QUERY_FIELDS.get(key)
                 if field and value and value not in {"null", "undefined"}:
                     data.setdefault(field, value)
         headers = data.pop("headers", None)

@@ -54,11 +54,7 @@ _REPLY_KEYS = frozenset({"reply", "tool_calls", "text", "reasoning", "marker", "
 
 
 def _tool_call_text(text: str, calls: list[Mapping[str, Any]]) -> str:
-    """An answer calling tools, as a model following the package's tool prompt writes it.
-
-    The emulator stands where the service is, below the package's tool layer, so it writes
-    the blocks itself, as the model does: the prose, then one block per call.
-    """
+    """An answer calling tools as the model writes it: the prose, then one block per call."""
     blocks = [
         "<tool_call>\n"
         + json.dumps({"name": call["name"], "arguments": dict(call.get("arguments") or {})})
