@@ -10,6 +10,7 @@ dependency or a CLI subcommand, each listed below with its reason.
 from __future__ import annotations
 
 import ast
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,8 +108,9 @@ def _targets(
     return found
 
 
-def _edges(root: Path) -> list[Edge]:
-    """Every import of a package module made by a module of the package."""
+@functools.cache
+def _edges(root: Path) -> tuple[Edge, ...]:
+    """Every import of a package module made by a module of the package (parsed once)."""
     modules = _modules(root)
     known = set(modules)
     edges: list[Edge] = []
@@ -129,10 +131,10 @@ def _edges(root: Path) -> list[Edge]:
                 Edge(source, target, deferred, node.lineno)
                 for target in _targets(source, is_package, node, known)
             )
-    return edges
+    return tuple(edges)
 
 
-def _cycles(edges: list[Edge]) -> list[list[str]]:
+def _cycles(edges: tuple[Edge, ...]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan's algorithm)."""
     graph: dict[str, set[str]] = {}
     for edge in edges:
@@ -172,7 +174,7 @@ def _cycles(edges: list[Edge]) -> list[list[str]]:
     return components
 
 
-def _describe(cycle: list[str], edges: list[Edge]) -> str:
+def _describe(cycle: list[str], edges: tuple[Edge, ...]) -> str:
     """One cycle's modules and the imports that join them."""
     members = set(cycle)
     joins = sorted(
@@ -203,6 +205,38 @@ def test_imports_inside_functions_are_only_the_allowed_ones() -> None:
 def test_every_allowed_deferred_import_is_still_made() -> None:
     made = {(e.source, e.target) for e in _edges(ROOT) if e.deferred}
     assert set(DEFERRED_ALLOWED) <= made, sorted(set(DEFERRED_ALLOWED) - made)
+
+
+def _reachable(edges: tuple[Edge, ...], start: str) -> set[str]:
+    """Every module ``start`` loads, directly or through others."""
+    graph: dict[str, set[str]] = {}
+    for edge in edges:
+        graph.setdefault(edge.source, set()).add(edge.target)
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph.get(todo.pop(), set()) - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_credentials_know_no_protocol_client_and_the_clients_no_credentials() -> None:
+    # auth stores and renews credentials; a provider hands it the protocol's calls as
+    # plain functions, and the token login that needs the clients sits above both (_login).
+    edges = _edges(ROOT)
+    below_auth = _reachable(edges, "langchain_hailuo.auth")
+    stacks = ("langchain_hailuo.agent", "langchain_hailuo.v4", "langchain_hailuo._provider")
+    assert not {m for m in below_auth if m.startswith(stacks)}, sorted(below_auth)
+    for client in ("langchain_hailuo.agent.client", "langchain_hailuo.v4.client"):
+        below = _reachable(edges, client)
+        assert "langchain_hailuo.auth" not in below, (client, sorted(below))
+        assert "langchain_hailuo._login" not in below, (client, sorted(below))
+
+
+def test_host_rules_load_no_provider() -> None:
+    below = _reachable(_edges(ROOT), "langchain_hailuo._routing")
+    assert below <= {"langchain_hailuo.errors", "langchain_hailuo.types"}, sorted(below)
 
 
 def _write(root: Path, files: dict[str, str]) -> None:
