@@ -32,10 +32,9 @@ DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     (_CLI, "langchain_hailuo._attachments"): "`hailuo chat --attach`",
     (_CLI, "langchain_hailuo.chat_models"): "`hailuo chat` / `hailuo serve`: the model",
     (_CLI, "langchain_hailuo.doctor"): "`hailuo doctor`",
-    (
-        _CLI,
-        "langchain_hailuo.emulator",
-    ): "`hailuo emulator` / `hailuo chat --emulator` (aiohttp.web)",
+    (_CLI, "langchain_hailuo.emulator"): (
+        "`hailuo emulator` / `hailuo chat --emulator` (aiohttp.web)"
+    ),
     (_CLI, "langchain_hailuo.emulator.replay"): "`hailuo emulator --replay` (aiohttp.web)",
     (_CLI, "langchain_hailuo.transcript"): "`hailuo emulator --replay`: the recorded transcript",
     (_CLI, "langchain_hailuo.pool.sources"): "`hailuo login --add`: a pool account's file",
