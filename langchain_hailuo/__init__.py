@@ -1,9 +1,9 @@
 """LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent).
 
-The providers (``HailuoAI``, ``MiniMaxAgent``), their HTTP stack (aiohttp) and the tools
-layer (``StructuredOutputError``) are imported on first use: ``from langchain_hailuo import
-ChatHailuo`` loads none of them, and a model loads its protocol's stack when it first sends
-a turn.
+``ChatHailuo`` is the LangChain chat model; ``HailuoAI`` and ``MiniMaxAgent`` are the two
+protocols' providers with gpt4free's interface (``create_authed``, ``on_auth_async``).
+Importing the package loads no browser driver (nodriver), no server (``aiohttp.web``) and
+no emulator: those are optional and load when a login, ``hailuo serve`` or a test needs them.
 """
 
 from langchain_hailuo._structured import StructuredOutputError
