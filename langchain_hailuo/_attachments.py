@@ -7,8 +7,8 @@ OpenAI's (``{"type": "image_url", "image_url": {"url": ...}}`` with an http(s) o
 URL, ``{"type": "file", "file": {"file_data", "filename"}}``). A ``file://`` URL names a
 local file (LangChain's blocks have no path field; the CLI's ``--attach PATH`` uses the
 same reader). Nothing here does network I/O or knows a wire detail: an
-:class:`Attachment` carries the bytes (or a remote image URL), a name, a MIME type, the
-size and the SHA-256, and each protocol decides how to send it.
+:class:`~langchain_hailuo.types.Attachment` carries the bytes (or a remote image URL), a
+name, a MIME type, the size and the SHA-256, and each protocol decides how to send it.
 
 Every check happens here, before anything is sent: an unreadable path, a malformed block,
 a block kind the web chat cannot take and a file over the size limit raise typed errors.
