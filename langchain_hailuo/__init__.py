@@ -1,13 +1,13 @@
 """LangChain integration for MiniMax's consumer web chat (Hailuo AI / MiniMax Agent).
 
-The providers (``HailuoAI``, ``MiniMaxAgent``), their HTTP stack (aiohttp) and the tools
-layer (``StructuredOutputError``) are imported on first use: ``from langchain_hailuo import
-ChatHailuo`` loads none of them, and a model loads its protocol's stack when it first sends
-a turn.
+``ChatHailuo`` is the LangChain chat model; ``HailuoAI`` and ``MiniMaxAgent`` are the two
+protocols' providers with gpt4free's interface (``create_authed``, ``on_auth_async``).
+Importing the package loads no browser driver (nodriver), no server (``aiohttp.web``) and
+no emulator: those are optional and load when a login, ``hailuo serve`` or a test needs them.
 """
 
-from typing import TYPE_CHECKING, Any
-
+from langchain_hailuo._structured import StructuredOutputError
+from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAttachmentError,
@@ -38,11 +38,7 @@ from langchain_hailuo.errors import (
     HailuoUploadError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
-
-if TYPE_CHECKING:
-    from langchain_hailuo._structured import StructuredOutputError
-    from langchain_hailuo.agent.provider import MiniMaxAgent
-    from langchain_hailuo.v4.provider import HailuoAI
+from langchain_hailuo.v4.provider import HailuoAI
 
 __version__ = "0.1.0"
 
@@ -83,23 +79,3 @@ __all__ = [
     "TitleGeneration",
     "__version__",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    """Import a provider class or the tools layer on first access (PEP 562).
-
-    This keeps aiohttp and the tools layer off ``import langchain_hailuo``.
-    """
-    if name == "StructuredOutputError":
-        from langchain_hailuo._structured import StructuredOutputError  # noqa: PLC0415 - lazy
-
-        return StructuredOutputError
-    if name == "HailuoAI":
-        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
-
-        return HailuoAI
-    if name == "MiniMaxAgent":
-        from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415 - lazy stack
-
-        return MiniMaxAgent
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

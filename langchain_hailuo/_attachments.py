@@ -7,8 +7,8 @@ OpenAI's (``{"type": "image_url", "image_url": {"url": ...}}`` with an http(s) o
 URL, ``{"type": "file", "file": {"file_data", "filename"}}``). A ``file://`` URL names a
 local file (LangChain's blocks have no path field; the CLI's ``--attach PATH`` uses the
 same reader). Nothing here does network I/O or knows a wire detail: an
-:class:`Attachment` carries the bytes (or a remote image URL), a name, a MIME type, the
-size and the SHA-256, and each protocol decides how to send it.
+:class:`~langchain_hailuo.types.Attachment` carries the bytes (or a remote image URL), a
+name, a MIME type, the size and the SHA-256, and each protocol decides how to send it.
 
 Every check happens here, before anything is sent: an unreadable path, a malformed block,
 a block kind the web chat cannot take and a file over the size limit raise typed errors.
@@ -18,20 +18,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
-import hashlib
 import mimetypes
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 from langchain_hailuo.errors import HailuoAttachmentError, HailuoUnsupportedContentError
-from langchain_hailuo.types import MessageDict
+from langchain_hailuo.types import Attachment, AttachmentKind, MessageDict
 
 __all__ = [
     "DEFAULT_MAX_ATTACHMENT_BYTES",
@@ -49,7 +46,6 @@ __all__ = [
 DEFAULT_MAX_ATTACHMENT_BYTES = 100 * 1024 * 1024
 """The web client's own limit for one message attachment (protocol notes §6.1)."""
 
-AttachmentKind = Literal["image", "file"]
 _OCTET_STREAM = "application/octet-stream"
 _DEFAULT_NAMES = {"image": "image", "file": "upload"}
 _MEDIA_BLOCKS = frozenset({"image", "file", "image_url", "text-plain"})
@@ -58,53 +54,6 @@ _UNSUPPORTED_HINTS = {
     "input_audio": "audio is not accepted by the web chat",
     "video": "video is not accepted by the web chat",
 }
-
-
-@dataclass(frozen=True)
-class Attachment:
-    """One file or image of a message, ready for a protocol to send.
-
-    Exactly one of ``data`` (the bytes, to upload) and ``url`` (a remote image the service
-    fetches itself) is set.
-
-    Attributes:
-        kind: ``image`` or ``file``.
-        name: The file name shown to the model (``upload.pdf``, ``image.png``).
-        mime_type: The MIME type (``application/octet-stream`` when unknown).
-        data: The bytes, for an upload.
-        url: An http(s) URL of an image, sent by reference.
-    """
-
-    kind: AttachmentKind
-    name: str
-    mime_type: str
-    data: bytes | None = None
-    url: str | None = None
-
-    def __post_init__(self) -> None:
-        """Check that exactly one of ``data`` and ``url`` is set.
-
-        Raises:
-            ValueError: Both or neither are set.
-        """
-        if (self.data is None) == (self.url is None):
-            raise ValueError("an Attachment holds either data or a url, exactly one of them")
-
-    @property
-    def size(self) -> int:
-        """The byte count (0 for a URL reference)."""
-        return len(self.data) if self.data is not None else 0
-
-    @functools.cached_property
-    def sha256(self) -> str:
-        """The SHA-256 of the bytes, in hex (of the URL for a URL reference)."""
-        payload = self.data if self.data is not None else (self.url or "").encode("utf-8")
-        return hashlib.sha256(payload).hexdigest()
-
-    def __repr__(self) -> str:
-        """Name, type and size; never the bytes."""
-        where = f"url={self.url!r}" if self.url else f"size={self.size}"
-        return f"Attachment({self.kind}, {self.name!r}, {self.mime_type!r}, {where})"
 
 
 def _extension_for(mime_type: str) -> str:

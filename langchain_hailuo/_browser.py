@@ -34,8 +34,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from langchain_hailuo._compat import TIMEOUT_ERRORS, expired, timeout
-from langchain_hailuo._config import default_profile_dir
-from langchain_hailuo._login import LoginOptions, redact_url
+from langchain_hailuo._config import LoginOptions, default_profile_dir, redact_url
 from langchain_hailuo._routing import protocol_for_host
 from langchain_hailuo.errors import (
     HailuoBrowserUnavailableError,
@@ -260,10 +259,7 @@ def generate_tab_device_id(rng: random.Random | None = None) -> str:
 
 
 def _clean(value: Any) -> str | None:
-    """A storage / navigator value as text; ``None`` for missing, ``"null"``, ``"undefined"``.
-
-    Values a page stored JSON-encoded (``'"abc"'``, ``'123'``) are unwrapped.
-    """
+    """A page's stored value as text, JSON-encoded ones unwrapped; ``None`` for none / null."""
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, float) and value.is_integer():

@@ -1,11 +1,17 @@
-"""Where this package keeps its files (decided here only), and the environment it reads."""
+"""Where this package keeps its files, the environment it reads, the browser login's settings."""
 
 from __future__ import annotations
 
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from langchain_hailuo._routing import DEFAULT_BASE_URL, PROTOCOL_CHOICES, host_of
+from langchain_hailuo.errors import HailuoConfigurationError
 
 __all__ = [
     "APP_DIR_NAME",
@@ -19,9 +25,12 @@ __all__ = [
     "ENV_TOKEN",
     "ENV_UUID",
     "PROFILE_DIR_NAME",
+    "LoginOptions",
     "default_auth_file",
     "default_profile_dir",
     "environ",
+    "login_options_from_kwargs",
+    "redact_url",
     "user_config_dir",
 ]
 
@@ -84,3 +93,122 @@ def default_auth_file(env: Mapping[str, str] | None = None) -> Path:
 def default_profile_dir(env: Mapping[str, str] | None = None) -> Path:
     """The browser login's persistent Chromium profile (a login survives runs)."""
     return user_config_dir(env) / PROFILE_DIR_NAME
+
+
+@dataclass(frozen=True)
+class LoginOptions:
+    """Settings of the browser login (:func:`langchain_hailuo.auth.browser_login`).
+
+    Attributes:
+        base_url: The page to open; redirects are followed and the final origin recorded.
+        browser_path: The Chromium / Chrome executable; else ``HAILUO_BROWSER``, else
+            ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``.
+        headless: Run without a window (only useful with a profile that is logged in
+            already, or when a test drives the page).
+        proxy: A proxy for the browser (``http://host:port``, ``socks5://host:port``).
+        profile_dir: A persistent Chromium profile, so a login survives runs; defaults to
+            :func:`langchain_hailuo._config.default_profile_dir`.
+        login_timeout: Seconds to wait for the login to complete.
+        browser_args: Extra command-line flags for Chromium.
+        protocol: ``"auto"`` records ``v4`` for the old Hailuo hosts and ``agent`` otherwise;
+            ``"v4"`` / ``"agent"`` force it (useful for local stand-ins on 127.0.0.1).
+        poll_interval: Seconds between two checks for the token.
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    browser_path: str | None = None
+    headless: bool = False
+    proxy: str | None = None
+    profile_dir: Path | None = None
+    login_timeout: float = 300.0
+    browser_args: tuple[str, ...] = field(default=())
+    protocol: Literal["auto", "v4", "agent"] = "auto"
+    poll_interval: float = 0.5
+
+    def __post_init__(self) -> None:
+        """Validate the values.
+
+        Raises:
+            HailuoConfigurationError: A value is out of range.
+        """
+        if host_of(self.base_url) is None:
+            raise HailuoConfigurationError(
+                f"base_url {self.base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
+            )
+        if not self.login_timeout > 0:
+            raise HailuoConfigurationError("login_timeout must be a positive number of seconds.")
+        if not self.poll_interval > 0:
+            raise HailuoConfigurationError("poll_interval must be a positive number of seconds.")
+        if self.protocol not in PROTOCOL_CHOICES:
+            raise HailuoConfigurationError(
+                f"Unknown protocol {self.protocol!r}: use 'auto', 'agent' or 'v4'."
+            )
+        if self.profile_dir is not None and not isinstance(self.profile_dir, Path):
+            object.__setattr__(self, "profile_dir", Path(self.profile_dir))
+        if not isinstance(self.browser_args, tuple):
+            object.__setattr__(self, "browser_args", tuple(self.browser_args))
+
+    def __repr__(self) -> str:
+        """Show the options; a proxy's credentials are hidden."""
+        proxy = redact_url(self.proxy) if self.proxy else None
+        return (
+            f"LoginOptions(base_url={self.base_url!r}, browser_path={self.browser_path!r}, "
+            f"headless={self.headless!r}, proxy={proxy!r}, profile_dir={self.profile_dir!r}, "
+            f"login_timeout={self.login_timeout!r}, browser_args={self.browser_args!r}, "
+            f"protocol={self.protocol!r})"
+        )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any ``user:password@`` part replaced by ``***@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "***"
+    if "@" not in parts.netloc:
+        return url
+    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
+_LOGIN_OPTION_KEYS = (
+    "base_url",
+    "browser_path",
+    "headless",
+    "profile_dir",
+    "login_timeout",
+    "browser_args",
+    "protocol",
+    "poll_interval",
+)
+
+
+def login_options_from_kwargs(
+    proxy: str | None = None, *, base: LoginOptions | None = None, **kwargs: Any
+) -> LoginOptions:
+    """Build :class:`LoginOptions` from a provider's keyword arguments.
+
+    Keys that are not login options (``model``, ``timeout``...) are ignored; ``None`` values
+    keep the default. ``login_protocol`` is accepted as an alias of ``protocol``.
+
+    Args:
+        proxy: The proxy, as gpt4free's ``on_auth_async(proxy=...)`` takes it.
+        base: Options to start from (defaults to ``LoginOptions()``).
+        **kwargs: ``base_url``, ``browser_path``, ``headless``, ``profile_dir``,
+            ``login_timeout``, ``browser_args``, ``protocol``, ``poll_interval``.
+
+    Returns:
+        The options.
+    """
+    values: dict[str, Any] = {}
+    for key in _LOGIN_OPTION_KEYS:
+        if kwargs.get(key) is not None:
+            values[key] = kwargs[key]
+    if "protocol" not in values and kwargs.get("login_protocol") is not None:
+        values["protocol"] = kwargs["login_protocol"]
+    if values.get("protocol") not in {None, *PROTOCOL_CHOICES}:
+        values.pop("protocol")  # a provider's own protocol setting is not ours to judge
+    if proxy is not None:
+        values["proxy"] = proxy
+    if isinstance(values.get("browser_args"), str):
+        values["browser_args"] = (values["browser_args"],)
+    return replace(base or LoginOptions(), **values)

@@ -1,137 +1,97 @@
-"""The browser login's settings (:class:`LoginOptions`), shared by ``auth`` and ``_browser``.
+"""Logging in with a token copied from a browser: the bootstrap that makes it usable.
 
-Both :mod:`langchain_hailuo.auth` (which starts a login) and :mod:`langchain_hailuo._browser`
-(which runs it) import this module, so ``_browser`` never imports ``auth`` (``auth`` imports
-``_browser`` only when a login runs).
+:func:`token_login` sits above both the credentials (:mod:`langchain_hailuo.auth`, which
+stores and renews them and knows no protocol client) and the protocol clients it asks to
+register a device (v4) or learn the account (Agent). The browser login's settings live in
+:mod:`langchain_hailuo._config`, the browser login itself in :mod:`langchain_hailuo.auth`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+import asyncio
+import functools
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
 
-from langchain_hailuo._routing import DEFAULT_BASE_URL, PROTOCOL_CHOICES, host_of
-from langchain_hailuo.errors import HailuoConfigurationError
+from pydantic import SecretStr
 
-__all__ = ["LoginOptions", "login_options_from_kwargs", "redact_url"]
+from langchain_hailuo._routing import DEFAULT_BASE_URL, resolve_protocol
+from langchain_hailuo.agent.client import AgentClient, AgentSettings
+from langchain_hailuo.auth import AuthManager, token_text
+from langchain_hailuo.errors import HailuoConfigurationError, HailuoTokenExpiredError
+from langchain_hailuo.types import AuthResult
+from langchain_hailuo.v4.client import V4Client
 
-
-@dataclass(frozen=True)
-class LoginOptions:
-    """Settings of the browser login (:func:`langchain_hailuo.auth.browser_login`).
-
-    Attributes:
-        base_url: The page to open; redirects are followed and the final origin recorded.
-        browser_path: The Chromium / Chrome executable; else ``HAILUO_BROWSER``, else
-            ``chromium``, ``chromium-browser``, ``google-chrome`` on ``PATH``.
-        headless: Run without a window (only useful with a profile that is logged in
-            already, or when a test drives the page).
-        proxy: A proxy for the browser (``http://host:port``, ``socks5://host:port``).
-        profile_dir: A persistent Chromium profile, so a login survives runs; defaults to
-            :func:`langchain_hailuo._config.default_profile_dir`.
-        login_timeout: Seconds to wait for the login to complete.
-        browser_args: Extra command-line flags for Chromium.
-        protocol: ``"auto"`` records ``v4`` for the seed's hosts and ``agent`` otherwise;
-            ``"v4"`` / ``"agent"`` force it (useful for local stand-ins on 127.0.0.1).
-        poll_interval: Seconds between two checks for the token.
-    """
-
-    base_url: str = DEFAULT_BASE_URL
-    browser_path: str | None = None
-    headless: bool = False
-    proxy: str | None = None
-    profile_dir: Path | None = None
-    login_timeout: float = 300.0
-    browser_args: tuple[str, ...] = field(default=())
-    protocol: Literal["auto", "v4", "agent"] = "auto"
-    poll_interval: float = 0.5
-
-    def __post_init__(self) -> None:
-        """Validate the values.
-
-        Raises:
-            HailuoConfigurationError: A value is out of range.
-        """
-        if host_of(self.base_url) is None:
-            raise HailuoConfigurationError(
-                f"base_url {self.base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
-            )
-        if not self.login_timeout > 0:
-            raise HailuoConfigurationError("login_timeout must be a positive number of seconds.")
-        if not self.poll_interval > 0:
-            raise HailuoConfigurationError("poll_interval must be a positive number of seconds.")
-        if self.protocol not in PROTOCOL_CHOICES:
-            raise HailuoConfigurationError(
-                f"Unknown protocol {self.protocol!r}: use 'auto', 'agent' or 'v4'."
-            )
-        if self.profile_dir is not None and not isinstance(self.profile_dir, Path):
-            object.__setattr__(self, "profile_dir", Path(self.profile_dir))
-        if not isinstance(self.browser_args, tuple):
-            object.__setattr__(self, "browser_args", tuple(self.browser_args))
-
-    def __repr__(self) -> str:
-        """Show the options; a proxy's credentials are hidden."""
-        proxy = redact_url(self.proxy) if self.proxy else None
-        return (
-            f"LoginOptions(base_url={self.base_url!r}, browser_path={self.browser_path!r}, "
-            f"headless={self.headless!r}, proxy={proxy!r}, profile_dir={self.profile_dir!r}, "
-            f"login_timeout={self.login_timeout!r}, browser_args={self.browser_args!r}, "
-            f"protocol={self.protocol!r})"
-        )
+__all__ = ["token_login"]
 
 
-def redact_url(url: str) -> str:
-    """``url`` with any ``user:password@`` part replaced by ``***@``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "***"
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc="***@" + parts.netloc.rsplit("@", 1)[1]).geturl()
+async def token_login(
+    token: str | SecretStr,
+    *,
+    base_url: str = DEFAULT_BASE_URL,
+    protocol: str = "auto",
+    stream_url: str | None = None,
+    auth_file: Path | str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> AuthResult:
+    """Log in with a token copied from a browser (no browser here): bootstrap and save.
 
-
-_LOGIN_OPTION_KEYS = (
-    "base_url",
-    "browser_path",
-    "headless",
-    "profile_dir",
-    "login_timeout",
-    "browser_args",
-    "protocol",
-    "poll_interval",
-)
-
-
-def login_options_from_kwargs(
-    proxy: str | None = None, *, base: LoginOptions | None = None, **kwargs: Any
-) -> LoginOptions:
-    """Build :class:`LoginOptions` from a provider's keyword arguments.
-
-    Keys that are not login options (``model``, ``timeout``...) are ignored; ``None`` values
-    keep the default. ``login_protocol`` is accepted as an alias of ``protocol``.
+    The login for servers and containers (``hailuo login --token``). The device pair is
+    made up once (or, on v4, registered) and kept; on the Agent protocol the identity is
+    learnt over HTTP as the web app does (``/v1/api/user/info`` -> ``realUserID``,
+    ``/config`` -> models, the agent list -> agent id), which also proves the token works.
+    The result is saved to the auth file (atomically, 0600).
 
     Args:
-        proxy: The proxy, as the seed's ``on_auth_async(proxy=...)`` takes it.
-        base: Options to start from (defaults to ``LoginOptions()``).
-        **kwargs: ``base_url``, ``browser_path``, ``headless``, ``profile_dir``,
-            ``login_timeout``, ``browser_args``, ``protocol``, ``poll_interval``.
+        token: The localStorage ``_token`` value.
+        base_url: The site the token belongs to.
+        protocol: ``auto`` (by host), ``agent`` or ``v4``.
+        stream_url: The Agent stream origin (default: derived from ``base_url``).
+        auth_file: The auth file (default: ``HAILUO_AUTH_FILE`` or the per-user file).
+        env: The environment to read (defaults to ``os.environ``).
 
     Returns:
-        The options.
+        The saved credentials.
+
+    Raises:
+        HailuoConfigurationError: No token, or a bad URL / protocol.
+        HailuoTokenExpiredError: The token's JWT ``exp`` has passed.
+        HailuoError: The site refused the token or could not be reached (typed).
     """
-    values: dict[str, Any] = {}
-    for key in _LOGIN_OPTION_KEYS:
-        if kwargs.get(key) is not None:
-            values[key] = kwargs[key]
-    if "protocol" not in values and kwargs.get("login_protocol") is not None:
-        values["protocol"] = kwargs["login_protocol"]
-    if values.get("protocol") not in {None, *PROTOCOL_CHOICES}:
-        values.pop("protocol")  # a provider's own protocol setting is not ours to judge
-    if proxy is not None:
-        values["proxy"] = proxy
-    if isinstance(values.get("browser_args"), str):
-        values["browser_args"] = (values["browser_args"],)
-    return replace(base or LoginOptions(), **values)
+    raw = token_text(token)
+    if raw is None:
+        raise HailuoConfigurationError(
+            "No token was given: paste the value of localStorage `_token` from a browser "
+            "where you are logged in."
+        )
+    chosen = resolve_protocol(base_url, protocol)
+    auth = AuthResult(
+        token=SecretStr(raw),
+        protocol=chosen,
+        api_origin=base_url.rstrip("/"),
+        stream_origin=stream_url.rstrip("/") if stream_url else None,
+    )
+    if auth.is_expired(skew=0):
+        raise HailuoTokenExpiredError(
+            f"The token ({auth.account_fingerprint}) has already expired; log in to the site "
+            "in a browser and copy a fresh `_token`. Then run `hailuo login --token` again."
+        )
+    manager = AuthManager(auth_file=auth_file, base_url=base_url, env=env)
+    if chosen == "agent":
+        client = AgentClient(
+            AgentSettings(base_url=auth.api_origin or base_url, stream_url=stream_url)
+        )
+        try:
+            auth = await manager.device_for(auth, "agent")
+            auth = await client.bootstrap(auth)
+        finally:
+            await client.aclose()
+    else:
+        v4 = V4Client()
+        register = functools.partial(v4.register_device, base_url=auth.api_origin or base_url)
+        try:
+            auth = await manager.device_for(auth, "v4", register=register)
+        finally:
+            await v4.aclose()
+    await asyncio.to_thread(manager.store.save, auth)
+    return auth

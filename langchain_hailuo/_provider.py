@@ -21,6 +21,7 @@ import typing_extensions
 from langchain_hailuo._http import HttpOptions, Timeouts, checked_timeout
 from langchain_hailuo._prompt import TurnRequest, check_encodable, request_from_dicts
 from langchain_hailuo._routing import checked_url
+from langchain_hailuo.auth import on_auth_async
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -316,13 +317,9 @@ class BaseProvider:
         Yields:
             :class:`RequestLogin` when a login URL is configured, then the :class:`AuthResult`.
         """
-        from langchain_hailuo.auth import (  # noqa: PLC0415 - the login stack loads on demand
-            on_auth_async as login,
-        )
-
         kwargs.setdefault("base_url", self.base_url or self.url)
         kwargs.setdefault("login_protocol", self.protocol)  # its own login speaks its protocol
-        async for item in login(self.label, proxy, **kwargs):
+        async for item in on_auth_async(self.label, proxy, **kwargs):
             yield item
 
     @property

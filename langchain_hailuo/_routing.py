@@ -1,10 +1,9 @@
-"""Which protocol a host speaks, which provider speaks a protocol, and what each one takes.
+"""Which protocol a host speaks, and what each protocol's turn takes.
 
 The host/protocol rules (:func:`resolve_protocol`, :func:`protocol_for_host`) live here
 only; :mod:`langchain_hailuo.auth` re-exports them for users who import them from there.
-``ChatHailuo`` names no protocol: it asks this module for the provider of the protocol
-it resolved, and for the turn options that provider understands. The provider classes are
-imported on first use, so a model that is never called loads no protocol stack.
+This module is a floor: it imports no provider, client or credentials code (the provider of
+a protocol is built by :func:`langchain_hailuo._protocols.build_provider`).
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "PROTOCOL_CHOICES",
     "V4_HOSTS",
-    "build_provider",
     "checked_url",
     "host_of",
     "protocol_for_host",
@@ -33,7 +31,7 @@ DEFAULT_BASE_URL = "https://agent.minimax.io"
 """The live MiniMax Agent web app (``www.hailuo.ai`` redirects there since 2026)."""
 
 V4_HOSTS = frozenset({"www.hailuo.ai", "hailuo.ai", "hailuoai.com", "www.hailuoai.com"})
-"""Hosts that speak the seed's ``/v4/api/chat/msg`` protocol."""
+"""Hosts that speak the old ``/v4/api/chat/msg`` protocol (gpt4free's HailuoAI)."""
 
 PROTOCOL_CHOICES = ("auto", "v4", "agent")
 """The values a ``protocol`` setting takes."""
@@ -90,7 +88,7 @@ def resolve_protocol(
             (see :func:`recorded_protocol`).
 
     Returns:
-        ``"v4"`` for the seed's hosts (:data:`V4_HOSTS`), else the recorded protocol,
+        ``"v4"`` for the old Hailuo hosts (:data:`V4_HOSTS`), else the recorded protocol,
         else ``"agent"``.
 
     Raises:
@@ -129,38 +127,6 @@ def protocol_of_account(auth: AuthResult, base_url: str | None, requested: str) 
     """
     origin = base_url or auth.api_origin or DEFAULT_BASE_URL
     return resolve_protocol(origin, requested, recorded=recorded_protocol(auth, origin))
-
-
-def build_provider(
-    protocol: Protocol,
-    *,
-    base_url: str | None,
-    stream_url: str | None,
-    auth_manager: Any,
-    settings: dict[str, Any],
-) -> Any:
-    """The provider of ``protocol`` (``HailuoAI`` for ``v4``, ``MiniMaxAgent`` otherwise).
-
-    Args:
-        protocol: The protocol.
-        base_url: The service origin, if set.
-        stream_url: The Agent stream origin, if set (v4 has none).
-        auth_manager: Supplies and refreshes the credentials.
-        settings: Provider settings (``timeout``, ``max_retries``, ``proxy``, protocol
-            fields); each provider ignores what is meant for the other.
-
-    Returns:
-        The provider.
-    """
-    if protocol == "v4":
-        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415 - lazy stack
-
-        return HailuoAI(base_url=base_url, auth_manager=auth_manager, **settings)
-    from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415 - lazy stack
-
-    return MiniMaxAgent(
-        base_url=base_url, stream_url=stream_url, auth_manager=auth_manager, **settings
-    )
 
 
 def turn_options(

@@ -16,13 +16,17 @@ have logged in meanwhile), then a browser login runs when allowed; otherwise
 
 The token never appears in logs, reprs or error messages. nodriver is imported only when
 a browser login actually runs (see :mod:`langchain_hailuo._browser`).
+
+This module stores and renews credentials and knows no protocol client: a provider hands
+in its protocol's device registration and token renewal as plain functions
+(:data:`RegisterFunc`, :data:`RenewFunc`), and the token login's bootstrap, which needs the
+clients, lives in :mod:`langchain_hailuo._login`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import hmac
 import itertools
 import json
@@ -36,12 +40,14 @@ import time
 import uuid as uuid_module
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import SecretStr, ValidationError
 
+from langchain_hailuo import _browser
+from langchain_hailuo._browser import PageHook
 from langchain_hailuo._config import (
     APP_DIR_NAME,
     AUTH_FILE_NAME,
@@ -53,12 +59,13 @@ from langchain_hailuo._config import (
     ENV_TOKEN,
     ENV_UUID,
     PROFILE_DIR_NAME,
+    LoginOptions,
     default_auth_file,
     default_profile_dir,
     environ,
+    login_options_from_kwargs,
     user_config_dir,
 )
-from langchain_hailuo._login import LoginOptions, login_options_from_kwargs
 from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
     V4_HOSTS,
@@ -68,14 +75,16 @@ from langchain_hailuo._routing import (
 )
 from langchain_hailuo.errors import (
     HailuoAuthError,
-    HailuoConfigurationError,
     HailuoError,
     HailuoTokenExpiredError,
 )
-from langchain_hailuo.types import AuthResult, Protocol, RequestLogin, decode_jwt_payload
-
-if TYPE_CHECKING:
-    from langchain_hailuo._browser import PageHook
+from langchain_hailuo.types import (
+    AuthResult,
+    DeviceIdentity,
+    Protocol,
+    RequestLogin,
+    decode_jwt_payload,
+)
 
 __all__ = [
     "APP_DIR_NAME",
@@ -104,7 +113,7 @@ __all__ = [
     "protocol_for_host",
     "recorded_protocol",
     "resolve_protocol",
-    "token_login",
+    "token_text",
     "user_config_dir",
     "with_device",
 ]
@@ -132,49 +141,6 @@ RENEWAL_WINDOW = 10 * 24 * 3600.0
 
 
 # --------------------------------------------------------------------------- device identity
-
-
-@dataclass(frozen=True)
-class DeviceIdentity:
-    """The device pair sent with every request of one account (``device_id`` and ``uuid``).
-
-    Attributes:
-        device_id: A digit string (the Agent's 8-digit ``tab_device_id``, or v4's
-            registered ``deviceIDStr``).
-        uuid: A v4 UUID (localStorage ``UNIQUE_USER_ID``).
-        expires_at: When a registered (v4) pair should be registered again; ``None``
-            for generated pairs, which are kept for good.
-    """
-
-    device_id: str
-    uuid: str
-    expires_at: float | None = None
-
-    def is_stale(self, now: float | None = None) -> bool:
-        """Whether a registered pair is due for a new registration."""
-        return self.expires_at is not None and self.expires_at <= (
-            time.time() if now is None else now
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """The auth file's form."""
-        data: dict[str, Any] = {"device_id": self.device_id, "uuid": self.uuid}
-        if self.expires_at is not None:
-            data["expires_at"] = self.expires_at
-        return data
-
-    @classmethod
-    def from_dict(cls, data: Any) -> DeviceIdentity | None:
-        """Read the auth file's form (``None`` when it is not a valid pair)."""
-        if not isinstance(data, dict):
-            return None
-        device_id, uuid = data.get("device_id"), data.get("uuid")
-        if not isinstance(device_id, str) or not device_id.isdigit():
-            return None
-        if not isinstance(uuid, str) or not uuid:
-            return None
-        expires = data.get("expires_at")
-        return cls(device_id, uuid, float(expires) if isinstance(expires, int | float) else None)
 
 
 def generate_device_identity() -> DeviceIdentity:
@@ -232,11 +198,7 @@ def _recent(devices: dict[str, Any], now: float) -> dict[str, Any]:
 
 
 def _lock_fd(fd: int) -> bool:
-    """Take an exclusive inter-process lock on ``fd`` (blocking).
-
-    Returns:
-        ``True`` when a lock is held, ``False`` on platforms offering none.
-    """
+    """Lock ``fd`` for this process (blocking); ``False`` on platforms offering no lock."""
     if sys.platform == "win32":
         import msvcrt  # noqa: PLC0415 - Windows only
 
@@ -595,7 +557,8 @@ async def browser_login(
 ) -> AuthResult:
     """Open Chromium (nodriver), wait for the user to log in, and read the credentials.
 
-    nodriver is imported here, never when this module is imported.
+    nodriver is imported when the login runs (by :func:`langchain_hailuo._browser.run_login`),
+    never when this module is imported.
 
     Args:
         options: The login settings (defaults to ``LoginOptions()``).
@@ -611,8 +574,6 @@ async def browser_login(
         HailuoLoginError: No browser was found, it did not start, or the page failed.
         HailuoLoginTimeoutError: Nobody logged in within ``login_timeout`` seconds.
     """
-    from langchain_hailuo import _browser  # noqa: PLC0415 - keeps nodriver off the import path
-
     return await _browser.run_login(options or LoginOptions(), on_page=on_page, env=env)
 
 
@@ -624,7 +585,7 @@ def _login_url(env: Mapping[str, str]) -> str | None:
 async def on_auth_async(
     label: str, proxy: str | None = None, **kwargs: Any
 ) -> AsyncIterator[RequestLogin | AuthResult]:
-    """The seed's login generator: announce a remote login URL, log in, yield the result.
+    """gpt4free's login generator: announce a remote login URL, log in, yield the result.
 
     1. When ``HAILUO_LOGIN_URL`` (or gpt4free's ``G4F_LOGIN_URL``) is set, yield
        ``RequestLogin(label, url)`` first.
@@ -660,85 +621,6 @@ async def on_auth_async(
     yield auth
 
 
-# --------------------------------------------------------------------------- token login
-
-
-async def token_login(
-    token: str | SecretStr,
-    *,
-    base_url: str = DEFAULT_BASE_URL,
-    protocol: str = "auto",
-    stream_url: str | None = None,
-    auth_file: Path | str | None = None,
-    env: Mapping[str, str] | None = None,
-) -> AuthResult:
-    """Log in with a token copied from a browser (no browser here): bootstrap and save.
-
-    The login for servers and containers (``hailuo login --token``). The device pair is
-    made up once (or, on v4, registered) and kept; on the Agent protocol the identity is
-    learnt over HTTP as the web app does (``/v1/api/user/info`` -> ``realUserID``,
-    ``/config`` -> models, the agent list -> agent id), which also proves the token works.
-    The result is saved to the auth file (atomically, 0600).
-
-    Args:
-        token: The localStorage ``_token`` value.
-        base_url: The site the token belongs to.
-        protocol: ``auto`` (by host), ``agent`` or ``v4``.
-        stream_url: The Agent stream origin (default: derived from ``base_url``).
-        auth_file: The auth file (default: ``HAILUO_AUTH_FILE`` or the per-user file).
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The saved credentials.
-
-    Raises:
-        HailuoConfigurationError: No token, or a bad URL / protocol.
-        HailuoTokenExpiredError: The token's JWT ``exp`` has passed.
-        HailuoError: The site refused the token or could not be reached (typed).
-    """
-    raw = _secret(token)
-    if raw is None:
-        raise HailuoConfigurationError(
-            "No token was given: paste the value of localStorage `_token` from a browser "
-            "where you are logged in."
-        )
-    chosen = resolve_protocol(base_url, protocol)
-    auth = AuthResult(
-        token=SecretStr(raw),
-        protocol=chosen,
-        api_origin=base_url.rstrip("/"),
-        stream_origin=stream_url.rstrip("/") if stream_url else None,
-    )
-    if auth.is_expired(skew=0):
-        raise HailuoTokenExpiredError(
-            f"The token ({auth.account_fingerprint}) has already expired; log in to the site "
-            "in a browser and copy a fresh `_token`. Then run `hailuo login --token` again."
-        )
-    manager = AuthManager(auth_file=auth_file, base_url=base_url, env=env)
-    if chosen == "agent":
-        from langchain_hailuo.agent.client import AgentClient, AgentSettings  # noqa: PLC0415
-
-        client = AgentClient(
-            AgentSettings(base_url=auth.api_origin or base_url, stream_url=stream_url)
-        )
-        try:
-            auth = await manager.device_for(auth, "agent")
-            auth = await client.bootstrap(auth)
-        finally:
-            await client.aclose()
-    else:
-        from langchain_hailuo.v4.client import V4Client  # noqa: PLC0415
-
-        v4 = V4Client()
-        register = functools.partial(v4.register_device, base_url=auth.api_origin or base_url)
-        try:
-            auth = await manager.device_for(auth, "v4", register=register)
-        finally:
-            await v4.aclose()
-    await asyncio.to_thread(manager.store.save, auth)
-    return auth
-
-
 # --------------------------------------------------------------------------- manager
 
 RegisterFunc = Callable[[AuthResult], Awaitable[DeviceIdentity]]
@@ -762,7 +644,7 @@ async def prepare_credentials(
 
     With an :class:`AuthManager`, the pair is kept in the auth file and a stored token due
     for renewal is renewed (:meth:`AuthManager.device_for`, :meth:`AuthManager.renew_if_due`).
-    Without one (the seed's ``create_authed(auth_result=...)``), a missing pair is
+    Without one (gpt4free's ``create_authed(auth_result=...)``), a missing pair is
     registered or generated once per account for this process.
 
     Args:
@@ -809,7 +691,7 @@ LoginFunc = Callable[[LoginOptions], Awaitable[AuthResult]]
 """What :class:`AuthManager` calls to log in (``browser_login`` unless injected)."""
 
 
-def _secret(token: str | SecretStr | None) -> str | None:
+def token_text(token: str | SecretStr | None) -> str | None:
     """The raw token text of ``token`` (``None`` / blank -> ``None``)."""
     raw = token.get_secret_value() if isinstance(token, SecretStr) else token
     raw = raw.strip() if raw else raw
@@ -896,7 +778,7 @@ class AuthManager:
                 inject a fake).
         """
         self._env: Mapping[str, str] = environ(env)
-        self._token = _secret(token)
+        self._token = token_text(token)
         self._uuid = uuid or None
         self._device_id = device_id or None
         self._base_url = base_url or self._env.get(ENV_BASE_URL) or None
@@ -1157,7 +1039,7 @@ class AuthManager:
         """Describe the sources that would be tried (no I/O beyond a file check)."""
         if self._token:
             return "a token passed as an argument (not used yet)"
-        if _secret(self._env.get(ENV_TOKEN)):
+        if token_text(self._env.get(ENV_TOKEN)):
             return f"the {ENV_TOKEN} environment variable (not used yet)"
         parts = [f"auth file {self.store.path}"]
         if not self.store.exists():
@@ -1239,7 +1121,7 @@ class AuthManager:
     def _explicit(self) -> tuple[AuthResult, CredentialSource] | None:
         """Credentials from arguments or ``HAILUO_TOKEN``, if any."""
         source: CredentialSource
-        env_token = _secret(self._env.get(ENV_TOKEN))
+        env_token = token_text(self._env.get(ENV_TOKEN))
         if self._token:
             # ChatHailuo reads HAILUO_TOKEN itself: the same text is the variable's token.
             token = self._token

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
+from langchain_hailuo._login import token_login
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     ENV_TOKEN,
@@ -41,7 +42,6 @@ from langchain_hailuo.auth import (
     browser_login,
     default_profile_dir,
     resolve_protocol,
-    token_login,
 )
 from langchain_hailuo.errors import (
     HailuoAuthError,

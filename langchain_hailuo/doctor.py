@@ -38,6 +38,10 @@ from urllib.parse import urljoin, urlsplit
 import aiohttp
 
 from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
+from langchain_hailuo.agent.client import AgentClient
+from langchain_hailuo.agent.credits import read_credits
+from langchain_hailuo.agent.provider import MiniMaxAgent
+from langchain_hailuo.agent.stream import drift_seen
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     RENEWAL_WINDOW,
@@ -50,6 +54,7 @@ from langchain_hailuo.auth import (
 from langchain_hailuo.errors import HailuoError, HailuoTokenExpiredError
 from langchain_hailuo.transcript import Recorder
 from langchain_hailuo.types import AuthResult, Protocol
+from langchain_hailuo.v4.provider import HailuoAI
 
 __all__ = ["DoctorOptions", "Step", "challenge_page", "format_step", "run_doctor"]
 
@@ -211,8 +216,6 @@ def _steps(ctx: _Context) -> list[tuple[str, _Check, tuple[str, ...]]]:
 
 async def _drift(ctx: _Context) -> str:
     """What the stream decoder met and did not know this run (shape only, never values)."""
-    from langchain_hailuo.agent.stream import drift_seen  # noqa: PLC0415 - Agent runs only
-
     if ctx.protocol != "agent":
         raise _SkippedError("the v4 protocol has no drift report")
     seen = drift_seen()
@@ -262,9 +265,6 @@ async def _credentials(ctx: _Context) -> str:
     ctx.protocol = resolve_protocol(base, ctx.options.protocol, recorded_protocol(auth, base))
     provider: Any
     if ctx.protocol == "agent":
-        from langchain_hailuo.agent.client import AgentClient  # noqa: PLC0415
-        from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
-
         recorder = ctx.recorder
         client = AgentClient(session_factory=recorder.session) if recorder is not None else None
         provider = MiniMaxAgent(
@@ -275,8 +275,6 @@ async def _credentials(ctx: _Context) -> str:
             with contextlib.suppress(HailuoError):  # an IP base URL without a stream URL
                 recorder.stream = provider.settings_for(auth, {}).stream_origin
     else:
-        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
-
         provider = HailuoAI(base_url=base)
     ctx.provider = provider
     return f"{ctx.manager.describe()}; protocol {ctx.protocol} at {base}"
@@ -368,8 +366,6 @@ async def _config(ctx: _Context) -> str:
 
 async def _credits(ctx: _Context) -> str:
     """Agent: the plan and the credits left (§7.3; read at most once a minute)."""
-    from langchain_hailuo.agent.credits import read_credits  # noqa: PLC0415
-
     if ctx.protocol != "agent":
         raise _SkippedError("v4 has no credit readout")
     auth = _auth(ctx)
@@ -461,11 +457,7 @@ async def _reach(url: str) -> str:
 async def _follow(
     session: aiohttp.ClientSession, url: str
 ) -> tuple[list[str], int, Mapping[str, str], bytes]:
-    """GET ``url`` without credentials, following redirects by hand.
-
-    Returns:
-        The URLs visited, the last status, its headers and the start of its body.
-    """
+    """GET ``url`` uncredentialed, following redirects: hops, status, headers, body start."""
     chain = [url]
     for _ in range(_MAX_HOPS):
         try:

@@ -1,8 +1,12 @@
 """Protocol-neutral value types: auth results, conversations and stream events.
 
-Both protocol stacks (``v4`` for the seed's Hailuo web chat, ``agent`` for MiniMax Agent)
+Both protocol stacks (``v4`` for the old Hailuo web chat, ``agent`` for MiniMax Agent)
 decode their streams into the same events defined here, and both providers yield the
 same objects, so the LangChain layer has one loop for both.
+
+The package keeps a gpt4free-compatible interface: gpt4free's HailuoAI provider
+(``create_authed``, ``on_auth_async``, its class attributes), its ``Conversation`` and its
+``auth_HailuoAI.json`` work here unchanged; "gpt4free's" below refers to that interface.
 
 Nothing here ever shows the auth token: :class:`AuthResult` keeps it as a
 :class:`~pydantic.SecretStr`, and :class:`Conversation` keeps only a short account
@@ -19,20 +23,20 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from typing_extensions import NotRequired
 
-if TYPE_CHECKING:
-    from langchain_hailuo._attachments import Attachment
-
 __all__ = [
     "AccountSpec",
+    "Attachment",
+    "AttachmentKind",
     "AuthResult",
     "ChatStarted",
     "Conversation",
+    "DeviceIdentity",
     "FinishReason",
     "MessageDict",
     "MessageId",
@@ -49,7 +53,58 @@ __all__ = [
 ]
 
 Protocol = Literal["v4", "agent"]
-"""The two wire protocols: the seed's Hailuo web chat and the live MiniMax Agent."""
+"""The two wire protocols: the old Hailuo web chat (gpt4free's) and the live MiniMax Agent."""
+
+
+AttachmentKind = Literal["image", "file"]
+"""What an attachment is sent as."""
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """One file or image of a message, ready for a protocol to send.
+
+    Exactly one of ``data`` (the bytes, to upload) and ``url`` (a remote image the service
+    fetches itself) is set.
+
+    Attributes:
+        kind: ``image`` or ``file``.
+        name: The file name shown to the model (``upload.pdf``, ``image.png``).
+        mime_type: The MIME type (``application/octet-stream`` when unknown).
+        data: The bytes, for an upload.
+        url: An http(s) URL of an image, sent by reference.
+    """
+
+    kind: AttachmentKind
+    name: str
+    mime_type: str
+    data: bytes | None = None
+    url: str | None = None
+
+    def __post_init__(self) -> None:
+        """Check that exactly one of ``data`` and ``url`` is set.
+
+        Raises:
+            ValueError: Both or neither are set.
+        """
+        if (self.data is None) == (self.url is None):
+            raise ValueError("an Attachment holds either data or a url, exactly one of them")
+
+    @property
+    def size(self) -> int:
+        """The byte count (0 for a URL reference)."""
+        return len(self.data) if self.data is not None else 0
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The SHA-256 of the bytes, in hex (of the URL for a URL reference)."""
+        payload = self.data if self.data is not None else (self.url or "").encode("utf-8")
+        return hashlib.sha256(payload).hexdigest()
+
+    def __repr__(self) -> str:
+        """Name, type and size; never the bytes."""
+        where = f"url={self.url!r}" if self.url else f"size={self.size}"
+        return f"Attachment({self.kind}, {self.name!r}, {self.mime_type!r}, {where})"
 
 
 class MessageDict(TypedDict):
@@ -59,6 +114,49 @@ class MessageDict(TypedDict):
     content: str
     attachments: NotRequired[list[Attachment]]
     """Files and images sent with the message (the Agent protocol uploads them)."""
+
+
+@dataclass(frozen=True)
+class DeviceIdentity:
+    """The device pair sent with every request of one account (``device_id`` and ``uuid``).
+
+    Attributes:
+        device_id: A digit string (the Agent's 8-digit ``tab_device_id``, or v4's
+            registered ``deviceIDStr``).
+        uuid: A v4 UUID (localStorage ``UNIQUE_USER_ID``).
+        expires_at: When a registered (v4) pair should be registered again; ``None``
+            for generated pairs, which are kept for good.
+    """
+
+    device_id: str
+    uuid: str
+    expires_at: float | None = None
+
+    def is_stale(self, now: float | None = None) -> bool:
+        """Whether a registered pair is due for a new registration."""
+        return self.expires_at is not None and self.expires_at <= (
+            time.time() if now is None else now
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The auth file's form."""
+        data: dict[str, Any] = {"device_id": self.device_id, "uuid": self.uuid}
+        if self.expires_at is not None:
+            data["expires_at"] = self.expires_at
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> DeviceIdentity | None:
+        """Read the auth file's form (``None`` when it is not a valid pair)."""
+        if not isinstance(data, dict):
+            return None
+        device_id, uuid = data.get("device_id"), data.get("uuid")
+        if not isinstance(device_id, str) or not device_id.isdigit():
+            return None
+        if not isinstance(uuid, str) or not uuid:
+            return None
+        expires = data.get("expires_at")
+        return cls(device_id, uuid, float(expires) if isinstance(expires, int | float) else None)
 
 
 # --------------------------------------------------------------------------- events
@@ -196,7 +294,7 @@ def account_fingerprint(token: str) -> str:
 
 
 class Conversation:
-    """A server-side conversation: the seed's ``Conversation(token, chatID, characterID=1)``.
+    """A server-side conversation: gpt4free's ``Conversation(token, chatID, characterID=1)``.
 
     Unlike the original, the token is **not kept**: it is turned into a short account
     fingerprint at construction, so a conversation can be printed, logged, serialised and
@@ -217,8 +315,8 @@ class Conversation:
     def __init__(
         self,
         token: str | SecretStr | None = None,
-        chatID: str | int = "0",  # noqa: N803 - the seed's name
-        characterID: str | int = 1,  # noqa: N803 - the seed's name
+        chatID: str | int = "0",  # noqa: N803 - gpt4free's name
+        characterID: str | int = 1,  # noqa: N803 - gpt4free's name
         *,
         account: str | None = None,
         protocol: Protocol = "v4",
@@ -307,8 +405,8 @@ ProviderEvent = (
 """What the providers' ``create_authed`` yield (``str`` is an answer delta)."""
 
 
-# Fingerprint fields read from the seed's ``path_and_query`` (v4 browser query).
-_SEED_QUERY_FIELDS = {
+# Fingerprint fields read from gpt4free's ``path_and_query`` (v4 browser query).
+_G4F_QUERY_FIELDS = {
     "uuid": "uuid",
     "device_id": "device_id",
     "os_name": "os_name",
@@ -330,7 +428,7 @@ class AuthResult(BaseModel):
     ``str`` and ``model_dump_json``. Cookies may hold the token too, so they are hidden
     from ``repr`` as well. Only :meth:`to_store_dict` (used by the 0600 auth file) reveals it.
 
-    Also accepts the seed's / gpt4free's form (``token``, ``path_and_query``,
+    Also accepts gpt4free's form (``token``, ``path_and_query``,
     ``timestamp``, ``headers``, ``cookies`` as in ``auth_HailuoAI.json``): the device and
     fingerprint fields are read from that query; every request still gets a fresh query.
     """
@@ -375,16 +473,16 @@ class AuthResult(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _accept_seed_form(cls, data: Any) -> Any:
-        """Map gpt4f's ``path_and_query`` / ``headers`` form onto our fields."""
+    def _accept_g4f_form(cls, data: Any) -> Any:
+        """Map gpt4free's ``path_and_query`` / ``headers`` form onto our fields."""
         if not isinstance(data, dict):
             return data
         data = dict(data)
         pq = data.pop("path_and_query", None)
-        data.pop("timestamp", None)  # the seed's frozen unix: never reused
+        data.pop("timestamp", None)  # gpt4free's frozen unix: never reused
         if isinstance(pq, str) and "?" in pq:
             for key, value in parse_qsl(urlsplit(pq).query, keep_blank_values=False):
-                field = _SEED_QUERY_FIELDS.get(key)
+                field = _G4F_QUERY_FIELDS.get(key)
                 if field and value and value not in {"null", "undefined"}:
                     data.setdefault(field, value)
         headers = data.pop("headers", None)

@@ -1002,6 +1002,37 @@ class AgentClient:
             options=options,
         )
 
+    async def get_prefixed(
+        self,
+        auth: AuthResult,
+        path: str,
+        *,
+        what: str,
+        settings: AgentSettings,
+        options: HttpOptions | None = None,
+    ) -> Mapping[str, Any]:
+        """``GET {prefix}{path}`` on the control origin and return its JSON.
+
+        The read-only control calls (``/config``, the agent list, the credit details) all
+        take this shape; :meth:`request_json` does the signing, retries and typing.
+
+        Args:
+            auth: The account.
+            path: The path below the API prefix (``settings.prefixed`` adds it).
+            what: A short name of the request for messages.
+            settings: The settings whose prefix and control origin are used.
+            options: Per-call HTTP options.
+
+        Returns:
+            The decoded JSON object.
+
+        Raises:
+            HailuoError: Typed per protocol notes §7.
+        """
+        return await self.request_json(
+            auth, "GET", settings.prefixed(path), what=what, settings=settings, options=options
+        )
+
     async def _user_call(
         self,
         auth: AuthResult,
@@ -1075,13 +1106,8 @@ class AgentClient:
     ) -> list[str]:
         """The account's model ids from ``GET {prefix}/config`` (also initialises the agent)."""
         settings = settings or self.settings
-        body = await self.request_json(
-            auth,
-            "GET",
-            settings.prefixed(settings.config_path),
-            what="config request",
-            settings=settings,
-            options=options,
+        body = await self.get_prefixed(
+            auth, settings.config_path, what="config request", settings=settings, options=options
         )
         self._configured_accounts.add(_account_key(auth, settings))
         return parse_model_ids(body)
@@ -1116,10 +1142,9 @@ class AgentClient:
             HailuoConfigurationError: No agent of that role is listed.
         """
         settings = settings or self.settings
-        body = await self.request_json(
+        body = await self.get_prefixed(
             auth,
-            "GET",
-            settings.prefixed(settings.agents_path),
+            settings.agents_path,
             what="agent list request",
             settings=settings,
             options=options,

@@ -219,10 +219,9 @@ async def read_credits(
     except HailuoError as exc:
         failure = exc
     try:
-        body = await client.request_json(
+        body = await client.get_prefixed(
             auth,
-            "GET",
-            settings.prefixed(settings.credit_details_path),
+            settings.credit_details_path,
             what="credit details request",
             settings=settings,
             options=options,

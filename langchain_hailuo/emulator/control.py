@@ -25,16 +25,27 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
 from langchain_hailuo.emulator.core import ScriptedReply
 
-if TYPE_CHECKING:
-    from langchain_hailuo.emulator.app import Emulator
+__all__ = ["CONTROL_PATH", "Scriptable", "add_control_routes", "apply_entries", "load_script"]
 
-__all__ = ["CONTROL_PATH", "add_control_routes", "apply_entries", "load_script"]
+
+class Scriptable(Protocol):
+    """What the control route drives: the emulator's script and fault queues."""
+
+    def script(self, *replies: str | ScriptedReply, account: str | None = None) -> None:
+        """Queue exact replies for an account (or any)."""
+
+    def fault(self, kind: str, *, account: str | None = None, times: int = 1, **params: Any) -> Any:
+        """Make the next request(s) fail."""
+
+    def clear_script(self) -> None:
+        """Forget every queued reply and fault."""
+
 
 CONTROL_PATH = "/_emulator/script"
 """The control route on the emulator's v4 origin."""
@@ -43,11 +54,7 @@ _REPLY_KEYS = frozenset({"reply", "tool_calls", "text", "reasoning", "marker", "
 
 
 def _tool_call_text(text: str, calls: list[Mapping[str, Any]]) -> str:
-    """An answer calling tools, as a model following the package's tool prompt writes it.
-
-    The emulator stands where the service is, below the package's tool layer, so it writes
-    the blocks itself, as the model does: the prose, then one block per call.
-    """
+    """An answer calling tools as the model writes it: the prose, then one block per call."""
     blocks = [
         "<tool_call>\n"
         + json.dumps({"name": call["name"], "arguments": dict(call.get("arguments") or {})})
@@ -81,7 +88,7 @@ def _reply(entry: Mapping[str, Any]) -> ScriptedReply:
     )
 
 
-def apply_entries(emulator: Emulator, entries: Iterable[Any]) -> int:
+def apply_entries(emulator: Scriptable, entries: Iterable[Any]) -> int:
     """Queue script entries on a running (or not yet started) emulator.
 
     Args:
@@ -142,7 +149,7 @@ def _loopback(request: web.Request) -> bool:
         return False
 
 
-def add_control_routes(app: web.Application, emulator: Emulator) -> None:
+def add_control_routes(app: web.Application, emulator: Scriptable) -> None:
     """Add ``POST`` / ``DELETE /_emulator/script`` to the v4 origin's app."""
 
     async def queue(request: web.Request) -> web.Response:

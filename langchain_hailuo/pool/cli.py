@@ -10,6 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from langchain_hailuo.agent.client import AgentClient, AgentSettings
+from langchain_hailuo.agent.credits import read_credits
+from langchain_hailuo.auth import prepare_credentials
+from langchain_hailuo.errors import HailuoError
 from langchain_hailuo.pool.backend import AccountStatus
 from langchain_hailuo.pool.scheduler import AccountPool, format_time
 from langchain_hailuo.pool.sources import (
@@ -82,11 +86,6 @@ def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
 
 async def _read_credits(accounts: list[Any]) -> None:
     """Read each Agent account's plan and credits once (§7.3); a failure is only noted."""
-    from langchain_hailuo.agent.client import AgentClient, AgentSettings  # noqa: PLC0415
-    from langchain_hailuo.agent.credits import read_credits  # noqa: PLC0415
-    from langchain_hailuo.auth import prepare_credentials  # noqa: PLC0415
-    from langchain_hailuo.errors import HailuoError  # noqa: PLC0415
-
     client = AgentClient()
     try:
         for account in accounts:

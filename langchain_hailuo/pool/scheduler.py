@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from langchain_hailuo._loop import get_runner
+from langchain_hailuo.agent.credits import last_credits
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoError,
@@ -478,7 +479,5 @@ def _no_account(
 
 def _credits_of(account: str) -> str | None:
     """This process's last credit reading of an account (no network; §7.3)."""
-    from langchain_hailuo.agent.credits import last_credits  # noqa: PLC0415 - Agent only
-
     reading = last_credits(account)
     return f"{reading.describe()} at {reading.when()}" if reading is not None else None

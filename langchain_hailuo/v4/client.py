@@ -53,13 +53,12 @@ from langchain_hailuo._http import (
     retry_before_first_byte,
 )
 from langchain_hailuo._sse import loads_json
-from langchain_hailuo.auth import DeviceIdentity
 from langchain_hailuo.errors import (
     HailuoError,
     HailuoProtocolError,
     HailuoServerError,
 )
-from langchain_hailuo.types import AuthResult, StreamEvent, TitleGeneration
+from langchain_hailuo.types import AuthResult, DeviceIdentity, StreamEvent, TitleGeneration
 from langchain_hailuo.v4.crypt import (
     API_PATH,
     DEFAULT_USER_AGENT,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,6 +10,7 @@ import pytest
 from aioresponses import CallbackResult, aioresponses
 from yarl import URL
 
+from langchain_hailuo import _provider
 from langchain_hailuo.errors import (
     HailuoAuthError,
     HailuoConfigurationError,
@@ -119,9 +118,7 @@ async def test_on_auth_async_delegates_to_the_auth_module(monkeypatch: pytest.Mo
         yield RequestLogin(label=label, login_url="http://login")
         yield make_auth()
 
-    fake = types.ModuleType("langchain_hailuo.auth")
-    fake.on_auth_async = fake_on_auth_async  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "langchain_hailuo.auth", fake)
+    monkeypatch.setattr(_provider, "on_auth_async", fake_on_auth_async)
 
     items = [item async for item in HailuoAI.on_auth_async(proxy="http://proxy:1", headless=True)]
     assert isinstance(items[0], RequestLogin)

@@ -1,0 +1,43 @@
+"""Which provider speaks a protocol: the one place above both providers that names them.
+
+``ChatHailuo`` names no protocol: it resolves one (:mod:`langchain_hailuo._routing`) and asks
+:func:`build_provider` for its provider.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_hailuo.agent.provider import MiniMaxAgent
+from langchain_hailuo.types import Protocol
+from langchain_hailuo.v4.provider import HailuoAI
+
+__all__ = ["build_provider"]
+
+
+def build_provider(
+    protocol: Protocol,
+    *,
+    base_url: str | None,
+    stream_url: str | None,
+    auth_manager: Any,
+    settings: dict[str, Any],
+) -> Any:
+    """The provider of ``protocol`` (``HailuoAI`` for ``v4``, ``MiniMaxAgent`` otherwise).
+
+    Args:
+        protocol: The protocol.
+        base_url: The service origin, if set.
+        stream_url: The Agent stream origin, if set (v4 has none).
+        auth_manager: Supplies and refreshes the credentials.
+        settings: Provider settings (``timeout``, ``max_retries``, ``proxy``, protocol
+            fields); each provider ignores what is meant for the other.
+
+    Returns:
+        The provider.
+    """
+    if protocol == "v4":
+        return HailuoAI(base_url=base_url, auth_manager=auth_manager, **settings)
+    return MiniMaxAgent(
+        base_url=base_url, stream_url=stream_url, auth_manager=auth_manager, **settings
+    )
