@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -26,8 +25,8 @@ pytestmark = pytest.mark.timeout(30)
 
 SESSION_ID = "123456789012345"
 PARTIAL = "Half of the answer, then"
-IDLE = 5.0
-"""The client's idle timeout: the error must come long before it."""
+IDLE = 60.0
+"""The client's idle timeout, longer than the test may run: the error cannot be its."""
 
 
 def _frame(payload: dict[str, Any]) -> str:
@@ -91,13 +90,12 @@ async def test_error_frame_then_silence_raises_the_server_error_promptly(
 ) -> None:
     client = AgentClient(AgentSettings(base_url=silent_server, stream_url=silent_server))
     events: list[StreamEvent] = []
-    started = time.monotonic()
     try:
         with pytest.raises(HailuoServerError) as caught:
             await _turn_events(client, events)
     finally:
         await client.aclose()
-    assert time.monotonic() - started < IDLE / 2
+    # not the idle timeout (it is longer than the test may run): the error frame itself
     assert not isinstance(caught.value, HailuoTimeoutError)
     assert caught.value.server_message == "internal failure"
     assert caught.value.partial_text == PARTIAL

