@@ -27,6 +27,7 @@ import threading
 import time
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -648,6 +649,12 @@ class Bare:
         """The chats (v4) or sessions (Agent) the emulator holds."""
         return self.emulator.v4.chats if self.protocol == "v4" else self.emulator.agent.sessions
 
+    def file_manager(self, folder: Path) -> tuple[AuthManager, AuthStore]:
+        """A real auth manager over an auth file in ``folder`` holding this login."""
+        store = AuthStore(folder / "auth.json")
+        store.save(self.auth)
+        return AuthManager(auth_file=store.path, env={}), store
+
     def assert_no_secret(self, error: BaseException) -> None:
         for token in (a.token for a in self.emulator.accounts.values()):
             assert token not in str(error)
@@ -862,13 +869,11 @@ async def test_provider_401_reauthenticates_once_and_succeeds(bare: Bare) -> Non
 async def test_provider_401_with_the_real_auth_manager_reads_the_token_another_process_saved(
     bare: Bare, tmp_path: Path
 ) -> None:
-    auth_file = tmp_path / "auth.json"
-    AuthStore(auth_file).save(bare.auth)
-    manager = AuthManager(auth_file=auth_file, env={})
+    manager, store = bare.file_manager(tmp_path)
     assert (await manager.get()).token == bare.auth.token
     # The token is revoked; another process logs in and saves the new one.
     new_token = bare.emulator.rotate_token()
-    AuthStore(auth_file).save(bare.auth.model_copy(update={"token": SecretStr(new_token)}))
+    AuthStore(store.path).save(bare.auth.model_copy(update={"token": SecretStr(new_token)}))
     run = await bare.run(auth_manager=manager)
     assert run.error is None, run.error
     assert run.text == default_reply(PROMPT, 1)
@@ -897,9 +902,7 @@ async def test_provider_second_401_raises_auth_error_naming_hailuo_login(bare: B
 async def test_provider_revoked_token_and_nothing_fresher_raises_auth_error(
     bare: Bare, tmp_path: Path
 ) -> None:
-    auth_file = tmp_path / "auth.json"
-    AuthStore(auth_file).save(bare.auth)
-    manager = AuthManager(auth_file=auth_file, env={})
+    manager, _ = bare.file_manager(tmp_path)
     bare.emulator.rotate_token()
     run = await bare.run(auth_manager=manager)
     assert isinstance(run.error, HailuoAuthError)
@@ -912,9 +915,7 @@ async def test_provider_revoked_token_and_nothing_fresher_raises_auth_error(
 async def test_provider_bot_page_keeps_its_cookie_advice_when_the_refresh_fails(
     bare: Bare, tmp_path: Path
 ) -> None:
-    path = tmp_path / "auth.json"
-    AuthStore(path).save(bare.auth)  # the file holds the same token: the refresh cannot help
-    manager = AuthManager(auth_file=path, env={})
+    manager, _ = bare.file_manager(tmp_path)  # the same token: the refresh cannot help
     bare.emulator.fault("http_403_bot", protocol=bare.protocol, times=-1)
     run = await bare.run(auth_manager=manager)
     assert isinstance(run.error, HailuoAuthError)
@@ -932,49 +933,41 @@ async def test_provider_bot_page_keeps_its_cookie_advice_when_the_refresh_fails(
 # ----------------------------------------------------------------------------- providers: v4 only
 
 
+@asynccontextmanager
+async def via_redirect(emulator: Emulator, protocol: str) -> AsyncIterator[Bare]:
+    """A v4 provider of its own pointed at the emulator's redirecting origin."""
+    async with HailuoAI(base_url=emulator.redirect_url, options=fast_options()) as v4:
+        yield Bare(emulator, protocol, v4, account_auth(emulator, protocol))
+
+
+def redirects(emulator: Emulator) -> list[str]:
+    """The methods of the requests the redirecting origin answered."""
+    return [r.method for r in emulator.requests if r.endpoint == "redirect"]
+
+
 @V4_ONLY
-@pytest.mark.parametrize("status", [301, 308])
+@pytest.mark.parametrize("status", [301, 308, 302, 307])
 async def test_v4_redirected_origin_still_gets_the_post_with_its_form(
     hailuo_emulator: Emulator, protocol: str, status: int
 ) -> None:
     hailuo_emulator.redirect_status = status
-    auth = account_auth(hailuo_emulator, protocol)
-    async with HailuoAI(base_url=hailuo_emulator.redirect_url, options=fast_options()) as v4:
-        bare = Bare(hailuo_emulator, protocol, v4, auth)
+    async with via_redirect(hailuo_emulator, protocol) as bare:
         run = await bare.run()
         assert run.error is None, run.error
         assert run.text == default_reply(PROMPT, 1)
-        assert v4.last_origin == hailuo_emulator.url
-        redirects = [r for r in hailuo_emulator.requests if r.endpoint == "redirect"]
+        assert bare.provider.last_origin == hailuo_emulator.url
         chats = hailuo_emulator.requests_to("chat")
-        assert [r.method for r in redirects] == ["POST"]
+        assert redirects(hailuo_emulator) == ["POST"]
         assert [(r.method, r.origin) for r in chats] == [("POST", "v4")]
         assert chats[0].body["msgContent"] == PROMPT
         assert chats[0].body["chatID"] == "0"
-        # A permanent redirect is remembered: the continuation goes straight to the new
-        # origin, still a POST.
         follow = await bare.run("and now?", conversation=run.conversation)
         assert follow.error is None, follow.error
         assert follow.text == default_reply("and now?", 2)
-        assert len([r for r in hailuo_emulator.requests if r.endpoint == "redirect"]) == 1
-        assert [r.method for r in hailuo_emulator.requests_to("chat")] == ["POST", "POST"]
-
-
-@V4_ONLY
-@pytest.mark.parametrize("status", [302, 307])
-async def test_v4_a_temporary_redirect_is_followed_every_time(
-    hailuo_emulator: Emulator, protocol: str, status: int
-) -> None:
-    hailuo_emulator.redirect_status = status
-    auth = account_auth(hailuo_emulator, protocol)
-    async with HailuoAI(base_url=hailuo_emulator.redirect_url, options=fast_options()) as v4:
-        bare = Bare(hailuo_emulator, protocol, v4, auth)
-        run = await bare.run()
-        assert run.error is None, run.error
-        follow = await bare.run("and now?", conversation=run.conversation)
-        assert follow.error is None, follow.error
-    redirects = [r for r in hailuo_emulator.requests if r.endpoint == "redirect"]
-    assert len(redirects) == 2  # asked again each time: the move may be undone
+    # A permanent redirect is remembered: the continuation goes straight to the new origin,
+    # still a POST. A temporary one is asked again each time: the move may be undone.
+    assert redirects(hailuo_emulator) == ["POST"] * (1 if status in {301, 308} else 2)
+    assert [r.method for r in hailuo_emulator.requests_to("chat")] == ["POST", "POST"]
 
 
 @V4_ONLY
@@ -983,12 +976,11 @@ async def test_v4_a_permanent_move_is_remembered_by_other_clients_of_the_process
 ) -> None:
     hailuo_emulator.redirect_status = 308
     for _ in range(2):  # two providers, each with its own HTTP session
-        auth = account_auth(hailuo_emulator, protocol)
-        async with HailuoAI(base_url=hailuo_emulator.redirect_url, options=fast_options()) as v4:
-            run = await Bare(hailuo_emulator, protocol, v4, auth).run()
+        async with via_redirect(hailuo_emulator, protocol) as bare:
+            run = await bare.run()
             assert run.error is None, run.error
-            assert v4.last_origin == hailuo_emulator.url
-    assert len([r for r in hailuo_emulator.requests if r.endpoint == "redirect"]) == 1
+            assert bare.provider.last_origin == hailuo_emulator.url
+    assert redirects(hailuo_emulator) == ["POST"]
 
 
 @V4_ONLY
