@@ -6,9 +6,9 @@ import email
 import email.policy
 import hashlib
 import re
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -68,7 +68,16 @@ class Hop:
         return {name: value for name, value, _ in await self.form()}
 
 
+T = TypeVar("T")
+
+
+async def collect(items: AsyncIterator[T]) -> list[T]:
+    """Everything an async iterator yields, in order."""
+    return [item async for item in items]
+
+
 def md5(text: str) -> str:
+    """The hex MD5 of ``text``, from hashlib alone."""
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,6 +38,7 @@ from tests.unit_tests.v4.conftest import (
     FakeSleep,
     Hop,
     chat_url_re,
+    collect,
     independent_yy,
 )
 from tests.unit_tests.v4.frames import CHAT, MSG, answer_body, message, send_result
@@ -447,10 +447,6 @@ def fake_answer(content: FakeContent, timeouts: Timeouts | None = None) -> V4Ans
         options=opts,
         redact=Redactor([TOKEN]),
     )
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
 
 
 async def test_idle_timeout_mid_answer_carries_the_partial_text() -> None:
