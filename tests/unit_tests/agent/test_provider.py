@@ -28,6 +28,7 @@ from langchain_hailuo.types import (
     Reasoning,
     Usage,
 )
+from tests._streams import collect
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
     CONFIG_URL,
@@ -100,10 +101,6 @@ def bodies(m: aioresponses, path_end: str) -> list[dict[str, Any]]:
 async def drain(agen: Any, out: list[Any]) -> None:
     async for item in agen:
         out.append(item)  # noqa: PERF401 - keeps what arrived before an error
-
-
-async def collect(agen: Any) -> list[Any]:
-    return [item async for item in agen]
 
 
 async def test_new_session_turn_and_bootstrap_once(mocked: aioresponses) -> None:

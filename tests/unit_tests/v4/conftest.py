@@ -6,9 +6,9 @@ import email
 import email.policy
 import hashlib
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 import aiohttp
@@ -66,14 +66,6 @@ class Hop:
 
     async def fields(self) -> dict[str, str]:
         return {name: value for name, value, _ in await self.form()}
-
-
-T = TypeVar("T")
-
-
-async def collect(items: AsyncIterator[T]) -> list[T]:
-    """Everything an async iterator yields, in order."""
-    return [item async for item in items]
 
 
 def md5(text: str) -> str:

@@ -32,13 +32,13 @@ from langchain_hailuo.types import (
     TitleGeneration,
 )
 from langchain_hailuo.v4.client import V4Answer, V4Client, build_form
+from tests._streams import collect
 from tests.unit_tests.v4.conftest import (
     SSE,
     TOKEN,
     FakeSleep,
     Hop,
     chat_url_re,
-    collect,
     independent_yy,
 )
 from tests.unit_tests.v4.frames import CHAT, MSG, answer_body, message, send_result

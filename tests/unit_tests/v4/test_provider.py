@@ -32,15 +32,8 @@ from langchain_hailuo.types import (
 from langchain_hailuo.v4 import HailuoAI
 from langchain_hailuo.v4.client import V4Answer, V4Client
 from langchain_hailuo.v4.provider import ReauthSource, plan_request
-from tests.unit_tests.v4.conftest import (
-    SSE,
-    TOKEN,
-    FakeSleep,
-    Hop,
-    chat_url_re,
-    collect,
-    independent_yy,
-)
+from tests._streams import collect
+from tests.unit_tests.v4.conftest import SSE, TOKEN, FakeSleep, Hop, chat_url_re, independent_yy
 from tests.unit_tests.v4.frames import CHAT, MSG, answer_body, message, send_result
 
 BASE = "https://www.hailuo.ai"
