@@ -20,6 +20,7 @@ from langchain_hailuo._http import HttpOptions, Timeouts
 from langchain_hailuo.agent.client import AgentClient, AgentSettings, ModelChoice
 from langchain_hailuo.errors import HailuoServerError, HailuoTimeoutError
 from langchain_hailuo.types import AuthResult, StreamEvent, TextDelta
+from tests.integration_tests._loopback import loopback
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -63,16 +64,11 @@ async def silent_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/minimax-cloud/api/v1/session/{session_id}/message", message)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        release.set()
-        await runner.cleanup()
+    async with loopback(app) as origin:
+        try:
+            yield origin
+        finally:
+            release.set()
 
 
 async def _turn_events(client: AgentClient, events: list[StreamEvent]) -> None:

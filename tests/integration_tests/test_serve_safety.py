@@ -18,7 +18,7 @@ from langchain_hailuo.cli import main
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.pytest_plugin import serving as serving_emulator
 from tests.integration_tests._chats import mark
-from tests.integration_tests._serve import API_KEY, MODEL, serve_command, serving
+from tests.integration_tests._serve import API_KEY, MODEL, openai_sdk, serve_command, serving
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
@@ -69,7 +69,7 @@ def test_no_login_fails_at_start_in_one_line(
 def test_loopback_without_a_key_needs_none(emulator: Emulator) -> None:
     with (
         serving(emulator, api_keys=()) as served,
-        openai.OpenAI(base_url=served.base_url, api_key="anything", max_retries=0) as sdk,
+        openai_sdk(served, api_key="anything") as sdk,
     ):
         reply = sdk.chat.completions.create(model=MODEL, messages=HI)
     assert reply.choices[0].message.content is not None
@@ -81,7 +81,7 @@ def test_loopback_without_a_key_needs_none(emulator: Emulator) -> None:
 def test_request_size_limit_gets_413(emulator: Emulator) -> None:
     with (
         serving(emulator, max_body_bytes=2000) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
         pytest.raises(openai.APIStatusError) as caught,
     ):
         sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x" * 5000}])
@@ -95,7 +95,7 @@ def test_per_key_concurrency_limit_gets_429(emulator: Emulator) -> None:
     emulator.fault("slow_first_byte", delay=1.0)
     with (
         serving(emulator, max_concurrency=1) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
     ):
         start = mark(emulator)
         results: list[object] = []
@@ -148,7 +148,7 @@ def test_cors_is_off_unless_configured(emulator: Emulator) -> None:
 def test_shutdown_lets_a_running_stream_finish(slow_emulator: Emulator) -> None:
     with (
         serving(slow_emulator, shutdown_timeout=30) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
     ):
         stream = sdk.chat.completions.create(
             model=MODEL,
@@ -180,7 +180,7 @@ def test_shutdown_is_bounded(emulator: Emulator) -> None:
     errors: list[BaseException] = []
     with (
         serving(emulator, shutdown_timeout=0.5) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
     ):
 
         def ask() -> None:
@@ -213,7 +213,7 @@ def test_no_token_or_key_in_responses_or_logs(
     bodies: list[str] = []
     with (
         serving(emulator, model={"max_retries": 0}) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
     ):
         bodies.append(sdk.chat.completions.create(model=MODEL, messages=HI).model_dump_json())
         bodies.append(
@@ -253,7 +253,7 @@ def test_the_hailuo_serve_command_end_to_end(slow_emulator: Emulator) -> None:
         "HAILUO_AUTH_FILE": os.devnull,
     }
     with serve_command(env) as command:
-        with openai.OpenAI(base_url=command.base_url, api_key=API_KEY, max_retries=0) as sdk:
+        with openai_sdk(command) as sdk:
             stream = sdk.chat.completions.create(
                 model=MODEL,
                 messages=[{"role": "user", "content": "Hello from a child"}],
@@ -273,7 +273,7 @@ def test_the_hailuo_serve_command_end_to_end(slow_emulator: Emulator) -> None:
 def test_a_client_leaving_mid_stream_closes_the_answer_upstream(slow_emulator: Emulator) -> None:
     with (
         serving(slow_emulator) as served,
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(served) as sdk,
     ):
         stream = sdk.chat.completions.create(
             model=MODEL,
