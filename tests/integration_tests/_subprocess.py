@@ -29,16 +29,21 @@ RUN_TIMEOUT = 120
 
 
 def run(
-    argv: list[str], *, env: dict[str, str], stdin: str = "", timeout: float = RUN_TIMEOUT
+    argv: list[str],
+    *,
+    env: dict[str, str],
+    stdin: str = "",
+    timeout: float = RUN_TIMEOUT,
+    cwd: Path = ROOT,
 ) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` from the repository root with ``env``; its output captured as text."""
+    """Run ``argv`` in ``cwd`` (the repository root) with ``env``; output captured as text."""
     return subprocess.run(
         argv,
         input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         check=False,
     )

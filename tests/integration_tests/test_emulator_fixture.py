@@ -7,7 +7,6 @@ disconnect is recorded, nothing is logged), also during a stall.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
@@ -16,6 +15,7 @@ from langchain_hailuo import ChatHailuo
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.core import default_reply
 from langchain_hailuo.errors import HailuoTimeoutError
+from tests.integration_tests._waiting import await_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -74,14 +74,6 @@ def test_turns_end_cleanly_and_agent_usage_arrives(
     model.close()
 
 
-async def _wait_for_disconnects(emulator: Emulator, count: int) -> None:
-    for _ in range(200):
-        if len(emulator.disconnects) >= count:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"the emulator saw {len(emulator.disconnects)} disconnects")
-
-
 @pytest.mark.parametrize("way", ["break", "stall"])
 async def test_client_leaving_ends_the_turn(
     hailuo_emulator: Emulator, caplog: pytest.LogCaptureFixture, way: str
@@ -100,7 +92,7 @@ async def test_client_leaving_ends_the_turn(
             async for chunk in model.astream("first"):
                 if chunk.text:
                     break  # the client goes away mid-answer
-        await _wait_for_disconnects(emulator, 1)
+        await await_until(lambda: len(emulator.disconnects) >= 1, "the disconnect")
     (gone,) = emulator.disconnects
     assert gone.endpoint == "chat"
     session_id = gone.path.split("/session/")[1].split("/")[0]

@@ -24,7 +24,6 @@ import asyncio
 import gc
 import logging
 import threading
-import time
 import warnings
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
@@ -59,6 +58,7 @@ from langchain_hailuo.types import AuthResult, Conversation, FinishReason, Title
 from langchain_hailuo.v4 import HailuoAI, V4Client
 from langchain_hailuo.v4.crypt import now_ms
 from tests.integration_tests._chats import PROTOCOLS, model_for
+from tests.integration_tests._waiting import await_until, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -97,25 +97,6 @@ def set_delay(emulator: Emulator, seconds: float) -> None:
 
 def chat_posts(emulator: Emulator) -> int:
     return len(emulator.requests_to("chat"))
-
-
-def wait_for(predicate: Any, what: str, limit: float = 5.0) -> float:
-    """Poll ``predicate`` (from any thread) until true; returns the seconds it took."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > limit:
-            raise AssertionError(f"not within {limit} s: {what}")
-        time.sleep(0.005)
-    return time.monotonic() - start
-
-
-async def await_for(predicate: Any, what: str, limit: float = 5.0) -> float:
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > limit:
-            raise AssertionError(f"not within {limit} s: {what}")
-        await asyncio.sleep(0.005)
-    return time.monotonic() - start
 
 
 class Received:
@@ -210,7 +191,7 @@ async def test_mid_answer_faults_raise_typed_with_the_partial_text(
     assert_partial(caught.value, seen)
     assert chat_posts(emulator) == before + 1  # never re-sent after the first byte
     if kind == "stall":  # the client gave up and closed the response: the server saw it go
-        await await_for(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
+        await await_until(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
     # the same model answers the next call, without any duplicated text
     await assert_answers(emulator, model, mode, "Again, please.")
     await close_and_check_no_leak(model)
@@ -474,7 +455,7 @@ async def test_cancelling_a_stream_closes_the_response_promptly(
         await run.aclose()
     # A disconnect is only recorded when the client leaves before the answer ends: no
     # time bound is needed to tell a closed connection from one left to run out.
-    await await_for(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
+    await await_until(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
     set_delay(emulator, 0.0)
     emulator.script(ANSWER)
     assert (await model.ainvoke("Next.")).text == ANSWER
@@ -491,7 +472,7 @@ def test_sync_stream_break_closes_the_response(emulator: Emulator, protocol: str
         if chunk.text:
             break
     # Recorded only if the client left before the answer's end (no time bound needed).
-    wait_for(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
+    wait_until(lambda: len(emulator.disconnects) == gone + 1, "the disconnect")
     set_delay(emulator, 0.0)
     emulator.script(ANSWER)
     assert model.invoke("Next.").text == ANSWER
@@ -784,7 +765,7 @@ async def test_provider_under_a_fault(
         assert run.error.server_message == "Service busy, try later"
         assert str(run.error.code) in str(run.error)
     if fault.kind == "stall":  # the client gave up and closed the response: the server saw it
-        await await_for(lambda: len(bare.emulator.disconnects) == gone + 1, "the disconnect")
+        await await_until(lambda: len(bare.emulator.disconnects) == gone + 1, "the disconnect")
     if fault.kind == "malformed_line":
         assert injected.times == 0  # the broken line was really sent
         assert any(MALFORMED_LOG[bare.protocol] in r.getMessage() for r in caplog.records)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.emulator.pytest_plugin import serving as serving_emulator
 from tests.integration_tests._chats import mark
 from tests.integration_tests._serve import API_KEY, MODEL, openai_sdk, serve_command, serving
+from tests.integration_tests._waiting import wait_until
 
 HI: Any = [{"role": "user", "content": "Hi"}]
 
@@ -28,14 +28,6 @@ def slow_emulator() -> Iterator[Emulator]:
     """An emulator whose answers take a while (about 0.05 s per frame)."""
     with serving_emulator(Emulator(chunk_delay=0.05)) as emulator:
         yield emulator
-
-
-def _wait_for(condition: Callable[[], bool], what: str, deadline: float = 20.0) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 # --------------------------------------------------------------------------- start-up
@@ -103,7 +95,7 @@ def test_per_key_concurrency_limit_gets_429(emulator: Emulator) -> None:
             target=lambda: results.append(sdk.chat.completions.create(model=MODEL, messages=HI))
         )
         first.start()
-        _wait_for(lambda: mark(emulator) > start, "the first request to reach the emulator")
+        wait_until(lambda: mark(emulator) > start, "the first request to reach the emulator")
         with pytest.raises(openai.RateLimitError) as caught:
             sdk.chat.completions.create(model=MODEL, messages=HI)
         first.join(30)
@@ -192,7 +184,7 @@ def test_shutdown_is_bounded(emulator: Emulator) -> None:
         start = mark(emulator)
         asker = threading.Thread(target=ask)
         asker.start()
-        _wait_for(lambda: mark(emulator) > start, "the stalled request to reach the emulator")
+        wait_until(lambda: mark(emulator) > start, "the stalled request to reach the emulator")
         served.runner.run(served.server.stop())  # returns: the stalled answer did not hold it
         asker.join(30)
     emulator.clear_faults()
@@ -282,7 +274,7 @@ def test_a_client_leaving_mid_stream_closes_the_answer_upstream(slow_emulator: E
         )
         next(iter(stream))
         stream.close()
-        _wait_for(lambda: len(slow_emulator.disconnects) == 1, "the emulator to see the client go")
+        wait_until(lambda: len(slow_emulator.disconnects) == 1, "the emulator to see the client go")
         # The server is still fine, and the account free for the next answer.
         reply = sdk.chat.completions.create(model=MODEL, messages=HI)
     assert reply.choices[0].message.content == "You said: Hi. This chat has 1 turn(s)."
