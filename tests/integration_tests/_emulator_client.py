@@ -6,15 +6,18 @@ verification against the protocol notes, not against the package's clients.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
+import pytest
 
 AGENT_SALT = "I*7Cf%WZ#S&%1RlZJ&C2"
 PREFIX = "/minimax-cloud/api/v1"
@@ -250,3 +253,15 @@ async def agent_turn(
         absolute_yy=kwargs.pop("absolute_yy", True),
         **kwargs,
     )
+
+
+async def assert_held_back(send: Callable[[aiohttp.ClientSession], Awaitable[Any]]) -> None:
+    """A ``slow_first_byte`` fault holds the answer back: a client that waits less gives up.
+
+    Nothing is timed: without the fault the emulator answers in milliseconds, so the short
+    read timeout only fires when the answer really is held back.
+    """
+    impatient = aiohttp.ClientTimeout(sock_read=0.2)
+    async with aiohttp.ClientSession(timeout=impatient) as session:
+        with pytest.raises(asyncio.TimeoutError):
+            await send(session)

@@ -1,4 +1,5 @@
-"""What the ``hailuo serve`` tests share: a server over the emulator, run in a thread of its own."""
+"""What the ``hailuo serve`` tests share: a server over the emulator, run in a thread of its own,
+and the SDK clients that talk to it (as fixtures too)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+import anthropic
+import openai
+import pytest
 from pydantic import SecretStr
 
 from langchain_hailuo._loop import LoopRunner
@@ -76,6 +80,51 @@ def serving(
             runner.run(server.stop())
         finally:
             runner.close()
+
+
+def served_by(**config: Any) -> Any:
+    """A module's ``served`` fixture: :func:`serving` over its emulator with ``config``.
+
+    Assign it in the module (``served = served_by(max_body_bytes=...)``): pytest takes the
+    name the module gives it.
+    """
+
+    @pytest.fixture(scope="module")
+    def served(emulator: Emulator) -> Iterator[Served]:
+        with serving(emulator, **config) as running:
+            yield running
+
+    return served
+
+
+def openai_sdk(
+    served: Served | Command, *, api_key: str = API_KEY, max_retries: int = 0
+) -> openai.OpenAI:
+    """The OpenAI SDK on ``served`` (no retries unless ``max_retries`` says so)."""
+    return openai.OpenAI(base_url=served.base_url, api_key=api_key, max_retries=max_retries)
+
+
+def anthropic_sdk(
+    served: Served, *, api_key: str = API_KEY, max_retries: int = 0
+) -> anthropic.Anthropic:
+    """The Anthropic SDK on ``served`` (no retries unless ``max_retries`` says so)."""
+    return anthropic.Anthropic(base_url=served.origin, api_key=api_key, max_retries=max_retries)
+
+
+@pytest.fixture
+def openai_client(served: Served, emulator: Emulator) -> Iterator[openai.OpenAI]:
+    """An OpenAI SDK client of the module's server; the emulator's faults cleared first."""
+    emulator.clear_faults()
+    with openai_sdk(served) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def anthropic_client(served: Served, emulator: Emulator) -> Iterator[anthropic.Anthropic]:
+    """An Anthropic SDK client of the module's server; the emulator's faults cleared first."""
+    emulator.clear_faults()
+    with anthropic_sdk(served) as sdk:
+        yield sdk
 
 
 @dataclasses.dataclass

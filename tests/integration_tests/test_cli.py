@@ -6,17 +6,11 @@ Every run gets a private ``HOME`` and ``HAILUO_AUTH_FILE`` in a temporary folder
 
 from __future__ import annotations
 
-import os
-import queue
 import re
-import shutil
 import stat
 import subprocess
-import sys
-import threading
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,50 +18,19 @@ import pytest
 from langchain_hailuo.auth import AuthStore
 from langchain_hailuo.emulator.core import default_reply, make_token
 from langchain_hailuo.types import AuthResult
+from tests.integration_tests._subprocess import (
+    emulator_process,
+    env,
+    hailuo,
+    one_error_line,
+    read_until,
+)
+
+__all__ = ["emulator_process", "env"]  # fixtures (from _subprocess, as in every CLI test)
 
 pytestmark = pytest.mark.timeout(60)
 
-RUN_TIMEOUT = 30
-
-
-def _command() -> list[str]:
-    """The installed ``hailuo`` script next to this Python, else ``python -m``."""
-    script = shutil.which("hailuo", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "langchain_hailuo.cli"]
-
-
-@pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("HAILUO_", "G4F_"))}
-    clean.update(
-        HOME=str(tmp_path),
-        XDG_CONFIG_HOME=str(tmp_path / "config"),
-        HAILUO_AUTH_FILE=str(tmp_path / "state" / "auth.json"),
-        PYTHONUNBUFFERED="1",
-    )
-    return clean
-
-
-def hailuo(
-    *args: str, env: dict[str, str], stdin: str = "", timeout: float = RUN_TIMEOUT
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*_command(), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-        check=False,
-    )
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("hailuo"), lines[0]
-    assert "Traceback" not in stderr
-    return lines[0]
+_one_error_line = one_error_line  # the name the pool's CLI tests import it by
 
 
 # --------------------------------------------------------------------------- chat
@@ -94,7 +57,7 @@ def test_chat_without_a_login_fails_with_one_line(env: dict[str, str]) -> None:
     result = hailuo("chat", "--protocol", "v4", env=env, stdin="hello\n")
     assert result.returncode == 1
     assert "you> " not in result.stdout + result.stderr  # said before the first prompt
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "hailuo login" in line
     assert "HAILUO_TOKEN" in line
 
@@ -165,7 +128,7 @@ def test_status_of_an_expired_login_fails(env: dict[str, str]) -> None:
 def test_bad_usage_exits_2_with_one_line(env: dict[str, str], args: tuple[str, ...]) -> None:
     result = hailuo(*args, env=env)
     assert result.returncode == 2
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "error:" in line
     assert "--help" in line
 
@@ -173,7 +136,7 @@ def test_bad_usage_exits_2_with_one_line(env: dict[str, str], args: tuple[str, .
 def test_login_with_a_missing_browser_exits_1_with_one_line(env: dict[str, str]) -> None:
     result = hailuo("login", "--browser", "/nonexistent", "--timeout", "1", env=env)
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "/nonexistent" in line
     assert "Chromium" in line
     assert not Path(env["HAILUO_AUTH_FILE"]).exists()
@@ -182,59 +145,10 @@ def test_login_with_a_missing_browser_exits_1_with_one_line(env: dict[str, str])
 # --------------------------------------------------------------------------- emulator
 
 
-@pytest.fixture
-def emulator_process(env: dict[str, str]) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [*_command(), "emulator", "--chunk-delay", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-
-
-def _read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> list[str]:
-    """Lines of the process's output up to the one containing ``marker``."""
-    assert process.stdout is not None
-    stdout = process.stdout
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in stdout:
-            lines.put(line)
-            if marker in line:
-                return
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    deadline = time.monotonic() + timeout
-    while not seen or marker not in seen[-1]:
-        remaining = deadline - time.monotonic()
-        assert remaining > 0, f"no {marker!r} in {seen}"
-        try:
-            seen.append(lines.get(timeout=remaining))
-        except queue.Empty:
-            pytest.fail(f"no {marker!r} within {timeout} s; got {seen}")
-    return seen
-
-
 def test_emulator_command_prints_its_urls_and_serves_them(
     emulator_process: subprocess.Popen[str],
 ) -> None:
-    lines = _read_until(emulator_process, "redirect -> agent", timeout=20)
+    lines = read_until(emulator_process, "redirect -> agent", timeout=20)
     text = "".join(lines)
     pattern = r"^(v4 chat \+ login page|agent control \+ login):\s+(\S+)"
     urls = dict(re.findall(pattern, text, re.MULTILINE))

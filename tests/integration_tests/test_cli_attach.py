@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration_tests._media import png_bytes
-from tests.integration_tests.test_cli import _one_error_line, env, hailuo
+from tests.integration_tests._subprocess import (
+    env,
+    hailuo,
+    one_error_line,
+)
 
-__all__ = ["env"]  # the fixture, shared with test_cli.py
+__all__ = ["env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +50,7 @@ def test_chat_with_an_unreadable_attachment_fails_with_one_line(
     missing = tmp_path / "missing.pdf"
     result = hailuo("chat", "--emulator", "--attach", str(missing), env=env, stdin="Hi\n")
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "Cannot read the attachment" in line
     assert "missing.pdf" in line
     assert result.stdout == ""  # nothing was sent

@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,33 +22,21 @@ import pytest
 from langchain_hailuo.auth import AuthStore
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.core import default_reply, make_token
-from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.types import AuthResult
-from tests.integration_tests.test_cli import (
-    _command,
-    _one_error_line,
-    _read_until,
+from tests.integration_tests._subprocess import (
+    emulator,
     emulator_process,
     env,
-)
-from tests.integration_tests.test_cli import (
-    hailuo as run_hailuo,
+    hailuo,
+    hailuo_command,
+    one_error_line,
+    read_until,
+    signed_in_env,
 )
 
-__all__ = ["emulator_process", "env"]  # fixtures shared with test_cli.py
+__all__ = ["emulator", "emulator_process", "env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(300)  # several Python processes per test
-
-
-def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed command, with a deadline for a busy machine (each run imports Python)."""
-    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
 
 
 def _agent_args(emulator: Emulator) -> list[str]:
@@ -110,7 +97,7 @@ def test_token_login_on_v4_registers_a_device(emulator: Emulator, env: dict[str,
 def test_the_token_is_never_taken_from_the_command_line(env: dict[str, str]) -> None:
     result = hailuo("login", "--token", "eyJhbGciOi.secret.value", env=env)
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "--token -" in line
     assert "eyJhbGciOi.secret.value" not in line
     assert not Path(env["HAILUO_AUTH_FILE"]).exists()
@@ -124,7 +111,7 @@ def test_a_bad_token_login_is_one_line_and_saves_nothing(
     token = make_token(user_id="7" * 18, device_id="1", name="x", expires_at=expires)
     result = hailuo("login", "--token", "-", *_agent_args(emulator), env=env, stdin=token)
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert ("expired" if case == "expired" else "401") in line
     assert token not in result.stdout + result.stderr
     assert AuthStore(Path(env["HAILUO_AUTH_FILE"])).load() is None
@@ -136,7 +123,7 @@ def test_a_windowed_login_without_a_display_says_so_in_one_line(
     headless_env = {k: v for k, v in env.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY"}}
     result = hailuo("login", "--browser", browser_executable, "--timeout", "1", env=headless_env)
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert "display" in line
     assert "--token" in line
     assert "--headless" in line
@@ -191,14 +178,9 @@ def test_chat_goes_on_after_an_error_and_reports_bad_input_in_one_line(
     emulator: Emulator, env: dict[str, str]
 ) -> None:
     emulator.fault("quota_wall", times=1)
-    env = {
-        **env,
-        "HAILUO_TOKEN": emulator.default_account.token,
-        "HAILUO_BASE_URL": emulator.agent_url,
-        "HAILUO_STREAM_URL": emulator.agent_stream_url,
-    }
+    env = signed_in_env(emulator, env)
     process = subprocess.run(
-        [*_command(), "chat"],
+        [*hailuo_command(), "chat"],
         input=b"first\n\xff\xfe broken\n\nsecond\n",
         capture_output=True,
         env=env,
@@ -218,7 +200,7 @@ def test_chat_goes_on_after_an_error_and_reports_bad_input_in_one_line(
 def test_ctrl_c_ends_the_chat_at_once(env: dict[str, str]) -> None:
     typed, terminal = pty.openpty()  # someone types: the prompts are shown (on stderr)
     process = subprocess.Popen(
-        [*_command(), "chat", "--emulator"],
+        [*hailuo_command(), "chat", "--emulator"],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -266,8 +248,8 @@ def _read_until_prompt(process: subprocess.Popen[str]) -> None:
 def test_emulator_prints_export_lines_that_work_when_pasted(
     emulator_process: subprocess.Popen[str], env: dict[str, str]
 ) -> None:
-    lines = _read_until(emulator_process, "export HAILUO_TOKEN", timeout=120)
-    lines += _read_until(emulator_process, "export HAILUO_TOKEN", timeout=120)
+    lines = read_until(emulator_process, "export HAILUO_TOKEN", timeout=120)
+    lines += read_until(emulator_process, "export HAILUO_TOKEN", timeout=120)
     exports = [line.strip() for line in lines if line.startswith("export ")]
     blocks: list[dict[str, str]] = [{}]
     for line in exports:
@@ -291,7 +273,7 @@ def test_emulator_on_a_port_in_use_is_one_line(env: dict[str, str]) -> None:
         port = taken.getsockname()[1]
         result = hailuo("emulator", "--port", str(port), env=env)
     assert result.returncode == 1
-    line = _one_error_line(result.stderr)
+    line = one_error_line(result.stderr)
     assert f"127.0.0.1:{port}" in line
     assert "--port" in line
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,48 +19,33 @@ import pytest
 from langchain_hailuo import __version__
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.core import default_reply, make_token
-from langchain_hailuo.emulator.pytest_plugin import serving
-from tests.integration_tests.test_cli import _command, _one_error_line, env
-from tests.integration_tests.test_cli import hailuo as run_hailuo
+from tests.integration_tests._subprocess import (
+    emulator,
+    env,
+    hailuo,
+    hailuo_command,
+    one_error_line,
+    signed_in_env,
+)
 
-__all__ = ["env"]  # the fixture shared with test_cli.py
+__all__ = ["emulator", "env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(300)  # several Python processes per test
 
 SUBCOMMANDS = ("login", "status", "logout", "doctor", "chat", "emulator", "serve", "pool")
 
 
-def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed command, with a deadline for a busy machine (each run imports Python)."""
-    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
-
-
-def _on_agent(emulator: Emulator, env: dict[str, str], token: str | None = None) -> dict[str, str]:
-    return {
-        **env,
-        "HAILUO_TOKEN": emulator.default_account.token if token is None else token,
-        "HAILUO_BASE_URL": emulator.agent_url,
-        "HAILUO_STREAM_URL": emulator.agent_stream_url,
-    }
-
-
 def _fails_in_one_line(result: subprocess.CompletedProcess[str], code: int = 1) -> str:
     assert result.returncode == code, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
-    return _one_error_line(result.stderr)
+    return one_error_line(result.stderr)
 
 
 # --------------------------------------------------------------------------- exit codes
 
 
 def test_chat_with_an_unknown_model_exits_1(emulator: Emulator, env: dict[str, str]) -> None:
-    result = hailuo("chat", "--model", "nope", env=_on_agent(emulator, env), stdin="hi\n")
+    result = hailuo("chat", "--model", "nope", env=signed_in_env(emulator, env), stdin="hi\n")
     line = _fails_in_one_line(result)
     assert "'nope'" in line
     assert "MiniMax-M3" in line  # what is available instead
@@ -70,7 +54,7 @@ def test_chat_with_an_unknown_model_exits_1(emulator: Emulator, env: dict[str, s
 def test_chat_with_a_token_that_is_not_a_minimax_token_says_so(
     emulator: Emulator, env: dict[str, str]
 ) -> None:
-    result = hailuo("chat", env=_on_agent(emulator, env, token="garbage"), stdin="hi\n")
+    result = hailuo("chat", env=signed_in_env(emulator, env, "garbage"), stdin="hi\n")
     line = _fails_in_one_line(result)
     assert "HAILUO_TOKEN" in line
     assert "not a MiniMax token" in line
@@ -83,7 +67,7 @@ def test_an_expired_hailuo_token_is_told_to_set_a_new_one(
     expired = make_token(
         user_id="123456789012345678", device_id="1", name="x", expires_at=time.time() - 3600
     )
-    result = hailuo("chat", env=_on_agent(emulator, env, token=expired), stdin="hi\n")
+    result = hailuo("chat", env=signed_in_env(emulator, env, expired), stdin="hi\n")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert "argument" not in result.stderr  # the token is HAILUO_TOKEN's, and called so
@@ -96,7 +80,7 @@ def test_an_expired_hailuo_token_is_told_to_set_a_new_one(
 def test_chat_with_the_wrong_protocol_exits_1_and_names_the_settings(
     emulator: Emulator, env: dict[str, str]
 ) -> None:
-    result = hailuo("chat", "--protocol", "v4", env=_on_agent(emulator, env), stdin="hi\n")
+    result = hailuo("chat", "--protocol", "v4", env=signed_in_env(emulator, env), stdin="hi\n")
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -154,7 +138,7 @@ def test_a_record_file_in_a_missing_folder_is_refused_before_the_doctor_runs(
     emulator: Emulator, env: dict[str, str], tmp_path: Path
 ) -> None:
     target = tmp_path / "no-such-folder" / "run.json"
-    result = hailuo("doctor", "--record", str(target), env=_on_agent(emulator, env))
+    result = hailuo("doctor", "--record", str(target), env=signed_in_env(emulator, env))
     line = _fails_in_one_line(result)
     assert "--record" in line
     assert "no-such-folder" in line
@@ -190,7 +174,7 @@ def test_serve_on_a_port_in_use_gives_the_emulators_hint(
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = str(busy.getsockname()[1])
-        serve = hailuo("serve", "--port", port, env=_on_agent(emulator, env))
+        serve = hailuo("serve", "--port", port, env=signed_in_env(emulator, env))
         emu = hailuo("emulator", "--port", port, env=env)
     for result in (serve, emu):
         line = _fails_in_one_line(result)
@@ -202,7 +186,7 @@ def test_a_closed_pipe_ends_quietly(env: dict[str, str]) -> None:
     os.close(read_end)  # `hailuo doctor | true`: the reader is gone before the first line
     try:
         process = subprocess.run(
-            [*_command(), "doctor"],
+            [*hailuo_command(), "doctor"],
             stdout=write_end,
             stderr=subprocess.PIPE,
             text=True,
@@ -245,21 +229,21 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_chat(
     emulator.fault("stall", times=1, after=4)  # the first answer stalls after some text
     typed, terminal = pty.openpty()  # someone types: prompts are shown (on stderr)
     process = subprocess.Popen(
-        [*_command(), "chat"],
+        [*hailuo_command(), "chat"],
         stdin=terminal,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=_on_agent(emulator, env),
+        env=signed_in_env(emulator, env),
     )
     os.close(terminal)
     try:
         assert process.stdout is not None
         assert process.stderr is not None
-        _read_until(process.stderr, b"you> ")
+        read_until(process.stderr, b"you> ")
         os.write(typed, b"first\n")
         first = process.stdout.read(1)  # the answer has begun (then the stream stalls)
         process.send_signal(signal.SIGINT)
-        _read_until(process.stderr, b"hailuo: answer stopped\n")
+        read_until(process.stderr, b"hailuo: answer stopped\n")
         os.write(typed, b"second\n")
         partial = first + process.stdout.readline()  # the stopped answer, its line ended
         assert default_reply("first", 1).startswith(partial[:-1].decode())
@@ -278,7 +262,7 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_chat(
                 stream.close()
 
 
-def _read_until(stream: object, marker: bytes) -> bytes:
+def read_until(stream: object, marker: bytes) -> bytes:
     """Read ``stream`` byte by byte until ``marker`` was seen (a deadline for a busy machine)."""
     seen = b""
     deadline = time.monotonic() + 120

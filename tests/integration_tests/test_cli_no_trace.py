@@ -7,41 +7,23 @@ The installed ``hailuo`` script runs in a subprocess with a private ``HOME`` (se
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.core import default_reply
-from langchain_hailuo.emulator.pytest_plugin import serving
-from tests.integration_tests.test_cli import env
-from tests.integration_tests.test_cli import hailuo as run_hailuo
+from tests.integration_tests._subprocess import (
+    agent_env,
+    emulator,
+    env,
+    hailuo,
+    signed_in_env,
+)
 
-__all__ = ["env"]  # the fixture shared with test_cli.py
+__all__ = ["emulator", "env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(300)  # several Python processes per test
-
-
-def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed command, with a deadline for a busy machine (each run imports Python)."""
-    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
-
-
-def _agent(emulator: Emulator, env: dict[str, str], **extra: str) -> dict[str, str]:
-    return {
-        **env,
-        "HAILUO_BASE_URL": emulator.agent_url,
-        "HAILUO_STREAM_URL": emulator.agent_stream_url,
-        **extra,
-    }
 
 
 def _device_keys(path: Path) -> list[str]:
@@ -51,7 +33,7 @@ def _device_keys(path: Path) -> list[str]:
 def test_a_pool_of_tokens_keeps_its_device_ids_in_hailuo_auth_file(
     emulator: Emulator, env: dict[str, str], tmp_path: Path
 ) -> None:
-    pool = _agent(emulator, env, HAILUO_TOKENS=emulator.default_account.token)
+    pool = agent_env(emulator, env, HAILUO_TOKENS=emulator.default_account.token)
     result = hailuo("chat", env=pool, stdin="hi\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [default_reply("hi", 1)]
@@ -65,7 +47,7 @@ def test_an_unwritable_config_folder_works_with_one_warning(
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("")  # the config folder cannot be made (even by root)
-    settings = _agent(emulator, env, HAILUO_TOKEN=emulator.default_account.token)
+    settings = signed_in_env(emulator, env)
     del settings["HAILUO_AUTH_FILE"]
     settings["XDG_CONFIG_HOME"] = str(blocker)
     result = hailuo("chat", env=settings, stdin="one\ntwo\n")
@@ -82,11 +64,11 @@ def test_a_hailuo_token_users_device_pair_is_kept_without_a_login_file_status_re
     emulator: Emulator, env: dict[str, str]
 ) -> None:
     token = emulator.default_account.token
-    first = hailuo("chat", env=_agent(emulator, env, HAILUO_TOKEN=token), stdin="hi\n")
+    first = hailuo("chat", env=signed_in_env(emulator, env, token), stdin="hi\n")
     assert first.returncode == 0, first.stderr
     auth_file = Path(env["HAILUO_AUTH_FILE"])
     [key] = _device_keys(auth_file)
-    second = hailuo("chat", env=_agent(emulator, env, HAILUO_TOKEN=token), stdin="again\n")
+    second = hailuo("chat", env=signed_in_env(emulator, env, token), stdin="again\n")
     assert second.returncode == 0, second.stderr
     pairs = {(r.query["device_id"], r.query["uuid"]) for r in emulator.requests_to("chat")}
     assert len(pairs) == 1  # the same pair in both processes
@@ -119,7 +101,7 @@ def test_a_device_pair_unused_for_90_days_is_pruned_by_the_next_chat(
     stale = {"device_id": "12345678", "uuid": "u-stale", "used_at": 1.0}  # 1970: long unused
     auth_file.write_text(json.dumps({"devices": {"agent:gone-account": stale}}))
     auth_file.chmod(0o600)
-    token_env = _agent(emulator, env, HAILUO_TOKEN=emulator.default_account.token)
+    token_env = signed_in_env(emulator, env)
     result = hailuo("chat", env=token_env, stdin="hi\n")
     assert result.returncode == 0, result.stderr
     keys = _device_keys(auth_file)

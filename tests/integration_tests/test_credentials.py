@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,9 @@ from langchain_hailuo.emulator.core import default_reply
 from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.errors import HailuoServerError, HailuoTokenExpiredError
 from langchain_hailuo.types import AuthResult
+from tests.integration_tests._subprocess import emulator
+
+__all__ = ["emulator"]  # the fixture (from _subprocess)
 
 pytestmark = pytest.mark.timeout(300)  # Python processes on a shared, busy machine
 
@@ -70,12 +72,6 @@ def finish(process: subprocess.Popen[str]) -> str:
     out, err = process.communicate(timeout=240)
     assert process.returncode == 0, err
     return out.strip()
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
 
 
 # --------------------------------------------------------------------------- device identity

@@ -10,7 +10,6 @@ import re
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,17 +20,16 @@ from langchain_hailuo.emulator import Emulator, EmulatorAccount
 from langchain_hailuo.emulator.core import make_token
 from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.types import AuthResult
-from tests.integration_tests.test_cli import env
-from tests.integration_tests.test_cli import hailuo as run_hailuo
+from tests.integration_tests._subprocess import (
+    emulator,
+    env,
+    hailuo,
+    signed_in_env,
+)
 
-__all__ = ["env"]  # the fixture shared with test_cli.py
+__all__ = ["emulator", "env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(300)  # several Python processes per test
-
-
-def hailuo(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """The installed command, with a deadline for a busy machine (each run imports Python)."""
-    return run_hailuo(*args, env=env, stdin=stdin, timeout=120)
 
 
 COOKIE_VALUE = "cf-clearance-SECRET-4f2a9c"
@@ -49,21 +47,6 @@ STEPS = (
     "chat",
     "protocol drift",
 )
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
-
-
-def _token_env(env: dict[str, str], emulator: Emulator, token: str) -> dict[str, str]:
-    return {
-        **env,
-        "HAILUO_TOKEN": token,
-        "HAILUO_BASE_URL": emulator.agent_url,
-        "HAILUO_STREAM_URL": emulator.agent_stream_url,
-    }
 
 
 def _statuses(stdout: str) -> dict[str, str]:
@@ -114,7 +97,7 @@ def test_a_healthy_agent_login_passes_every_step(emulator: Emulator, env: dict[s
 def test_drift_in_the_stream_is_listed_by_shape(emulator: Emulator, env: dict[str, str]) -> None:
     token = emulator.default_account.token
     emulator.fault("frames", frames=[{"type": 77, "odd": "SECRET-VALUE-9"}])
-    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    result = hailuo("doctor", env=signed_in_env(emulator, env, token))
     assert result.returncode == 0, result.stdout + result.stderr
     line = next(x for x in result.stdout.splitlines() if "protocol drift" in x)
     assert "frame type 77 x1" in line
@@ -127,7 +110,7 @@ def test_an_unknown_code_in_an_http_error_body_is_listed(
 ) -> None:
     token = emulator.default_account.token
     emulator.fault("http_500", code=4242423)
-    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    result = hailuo("doctor", env=signed_in_env(emulator, env, token))
     assert result.returncode != 0  # the chat step failed
     line = next(x for x in result.stdout.splitlines() if "protocol drift" in x)
     assert "error code 4242423 x1" in line
@@ -156,7 +139,7 @@ def test_a_healthy_v4_token_passes_and_no_chat_skips_the_turn(
 
 def test_a_bad_token_fails_at_identity(emulator: Emulator, env: dict[str, str]) -> None:
     token = make_token(user_id="5" * 18, device_id="1", name="x", expires_at=time.time() + 9999)
-    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    result = hailuo("doctor", env=signed_in_env(emulator, env, token))
     assert _failed(result) == ["identity"]
     statuses = _statuses(result.stdout)
     assert (statuses["config"], statuses["chat"]) == ("SKIP", "SKIP")
@@ -167,7 +150,7 @@ def test_a_bad_token_fails_at_identity(emulator: Emulator, env: dict[str, str]) 
 def test_an_expired_token_fails_at_token_expiry(env: dict[str, str]) -> None:
     account = EmulatorAccount(expires_at=time.time() - 3600)
     with serving(Emulator(accounts=[account])) as emulator:
-        result = hailuo("doctor", env=_token_env(env, emulator, account.token))
+        result = hailuo("doctor", env=signed_in_env(emulator, env, account.token))
     failed = _failed(result)
     assert failed[0] == "token expiry"
     assert "hailuo login" in result.stdout
@@ -181,7 +164,7 @@ def test_the_stream_origin_down_fails_its_step(emulator: Emulator, env: dict[str
     token = emulator.default_account.token
     result = hailuo(
         "doctor", "--stream-url", f"http://127.0.0.1:{closed}",
-        env=_token_env(env, emulator, token),
+        env=signed_in_env(emulator, env, token),
     )  # fmt: skip
     assert _failed(result) == ["stream origin"]
     assert f"127.0.0.1:{closed}" in result.stdout
@@ -192,7 +175,7 @@ def test_the_stream_origin_down_fails_its_step(emulator: Emulator, env: dict[str
 def test_a_cloudflare_challenge_fails_its_step(emulator: Emulator, env: dict[str, str]) -> None:
     emulator.fault("http_403_bot", times=-1, on="user_info")
     token = emulator.default_account.token
-    result = hailuo("doctor", "--no-chat", env=_token_env(env, emulator, token))
+    result = hailuo("doctor", "--no-chat", env=signed_in_env(emulator, env, token))
     failed = _failed(result)
     assert failed[0] == "cloudflare"
     assert "Cloudflare challenge" in result.stdout
@@ -202,7 +185,7 @@ def test_a_cloudflare_challenge_fails_its_step(emulator: Emulator, env: dict[str
 def test_a_quota_wall_fails_the_chat_step(emulator: Emulator, env: dict[str, str]) -> None:
     emulator.fault("quota_wall", times=-1)
     token = emulator.default_account.token
-    result = hailuo("doctor", env=_token_env(env, emulator, token))
+    result = hailuo("doctor", env=signed_in_env(emulator, env, token))
     assert _failed(result) == ["chat"]
     assert "HailuoQuotaError" in result.stdout
     _assert_no_secret(result, token)

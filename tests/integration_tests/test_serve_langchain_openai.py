@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
@@ -12,7 +10,7 @@ from pydantic import BaseModel
 
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, served_by
 
 
 class Person(BaseModel):
@@ -28,10 +26,7 @@ def get_weather(city: str) -> str:
     return f"Sunny, 21 C in {city}"
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator) as running:
-        yield running
+served = served_by()
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -19,29 +18,19 @@ from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark
 from tests.integration_tests._media import pdf_bytes, png_bytes
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import (
+    MODEL,
+    anthropic_client,
+    openai_client,
+    served_by,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator, max_body_bytes=512 * 1024) as running:
-        yield running
-
-
-@pytest.fixture
-def oai(served: Served, emulator: Emulator) -> Iterator[openai.OpenAI]:
-    emulator.clear_faults()
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
-
-
-@pytest.fixture
-def claude(served: Served, emulator: Emulator) -> Iterator[anthropic.Anthropic]:
-    emulator.clear_faults()
-    with anthropic.Anthropic(base_url=served.origin, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
+served = served_by(max_body_bytes=512 * 1024)
+oai = openai_client  # the shared fixture, by this module's name
+claude = anthropic_client  # the shared fixture, by this module's name
 
 
 def b64(data: bytes) -> str:

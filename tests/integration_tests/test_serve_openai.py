@@ -7,7 +7,6 @@ by it). What the server posted to the emulator is read back with the ``_chats`` 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -17,7 +16,15 @@ from pydantic import BaseModel
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import (
+    MODEL,
+    Served,
+    call_block,
+    openai_client,
+    openai_sdk,
+    served_by,
+    serving,
+)
 
 
 class Person(BaseModel):
@@ -25,17 +32,8 @@ class Person(BaseModel):
     age: int
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator) as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Served, emulator: Emulator) -> Iterator[openai.OpenAI]:
-    emulator.clear_faults()
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
+served = served_by()
+client = openai_client  # the shared fixture, by this module's name
 
 
 WEATHER_TOOL: Any = {
@@ -263,7 +261,7 @@ def test_models_lists_the_accounts_models(client: openai.OpenAI, emulator: Emula
 
 def test_request_without_the_key_gets_401_in_openai_shape(served: Served) -> None:
     with (
-        openai.OpenAI(base_url=served.base_url, api_key="wrong-key", max_retries=0) as bad,
+        openai_sdk(served, api_key="wrong-key") as bad,
         pytest.raises(openai.AuthenticationError) as caught,
     ):
         bad.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
@@ -288,7 +286,7 @@ def test_service_rate_limit_gets_429_with_retry_after(emulator: Emulator) -> Non
     emulator.fault("http_429", seconds=7)
     with (
         serving(emulator, model={"max_retries": 0}) as own,
-        openai.OpenAI(base_url=own.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(own) as sdk,
         pytest.raises(openai.RateLimitError) as caught,
     ):
         sdk.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Hi"}])
@@ -341,7 +339,7 @@ def test_continuity_over_the_v4_protocol_too(emulator: Emulator) -> None:
     history: Any = []
     with (
         serving(emulator, protocol="v4") as own,
-        openai.OpenAI(base_url=own.base_url, api_key=API_KEY, max_retries=0) as sdk,
+        openai_sdk(own) as sdk,
     ):
         for turn, question in enumerate(["v4 one", "v4 two", "v4 three"], 1):
             history.append({"role": "user", "content": question})

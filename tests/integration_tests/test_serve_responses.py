@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,7 +14,16 @@ from pydantic import BaseModel, SecretStr
 from langchain_hailuo.emulator import ScriptedReply
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import frames_apart, mark, sent
-from tests.integration_tests._serve import API_KEY, MODEL, Served, call_block, serving
+from tests.integration_tests._serve import (
+    API_KEY,
+    MODEL,
+    Served,
+    call_block,
+    openai_client,
+    openai_sdk,
+    served_by,
+    serving,
+)
 
 WEATHER: Any = {
     "type": "function",
@@ -29,17 +37,8 @@ WEATHER: Any = {
 }
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator, model_aliases=(("gpt-*", MODEL),)) as running:
-        yield running
-
-
-@pytest.fixture
-def client(served: Served, emulator: Emulator) -> Iterator[openai.OpenAI]:
-    emulator.clear_faults()
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as sdk:
-        yield sdk
+served = served_by(model_aliases=(("gpt-*", MODEL),))
+client = openai_client  # the shared fixture, by this module's name
 
 
 def test_create_answers_a_string_input(client: openai.OpenAI, emulator: Emulator) -> None:
@@ -185,7 +184,7 @@ def test_a_drop_mid_stream_is_response_failed_and_never_resent(
     served: Served, emulator: Emulator
 ) -> None:
     start = mark(emulator)
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY) as sdk:  # default retries
+    with openai_sdk(served, max_retries=openai.DEFAULT_MAX_RETRIES) as sdk:  # default retries
         emulator.fault("drop", after=4)
         with pytest.raises(openai.APIError) as caught:
             for _ in sdk.responses.create(model=MODEL, input="A long answer please", stream=True):
@@ -237,10 +236,10 @@ def test_a_response_id_is_kept_per_api_key(emulator: Emulator) -> None:
     other = "sk-serve-test-another-key"
     keys = (SecretStr(API_KEY), SecretStr(other))
     with serving(emulator, api_keys=keys) as served:
-        with openai.OpenAI(base_url=served.base_url, api_key=API_KEY, max_retries=0) as mine:
+        with openai_sdk(served) as mine:
             first = mine.responses.create(model=MODEL, input="Mine")
         with (
-            openai.OpenAI(base_url=served.base_url, api_key=other, max_retries=0) as theirs,
+            openai_sdk(served, api_key=other) as theirs,
             pytest.raises(openai.BadRequestError) as caught,
         ):
             theirs.responses.create(model=MODEL, input="Theirs", previous_response_id=first.id)

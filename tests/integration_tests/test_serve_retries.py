@@ -8,7 +8,6 @@ emulator counts the chat turns that reached it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -17,15 +16,18 @@ import pytest
 
 from langchain_hailuo.emulator.app import Emulator
 from tests.integration_tests._chats import mark
-from tests.integration_tests._serve import API_KEY, MODEL, Served, serving
+from tests.integration_tests._serve import (
+    MODEL,
+    Served,
+    anthropic_sdk,
+    openai_sdk,
+    served_by,
+)
 
 HI: Any = [{"role": "user", "content": "A long answer please"}]
 
 
-@pytest.fixture(scope="module")
-def served(emulator: Emulator) -> Iterator[Served]:
-    with serving(emulator, model={"max_retries": 0}) as running:
-        yield running
+served = served_by(model={"max_retries": 0})
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +41,7 @@ def test_openai_sdk_does_not_resend_a_message_dropped_mid_answer(
     emulator.fault("drop", after=4)
     start = mark(emulator)
     with (
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY) as sdk,  # default retries
+        openai_sdk(served, max_retries=openai.DEFAULT_MAX_RETRIES) as sdk,  # default retries
         pytest.raises(openai.InternalServerError) as caught,
     ):
         sdk.chat.completions.create(model=MODEL, messages=HI)
@@ -55,7 +57,7 @@ def test_openai_sdk_stream_dropped_before_the_first_part_is_not_resent(
     emulator.fault("drop", after=0)
     start = mark(emulator)
     with (
-        openai.OpenAI(base_url=served.base_url, api_key=API_KEY) as sdk,
+        openai_sdk(served, max_retries=openai.DEFAULT_MAX_RETRIES) as sdk,
         pytest.raises(openai.InternalServerError),
     ):
         for _ in sdk.chat.completions.create(model=MODEL, messages=HI, stream=True):
@@ -67,7 +69,7 @@ def test_anthropic_sdk_does_not_resend_a_message_dropped_mid_answer(
     served: Served, emulator: Emulator
 ) -> None:
     start = mark(emulator)
-    with anthropic.Anthropic(base_url=served.origin, api_key=API_KEY) as sdk:
+    with anthropic_sdk(served, max_retries=anthropic.DEFAULT_MAX_RETRIES) as sdk:
         assert sdk.max_retries > 0
         emulator.fault("drop", after=4)
         with pytest.raises(anthropic.InternalServerError) as caught:
@@ -85,7 +87,7 @@ def test_anthropic_sdk_does_not_resend_a_message_dropped_mid_answer(
 def test_a_provably_unsent_429_is_retried_by_the_sdk(served: Served, emulator: Emulator) -> None:
     emulator.fault("http_429", seconds=1)
     start = mark(emulator)
-    with openai.OpenAI(base_url=served.base_url, api_key=API_KEY) as sdk:
+    with openai_sdk(served, max_retries=openai.DEFAULT_MAX_RETRIES) as sdk:
         reply = sdk.chat.completions.create(
             model=MODEL, messages=[{"role": "user", "content": "Hi"}]
         )

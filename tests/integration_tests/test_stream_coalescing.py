@@ -15,6 +15,7 @@ from aiohttp import web
 from langchain_core.messages import AIMessageChunk
 
 from langchain_hailuo.chat_models import ChatHailuo
+from tests.integration_tests._loopback import loopback
 from tests.unit_tests.v4.frames import CLOSE, message, send_result
 
 ANSWER = "".join(f"word{n} " for n in range(40)).strip()
@@ -56,16 +57,11 @@ async def server() -> AsyncIterator[tuple[Server, str]]:
     handler = Server()
     app = web.Application()
     app.router.add_post("/v4/api/chat/msg", handler.chat)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield handler, f"http://127.0.0.1:{port}"
-    finally:
-        handler.gate.set()
-        await runner.cleanup()
+    async with loopback(app) as origin:
+        try:
+            yield handler, origin
+        finally:
+            handler.gate.set()
 
 
 def model(base_url: str) -> ChatHailuo:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -11,12 +9,17 @@ from pathlib import Path
 import pytest
 
 from langchain_hailuo.emulator.pytest_plugin import serving
+from tests.integration_tests._subprocess import env, run
+
+__all__ = ["env"]  # the fixture (from _subprocess)
 
 pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.mark.parametrize("status", [301, 308])
-def test_a_users_two_models_ask_the_moved_origin_once(tmp_path: Path, status: int) -> None:
+def test_a_users_two_models_ask_the_moved_origin_once(
+    tmp_path: Path, env: dict[str, str], status: int
+) -> None:
     script = tmp_path / "user_script.py"
     script.write_text(
         textwrap.dedent(
@@ -33,24 +36,13 @@ def test_a_users_two_models_ask_the_moved_origin_once(tmp_path: Path, status: in
     )
     with serving() as emulator:
         emulator.redirect_status = status
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-        env.update(
-            HOME=str(tmp_path),
-            XDG_CONFIG_HOME=str(tmp_path / "config"),
-            HAILUO_AUTH_FILE=str(tmp_path / "auth.json"),
-            HAILUO_TOKEN=emulator.default_account.token,
-            HAILUO_STREAM_URL=emulator.agent_stream_url,
-            MOVED_URL=emulator.agent_redirect_url,
-        )
-        result = subprocess.run(
-            [sys.executable, str(script)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-            timeout=100,
-            check=False,
-        )
+        user = {
+            **env,
+            "HAILUO_TOKEN": emulator.default_account.token,
+            "HAILUO_STREAM_URL": emulator.agent_stream_url,
+            "MOVED_URL": emulator.agent_redirect_url,
+        }
+        result = run([sys.executable, str(script)], env=user, cwd=tmp_path, timeout=100)
         moved = [r for r in emulator.requests if r.endpoint == "redirect"]
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
+
+from tests.integration_tests._subprocess import env, run
+
+__all__ = ["env"]  # the fixture (from _subprocess)
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -22,7 +24,9 @@ pytestmark = pytest.mark.timeout(120)
         ("ChatHailuo.model_validate({'max_tokens': 5})", "max_tokens"),
     ],
 )
-def test_an_ignored_control_warns_at_the_users_line(tmp_path: Path, build: str, name: str) -> None:
+def test_an_ignored_control_warns_at_the_users_line(
+    tmp_path: Path, env: dict[str, str], build: str, name: str
+) -> None:
     script = tmp_path / "user_script.py"
     script.write_text(
         textwrap.dedent(
@@ -38,17 +42,8 @@ def test_an_ignored_control_warns_at_the_users_line(tmp_path: Path, build: str, 
             """
         )
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAILUO_")}
-    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    result = subprocess.run(
-        [sys.executable, "-W", "always::UserWarning", str(script)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=100,
-        check=False,
-    )
+    argv = [sys.executable, "-W", "always::UserWarning", str(script)]
+    result = run(argv, env=env, cwd=tmp_path, timeout=100)
     assert result.returncode == 0, result.stderr
     first = result.stderr.splitlines()[0]
     assert first.startswith(f"{script}:8: UserWarning: ChatHailuo ignores {name}"), first

@@ -1,7 +1,9 @@
-"""Shared fixtures of the Agent stack's unit tests: a fixed clock, a wire-URL spy, accounts."""
+"""Shared fixtures of the Agent stack's unit tests: a fixed clock, a wire-URL spy, accounts,
+the mocked endpoints and the signature recipe's hash."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
@@ -29,6 +31,24 @@ SESSION_ID = "123456789012345"
 def url_re(origin: str, path: str) -> re.Pattern[str]:
     """A pattern matching ``origin + path`` with any query."""
     return re.compile("^" + re.escape(origin + path) + r"(\?.*)?$")
+
+
+USER_INFO_URL = url_re(CONTROL, "/v1/api/user/info")
+CONFIG_URL = url_re(CONTROL, PREFIX + "/config")
+AGENTS_URL = url_re(CONTROL, PREFIX + "/agent")
+SESSION_URL = url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session")
+SALT = "I*7Cf%WZ#S&%1RlZJ&C2"
+"""The web client's ``x-signature`` salt (§12.1)."""
+
+
+def message_url(session_id: str = SESSION_ID) -> re.Pattern[str]:
+    """The stream host's message endpoint of a session, with any query."""
+    return url_re(STREAM, f"{PREFIX}/session/{session_id}/message")
+
+
+def md5(text: str) -> str:
+    """The hex MD5 of ``text`` (the signatures' hash), from hashlib alone."""
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def sse(*frames: Any, done: bool = False) -> bytes:
@@ -69,6 +89,39 @@ def make_auth(**changes: Any) -> AuthResult:
     }
     data.update(changes)
     return AuthResult(**data)
+
+
+def mock_config(m: aioresponses, *, models: list[str] | None = None, repeat: bool = False) -> None:
+    """``/config``: the account's models (M3 and M2.7 unless ``models`` says otherwise)."""
+    listed = models or ["MiniMax-M3", "MiniMax-M2.7"]
+    m.get(CONFIG_URL, payload={"models": [{"model_id": mid} for mid in listed]}, repeat=repeat)
+
+
+def mock_identity(
+    m: aioresponses, *, models: list[str] | None = None, repeat: bool = False
+) -> None:
+    """The bootstrap's answers: the user's id, the account's models, its agents (one Mavis)."""
+    m.get(
+        USER_INFO_URL,
+        payload={"statusInfo": {"code": 0}, "data": {"userInfo": {"realUserID": REAL_USER_ID}}},
+        repeat=repeat,
+    )
+    mock_config(m, models=models, repeat=repeat)
+    m.get(
+        AGENTS_URL,
+        payload={
+            "agents": [
+                {"name": "111111111111111", "agent_role": "general"},
+                {"name": AGENT_ID, "agent_role": "mavis", "display_name": "Mavis"},
+            ]
+        },
+        repeat=repeat,
+    )
+
+
+def mock_turn(m: aioresponses, body: bytes, session_id: str = SESSION_ID, **kw: Any) -> None:
+    """A turn's streamed answer ``body`` on the session's message endpoint."""
+    m.post(message_url(session_id), body=body, content_type="text/event-stream", **kw)
 
 
 async def no_sleep(_: float) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
@@ -29,32 +28,33 @@ from langchain_hailuo.errors import (
 from langchain_hailuo.types import FinishReason, TextDelta
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
+    CONFIG_URL,
     CONTROL,
     NOW,
     PREFIX,
     REAL_USER_ID,
+    SALT,
     SESSION_ID,
+    SESSION_URL,
     STREAM,
     TOKEN,
     chunk,
     make_auth,
     make_client,
+    md5,
+    message_url,
+    mock_identity,
+    mock_turn,
     sent,
     sse,
-    url_re,
 )
 
-SALT = "I*7Cf%WZ#S&%1RlZJ&C2"
 ORDER = [
     *("device_platform", "biz_id", "app_id", "version_code", "unix", "timezone_offset"),
     *("sys_language", "lang", "uuid", "device_id", "os_name", "browser_name", "device_memory"),
     *("cpu_core_num", "browser_language", "browser_platform", "user_id", "screen_width"),
     *("screen_height", "token", "client", "region"),
 ]
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def expected_signatures(url: str, body: str, *, absolute: bool) -> dict[str, str]:
@@ -99,26 +99,6 @@ def assert_signed(url: str, headers: dict[str, str], body: str, *, absolute: boo
         assert headers[name] == value, name
 
 
-def mock_identity(m: aioresponses, *, models: list[str] | None = None) -> None:
-    m.get(
-        url_re(CONTROL, "/v1/api/user/info"),
-        payload={"statusInfo": {"code": 0}, "data": {"userInfo": {"realUserID": REAL_USER_ID}}},
-    )
-    m.get(
-        url_re(CONTROL, PREFIX + "/config"),
-        payload={"models": [{"model_id": mid} for mid in models or ["MiniMax-M3", "MiniMax-M2.7"]]},
-    )
-    m.get(
-        url_re(CONTROL, PREFIX + "/agent"),
-        payload={
-            "agents": [
-                {"name": "111111111111111", "agent_role": "general"},
-                {"name": AGENT_ID, "agent_role": "mavis", "display_name": "Mavis"},
-            ]
-        },
-    )
-
-
 async def test_bootstrap_requests_are_pinned(mocked: aioresponses, wire: list[str]) -> None:
     mock_identity(mocked)
     client = make_client()
@@ -154,14 +134,8 @@ async def test_bootstrap_requests_are_pinned(mocked: aioresponses, wire: list[st
 
 
 async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[str]) -> None:
-    mocked.post(
-        url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session"), payload={"session_id": SESSION_ID}
-    )
-    mocked.post(
-        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("Hé"), chunk("llo"), chunk(finish=True)),
-        content_type="text/event-stream",
-    )
+    mocked.post(SESSION_URL, payload={"session_id": SESSION_ID})
+    mock_turn(mocked, sse(chunk("Hé"), chunk("llo"), chunk(finish=True)))
     client = make_client()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
     model = ModelChoice("MiniMax-M3", reasoning=True)
@@ -172,7 +146,7 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     assert events == [TextDelta("Hé"), TextDelta("llo"), FinishReason("stop")]
 
     (_, _, session_kwargs), (_, _, message_kwargs) = sent(mocked)
-    session_url, message_url = wire
+    session_url, message_wire = wire
     assert session_url.startswith(f"{CONTROL}{PREFIX}/agent/{AGENT_ID}/session?")
     session_body = '{"model":{"provider_id":"minimax","model_id":"MiniMax-M3","reasoning":true}}'
     assert session_kwargs["data"] == session_body.encode()
@@ -180,8 +154,8 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     assert_query(session_url)
     assert_signed(session_url, session_kwargs["headers"], session_body, absolute=False)
 
-    assert message_url.startswith(f"{STREAM}{PREFIX}/session/{SESSION_ID}/message?")
-    assert_query(message_url)
+    assert message_wire.startswith(f"{STREAM}{PREFIX}/session/{SESSION_ID}/message?")
+    assert_query(message_wire)
     raw = message_kwargs["data"]
     body = raw.decode()
     data = json.loads(body)
@@ -193,19 +167,15 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     headers = message_kwargs["headers"]
     assert headers["accept"] == "text/event-stream"
     assert headers["origin"] == CONTROL
-    assert_signed(message_url, headers, body, absolute=True)  # the stream host: absolute
+    assert_signed(message_wire, headers, body, absolute=True)  # the stream host: absolute
     await client.aclose()
 
 
 async def test_only_the_stream_host_signs_the_absolute_url(
     mocked: aioresponses, wire: list[str]
 ) -> None:
-    mocked.post(
-        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("ok"), chunk(finish=True)),
-        content_type="text/event-stream",
-    )
-    mocked.get(url_re(CONTROL, PREFIX + "/config"), payload={"models": []})
+    mock_turn(mocked, sse(chunk("ok"), chunk(finish=True)))
+    mocked.get(CONFIG_URL, payload={"models": []})
     client = make_client()
     auth = make_auth(real_user_id=REAL_USER_ID)
     await client.fetch_models(auth)
@@ -218,11 +188,7 @@ async def test_only_the_stream_host_signs_the_absolute_url(
 
 async def test_turn_ids_are_fresh(mocked: aioresponses) -> None:
     for _ in range(2):
-        mocked.post(
-            url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-            body=sse(chunk("ok"), chunk(finish=True)),
-            content_type="text/event-stream",
-        )
+        mock_turn(mocked, sse(chunk("ok"), chunk(finish=True)))
     client = make_client()
     auth = make_auth(real_user_id=REAL_USER_ID)
     ids = []
@@ -263,7 +229,7 @@ def test_default_stream_url() -> None:
 
 async def test_non_json_session_answer_is_a_protocol_error(mocked: aioresponses) -> None:
     mocked.post(
-        url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session"),
+        SESSION_URL,
         body="<!doctype html><html></html>",
         content_type="text/html",
     )
@@ -273,7 +239,7 @@ async def test_non_json_session_answer_is_a_protocol_error(mocked: aioresponses)
 
 
 async def test_session_without_id_is_a_protocol_error(mocked: aioresponses) -> None:
-    mocked.post(url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session"), payload={"agent_name": "x"})
+    mocked.post(SESSION_URL, payload={"agent_name": "x"})
     with pytest.raises(HailuoProtocolError, match="agent_role"):
         await make_client().create_session(make_auth(agent_id=AGENT_ID), ModelChoice("MiniMax-M3"))
 
@@ -281,7 +247,7 @@ async def test_session_without_id_is_a_protocol_error(mocked: aioresponses) -> N
 async def test_401_names_the_identity_never_the_token(
     mocked: aioresponses, debug_logs: Any
 ) -> None:
-    mocked.get(url_re(CONTROL, PREFIX + "/config"), status=401, body="")
+    mocked.get(CONFIG_URL, status=401, body="")
     client = make_client()
     with pytest.raises(HailuoAuthError) as info:
         await client.fetch_models(make_auth(real_user_id=REAL_USER_ID))
@@ -296,7 +262,7 @@ async def test_401_names_the_identity_never_the_token(
 
 async def test_cloudflare_page_asks_for_a_new_login(mocked: aioresponses) -> None:
     mocked.get(
-        url_re(CONTROL, PREFIX + "/config"),
+        CONFIG_URL,
         status=403,
         body="<html><title>Just a moment...</title></html>",
         content_type="text/html",
@@ -327,7 +293,7 @@ async def test_cloudflare_page_asks_for_a_new_login(mocked: aioresponses) -> Non
 )
 async def test_error_statuses(mocked: aioresponses, status: int, body: str, error: type) -> None:
     mocked.post(
-        url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session"),
+        SESSION_URL,
         status=status,
         body=body,
         content_type="application/json",
@@ -347,11 +313,9 @@ async def test_non_numeric_device_id_is_refused_before_sending(mocked: aiorespon
 
 
 async def test_not_configured_calls_config_and_retries_once(mocked: aioresponses) -> None:
-    session = url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session")
+    session = SESSION_URL
     mocked.post(session, status=500, body="[1400010501] Environment Variables not configured")
-    mocked.get(
-        url_re(CONTROL, PREFIX + "/config"), payload={"models": [{"model_id": "MiniMax-M3"}]}
-    )
+    mocked.get(CONFIG_URL, payload={"models": [{"model_id": "MiniMax-M3"}]})
     mocked.post(session, payload={"data": {"session_id": SESSION_ID}})
     client = make_client()
     assert await client.create_session(make_auth(agent_id=AGENT_ID), ModelChoice("M")) == SESSION_ID
@@ -363,7 +327,7 @@ async def test_not_configured_calls_config_and_retries_once(mocked: aioresponses
 
 
 async def test_retry_before_first_byte_on_5xx(mocked: aioresponses) -> None:
-    config = url_re(CONTROL, PREFIX + "/config")
+    config = CONFIG_URL
     mocked.get(config, status=502, body="bad gateway")
     mocked.get(config, payload={"models": [{"model_id": "MiniMax-M3"}]})
     assert await make_client().fetch_models(make_auth()) == ["MiniMax-M3"]
@@ -371,7 +335,7 @@ async def test_retry_before_first_byte_on_5xx(mocked: aioresponses) -> None:
 
 async def test_message_json_error_body_is_typed(mocked: aioresponses) -> None:
     mocked.post(
-        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
+        message_url(),
         payload={"base_resp": {"status_code": 2056, "status_msg": "quota"}},
     )
     with pytest.raises(HailuoQuotaError):
@@ -380,7 +344,7 @@ async def test_message_json_error_body_is_typed(mocked: aioresponses) -> None:
 
 
 async def test_response_closed_on_early_exit_and_truncation(mocked: aioresponses) -> None:
-    url = url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message")
+    url = message_url()
     mocked.post(url, body=sse(chunk("a" * 40), chunk("b")), content_type="text/event-stream")
     mocked.post(url, body=sse(chunk("partial")), content_type="text/event-stream")
     client = make_client()

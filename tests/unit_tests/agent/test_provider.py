@@ -28,24 +28,27 @@ from langchain_hailuo.types import (
     Reasoning,
     Usage,
 )
+from tests._streams import collect
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
-    CONTROL,
+    CONFIG_URL,
     PREFIX,
     REAL_USER_ID,
     SESSION_ID,
-    STREAM,
+    SESSION_URL,
     TOKEN,
     chunk,
     make_auth,
     make_client,
     message,
+    message_url,
+    mock_config,
+    mock_identity,
+    mock_turn,
     sent,
     sse,
-    url_re,
 )
 
-SESSION_URL = url_re(CONTROL, f"{PREFIX}/agent/{AGENT_ID}/session")
 HISTORY = [
     {"role": "system", "content": "Be brief."},
     {"role": "user", "content": "Hi"},
@@ -53,10 +56,6 @@ HISTORY = [
     {"role": "user", "content": "Name a fox."},
 ]
 FOLDED = "System: Be brief.\nUser: Hi\nAssistant: Hello!\nUser: Name a fox.\nAssistant:"
-
-
-def message_url(session_id: str = SESSION_ID) -> Any:
-    return url_re(STREAM, f"{PREFIX}/session/{session_id}/message")
 
 
 def good_turn(text: str = "Reynard.") -> bytes:
@@ -67,37 +66,6 @@ def good_turn(text: str = "Reynard.") -> bytes:
         message(text, usage={"input_tokens": 5, "output_tokens": 2, "total_tokens": 7}),
         chunk(finish=True),
     )
-
-
-def mock_identity(m: aioresponses) -> None:
-    m.get(
-        url_re(CONTROL, "/v1/api/user/info"),
-        payload={"data": {"userInfo": {"realUserID": REAL_USER_ID}}},
-        repeat=True,
-    )
-    m.get(
-        url_re(CONTROL, PREFIX + "/config"),
-        payload={"models": [{"model_id": "MiniMax-M3"}, {"model_id": "MiniMax-M2.7"}]},
-        repeat=True,
-    )
-    m.get(
-        url_re(CONTROL, PREFIX + "/agent"),
-        payload={"agents": [{"name": AGENT_ID, "agent_role": "mavis"}]},
-        repeat=True,
-    )
-
-
-def mock_config(m: aioresponses) -> None:
-    """``/config``, which every account reads once before its first message (§12.2)."""
-    m.get(
-        url_re(CONTROL, PREFIX + "/config"),
-        payload={"models": [{"model_id": "MiniMax-M3"}, {"model_id": "MiniMax-M2.7"}]},
-        repeat=True,
-    )
-
-
-def mock_turn(m: aioresponses, body: bytes, session_id: str = SESSION_ID, **kw: Any) -> None:
-    m.post(message_url(session_id), body=body, content_type="text/event-stream", **kw)
 
 
 class FakeManager:
@@ -135,12 +103,8 @@ async def drain(agen: Any, out: list[Any]) -> None:
         out.append(item)  # noqa: PERF401 - keeps what arrived before an error
 
 
-async def collect(agen: Any) -> list[Any]:
-    return [item async for item in agen]
-
-
 async def test_new_session_turn_and_bootstrap_once(mocked: aioresponses) -> None:
-    mock_identity(mocked)
+    mock_identity(mocked, repeat=True)
     mocked.post(SESSION_URL, payload={"session_id": SESSION_ID})
     mocked.post(SESSION_URL, payload={"session_id": "999"})
     mock_turn(mocked, good_turn())
@@ -181,7 +145,7 @@ async def test_new_session_turn_and_bootstrap_once(mocked: aioresponses) -> None
 
 
 async def test_follow_up_uses_the_same_session(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mock_turn(mocked, good_turn("Second."))
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
@@ -203,7 +167,7 @@ async def test_follow_up_uses_the_same_session(mocked: aioresponses) -> None:
 
 
 async def test_other_accounts_conversation_starts_over(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mocked.post(SESSION_URL, payload={"session_id": "777"})
     mock_turn(mocked, good_turn(), session_id="777")
     agent = provider()
@@ -218,7 +182,7 @@ async def test_other_accounts_conversation_starts_over(mocked: aioresponses) -> 
 
 
 async def test_unknown_model_names_the_available_ones(mocked: aioresponses) -> None:
-    mock_identity(mocked)
+    mock_identity(mocked, repeat=True)
     agent = provider()
     with pytest.raises(HailuoConfigurationError, match=r"MiniMax-M3, MiniMax-M2\.7"):
         await collect(agent.create_authed("GPT-9", HISTORY, make_auth()))
@@ -228,15 +192,13 @@ async def test_unknown_model_names_the_available_ones(mocked: aioresponses) -> N
 
 
 async def test_not_configured_message_calls_config_and_retries_once(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mocked.post(
         message_url(),
         status=500,
         body='{"error":"[1400010501] Environment Variables not configured"}',
     )
-    mocked.get(
-        url_re(CONTROL, PREFIX + "/config"), payload={"models": [{"model_id": "MiniMax-M3"}]}
-    )
+    mocked.get(CONFIG_URL, payload={"models": [{"model_id": "MiniMax-M3"}]})
     mock_turn(mocked, good_turn())
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
@@ -252,7 +214,7 @@ async def test_not_configured_message_calls_config_and_retries_once(mocked: aior
 
 
 async def test_busy_session(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mocked.post(message_url(), status=409, body="busy")
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
@@ -264,7 +226,7 @@ async def test_busy_session(mocked: aioresponses) -> None:
 async def test_transient_failure_opens_one_new_session(
     mocked: aioresponses, caplog: pytest.LogCaptureFixture
 ) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mock_turn(mocked, sse(message("sandbox connection error", finish_reason="error")))
     mocked.post(SESSION_URL, payload={"session_id": "555"})
     mock_turn(mocked, good_turn(), session_id="555")
@@ -286,7 +248,7 @@ async def test_transient_failure_opens_one_new_session(
 
 
 async def test_transient_failure_twice_raises(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")))
     mocked.post(SESSION_URL, payload={"session_id": "555"})
     mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")), session_id="555")
@@ -298,7 +260,7 @@ async def test_transient_failure_twice_raises(mocked: aioresponses) -> None:
 
 
 async def test_quota_wall_prose(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     wall = "No conversation resources are available. Subscribe to continue."
     mock_turn(mocked, sse(chunk(wall[:20]), chunk(wall[20:]), chunk("", finish=True)))
     agent = provider()
@@ -312,7 +274,7 @@ async def test_quota_wall_prose(mocked: aioresponses) -> None:
 
 
 async def test_reauth_before_output(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mocked.post(SESSION_URL, status=401, body="")
     mocked.post(SESSION_URL, payload={"session_id": SESSION_ID})
     mock_turn(mocked, good_turn())
@@ -338,7 +300,7 @@ async def test_second_rejection_raises(mocked: aioresponses) -> None:
 
 
 async def test_no_replay_after_output(mocked: aioresponses) -> None:
-    mock_config(mocked)
+    mock_config(mocked, repeat=True)
     mock_turn(mocked, sse(chunk("Half an ans"), message("rpc timeout", finish_reason="error")))
     mock_turn(mocked, sse(chunk("cut off")))
     agent = provider(FakeManager(make_auth(token="other")))
@@ -356,7 +318,7 @@ async def test_no_replay_after_output(mocked: aioresponses) -> None:
 async def test_token_never_leaks(
     mocked: aioresponses, debug_logs: pytest.LogCaptureFixture
 ) -> None:
-    mock_identity(mocked)
+    mock_identity(mocked, repeat=True)
     mocked.post(SESSION_URL, payload={"session_id": SESSION_ID})
     mock_turn(mocked, sse(chunk("partial")))
     agent = provider()

@@ -3,7 +3,6 @@ text with hashlib, and one test per detail of it (each fails if that detail is c
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import quote
 
 import pytest
@@ -26,10 +25,9 @@ from langchain_hailuo.agent.signing import (
     yy_body,
     yy_signature,
 )
-from tests.unit_tests.agent.conftest import make_auth
+from tests.unit_tests.agent.conftest import SALT, make_auth, md5
 
 NOW = 1790000000123
-SALT = "I*7Cf%WZ#S&%1RlZJ&C2"
 
 MCODE_GET = (
     "/v1/api/user/info?device_platform=mcode&biz_id=3&app_id=3001&version_code=22201"
@@ -58,10 +56,6 @@ WEB_BODY = (
     '{"content":"hi","model":{"provider_id":"minimax","model_id":"MiniMax-M3","reasoning":true},'
     '"turn_id":"00000000-0000-4000-8000-000000000000","worktreeMode":false}'
 )
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 def test_mcode_get_vector() -> None:

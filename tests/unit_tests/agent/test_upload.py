@@ -30,16 +30,14 @@ from langchain_hailuo.errors import (
 from langchain_hailuo.types import FinishReason, TextDelta
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
-    PREFIX,
     REAL_USER_ID,
     SESSION_ID,
-    STREAM,
     chunk,
     make_auth,
     make_client,
+    mock_turn,
     sent,
     sse,
-    url_re,
 )
 
 NOTES = Attachment("file", "notes.md", "text/markdown", data=b"hello")
@@ -165,11 +163,7 @@ def test_memory_store_forgets_the_least_recently_used() -> None:
 async def test_the_turn_body_carries_attachments_in_the_builder_order(
     mocked: aioresponses, text: str, sent_text: str
 ) -> None:
-    mocked.post(
-        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=sse(chunk("ok"), chunk(finish=True)),
-        content_type="text/event-stream",
-    )
+    mock_turn(mocked, sse(chunk("ok"), chunk(finish=True)))
     client = make_client()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
     entries = [cloud_entry(NOTES, "9484b529")]

@@ -15,25 +15,20 @@ from langchain_hailuo.errors import HailuoSessionBusyError, HailuoStallError, Ha
 from langchain_hailuo.types import FinishReason
 from langchain_hailuo.v4.provider import HailuoAI
 from tests.unit_tests.agent.conftest import (
-    PREFIX,
     SESSION_ID,
-    STREAM,
     chunk,
     make_auth,
     make_client,
+    message_url,
+    mock_turn,
     sse,
-    url_re,
 )
 
 HEARTBEATS = b'data:{"type":10}\n\n: ping\n\ndata:{"type":"heartbeat"}\n\n'
 
 
 async def _turn(mocked: aioresponses, body: bytes, **settings: float) -> list[object]:
-    mocked.post(
-        url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message"),
-        body=body,
-        content_type="text/event-stream",
-    )
+    mock_turn(mocked, body)
     client = make_client(**settings)
     try:
         async with client.send_message(
@@ -98,7 +93,7 @@ async def test_both_raises_the_failure_not_the_cancellation_of_the_other() -> No
 
 async def test_a_busy_session_gets_one_retry_after_about_a_second(mocked: aioresponses) -> None:
     """§12.2: a 409 before the message was taken is sent once more, ~1 s later, no more."""
-    message = url_re(STREAM, f"{PREFIX}/session/{SESSION_ID}/message")
+    message = message_url()
     mocked.post(message, status=409, body="busy")
     mocked.post(message, status=409, body="busy")
     mocked.post(

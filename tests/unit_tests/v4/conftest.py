@@ -69,6 +69,7 @@ class Hop:
 
 
 def md5(text: str) -> str:
+    """The hex MD5 of ``text``, from hashlib alone."""
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,6 +32,7 @@ from langchain_hailuo.types import (
     TitleGeneration,
 )
 from langchain_hailuo.v4.client import V4Answer, V4Client, build_form
+from tests._streams import collect
 from tests.unit_tests.v4.conftest import (
     SSE,
     TOKEN,
@@ -447,10 +447,6 @@ def fake_answer(content: FakeContent, timeouts: Timeouts | None = None) -> V4Ans
         options=opts,
         redact=Redactor([TOKEN]),
     )
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
 
 
 async def test_idle_timeout_mid_answer_carries_the_partial_text() -> None:

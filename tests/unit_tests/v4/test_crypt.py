@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from urllib.parse import parse_qsl
 
 import pytest
@@ -21,6 +20,7 @@ from langchain_hailuo.v4.crypt import (
     platform_from_user_agent,
     url_search_params,
 )
+from tests.unit_tests.v4.conftest import md5
 
 HELLO_BODY = (
     "c4ca4238a0b923820dcc509a6f75849b"
@@ -41,10 +41,6 @@ SAFARI_IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
-
-
-def md5(text: str) -> str:
-    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 
 # --------------------------------------------------------------------------- doc vectors

@@ -31,6 +31,7 @@ from langchain_hailuo.types import (
 from langchain_hailuo.v4 import HailuoAI
 from langchain_hailuo.v4.client import V4Answer, V4Client
 from langchain_hailuo.v4.provider import ReauthSource, plan_request
+from tests._streams import collect
 from tests.unit_tests.v4.conftest import SSE, TOKEN, FakeSleep, Hop, chat_url_re, independent_yy
 from tests.unit_tests.v4.frames import CHAT, MSG, answer_body, message, send_result
 
@@ -66,10 +67,6 @@ class FakeManager:
 
 def provider(fake_sleep: FakeSleep | None = None, **kwargs: Any) -> HailuoAI:
     return HailuoAI(client=V4Client(sleep=fake_sleep or FakeSleep()), **kwargs)
-
-
-async def collect(stream: AsyncIterator[ProviderEvent]) -> list[ProviderEvent]:
-    return [item async for item in stream]
 
 
 def texts(items: list[ProviderEvent]) -> str:
