@@ -1037,7 +1037,7 @@ def _answer_too_slow(options: HttpOptions) -> HailuoTimeoutError:
 
 
 async def read_rest(
-    chunks: AsyncIterator[bytes],
+    content: aiohttp.StreamReader,
     *,
     options: HttpOptions,
     feed: Callable[[bytes], object] | None = None,
@@ -1050,7 +1050,7 @@ async def read_rest(
     next one at once) and returns the connection to the pool.
 
     Args:
-        chunks: The body's remaining chunks (from :func:`iter_chunks`).
+        content: The response body's reader (the answer's chunks were read from it).
         options: ``timeouts.idle`` and the deadline cap the wait, together with ``grace``.
         feed: Called with each chunk (e.g. a decoder collecting trailing metadata).
         grace: The longest wait in seconds (default :data:`BODY_END_GRACE`).
@@ -1062,7 +1062,7 @@ async def read_rest(
     wait = options.bounded(grace if idle is None else min(idle, grace))
     try:
         async with timeout(wait):
-            async for chunk in chunks:
+            while chunk := await content.readany():
                 if feed is not None:
                     feed(chunk)
     except (TimeoutError, asyncio.TimeoutError, HailuoError, aiohttp.ClientError) as exc:

@@ -267,8 +267,8 @@ class BaseProvider:
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        """Execute a planned turn and stream the answer (each provider implements it)."""
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
+        """Execute a planned turn; its events, one list per network read (per provider)."""
         raise NotImplementedError
 
     async def seed_call(  # noqa: PLR0917 - the seed's arguments, passed on
@@ -297,8 +297,9 @@ class BaseProvider:
         )
         turn = self.stream_turn(model, request, auth_result, return_conversation, **kwargs)
         async with contextlib.aclosing(turn):
-            async for item in turn:
-                yield item
+            async for events in turn:
+                for item in events:  # the gpt4free-compatible interface yields them one by one
+                    yield item
 
     @hybridmethod
     async def on_auth_async(

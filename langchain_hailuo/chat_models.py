@@ -1143,8 +1143,8 @@ class ChatHailuo(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Stream one answer: one chunk per delta, then the last chunk with the metadata."""
-        override = self._run_override(run_manager, kwargs)
-        async with aclosing(self._achunks(messages, stop, override, kwargs)) as chunks:
+        turn = self._turn(messages, stop, self._run_override(run_manager, kwargs), kwargs)
+        async with aclosing(self._achunks(turn)) as chunks:
             async for chunk in chunks:
                 if run_manager:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -1169,8 +1169,8 @@ class ChatHailuo(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         """Stream one answer from sync code (the async path, on the private loop)."""
-        override = self._run_override(run_manager, kwargs)
-        for chunk in get_runner().iterate(self._achunks(messages, stop, override, kwargs)):
+        turn = self._turn(messages, stop, self._run_override(run_manager, kwargs), kwargs)
+        for chunk in get_runner().iterate(self._achunks(turn)):
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -1374,46 +1374,6 @@ class ChatHailuo(BaseChatModel):
             return None, None
         return account.name, request
 
-    async def _achunks_pooled(
-        self, pool: AccountPool, turn: _Turn
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """One call on the pool: the chat's own account, or a new chat failing over.
-
-        A new chat whose account fails with a quota wall, a rate limit or a rejected token
-        before the server took the message moves to the next account; once it did (or
-        for a continued chat) the error is raised.
-        """
-        owner, planned = await self._pool_owner(pool, turn)
-        timeout = turn.kwargs.get("timeout")
-        within = timeout if timeout is not None else self.timeout
-        tried: list[str] = []
-        last: HailuoError | None = None
-        while True:
-            seat: _Seat | None = None
-            try:
-                async with pool.lease(owner, within=within, exclude=tried) as lease:
-                    seat = _Seat(await lease.account.auth(), lease.account)
-                    async with aclosing(self._achunks_on(seat, turn, planned)) as chunks:
-                        async for chunk in chunks:
-                            yield chunk
-            except HailuoNoAccountAvailableError as exc:
-                if last is not None:
-                    raise exc from last
-                raise
-            except _FAILOVER_ERRORS as exc:
-                if owner is not None or seat is None or seat.started or seat.account is None:
-                    raise
-                tried.append(seat.account.name)
-                last = exc
-                logger.warning(
-                    "A new chat failed on pool account %s before its first byte (%s); "
-                    "trying the next account.",
-                    seat.account.name,
-                    type(exc).__name__,
-                )
-                continue
-            return
-
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
         """The real provider of ``protocol`` (imported on first use).
 
@@ -1511,42 +1471,58 @@ class ChatHailuo(BaseChatModel):
         deadline = _call_deadline(self.timeout if timeout is None else timeout)
         return _Turn(call, stop, override, kwargs, TurnTools.from_kwargs(kwargs), deadline)
 
-    async def _achunks(
-        self,
-        messages: Sequence[BaseMessage],
-        stop: list[str] | None,
-        override: Any,
-        kwargs: Mapping[str, Any],
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The answer's chunks, behind ``_astream`` and ``_stream``."""
-        async with aclosing(self._achunks_of(self._turn(messages, stop, override, kwargs))) as c:
-            async for chunk in c:
-                yield chunk
+    async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """The one answer loop: the model's own account, or the pool's, one seat at a time.
 
-    async def _achunks_of(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop: the model's own account, or the pool's."""
+        On a pool, a new chat whose account fails with a quota wall, a rate limit or a
+        rejected token before the server took the message moves to the next account; once
+        it did (or for a continued chat) the error is raised.
+        """
         pool = self._get_pool()
-        chunks = (
-            self._achunks_on(_Seat(await self._get_auth_manager().get()), turn)
-            if pool is None
-            else self._achunks_pooled(pool, turn)
-        )
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk
+        owner, planned = (None, None) if pool is None else await self._pool_owner(pool, turn)
+        tried: list[str] = []
+        last: HailuoError | None = None
+        while True:
+            seat: _Seat | None = None
+            try:
+                async with self._seat(pool, owner, turn, tried) as seat:
+                    answer = turn.answer = self._answer_on(seat, turn, planned)
+                    try:
+                        async with aclosing(answer.stream()) as chunks:
+                            async for chunk in chunks:
+                                yield chunk
+                    finally:
+                        seat.started = answer.started
+            except HailuoNoAccountAvailableError as exc:
+                if last is not None:
+                    raise exc from last
+                raise
+            except _FAILOVER_ERRORS as exc:
+                if owner is not None or seat is None or seat.started or seat.account is None:
+                    raise
+                tried.append(seat.account.name)
+                last = exc
+                logger.warning(
+                    "A new chat failed on pool account %s before its first byte (%s); "
+                    "trying the next account.",
+                    seat.account.name,
+                    type(exc).__name__,
+                )
+                continue
+            return
 
-    async def _achunks_on(
-        self, seat: _Seat, turn: _Turn, planned: TurnRequest | None = None
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """One call's answer on one account (``seat``), planned for it unless ``planned``."""
-        answer = turn.answer = self._answer_on(seat, turn, planned)
-        try:
-            async with aclosing(answer.stream()) as chunks:
-                async for chunk in chunks:
-                    seat.started = seat.started or answer.started
-                    yield chunk
-        finally:
-            seat.started = seat.started or answer.started
+    @contextlib.asynccontextmanager
+    async def _seat(
+        self, pool: AccountPool | None, owner: str | None, turn: _Turn, tried: list[str]
+    ) -> AsyncIterator[_Seat]:
+        """The account a call answers on: the model's own, or a pool lease."""
+        if pool is None:
+            yield _Seat(await self._get_auth_manager().get())
+            return
+        timeout = turn.kwargs.get("timeout")
+        within = timeout if timeout is not None else self.timeout
+        async with pool.lease(owner, within=within, exclude=tried) as lease:
+            yield _Seat(await lease.account.auth(), lease.account)
 
     def _answer_on(self, seat: _Seat, turn: _Turn, planned: TurnRequest | None) -> Answer:
         """The answer of a call on one account (nothing is sent before it is streamed)."""
@@ -1587,7 +1563,7 @@ class ChatHailuo(BaseChatModel):
         """The whole answer as a :class:`ChatResult` (see :meth:`Answer.result_of`)."""
         turn = self._turn(messages, stop, override, kwargs)
         chunks: list[ChatGenerationChunk] = []
-        async for chunk in self._achunks_of(turn):
+        async for chunk in self._achunks(turn):
             chunks.append(chunk)
             if len(chunks) > _MERGE_EVERY:  # one chunk per delta would cost ~2 KB each
                 chunks = [_fold(chunks)]

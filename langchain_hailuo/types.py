@@ -41,7 +41,6 @@ __all__ = [
     "Reasoning",
     "RequestLogin",
     "StreamEvent",
-    "TextDelta",
     "TitleGeneration",
     "Usage",
     "account_fingerprint",
@@ -76,13 +75,6 @@ class ChatStarted:
     """Decoder event: the server assigned (or confirmed) the chat / session id."""
 
     chat_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    """Decoder event: new answer text (a delta, never a cumulative snapshot)."""
-
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +125,14 @@ class AgentActivity:
 StreamEvent = (
     TitleGeneration
     | ChatStarted
-    | TextDelta
+    | str
     | Reasoning
     | MessageId
     | Usage
     | FinishReason
     | AgentActivity
 )
-"""What a stream decoder (``v4.stream`` / ``agent.stream``) produces."""
+"""What a stream decoder (``v4.stream`` / ``agent.stream``) produces (``str``: answer text)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,6 @@ from langchain_hailuo.types import (
     MessageId,
     Reasoning,
     StreamEvent,
-    TextDelta,
     Usage,
 )
 
@@ -1060,7 +1059,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._wall_ruled_out = True  # more text cannot make it a wall again
         if self._emitted < len(self._answer):
             self._emit_id(events)
-            events.append(TextDelta(self._answer.since(self._emitted)))
+            events.append(self._answer.since(self._emitted))
             self._emitted = len(self._answer)
 
     def _finish(self, reason: str, events: list[StreamEvent]) -> None:

@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from langchain_hailuo._attachments import attachments_of
 from langchain_hailuo._http import HttpOptions
@@ -52,11 +52,8 @@ from langchain_hailuo.types import (
     Conversation,
     FinishReason,
     MessageDict,
-    MessageId,
     Protocol,
     ProviderEvent,
-    TextDelta,
-    TitleGeneration,
 )
 from langchain_hailuo.v4.client import QueryOptions, V4Answer, V4Client, build_form
 
@@ -275,7 +272,7 @@ class HailuoAI(BaseProvider):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncGenerator[ProviderEvent, None]:
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
         """Execute a planned turn and stream the answer (what ``create_authed`` does).
 
         Args:
@@ -286,7 +283,7 @@ class HailuoAI(BaseProvider):
             **kwargs: ``base_url``, ``timeout``, ``max_retries``, ``proxy``, ``auth_manager``.
 
         Yields:
-            As :meth:`create_authed`.
+            The events of :meth:`create_authed`, one list per network read.
 
         Raises:
             As :meth:`create_authed`.
@@ -336,27 +333,34 @@ class HailuoAI(BaseProvider):
         base_url: str,
         options: HttpOptions,
         return_conversation: bool,  # noqa: FBT001
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        """One request: the client's events turned into provider events."""
-        async with self._client.chat(auth, plan.form, base_url=base_url, options=options) as ans:
-            self._record_origin(ans)
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
+        """One request: the client's event lists, with the chat as a :class:`Conversation`."""
+        async with (
+            self._client.chat(auth, plan.form, base_url=base_url, options=options) as answer,
+            contextlib.aclosing(answer.events()) as reads,
+        ):
+            self._record_origin(answer)
+            decoder = answer.decoder
+            known: str | None = None  # the chat id whose ChatStarted was handled
             announced = False
-            events = ans.events()
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if isinstance(event, TitleGeneration | MessageId):
-                        yield event
-                    elif isinstance(event, TextDelta):
-                        if event.text:
-                            yield event.text
-                    elif isinstance(event, ChatStarted):
+            async for events in reads:
+                if decoder.chat_id == known and not decoder.finished:
+                    yield cast("list[ProviderEvent]", events)  # no ChatStarted in them
+                    continue
+                known = decoder.chat_id
+                out: list[ProviderEvent] = []
+                for event in events:
+                    if isinstance(event, ChatStarted):
                         if return_conversation:
                             announced = True
-                            yield self._conversation(auth, event.chat_id, plan)
-                    elif isinstance(event, FinishReason):
-                        if return_conversation and not announced and plan.continued:
-                            yield self._conversation(auth, plan.chat_id, plan)
-                        yield event
+                            out.append(self._conversation(auth, event.chat_id, plan))
+                        continue
+                    if isinstance(event, FinishReason) and (
+                        return_conversation and not announced and plan.continued
+                    ):
+                        out.append(self._conversation(auth, plan.chat_id, plan))
+                    out.append(event)
+                yield out
 
     def _conversation(self, auth: AuthResult, chat_id: str, plan: RequestPlan) -> Conversation:
         """The conversation handle (the token is reduced to a fingerprint)."""

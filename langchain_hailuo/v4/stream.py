@@ -29,6 +29,7 @@ the parse.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from langchain_hailuo._sse import (
@@ -44,7 +45,6 @@ from langchain_hailuo.types import (
     FinishReason,
     MessageId,
     StreamEvent,
-    TextDelta,
     TitleGeneration,
 )
 
@@ -112,12 +112,19 @@ class V4StreamDecoder(ErrorAfterEvents):
         title: The chat title, once sent.
     """
 
-    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         """Create a decoder for one response body.
 
         Args:
             max_line_bytes: The longest line accepted (a line repeats the whole answer).
+            redact: Scrubs the account's secrets from the chat title (it becomes metadata).
         """
+        self._redact = redact
         self._lines = LineBuffer(max_line_bytes)
         self._event: str | None = None
         self._parts: list[str] = []
@@ -262,7 +269,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         title = result.get("chatTitle")
         if isinstance(title, str) and title.strip() and title != self.title:
             self.title = title
-            events.append(TitleGeneration(title))
+            events.append(TitleGeneration(self._redact(title) if self._redact else title))
         self._chat_id(result.get("chatID"), events)
 
     def _message_result(self, result: dict[str, Any], events: list[StreamEvent]) -> None:
@@ -303,7 +310,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         self._parts.append(delta)
         self._emitted = len(snapshot)
         self._recent = (window + delta)[-_CHECK_WINDOW:]
-        events.append(TextDelta(delta))
+        events.append(delta)
 
     def _finish(self, events: list[StreamEvent]) -> None:
         """End the answer: flush held-back text, emit :class:`FinishReason` once."""

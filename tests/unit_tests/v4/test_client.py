@@ -29,7 +29,6 @@ from langchain_hailuo.types import (
     FinishReason,
     MessageId,
     StreamEvent,
-    TextDelta,
     TitleGeneration,
 )
 from langchain_hailuo.v4.client import V4Answer, V4Client, build_form
@@ -80,7 +79,7 @@ async def run_chat(
 ) -> tuple[list[StreamEvent], V4Answer]:
     form = build_form(msg_content=text, **kwargs.pop("form", {}))
     async with client.chat(auth or make_auth(), form, base_url=BASE, **kwargs) as answer:
-        events = [event async for event in answer.events()]
+        events = [event async for group in answer.events() for event in group]
     return events, answer
 
 
@@ -131,8 +130,8 @@ async def test_exact_wire_request(mocked: aioresponses, hops: list[Hop]) -> None
         TitleGeneration("Greetings"),
         ChatStarted(CHAT),
         MessageId(MSG),
-        TextDelta("Hello"),
-        TextDelta(" there"),
+        "Hello",
+        " there",
         FinishReason(),
     ]
     assert answer.origin == BASE
@@ -244,7 +243,7 @@ async def test_redirected_post_is_posted_again_and_resigned(
     assert answer.origin == NEW_ORIGIN
     assert answer.requested_origin == BASE
     assert answer.redirected
-    assert TextDelta("moved") in events
+    assert "moved" in events
 
 
 async def test_too_many_redirects(mocked: aioresponses) -> None:
@@ -297,7 +296,7 @@ async def test_429_waits_retry_after_then_succeeds(
     events, _ = await run_chat(client)
     await client.aclose()
     assert fake_sleep.delays == [3.0]
-    assert TextDelta("after wait") in events
+    assert "after wait" in events
 
 
 async def test_429_with_max_retries_0_is_one_attempt(
@@ -323,7 +322,7 @@ async def test_refusals_that_prove_the_message_unsent_are_retried(
     events, _ = await run_chat(client)
     await client.aclose()
     assert len(fake_sleep.delays) == 2
-    assert TextDelta("third time") in events
+    assert "third time" in events
     # Each attempt is signed afresh.
     assert len({hop.headers["yy"] for hop in hops}) == 3
 
@@ -390,7 +389,7 @@ async def test_stream_without_content_type_is_accepted(mocked: aioresponses) -> 
     client = V4Client()
     events, _ = await run_chat(client)
     await client.aclose()
-    assert TextDelta("plain") in events
+    assert "plain" in events
 
 
 # --------------------------------------------------------------------------- mid-stream failures
@@ -449,8 +448,8 @@ def fake_answer(content: FakeContent, timeouts: Timeouts | None = None) -> V4Ans
     )
 
 
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
+async def collect(reads: AsyncIterator[list[StreamEvent]]) -> list[StreamEvent]:
+    return [event async for events in reads for event in events]
 
 
 async def test_idle_timeout_mid_answer_carries_the_partial_text() -> None:
