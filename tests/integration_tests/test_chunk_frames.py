@@ -19,6 +19,7 @@ import aiohttp
 import pytest
 
 import langchain_hailuo
+from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.emulator import Emulator
 from tests.integration_tests._chats import PROTOCOLS, frames_apart, model_for
 
@@ -67,38 +68,28 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     return seen
 
 
-def _check(seen: list[list[str]], answer: str, expected: str) -> None:
-    """Every read of the answer climbed at most LIMIT package frames."""
-    assert answer == expected
-    assert len(seen) >= 2, seen  # the answer came in several reads, all of them seen
-    deepest = max(seen, key=len)
-    assert len(deepest) <= LIMIT, deepest
-    assert deepest[-1] == "_achunks"  # ...and the chain reached the model's own loop
+async def _answer(model: ChatHailuo, mode: str, prompt: str) -> str:
+    """The answer through ``astream``, or the sync ``stream`` from a thread."""
+    if mode == "astream":
+        text = "".join([chunk.text async for chunk in model.astream(prompt)])
+        await model.aclose()
+        return text
+    text = await asyncio.to_thread(lambda: "".join(c.text for c in model.stream(prompt)))
+    await asyncio.to_thread(model.close)
+    return text
 
 
+@pytest.mark.parametrize("mode", ["astream", "stream"])
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_astream_chunks_climb_at_most_six_frames(
-    emulator: Emulator, protocol: str, reads: list[list[str]]
+async def test_chunks_climb_at_most_six_frames(
+    emulator: Emulator, protocol: str, mode: str, reads: list[list[str]]
 ) -> None:
     model = model_for(emulator, protocol)
     emulator.script("one two three four five six")
     with frames_apart(emulator, 0.01):
-        text = "".join([chunk.text async for chunk in model.astream("Count.")])
-    await model.aclose()
-    _check(reads, text, "one two three four five six")
-
-
-@pytest.mark.parametrize("protocol", PROTOCOLS)
-async def test_sync_stream_chunks_climb_at_most_six_frames(
-    emulator: Emulator, protocol: str, reads: list[list[str]]
-) -> None:
-    model = model_for(emulator, protocol)
-    emulator.script("seven eight nine ten")
-
-    def consume() -> str:
-        return "".join(chunk.text for chunk in model.stream("Count on."))
-
-    with frames_apart(emulator, 0.01):
-        text = await asyncio.to_thread(consume)
-    await asyncio.to_thread(model.close)
-    _check(reads, text, "seven eight nine ten")
+        text = await _answer(model, mode, "Count.")
+    assert text == "one two three four five six"
+    assert len(reads) >= 2, reads  # the answer came in several reads, all of them seen
+    deepest = max(reads, key=len)
+    assert len(deepest) <= LIMIT, deepest
+    assert deepest[-1] == "_achunks"  # ...and the chain reached the model's own loop
