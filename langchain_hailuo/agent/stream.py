@@ -162,6 +162,8 @@ _PAYLOAD_KEYS = frozenset(
     }
 )  # fmt: skip
 """Fields of frames and of chunk / message payloads the decoder knows (§5.3, §12.3)."""
+_PLAIN_ROLES = (None, "assistant")
+_PROSE_TYPES = (None, 1, "1")
 _KNOWN_MSG_TYPES = frozenset({"1", "2", "3"})
 _KNOWN_EVENTS = frozenset({"session_status"})
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -512,6 +514,9 @@ def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, A
 
     Payload keys win over the ``type`` number; the payload may also sit under ``data``.
     """
+    chunk = frame.get(KEY_CHUNK)
+    if isinstance(chunk, dict):  # the common frame
+        return "chunk", chunk
     holders = [frame]
     if isinstance(frame.get("data"), Mapping):
         holders.append(frame["data"])
@@ -783,8 +788,20 @@ class AgentStreamDecoder(ErrorAfterEvents):
         return events
 
     def _line(self, raw: bytes, events: list[StreamEvent]) -> None:
-        """Handle one line of the body."""
-        line = raw.decode("utf-8", "replace")
+        """Handle one line of the body (the common one, a whole frame, in one step)."""
+        if not raw:
+            self._flush_data(events)
+        elif (
+            self._data
+            or not raw.startswith(b"data:")
+            or (frame := self._parse(raw[5:], warn=False)) is None
+        ):
+            self._text_line(raw.decode("utf-8", "replace"), events)
+        else:
+            self._frame(frame, events)
+
+    def _text_line(self, line: str, events: list[StreamEvent]) -> None:
+        """Handle any line: comments, other fields, ``[DONE]``, frames over several lines."""
         if not line.strip():
             self._flush_data(events)
             return
@@ -827,11 +844,11 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._frame(frame, events)
 
     @staticmethod
-    def _parse(value: str, *, warn: bool) -> dict[str, Any] | None:
+    def _parse(value: str | bytes, *, warn: bool) -> dict[str, Any] | None:
         """A JSON object, or ``None`` (with a warning when ``warn``) when it is not one."""
         try:
-            frame = loads_json(value)
-        except ValueError:
+            frame = loads_json(value if isinstance(value, str) else value.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError too: the line is read again, leniently
             frame = None
         if isinstance(frame, dict):
             return frame
@@ -843,7 +860,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
     def _frame(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> None:
         """Dispatch one decoded frame."""
-        if self.finished:
+        if self.finished or self._plain_delta(frame, events):
             return
         frame_type = frame.get("type")
         if isinstance(frame_type, str):
@@ -864,6 +881,44 @@ class AgentStreamDecoder(ErrorAfterEvents):
         else:
             self._maybe_error(frame)
 
+    def _plain_delta(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> bool:
+        """Take a chunk that only adds answer text, in one step (the bulk of a stream).
+
+        Only when nothing else could apply: the id is out, no billing wall or re-send is
+        pending, every field is known, and the text cannot be a re-send (shorter than the
+        answer so far). Anything else returns ``False`` for the full dispatch.
+        """
+        payload = frame.get(KEY_CHUNK)
+        if not isinstance(payload, dict):
+            return False
+        content = payload.get("msg_content")
+        if not (
+            isinstance(content, str)
+            and 0 < len(content) < self._emitted == len(self._answer)
+            and self._id_emitted
+            and self._wall_ruled_out
+            and self._held is None
+            and not isinstance(frame.get("type"), str)
+            and frame.keys() <= _FRAME_KEYS
+            and payload.keys() <= _PAYLOAD_KEYS
+            and payload.get("role") in _PLAIN_ROLES
+            and payload.get("msg_type") in _PROSE_TYPES
+        ) or (
+            payload.get("finish")
+            or payload.get("finish_reason")
+            or payload.get("tool_calls")
+            or payload.get("thinking_content")
+            or payload.get("reasoning_content")
+        ):
+            return False
+        self.frames += 1
+        self.heartbeats_since_data = 0
+        self.growth += 1
+        self._answer.append(content)
+        self._emitted = len(self._answer)
+        events.append(content)
+        return True
+
     def _heartbeat(self) -> None:
         """Count a heartbeat (a frame or a comment line): alive, but no progress."""
         self.heartbeats += 1
@@ -876,7 +931,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
     def _check_fields(self, holder: Mapping[str, Any], known: frozenset[str], where: str) -> None:
         """Count the fields of a frame or payload the decoder does not know (names only)."""
-        if holder is None or not isinstance(holder, Mapping):
+        if not isinstance(holder, dict) or holder.keys() <= known:
             return
         for key in holder:
             if key not in known:

@@ -73,12 +73,12 @@ _EVENT_BY_TYPE = {
 _CHECK_WINDOW = 64
 
 
-def _field(line: bytes, name: bytes) -> bytes | None:
+def _field(line: bytes, name: bytes) -> str | None:
     """The value of an SSE field line (``name:value``, one optional space), else ``None``."""
     if not line.startswith(name):
         return None
-    value = line[len(name) :]
-    return value[1:] if value.startswith(b" ") else value
+    start = len(name) + (line[len(name) : len(name) + 1] == b" ")
+    return str(memoryview(line)[start:], "utf-8", "replace")  # a snapshot line is not copied
 
 
 def _is_final(is_end: Any) -> bool:
@@ -215,7 +215,7 @@ class V4StreamDecoder(ErrorAfterEvents):
             return
         name = _field(line, b"event:")
         if name is not None:
-            self._event = name.decode("utf-8", "replace").strip()
+            self._event = name.strip()
             if self._event == EVENT_CLOSE_CHUNK:
                 self._finish(events)
             return
@@ -223,10 +223,10 @@ class V4StreamDecoder(ErrorAfterEvents):
         if payload is None:
             return  # comments, ids and other fields carry nothing for us
         try:
-            envelope = loads_json(payload.decode("utf-8", "replace"))
+            envelope = loads_json(payload)
         except ValueError as exc:
             logger.warning(
-                "skipping a malformed data line (%d bytes, %s); the next snapshot repairs it",
+                "skipping a malformed data line (%d characters, %s); the next snapshot repairs it",
                 len(payload),
                 exc,
             )
