@@ -1002,14 +1002,17 @@ async def iter_chunks(
         HailuoTimeoutError: A timeout ran out (the decoders attach the partial text).
     """
     idle = options.timeouts.idle
+    content = resp.content
     while True:
         left = options.remaining()
         if left is not None and left <= 0:
             raise _answer_too_slow(options)
         by_deadline = left is not None and (idle is None or left <= idle)
         try:
-            async with timeout(left if by_deadline else idle):
-                chunk = await resp.content.readany()
+            chunk = content.read_nowait()  # what already arrived needs no timer
+            if not chunk and not content.at_eof():
+                async with timeout(left if by_deadline else idle):
+                    chunk = await content.readany()
         except TIMEOUT_ERRORS as exc:
             if by_deadline:
                 raise _answer_too_slow(options) from exc

@@ -1,10 +1,10 @@
 """One frame up: a chunk climbs at most six package frames from the socket read to the model.
 
-At the moment each network read of the answer returns (aiohttp's ``readany``, called by
-the package's body reader), the running stack is walked up through the frames that resumed
-it: every frame whose code lives in ``langchain_hailuo`` counts, up to ``_astream`` (for
-``astream``) or to the step of the private loop's task (for the sync ``stream``). Both
-protocols, against the emulator over loopback.
+At the moment each network read of the answer returns (aiohttp's ``readany``, or
+``read_nowait`` for bytes already received, called by the package's body reader), the
+running stack is walked up: every frame whose code lives in ``langchain_hailuo`` counts, up
+to ``_astream`` (for ``astream``) or to the step of the private loop's task (for the sync
+``stream``). Both protocols, against the emulator over loopback.
 """
 
 from __future__ import annotations
@@ -54,17 +54,27 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """The package frame chain of every answer read while the test runs."""
     seen: list[list[str]] = []
     guard = threading.Lock()
-    original = aiohttp.StreamReader.readany
+    waiting, in_hand = aiohttp.StreamReader.readany, aiohttp.StreamReader.read_nowait
 
-    async def readany(self: aiohttp.StreamReader) -> bytes:
-        data = await original(self)
-        chain = _package_chain(sys._getframe(1))
+    def note(caller: FrameType) -> None:
+        chain = _package_chain(caller)
         if chain is not None:
             with guard:
                 seen.append(chain)
+
+    async def readany(self: aiohttp.StreamReader) -> bytes:
+        data = await waiting(self)
+        note(sys._getframe(1))
+        return data
+
+    def read_nowait(self: aiohttp.StreamReader, n: int = -1) -> bytes:
+        data = in_hand(self, n)
+        if data:
+            note(sys._getframe(1))
         return data
 
     monkeypatch.setattr(aiohttp.StreamReader, "readany", readany)
+    monkeypatch.setattr(aiohttp.StreamReader, "read_nowait", read_nowait)
     return seen
 
 

@@ -413,6 +413,12 @@ class FakeContent:
         self._chunks = list(chunks)
         self._then = then
 
+    def read_nowait(self) -> bytes:
+        return b""  # every chunk arrives after a wait
+
+    def at_eof(self) -> bool:
+        return False
+
     async def readany(self) -> bytes:
         if self._chunks:
             return self._chunks.pop(0)
