@@ -213,14 +213,13 @@ class V4StreamDecoder(ErrorAfterEvents):
         if not line:
             self._event = None  # a blank line ends the event
             return
-        name = _field(line, b"event:")
-        if name is not None:
-            self._event = name.strip()
-            if self._event == EVENT_CLOSE_CHUNK:
-                self._finish(events)
-            return
         payload = _field(line, b"data:")
         if payload is None:
+            name = _field(line, b"event:")
+            if name is not None:
+                self._event = name.strip()
+                if self._event == EVENT_CLOSE_CHUNK:
+                    self._finish(events)
             return  # comments, ids and other fields carry nothing for us
         try:
             envelope = loads_json(payload)
@@ -275,7 +274,8 @@ class V4StreamDecoder(ErrorAfterEvents):
     def _message_result(self, result: dict[str, Any], events: list[StreamEvent]) -> None:
         """A cumulative answer snapshot."""
         self._chat_id(result.get("chatID"), events)
-        msg_id = as_id(result.get("msgID"))
+        raw_id = result.get("msgID")
+        msg_id = self.msg_id if raw_id == self.msg_id else as_id(raw_id)
         if msg_id and msg_id != self.msg_id:
             self.msg_id = msg_id
             events.append(MessageId(msg_id))
@@ -289,6 +289,8 @@ class V4StreamDecoder(ErrorAfterEvents):
 
     def _chat_id(self, value: Any, events: list[StreamEvent]) -> None:
         """Record the chat id and announce it the first time (or when it changes)."""
+        if value == self.chat_id and value is not None:
+            return  # the same id again, as every snapshot repeats it
         chat_id = as_id(value)
         if chat_id and chat_id != self.chat_id:
             self.chat_id = chat_id
