@@ -33,7 +33,6 @@ __all__ = [
     "ReauthSource",
     "as_conversation",
     "call_options",
-    "check_encodable",
     "checked_url",
     "http_options_with",
     "hybridmethod",
@@ -288,6 +287,8 @@ class BaseProvider:
         Yields:
             The turn's events.
         """
+        # the gpt4free-compatible entry checks here; ChatHailuo checks its calls at the top
+        check_encodable([*messages, *(kwargs.get("full_history") or ())])
         request = request_from_dicts(
             messages,
             auth_result.account_fingerprint,

@@ -1429,7 +1429,8 @@ class ChatHailuo(BaseChatModel):
             key: kwargs[key] for key in ("timeout", "max_retries") if kwargs.get(key) is not None
         }
         reasoning = kwargs.get("reasoning", self.reasoning)
-        return {**call, **turn_options(protocol, reasoning=reasoning, stream_url=self.stream_url)}
+        # the stream origin went to the provider once, when it was built
+        return {**call, **turn_options(protocol, reasoning=reasoning, stream_url=None)}
 
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""

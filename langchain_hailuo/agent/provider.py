@@ -35,7 +35,6 @@ from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
     call_options,
-    check_encodable,
     checked_url,
     http_options_with,
     hybridmethod,
@@ -252,7 +251,6 @@ class MiniMaxAgent(BaseProvider):
             As :meth:`create_authed`.
         """
         manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs, defaults=self._phases)
         auth = auth_result
         refreshed = False

@@ -34,7 +34,6 @@ from langchain_hailuo._provider import (
     BaseProvider,
     ReauthSource,
     call_options,
-    check_encodable,
     checked_url,
     http_options_with,
     hybridmethod,
@@ -291,7 +290,6 @@ class HailuoAI(BaseProvider):
         del model
         refuse_attachments(request)
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs)
         auth = auth_result
         refreshed = False
