@@ -101,15 +101,10 @@ def _translate_message(message: AIMessage) -> list[types.ContentBlock]:
 
 
 def _translate_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
-    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks.
-
-    Registered for ``model_provider="hailuo"``. It differs from LangChain's best-effort
-    parsing in one point: tool call chunks get ``"lc_tc_<n>"`` block indexes. With
-    ``output_version="v1"`` LangChain numbers blocks without an index itself (text 0, 1...),
-    and a call's own index (0, 1...) would then collide with the text block before it, so
-    the two would be merged into one block when chunks are added. A last (or summed) chunk
-    shows its calls whole, as ``tool_call`` / ``invalid_tool_call`` blocks.
-    """
+    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks."""
+    # Tool call chunks get "lc_tc_<n>" block indexes: with output_version="v1" LangChain
+    # numbers unindexed blocks itself (text 0, 1...), so a call's own index would collide
+    # with the text block before it and the two would merge when chunks are added.
     if not isinstance(chunk.content, str):
         raise NotImplementedError
     blocks: list[types.ContentBlock] = []

@@ -108,15 +108,7 @@ class ErrorAfterEvents:
     _held_error: HailuoError | None = None
 
     def _hold_error(self, error: HailuoError, events: Sized) -> None:
-        """Keep ``error`` for :meth:`raise_pending` when ``events`` came before it.
-
-        Args:
-            error: The error decoded from the chunk.
-            events: The events decoded from the chunk before it.
-
-        Raises:
-            HailuoError: ``error`` itself, at once, when no event came before it.
-        """
+        """Keep ``error`` for :meth:`raise_pending` when ``events`` came before it."""
         if not events:
             raise error
         self._held_error = error

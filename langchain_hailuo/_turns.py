@@ -186,13 +186,9 @@ def _with_tools(
     tools: TurnTools,
     names: Mapping[str, str],
 ) -> TurnRequest:
-    """Add the tool instructions, results and calls to what a turn sends.
-
-    A new chat gets the instructions first and each run of tool results as one block.
-    A continued chat gets the results (and the user's new messages) as its whole turn,
-    with the instructions in front only when they changed since the chat's last answer.
-    Calls without tools, tool messages or instructions are left as they are.
-    """
+    """Add the tool instructions, results and calls to what a turn sends."""
+    # A new chat gets the instructions first and each run of tool results as one block; a
+    # continued chat gets the results as its turn, the instructions only when they changed.
     instructions = tools.instructions
     current = tools.instructions_hash
     request = dataclasses.replace(request, tools_hash=current)

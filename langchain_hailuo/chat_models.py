@@ -1,7 +1,7 @@
 """``ChatHailuo``: MiniMax's consumer web chat (Hailuo AI / MiniMax Agent) for LangChain.
 
 The model knows no wire detail: it picks a provider by protocol (``HailuoAI`` for the
-seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
+Hailuo v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 ``{"role", "content"}`` dicts, carries the server-side conversation in the answers'
 ``response_metadata``, and turns the providers' typed events into message chunks.
 """
@@ -162,12 +162,9 @@ def _library_folders() -> tuple[str, ...]:
 
 
 def _callers_stacklevel() -> int:
-    """``stacklevel`` for a warning raised here: the user's line that built the model.
-
-    The number of frames between the user and the warning depends on pydantic's and
-    LangChain's versions (and on subclasses), so they are counted, not assumed: the first
-    frame outside this package, pydantic and ``langchain_core`` is the caller's.
-    """
+    """``stacklevel`` for a warning raised here: the user's line that built the model."""
+    # counted, not assumed: the frames between the user and here depend on pydantic's and
+    # LangChain's versions (and on subclasses)
     folders = _library_folders()
     frame = sys._getframe(1)  # the function that calls warnings.warn is stacklevel 1
     level = 1
@@ -195,15 +192,7 @@ def _override_from(kwargs: Mapping[str, Any]) -> Any:
 
 
 def _with_run_conversation(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Add the run metadata's ``hailuo_conversation`` as ``conversation=`` unless one was given.
-
-    Args:
-        config: The call's config (the ambient one is merged in by ``ensure_config``).
-        kwargs: The call's keyword arguments.
-
-    Returns:
-        ``kwargs``, with ``conversation`` added when the metadata holds one.
-    """
+    """Add the run metadata's ``hailuo_conversation`` as ``conversation=`` unless one was given."""
     if _override_from(kwargs) is not None:
         return kwargs
     value = (ensure_config(config).get("metadata") or {}).get(RUN_METADATA_KEY)
@@ -216,13 +205,7 @@ _MERGE_EVERY = 256
 
 
 def _check_settings(model: ChatHailuo) -> None:
-    """Refuse settings that cannot work, when the model is built (before any request).
-
-    Raises:
-        HailuoConfigurationError: A timeout that is not a positive finite number, a base or
-            stream URL with a query or fragment, a token with a control character (the
-            message never shows the token).
-    """
+    """Refuse settings that cannot work, when the model is built (before any request)."""
     checked_timeout(model.timeout)
     for name in ("base_url", "stream_url"):
         value = getattr(model, name)
@@ -248,12 +231,8 @@ def _fold(chunks: list[ChatGenerationChunk]) -> ChatGenerationChunk:
 
 
 def _close_providers_later(providers: dict[str, _Provider]) -> None:
-    """Finalizer of a ChatHailuo: close its providers' sessions on the private loop.
-
-    Without it, dropping a model that made sync calls leaves an open aiohttp session on the
-    private loop ("Unclosed client session"). Sessions on user loops are the caller's to
-    close (``await model.aclose()``) and are retired by the providers once their loop closes.
-    """
+    """Finalizer of a ChatHailuo: close its providers' sessions on the private loop."""
+    # without it, a dropped model that made sync calls leaves an unclosed aiohttp session
     runner = get_runner()
     for provider in list(providers.values()):
         runner.submit(provider.aclose())
@@ -261,40 +240,23 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
 
 @dataclasses.dataclass
 class _Seat:
-    """The account one call answers on.
-
-    Attributes:
-        auth: Its credentials.
-        account: The pool account (``None``: the model's own single account).
-        started: The first byte of the answer (text or reasoning) arrived: the call may no
-            longer move to another account.
-    """
+    """The account one call answers on."""
 
     auth: AuthResult
-    account: PoolAccount | None = None
-    started: bool = False
+    account: PoolAccount | None = None  # None: the model's own single account
+    started: bool = False  # answer text arrived: the call may no longer move to another account
 
 
 @dataclasses.dataclass
 class _Turn:
-    """One call as the answer loop needs it (its messages mapped once).
-
-    Attributes:
-        call: The messages, mapped.
-        stop: The call's stop strings.
-        override: The call's conversation override.
-        kwargs: The call's keyword arguments.
-        tools: The call's bound tools / structured output.
-        deadline: The ``time.monotonic()`` by which the call must end (queueing included).
-        answer: The answer being (or last) streamed.
-    """
+    """One call as the answer loop needs it (its messages mapped once)."""
 
     call: RenderedCall
     stop: list[str] | None
     override: Any
     kwargs: Mapping[str, Any]
     tools: TurnTools
-    deadline: float
+    deadline: float  # the time.monotonic() by which the call ends (queueing included)
     answer: Answer | None = None
 
 
@@ -321,10 +283,8 @@ def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -
 
 
 def _json_schema_of(schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
-    """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``).
-
-    A JSON schema without the ``title`` LangChain's converter wants is used as it is.
-    """
+    """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``)."""
+    # a JSON schema without the ``title`` LangChain's converter wants is used as it is
     if schema is None:
         return None
     try:
@@ -963,10 +923,8 @@ class ChatHailuo(BaseChatModel):
         return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        """LangSmith params: provider ``hailuo`` and the per-call model.
-
-        ``ls_temperature`` and ``ls_max_tokens`` are left out: they are not applied.
-        """
+        """LangSmith params: provider ``hailuo`` and the per-call model."""
+        # ls_temperature and ls_max_tokens are left out: they are not applied
         from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
 
         params = LangSmithParams(
@@ -1206,11 +1164,8 @@ class ChatHailuo(BaseChatModel):
         return list(dict.fromkeys(offered)) or [self.model]
 
     async def _account_models(self, auth: AuthResult, account: PoolAccount | None) -> list[str]:
-        """The ids one account offers when its login holds none: its provider asks the service.
-
-        A token-only login learns its ``/config`` list here (the bootstrap a first turn makes
-        anyway); when the service cannot be reached the provider's known ids stand in.
-        """
+        """The ids one account offers when its login holds none: its provider asks the service."""
+        # a token-only login learns its /config list here; unreachable: the known ids stand in
         from langchain_hailuo._provider import (  # noqa: PLC0415 - the transport loads on use
             BaseProvider,
         )
@@ -1327,16 +1282,9 @@ class ChatHailuo(BaseChatModel):
     async def _pool_owner(
         self, pool: AccountPool, turn: _Turn
     ) -> tuple[str | None, TurnRequest | None]:
-        """The pool account whose chat this call continues, and its plan (``None``: a new chat).
-
-        An explicit conversation names its account; else the newest answer of a pool
-        account in the history does. The owner's plan decides: an edited history starts a
-        new chat, which may go to any account.
-
-        Raises:
-            HailuoConfigurationError: A bare chat id with several accounts and no answer of
-                that chat in the history (its account cannot be known).
-        """
+        """The pool account whose chat this call continues, and its plan (``None``: a new chat)."""
+        # An explicit conversation names its account, else the history's newest pool answer
+        # does; the owner's plan decides (an edited history starts a new chat, anywhere).
         accounts = await pool.accounts()
         names = pool.names
         first = await accounts[0].auth()
@@ -1375,12 +1323,7 @@ class ChatHailuo(BaseChatModel):
         return account.name, request
 
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
-        """The real provider of ``protocol`` (imported on first use).
-
-        Every provider of one protocol shares one HTTP client (built with the first): a
-        client serves many accounts, so a pool's accounts share its connections per event
-        loop instead of each opening its own (the sessions keep no cookies).
-        """
+        """The real provider of ``protocol`` (imported on first use)."""
         settings: dict[str, Any] = {
             **self.provider_settings,
             "timeout": self.timeout,
@@ -1473,12 +1416,7 @@ class ChatHailuo(BaseChatModel):
         return _Turn(call, stop, override, kwargs, TurnTools.from_kwargs(kwargs), deadline)
 
     async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop: the model's own account, or the pool's, one seat at a time.
-
-        On a pool, a new chat whose account fails with a quota wall, a rate limit or a
-        rejected token before the server took the message moves to the next account; once
-        it did (or for a continued chat) the error is raised.
-        """
+        """The one answer loop: the model's own account, or the pool's, one seat at a time."""
         pool = self._get_pool()
         owner, planned = (None, None) if pool is None else await self._pool_owner(pool, turn)
         tried: list[str] = []

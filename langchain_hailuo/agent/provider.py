@@ -178,7 +178,7 @@ class MiniMaxAgent(BaseProvider):
             f"api_prefix={self.settings.api_prefix!r})"
         )
 
-    # ------------------------------------------------------------------ seed interface
+    # ------------------------------------------------------------------ gpt4free-compatible
 
     @hybridmethod
     def create_authed(
@@ -186,11 +186,11 @@ class MiniMaxAgent(BaseProvider):
         model: str,
         messages: Sequence[Mapping[str, Any]],
         auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - gpt4free's signature
         conversation: Conversation | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Send the messages and stream the answer, as the seed's ``create_authed``.
+        """Send the messages and stream the answer, as gpt4free's ``create_authed``.
 
         Args:
             model: The model id (checked against the account's ``/config``; empty: default).
@@ -222,7 +222,7 @@ class MiniMaxAgent(BaseProvider):
                 is not sent again.
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
-        return self.seed_call(
+        return self._create_authed(
             model, messages, auth_result, return_conversation, conversation, kwargs
         )
 
@@ -391,10 +391,8 @@ class MiniMaxAgent(BaseProvider):
     async def _new_session(
         self, auth: AuthResult, choice: ModelChoice, settings: AgentSettings, options: HttpOptions
     ) -> str:
-        """A new session, with the account's first ``/config`` read side by side (§12.2).
-
-        No pause follows: the browser posts the message 70-90 ms after the session exists.
-        """
+        """A new session, with the account's first ``/config`` read side by side (§12.2)."""
+        # no pause follows: the browser posts the message 70-90 ms after the session exists
         session_id, _ = await both(
             self._client.create_session(auth, choice, settings=settings, options=options),
             self._client.ensure_configured(auth, settings=settings, options=options),
@@ -409,13 +407,9 @@ class MiniMaxAgent(BaseProvider):
         settings: AgentSettings,
         options: HttpOptions,
     ) -> AsyncGenerator[list[ProviderEvent], None]:
-        """One turn on a session: the client's event lists, as they were read.
-
-        The service refuses a turn (a 4xx before any output) whose uploaded files it cannot
-        use. When the turn reused earlier uploads, they are forgotten, uploaded again and the
-        turn is sent once more (the refused one was never answered); when its uploads were
-        fresh, :class:`HailuoUploadError` is raised (and they are forgotten too).
-        """
+        """One turn on a session: the client's event lists, as they were read."""
+        # A turn refused (4xx, before any output) for its uploads was never answered: reused
+        # uploads are forgotten, uploaded again and the turn sent once more; fresh ones raise.
         for attempt in range(2):
             try:
                 async with (

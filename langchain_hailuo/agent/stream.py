@@ -510,10 +510,8 @@ def _is_prose(payload: Mapping[str, Any]) -> bool:
 
 
 def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-    """Which kind of frame this is (``chunk``, ``message`` or ``None``) and its payload.
-
-    Payload keys win over the ``type`` number; the payload may also sit under ``data``.
-    """
+    """Which kind of frame this is (``chunk``, ``message`` or ``None``) and its payload."""
+    # payload keys win over the ``type`` number; the payload may also sit under ``data``
     chunk = frame.get(KEY_CHUNK)
     if isinstance(chunk, dict):  # the common frame
         return "chunk", chunk
@@ -530,12 +528,10 @@ def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, A
 
 
 class _Text:
-    """Text accepted so far, appended in pieces at a small constant cost per piece.
+    """Text accepted so far, appended in pieces at a small constant cost per piece."""
 
-    ``str +=`` on an attribute copies the whole text each time (quadratic in the number
-    of deltas); the pieces are kept in a list instead and joined only when the whole text
-    is needed (a re-send to compare, the end of the turn), then kept joined.
-    """
+    # ``str +=`` would copy the whole text per delta (quadratic): the pieces are joined
+    # only when the whole text is needed, then kept joined.
 
     __slots__ = ("_length", "_parts")
 
@@ -578,17 +574,7 @@ class _Text:
 
 
 def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool) -> str:
-    """The part of ``piece`` that is new, given the text already accepted.
-
-    Args:
-        accumulated: Text accepted so far.
-        piece: The incoming text.
-        snapshot: ``piece`` is a whole message (type 2): only text beyond ``accumulated``
-            counts, and a snapshot that disagrees adds nothing.
-
-    Returns:
-        The text to append.
-    """
+    """The part of ``piece`` that is new, given the text already accepted."""
     size = len(accumulated)
     if not size:
         return piece
@@ -882,12 +868,10 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._maybe_error(frame)
 
     def _plain_delta(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> bool:
-        """Take a chunk that only adds answer text, in one step (the bulk of a stream).
-
-        Only when nothing else could apply: the id is out, no billing wall or re-send is
-        pending, every field is known, and the text cannot be a re-send (shorter than the
-        answer so far). Anything else returns ``False`` for the full dispatch.
-        """
+        """Take a chunk that only adds answer text, in one step (the bulk of a stream)."""
+        # Only when nothing else could apply: the id is out, no billing wall or re-send is
+        # pending, every field is known, and the text is shorter than the answer so far (so
+        # it cannot be the whole answer re-sent); anything else takes the full dispatch.
         payload = frame.get(KEY_CHUNK)
         if not isinstance(payload, dict):
             return False
@@ -1022,13 +1006,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self.tool_calls[key] = merged
 
     def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
-        """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
-
-        The service re-sends the whole answer as the chunk before ``finish``. A long
-        answer repeated is surely that re-send; a short one ("ha" after "ha") may be real
-        text, so it waits for the next chunk: the ``finish`` chunk means it was the
-        re-send (dropped), any other chunk means it was text (kept).
-        """
+        """Whether a chunk repeats the whole (short) answer so far: a re-send or real text."""
+        # The service re-sends the whole answer as the chunk before ``finish``. A short repeat
+        # ("ha" after "ha") may be real text, so it waits: a ``finish`` next means re-send.
         return (
             0 < len(self._answer) == len(content) < _RESEND_MIN_CHARS
             and content == self._answer.value
@@ -1039,12 +1019,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
     def _message(
         self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
     ) -> None:
-        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error.
-
-        The final message (a ``finish_reason`` other than ``error``) ends the turn: a server
-        that sends no ``finish`` chunk and keeps the connection open still gives the whole
-        answer at once.
-        """
+        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error."""
+        # A final message ends the turn: a server that never sends ``finish`` and keeps the
+        # connection open still gives the whole answer at once.
         role = str(payload.get("role", "")).lower()
         content = _as_text(payload.get("msg_content"))
         if role == "user" or (
@@ -1067,10 +1044,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
                 self._finish(reason, events)
 
     def _take_id(self, payload: Mapping[str, Any], frame: Mapping[str, Any]) -> None:
-        """Remember the answer's message id (emitted once, with the first text).
-
-        The id may sit in the message itself or on the frame around it.
-        """
+        """Remember the answer's message id (emitted once, with the first text)."""
         if self.msg_id is not None:
             return
         for holder in (payload, frame):

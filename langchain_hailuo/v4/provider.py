@@ -1,8 +1,8 @@
-"""``HailuoAI``: the seed's provider interface over the v4 client.
+"""``HailuoAI``: the gpt4free-compatible provider interface over the v4 client.
 
-It keeps the seed's class attributes and its two entry points, ``on_auth_async`` and
-``create_authed`` (usable on the class, as in the seed, or on a configured instance), and
-adds what the seed lacked: a fresh signature per request, typed errors with the partial
+It keeps gpt4free's class attributes and its two entry points, ``on_auth_async`` and
+``create_authed`` (usable on the class, as in gpt4free, or on a configured instance), and
+adds: a fresh signature per request, typed errors with the partial
 text, one re-authentication when the token is rejected before any output, no replay after
 output, and conversations that never hold the token.
 
@@ -95,7 +95,7 @@ def plan_request(
     conversation: Conversation | None = None,
     full_history: Sequence[MessageDict] | None = None,
 ) -> RequestPlan:
-    """What a seed-style call sends: its request (:func:`request_from_dicts`), as a form.
+    """What a ``create_authed`` call sends: its request (:func:`request_from_dicts`), as a form.
 
     A v4 conversation of the same account continues with only the trailing user
     message(s) of ``messages``. Anything else (no conversation, another account's, another
@@ -176,7 +176,7 @@ def _normalise_base_url(value: str) -> str:
 
 
 class HailuoAI(BaseProvider):
-    """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the seed's interface.
+    """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the gpt4free-compatible interface.
 
     Args (constructor, all optional):
         base_url: The origin to talk to (wins over the login's recorded origin).
@@ -225,7 +225,7 @@ class HailuoAI(BaseProvider):
         """Show the configuration (there is no secret in it)."""
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    # ------------------------------------------------------------------ seed interface
+    # ------------------------------------------------------------------ gpt4free-compatible
 
     @hybridmethod
     def create_authed(
@@ -233,11 +233,11 @@ class HailuoAI(BaseProvider):
         model: str,
         messages: Sequence[Mapping[str, Any]],
         auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - gpt4free's signature
         conversation: Conversation | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Send the messages and stream the answer, as the seed's ``create_authed``.
+        """Send the messages and stream the answer, as gpt4free's ``create_authed``.
 
         Args:
             model: Ignored: the web chat serves the site's current model.
@@ -262,7 +262,9 @@ class HailuoAI(BaseProvider):
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         del model
-        return self.seed_call("", messages, auth_result, return_conversation, conversation, kwargs)
+        return self._create_authed(
+            "", messages, auth_result, return_conversation, conversation, kwargs
+        )
 
     async def stream_turn(
         self,
