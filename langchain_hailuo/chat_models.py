@@ -31,9 +31,11 @@ from collections.abc import (
 from contextlib import aclosing
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 from typing import Protocol as TypingProtocol
 
+import langchain_core
+import pydantic
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
@@ -53,10 +55,13 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from pydantic import ConfigDict, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from typing_extensions import Self
 
+from langchain_hailuo import _turns
+from langchain_hailuo._answer import Answer
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from langchain_hailuo._config import ENV_POOL_URL
 from langchain_hailuo._login import LoginOptions
 from langchain_hailuo._loop import account_gate, get_runner
+from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
 from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
@@ -65,7 +70,11 @@ from langchain_hailuo._routing import (
     protocol_of_account,
     turn_options,
 )
+from langchain_hailuo._structured import StructuredMethod
 from langchain_hailuo._timeouts import Timeouts, checked_timeout
+from langchain_hailuo._tool_turns import STRUCTURED_KWARG, StructuredSpec, TurnTools
+from langchain_hailuo._tools import ToolChoice, normalize_tool_choice
+from langchain_hailuo._turns import RenderedCall
 from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.errors import (
     HailuoAuthError,
@@ -75,15 +84,9 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
     HailuoRateLimitError,
 )
+from langchain_hailuo.pool import AccountPool, HealthSettings, PoolAccount, pool_specs_from_env
+from langchain_hailuo.pool.sources import as_spec
 from langchain_hailuo.types import AccountSpec, AuthResult, Conversation, Protocol
-
-if TYPE_CHECKING:  # the tools layer, the planner, the answer and the pool load on first use
-    from langchain_hailuo._answer import Answer
-    from langchain_hailuo._structured import StructuredMethod
-    from langchain_hailuo._tool_turns import TurnTools
-    from langchain_hailuo._tools import ToolChoice
-    from langchain_hailuo._turns import RenderedCall
-    from langchain_hailuo.pool import AccountPool, PoolAccount
 
 __all__ = ["ChatHailuo"]
 
@@ -152,9 +155,6 @@ def _warn_unused_control(name: str) -> None:
 
 def _library_folders() -> tuple[str, ...]:
     """The folders of this package, pydantic and LangChain's core (a warning points past them)."""
-    import langchain_core  # noqa: PLC0415 - only when a warning is raised
-    import pydantic  # noqa: PLC0415
-
     return tuple(
         str(Path(module.__file__ or "").resolve().parent) + os.sep
         for module in (sys.modules[__name__.split(".", 1)[0]], pydantic, langchain_core)
@@ -266,8 +266,6 @@ _FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
 
 def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -> str | None:
     """The account of the newest Hailuo answer in ``messages`` that belongs to the pool."""
-    from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
-
     for message in reversed(messages):
         if not isinstance(message, AIMessage):
             continue
@@ -837,8 +835,6 @@ class ChatHailuo(BaseChatModel):
             return None
         if isinstance(value, str | Path):
             value = [Path(value)]
-        from langchain_hailuo.pool.sources import as_spec  # noqa: PLC0415 - a pool is asked for
-
         return [as_spec(item) for item in value]
 
     def __init__(self, **kwargs: Any) -> None:
@@ -925,8 +921,6 @@ class ChatHailuo(BaseChatModel):
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
         """LangSmith params: provider ``hailuo`` and the per-call model."""
         # ls_temperature and ls_max_tokens are left out: they are not applied
-        from langchain_hailuo._messages import PROVIDER_NAME  # noqa: PLC0415 - planning layer
-
         params = LangSmithParams(
             ls_provider=PROVIDER_NAME,
             ls_model_name=str(kwargs.get("model") or self.model),
@@ -1020,8 +1014,6 @@ class ChatHailuo(BaseChatModel):
         """
         formatted = [convert_to_openai_tool(tool) for tool in tools]
         names = [str(tool["function"]["name"]) for tool in formatted]
-        from langchain_hailuo._tools import normalize_tool_choice  # noqa: PLC0415 - first use
-
         choice = normalize_tool_choice(tool_choice, names)
         if not formatted and choice not in {"auto", "none"}:
             raise ValueError(f"tool_choice={choice!r} forces a tool call, but no tools are bound.")
@@ -1069,11 +1061,6 @@ class ChatHailuo(BaseChatModel):
             )
         if schema is None and method != "json_mode":
             raise ValueError(f"with_structured_output(method={method!r}) needs a schema.")
-        from langchain_hailuo._tool_turns import (  # noqa: PLC0415 - first use
-            STRUCTURED_KWARG,
-            StructuredSpec,
-        )
-
         spec = StructuredSpec(method, _json_schema_of(schema), schema)
         llm = self.bind(
             ls_structured_output_format={
@@ -1166,15 +1153,13 @@ class ChatHailuo(BaseChatModel):
     async def _account_models(self, auth: AuthResult, account: PoolAccount | None) -> list[str]:
         """The ids one account offers when its login holds none: its provider asks the service."""
         # a token-only login learns its /config list here; unreachable: the known ids stand in
-        from langchain_hailuo._provider import (  # noqa: PLC0415 - the transport loads on use
-            BaseProvider,
-        )
-
         provider = self._get_provider(self._resolve_protocol(auth), account)
-        if not isinstance(provider, BaseProvider):  # a test's fake provider
-            return [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        known = [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        ask = getattr(provider, "account_models", None)
+        if ask is None:  # a test's fake provider
+            return known
         try:
-            return await provider.account_models(auth)
+            return list(await ask(auth))
         except HailuoAuthError:
             raise
         except HailuoError as exc:
@@ -1182,7 +1167,7 @@ class ChatHailuo(BaseChatModel):
                 "Could not read the account's model list (%s); listing the known ids.",
                 type(exc).__name__,
             )
-            return list(provider.models)
+            return known
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1255,19 +1240,12 @@ class ChatHailuo(BaseChatModel):
                 return self._pool
         specs: list[Any] | None = list(self.accounts) if self.accounts is not None else None
         if specs is None and self.token is None:
-            from langchain_hailuo.pool import pool_specs_from_env  # noqa: PLC0415 - first use
-
             specs = pool_specs_from_env()
         if specs is None and self.pool_url:
             specs = [self._get_auth_manager()]  # one account, shared through Redis
         with _INIT_GUARD:
             if not self._pool_checked:
                 if specs is not None:
-                    from langchain_hailuo.pool import (  # noqa: PLC0415 - first use
-                        AccountPool,
-                        HealthSettings,
-                    )
-
                     self._pool = AccountPool(
                         specs,
                         pool_url=self.pool_url,
@@ -1288,7 +1266,6 @@ class ChatHailuo(BaseChatModel):
         accounts = await pool.accounts()
         names = pool.names
         first = await accounts[0].auth()
-        from langchain_hailuo._messages import conversation_from_value  # noqa: PLC0415
 
         given = conversation_from_value(turn.override, self._resolve_protocol(first))
         owner: str | None
@@ -1363,8 +1340,6 @@ class ChatHailuo(BaseChatModel):
 
     def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         """Keyword arguments for the provider's turn (beyond the request)."""
-        from langchain_hailuo._tool_turns import STRUCTURED_KWARG  # noqa: PLC0415 - loaded
-
         unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
         if unknown:
             logger.debug("ChatHailuo ignores call arguments %s", unknown)
@@ -1377,8 +1352,6 @@ class ChatHailuo(BaseChatModel):
 
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
-        from langchain_hailuo import _turns  # noqa: PLC0415 - loaded by _turn already
-
         protocol = self._resolve_protocol(auth)
         request = _turns.plan(
             turn.call,
@@ -1406,9 +1379,6 @@ class ChatHailuo(BaseChatModel):
         kwargs: Mapping[str, Any],
     ) -> _Turn:
         """Map the call's messages once (the planner's first half)."""
-        from langchain_hailuo import _turns  # noqa: PLC0415 - first use
-        from langchain_hailuo._tool_turns import TurnTools  # noqa: PLC0415 - first use
-
         call = _turns.render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
         check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
         timeout = kwargs.get("timeout")
@@ -1470,8 +1440,6 @@ class ChatHailuo(BaseChatModel):
         account = seat.auth.account_fingerprint
         # A pool account is leased for the whole call; the model's own account is gated here
         # (waiting for it counts against the call's deadline).
-        from langchain_hailuo._answer import Answer  # noqa: PLC0415 - first use
-
         return Answer(
             self._get_provider(protocol, seat.account),
             request,

@@ -227,37 +227,10 @@ def test_importing_and_building_the_model_loads_no_transport() -> None:
     assert result.stdout.strip() == ""
 
 
-def test_the_tools_layer_loads_on_the_first_call_not_on_import() -> None:
-    layer = ("_tools", "_tool_turns", "_structured", "_schema", "_turns", "_answer")
-    code = (
-        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
-        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules)); "
-        "import langchain_hailuo; langchain_hailuo.StructuredOutputError; "
-        f"print(','.join(m for m in {layer!r} if 'langchain_hailuo.' + m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    on_import, after_use = result.stdout.splitlines()
-    assert on_import == ""
-    assert "_structured" in after_use.split(",")
-
-
 def test_the_model_names_the_pool_settings_as_the_pool_does() -> None:
-    # chat_models declares the pool's settings without importing the pool (it loads on
-    # first use), so the names must stay the pool's own.
+    # _config and types declare the pool's setting names for the layers below the pool,
+    # so the names must stay the pool's own.
     from langchain_hailuo import _config, pool, types
 
     assert _config.ENV_POOL_URL == pool.ENV_POOL_URL
     assert types.AccountSpec == pool.sources.AccountSpec
-
-
-def test_a_single_account_model_loads_no_pool() -> None:
-    code = (
-        "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "
-        "print(any(m.startswith('langchain_hailuo.pool') for m in sys.modules))"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
-    )
-    assert result.stdout.strip() == "False"
