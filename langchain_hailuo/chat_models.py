@@ -219,9 +219,8 @@ def _check_settings(model: ChatHailuo) -> None:
         )
 
 
-def _call_deadline(timeout: Any) -> float:
-    """The ``time.monotonic()`` by which a call with ``timeout`` seconds must end."""
-    seconds = checked_timeout(timeout)
+def _call_deadline(seconds: float | None) -> float:
+    """The ``time.monotonic()`` by which a call with a (checked) timeout must end."""
     return time.monotonic() + (seconds if seconds is not None else Timeouts().total or 600.0)
 
 
@@ -247,16 +246,34 @@ class _Seat:
     started: bool = False  # answer text arrived: the call may no longer move to another account
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Options:
+    """A call's options, read and checked once when the call starts."""
+
+    model: str
+    stop: list[str] | None
+    timeout: float | None  # the call's own timeout (None: the model's)
+    max_retries: int | None
+    reasoning: bool | None
+    deadline: float  # the time.monotonic() by which the call ends (queueing included)
+
+    def turn_kwargs(self, protocol: Protocol) -> dict[str, Any]:
+        """The provider's keyword arguments for one turn (beyond the request)."""
+        given = {"timeout": self.timeout, "max_retries": self.max_retries}
+        call = {key: value for key, value in given.items() if value is not None}
+        # the stream origin went to the provider once, when it was built
+        options = turn_options(protocol, reasoning=self.reasoning, stream_url=None)
+        return {**call, **options, "deadline": self.deadline}
+
+
 @dataclasses.dataclass
 class _Turn:
-    """One call as the answer loop needs it (its messages mapped once)."""
+    """One call as the answer loop needs it (its messages mapped, its options read, once)."""
 
     call: RenderedCall
-    stop: list[str] | None
     override: Any
-    kwargs: Mapping[str, Any]
     tools: TurnTools
-    deadline: float  # the time.monotonic() by which the call ends (queueing included)
+    options: _Options
     answer: Answer | None = None
 
 
@@ -1338,18 +1355,6 @@ class ChatHailuo(BaseChatModel):
         """The protocol to speak: the field, or ``auto`` resolved from the origin / login."""
         return protocol_of_account(auth, self.base_url, self.protocol)
 
-    def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for the provider's turn (beyond the request)."""
-        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
-        if unknown:
-            logger.debug("ChatHailuo ignores call arguments %s", unknown)
-        call = {
-            key: kwargs[key] for key in ("timeout", "max_retries") if kwargs.get(key) is not None
-        }
-        reasoning = kwargs.get("reasoning", self.reasoning)
-        # the stream origin went to the provider once, when it was built
-        return {**call, **turn_options(protocol, reasoning=reasoning, stream_url=None)}
-
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
         protocol = self._resolve_protocol(auth)
@@ -1381,9 +1386,19 @@ class ChatHailuo(BaseChatModel):
         """Map the call's messages once (the planner's first half)."""
         call = _turns.render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
         check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
-        timeout = kwargs.get("timeout")
-        deadline = _call_deadline(self.timeout if timeout is None else timeout)
-        return _Turn(call, stop, override, kwargs, TurnTools.from_kwargs(kwargs), deadline)
+        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
+        if unknown:
+            logger.debug("ChatHailuo ignores call arguments %s", unknown)
+        timeout = checked_timeout(kwargs.get("timeout"))  # the model's own was checked at init
+        options = _Options(
+            model=str(kwargs.get("model") or self.model),
+            stop=stop if stop is not None else self.stop,
+            timeout=timeout,
+            max_retries=kwargs.get("max_retries"),
+            reasoning=kwargs.get("reasoning", self.reasoning),
+            deadline=_call_deadline(self.timeout if timeout is None else timeout),
+        )
+        return _Turn(call, override, TurnTools.from_kwargs(kwargs), options)
 
     async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
         """The one answer loop: the model's own account, or the pool's, one seat at a time."""
@@ -1428,7 +1443,7 @@ class ChatHailuo(BaseChatModel):
         if pool is None:
             yield _Seat(await self._get_auth_manager().get())
             return
-        timeout = turn.kwargs.get("timeout")
+        timeout = turn.options.timeout
         within = timeout if timeout is not None else self.timeout
         async with pool.lease(owner, within=within, exclude=tried) as lease:
             yield _Seat(await lease.account.auth(), lease.account)
@@ -1444,20 +1459,20 @@ class ChatHailuo(BaseChatModel):
             self._get_provider(protocol, seat.account),
             request,
             auth=seat.auth,
-            model=str(turn.kwargs.get("model") or self.model),
+            model=turn.options.model,
             protocol=protocol,
             tools=turn.tools,
-            stop=turn.stop if turn.stop is not None else self.stop,
+            stop=turn.options.stop,
             slot=(
                 (
                     lambda: account_gate(account, self.max_concurrency).slot(
-                        deadline=turn.deadline, what="the call"
+                        deadline=turn.options.deadline, what="the call"
                     )
                 )
                 if seat.account is None
                 else contextlib.nullcontext
             ),
-            call_kwargs={**self._call_kwargs(protocol, turn.kwargs), "deadline": turn.deadline},
+            call_kwargs=turn.options.turn_kwargs(protocol),
         )
 
     async def _acollect(
