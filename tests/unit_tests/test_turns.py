@@ -194,7 +194,7 @@ def test_module_level_imports_have_no_cycle() -> None:
     assert "langchain_hailuo.auth" in graph["langchain_hailuo.chat_models"]  # the graph is real
 
 
-# --------------------------------------------------------------------------- in hand
+# --------------------------------------------------------------------------- one read
 
 
 def test_deltas_of_one_read_make_one_chunk_and_kinds_never_merge() -> None:
