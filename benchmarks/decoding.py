@@ -20,7 +20,6 @@ from benchmarks.bodies import answer_text, chunked, data_lines, longest_line, v4
 from benchmarks.common import Paired, Report, ms, paired, verdict
 from benchmarks.floor import v4_deltas
 from langchain_hailuo._sse import LineBuffer
-from langchain_hailuo.types import TextDelta
 from langchain_hailuo.v4.stream import V4StreamDecoder
 
 TARGET = 1.3
@@ -44,8 +43,8 @@ def ours(chunks: list[bytes]) -> str:
     decoder = V4StreamDecoder()
     parts: list[str] = []
     for chunk in chunks:
-        parts.extend(e.text for e in decoder.feed(chunk) if isinstance(e, TextDelta))
-    parts.extend(e.text for e in decoder.close() if isinstance(e, TextDelta))
+        parts.extend(e for e in decoder.feed(chunk) if isinstance(e, str))
+    parts.extend(e for e in decoder.close() if isinstance(e, str))
     return "".join(parts)
 
 
@@ -191,6 +190,6 @@ def bench_decoding(report: Report, runs: int, *, chars: int = 20000) -> float:
         f"spends about {ms(rest)} on what the floor skips: decoding each `data:` payload "
         "to text before parsing, field dispatch per line (`event:`, `data:`, blank), the "
         "status check, chat / message id tracking, the held-back U+FFFD tail and "
-        "one `TextDelta` event per snapshot."
+        "one text event per snapshot."
     )
     return ratio

@@ -227,7 +227,7 @@ def bench_pipeline(report: Report, runs: int, *, many: int = 200_000) -> None:
         "rounds' ratios). The floor is `benchmarks/floor.py`: one aiohttp session, the signed "
         "POST(s), the body split into lines and each `data:` line `json.loads`-ed, nothing "
         "else (the Agent floor creates a session per answer, as the provider does for a new "
-        "chat). `ChatHailuo` groups the deltas already in hand into one chunk, so it yields "
+        "chat). `ChatHailuo` makes one chunk of the deltas of one network read, so it yields "
         "fewer chunks than the provider's deltas when several arrive in one read."
     )
     report.add()
@@ -284,8 +284,8 @@ def bench_pipeline(report: Report, runs: int, *, many: int = 200_000) -> None:
         + ". Over the floor, the provider pays for what the floor skips (the deadline and "
         "idle timers of each read, line limits, the decoders' checks and typed errors, the "
         "account's credentials and re-authentication); over the provider, `astream` pays a "
-        "fixed cost per call (LangChain's run manager and callbacks, the plan, the reading "
-        "task) and one `AIMessageChunk` per group of deltas, so small answers show the "
+        "fixed cost per call (LangChain's run manager and callbacks, the plan, the account's "
+        "slot) and one `AIMessageChunk` per network read, so small answers show the "
         "largest ratios."
     )
     report.add()

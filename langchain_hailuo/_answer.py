@@ -3,10 +3,9 @@
 - :class:`AnswerBuilder` turns one answer's provider events into message chunks (text and
   reasoning as they come, tool calls parsed out of the text, everything else on the last
   chunk), with the stop-sequence filter (:class:`StopSequenceFilter`) and usage;
-- :func:`in_hand` groups a provider's events by what is already in hand: the events it
-  can give without waiting for the network go out together, so deltas of the same kind
-  that arrived in one read become one chunk, while the first delta of a slow stream still
-  goes out at once (:func:`in_own_task` runs it in a task of its own);
+- the provider hands over its events one list per network read, so the deltas of one
+  kind that arrived together become one chunk, and a slow stream's first delta goes out
+  at once;
 - :class:`Answer` is one call's answer: the first turn and, for a checked answer (a forced
   ``tool_choice`` or structured output), the one corrective or repair turn, with
   :meth:`Answer.stream` and :attr:`Answer.result`;
@@ -15,19 +14,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid as uuid_lib
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Callable,
-    Generator,
     Mapping,
     Sequence,
 )
 from contextlib import AbstractAsyncContextManager, aclosing
-from typing import Any, Generic, TypeVar, cast
+from typing import Any, cast
 
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessage, AIMessageChunk
@@ -39,7 +35,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from langchain_hailuo._messages import PROVIDER_NAME
 from langchain_hailuo._prompt import TurnProvider, TurnRequest
-from langchain_hailuo._tool_turns import TurnTools
+from langchain_hailuo._tool_turns import Correction, TurnTools
 from langchain_hailuo._tools import ToolCallStreamParser
 from langchain_hailuo.errors import HailuoToolChoiceError
 from langchain_hailuo.types import (
@@ -63,16 +59,9 @@ __all__ = [
     "AnswerBuilder",
     "StopSequenceFilter",
     "TurnProvider",
-    "in_hand",
-    "in_own_task",
 ]
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-IN_HAND_LIMIT = 4096
-"""Events grouped into one batch at most (a server flooding one read still streams)."""
 
 
 # --------------------------------------------------------------------------- usage
@@ -112,15 +101,10 @@ def _translate_message(message: AIMessage) -> list[types.ContentBlock]:
 
 
 def _translate_chunk(chunk: AIMessageChunk) -> list[types.ContentBlock]:
-    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks.
-
-    Registered for ``model_provider="hailuo"``. It differs from LangChain's best-effort
-    parsing in one point: tool call chunks get ``"lc_tc_<n>"`` block indexes. With
-    ``output_version="v1"`` LangChain numbers blocks without an index itself (text 0, 1...),
-    and a call's own index (0, 1...) would then collide with the text block before it, so
-    the two would be merged into one block when chunks are added. A last (or summed) chunk
-    shows its calls whole, as ``tool_call`` / ``invalid_tool_call`` blocks.
-    """
+    """Content blocks of one streamed chunk: reasoning, text, then tool call chunks."""
+    # Tool call chunks get "lc_tc_<n>" block indexes: with output_version="v1" LangChain
+    # numbers unindexed blocks itself (text 0, 1...), so a call's own index would collide
+    # with the text block before it and the two would merge when chunks are added.
     if not isinstance(chunk.content, str):
         raise NotImplementedError
     blocks: list[types.ContentBlock] = []
@@ -243,172 +227,6 @@ class StopSequenceFilter:
                     best = size
                     break
         return best
-
-
-# --------------------------------------------------------------------------- in hand
-
-
-class _Resume(Generic[T]):
-    """Finish awaiting a step that was started by hand and is waiting on ``first``.
-
-    The await protocol, written out: ``first`` (what the step yielded) goes to the task
-    running us, and whatever the task sends or throws back goes into the step, until the
-    step returns. It is what ``await`` does, resumed after the first suspension.
-    """
-
-    __slots__ = ("_first", "_step")
-
-    def __init__(self, step: Any, first: Any) -> None:
-        """Wrap ``step`` (an awaitable's iterator) suspended on ``first``."""
-        self._step = step
-        self._first = first
-
-    def __await__(self) -> Generator[Any, Any, T]:
-        """Delegate to the step until it returns its value."""
-        step, pending = self._step, self._first
-        while True:
-            try:
-                sent = yield pending
-            except BaseException as exc:  # noqa: BLE001 - cancellation goes into the step
-                try:
-                    pending = step.throw(exc)
-                except StopIteration as done:
-                    return cast("T", done.value)
-            else:
-                try:
-                    pending = step.send(sent)
-                except StopIteration as done:
-                    return cast("T", done.value)
-
-
-async def in_hand(  # noqa: C901 - the await protocol, step by step
-    events: AsyncIterator[T], *, limit: int = IN_HAND_LIMIT
-) -> AsyncGenerator[list[T], None]:
-    """The items of ``events``, grouped by what is already in hand.
-
-    Each next item is asked for by hand: an item the iterator gives without suspending
-    (it was decoded from a read that is already done) joins the current group; an item
-    that needs waiting (the network) first lets the group go out, so a slow stream's first
-    item is never held back. Nothing is read ahead, and the grouping does not depend on
-    timing: only on where the iterator waits.
-
-    A step left waiting while its group goes out is resumed by the task that started it
-    only if the consumer runs in one task; :func:`in_own_task` guarantees that.
-
-    Args:
-        events: An async iterator (the provider's events).
-        limit: The most items in one group.
-
-    Yields:
-        Non-empty lists of items, in order.
-    """
-    batch: list[T] = []
-    pending: tuple[Any, Any] | None = None
-    try:
-        while True:
-            step = events.__anext__().__await__()
-            try:
-                waiting = step.send(None)
-            except StopIteration as done:
-                batch.append(cast("T", done.value))
-                if len(batch) >= limit:
-                    out, batch = batch, []
-                    yield out
-                continue
-            except StopAsyncIteration:
-                break
-            except BaseException:
-                if batch:  # what came before the error still goes out, then the error
-                    out, batch = batch, []
-                    yield out
-                raise
-            if batch:
-                pending = (step, waiting)
-                out, batch = batch, []
-                yield out
-                pending = None
-            try:
-                batch.append(await _Resume[T](step, waiting))
-            except StopAsyncIteration:
-                break
-        if batch:
-            yield batch
-    finally:
-        if pending is not None:
-            await _stop_step(*pending)
-
-
-async def _stop_step(step: Any, waiting: Any) -> None:
-    """Stop a step left waiting when the consumer left: the stream is closed, not read on.
-
-    The step gets a cancellation, as a task would (``GeneratorExit`` would close only
-    the awaitable, leaving the stream's own generators suspended and unclosed).
-    """
-    try:
-        waiting = step.throw(asyncio.CancelledError())
-    except (StopIteration, StopAsyncIteration, asyncio.CancelledError):
-        return
-    try:
-        await _Resume[Any](step, waiting)
-    except (StopAsyncIteration, asyncio.CancelledError):
-        return
-
-
-_End = object()
-"""Handed over when the stream is done."""
-
-
-async def in_own_task(
-    events: AsyncIterator[T], *, limit: int = IN_HAND_LIMIT
-) -> AsyncGenerator[list[T], None]:
-    """:func:`in_hand` groups of ``events``, read by a task of their own, in step with us.
-
-    The stream's awaits (its reads, timers and timeouts, which bind to the task that
-    entered them) all run in one task, however the consumer is driven: LangChain's sync
-    ``stream`` asks for each chunk from a new task, and ``asyncio.wait_for`` does too. The
-    reader hands over one group and waits until the next is asked for: nothing is read
-    ahead. When the consumer leaves, the reader is cancelled and the stream closed before
-    this generator returns.
-
-    Args:
-        events: An async iterator (the provider's events).
-        limit: The most items in one group.
-
-    Yields:
-        Non-empty lists of items, in order; the stream's error is raised here.
-    """
-    loop = asyncio.get_running_loop()
-    handoff: asyncio.Queue[tuple[Any, asyncio.Future[None] | None]] = asyncio.Queue(maxsize=1)
-
-    async def read() -> None:
-        """Hand over each group, then wait to be asked for the next."""
-        try:
-            async with aclosing(in_hand(events, limit=limit)) as groups:
-                async for group in groups:
-                    asked: asyncio.Future[None] = loop.create_future()
-                    await handoff.put((group, asked))
-                    await asked
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # noqa: BLE001 - raised in the consumer instead
-            await handoff.put((exc, None))
-        else:
-            await handoff.put((_End, None))
-
-    reader = loop.create_task(read())
-    try:
-        while True:
-            item, asked = await handoff.get()
-            if item is _End:
-                return
-            if asked is None:
-                raise cast("BaseException", item)
-            yield cast("list[T]", item)
-            asked.set_result(None)
-    finally:
-        if not reader.done():
-            reader.cancel()
-        await asyncio.wait([reader])
 
 
 # --------------------------------------------------------------------------- one answer
@@ -599,8 +417,14 @@ class AnswerBuilder:
             return "tool_calls"
         return "stop" if self.stopped else (self.finish_reason or "stop")
 
-    def last_chunk(self) -> ChatGenerationChunk:
-        """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``."""
+    def last_chunk(self, sent_in: Conversation | None = None) -> ChatGenerationChunk:
+        """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``.
+
+        Args:
+            sent_in: The chat the turn was sent in (its chat when the server named none).
+        """
+        if self.conversation is None:
+            self.conversation = sent_in
         content = self.stop_filter.flush()
         self._raw.append(content)
         fields: dict[str, Any] = {}
@@ -704,6 +528,9 @@ class Answer:
     async def stream(self) -> AsyncGenerator[ChatGenerationChunk, None]:
         """Send the turn (and a corrective one if needed); yield the answer's chunks.
 
+        Each list of events the provider read from the network becomes its chunks at once
+        (:meth:`AnswerBuilder.on_events`); a checked answer's chunks are held until checked.
+
         Yields:
             Chunks, the last one with ``chunk_position="last"`` and all metadata.
 
@@ -711,44 +538,63 @@ class Answer:
             HailuoToolChoiceError: A forced ``tool_choice`` was not followed, even after
                 the corrective turn.
         """
-        builder = self._builder()
-        if not self.tools.checked:
-            async with aclosing(self._turn(builder, self.request)) as chunks:
-                async for chunk in chunks:
-                    yield chunk
-            self._result = builder
-            return
-        held = [chunk async for chunk in self._turn(builder, self.request)]
-        correction = self.tools.correction(
-            builder.text, builder.tool_calls, builder.invalid_tool_calls
-        )
-        if correction is not None:
+        builder, request, checked = self._builder(), self.request, self.tools.checked
+        held: list[ChatGenerationChunk] = []
+        while True:
+            async with self.slot():
+                turn = self.provider.stream_turn(
+                    self.model, request, self.auth, return_conversation=True, **self.call_kwargs
+                )
+                async with aclosing(cast("Any", turn)):
+                    async for events in turn:
+                        chunks = builder.on_events(events)
+                        if chunks:
+                            self.started = True
+                            if checked:
+                                held += chunks
+                            else:
+                                for chunk in chunks:
+                                    yield chunk
+                        if builder.stopped:
+                            break
+            last = builder.last_chunk(request.conversation)
+            if not checked:
+                self._result = builder
+                yield last
+                return
+            held.append(last)
+            correction = self._correction(builder, corrected=request is not self.request)
+            if correction is None:
+                break
             logger.info(
                 "ChatHailuo: the answer needs a %s correction; asking once more in chat %s",
                 correction.kind,
                 builder.conversation.chatID if builder.conversation else None,
             )
-            first, builder = builder, self._builder()
+            first, builder, held = builder, self._builder(), []
             builder.earlier_usage = first.usage
-            held = [
-                chunk
-                async for chunk in self._turn(builder, self._corrective(first, correction.text))
-            ]
-            again = self.tools.correction(
-                builder.text, builder.tool_calls, builder.invalid_tool_calls
-            )
-            if again is not None and again.kind == "tool_choice":
-                conversation = builder.conversation
-                raise HailuoToolChoiceError(
-                    f"The model did not follow tool_choice={self.tools.tool_choice!r}, even "
-                    "after a corrective turn. Rephrase the request, or bind the tools with "
-                    "tool_choice='auto' and check AIMessage.tool_calls yourself.",
-                    partial_text=builder.parser.result.content if builder.parser else "",
-                    chat_id=conversation.chatID if conversation else None,
-                )
+            request = self._corrective(first, correction.text)
         self._result = builder
         for chunk in held:
             yield chunk
+
+    def _correction(self, builder: AnswerBuilder, *, corrected: bool) -> Correction | None:
+        """The corrective turn the answer needs (none after one; a forced choice raises)."""
+        correction = self.tools.correction(
+            builder.text, builder.tool_calls, builder.invalid_tool_calls
+        )
+        if correction is None or not corrected:
+            return correction
+        if correction.kind == "tool_choice":
+            conversation = builder.conversation
+            raise HailuoToolChoiceError(
+                f"The model did not follow tool_choice={self.tools.tool_choice!r}, even "
+                "after a corrective turn. Rephrase the request, or bind the tools with "
+                "tool_choice='auto' and check AIMessage.tool_calls yourself.",
+                partial_text=builder.parser.result.content if builder.parser else "",
+                chat_id=conversation.chatID if conversation else None,
+            )
+        return None
 
     def _corrective(self, first: AnswerBuilder, text: str) -> TurnRequest:
         """The corrective turn: ``text`` in the first answer's chat (or a new one with all)."""
@@ -767,28 +613,6 @@ class Answer:
             self.request.tools_hash,
             reason="continued" if conversation is not None else "new",
         )
-
-    async def _turn(
-        self, builder: AnswerBuilder, request: TurnRequest
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """Stream one turn from the provider through ``builder`` (its last chunk too)."""
-        async with self.slot():
-            events = self.provider.stream_turn(
-                self.model, request, self.auth, return_conversation=True, **self.call_kwargs
-            )
-            async with (
-                aclosing(cast("Any", events)) as stream,
-                aclosing(in_own_task(stream)) as batches,
-            ):
-                async for batch in batches:
-                    for chunk in builder.on_events(batch):
-                        self.started = True
-                        yield chunk
-                    if builder.stopped:
-                        break
-        if builder.conversation is None and request.conversation is not None:
-            builder.conversation = request.conversation
-        yield builder.last_chunk()
 
     def result_of(self, chunks: Sequence[ChatGenerationChunk]) -> ChatResult:
         """The whole answer as a :class:`ChatResult`, from the chunks :meth:`stream` gave.

@@ -800,14 +800,17 @@ async def iter_chunks(
     :func:`idle_timed_out`); the decoders attach the partial text to timeouts.
     """
     idle = options.timeouts.idle
+    content = resp.content
     while True:
         left = options.remaining()
         if left is not None and left <= 0:
             raise _answer_too_slow(options)
         by_deadline = left is not None and (idle is None or left <= idle)
         try:
-            async with timeout(left if by_deadline else idle):
-                chunk = await resp.content.readany()
+            chunk = content.read_nowait()  # what already arrived needs no timer
+            if not chunk and not content.at_eof():
+                async with timeout(left if by_deadline else idle):
+                    chunk = await content.readany()
         except TIMEOUT_ERRORS as exc:
             if by_deadline:
                 raise _answer_too_slow(options) from exc
@@ -835,7 +838,7 @@ def _answer_too_slow(options: HttpOptions) -> HailuoTimeoutError:
 
 
 async def read_rest(
-    chunks: AsyncIterator[bytes],
+    content: aiohttp.StreamReader,
     *,
     options: HttpOptions,
     feed: Callable[[bytes], object] | None = None,
@@ -845,13 +848,14 @@ async def read_rest(
 
     The answer is complete, so a slow, broken or stalled rest just stops the reading. Reading
     to the end frees the server for the next turn and returns the connection to the pool;
-    ``feed`` gets each chunk, ``grace`` (default :data:`BODY_END_GRACE`) caps the wait.
+    ``content`` is the body's reader the answer came from, ``feed`` gets each chunk, ``grace``
+    (default :data:`BODY_END_GRACE`) caps the wait.
     """
     idle = options.timeouts.idle
     wait = options.bounded(grace if idle is None else min(idle, grace))
     try:
         async with timeout(wait):
-            async for chunk in chunks:
+            while chunk := await content.readany():
                 if feed is not None:
                     feed(chunk)
     except (TimeoutError, asyncio.TimeoutError, HailuoError, aiohttp.ClientError) as exc:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import contextlib
 import logging
 import os
@@ -55,19 +56,41 @@ class _Closable(Protocol):
         ...
 
 
-class _Done:
-    """Sentinel: the async iterator is exhausted."""
+def _next_on(
+    loop: asyncio.AbstractEventLoop, iterator: AsyncIterator[T]
+) -> concurrent.futures.Future[T]:
+    """The iterator's next item, asked for in a task of ``loop`` (its own frame, not ours)."""
+    done: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+    def start() -> None:
+        task = asyncio.ensure_future(anext(iterator))
+        task.add_done_callback(lambda step: _settle(step, done))
+        done.add_done_callback(
+            lambda _: done.cancelled() and loop.call_soon_threadsafe(task.cancel)
+        )
+
+    loop.call_soon_threadsafe(start)
+    return done
 
 
-_DONE = _Done()
+def _cancel_if_cancelled(
+    done: concurrent.futures.Future[Any], loop: asyncio.AbstractEventLoop, task: asyncio.Future[Any]
+) -> None:
+    """Cancel the step when the calling thread gave up on it (an interrupt)."""
+    if done.cancelled():
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(task.cancel)
 
 
-async def _next_item(iterator: AsyncIterator[T]) -> T | _Done:
-    """The iterator's next item, or :data:`_DONE` (``StopAsyncIteration`` can't cross a future)."""
-    try:
-        return await anext(iterator)
-    except StopAsyncIteration:
-        return _DONE
+def _settle(step: asyncio.Future[T], done: concurrent.futures.Future[T]) -> None:
+    """Copy a finished step's outcome to the future the calling thread waits on."""
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
+        if step.cancelled():
+            done.cancel()
+        elif (error := step.exception()) is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(step.result())
 
 
 async def _close_iterator(iterator: AsyncIterator[Any]) -> None:
@@ -257,14 +280,14 @@ class LoopRunner:
         loop = self.loop()
         try:
             while True:
-                future = asyncio.run_coroutine_threadsafe(_next_item(iterator), loop)
+                future = _next_on(loop, iterator)
                 try:
                     item = future.result()
+                except StopAsyncIteration:
+                    return
                 except BaseException:
                     future.cancel()
                     raise
-                if isinstance(item, _Done):
-                    return
                 yield item
         finally:
             if not loop.is_closed():

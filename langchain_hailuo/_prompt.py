@@ -321,6 +321,6 @@ class TurnProvider(TypingProtocol):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
-        """Execute the request and stream the answer's events."""
+    ) -> AsyncIterator[list[ProviderEvent]]:
+        """Execute the request and stream the answer's events, one list per network read."""
         ...

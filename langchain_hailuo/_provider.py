@@ -1,6 +1,7 @@
 """What both providers (``HailuoAI``, ``MiniMaxAgent``) share, protocol-free.
 
-The seed's interface: class attributes, ``on_auth_async`` / ``create_authed`` usable on the
+The gpt4free-compatible interface (the one gpt4free's Hailuo provider offers, which this
+package started from): class attributes, ``on_auth_async`` / ``create_authed`` usable on the
 class (as gpt4free calls them) or on a configured instance, plus the small pieces every
 provider needs: LangChain-style HTTP settings, URL checks, and conversations accepted in
 any of the forms callers keep them in.
@@ -34,7 +35,6 @@ __all__ = [
     "ReauthSource",
     "as_conversation",
     "call_options",
-    "check_encodable",
     "checked_url",
     "http_options_with",
     "hybridmethod",
@@ -106,7 +106,7 @@ async def refresh_once(
 class hybridmethod(Generic[S, P, R]):  # noqa: N801 - reads like classmethod
     """A method bound to the instance, or, accessed on the class, to its default instance.
 
-    The seed calls ``HailuoAI.create_authed(...)`` on the class; a configured
+    gpt4free calls ``HailuoAI.create_authed(...)`` on the class; a configured
     ``HailuoAI(base_url=...)`` must use its own settings. Accessed on the class, the
     method binds to one lazily created default instance per class.
     """
@@ -225,7 +225,7 @@ class _Closable(typing.Protocol):
 
 
 class BaseProvider:
-    """The seed's provider surface shared by ``HailuoAI`` and ``MiniMaxAgent``.
+    """The gpt4free-compatible provider surface shared by ``HailuoAI`` and ``MiniMaxAgent``.
 
     Subclasses set the class attributes, build ``_client`` and ``base_url`` in
     ``__init__``, and implement ``create_authed`` (decorated with :class:`hybridmethod`).
@@ -268,27 +268,23 @@ class BaseProvider:
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        """Execute a planned turn and stream the answer (each provider implements it)."""
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
+        """Execute a planned turn; its events, one list per network read (per provider)."""
         raise NotImplementedError
 
-    async def seed_call(  # noqa: PLR0917 - the seed's arguments, passed on
+    async def _create_authed(  # noqa: PLR0917 - create_authed's arguments, passed on
         self,
         model: str,
         messages: Sequence[Mapping[str, Any]],
         auth_result: AuthResult,
-        return_conversation: bool,  # noqa: FBT001 - the seed's argument
+        return_conversation: bool,  # noqa: FBT001 - create_authed's argument
         conversation: Any,
         kwargs: Mapping[str, Any],
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """``create_authed``: the seed's arguments made a :class:`TurnRequest`, then run.
-
-        The request is built by :func:`~langchain_hailuo._prompt.request_from_dicts` (the
-        one rule for continuing a chat); the turn is closed when our consumer stops.
-
-        Yields:
-            The turn's events.
-        """
+        """``create_authed``: its arguments made a :class:`TurnRequest`, then run."""
+        # request_from_dicts is the one rule for continuing a chat; this entry checks the
+        # text itself (ChatHailuo checks its calls at the top)
+        check_encodable([*messages, *(kwargs.get("full_history") or ())])
         request = request_from_dicts(
             messages,
             auth_result.account_fingerprint,
@@ -298,14 +294,15 @@ class BaseProvider:
         )
         turn = self.stream_turn(model, request, auth_result, return_conversation, **kwargs)
         async with contextlib.aclosing(turn):
-            async for item in turn:
-                yield item
+            async for events in turn:
+                for item in events:  # the gpt4free-compatible interface yields them one by one
+                    yield item
 
     @hybridmethod
     async def on_auth_async(
         self, proxy: str | None = None, **kwargs: Any
     ) -> AsyncIterator[RequestLogin | AuthResult]:
-        """Log in through :mod:`langchain_hailuo.auth`, as the seed's ``on_auth_async``.
+        """Log in through :mod:`langchain_hailuo.auth`, as gpt4free's ``on_auth_async``.
 
         Args:
             proxy: A proxy for the browser.

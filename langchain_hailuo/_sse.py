@@ -38,6 +38,7 @@ the whole answer so far, JSON-escaped: 32 MiB holds millions of characters of an
 
 _CR = 0x0D
 _LF = 0x0A
+_JSON = json.JSONDecoder()
 
 
 def as_id(value: Any) -> str | None:
@@ -85,7 +86,7 @@ def loads_json(text: str | bytes) -> Any:
         HailuoProtocolError: Nested too deeply to parse.
     """
     try:
-        return json.loads(text)
+        return _JSON.decode(text) if isinstance(text, str) else json.loads(text)
     except RecursionError:
         raise HailuoProtocolError(
             "The server sent JSON nested too deeply to parse; it was refused. The server is "
@@ -107,15 +108,7 @@ class ErrorAfterEvents:
     _held_error: HailuoError | None = None
 
     def _hold_error(self, error: HailuoError, events: Sized) -> None:
-        """Keep ``error`` for :meth:`raise_pending` when ``events`` came before it.
-
-        Args:
-            error: The error decoded from the chunk.
-            events: The events decoded from the chunk before it.
-
-        Raises:
-            HailuoError: ``error`` itself, at once, when no event came before it.
-        """
+        """Keep ``error`` for :meth:`raise_pending` when ``events`` came before it."""
         if not events:
             raise error
         self._held_error = error
@@ -170,20 +163,21 @@ class LineBuffer:
         limit = self._limit
         pos = self._scan
         size = len(buf)
-        while True:
-            # memchr-speed scans: the LF, then a CR only up to it (a CR is rare in bodies).
-            lf = buf.find(b"\n", pos)
-            cr = buf.find(b"\r", pos, size if lf < 0 else lf)
-            if cr >= 0:
-                end, pos = cr, cr + 2 if cr + 1 < size and buf[cr + 1] == _LF else cr + 1
-            elif lf >= 0:
-                end, pos = lf, lf + 1
-            else:
-                break
-            if limit is not None and end - start > limit:
-                raise line_too_long(limit)
-            lines.append(bytes(buf[start:end]))
-            start = pos
+        with memoryview(buf) as view:  # a line is copied once (a slice of buf would copy twice)
+            while True:
+                # memchr-speed scans: the LF, then a CR only up to it (a CR is rare in bodies).
+                lf = buf.find(b"\n", pos)
+                cr = buf.find(b"\r", pos, size if lf < 0 else lf)
+                if cr >= 0:
+                    end, pos = cr, cr + 2 if cr + 1 < size and buf[cr + 1] == _LF else cr + 1
+                elif lf >= 0:
+                    end, pos = lf, lf + 1
+                else:
+                    break
+                if limit is not None and end - start > limit:
+                    raise line_too_long(limit)
+                lines.append(bytes(view[start:end]))
+                start = pos
         if start:
             self._skip_lf = start == len(buf) and buf[start - 1] == _CR  # its LF may be next
             del buf[:start]

@@ -1,10 +1,10 @@
 """The turn planner: one call's messages and settings -> one :class:`TurnRequest`.
 
-``ChatHailuo`` calls :func:`plan_call` once per call, after the account and protocol are
-known. It maps every message once (:func:`~langchain_hailuo._messages.to_message_dicts`:
-one content-to-text rule, one role table, files and images taken out first), decides once
-whether the call continues a server chat (:func:`plan_turn`), and folds in what bound tools
-or a structured-output schema add (instructions, tool results as the turn). Providers get
+``ChatHailuo`` maps every message once (:func:`render_call`:
+one content-to-text rule, one role table, files and images taken out first), then, once the
+account and protocol are known, calls :func:`plan`: it decides once whether the call
+continues a server chat, and folds in what bound tools or a structured-output schema add
+(instructions, tool results as the turn). Providers get
 the request and execute it; they never decide again. Calls go downward only: nothing here
 is handed a function of a higher layer.
 """
@@ -43,7 +43,6 @@ __all__ = [
     "TurnRequest",
     "find_anchor",
     "plan",
-    "plan_turn",
     "render_call",
 ]
 
@@ -136,7 +135,7 @@ def _decide(  # noqa: PLR0911 - one return per documented outcome
     override: Conversation | None,
     use_history: bool,
 ) -> TurnRequest:
-    """The decision of :func:`plan_turn`, given the history's anchor."""
+    """Continue the anchor's chat or start a new one (an override wins, see :func:`plan`)."""
     if override is not None:
         if not continues(override, account, protocol):
             logger.warning(
@@ -178,49 +177,6 @@ def _decide(  # noqa: PLR0911 - one return per documented outcome
     return TurnRequest(anchor.conversation, newer, dicts, history_hash(dicts), reason="continued")
 
 
-def plan_turn(
-    messages: Sequence[BaseMessage],
-    dicts: list[MessageDict],
-    *,
-    account: str,
-    protocol: Protocol,
-    override: Conversation | None = None,
-    use_history: bool = True,
-) -> TurnRequest:
-    """Decide whether this call continues a server-side chat, and what it sends.
-
-    1. An ``override`` (per-call ``conversation=`` / ``chat_id=``, or the run's metadata)
-       wins, unless it belongs to another account or protocol (then a new chat starts).
-    2. Else the newest Hailuo answer of this account and protocol (see :func:`find_anchor`)
-       decides: its chat continues with only the messages after it, provided the history
-       before it is unchanged (its ``history_hash``) and only user messages follow it.
-    3. Else a new chat starts from the whole history.
-
-    Args:
-        messages: The call's messages.
-        dicts: The same messages mapped by :func:`~langchain_hailuo._messages.to_message_dicts`.
-        account: The account fingerprint about to send.
-        protocol: The protocol in use.
-        override: An explicit conversation, if the caller gave one.
-        use_history: Whether answers in the history may be continued.
-
-    Returns:
-        The request (without tools: :func:`plan_call` adds them).
-
-    Raises:
-        ValueError: A continued chat would get no user text.
-    """
-    anchor = find_anchor(messages, account=account, protocol=protocol)
-    return _decide(
-        dicts,
-        anchor,
-        account=account,
-        protocol=protocol,
-        override=override,
-        use_history=use_history,
-    )
-
-
 def _with_tools(
     request: TurnRequest,
     anchor: Anchor | None,
@@ -230,13 +186,9 @@ def _with_tools(
     tools: TurnTools,
     names: Mapping[str, str],
 ) -> TurnRequest:
-    """Add the tool instructions, results and calls to what a turn sends.
-
-    A new chat gets the instructions first and each run of tool results as one block.
-    A continued chat gets the results (and the user's new messages) as its whole turn,
-    with the instructions in front only when they changed since the chat's last answer.
-    Calls without tools, tool messages or instructions are left as they are.
-    """
+    """Add the tool instructions, results and calls to what a turn sends."""
+    # A new chat gets the instructions first and each run of tool results as one block; a
+    # continued chat gets the results as its turn, the instructions only when they changed.
     instructions = tools.instructions
     current = tools.instructions_hash
     request = dataclasses.replace(request, tools_hash=current)
@@ -311,6 +263,15 @@ def plan(
     use_history: bool = True,
 ) -> TurnRequest:
     """Plan a mapped call for one account: the one place the call is judged.
+
+    1. An ``override`` (per-call ``conversation=`` / ``chat_id=``, or the run's metadata)
+       wins, unless it belongs to another account or protocol (then a new chat starts).
+    2. Else the newest Hailuo answer of this account and protocol (see :func:`find_anchor`)
+       decides: its chat continues with only the messages after it, provided the history
+       before it is unchanged (its ``history_hash``) and only user messages follow it.
+    3. Else a new chat starts from the whole history.
+
+    Then the bound tools' instructions and tool results are folded in.
 
     Args:
         call: The mapped call (:func:`render_call`).

@@ -1,7 +1,7 @@
 """``ChatHailuo``: MiniMax's consumer web chat (Hailuo AI / MiniMax Agent) for LangChain.
 
 The model knows no wire detail: it picks a provider by protocol (``HailuoAI`` for the
-seed's v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
+Hailuo v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 ``{"role", "content"}`` dicts, carries the server-side conversation in the answers'
 ``response_metadata``, and turns the providers' typed events into message chunks.
 """
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 from typing import Protocol as TypingProtocol
 
+import langchain_core
+import pydantic
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import LanguageModelInput
 from langchain_core.language_models.chat_models import BaseChatModel, LangSmithParams
@@ -61,7 +63,6 @@ from langchain_hailuo._loop import account_gate, get_runner
 from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
 from langchain_hailuo._protocols import build_provider
-from langchain_hailuo._provider import BaseProvider
 from langchain_hailuo._routing import (
     DEFAULT_BASE_URL,
     checked_url,
@@ -153,9 +154,6 @@ def _warn_unused_control(name: str) -> None:
 
 def _library_folders() -> tuple[str, ...]:
     """The folders of this package, pydantic and LangChain's core (a warning points past them)."""
-    import langchain_core  # noqa: PLC0415 - only when a warning is raised
-    import pydantic  # noqa: PLC0415
-
     return tuple(
         str(Path(module.__file__ or "").resolve().parent) + os.sep
         for module in (sys.modules[__name__.split(".", 1)[0]], pydantic, langchain_core)
@@ -163,12 +161,9 @@ def _library_folders() -> tuple[str, ...]:
 
 
 def _callers_stacklevel() -> int:
-    """``stacklevel`` for a warning raised here: the user's line that built the model.
-
-    The number of frames between the user and the warning depends on pydantic's and
-    LangChain's versions (and on subclasses), so they are counted, not assumed: the first
-    frame outside this package, pydantic and ``langchain_core`` is the caller's.
-    """
+    """``stacklevel`` for a warning raised here: the user's line that built the model."""
+    # counted, not assumed: the frames between the user and here depend on pydantic's and
+    # LangChain's versions (and on subclasses)
     folders = _library_folders()
     frame = sys._getframe(1)  # the function that calls warnings.warn is stacklevel 1
     level = 1
@@ -196,15 +191,7 @@ def _override_from(kwargs: Mapping[str, Any]) -> Any:
 
 
 def _with_run_conversation(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Add the run metadata's ``hailuo_conversation`` as ``conversation=`` unless one was given.
-
-    Args:
-        config: The call's config (the ambient one is merged in by ``ensure_config``).
-        kwargs: The call's keyword arguments.
-
-    Returns:
-        ``kwargs``, with ``conversation`` added when the metadata holds one.
-    """
+    """Add the run metadata's ``hailuo_conversation`` as ``conversation=`` unless one was given."""
     if _override_from(kwargs) is not None:
         return kwargs
     value = (ensure_config(config).get("metadata") or {}).get(RUN_METADATA_KEY)
@@ -217,13 +204,7 @@ _MERGE_EVERY = 256
 
 
 def _check_settings(model: ChatHailuo) -> None:
-    """Refuse settings that cannot work, when the model is built (before any request).
-
-    Raises:
-        HailuoConfigurationError: A timeout that is not a positive finite number, a base or
-            stream URL with a query or fragment, a token with a control character (the
-            message never shows the token).
-    """
+    """Refuse settings that cannot work, when the model is built (before any request)."""
     checked_timeout(model.timeout)
     for name in ("base_url", "stream_url"):
         value = getattr(model, name)
@@ -237,9 +218,8 @@ def _check_settings(model: ChatHailuo) -> None:
         )
 
 
-def _call_deadline(timeout: Any) -> float:
-    """The ``time.monotonic()`` by which a call with ``timeout`` seconds must end."""
-    seconds = checked_timeout(timeout)
+def _call_deadline(seconds: float | None) -> float:
+    """The ``time.monotonic()`` by which a call with a (checked) timeout must end."""
     return time.monotonic() + (seconds if seconds is not None else Timeouts().total or 600.0)
 
 
@@ -249,12 +229,8 @@ def _fold(chunks: list[ChatGenerationChunk]) -> ChatGenerationChunk:
 
 
 def _close_providers_later(providers: dict[str, _Provider]) -> None:
-    """Finalizer of a ChatHailuo: close its providers' sessions on the private loop.
-
-    Without it, dropping a model that made sync calls leaves an open aiohttp session on the
-    private loop ("Unclosed client session"). Sessions on user loops are the caller's to
-    close (``await model.aclose()``) and are retired by the providers once their loop closes.
-    """
+    """Finalizer of a ChatHailuo: close its providers' sessions on the private loop."""
+    # without it, a dropped model that made sync calls leaves an unclosed aiohttp session
     runner = get_runner()
     for provider in list(providers.values()):
         runner.submit(provider.aclose())
@@ -262,40 +238,41 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
 
 @dataclasses.dataclass
 class _Seat:
-    """The account one call answers on.
-
-    Attributes:
-        auth: Its credentials.
-        account: The pool account (``None``: the model's own single account).
-        started: The first byte of the answer (text or reasoning) arrived: the call may no
-            longer move to another account.
-    """
+    """The account one call answers on."""
 
     auth: AuthResult
-    account: PoolAccount | None = None
-    started: bool = False
+    account: PoolAccount | None = None  # None: the model's own single account
+    started: bool = False  # answer text arrived: the call may no longer move to another account
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Options:
+    """A call's options, read and checked once when the call starts."""
+
+    model: str
+    stop: list[str] | None
+    timeout: float | None  # the call's own timeout (None: the model's)
+    max_retries: int | None
+    reasoning: bool | None
+    deadline: float  # the time.monotonic() by which the call ends (queueing included)
+
+    def turn_kwargs(self, protocol: Protocol) -> dict[str, Any]:
+        """The provider's keyword arguments for one turn (beyond the request)."""
+        given = {"timeout": self.timeout, "max_retries": self.max_retries}
+        call = {key: value for key, value in given.items() if value is not None}
+        # the stream origin went to the provider once, when it was built
+        options = turn_options(protocol, reasoning=self.reasoning, stream_url=None)
+        return {**call, **options, "deadline": self.deadline}
 
 
 @dataclasses.dataclass
 class _Turn:
-    """One call as the answer loop needs it (its messages mapped once).
-
-    Attributes:
-        call: The messages, mapped.
-        stop: The call's stop strings.
-        override: The call's conversation override.
-        kwargs: The call's keyword arguments.
-        tools: The call's bound tools / structured output.
-        deadline: The ``time.monotonic()`` by which the call must end (queueing included).
-        answer: The answer being (or last) streamed.
-    """
+    """One call as the answer loop needs it (its messages mapped, its options read, once)."""
 
     call: RenderedCall
-    stop: list[str] | None
     override: Any
-    kwargs: Mapping[str, Any]
     tools: TurnTools
-    deadline: float
+    options: _Options
     answer: Answer | None = None
 
 
@@ -320,10 +297,8 @@ def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -
 
 
 def _json_schema_of(schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
-    """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``).
-
-    A JSON schema without the ``title`` LangChain's converter wants is used as it is.
-    """
+    """The JSON schema of a ``with_structured_output`` schema (``None`` stays ``None``)."""
+    # a JSON schema without the ``title`` LangChain's converter wants is used as it is
     if schema is None:
         return None
     try:
@@ -1131,8 +1106,8 @@ class ChatHailuo(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         """Stream one answer: one chunk per delta, then the last chunk with the metadata."""
-        override = self._run_override(run_manager, kwargs)
-        async with aclosing(self._achunks(messages, stop, override, kwargs)) as chunks:
+        turn = self._turn(messages, stop, self._run_override(run_manager, kwargs), kwargs)
+        async with aclosing(self._achunks(turn)) as chunks:
             async for chunk in chunks:
                 if run_manager:
                     await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
@@ -1157,8 +1132,8 @@ class ChatHailuo(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         """Stream one answer from sync code (the async path, on the private loop)."""
-        override = self._run_override(run_manager, kwargs)
-        for chunk in get_runner().iterate(self._achunks(messages, stop, override, kwargs)):
+        turn = self._turn(messages, stop, self._run_override(run_manager, kwargs), kwargs)
+        for chunk in get_runner().iterate(self._achunks(turn)):
             if run_manager:
                 run_manager.on_llm_new_token(chunk.text, chunk=chunk)
             yield chunk
@@ -1200,10 +1175,12 @@ class ChatHailuo(BaseChatModel):
         anyway); when the service cannot be reached the provider's known ids stand in.
         """
         provider = self._get_provider(self._resolve_protocol(auth), account)
-        if not isinstance(provider, BaseProvider):  # a test's fake provider
-            return [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        known = [str(name) for name in getattr(provider, "models", None) or [self.model]]
+        ask = getattr(provider, "account_models", None)
+        if ask is None:  # a test's fake provider
+            return known
         try:
-            return await provider.account_models(auth)
+            return list(await ask(auth))
         except HailuoAuthError:
             raise
         except HailuoError as exc:
@@ -1211,7 +1188,7 @@ class ChatHailuo(BaseChatModel):
                 "Could not read the account's model list (%s); listing the known ids.",
                 type(exc).__name__,
             )
-            return list(provider.models)
+            return known
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -1304,16 +1281,9 @@ class ChatHailuo(BaseChatModel):
     async def _pool_owner(
         self, pool: AccountPool, turn: _Turn
     ) -> tuple[str | None, TurnRequest | None]:
-        """The pool account whose chat this call continues, and its plan (``None``: a new chat).
-
-        An explicit conversation names its account; else the newest answer of a pool
-        account in the history does. The owner's plan decides: an edited history starts a
-        new chat, which may go to any account.
-
-        Raises:
-            HailuoConfigurationError: A bare chat id with several accounts and no answer of
-                that chat in the history (its account cannot be known).
-        """
+        """The pool account whose chat this call continues, and its plan (``None``: a new chat)."""
+        # An explicit conversation names its account, else the history's newest pool answer
+        # does; the owner's plan decides (an edited history starts a new chat, anywhere).
         accounts = await pool.accounts()
         names = pool.names
         first = await accounts[0].auth()
@@ -1349,53 +1319,8 @@ class ChatHailuo(BaseChatModel):
             return None, None
         return account.name, request
 
-    async def _achunks_pooled(
-        self, pool: AccountPool, turn: _Turn
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """One call on the pool: the chat's own account, or a new chat failing over.
-
-        A new chat whose account fails with a quota wall, a rate limit or a rejected token
-        before the server took the message moves to the next account; once it did (or
-        for a continued chat) the error is raised.
-        """
-        owner, planned = await self._pool_owner(pool, turn)
-        timeout = turn.kwargs.get("timeout")
-        within = timeout if timeout is not None else self.timeout
-        tried: list[str] = []
-        last: HailuoError | None = None
-        while True:
-            seat: _Seat | None = None
-            try:
-                async with pool.lease(owner, within=within, exclude=tried) as lease:
-                    seat = _Seat(await lease.account.auth(), lease.account)
-                    async with aclosing(self._achunks_on(seat, turn, planned)) as chunks:
-                        async for chunk in chunks:
-                            yield chunk
-            except HailuoNoAccountAvailableError as exc:
-                if last is not None:
-                    raise exc from last
-                raise
-            except _FAILOVER_ERRORS as exc:
-                if owner is not None or seat is None or seat.started or seat.account is None:
-                    raise
-                tried.append(seat.account.name)
-                last = exc
-                logger.warning(
-                    "A new chat failed on pool account %s before its first byte (%s); "
-                    "trying the next account.",
-                    seat.account.name,
-                    type(exc).__name__,
-                )
-                continue
-            return
-
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
-        """The real provider of ``protocol`` (imported on first use).
-
-        Every provider of one protocol shares one HTTP client (built with the first): a
-        client serves many accounts, so a pool's accounts share its connections per event
-        loop instead of each opening its own (the sessions keep no cookies).
-        """
+        """The real provider of ``protocol`` (imported on first use)."""
         settings: dict[str, Any] = {
             **self.provider_settings,
             "timeout": self.timeout,
@@ -1433,17 +1358,6 @@ class ChatHailuo(BaseChatModel):
         """The protocol to speak: the field, or ``auto`` resolved from the origin / login."""
         return protocol_of_account(auth, self.base_url, self.protocol)
 
-    def _call_kwargs(self, protocol: Protocol, kwargs: Mapping[str, Any]) -> dict[str, Any]:
-        """Keyword arguments for the provider's turn (beyond the request)."""
-        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
-        if unknown:
-            logger.debug("ChatHailuo ignores call arguments %s", unknown)
-        call = {
-            key: kwargs[key] for key in ("timeout", "max_retries") if kwargs.get(key) is not None
-        }
-        reasoning = kwargs.get("reasoning", self.reasoning)
-        return {**call, **turn_options(protocol, reasoning=reasoning, stream_url=self.stream_url)}
-
     def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
         """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
         protocol = self._resolve_protocol(auth)
@@ -1475,46 +1389,67 @@ class ChatHailuo(BaseChatModel):
         """Map the call's messages once (the planner's first half)."""
         call = _turns.render_call(messages, max_attachment_bytes=self.max_attachment_bytes)
         check_encodable(call.dicts)  # a lone surrogate: a typed error before any request
-        timeout = kwargs.get("timeout")
-        deadline = _call_deadline(self.timeout if timeout is None else timeout)
-        return _Turn(call, stop, override, kwargs, TurnTools.from_kwargs(kwargs), deadline)
-
-    async def _achunks(
-        self,
-        messages: Sequence[BaseMessage],
-        stop: list[str] | None,
-        override: Any,
-        kwargs: Mapping[str, Any],
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The answer's chunks, behind ``_astream`` and ``_stream``."""
-        async with aclosing(self._achunks_of(self._turn(messages, stop, override, kwargs))) as c:
-            async for chunk in c:
-                yield chunk
-
-    async def _achunks_of(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop: the model's own account, or the pool's."""
-        pool = self._get_pool()
-        chunks = (
-            self._achunks_on(_Seat(await self._get_auth_manager().get()), turn)
-            if pool is None
-            else self._achunks_pooled(pool, turn)
+        unknown = sorted(set(kwargs) - _CALL_KWARGS - {STRUCTURED_KWARG})
+        if unknown:
+            logger.debug("ChatHailuo ignores call arguments %s", unknown)
+        timeout = checked_timeout(kwargs.get("timeout"))  # the model's own was checked at init
+        options = _Options(
+            model=str(kwargs.get("model") or self.model),
+            stop=stop if stop is not None else self.stop,
+            timeout=timeout,
+            max_retries=kwargs.get("max_retries"),
+            reasoning=kwargs.get("reasoning", self.reasoning),
+            deadline=_call_deadline(self.timeout if timeout is None else timeout),
         )
-        async with aclosing(chunks):
-            async for chunk in chunks:
-                yield chunk
+        return _Turn(call, override, TurnTools.from_kwargs(kwargs), options)
 
-    async def _achunks_on(
-        self, seat: _Seat, turn: _Turn, planned: TurnRequest | None = None
-    ) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """One call's answer on one account (``seat``), planned for it unless ``planned``."""
-        answer = turn.answer = self._answer_on(seat, turn, planned)
-        try:
-            async with aclosing(answer.stream()) as chunks:
-                async for chunk in chunks:
-                    seat.started = seat.started or answer.started
-                    yield chunk
-        finally:
-            seat.started = seat.started or answer.started
+    async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
+        """The one answer loop: the model's own account, or the pool's, one seat at a time."""
+        pool = self._get_pool()
+        owner, planned = (None, None) if pool is None else await self._pool_owner(pool, turn)
+        tried: list[str] = []
+        last: HailuoError | None = None
+        while True:
+            seat: _Seat | None = None
+            try:
+                async with self._seat(pool, owner, turn, tried) as seat:
+                    answer = turn.answer = self._answer_on(seat, turn, planned)
+                    try:
+                        async with aclosing(answer.stream()) as chunks:
+                            async for chunk in chunks:
+                                yield chunk
+                    finally:
+                        seat.started = answer.started
+            except HailuoNoAccountAvailableError as exc:
+                if last is not None:
+                    raise exc from last
+                raise
+            except _FAILOVER_ERRORS as exc:
+                if owner is not None or seat is None or seat.started or seat.account is None:
+                    raise
+                tried.append(seat.account.name)
+                last = exc
+                logger.warning(
+                    "A new chat failed on pool account %s before its first byte (%s); "
+                    "trying the next account.",
+                    seat.account.name,
+                    type(exc).__name__,
+                )
+                continue
+            return
+
+    @contextlib.asynccontextmanager
+    async def _seat(
+        self, pool: AccountPool | None, owner: str | None, turn: _Turn, tried: list[str]
+    ) -> AsyncIterator[_Seat]:
+        """The account a call answers on: the model's own, or a pool lease."""
+        if pool is None:
+            yield _Seat(await self._get_auth_manager().get())
+            return
+        timeout = turn.options.timeout
+        within = timeout if timeout is not None else self.timeout
+        async with pool.lease(owner, within=within, exclude=tried) as lease:
+            yield _Seat(await lease.account.auth(), lease.account)
 
     def _answer_on(self, seat: _Seat, turn: _Turn, planned: TurnRequest | None) -> Answer:
         """The answer of a call on one account (nothing is sent before it is streamed)."""
@@ -1527,20 +1462,20 @@ class ChatHailuo(BaseChatModel):
             self._get_provider(protocol, seat.account),
             request,
             auth=seat.auth,
-            model=str(turn.kwargs.get("model") or self.model),
+            model=turn.options.model,
             protocol=protocol,
             tools=turn.tools,
-            stop=turn.stop if turn.stop is not None else self.stop,
+            stop=turn.options.stop,
             slot=(
                 (
                     lambda: account_gate(account, self.max_concurrency).slot(
-                        deadline=turn.deadline, what="the call"
+                        deadline=turn.options.deadline, what="the call"
                     )
                 )
                 if seat.account is None
                 else contextlib.nullcontext
             ),
-            call_kwargs={**self._call_kwargs(protocol, turn.kwargs), "deadline": turn.deadline},
+            call_kwargs=turn.options.turn_kwargs(protocol),
         )
 
     async def _acollect(
@@ -1553,7 +1488,7 @@ class ChatHailuo(BaseChatModel):
         """The whole answer as a :class:`ChatResult` (see :meth:`Answer.result_of`)."""
         turn = self._turn(messages, stop, override, kwargs)
         chunks: list[ChatGenerationChunk] = []
-        async for chunk in self._achunks_of(turn):
+        async for chunk in self._achunks(turn):
             chunks.append(chunk)
             if len(chunks) > _MERGE_EVERY:  # one chunk per delta would cost ~2 KB each
                 chunks = [_fold(chunks)]

@@ -114,6 +114,9 @@ class _RecordingContent:
     async def readany(self) -> bytes:
         return self._note(await self._inner.readany())
 
+    def read_nowait(self, n: int = -1) -> bytes:
+        return self._note(self._inner.read_nowait(n))
+
     async def readline(self) -> bytes:
         return self._note(await self._inner.readline())
 

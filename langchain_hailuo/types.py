@@ -45,7 +45,6 @@ __all__ = [
     "Reasoning",
     "RequestLogin",
     "StreamEvent",
-    "TextDelta",
     "TitleGeneration",
     "Usage",
     "account_fingerprint",
@@ -177,13 +176,6 @@ class ChatStarted:
 
 
 @dataclass(frozen=True, slots=True)
-class TextDelta:
-    """Decoder event: new answer text (a delta, never a cumulative snapshot)."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
 class Reasoning:
     """New reasoning ("thinking") text, kept apart from the answer."""
 
@@ -231,14 +223,14 @@ class AgentActivity:
 StreamEvent = (
     TitleGeneration
     | ChatStarted
-    | TextDelta
+    | str
     | Reasoning
     | MessageId
     | Usage
     | FinishReason
     | AgentActivity
 )
-"""What a stream decoder (``v4.stream`` / ``agent.stream``) produces."""
+"""What a stream decoder (``v4.stream`` / ``agent.stream``) produces (``str``: answer text)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,7 +98,7 @@ from langchain_hailuo.errors import (
     HailuoStallError,
     HailuoTimeoutError,
 )
-from langchain_hailuo.types import AuthResult, FinishReason, StreamEvent
+from langchain_hailuo.types import AuthResult, StreamEvent
 
 __all__ = [
     "AGENT_HTTP_OPTIONS",
@@ -551,23 +551,25 @@ class AgentTurn(StreamedResponse):
         self._heartbeat_stall = heartbeat_stall
         self._generating_stuck = generating_stuck
         self._monotonic = monotonic
-        self._finish: FinishReason | None = None
         self.decoder = decoder
+        self._frames, self._growth = decoder.frames, decoder.growth
+        self._last_data = self._last_growth = monotonic()
         self.session_id = session_id
         self.turn_id = turn_id
 
-    async def events(self) -> AsyncIterator[StreamEvent]:
-        """Stream the turn's events, then read the rest of the body briefly for the usage.
+    async def events(self) -> AsyncGenerator[list[StreamEvent], None]:
+        """Stream the turn's events, one list per network read, then the usage after them.
 
         After the ``finish: true`` chunk the service still sends a final message with the
         token usage, then ends the body. The text is complete at the chunk, so the
         remaining bytes are read for at most ``_http.BODY_END_GRACE`` seconds (or the idle
         timeout, if shorter); reading them also ends the turn cleanly on the server's side
-        (the session is free for the next turn at once).
+        (the session is free for the next turn at once). The watchdogs (heartbeats alone,
+        an answer that stopped growing) are checked after every read.
 
         Yields:
-            Decoded events; ``Usage`` (when reported) and
-            :class:`~langchain_hailuo.types.FinishReason` last.
+            The decoder's non-empty event lists; ``Usage`` (when reported) and
+            :class:`~langchain_hailuo.types.FinishReason` in the last one.
 
         Raises:
             HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
@@ -576,18 +578,31 @@ class AgentTurn(StreamedResponse):
         """
         decoder = self.decoder
         chunks = self._chunks()
+        finish: list[StreamEvent] = []
         try:
             async with contextlib.aclosing(chunks):
-                answer = self._until_finish(chunks)
-                async with contextlib.aclosing(answer):
-                    async for event in answer:
-                        yield event
-                if self._finish is not None and not self._eof and not decoder.final_message:
-                    self._eof = await read_rest(chunks, options=self._options, feed=decoder.feed)
-            for event in decoder.trailer():
-                yield event
-            if self._finish is not None:
-                yield self._finish
+                self._last_data = self._last_growth = self._monotonic()
+                async for chunk in chunks:
+                    events = decoder.feed(chunk)
+                    if decoder.finished:  # FinishReason is last: it goes after the usage
+                        finish.append(events.pop())
+                    if events:
+                        yield events
+                    decoder.raise_pending()  # an error that followed those events
+                    if finish:
+                        break
+                    self._watch()
+                else:
+                    self._eof = True
+                    events = decoder.close()
+                    finish.append(events.pop())
+                    if events:
+                        yield events
+                if not self._eof and not decoder.final_message:
+                    self._eof = await read_rest(
+                        self._response.content, options=self._options, feed=decoder.feed
+                    )
+            yield [*decoder.trailer(), *finish]
         except (HailuoError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             error = self._failed(
                 exc,
@@ -601,30 +616,17 @@ class AgentTurn(StreamedResponse):
         finally:
             self.close()
 
-    async def _until_finish(
-        self, chunks: AsyncIterator[bytes]
-    ) -> AsyncGenerator[StreamEvent, None]:
-        """The turn's events up to its end; its ``FinishReason`` is kept in ``_finish``."""
-        last_data = last_growth = self._monotonic()
-        frames, growth = self.decoder.frames, self.decoder.growth
-        async for chunk in chunks:
-            for event in self._hold_finish(self.decoder.feed(chunk)):
-                yield event
-            self.decoder.raise_pending()  # an error that followed those events
-            if self.decoder.finished:
-                return
-            now = self._monotonic()
-            if self.decoder.frames != frames:
-                frames, last_data = self.decoder.frames, now
-            if self.decoder.growth != growth:
-                growth, last_growth = self.decoder.growth, now
-            if self.decoder.heartbeats_since_data and now - last_data >= self._heartbeat_stall:
-                raise self._stalled(now - last_data)
-            if now - last_growth >= self._generating_stuck:
-                raise self._stuck(now - last_growth)
-        self._eof = True
-        for event in self._hold_finish(self.decoder.close()):
-            yield event
+    def _watch(self) -> None:
+        """Raise when only heartbeats came, or the answer stopped growing, for too long."""
+        decoder, now = self.decoder, self._monotonic()
+        if decoder.frames != self._frames:
+            self._frames, self._last_data = decoder.frames, now
+        if decoder.growth != self._growth:
+            self._growth, self._last_growth = decoder.growth, now
+        if decoder.heartbeats_since_data and now - self._last_data >= self._heartbeat_stall:
+            raise self._stalled(now - self._last_data)
+        if now - self._last_growth >= self._generating_stuck:
+            raise self._stuck(now - self._last_growth)
 
     def _idle_error(self, idle: float) -> HailuoTimeoutError:
         """A stream without data for ``idle`` seconds: the web client's stall (§12.4)."""
@@ -650,16 +652,6 @@ class AgentTurn(StreamedResponse):
             f"after {self._heartbeat_stall:g} s too). The message was not sent again; "
             "partial_text holds what arrived. Try again, or in a new conversation."
         )
-
-    def _hold_finish(self, events: list[StreamEvent]) -> list[StreamEvent]:
-        """``events`` without the ``FinishReason``, which is kept to be yielded last."""
-        out: list[StreamEvent] = []
-        for event in events:
-            if isinstance(event, FinishReason):
-                self._finish = event
-            else:
-                out.append(event)
-        return out
 
 
 # --------------------------------------------------------------------------- the client

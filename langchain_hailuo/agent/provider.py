@@ -4,8 +4,8 @@ A new conversation opens a session with the account's agent and sends the whole 
 folded into one prompt; a conversation of the same account continues its session with only
 the newest user message(s). On top of the client it adds: the model check against the
 account's ``/config``, one re-authentication when the token is rejected before any output,
-one replacement session when the agent's session fails transiently (``sandbox connection
-error``, ``rpc timeout``) before any output, and no replay after output.
+and never a message sent twice: a session that fails in the stream (``sandbox connection
+error``, ``rpc timeout``) has taken the message, so the error is raised, saying so.
 
 Example:
     ```python
@@ -21,11 +21,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
-from typing import Any, ClassVar
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from typing import Any, ClassVar, cast
 
 from langchain_hailuo._attachments import Attachment
 from langchain_hailuo._http import HttpOptions
@@ -34,7 +35,6 @@ from langchain_hailuo._provider import (
     AuthKeeper,
     BaseProvider,
     call_options,
-    check_encodable,
     checked_url,
     http_options_with,
     hybridmethod,
@@ -45,7 +45,6 @@ from langchain_hailuo.agent.client import (
     DEFAULT_BASE_URL,
     AgentClient,
     AgentSettings,
-    AgentTurn,
     ModelChoice,
     both,
 )
@@ -61,17 +60,10 @@ from langchain_hailuo.errors import (
     HailuoUploadError,
 )
 from langchain_hailuo.types import (
-    AgentActivity,
     AuthResult,
     Conversation,
-    FinishReason,
-    MessageId,
     Protocol,
     ProviderEvent,
-    Reasoning,
-    TextDelta,
-    TitleGeneration,
-    Usage,
 )
 
 __all__ = ["MiniMaxAgent", "choose_model"]
@@ -116,26 +108,6 @@ def choose_model(requested: str | None, available: Sequence[str] | None, default
         f"Model {requested!r} is not available to this MiniMax Agent account; available: "
         f"{', '.join(available)}."
     )
-
-
-@dataclasses.dataclass
-class _Progress:
-    """Whether answer output reached the caller (after which nothing is replayed)."""
-
-    output: bool = False
-
-
-@dataclasses.dataclass(frozen=True)
-class _Call:
-    """The inputs of one ``create_authed`` call, kept across a re-authentication."""
-
-    model: str | None
-    request: TurnRequest
-    return_conversation: bool
-    kwargs: Mapping[str, Any]
-    options: HttpOptions
-    manager: AuthKeeper | None
-    progress: _Progress
 
 
 class MiniMaxAgent(BaseProvider):
@@ -206,7 +178,7 @@ class MiniMaxAgent(BaseProvider):
             f"api_prefix={self.settings.api_prefix!r})"
         )
 
-    # ------------------------------------------------------------------ seed interface
+    # ------------------------------------------------------------------ gpt4free-compatible
 
     @hybridmethod
     def create_authed(
@@ -214,11 +186,11 @@ class MiniMaxAgent(BaseProvider):
         model: str,
         messages: Sequence[Mapping[str, Any]],
         auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - gpt4free's signature
         conversation: Conversation | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Send the messages and stream the answer, as the seed's ``create_authed``.
+        """Send the messages and stream the answer, as gpt4free's ``create_authed``.
 
         Args:
             model: The model id (checked against the account's ``/config``; empty: default).
@@ -234,9 +206,9 @@ class MiniMaxAgent(BaseProvider):
                 ``auth_manager`` (overrides the constructor's).
 
         Yields:
-            ``Conversation`` (when asked, once the session is known; again when a failed
-            session was replaced), ``MessageId``, ``Reasoning`` and ``str`` deltas, ``Usage``
-            (when reported), then ``FinishReason``.
+            ``Conversation`` (when asked, once the session is known), ``MessageId``,
+            ``Reasoning`` and ``str`` deltas, ``Usage`` (when reported), then
+            ``FinishReason``.
 
         Raises:
             HailuoAuthError: The token was rejected (again, after one refresh).
@@ -245,9 +217,12 @@ class MiniMaxAgent(BaseProvider):
                 (nothing was answered).
             HailuoQuotaError: Out of credits (also when the answer is a billing wall).
             HailuoStreamInterruptedError: The answer broke off (``partial_text`` attached).
+            HailuoServerError: Also when the session failed in the stream before any answer
+                (``sandbox connection error``): the message may have been received, so it
+                is not sent again.
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
-        return self.seed_call(
+        return self._create_authed(
             model, messages, auth_result, return_conversation, conversation, kwargs
         )
 
@@ -258,49 +233,50 @@ class MiniMaxAgent(BaseProvider):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncGenerator[ProviderEvent, None]:
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
         """Execute a planned turn and stream the answer (what ``create_authed`` does).
 
         Args:
             model: The model id (checked against the account's ``/config``; empty: default).
-            request: The turn: its session (``None``: a new one), its text and files, and
-                what a replacement session is sent.
+            request: The turn: its session (``None``: a new one), its text and files.
             auth_result: The account to send as.
             return_conversation: Yield a :class:`Conversation` for the session.
             **kwargs: ``reasoning``, ``base_url``, ``stream_url``, ``timeout``,
                 ``max_retries``, ``proxy``, ``auth_manager``.
 
         Yields:
-            As :meth:`create_authed`.
+            The events of :meth:`create_authed`, one list per network read.
 
         Raises:
             As :meth:`create_authed`.
         """
         manager: AuthKeeper | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs, defaults=self._phases)
         auth = auth_result
         refreshed = False
         while True:
-            progress = _Progress()
+            output = False
             try:
-                call = _Call(
-                    model=model,
-                    request=request,
-                    return_conversation=return_conversation,
-                    kwargs=kwargs,
-                    options=options,
-                    manager=manager,
-                    progress=progress,
+                auth, session_id, sent, settings = await self._prepare(
+                    auth, model, request, kwargs, options, manager
                 )
-                async for item in self._exchange(auth, call):
-                    yield item
+                if return_conversation:
+                    yield [self._conversation(auth, session_id)]
+                turn = self._turn(auth, session_id, sent, settings, options)
+                async with contextlib.aclosing(turn):
+                    async for events in turn:
+                        output = True
+                        yield events
             except HailuoQuotaError as wall:
                 raise with_credits_left(wall, auth.account_fingerprint) from None
             except HailuoAuthError as rejection:
-                allowed = not (progress.output or refreshed)
+                allowed = not (output or refreshed)
                 auth = await refresh_once(rejection, auth, manager, allowed=allowed, log=logger)
                 refreshed = True
+            except HailuoServerError as exc:
+                if output or not is_transient_session_error(exc):
+                    raise
+                raise _taken_turn_failed(exc) from exc
             else:
                 return
 
@@ -383,16 +359,23 @@ class MiniMaxAgent(BaseProvider):
             auth = await self._bootstrapped(auth, settings, options, manager, refresh_models=True)
             return choose_model(model, auth.models, self.default_model), auth
 
-    async def _exchange(self, auth: AuthResult, call: _Call) -> AsyncIterator[ProviderEvent]:
-        """One exchange: bootstrap, session, turn, and one replacement session if needed."""
-        options, manager = call.options, call.manager
-        settings = self.settings_for(auth, call.kwargs)
+    async def _prepare(  # noqa: PLR0917 - the call's parts, passed on once
+        self,
+        auth: AuthResult,
+        model: str | None,
+        request: TurnRequest,
+        kwargs: Mapping[str, Any],
+        options: HttpOptions,
+        manager: AuthKeeper | None,
+    ) -> tuple[AuthResult, str, _Sent, AgentSettings]:
+        """Everything before the message: bootstrap, model, uploads, the session."""
+        settings = self.settings_for(auth, kwargs)
         renew = functools.partial(self._client.renew_token, settings=settings, options=options)
         auth = await prepare_credentials(auth, "agent", manager, renew=renew)
         auth = await self._bootstrapped(auth, settings, options, manager)
-        model_id, auth = await self._model_for(call.model, auth, settings, options, manager)
-        choice = ModelChoice(model_id, call.kwargs.get("reasoning"))
-        request = call.request.for_account(auth.account_fingerprint, self.protocol)
+        model_id, auth = await self._model_for(model, auth, settings, options, manager)
+        choice = ModelChoice(model_id, kwargs.get("reasoning"))
+        request = request.for_account(auth.account_fingerprint, self.protocol)
         prompt, attachments = request.text, request.attachments
         _require_text(prompt, attachments)
         files = await self._uploader.prepare_turn(
@@ -403,46 +386,13 @@ class MiniMaxAgent(BaseProvider):
             await self._client.ensure_configured(auth, settings=settings, options=options)
         else:
             session_id = await self._new_session(auth, choice, settings, options)
-        if call.return_conversation:
-            yield self._conversation(auth, session_id)
-        failed: HailuoServerError | None = None
-        try:
-            async for item in self._turn(
-                auth, session_id, _Sent(prompt, choice, attachments, files), settings, options
-            ):
-                call.progress.output = True
-                yield item
-        except HailuoServerError as exc:
-            if call.progress.output or not is_transient_session_error(exc):
-                raise
-            failed = exc
-        if failed is None:
-            return
-        logger.info(
-            "session %s failed before any output (%s); starting one new session with the "
-            "history folded in",
-            session_id,
-            failed.server_message or failed.message,
-        )
-        session_id = await self._new_session(auth, choice, settings, options)
-        if call.return_conversation:
-            yield self._conversation(auth, session_id)
-        attachments = request.new_chat_attachments
-        files = await self._uploader.prepare_turn(
-            auth, attachments, settings=settings, options=options
-        )
-        again = _Sent(request.new_chat_text, choice, attachments, files)
-        async for item in self._turn(auth, session_id, again, settings, options):
-            call.progress.output = True
-            yield item
+        return auth, session_id, _Sent(prompt, choice, attachments, files), settings
 
     async def _new_session(
         self, auth: AuthResult, choice: ModelChoice, settings: AgentSettings, options: HttpOptions
     ) -> str:
-        """A new session, with the account's first ``/config`` read side by side (§12.2).
-
-        No pause follows: the browser posts the message 70-90 ms after the session exists.
-        """
+        """A new session, with the account's first ``/config`` read side by side (§12.2)."""
+        # no pause follows: the browser posts the message 70-90 ms after the session exists
         session_id, _ = await both(
             self._client.create_session(auth, choice, settings=settings, options=options),
             self._client.ensure_configured(auth, settings=settings, options=options),
@@ -456,27 +406,26 @@ class MiniMaxAgent(BaseProvider):
         sent: _Sent,
         settings: AgentSettings,
         options: HttpOptions,
-    ) -> AsyncIterator[ProviderEvent]:
-        """One turn on a session: the client's events as provider events.
-
-        The service refuses a turn (a 4xx before any output) whose uploaded files it cannot
-        use. When the turn reused earlier uploads, they are forgotten, uploaded again and the
-        turn is sent once more (the refused one was never answered); when its uploads were
-        fresh, :class:`HailuoUploadError` is raised (and they are forgotten too).
-        """
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
+        """One turn on a session: the client's event lists, as they were read."""
+        # A turn refused (4xx, before any output) for its uploads was never answered: reused
+        # uploads are forgotten, uploaded again and the turn sent once more; fresh ones raise.
         for attempt in range(2):
             try:
-                async with self._client.send_message(
-                    auth,
-                    session_id,
-                    sent.prompt,
-                    sent.choice,
-                    settings=settings,
-                    options=options,
-                    attachments=sent.files.entries,
-                ) as turn:
-                    async for event in self._events(turn):
-                        yield event
+                async with (
+                    self._client.send_message(
+                        auth,
+                        session_id,
+                        sent.prompt,
+                        sent.choice,
+                        settings=settings,
+                        options=options,
+                        attachments=sent.files.entries,
+                    ) as turn,
+                    contextlib.aclosing(turn.events()) as events,
+                ):
+                    async for group in events:
+                        yield cast("list[ProviderEvent]", group)  # no ChatStarted on Agent
             except HailuoServerError as exc:
                 if not sent.files.keys or not is_refused_turn(exc):
                     raise
@@ -494,19 +443,6 @@ class MiniMaxAgent(BaseProvider):
                 auth, sent.attachments, settings=settings, options=options
             )
             sent = dataclasses.replace(sent, files=files)
-
-    @staticmethod
-    async def _events(turn: AgentTurn) -> AsyncIterator[ProviderEvent]:
-        """The client's events of a turn as provider events."""
-        async for event in turn.events():
-            if isinstance(event, TextDelta):
-                if event.text:
-                    yield event.text
-            elif isinstance(
-                event,
-                Reasoning | MessageId | Usage | FinishReason | TitleGeneration | AgentActivity,
-            ):
-                yield event
 
     def _conversation(self, auth: AuthResult, session_id: str) -> Conversation:
         """The conversation handle (the token is reduced to a fingerprint)."""
@@ -534,6 +470,24 @@ def _refused_turn(exc: HailuoServerError, sent: _Sent, session_id: str) -> Hailu
         server_message=exc.server_message,
         status=exc.status,
         chat_id=session_id,
+    )
+
+
+def _taken_turn_failed(exc: HailuoServerError) -> HailuoServerError:
+    """The error for a session that failed after the service took the message (§12.2)."""
+    said = exc.server_message or exc.message
+    return HailuoServerError(
+        f"The agent's session failed before any answer ({said}), after the service had "
+        "taken the message: it may have been received, so it was not sent again (that "
+        "could post it twice). Send it again yourself, in a new conversation if it fails "
+        "once more.",
+        code=exc.code,
+        server_message=exc.server_message,
+        status=exc.status,
+        retryable=False,
+        partial_text=exc.partial_text,
+        partial_reasoning=exc.partial_reasoning,
+        chat_id=exc.chat_id,
     )
 
 

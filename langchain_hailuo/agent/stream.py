@@ -62,7 +62,6 @@ from langchain_hailuo.types import (
     MessageId,
     Reasoning,
     StreamEvent,
-    TextDelta,
     Usage,
 )
 
@@ -163,6 +162,8 @@ _PAYLOAD_KEYS = frozenset(
     }
 )  # fmt: skip
 """Fields of frames and of chunk / message payloads the decoder knows (§5.3, §12.3)."""
+_PLAIN_ROLES = (None, "assistant")
+_PROSE_TYPES = (None, 1, "1")
 _KNOWN_MSG_TYPES = frozenset({"1", "2", "3"})
 _KNOWN_EVENTS = frozenset({"session_status"})
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -509,10 +510,11 @@ def _is_prose(payload: Mapping[str, Any]) -> bool:
 
 
 def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, Any]]:
-    """Which kind of frame this is (``chunk``, ``message`` or ``None``) and its payload.
-
-    Payload keys win over the ``type`` number; the payload may also sit under ``data``.
-    """
+    """Which kind of frame this is (``chunk``, ``message`` or ``None``) and its payload."""
+    # payload keys win over the ``type`` number; the payload may also sit under ``data``
+    chunk = frame.get(KEY_CHUNK)
+    if isinstance(chunk, dict):  # the common frame
+        return "chunk", chunk
     holders = [frame]
     if isinstance(frame.get("data"), Mapping):
         holders.append(frame["data"])
@@ -526,12 +528,10 @@ def _frame_payload(frame: Mapping[str, Any]) -> tuple[str | None, Mapping[str, A
 
 
 class _Text:
-    """Text accepted so far, appended in pieces at a small constant cost per piece.
+    """Text accepted so far, appended in pieces at a small constant cost per piece."""
 
-    ``str +=`` on an attribute copies the whole text each time (quadratic in the number
-    of deltas); the pieces are kept in a list instead and joined only when the whole text
-    is needed (a re-send to compare, the end of the turn), then kept joined.
-    """
+    # ``str +=`` would copy the whole text per delta (quadratic): the pieces are joined
+    # only when the whole text is needed, then kept joined.
 
     __slots__ = ("_length", "_parts")
 
@@ -574,17 +574,7 @@ class _Text:
 
 
 def _new_suffix(accumulated: _Text, piece: str, *, snapshot: bool) -> str:
-    """The part of ``piece`` that is new, given the text already accepted.
-
-    Args:
-        accumulated: Text accepted so far.
-        piece: The incoming text.
-        snapshot: ``piece`` is a whole message (type 2): only text beyond ``accumulated``
-            counts, and a snapshot that disagrees adds nothing.
-
-    Returns:
-        The text to append.
-    """
+    """The part of ``piece`` that is new, given the text already accepted."""
     size = len(accumulated)
     if not size:
         return piece
@@ -784,8 +774,20 @@ class AgentStreamDecoder(ErrorAfterEvents):
         return events
 
     def _line(self, raw: bytes, events: list[StreamEvent]) -> None:
-        """Handle one line of the body."""
-        line = raw.decode("utf-8", "replace")
+        """Handle one line of the body (the common one, a whole frame, in one step)."""
+        if not raw:
+            self._flush_data(events)
+        elif (
+            self._data
+            or not raw.startswith(b"data:")
+            or (frame := self._parse(raw[5:], warn=False)) is None
+        ):
+            self._text_line(raw.decode("utf-8", "replace"), events)
+        else:
+            self._frame(frame, events)
+
+    def _text_line(self, line: str, events: list[StreamEvent]) -> None:
+        """Handle any line: comments, other fields, ``[DONE]``, frames over several lines."""
         if not line.strip():
             self._flush_data(events)
             return
@@ -828,11 +830,11 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._frame(frame, events)
 
     @staticmethod
-    def _parse(value: str, *, warn: bool) -> dict[str, Any] | None:
+    def _parse(value: str | bytes, *, warn: bool) -> dict[str, Any] | None:
         """A JSON object, or ``None`` (with a warning when ``warn``) when it is not one."""
         try:
-            frame = loads_json(value)
-        except ValueError:
+            frame = loads_json(value if isinstance(value, str) else value.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError too: the line is read again, leniently
             frame = None
         if isinstance(frame, dict):
             return frame
@@ -844,7 +846,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
     def _frame(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> None:
         """Dispatch one decoded frame."""
-        if self.finished:
+        if self.finished or self._plain_delta(frame, events):
             return
         frame_type = frame.get("type")
         if isinstance(frame_type, str):
@@ -865,6 +867,42 @@ class AgentStreamDecoder(ErrorAfterEvents):
         else:
             self._maybe_error(frame)
 
+    def _plain_delta(self, frame: Mapping[str, Any], events: list[StreamEvent]) -> bool:
+        """Take a chunk that only adds answer text, in one step (the bulk of a stream)."""
+        # Only when nothing else could apply: the id is out, no billing wall or re-send is
+        # pending, every field is known, and the text is shorter than the answer so far (so
+        # it cannot be the whole answer re-sent); anything else takes the full dispatch.
+        payload = frame.get(KEY_CHUNK)
+        if not isinstance(payload, dict):
+            return False
+        content = payload.get("msg_content")
+        if not (
+            isinstance(content, str)
+            and 0 < len(content) < self._emitted == len(self._answer)
+            and self._id_emitted
+            and self._wall_ruled_out
+            and self._held is None
+            and not isinstance(frame.get("type"), str)
+            and frame.keys() <= _FRAME_KEYS
+            and payload.keys() <= _PAYLOAD_KEYS
+            and payload.get("role") in _PLAIN_ROLES
+            and payload.get("msg_type") in _PROSE_TYPES
+        ) or (
+            payload.get("finish")
+            or payload.get("finish_reason")
+            or payload.get("tool_calls")
+            or payload.get("thinking_content")
+            or payload.get("reasoning_content")
+        ):
+            return False
+        self.frames += 1
+        self.heartbeats_since_data = 0
+        self.growth += 1
+        self._answer.append(content)
+        self._emitted = len(self._answer)
+        events.append(content)
+        return True
+
     def _heartbeat(self) -> None:
         """Count a heartbeat (a frame or a comment line): alive, but no progress."""
         self.heartbeats += 1
@@ -877,7 +915,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
 
     def _check_fields(self, holder: Mapping[str, Any], known: frozenset[str], where: str) -> None:
         """Count the fields of a frame or payload the decoder does not know (names only)."""
-        if holder is None or not isinstance(holder, Mapping):
+        if not isinstance(holder, dict) or holder.keys() <= known:
             return
         for key in holder:
             if key not in known:
@@ -968,13 +1006,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
         self.tool_calls[key] = merged
 
     def _is_short_repeat(self, payload: Mapping[str, Any], content: str) -> bool:
-        """Whether a chunk repeats the whole (short) answer so far: a re-send or real text.
-
-        The service re-sends the whole answer as the chunk before ``finish``. A long
-        answer repeated is surely that re-send; a short one ("ha" after "ha") may be real
-        text, so it waits for the next chunk: the ``finish`` chunk means it was the
-        re-send (dropped), any other chunk means it was text (kept).
-        """
+        """Whether a chunk repeats the whole (short) answer so far: a re-send or real text."""
+        # The service re-sends the whole answer as the chunk before ``finish``. A short repeat
+        # ("ha" after "ha") may be real text, so it waits: a ``finish`` next means re-send.
         return (
             0 < len(self._answer) == len(content) < _RESEND_MIN_CHARS
             and content == self._answer.value
@@ -985,12 +1019,9 @@ class AgentStreamDecoder(ErrorAfterEvents):
     def _message(
         self, payload: Mapping[str, Any], events: list[StreamEvent], frame: Mapping[str, Any]
     ) -> None:
-        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error.
-
-        The final message (a ``finish_reason`` other than ``error``) ends the turn: a server
-        that sends no ``finish`` chunk and keeps the connection open still gives the whole
-        answer at once.
-        """
+        """An ``agent_message``: the prompt's echo, the full answer, usage, or an error."""
+        # A final message ends the turn: a server that never sends ``finish`` and keeps the
+        # connection open still gives the whole answer at once.
         role = str(payload.get("role", "")).lower()
         content = _as_text(payload.get("msg_content"))
         if role == "user" or (
@@ -1013,10 +1044,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
                 self._finish(reason, events)
 
     def _take_id(self, payload: Mapping[str, Any], frame: Mapping[str, Any]) -> None:
-        """Remember the answer's message id (emitted once, with the first text).
-
-        The id may sit in the message itself or on the frame around it.
-        """
+        """Remember the answer's message id (emitted once, with the first text)."""
         if self.msg_id is not None:
             return
         for holder in (payload, frame):
@@ -1060,7 +1088,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self._wall_ruled_out = True  # more text cannot make it a wall again
         if self._emitted < len(self._answer):
             self._emit_id(events)
-            events.append(TextDelta(self._answer.since(self._emitted)))
+            events.append(self._answer.since(self._emitted))
             self._emitted = len(self._answer)
 
     def _finish(self, reason: str, events: list[StreamEvent]) -> None:

@@ -58,7 +58,7 @@ from langchain_hailuo.errors import (
     HailuoProtocolError,
     HailuoServerError,
 )
-from langchain_hailuo.types import AuthResult, DeviceIdentity, StreamEvent, TitleGeneration
+from langchain_hailuo.types import AuthResult, DeviceIdentity, StreamEvent
 from langchain_hailuo.v4.crypt import (
     API_PATH,
     DEFAULT_USER_AGENT,
@@ -187,15 +187,15 @@ class V4Answer(StreamedResponse):
         super().__init__(response, options=options, redact=redact)
         self.origin = origin_of(str(response.url))
         self.requested_origin = requested_origin
-        self.decoder = V4StreamDecoder(max_line_bytes=options.max_line_bytes)
+        self.decoder = V4StreamDecoder(max_line_bytes=options.max_line_bytes, redact=redact)
 
     @property
     def redirected(self) -> bool:
         """Whether the answer came from another origin than the one asked."""
         return self.origin != self.requested_origin
 
-    async def events(self) -> AsyncGenerator[StreamEvent, None]:
-        """Stream the answer's events, then read the rest of the body for a moment.
+    async def events(self) -> AsyncGenerator[list[StreamEvent], None]:
+        """Stream the answer's events, one list per network read, then read the body's rest.
 
         After the final snapshot the server sends a close frame and ends the body; reading
         them (for at most :data:`BODY_END_GRACE` seconds, the answer is complete by then)
@@ -203,7 +203,8 @@ class V4Answer(StreamedResponse):
         returns the connection to the pool. A server that keeps the body open is left.
 
         Yields:
-            Decoded events, :class:`~langchain_hailuo.types.FinishReason` last.
+            The decoder's non-empty event lists, :class:`~langchain_hailuo.types.FinishReason`
+            last.
 
         Raises:
             HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
@@ -215,17 +216,19 @@ class V4Answer(StreamedResponse):
         try:
             async with contextlib.aclosing(chunks):
                 async for chunk in chunks:
-                    for event in decoder.feed(chunk):
-                        yield self._scrubbed(event)
+                    events = decoder.feed(chunk)
+                    if events:
+                        yield events
                     decoder.raise_pending()  # an error that followed those events
                     if decoder.finished:  # let the server end the body (its close frame)
                         self._eof = await read_rest(
-                            chunks, options=self._options, grace=BODY_END_GRACE
+                            self._response.content, options=self._options, grace=BODY_END_GRACE
                         )
                         return
             self._eof = True
-            for event in decoder.close():
-                yield self._scrubbed(event)
+            events = decoder.close()
+            if events:
+                yield events
         except (HailuoError, aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
             error = self._failed(exc, partial_text=decoder.text, chat_id=decoder.chat_id)
             if error is exc:
@@ -233,12 +236,6 @@ class V4Answer(StreamedResponse):
             raise error from exc
         finally:
             self.close()
-
-    def _scrubbed(self, event: StreamEvent) -> StreamEvent:
-        """The event, with the account's secrets scrubbed from a title (it becomes metadata)."""
-        if isinstance(event, TitleGeneration):
-            return TitleGeneration(self._redact(event.title))
-        return event
 
 
 class V4Client:

@@ -1,8 +1,8 @@
-"""``HailuoAI``: the seed's provider interface over the v4 client.
+"""``HailuoAI``: the gpt4free-compatible provider interface over the v4 client.
 
-It keeps the seed's class attributes and its two entry points, ``on_auth_async`` and
-``create_authed`` (usable on the class, as in the seed, or on a configured instance), and
-adds what the seed lacked: a fresh signature per request, typed errors with the partial
+It keeps gpt4free's class attributes and its two entry points, ``on_auth_async`` and
+``create_authed`` (usable on the class, as in gpt4free, or on a configured instance), and
+adds: a fresh signature per request, typed errors with the partial
 text, one re-authentication when the token is rejected before any output, no replay after
 output, and conversations that never hold the token.
 
@@ -25,7 +25,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from langchain_hailuo._attachments import attachments_of
 from langchain_hailuo._http import HttpOptions
@@ -34,7 +34,6 @@ from langchain_hailuo._provider import (
     BaseProvider,
     ReauthSource,
     call_options,
-    check_encodable,
     checked_url,
     http_options_with,
     hybridmethod,
@@ -52,11 +51,8 @@ from langchain_hailuo.types import (
     Conversation,
     FinishReason,
     MessageDict,
-    MessageId,
     Protocol,
     ProviderEvent,
-    TextDelta,
-    TitleGeneration,
 )
 from langchain_hailuo.v4.client import QueryOptions, V4Answer, V4Client, build_form
 
@@ -99,7 +95,7 @@ def plan_request(
     conversation: Conversation | None = None,
     full_history: Sequence[MessageDict] | None = None,
 ) -> RequestPlan:
-    """What a seed-style call sends: its request (:func:`request_from_dicts`), as a form.
+    """What a ``create_authed`` call sends: its request (:func:`request_from_dicts`), as a form.
 
     A v4 conversation of the same account continues with only the trailing user
     message(s) of ``messages``. Anything else (no conversation, another account's, another
@@ -180,7 +176,7 @@ def _normalise_base_url(value: str) -> str:
 
 
 class HailuoAI(BaseProvider):
-    """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the seed's interface.
+    """The Hailuo AI web chat (``POST /v4/api/chat/msg``), with the gpt4free-compatible interface.
 
     Args (constructor, all optional):
         base_url: The origin to talk to (wins over the login's recorded origin).
@@ -229,7 +225,7 @@ class HailuoAI(BaseProvider):
         """Show the configuration (there is no secret in it)."""
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 
-    # ------------------------------------------------------------------ seed interface
+    # ------------------------------------------------------------------ gpt4free-compatible
 
     @hybridmethod
     def create_authed(
@@ -237,11 +233,11 @@ class HailuoAI(BaseProvider):
         model: str,
         messages: Sequence[Mapping[str, Any]],
         auth_result: AuthResult,
-        return_conversation: bool = False,  # noqa: FBT001, FBT002 - the seed's signature
+        return_conversation: bool = False,  # noqa: FBT001, FBT002 - gpt4free's signature
         conversation: Conversation | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AsyncGenerator[ProviderEvent, None]:
-        """Send the messages and stream the answer, as the seed's ``create_authed``.
+        """Send the messages and stream the answer, as gpt4free's ``create_authed``.
 
         Args:
             model: Ignored: the web chat serves the site's current model.
@@ -266,7 +262,9 @@ class HailuoAI(BaseProvider):
             HailuoError: Other typed failures, with the partial text when any arrived.
         """
         del model
-        return self.seed_call("", messages, auth_result, return_conversation, conversation, kwargs)
+        return self._create_authed(
+            "", messages, auth_result, return_conversation, conversation, kwargs
+        )
 
     async def stream_turn(
         self,
@@ -275,7 +273,7 @@ class HailuoAI(BaseProvider):
         auth_result: AuthResult,
         return_conversation: bool = False,  # noqa: FBT001, FBT002 - as create_authed
         **kwargs: Any,
-    ) -> AsyncGenerator[ProviderEvent, None]:
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
         """Execute a planned turn and stream the answer (what ``create_authed`` does).
 
         Args:
@@ -286,7 +284,7 @@ class HailuoAI(BaseProvider):
             **kwargs: ``base_url``, ``timeout``, ``max_retries``, ``proxy``, ``auth_manager``.
 
         Yields:
-            As :meth:`create_authed`.
+            The events of :meth:`create_authed`, one list per network read.
 
         Raises:
             As :meth:`create_authed`.
@@ -294,7 +292,6 @@ class HailuoAI(BaseProvider):
         del model
         refuse_attachments(request)
         manager: ReauthSource | None = kwargs.get("auth_manager") or self.auth_manager
-        check_encodable([*request.messages, *request.full_history])
         options = call_options(self.options, kwargs)
         auth = auth_result
         refreshed = False
@@ -336,27 +333,34 @@ class HailuoAI(BaseProvider):
         base_url: str,
         options: HttpOptions,
         return_conversation: bool,  # noqa: FBT001
-    ) -> AsyncGenerator[ProviderEvent, None]:
-        """One request: the client's events turned into provider events."""
-        async with self._client.chat(auth, plan.form, base_url=base_url, options=options) as ans:
-            self._record_origin(ans)
+    ) -> AsyncGenerator[list[ProviderEvent], None]:
+        """One request: the client's event lists, with the chat as a :class:`Conversation`."""
+        async with (
+            self._client.chat(auth, plan.form, base_url=base_url, options=options) as answer,
+            contextlib.aclosing(answer.events()) as reads,
+        ):
+            self._record_origin(answer)
+            decoder = answer.decoder
+            known: str | None = None  # the chat id whose ChatStarted was handled
             announced = False
-            events = ans.events()
-            async with contextlib.aclosing(events):
-                async for event in events:
-                    if isinstance(event, TitleGeneration | MessageId):
-                        yield event
-                    elif isinstance(event, TextDelta):
-                        if event.text:
-                            yield event.text
-                    elif isinstance(event, ChatStarted):
+            async for events in reads:
+                if decoder.chat_id == known and not decoder.finished:
+                    yield cast("list[ProviderEvent]", events)  # no ChatStarted in them
+                    continue
+                known = decoder.chat_id
+                out: list[ProviderEvent] = []
+                for event in events:
+                    if isinstance(event, ChatStarted):
                         if return_conversation:
                             announced = True
-                            yield self._conversation(auth, event.chat_id, plan)
-                    elif isinstance(event, FinishReason):
-                        if return_conversation and not announced and plan.continued:
-                            yield self._conversation(auth, plan.chat_id, plan)
-                        yield event
+                            out.append(self._conversation(auth, event.chat_id, plan))
+                        continue
+                    if isinstance(event, FinishReason) and (
+                        return_conversation and not announced and plan.continued
+                    ):
+                        out.append(self._conversation(auth, plan.chat_id, plan))
+                    out.append(event)
+                yield out
 
     def _conversation(self, auth: AuthResult, chat_id: str, plan: RequestPlan) -> Conversation:
         """The conversation handle (the token is reduced to a fingerprint)."""

@@ -29,6 +29,7 @@ the parse.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from langchain_hailuo._sse import (
@@ -44,7 +45,6 @@ from langchain_hailuo.types import (
     FinishReason,
     MessageId,
     StreamEvent,
-    TextDelta,
     TitleGeneration,
 )
 
@@ -73,12 +73,12 @@ _EVENT_BY_TYPE = {
 _CHECK_WINDOW = 64
 
 
-def _field(line: bytes, name: bytes) -> bytes | None:
+def _field(line: bytes, name: bytes) -> str | None:
     """The value of an SSE field line (``name:value``, one optional space), else ``None``."""
     if not line.startswith(name):
         return None
-    value = line[len(name) :]
-    return value[1:] if value.startswith(b" ") else value
+    start = len(name) + (line[len(name) : len(name) + 1] == b" ")
+    return str(memoryview(line)[start:], "utf-8", "replace")  # a snapshot line is not copied
 
 
 def _is_final(is_end: Any) -> bool:
@@ -112,12 +112,19 @@ class V4StreamDecoder(ErrorAfterEvents):
         title: The chat title, once sent.
     """
 
-    def __init__(self, *, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         """Create a decoder for one response body.
 
         Args:
             max_line_bytes: The longest line accepted (a line repeats the whole answer).
+            redact: Scrubs the account's secrets from the chat title (it becomes metadata).
         """
+        self._redact = redact
         self._lines = LineBuffer(max_line_bytes)
         self._event: str | None = None
         self._parts: list[str] = []
@@ -206,20 +213,19 @@ class V4StreamDecoder(ErrorAfterEvents):
         if not line:
             self._event = None  # a blank line ends the event
             return
-        name = _field(line, b"event:")
-        if name is not None:
-            self._event = name.decode("utf-8", "replace").strip()
-            if self._event == EVENT_CLOSE_CHUNK:
-                self._finish(events)
-            return
         payload = _field(line, b"data:")
         if payload is None:
+            name = _field(line, b"event:")
+            if name is not None:
+                self._event = name.strip()
+                if self._event == EVENT_CLOSE_CHUNK:
+                    self._finish(events)
             return  # comments, ids and other fields carry nothing for us
         try:
-            envelope = loads_json(payload.decode("utf-8", "replace"))
+            envelope = loads_json(payload)
         except ValueError as exc:
             logger.warning(
-                "skipping a malformed data line (%d bytes, %s); the next snapshot repairs it",
+                "skipping a malformed data line (%d characters, %s); the next snapshot repairs it",
                 len(payload),
                 exc,
             )
@@ -262,13 +268,14 @@ class V4StreamDecoder(ErrorAfterEvents):
         title = result.get("chatTitle")
         if isinstance(title, str) and title.strip() and title != self.title:
             self.title = title
-            events.append(TitleGeneration(title))
+            events.append(TitleGeneration(self._redact(title) if self._redact else title))
         self._chat_id(result.get("chatID"), events)
 
     def _message_result(self, result: dict[str, Any], events: list[StreamEvent]) -> None:
         """A cumulative answer snapshot."""
         self._chat_id(result.get("chatID"), events)
-        msg_id = as_id(result.get("msgID"))
+        raw_id = result.get("msgID")
+        msg_id = self.msg_id if raw_id == self.msg_id else as_id(raw_id)
         if msg_id and msg_id != self.msg_id:
             self.msg_id = msg_id
             events.append(MessageId(msg_id))
@@ -282,6 +289,8 @@ class V4StreamDecoder(ErrorAfterEvents):
 
     def _chat_id(self, value: Any, events: list[StreamEvent]) -> None:
         """Record the chat id and announce it the first time (or when it changes)."""
+        if value == self.chat_id and value is not None:
+            return  # the same id again, as every snapshot repeats it
         chat_id = as_id(value)
         if chat_id and chat_id != self.chat_id:
             self.chat_id = chat_id
@@ -303,7 +312,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         self._parts.append(delta)
         self._emitted = len(snapshot)
         self._recent = (window + delta)[-_CHECK_WINDOW:]
-        events.append(TextDelta(delta))
+        events.append(delta)
 
     def _finish(self, events: list[StreamEvent]) -> None:
         """End the answer: flush held-back text, emit :class:`FinishReason` once."""

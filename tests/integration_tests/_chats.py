@@ -51,8 +51,8 @@ def model_for(emu: Emulator, protocol: str, **kwargs: Any) -> ChatHailuo:
 def frames_apart(emu: Emulator, seconds: float = 0.05) -> Iterator[None]:
     """Stream frames ``seconds`` apart, so a client reads them one by one, as in pieces.
 
-    Deltas that reach the client in one read are one chunk (ChatHailuo groups what is
-    already in hand); a test that wants an answer in several chunks spaces the frames.
+    Deltas that reach the client in one read are one chunk (ChatHailuo makes one chunk per
+    network read); a test that wants an answer in several chunks spaces the frames.
     """
     before = (emu.agent.chunk_delay, emu.v4.chunk_delay)
     emu.agent.chunk_delay = emu.v4.chunk_delay = seconds

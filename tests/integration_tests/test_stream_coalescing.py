@@ -1,4 +1,4 @@
-"""Deltas already in hand go out as one chunk; a slow stream's first delta goes out at once.
+"""Deltas of one network read go out as one chunk; a slow stream's first delta goes out at once.
 
 A small v4 server on 127.0.0.1 (real aiohttp on both ends) writes the answer's frames
 exactly as the test wants them to arrive: many snapshots in one write, or a first part and

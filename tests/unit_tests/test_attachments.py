@@ -20,7 +20,8 @@ from langchain_hailuo._attachments import (
     with_attachments,
 )
 from langchain_hailuo._messages import history_hash, to_message_dicts
-from langchain_hailuo._turns import plan_turn
+from langchain_hailuo._tool_turns import TurnTools
+from langchain_hailuo._turns import RenderedCall, plan
 from langchain_hailuo.errors import HailuoAttachmentError, HailuoUnsupportedContentError
 from langchain_hailuo.types import MessageDict
 
@@ -229,8 +230,9 @@ def test_a_file_only_message_is_something_to_send() -> None:
     dicts = to_message_dicts(stripped, media=media)
     assert dicts[0]["content"] == ""
     assert [a.data for a in dicts[0]["attachments"]] == [DATA]
-    plan = plan_turn(stripped, dicts, account="acc", protocol="agent")
-    assert plan.messages == dicts
+    call = RenderedCall(stripped, dicts, {})
+    request = plan(call, tools=TurnTools.from_kwargs({}), account="acc", protocol="agent")
+    assert request.messages == dicts
 
 
 def test_history_hash_notices_a_changed_file_only_when_files_are_there() -> None:

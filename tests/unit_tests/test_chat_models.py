@@ -98,7 +98,7 @@ class FakeProvider:
         auth_result: AuthResult,
         return_conversation: bool = False,
         **kwargs: Any,
-    ) -> AsyncIterator[ProviderEvent]:
+    ) -> AsyncIterator[list[ProviderEvent]]:
         account = auth_result.account_fingerprint
         conversation = request.conversation
         received = {**kwargs, "full_history": request.full_history}
@@ -113,20 +113,19 @@ class FakeProvider:
         continued = conversation is not None and conversation.belongs_to(auth_result)
         chat_id = conversation.chatID if continued and conversation else f"chat-{n}"
         try:
-            if not continued:
-                yield TitleGeneration(f"Title {n}")
+            first: list[ProviderEvent] = [] if continued else [TitleGeneration(f"Title {n}")]
             if return_conversation:
-                yield Conversation(auth_result.token, chat_id, 1, protocol=self.protocol)  # type: ignore[arg-type]
-            yield MessageId(f"msg-{n}")
+                first.append(Conversation(auth_result.token, chat_id, 1, protocol=self.protocol))  # type: ignore[arg-type]
+            yield [*first, MessageId(f"msg-{n}")]
             events = script if script is not None else [self.default_reply]
             for event in events:
                 # each scripted event arrives in a read of its own (as deltas a network
-                # delivers one by one): events yielded without waiting would be one read
+                # delivers one by one)
                 await asyncio.sleep(self.delay)
                 if isinstance(event, BaseException):
                     raise event
-                yield event
-            yield FinishReason("stop")
+                yield [event]
+            yield [FinishReason("stop")]
             self.finished_streams += 1
         finally:
             with self._lock:
@@ -220,10 +219,11 @@ def test_ids_are_unique_per_answer_and_never_the_chat_id() -> None:
 
 def test_answer_without_message_id_gets_a_random_hailuo_id() -> None:
     class NoIdProvider(FakeProvider):
-        async def stream_turn(self, *args: Any, **kwargs: Any) -> AsyncIterator[ProviderEvent]:
-            async for event in super().stream_turn(*args, **kwargs):
-                if not isinstance(event, MessageId):
-                    yield event
+        async def stream_turn(
+            self, *args: Any, **kwargs: Any
+        ) -> AsyncIterator[list[ProviderEvent]]:
+            async for events in super().stream_turn(*args, **kwargs):
+                yield [event for event in events if not isinstance(event, MessageId)]
 
     model, _ = make_model(NoIdProvider())
     a, b = model.invoke("x"), model.invoke("y")

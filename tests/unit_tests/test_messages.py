@@ -15,6 +15,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from langchain_hailuo import _turns
 from langchain_hailuo._answer import StopSequenceFilter
 from langchain_hailuo._messages import (
     content_text,
@@ -23,7 +24,8 @@ from langchain_hailuo._messages import (
     message_to_dict,
     to_message_dicts,
 )
-from langchain_hailuo._turns import find_anchor, plan_turn
+from langchain_hailuo._tool_turns import TurnTools
+from langchain_hailuo._turns import RenderedCall, find_anchor
 from langchain_hailuo.errors import HailuoUnsupportedContentError
 from langchain_hailuo.types import Conversation, MessageDict
 
@@ -152,7 +154,8 @@ def answer(text: str, chat_id: str, prompt: list[BaseMessage], **meta: object) -
 
 def plan(messages: list[BaseMessage], **kwargs: object):  # type: ignore[no-untyped-def]
     options: dict = {"account": ACCOUNT, "protocol": "agent", **kwargs}
-    return plan_turn(messages, to_message_dicts(messages), **options)
+    call = RenderedCall(messages, to_message_dicts(messages), {})
+    return _turns.plan(call, tools=TurnTools.from_kwargs({}), **options)
 
 
 def test_no_hailuo_answer_starts_a_new_chat_from_everything() -> None:

@@ -1,9 +1,8 @@
-"""The one-way turn pipeline: planned once per call, layered downward, deltas in hand grouped."""
+"""The one-way turn pipeline: planned once per call, layered downward, one chunk per read."""
 
 from __future__ import annotations
 
 import ast
-import asyncio
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -16,9 +15,8 @@ from langchain_core.tools import tool
 
 import langchain_hailuo
 from langchain_hailuo import _messages, _turns
-from langchain_hailuo._answer import in_hand, in_own_task
 from langchain_hailuo._prompt import TurnRequest
-from langchain_hailuo.types import AuthResult, ProviderEvent, Reasoning
+from langchain_hailuo.types import ProviderEvent, Reasoning
 from tests.unit_tests.test_chat_models import FakeProvider, make_model
 
 PACKAGE = Path(langchain_hailuo.__file__).parent
@@ -195,92 +193,18 @@ def test_module_level_imports_have_no_cycle() -> None:
     assert "langchain_hailuo.auth" in graph["langchain_hailuo.chat_models"]  # the graph is real
 
 
-# --------------------------------------------------------------------------- in hand
+# --------------------------------------------------------------------------- one read
 
 
-async def _events(*parts: list[str]) -> AsyncIterator[str]:
-    """Each part's items without waiting, a real suspension between parts."""
-    for index, part in enumerate(parts):
-        if index:
-            await asyncio.sleep(0)
-        for item in part:
-            yield item
-
-
-async def test_items_given_without_waiting_are_one_group() -> None:
-    groups = [g async for g in in_hand(_events(["a", "b", "c"], ["d"], ["e", "f"]))]
-    assert groups == [["a", "b", "c"], ["d"], ["e", "f"]]
-
-
-async def test_a_group_goes_out_before_the_next_item_is_waited_for() -> None:
-    more = asyncio.Event()
-
-    async def slow() -> AsyncIterator[str]:
-        yield "first"
-        yield "second"
-        await more.wait()
-        yield "third"
-
-    groups = in_hand(slow())
-    assert await asyncio.wait_for(anext(groups), 30) == ["first", "second"]
-    assert not more.is_set()
-    more.set()
-    assert await anext(groups) == ["third"]
-    await groups.aclose()
-
-
-async def test_leaving_mid_wait_closes_the_stream() -> None:
-    closed: list[bool] = []
-    never = asyncio.Event()
-
-    async def stream() -> AsyncIterator[str]:
-        try:
-            yield "a"
-            await never.wait()
-            yield "b"
-        finally:
-            closed.append(True)
-
-    groups = in_own_task(stream())
-    assert await anext(groups) == ["a"]
-    await groups.aclose()
-    assert closed == [True]
-
-
-async def test_the_stream_error_comes_after_its_items() -> None:
-    async def failing() -> AsyncIterator[str]:
-        yield "a"
-        await asyncio.sleep(0)
-        yield "b"
-        raise RuntimeError("broke")
-
-    got: list[list[str]] = []
-
-    async def consume() -> None:
-        got.extend([group async for group in in_own_task(failing())])
-
-    with pytest.raises(RuntimeError, match="broke"):
-        await consume()
-    assert got == []  # the error ended the comprehension; check the groups one by one
-    groups = in_own_task(failing())
-    assert await anext(groups) == ["a"]
-    assert await anext(groups) == ["b"]
-    with pytest.raises(RuntimeError, match="broke"):
-        await anext(groups)
-
-
-def test_deltas_in_hand_make_one_chunk_and_kinds_never_merge() -> None:
+def test_deltas_of_one_read_make_one_chunk_and_kinds_never_merge() -> None:
     class OneRead(FakeProvider):
         """Every event of the answer arrives in one read."""
 
-        async def stream_turn(self, *args: Any, **kwargs: Any) -> AsyncIterator[ProviderEvent]:
-            request: TurnRequest = args[1]
-            auth: AuthResult = args[2]
+        async def stream_turn(
+            self, *args: Any, **kwargs: Any
+        ) -> AsyncIterator[list[ProviderEvent]]:
             self.calls.append(args)  # type: ignore[arg-type]
-            del request, auth
-            events: list[ProviderEvent] = [Reasoning("thin"), Reasoning("king"), "Hel", "lo"]
-            for event in [*events, " world"]:
-                yield event
+            yield [Reasoning("thin"), Reasoning("king"), "Hel", "lo", " world"]
 
     model, _ = make_model(OneRead())
     chunks = list(model.stream("Hi"))
@@ -303,8 +227,8 @@ def test_importing_and_building_the_model_loads_no_browser_driver_server_or_emul
 
 
 def test_the_model_names_the_pool_settings_as_the_pool_does() -> None:
-    # chat_models declares the pool's settings without importing the pool (it loads on
-    # first use), so the names must stay the pool's own.
+    # _config and types declare the pool's setting names for the layers below the pool,
+    # so the names must stay the pool's own.
     from langchain_hailuo import _config, pool, types
 
     assert _config.ENV_POOL_URL == pool.ENV_POOL_URL

@@ -25,7 +25,7 @@ from langchain_hailuo.errors import (
     HailuoSessionBusyError,
     HailuoStreamInterruptedError,
 )
-from langchain_hailuo.types import FinishReason, TextDelta
+from langchain_hailuo.types import FinishReason
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
     CONFIG_URL,
@@ -142,8 +142,8 @@ async def test_session_and_message_are_pinned(mocked: aioresponses, wire: list[s
     session_id = await client.create_session(auth, model)
     assert session_id == SESSION_ID
     async with client.send_message(auth, session_id, "héllo 你好", model) as turn:
-        events = [e async for e in turn.events()]
-    assert events == [TextDelta("Hé"), TextDelta("llo"), FinishReason("stop")]
+        events = [e async for group in turn.events() for e in group]
+    assert events == ["Hé", "llo", FinishReason("stop")]
 
     (_, _, session_kwargs), (_, _, message_kwargs) = sent(mocked)
     session_url, message_wire = wire
@@ -180,7 +180,7 @@ async def test_only_the_stream_host_signs_the_absolute_url(
     auth = make_auth(real_user_id=REAL_USER_ID)
     await client.fetch_models(auth)
     async with client.send_message(auth, SESSION_ID, "x", ModelChoice("MiniMax-M3")) as turn:
-        assert [e async for e in turn.events()][-1] == FinishReason("stop")
+        assert [e async for group in turn.events() for e in group][-1] == FinishReason("stop")
     (_, _, control), (_, _, stream) = sent(mocked)
     assert_signed(wire[0], control["headers"], "", absolute=False)
     assert_signed(wire[1], stream["headers"], stream["data"].decode(), absolute=True)
@@ -194,7 +194,7 @@ async def test_turn_ids_are_fresh(mocked: aioresponses) -> None:
     ids = []
     for _ in range(2):
         async with client.send_message(auth, SESSION_ID, "x", ModelChoice("MiniMax-M3")) as turn:
-            [e async for e in turn.events()]
+            [e async for group in turn.events() for e in group]
             ids.append(turn.turn_id)
     assert ids[0] != ids[1]
     bodies = [json.loads(kw["data"]) for _, _, kw in sent(mocked)]
@@ -354,7 +354,7 @@ async def test_response_closed_on_early_exit_and_truncation(mocked: aioresponses
     assert turn._response.closed
     with pytest.raises(HailuoStreamInterruptedError) as info:
         async with client.send_message(make_auth(), SESSION_ID, "x", ModelChoice("M")) as turn2:
-            [e async for e in turn2.events()]
+            [e async for group in turn2.events() for e in group]
     assert info.value.partial_text == "partial"
     assert info.value.chat_id == SESSION_ID
     assert turn2._response.closed or turn2._response._released

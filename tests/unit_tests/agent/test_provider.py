@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -223,40 +222,24 @@ async def test_busy_session(mocked: aioresponses) -> None:
         await collect(agent.create_authed("MiniMax-M3", HISTORY, auth, conversation=conv))
 
 
-async def test_transient_failure_opens_one_new_session(
-    mocked: aioresponses, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("said", ["sandbox connection error", "rpc timeout"])
+async def test_transient_failure_in_the_stream_is_raised_not_sent_again(
+    mocked: aioresponses, said: str
 ) -> None:
-    mock_config(mocked, repeat=True)
-    mock_turn(mocked, sse(message("sandbox connection error", finish_reason="error")))
-    mocked.post(SESSION_URL, payload={"session_id": "555"})
-    mock_turn(mocked, good_turn(), session_id="555")
+    mock_config(mocked)
+    mock_turn(mocked, sse(message(said, finish_reason="error")))
     agent = provider()
     auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
     conv = Conversation(TOKEN, SESSION_ID, AGENT_ID, protocol="agent")
-    with caplog.at_level(logging.INFO, logger="langchain_hailuo"):
-        items = await collect(
-            agent.create_authed(
-                "MiniMax-M3", HISTORY, auth, return_conversation=True, conversation=conv
-            )
-        )
-    convs = [i for i in items if isinstance(i, Conversation)]
-    assert [c.chatID for c in convs] == [SESSION_ID, "555"]
-    assert items[-1] == FinishReason("stop")
-    assert "new session" in caplog.text
-    contents = [b["content"] for b in bodies(mocked, "/message")]
-    assert contents == ["Name a fox.", FOLDED]
-
-
-async def test_transient_failure_twice_raises(mocked: aioresponses) -> None:
-    mock_config(mocked, repeat=True)
-    mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")))
-    mocked.post(SESSION_URL, payload={"session_id": "555"})
-    mock_turn(mocked, sse(message("rpc timeout", finish_reason="error")), session_id="555")
-    agent = provider()
-    auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
-    conv = Conversation(TOKEN, SESSION_ID, AGENT_ID, protocol="agent")
-    with pytest.raises(HailuoServerError, match="rpc timeout"):
+    with pytest.raises(HailuoServerError, match="may have been received") as info:
         await collect(agent.create_authed("MiniMax-M3", HISTORY, auth, conversation=conv))
+    assert said in info.value.message
+    assert info.value.server_message == said
+    assert info.value.chat_id == SESSION_ID
+    assert info.value.retryable is False
+    # the service took the message: it was posted once, and no other session was opened
+    assert [b["content"] for b in bodies(mocked, "/message")] == ["Name a fox."]
+    assert bodies(mocked, "/session") == []
 
 
 async def test_quota_wall_prose(mocked: aioresponses) -> None:

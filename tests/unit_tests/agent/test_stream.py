@@ -21,7 +21,7 @@ from langchain_hailuo.errors import (
     HailuoServerError,
     HailuoStreamInterruptedError,
 )
-from langchain_hailuo.types import FinishReason, MessageId, Reasoning, StreamEvent, TextDelta, Usage
+from langchain_hailuo.types import FinishReason, MessageId, Reasoning, StreamEvent, Usage
 from tests.unit_tests.agent.conftest import chunk, message, sse
 
 PROMPT = "Tell me a story about a fox."
@@ -40,7 +40,7 @@ def decode(body: bytes, prompt: str = PROMPT, step: int | None = None) -> list[S
 
 
 def texts(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+    return "".join(e for e in events if isinstance(e, str))
 
 
 def realistic_turn() -> bytes:
@@ -72,9 +72,9 @@ def test_realistic_turn() -> None:
         MessageId("m1"),
         Reasoning("The user wants "),
         Reasoning("a story."),
-        TextDelta("Once upon a time, "),
-        TextDelta("a quick brown fox "),
-        TextDelta("jumped over the lazy dog."),
+        "Once upon a time, ",
+        "a quick brown fox ",
+        "jumped over the lazy dog.",
         Usage(12, 20, 32),
         FinishReason("stop"),
     ]
@@ -337,7 +337,7 @@ def test_usage_after_the_finish_chunk_comes_from_the_trailer(step: int | None) -
         events += decoder.feed(piece)
     assert decoder.finished
     # the frame-level msg_id is taken with the first text; no usage before the trailer
-    assert events == [MessageId("m7"), TextDelta("Hi there."), FinishReason("stop")]
+    assert events == [MessageId("m7"), "Hi there.", FinishReason("stop")]
     assert decoder.trailer() == [Usage(3, 4, 7)]
     assert decoder.trailer() == []  # handed out once
     assert decoder.close() == []

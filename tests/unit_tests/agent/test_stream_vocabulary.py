@@ -16,7 +16,7 @@ from langchain_hailuo.errors import (
     HailuoQuotaError,
     HailuoServerError,
 )
-from langchain_hailuo.types import AgentActivity, FinishReason, Reasoning, TextDelta
+from langchain_hailuo.types import AgentActivity, FinishReason, Reasoning
 from tests.unit_tests.agent.conftest import chunk, message
 
 END = b"data:" + json.dumps(chunk(finish=True)).encode() + b"\n\n"
@@ -47,8 +47,8 @@ def everywhere(body: bytes) -> tuple[list[Any], BaseException | None]:
     for cut in range(1, len(body)):
         events, cut_error = run(body, (cut,))
         assert _text(events) == _text(whole), cut
-        assert [e for e in events if not isinstance(e, TextDelta | Reasoning)] == [
-            e for e in whole if not isinstance(e, TextDelta | Reasoning)
+        assert [e for e in events if not isinstance(e, str | Reasoning)] == [
+            e for e in whole if not isinstance(e, str | Reasoning)
         ], cut
         assert type(cut_error) is type(error), cut
         if error is not None and cut_error is not None:
@@ -57,7 +57,7 @@ def everywhere(body: bytes) -> tuple[list[Any], BaseException | None]:
 
 
 def _text(events: list[Any]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
+    return "".join(e for e in events if isinstance(e, str))
 
 
 def _thinking(events: list[Any]) -> str:

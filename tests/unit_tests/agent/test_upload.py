@@ -27,7 +27,7 @@ from langchain_hailuo.errors import (
     HailuoServerError,
     HailuoSessionBusyError,
 )
-from langchain_hailuo.types import FinishReason, TextDelta
+from langchain_hailuo.types import FinishReason
 from tests.unit_tests.agent.conftest import (
     AGENT_ID,
     REAL_USER_ID,
@@ -170,7 +170,7 @@ async def test_the_turn_body_carries_attachments_in_the_builder_order(
     async with client.send_message(
         auth, SESSION_ID, text, ModelChoice("MiniMax-M3"), attachments=entries
     ) as turn:
-        assert [e async for e in turn.events()] == [TextDelta("ok"), FinishReason("stop")]
+        assert [e async for group in turn.events() for e in group] == ["ok", FinishReason("stop")]
     [(_, _, kwargs)] = sent(mocked)
     data = json.loads(kwargs["data"])
     assert list(data) == ["content", "attachments", "model", "turn_id", "worktreeMode"]

@@ -34,7 +34,7 @@ async def _turn(mocked: aioresponses, body: bytes, **settings: float) -> list[ob
         async with client.send_message(
             make_auth(real_user_id="1"), SESSION_ID, "x", ModelChoice("MiniMax-M3")
         ) as turn:
-            return [event async for event in turn.events()]
+            return [event async for group in turn.events() for event in group]
     finally:
         await client.aclose()
 
@@ -116,5 +116,5 @@ async def test_a_busy_session_gets_one_retry_after_about_a_second(mocked: aiores
     async with client.send_message(
         make_auth(real_user_id="1"), SESSION_ID, "x", ModelChoice("MiniMax-M3")
     ) as turn:
-        assert [e async for e in turn.events()][-1] == FinishReason("stop")
+        assert [e async for group in turn.events() for e in group][-1] == FinishReason("stop")
     await client.aclose()

@@ -28,11 +28,10 @@ from langchain_hailuo.types import (
     FinishReason,
     MessageId,
     StreamEvent,
-    TextDelta,
     TitleGeneration,
 )
 from langchain_hailuo.v4.client import V4Answer, V4Client, build_form
-from tests._streams import collect
+from tests._streams import collect_reads
 from tests.unit_tests.v4.conftest import (
     SSE,
     TOKEN,
@@ -80,7 +79,7 @@ async def run_chat(
 ) -> tuple[list[StreamEvent], V4Answer]:
     form = build_form(msg_content=text, **kwargs.pop("form", {}))
     async with client.chat(auth or make_auth(), form, base_url=BASE, **kwargs) as answer:
-        events = [event async for event in answer.events()]
+        events = [event async for group in answer.events() for event in group]
     return events, answer
 
 
@@ -131,8 +130,8 @@ async def test_exact_wire_request(mocked: aioresponses, hops: list[Hop]) -> None
         TitleGeneration("Greetings"),
         ChatStarted(CHAT),
         MessageId(MSG),
-        TextDelta("Hello"),
-        TextDelta(" there"),
+        "Hello",
+        " there",
         FinishReason(),
     ]
     assert answer.origin == BASE
@@ -244,7 +243,7 @@ async def test_redirected_post_is_posted_again_and_resigned(
     assert answer.origin == NEW_ORIGIN
     assert answer.requested_origin == BASE
     assert answer.redirected
-    assert TextDelta("moved") in events
+    assert "moved" in events
 
 
 async def test_too_many_redirects(mocked: aioresponses) -> None:
@@ -297,7 +296,7 @@ async def test_429_waits_retry_after_then_succeeds(
     events, _ = await run_chat(client)
     await client.aclose()
     assert fake_sleep.delays == [3.0]
-    assert TextDelta("after wait") in events
+    assert "after wait" in events
 
 
 async def test_429_with_max_retries_0_is_one_attempt(
@@ -323,7 +322,7 @@ async def test_refusals_that_prove_the_message_unsent_are_retried(
     events, _ = await run_chat(client)
     await client.aclose()
     assert len(fake_sleep.delays) == 2
-    assert TextDelta("third time") in events
+    assert "third time" in events
     # Each attempt is signed afresh.
     assert len({hop.headers["yy"] for hop in hops}) == 3
 
@@ -390,7 +389,7 @@ async def test_stream_without_content_type_is_accepted(mocked: aioresponses) -> 
     client = V4Client()
     events, _ = await run_chat(client)
     await client.aclose()
-    assert TextDelta("plain") in events
+    assert "plain" in events
 
 
 # --------------------------------------------------------------------------- mid-stream failures
@@ -413,6 +412,12 @@ class FakeContent:
     def __init__(self, chunks: list[bytes], then: BaseException | None = None) -> None:
         self._chunks = list(chunks)
         self._then = then
+
+    def read_nowait(self) -> bytes:
+        return b""  # every chunk arrives after a wait
+
+    def at_eof(self) -> bool:
+        return False
 
     async def readany(self) -> bytes:
         if self._chunks:
@@ -454,7 +459,7 @@ async def test_idle_timeout_mid_answer_carries_the_partial_text() -> None:
         FakeContent([send_result() + message("So far")]), Timeouts(idle=0.05, total=5)
     )
     with pytest.raises(HailuoTimeoutError) as info:
-        await collect(answer.events())
+        await collect_reads(answer.events())
     assert info.value.partial_text == "So far"
     assert info.value.chat_id == CHAT
     assert answer._response.closed
@@ -464,7 +469,7 @@ async def test_connection_drop_mid_answer_is_interrupted() -> None:
     drop = aiohttp.ClientPayloadError("Response payload is not completed")
     answer = fake_answer(FakeContent([send_result() + message("Cut"), b"eve"], then=drop))
     with pytest.raises(HailuoStreamInterruptedError) as info:
-        await collect(answer.events())
+        await collect_reads(answer.events())
     assert info.value.partial_text == "Cut"
     assert isinstance(info.value.__cause__, aiohttp.ClientPayloadError)
     assert answer._response.closed
@@ -478,7 +483,7 @@ async def test_in_stream_error_carries_partial_text() -> None:
     )
     answer = fake_answer(FakeContent([body]))
     with pytest.raises(HailuoServerError) as info:
-        await collect(answer.events())
+        await collect_reads(answer.events())
     assert (info.value.partial_text, info.value.code) == ("Some", 500)
 
 
@@ -486,7 +491,7 @@ async def test_reading_stops_at_the_end_of_the_answer() -> None:
     # The server keeps the connection open after the final snapshot: we wait only briefly
     # (BODY_END_GRACE), then drop the connection.
     answer = fake_answer(FakeContent([answer_body("done")]), Timeouts(idle=30, total=60))
-    events = await asyncio.wait_for(collect(answer.events()), 1)
+    events = await asyncio.wait_for(collect_reads(answer.events()), 1)
     assert events[-1] == FinishReason()
     assert answer._response.closed
 
@@ -496,12 +501,12 @@ async def test_body_read_to_the_end_is_released_to_the_pool() -> None:
     unfinished = fake_answer(FakeContent([send_result(), b""]))
     # After the final snapshot the rest of the body is read: at its end the connection is
     # released to the pool (the server finished the answer too).
-    assert (await collect(answer.events()))[-1] == FinishReason()
+    assert (await collect_reads(answer.events()))[-1] == FinishReason()
     assert answer._response.released  # type: ignore[attr-defined]
     assert not answer._response.closed
     # A body that reached EOF goes back to the pool (released), even when cut short.
     with pytest.raises(HailuoStreamInterruptedError):
-        await collect(unfinished.events())
+        await collect_reads(unfinished.events())
     assert unfinished._response.released  # type: ignore[attr-defined]
     assert not unfinished._response.closed
 
@@ -518,7 +523,7 @@ async def test_consumer_stopping_early_closes_the_response(mocked: aioresponses)
 
 async def test_cancelled_consumer_closes_the_response() -> None:
     answer = fake_answer(FakeContent([send_result()]))
-    task = asyncio.create_task(collect(answer.events()))
+    task = asyncio.create_task(collect_reads(answer.events()))
     await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

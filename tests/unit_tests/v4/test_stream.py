@@ -15,7 +15,6 @@ from langchain_hailuo.types import (
     FinishReason,
     MessageId,
     StreamEvent,
-    TextDelta,
     TitleGeneration,
 )
 from langchain_hailuo.v4.stream import V4StreamDecoder
@@ -42,7 +41,7 @@ def decode(*chunks: bytes) -> tuple[list[StreamEvent], V4StreamDecoder]:
 
 
 def deltas(events: list[StreamEvent]) -> list[str]:
-    return [e.text for e in events if isinstance(e, TextDelta)]
+    return [e for e in events if isinstance(e, str)]
 
 
 REALISTIC = (
@@ -66,11 +65,11 @@ def test_realistic_stream() -> None:
         TitleGeneration("Greetings"),
         ChatStarted(CHAT),
         MessageId(MSG),
-        TextDelta("Hel"),
-        TextDelta("lo"),
-        TextDelta(", wor"),
-        TextDelta("ld! 你好"),
-        TextDelta(" 👋"),
+        "Hel",
+        "lo",
+        ", wor",
+        "ld! 你好",
+        " 👋",
         FinishReason("stop"),
     ]
     assert decoder.finished
@@ -92,7 +91,7 @@ def test_crlf_lines() -> None:
         crlf=True,
     )
     events, _ = decode(body)
-    assert events == [TextDelta("ok"), FinishReason("stop")]
+    assert events == ["ok", FinishReason("stop")]
 
 
 def test_data_without_event_lines_uses_the_type() -> None:
@@ -102,15 +101,15 @@ def test_data_without_event_lines_uses_the_type() -> None:
         + frame(None, {"type": 8, "statusInfo": OK})
     )
     events, _ = decode(body)
-    assert events == [ChatStarted(CHAT), MessageId(MSG), TextDelta("hi"), FinishReason()]
+    assert events == [ChatStarted(CHAT), MessageId(MSG), "hi", FinishReason()]
 
 
 def test_unterminated_last_line_is_decoded_on_close() -> None:
     body = send_result(title=None) + message("done", is_end=0).rstrip(b"\n")
     decoder = V4StreamDecoder()
     events = decoder.feed(body)
-    assert TextDelta("done") not in events
-    assert decoder.close() == [MessageId(MSG), TextDelta("done"), FinishReason()]
+    assert "done" not in events
+    assert decoder.close() == [MessageId(MSG), "done", FinishReason()]
 
 
 def test_ids_may_be_numbers_and_zero_is_no_id() -> None:
@@ -125,7 +124,7 @@ def test_ids_may_be_numbers_and_zero_is_no_id() -> None:
         },
     )
     events, decoder = decode(body)
-    assert events == [ChatStarted("12"), MessageId("34"), TextDelta("x"), FinishReason()]
+    assert events == [ChatStarted("12"), MessageId("34"), "x", FinishReason()]
     assert decoder.chat_id == "12"
 
 
