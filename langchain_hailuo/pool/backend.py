@@ -114,10 +114,9 @@ class LoopLocks:
 class Ticket:
     """A call waiting for one of ``names`` on its event loop."""
 
-    def __init__(self, names: frozenset[str], ttl: float) -> None:
+    def __init__(self, names: frozenset[str]) -> None:
         """A ticket of the running loop (see :meth:`Waiters.enter`)."""
         self.names = names
-        self.ttl = ttl
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[str] = self.loop.create_future()
         self.key: str | None = None  # the Redis backend's id of it
@@ -153,9 +152,9 @@ class Waiters:
         self._lock = threading.Lock()
         self._tickets: list[Ticket] = []
 
-    def enter(self, names: Collection[str], ttl: float) -> Ticket:
+    def enter(self, names: Collection[str]) -> Ticket:
         """Queue a ticket for ``names`` (before trying, so no wake-up is lost)."""
-        ticket = Ticket(frozenset(names), ttl)
+        ticket = Ticket(frozenset(names))
         with self._lock:
             self._tickets.append(ticket)
         return ticket
@@ -335,9 +334,5 @@ class InProcessBackend:
         """Nothing to close."""
 
 
-_IN_PROCESS = InProcessBackend()
-
-
-def in_process_backend() -> InProcessBackend:
-    """The process's one in-process backend."""
-    return _IN_PROCESS
+IN_PROCESS = InProcessBackend()
+"""The process's one in-process backend."""

@@ -1,23 +1,14 @@
 """The Redis backend: leases and cool-downs shared by every process and host of a pool.
 
-Four Lua scripts (``lua/*.lua``, each prefixed with ``lua/common.lua``, which names the
-keys, states their invariants and ends the expired leases first) do the work atomically,
-on Redis's clock, each in one round trip on redis-py's own client:
-
-- **acquire**: lease the least-loaded healthy candidate under its limit, or queue the
-  waiting call and say why not and when to look again. A new chat of an event loop already
-  streaming its share of the pool leaves the free accounts to the other processes for
-  ``share_grace``, so a burst in one process does not take what the others need;
-- **release**: end the lease, count the answer, record a rest (a key with its own expiry),
-  or hand the account, as a new lease of its own, to a waiting call (the releasing loop's,
-  in the reply, while that loop streams less than its part of the pool; else that of the
-  loop streaming the fewest answers, told on its channel ``<prefix>:freed:<loop>``);
-- **renew**: push a loop's held leases' expiry on, all in one call;
-- **status**: every account's streams, rest, answers and last error.
-
-Arguments and replies are JSON objects. Waiting calls also wake, untold, at the earliest
-rest end or lease expiry their failed acquire reported: nothing polls. The ``redis``
-package (the ``langchain-hailuo[redis]`` extra) is imported here only.
+Four Lua scripts do the work atomically, on Redis's clock, one round trip each on redis-py's
+own client: ``acquire``, ``release``, ``renew`` and ``status`` (``lua/*.lua``, each after
+``lua/common.lua``, which names the keys, states their invariants and ends expired leases).
+Arguments and replies are JSON objects. A release hands the account, as a lease of its own,
+to a waiting call: of the releasing event loop (in the reply) while that loop streams less
+than its part of the pool, else of the loop streaming the fewest answers (told on its
+channel ``<prefix>:freed:<loop>``). Waiting calls also wake, untold, at the earliest rest
+end or lease expiry their failed acquire reported: nothing polls. The ``redis`` package
+(the ``langchain-hailuo[redis]`` extra) is imported here only.
 """
 
 from __future__ import annotations

@@ -34,11 +34,11 @@ from langchain_hailuo.errors import (
 )
 from langchain_hailuo.pool.backend import (
     DEFAULT_LEASE_TTL,
+    IN_PROCESS,
     AccountStatus,
     Attempt,
     InProcessBackend,
     LoopLocks,
-    in_process_backend,
 )
 from langchain_hailuo.pool.health import Cooldown, HealthSettings, cooldown_for
 from langchain_hailuo.pool.sources import PoolAccount, PoolSource, load_accounts
@@ -171,7 +171,7 @@ class AccountPool:
         self.health = health or HealthSettings()
         self._base_url = base_url
         self._env = env
-        self.backend: InProcessBackend | RedisBackend = in_process_backend()
+        self.backend: InProcessBackend | RedisBackend = IN_PROCESS
         if pool_url:
             from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
                 redis_backend,
@@ -212,9 +212,14 @@ class AccountPool:
         With Redis, every account any process registered in the same pool is listed, and
         the streams count those of every process.
         """
-        accounts = await self.accounts()
-        statuses = await self.backend.status([a.name for a in accounts])
-        return [dataclasses.replace(s, credits=_credits_of(s.account)) for s in statuses]
+        from langchain_hailuo.agent.credits import last_credits  # noqa: PLC0415 - Agent only
+
+        statuses = await self.backend.status([a.name for a in await self.accounts()])
+        readings = [(s, last_credits(s.account)) for s in statuses]  # this process's, no network
+        return [
+            dataclasses.replace(s, credits=None if r is None else f"{r.describe()} at {r.when()}")
+            for s, r in readings
+        ]
 
     def status(self) -> list[AccountStatus]:
         """:meth:`astatus` from sync code (runs on the package's private event loop)."""
@@ -281,17 +286,13 @@ class AccountPool:
 
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
         """Give the account back with the call's outcome (a failure is logged, not raised)."""
-        name = lease.account.name
-        cooldown = message = None
+        name, cooldown, message = lease.account.name, None, None
         if isinstance(error, HailuoError):
             message = f"{type(error).__name__}: {error.message}"
             cooldown = cooldown_for(error, self.health, lease.account.token_hash())
             if cooldown is not None:
-                rest = (
-                    "until logged in again"
-                    if cooldown.seconds is None
-                    else f"{cooldown.seconds:g} s"
-                )
+                secs = cooldown.seconds
+                rest = "until logged in again" if secs is None else f"{secs:g} s"
                 logger.warning(
                     "Pool account %s rests (%s, %s): %s", name, cooldown.kind, rest, error.message
                 )
@@ -323,11 +324,19 @@ class AccountPool:
                 f"Account {owner} owns this chat but is not in the pool; add it to "
                 "accounts= or start a new chat."
             )
-        if not pool:
-            raise await self._exhausted(accounts, within)
+        if not pool:  # every account failed this call before its first byte
+            statuses = await self.backend.status([a.name for a in accounts])
+            cooling = {
+                s.account: Cooldown(s.cooling, None, s.last_error or "", until=s.cooling_until)
+                for s in statuses
+                if s.cooling is not None
+            }
+            attempt = Attempt(busy=len(cooling) < len(statuses), cooling=cooling)
+            lead = f"Every account of the pool ({len(accounts)}) failed this call before its first"
+            raise _no_account(attempt, len(accounts), within, time.time(), lead=f"{lead} byte.")
         backend = self.backend
         deadline = None if within is None else time.monotonic() + within
-        ticket = backend.waiters.enter([a.name for a in pool], self.lease_ttl)
+        ticket = backend.waiters.enter([a.name for a in pool])
         try:
             while True:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
@@ -349,22 +358,6 @@ class AccountPool:
         finally:
             backend.leave(ticket)
 
-    async def _exhausted(
-        self, accounts: Sequence[PoolAccount], within: float | None
-    ) -> HailuoNoAccountAvailableError:
-        """The error once every account failed this call before its first byte."""
-        statuses = await self.backend.status([a.name for a in accounts])
-        cooling = {
-            s.account: Cooldown(s.cooling, None, s.last_error or "", until=s.cooling_until)
-            for s in statuses
-            if s.cooling is not None
-        }
-        attempt = Attempt(busy=len(cooling) < len(statuses), cooling=cooling)
-        lead = (
-            f"Every account of the pool ({len(accounts)}) failed this call before its first byte."
-        )
-        return _no_account(attempt, len(accounts), within, time.time(), lead=lead)
-
     async def _relogged(self, attempt: Attempt) -> bool:
         """Whether an account resting for a rejected token was logged in again since."""
         for name, cool in attempt.cooling.items():
@@ -380,8 +373,21 @@ def _wait_time(
 ) -> float | None:
     """How long to sleep before trying again, or the error that ends the wait."""
     now = time.time()
-    if owner is not None and owner in attempt.cooling:
-        _raise_for_owner(owner, attempt.cooling[owner], now)
+    cool = attempt.cooling.get(owner or "")
+    if cool is not None and cool.kind == "quota":  # a chat's own account: it cannot move
+        raise HailuoQuotaError(
+            f"Account {owner} owns this chat and is out of credits or quota (resting until "
+            f"{format_time(cool.until, now=now)}): {cool.message} A chat cannot move to "
+            "another account; start a new chat, or wait.",
+            code="pool_quota",
+            server_message=cool.message,
+        )
+    if cool is not None and cool.kind == "auth":
+        raise HailuoAuthError(
+            f"Account {owner} owns this chat and its token was rejected ({cool.message}). "
+            "Log that account in again (`hailuo login --add NAME` for a pool folder), or "
+            "start a new chat."
+        )
     remaining = None if deadline is None else deadline - time.monotonic()
     wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
     never = not attempt.busy and (wake is None or (remaining is not None and wake > remaining))
@@ -390,65 +396,35 @@ def _wait_time(
     return min((t for t in (remaining, wake) if t is not None), default=None)
 
 
-def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
-    """A chat's own account rests: quota and auth end the call (it cannot move)."""
-    if cool.kind == "quota":
-        raise HailuoQuotaError(
-            f"Account {owner} owns this chat and is out of credits or quota (resting until "
-            f"{format_time(cool.until, now=now)}): {cool.message} A chat cannot move to "
-            "another account; start a new chat, or wait.",
-            code="pool_quota",
-            server_message=cool.message,
-        )
-    if cool.kind == "auth":
-        raise HailuoAuthError(
-            f"Account {owner} owns this chat and its token was rejected ({cool.message}). "
-            "Log that account in again (`hailuo login --add NAME` for a pool folder), or "
-            "start a new chat."
-        )
-
-
 def _no_account(
     attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
     """The error for a call no account could take: why, and when one frees up."""
-    resting = "; ".join(
-        f"{name} ({cool.kind} "
-        + (
-            "until logged in again"
-            if cool.kind == "auth"
-            else f"until {format_time(cool.until, now=now)}"
-        )
+    rests = [
+        f"{name} ({cool.kind} until "
+        + ("logged in again" if cool.kind == "auth" else format_time(cool.until, now=now))
         + ")"
         for name, cool in attempt.cooling.items()
-    )
-    next_free = min(
-        (c.until for c in attempt.cooling.values() if c.until is not None), default=None
-    )
+    ]
+    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
+    next_free = min(ends, default=None)
+    at = "" if next_free is None else f"at {format_time(next_free, now=now)}"
+    when = at
     if attempt.busy:
-        when = "The next one frees up when one of the running answers ends" + (
-            f" (or at {format_time(next_free, now=now)}, when a cool-down ends)"
-            if next_free
-            else ""
+        when = "when one of the running answers ends" + (
+            f" (or {at}, when a cool-down ends)" * bool(at)
         )
-    elif next_free is not None:
-        when = f"The next one frees up at {format_time(next_free, now=now)}"
-    else:
-        when = "None frees up by itself: log the accounts in again"
+    when = (
+        f"The next one frees up {when}"
+        if when
+        else "None frees up by itself: log the accounts in again"
+    )
     within = "now" if timeout is None else f"within {timeout:g} s"
-    busy = " Some are busy streaming other answers." if attempt.busy else ""
-    rest = f" Resting: {resting}." if resting else ""
     lead = lead or f"No account of the pool ({size}) could take this call {within}."
+    busy = " Some are busy streaming other answers." if attempt.busy else ""
+    rest = f" Resting: {'; '.join(rests)}." if rests else ""
     return HailuoNoAccountAvailableError(
         f"{lead}{busy}{rest} {when}. Add accounts, raise the timeout, or retry later.",
         next_free_at=next_free,
         now=now,
     )
-
-
-def _credits_of(account: str) -> str | None:
-    """This process's last credit reading of an account (no network; §7.3)."""
-    from langchain_hailuo.agent.credits import last_credits  # noqa: PLC0415 - Agent only
-
-    reading = last_credits(account)
-    return f"{reading.describe()} at {reading.when()}" if reading is not None else None
