@@ -125,10 +125,27 @@ class Ticket:
         self.woken_for: str | None = None
         self.since = time.monotonic()
 
+    def wake(self, name: str, grant: tuple[str, str] | None = None) -> bool:
+        """Wake it on its loop, for ``name`` (under the lock); ``False``: its loop closed."""
+        try:
+            if self.loop is asyncio._get_running_loop():  # a gate's watcher may have none
+                self._resolve(name)
+            else:
+                self.loop.call_soon_threadsafe(self._resolve, name)
+        except RuntimeError:  # its loop is closed
+            return False
+        self.woken_for, self.grant = name, grant
+        return True
+
+    def _resolve(self, name: str) -> None:
+        """End the wait on its loop (``""``: its own timer)."""
+        if not self.future.done():
+            self.future.set_result(name)
+
     async def wait(self, seconds: float | None) -> None:
         """Sleep until woken or ``seconds`` pass (the timer resolves the same future)."""
         if not self.future.done():
-            timer = None if seconds is None else self.loop.call_later(seconds, _wake, self, "")
+            timer = None if seconds is None else self.loop.call_later(seconds, self._resolve, "")
             try:
                 await self.future
             finally:
@@ -136,12 +153,6 @@ class Ticket:
                     timer.cancel()
         self.future = self.loop.create_future()
         self.woken_for = None
-
-
-def _wake(ticket: Ticket, name: str) -> None:
-    """Resolve a ticket's future on its loop (``""``: its own timer)."""
-    if not ticket.future.done():
-        ticket.future.set_result(name)
 
 
 class Waiters:
@@ -176,45 +187,23 @@ class Waiters:
     def freed(self, name: str) -> None:
         """Wake the oldest ticket not woken yet that can use ``name``."""
         with self._lock:
-            for ticket in self._tickets:
-                if ticket.woken_for is None and name in ticket.names and _wake_soon(ticket, name):
-                    return
+            any(t.wake(name) for t in self._tickets if not t.woken_for and name in t.names)
 
     def hand(self, key: str, account: str, lease_id: str) -> bool:
         """Hand a lease to ticket ``key``, else to this loop's oldest that can use it."""
-        loop = asyncio.get_running_loop()
+        loop, grant = asyncio.get_running_loop(), (account, lease_id)
         with self._lock:
             for ticket in self._tickets:
                 if ticket.key == key and ticket.grant is None:
                     ticket.queued = False  # the backend took it out of its queue
-                    return _wake_soon(ticket, account, (account, lease_id))
-            for ticket in self._tickets:
-                free = ticket.grant is None and ticket.woken_for is None
-                if free and ticket.loop is loop and account in ticket.names:
-                    return _wake_soon(ticket, account, (account, lease_id))
-        return False
+                    return ticket.wake(account, grant)
+            here = [t for t in self._tickets if t.loop is loop and not t.grant and not t.woken_for]
+            return any(t.wake(account, grant) for t in here if account in t.names)
 
     def __len__(self) -> int:
         """Tickets waiting now."""
         with self._lock:
             return len(self._tickets)
-
-
-def _wake_soon(ticket: Ticket, name: str, grant: tuple[str, str] | None = None) -> bool:
-    """Wake ``ticket`` on its loop (under the lock); ``False`` when its loop is closed."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:  # a gate's watcher may run in a plain thread
-        running = None
-    try:
-        if ticket.loop is running:
-            _wake(ticket, name)
-        else:
-            ticket.loop.call_soon_threadsafe(_wake, ticket, name)
-    except RuntimeError:  # its loop is closed
-        return False
-    ticket.woken_for, ticket.grant = name, grant
-    return True
 
 
 @dataclass

@@ -45,7 +45,7 @@ logger = logging.getLogger(__name__)
 
 _MAX_CONNECTIONS = 16
 """Redis connections per process and event loop (the ``freed`` subscription holds one)."""
-SHARE_GRACE = 0.05
+SHARE_GRACE = 0.2
 """Seconds a new chat of a loop at its share of the pool leaves free accounts to others."""
 
 
