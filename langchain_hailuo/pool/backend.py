@@ -1,13 +1,10 @@
-"""Where a pool keeps its leases and cool-downs: in this process, or in Redis.
+"""Where a pool keeps its leases and cool-downs: this process's memory (here), or Redis.
 
-Both backends offer one small interface (:class:`Backend`): one atomic
-:meth:`~Backend.try_acquire` ("the least-loaded healthy candidate under its limit, leased
-now, or why none is"), plus renew, release, leave and status. Waiting is the scheduler's: a
-call that found nothing sleeps on a :class:`Ticket` (entered *before* it tries, so a release
-between its failed try and its sleep still wakes it) until a release wakes it or hands it a
-lease, or its own timer runs out. In process, a release wakes the oldest ticket that can use
-the account, which tries again; in Redis, a release hands the account to a waiting call as
-its own lease (:mod:`langchain_hailuo.pool.redis_backend`).
+A backend leases the least-loaded healthy candidate under its limit in one atomic step
+(``try_acquire``), or says why none is free and when to look again. A call that found
+none sleeps on a :class:`Ticket`, entered *before* it tries (so a release between its failed
+try and its sleep still wakes it), until a release wakes it (in process) or hands it a lease
+(Redis, :mod:`langchain_hailuo.pool.redis_backend`), or its own timer runs out.
 """
 
 from __future__ import annotations
@@ -19,7 +16,6 @@ import time
 import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from langchain_hailuo._loop import CrossLoopSemaphore, account_gate
 from langchain_hailuo.pool.health import Cooldown, CooldownKind
@@ -28,7 +24,6 @@ __all__ = [
     "DEFAULT_LEASE_TTL",
     "AccountStatus",
     "Attempt",
-    "Backend",
     "Candidate",
     "InProcessBackend",
     "LoopLocks",
@@ -37,7 +32,6 @@ __all__ = [
     "account_status",
     "new_id",
 ]
-
 
 DEFAULT_LEASE_TTL = 30.0
 """Seconds a lease outlives its last renewal (a dead worker frees its account by then)."""
@@ -53,21 +47,12 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class Attempt:
-    """The outcome of one :meth:`Backend.try_acquire`.
-
-    Attributes:
-        account: The account leased (``None``: none could be).
-        lease_id: The lease's id, to renew and release it.
-        busy: Some candidate is at its stream limit (it frees when an answer ends).
-        wake_at: Epoch seconds of the earliest rest end or lease expiry among the blocked
-            candidates (when waiting should look again without being woken).
-        cooling: The candidates resting, with why and until when.
-    """
+    """One try: the account leased, else whether one is busy, when to look again, who rests."""
 
     account: str | None = None
     lease_id: str | None = None
-    busy: bool = False
-    wake_at: float | None = None
+    busy: bool = False  # a candidate streams at its limit (it frees when an answer ends)
+    wake_at: float | None = None  # epoch seconds of the first rest end or lease expiry
     cooling: dict[str, Cooldown] = field(default_factory=dict)
 
 
@@ -101,14 +86,8 @@ def account_status(  # noqa: PLR0917 - the fields of one status line
 ) -> AccountStatus:
     """One account's status (a cool-down that is over shows as none)."""
     rest = cooldown if cooldown is not None and cooldown.blocks(cooldown.token, now) else None
-    return AccountStatus(
-        name,
-        streams,
-        None if rest is None else rest.until,
-        None if rest is None else rest.kind,
-        error,
-        served,
-    )
+    until, kind = (None, None) if rest is None else (rest.until, rest.kind)
+    return AccountStatus(name, streams, until, kind, error, served)
 
 
 def new_id() -> str:
@@ -132,109 +111,48 @@ class LoopLocks:
             return self._locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
-class Backend(Protocol):
-    """What the scheduler needs of a place that keeps leases and cool-downs."""
-
-    waiters: Waiters
-    renews: bool
-    """Whether leases expire unless renewed (then the scheduler renews them)."""
-
-    async def try_acquire(
-        self,
-        candidates: Sequence[Candidate],
-        *,
-        limit: int,
-        ttl: float,
-        ticket: Ticket | None = None,
-        within: float | None = None,
-    ) -> Attempt:
-        """Lease the least-loaded healthy candidate under ``limit`` (ties: the first).
-
-        When none is free, ``ticket`` keeps (or takes) its place in the backend's queue for
-        ``within`` seconds (``None``: no limit).
-        """
-        ...
-
-    async def open(self) -> None:
-        """Join the pool on the running loop (a Redis process starts listening)."""
-        ...
-
-    async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:
-        """Push ``(account, lease id)`` s' expiry ``ttl`` on; ``False``: that one had expired."""
-        ...
-
-    async def release(
-        self,
-        account: str,
-        lease_id: str,
-        *,
-        served: bool,
-        error: str | None,
-        cooldown: Cooldown | None,
-        limit: int = 1,
-    ) -> None:
-        """End a lease, count the answer, record a failure and a rest; wake a waiter.
-
-        Finishes even when its caller is cancelled meanwhile.
-        """
-        ...
-
-    def leave(self, ticket: Ticket) -> None:
-        """Stop waiting: drop the ticket's place, give back a lease handed to it unused."""
-        ...
-
-    async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
-        """The state of ``accounts`` (plus any other account the backend knows)."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release the backend's connections on the running loop."""
-        ...
-
-
 class Ticket:
-    """A waiting call on its event loop.
+    """A call waiting for one of ``names`` on its event loop."""
 
-    Attributes:
-        names: The accounts it can use.
-        ttl: The lease TTL it asks for.
-        key: The backend's id of it (``None``: the backend keeps no queue).
-        queued: Whether the backend holds it in its queue.
-        grant: ``(account, lease id)`` handed to it and not taken yet.
-    """
-
-    def __init__(self, names: frozenset[str], ttl: float) -> None:
+    def __init__(self, names: frozenset[str]) -> None:
         """A ticket of the running loop (see :meth:`Waiters.enter`)."""
         self.names = names
-        self.ttl = ttl
         self.loop = asyncio.get_running_loop()
         self.future: asyncio.Future[str] = self.loop.create_future()
-        self.key: str | None = None
-        self.queued = False
-        self.grant: tuple[str, str] | None = None
+        self.key: str | None = None  # the Redis backend's id of it
+        self.queued = False  # whether Redis holds it in its queue
+        self.grant: tuple[str, str] | None = None  # (account, lease id) handed to it
         self.woken_for: str | None = None
-        self.sleeping = False
         self.since = time.monotonic()
+
+    def wake(self, name: str, grant: tuple[str, str] | None = None) -> bool:
+        """Wake it on its loop, for ``name`` (under the lock); ``False``: its loop closed."""
+        try:
+            if self.loop is asyncio._get_running_loop():  # a gate's watcher may have none
+                self._resolve(name)
+            else:
+                self.loop.call_soon_threadsafe(self._resolve, name)
+        except RuntimeError:  # its loop is closed
+            return False
+        self.woken_for, self.grant = name, grant
+        return True
+
+    def _resolve(self, name: str) -> None:
+        """End the wait on its loop (``""``: its own timer)."""
+        if not self.future.done():
+            self.future.set_result(name)
 
     async def wait(self, seconds: float | None) -> None:
         """Sleep until woken or ``seconds`` pass (the timer resolves the same future)."""
         if not self.future.done():
-            timer = None if seconds is None else self.loop.call_later(seconds, _wake, self, "")
-            self.sleeping = True
+            timer = None if seconds is None else self.loop.call_later(seconds, self._resolve, "")
             try:
                 await self.future
             finally:
-                self.sleeping = False
                 if timer is not None:
                     timer.cancel()
         self.future = self.loop.create_future()
         self.woken_for = None
-
-
-def _wake(ticket: Ticket, name: str) -> None:
-    """Resolve a ticket's future on its loop (``""``: its own timer)."""
-    if not ticket.future.done():
-        ticket.future.set_result(name)
 
 
 class Waiters:
@@ -242,19 +160,19 @@ class Waiters:
 
     def __init__(self) -> None:
         """An empty queue."""
-        self.lock = threading.Lock()
+        self._lock = threading.Lock()
         self._tickets: list[Ticket] = []
 
-    def enter(self, names: Collection[str], ttl: float) -> Ticket:
+    def enter(self, names: Collection[str]) -> Ticket:
         """Queue a ticket for ``names`` (before trying, so no wake-up is lost)."""
-        ticket = Ticket(frozenset(names), ttl)
-        with self.lock:
+        ticket = Ticket(frozenset(names))
+        with self._lock:
             self._tickets.append(ticket)
         return ticket
 
     def remove(self, ticket: Ticket) -> tuple[str | None, tuple[str, str] | None]:
         """Take a ticket out: the account it was woken for, and a grant it did not take."""
-        with self.lock:
+        with self._lock:
             if ticket in self._tickets:
                 self._tickets.remove(ticket)
             grant, ticket.grant = ticket.grant, None
@@ -262,62 +180,30 @@ class Waiters:
 
     def take_grant(self, ticket: Ticket) -> tuple[str, str] | None:
         """The lease handed to ``ticket``, now the caller's (``None``: none)."""
-        with self.lock:
+        with self._lock:
             grant, ticket.grant = ticket.grant, None
             return grant
 
     def freed(self, name: str) -> None:
         """Wake the oldest ticket not woken yet that can use ``name``."""
-        with self.lock:
-            for ticket in self._tickets:
-                if ticket.woken_for is None and name in ticket.names and _wake_soon(ticket, name):
-                    return
+        with self._lock:
+            any(t.wake(name) for t in self._tickets if not t.woken_for and name in t.names)
 
-    def grant(self, key: str, account: str, lease_id: str) -> bool:
-        """Hand a lease to the ticket ``key``; ``False``: it is not waiting (give it back)."""
-        with self.lock:
+    def hand(self, key: str, account: str, lease_id: str) -> bool:
+        """Hand a lease to ticket ``key``, else to this loop's oldest that can use it."""
+        loop, grant = asyncio.get_running_loop(), (account, lease_id)
+        with self._lock:
             for ticket in self._tickets:
                 if ticket.key == key and ticket.grant is None:
                     ticket.queued = False  # the backend took it out of its queue
-                    return _wake_soon(ticket, account, (account, lease_id))
-        return False
-
-    def grant_here(self, account: str, lease_id: str) -> bool:
-        """Hand a lease to the oldest sleeping ticket of the running loop that can use it."""
-        loop = asyncio.get_running_loop()
-        with self.lock:
-            for ticket in self._tickets:
-                if (
-                    ticket.loop is loop
-                    and ticket.sleeping
-                    and ticket.grant is None
-                    and ticket.woken_for is None
-                    and account in ticket.names
-                ):
-                    return _wake_soon(ticket, account, (account, lease_id))
-        return False
+                    return ticket.wake(account, grant)
+            here = [t for t in self._tickets if t.loop is loop and not t.grant and not t.woken_for]
+            return any(t.wake(account, grant) for t in here if account in t.names)
 
     def __len__(self) -> int:
         """Tickets waiting now."""
-        with self.lock:
+        with self._lock:
             return len(self._tickets)
-
-
-def _wake_soon(ticket: Ticket, name: str, grant: tuple[str, str] | None = None) -> bool:
-    """Wake ``ticket`` on its loop (under the lock); ``False`` when its loop is closed."""
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:  # a gate's watcher may run in a plain thread
-        running = None
-    try:
-        if ticket.loop is running:
-            _wake(ticket, name)
-        else:
-            ticket.loop.call_soon_threadsafe(_wake, ticket, name)
-    except RuntimeError:  # its loop is closed
-        return False
-    ticket.woken_for, ticket.grant = name, grant
-    return True
 
 
 @dataclass
@@ -366,15 +252,9 @@ class InProcessBackend:
         """Nothing to join: the backend is this process's memory."""
 
     async def try_acquire(
-        self,
-        candidates: Sequence[Candidate],
-        *,
-        limit: int,
-        ttl: float,  # noqa: ARG002 - leases here end with the call
-        ticket: Ticket | None = None,  # noqa: ARG002 - waiters are woken by the gates
-        within: float | None = None,  # noqa: ARG002 - the scheduler times the wait
+        self, candidates: Sequence[Candidate], *, limit: int, **_ignored: object
     ) -> Attempt:
-        """Lease the least-loaded healthy candidate (see :class:`Backend`)."""
+        """Lease the least-loaded healthy candidate under ``limit`` (ties: the first)."""
         now = time.time()
         loads: list[tuple[int, int]] = []
         busy = False
@@ -403,11 +283,6 @@ class InProcessBackend:
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
 
-    async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:  # noqa: ARG002
-        """Leases here never expire: held while not released."""
-        with self._lock:
-            return [lease in self._account(name).leases for name, lease in leases]
-
     async def release(
         self,
         account: str,
@@ -418,7 +293,7 @@ class InProcessBackend:
         cooldown: Cooldown | None,
         limit: int = 1,  # noqa: ARG002 - the woken waiter tries again with its own
     ) -> None:
-        """End a lease; its gate's slot wakes the next waiter (see :class:`Backend`)."""
+        """End a lease, count the answer, record a failure and a rest; wake a waiter."""
         with self._lock:
             state = self._account(account)
             gate = state.leases.pop(lease_id, None)
@@ -448,9 +323,5 @@ class InProcessBackend:
         """Nothing to close."""
 
 
-_IN_PROCESS = InProcessBackend()
-
-
-def in_process_backend() -> InProcessBackend:
-    """The process's one in-process backend."""
-    return _IN_PROCESS
+IN_PROCESS = InProcessBackend()
+"""The process's one in-process backend."""

@@ -59,27 +59,18 @@ def _specs(accounts_dir: str | None) -> list[AccountSpec]:
     return [folder] if folder.is_dir() and any(folder.glob("*.json")) else []
 
 
-def _state(status: AccountStatus, now: float) -> str:
-    """``ok``, ``streaming``, or why and until when the account rests."""
-    if status.cooling == "auth":
-        return "auth: log in again"
-    if status.cooling is not None:
-        return f"{status.cooling} until {format_time(status.cooling_until, now=now)}"
-    return "streaming" if status.streams else "ok"
-
-
 def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
-    """One line per account (never a token), then each account's credits."""
+    """One line per account (never a token): why and until when it rests; then its credits."""
     now = time.time()
     print(f"{'account':<18} {'streams':>7} {'served':>7}  {'state':<38} last error", file=out)
     for s in statuses:
+        state = "streaming" if s.streams else "ok"
+        if s.cooling is not None:
+            until = format_time(s.cooling_until, now=now)
+            state = "auth: log in again" if s.cooling == "auth" else f"{s.cooling} until {until}"
         error = (s.last_error or "-").replace("\n", " ")
-        if len(error) > _ERROR_WIDTH:
-            error = error[: _ERROR_WIDTH - 3] + "..."
-        print(
-            f"{s.account:<18} {s.streams:>7} {s.served:>7}  {_state(s, now):<38} {error}",
-            file=out,
-        )
+        error = error if len(error) <= _ERROR_WIDTH else error[: _ERROR_WIDTH - 3] + "..."
+        print(f"{s.account:<18} {s.streams:>7} {s.served:>7}  {state:<38} {error}", file=out)
     for s in statuses:
         print(f"credits  {s.account:<18} {s.credits or 'not read'}", file=out)
 

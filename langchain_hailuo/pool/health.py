@@ -63,23 +63,17 @@ class Cooldown:
 def cooldown_for(
     error: BaseException, settings: HealthSettings, token: str | None
 ) -> Cooldown | None:
-    """The cool-down a failure calls for (``None``: the account is fine, the call was not).
+    """The rest ``error`` calls for, with the hash of the ``token`` used (``None``: none).
 
-    Args:
-        error: What the answer raised.
-        settings: The pool's settings.
-        token: The hash of the token that was used.
-
-    Returns:
-        The cool-down, or ``None``.
+    ``None`` means the account is fine and the call was not.
     """
     if isinstance(error, HailuoQuotaError):
         return Cooldown("quota", settings.quota_cooldown, error.message)
     if isinstance(error, HailuoRateLimitError):
-        seconds = error.retry_after if error.retry_after is not None else None
+        seconds = error.retry_after
         return Cooldown(
             "rate_limit",
-            seconds if seconds is not None else settings.rate_limit_cooldown,
+            settings.rate_limit_cooldown if seconds is None else seconds,
             error.message,
         )
     if isinstance(error, HailuoAuthError):

@@ -1,29 +1,14 @@
 """The Redis backend: leases and cool-downs shared by every process and host of a pool.
 
-Four Lua scripts (``lua/*.lua``, each prefixed with ``lua/common.lua``, which states the
-keys and their invariants, and ends the expired leases first) do the work atomically, on
-Redis's clock:
-
-- **acquire**: lease the least-loaded healthy candidate under its limit (its rest and load
-  read for all candidates in two commands), or queue the waiting call and say why not (and
-  when to look again). A new chat of a loop already streaming its share of the pool (its
-  slots divided by the loops listening, rounded up) leaves the free accounts to the other
-  processes for ``share_grace`` (unless handed one sooner), so a burst in one process does
-  not take the accounts the others' calls, a few ms behind, need;
-- **release**: end the lease, count the answer, record a rest (a key with its own expiry),
-  or hand the account, as a new lease of the waiter's own, to a waiting call: of the
-  clients (event loops) with one, the one streaming the fewest answers, its oldest such
-  call. A call of the releasing loop gets it in the reply; any other is told on its loop's
-  channel (``<prefix>:freed:<client>``), and a loop nobody listens for any more (its
-  process died) is dropped with its calls;
-- **renew**: push held leases' expiry on (all those a loop has due, in one call);
-- **status**: every account's streams, rest, answers and last error.
-
-Arguments and replies are JSON objects. Waiting calls also wake, without being told, at
-the earliest rest end or lease expiry their failed acquire reported: nothing polls.
-
-The ``redis`` package is imported here only, when a ``pool_url`` is used (the
-``langchain-hailuo[redis]`` extra).
+Four Lua scripts do the work atomically, on Redis's clock, one round trip each on redis-py's
+own client: ``acquire``, ``release``, ``renew`` and ``status`` (``lua/*.lua``, each after
+``lua/common.lua``, which names the keys, states their invariants and ends expired leases).
+Arguments and replies are JSON objects. A release hands the account, as a lease of its own,
+to a waiting call: of the releasing event loop (in the reply) while that loop streams less
+than its part of the pool, else of the loop streaming the fewest answers (told on its
+channel ``<prefix>:freed:<loop>``). Waiting calls also wake, untold, at the earliest rest
+end or lease expiry their failed acquire reported: nothing polls. The ``redis`` package
+(the ``langchain-hailuo[redis]`` extra) is imported here only.
 """
 
 from __future__ import annotations
@@ -35,7 +20,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -54,21 +39,14 @@ from langchain_hailuo.pool.backend import (
 )
 from langchain_hailuo.pool.health import Cooldown
 
-__all__ = ["RedisBackend", "redact_url", "redis_backend"]
+__all__ = ["SHARE_GRACE", "RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 
 _MAX_CONNECTIONS = 16
 """Redis connections per process and event loop (the ``freed`` subscription holds one)."""
-_SCRIPTS = ("acquire", "release", "renew", "status")
-SHARE_GRACE = 0.05
+SHARE_GRACE = 0.2
 """Seconds a new chat of a loop at its share of the pool leaves free accounts to others."""
-
-
-def _source(name: str) -> str:
-    """A script's Lua: the shared part, then its own."""
-    folder = resources.files("langchain_hailuo.pool") / "lua"
-    return (folder / "common.lua").read_text() + (folder / f"{name}.lua").read_text()
 
 
 def redact_url(url: str) -> str:
@@ -97,38 +75,15 @@ def _import_redis() -> Any:
 def _cooldown(data: dict[str, Any], offset: float) -> Cooldown:
     """A stored rest, its end moved from Redis ms to this host's epoch seconds."""
     until_ms = data.get("until_ms")
+    until = None if until_ms is None else until_ms / 1000.0 + offset
     return Cooldown(
-        kind=data["kind"],
-        seconds=data.get("seconds"),
-        message=str(data.get("message", "")),
-        token=data.get("token"),
-        until=None if until_ms is None else until_ms / 1000.0 + offset,
+        data["kind"], data.get("seconds"), str(data.get("message", "")), data.get("token"), until
     )
-
-
-def _compact(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` without its ``None`` values (Lua's cjson reads a JSON null as true)."""
-    return {k: v for k, v in data.items() if v is not None}
-
-
-def _forget(state: _LoopState) -> Any:
-    """A done-callback: drop a finished task (its failure was its caller's to see)."""
-
-    def done(task: asyncio.Future[Any]) -> None:
-        state.tasks.discard(task)
-        if not task.cancelled():
-            task.exception()  # retrieved: a caller cancelled meanwhile no longer asks
-
-    return done
 
 
 @dataclass
 class _LoopState:
-    """One event loop's client: its connections, its scripts and its ``freed`` listener.
-
-    Attributes:
-        key: The loop's random id in Redis: its lease and waiter ids start with ``<key>:``.
-    """
+    """One event loop's client, scripts, listener and id (``key``: its ids start ``<key>:``)."""
 
     client: Any
     pubsub: Any
@@ -136,6 +91,19 @@ class _LoopState:
     scripts: dict[str, Any]
     listener: asyncio.Task[None] | None = None
     tasks: set[asyncio.Future[Any]] = field(default_factory=set)
+
+    def background(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
+        """Run ``work`` as a task of its own, which ``aclose`` waits for."""
+        task = asyncio.ensure_future(work)
+        self.tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Future[Any]) -> None:
+        """Forget a finished task (its failure was its caller's to see, if still there)."""
+        self.tasks.discard(task)
+        if not task.cancelled():
+            task.exception()
 
 
 class RedisBackend:
@@ -179,8 +147,6 @@ class RedisBackend:
         """The URL without its password."""
         return f"RedisBackend({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
-    # ------------------------------------------------------------------ connections
-
     async def _state(self) -> _LoopState:
         """This loop's client, subscribed to its hand-overs before its first acquire."""
         loop = asyncio.get_running_loop()
@@ -207,8 +173,13 @@ class RedisBackend:
             self.url, max_connections=_MAX_CONNECTIONS, timeout=None, retry=Retry(NoBackoff(), 0)
         )
         client = self._aioredis.Redis.from_pool(connections)
+        folder = resources.files("langchain_hailuo.pool") / "lua"
+        common = (folder / "common.lua").read_text()
+        scripts = {
+            name: client.register_script(common + (folder / f"{name}.lua").read_text())
+            for name in ("acquire", "release", "renew", "status")
+        }
         key = new_id()
-        scripts = {name: client.register_script(_source(name)) for name in _SCRIPTS}
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(f"{self.prefix}:freed:{key}")
@@ -226,8 +197,6 @@ class RedisBackend:
                 if message.get("type") == "message":
                     waiter, account, lease_id = message["data"].decode().split(" ")
                     self._hand_over(state, waiter, account, lease_id)
-        except asyncio.CancelledError:
-            raise
         except Exception:  # a lost connection: waiters still wake at their deadlines
             logger.warning("The pool's Redis subscription ended", exc_info=True)
             with self._guard:
@@ -237,18 +206,8 @@ class RedisBackend:
 
     def _hand_over(self, state: _LoopState, waiter: str, account: str, lease_id: str) -> None:
         """Wake the waiter a release chose; if it left, another of this loop, else give back."""
-        if not self.waiters.grant(waiter, account, lease_id) and not self.waiters.grant_here(
-            account, lease_id
-        ):
-            self._background(state, self._give_back(account, lease_id))
-
-    @staticmethod
-    def _background(state: _LoopState, work: Any) -> asyncio.Future[Any]:
-        """Run ``work`` as a task of its own, which ``aclose`` waits for."""
-        task = asyncio.ensure_future(work)
-        state.tasks.add(task)
-        task.add_done_callback(_forget(state))
-        return task
+        if not self.waiters.hand(waiter, account, lease_id):
+            state.background(self._give_back(account, lease_id))
 
     async def _give_back(self, account: str, lease_id: str) -> None:
         """Release a lease nobody will use (it goes to the next waiter)."""
@@ -275,8 +234,6 @@ class RedisBackend:
             f"{type(exc).__name__}: {exc}. Start Redis or fix pool_url; nothing was sent."
         )
 
-    # ------------------------------------------------------------------ Backend
-
     async def open(self) -> None:
         """Listen on this loop's channel: the loop counts among the pool's processes."""
         await self._state()
@@ -290,40 +247,53 @@ class RedisBackend:
         ticket: Ticket | None = None,
         within: float | None = None,
     ) -> Attempt:
-        """Lease the least-loaded healthy candidate in one script (else queue ``ticket``).
+        """Lease the least-loaded healthy candidate under ``limit``, else queue ``ticket``.
 
-        A caller cancelled meanwhile does not stop the script (it may have run): a lease
-        it took is given back, a place it took in the queue is left.
+        The ticket keeps its place for ``within`` seconds (``None``: no limit). A caller
+        cancelled meanwhile does not stop the script (it may have run): a lease it took is
+        given back, a place it took in the queue is left.
         """
         self._limit = max(self._limit, limit)
         state = await self._state()
-        if ticket is not None and ticket.key is None:
-            ticket.key = f"{state.key}:{new_id()}"
+        waiter, hold = "", 0
+        if ticket is not None:
+            ticket.key = ticket.key or f"{state.key}:{new_id()}"
+            ticket.queued = True  # until the reply says otherwise
+            waiter = ticket.key
+            if len(candidates) > 1:  # a new chat: the ms left of its share grace
+                hold = max(0, int((self.share_grace - (time.monotonic() - ticket.since)) * 1000))
         lease_id = f"{state.key}:{new_id()}"
         call = {
             "lease": lease_id,
             "ttl": int(ttl * 1000),
             "limit": limit,
             "candidates": [[c.name, c.token or ""] for c in candidates],
-            "waiter": "" if ticket is None else ticket.key,
+            "waiter": waiter,
             "within": -1 if within is None else int(within * 1000),
-            "hold": self._hold(candidates, ticket),
+            "hold": hold,
         }
-        if ticket is not None:
-            ticket.queued = True  # until the reply says otherwise
         sent = time.time()
-        running = self._background(state, self._run(state, "acquire", call))
+        running = state.background(self._run(state, "acquire", call))
         try:
             reply = await asyncio.shield(running)
         except asyncio.CancelledError:
-            running.add_done_callback(lambda done: self._orphaned(state, done, lease_id, ticket))
+
+            def undo(done: asyncio.Future[Any]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    return
+                if "account" in done.result():
+                    state.background(self._give_back(done.result()["account"], lease_id))
+                elif waiter:
+                    state.background(self._dequeue(state, waiter))
+
+            running.add_done_callback(undo)
             raise
-        offset = sent - reply["now"] / 1000.0  # Redis clock -> this host's clock
         if ticket is not None:
             ticket.queued = "account" not in reply
         if "account" in reply:
             self.free_leases += 1
             return Attempt(account=reply["account"], lease_id=lease_id)
+        offset = sent - reply["now"] / 1000.0  # Redis clock -> this host's clock
         wake = reply.get("wake")
         return Attempt(
             busy=reply["busy"],
@@ -331,26 +301,8 @@ class RedisBackend:
             cooling={name: _cooldown(c, offset) for name, c in reply["cooling"].items()},
         )
 
-    def _hold(self, candidates: Sequence[Candidate], ticket: Ticket | None) -> int:
-        """The ms of its share grace a new chat has left (a chat's own account: none)."""
-        if ticket is None or len(candidates) == 1:
-            return 0
-        return max(0, int((self.share_grace - (time.monotonic() - ticket.since)) * 1000))
-
-    def _orphaned(
-        self, state: _LoopState, done: asyncio.Future[Any], lease_id: str, ticket: Ticket | None
-    ) -> None:
-        """Undo what an acquire did for a caller that was cancelled meanwhile."""
-        if done.cancelled() or done.exception() is not None:
-            return
-        reply = done.result()
-        if "account" in reply:
-            self._background(state, self._give_back(reply["account"], lease_id))
-        elif ticket is not None and ticket.key is not None:
-            self._background(state, self._dequeue(state, ticket.key))
-
     async def renew(self, leases: Sequence[tuple[str, str]], *, ttl: float) -> list[bool]:
-        """Push the leases' expiry on in one script (``False``: that one had expired)."""
+        """Push ``(account, lease id)`` s' expiry ``ttl`` on; ``False``: that one had expired."""
         state = await self._state()
         call = {"ttl": int(ttl * 1000), "leases": [list(lease) for lease in leases]}
         return [bool(held) for held in await self._run(state, "renew", call)]
@@ -370,35 +322,27 @@ class RedisBackend:
         Runs to its end even if the caller is cancelled meanwhile.
         """
         state = await self._state()
-        cool = None
-        if cooldown is not None:
-            cool = _compact(
-                {
-                    "kind": cooldown.kind,
-                    "seconds": cooldown.seconds,
-                    "message": cooldown.message,
-                    "token": cooldown.token,
-                }
-            )
-        call = _compact(
-            {
-                "account": account,
-                "lease": lease_id,
-                "served": served,
-                "error": error or "",
-                "cool": cool,
-                "limit": limit,
-                "grant": new_id(),
-                "client": state.key,
+        call: dict[str, Any] = {
+            "account": account,
+            "lease": lease_id,
+            "served": served,
+            "error": error or "",
+            "limit": limit,
+            "grant": new_id(),
+            "client": state.key,
+        }
+        if cooldown is not None:  # Lua's cjson reads a JSON null as true: absent instead
+            cool = {"kind": cooldown.kind, "seconds": cooldown.seconds, "message": cooldown.message}
+            call["cool"] = {
+                k: v for k, v in {**cool, "token": cooldown.token}.items() if v is not None
             }
-        )
 
         async def run() -> None:
             reply = await self._run(state, "release", call)
             if "waiter" in reply:  # one of this loop's calls: woken here, no Redis hop
                 self._hand_over(state, reply["waiter"], account, reply["lease"])
 
-        await asyncio.shield(self._background(state, run()))
+        await asyncio.shield(state.background(run()))
 
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket, and (in the background) its place in Redis and any unused grant."""
@@ -407,10 +351,10 @@ class RedisBackend:
         if state is None:  # the loop's connections are gone: the place lapses at its deadline
             return
         if grant is not None:
-            self._background(state, self._give_back(*grant))
+            state.background(self._give_back(*grant))
         if ticket.queued and ticket.key is not None:
             ticket.queued = False
-            self._background(state, self._dequeue(state, ticket.key))
+            state.background(self._dequeue(state, ticket.key))
 
     async def _dequeue(self, state: _LoopState, waiter: str) -> None:
         """Take a waiter that left out of the queue (else it lapses at its deadline)."""
@@ -426,8 +370,7 @@ class RedisBackend:
         state = await self._state()
         sent = time.time()
         reply = await self._run(state, "status", {"accounts": list(accounts)})
-        offset = sent - reply["now"] / 1000.0
-        now = time.time()
+        offset, now = sent - reply["now"] / 1000.0, time.time()
         return [
             account_status(
                 a["name"],

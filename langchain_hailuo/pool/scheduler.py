@@ -19,11 +19,11 @@ import contextlib
 import dataclasses
 import itertools
 import logging
-import threading
 import time
 import weakref
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 from langchain_hailuo._loop import get_runner
 from langchain_hailuo.agent.credits import last_credits
@@ -35,14 +35,17 @@ from langchain_hailuo.errors import (
 )
 from langchain_hailuo.pool.backend import (
     DEFAULT_LEASE_TTL,
+    IN_PROCESS,
     AccountStatus,
     Attempt,
-    Backend,
+    InProcessBackend,
     LoopLocks,
-    in_process_backend,
 )
 from langchain_hailuo.pool.health import Cooldown, HealthSettings, cooldown_for
 from langchain_hailuo.pool.sources import PoolAccount, PoolSource, load_accounts
+
+if TYPE_CHECKING:
+    from langchain_hailuo.pool.redis_backend import RedisBackend
 
 __all__ = ["AccountPool", "Lease", "format_time"]
 
@@ -77,64 +80,52 @@ class Lease:
 
 
 class _Renewals:
-    """One loop's leases on an expiring backend, renewed every third of the TTL while held.
+    """One loop's leases on an expiring backend, renewed together by one task while held."""
 
-    Those due together go in one backend call, by one task that runs only while leases are
-    held (a lease costs an entry here, not a task and a timer of its own).
-    """
-
-    def __init__(self, pool: AccountPool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pool: AccountPool) -> None:
         """No task until a lease is held."""
         self._pool = pool
-        self._loop = loop
-        self._due: dict[Lease, float] = {}  # monotonic due times, in order (one TTL for all)
+        self._held: dict[Lease, None] = {}
         self._task: asyncio.Task[None] | None = None
 
     def hold(self, lease: Lease) -> None:
         """Renew ``lease`` until :meth:`drop`."""
-        self._due[lease] = time.monotonic() + self._pool.lease_ttl / 3
-        if self._task is None or self._task.done():
-            self._task = self._loop.create_task(self._run())
+        self._held[lease] = None
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
 
     def drop(self, lease: Lease) -> None:
         """Stop renewing ``lease``; the task ends with the last one."""
-        self._due.pop(lease, None)
-        if not self._due and self._task is not None:
+        self._held.pop(lease, None)
+        if not self._held and self._task is not None:
             self._task.cancel()
             self._task = None
 
     async def _run(self) -> None:
-        """Sleep until the first lease is due; renew those due by then (a little early)."""
-        ttl = self._pool.lease_ttl
-        while self._due:
-            await asyncio.sleep(max(0.0, next(iter(self._due.values())) - time.monotonic()))
-            now = time.monotonic()
-            due = [lease for lease, at in self._due.items() if at <= now + ttl / 30]
-            for lease in due:  # to the back of the line, a third of the TTL on
-                del self._due[lease]
-                self._due[lease] = now + ttl / 3
-            await self._renew(due)
-
-    async def _renew(self, due: list[Lease]) -> None:
-        """Renew ``due``; one that had expired meanwhile (and is still held) is ``lost``."""
-        pool = self._pool
-        try:
-            held = await pool.backend.renew(
-                [(lease.account.name, lease.lease_id) for lease in due], ttl=pool.lease_ttl
-            )
-        except Exception:  # tried again at the next renewal; the TTL leaves room for it
-            logger.warning("Could not renew the pool's leases", exc_info=True)
-            return
-        for lease, kept in zip(due, held, strict=True):
-            if not kept and lease in self._due and not lease.lost:  # not released meanwhile
-                lease.lost = True
-                logger.warning(
-                    "The lease on pool account %s expired while its answer streamed (the "
-                    "process stalled longer than lease_ttl=%g s); another worker may use the "
-                    "account at the same time. Raise lease_ttl.",
-                    lease.account.name,
-                    pool.lease_ttl,
+        """Renew every held lease each third of the TTL (on a fixed beat: no drift)."""
+        pool, beat = self._pool, time.monotonic()
+        backend = cast("RedisBackend", pool.backend)  # only an expiring backend renews
+        while True:
+            beat += pool.lease_ttl / 3
+            await asyncio.sleep(beat - time.monotonic())
+            due = list(self._held)
+            try:
+                kept = await backend.renew(
+                    [(lease.account.name, lease.lease_id) for lease in due], ttl=pool.lease_ttl
                 )
+            except Exception:  # tried again at the next beat; the TTL leaves room for it
+                logger.warning("Could not renew the pool's leases", exc_info=True)
+                continue
+            for lease, held in zip(due, kept, strict=True):
+                if not held and lease in self._held and not lease.lost:  # not released since
+                    lease.lost = True
+                    logger.warning(
+                        "The lease on pool account %s expired while its answer streamed (the "
+                        "process stalled longer than lease_ttl=%g s); another worker may use "
+                        "the account at the same time. Raise lease_ttl.",
+                        lease.account.name,
+                        pool.lease_ttl,
+                    )
 
 
 class AccountPool:
@@ -181,21 +172,18 @@ class AccountPool:
         self.health = health or HealthSettings()
         self._base_url = base_url
         self._env = env
-        self.backend: Backend
+        self.backend: InProcessBackend | RedisBackend = IN_PROCESS
         if pool_url:
             from langchain_hailuo.pool.redis_backend import (  # noqa: PLC0415 - optional extra
                 redis_backend,
             )
 
             self.backend = redis_backend(pool_url, name)
-        else:
-            self.backend = in_process_backend()
         self._accounts: list[PoolAccount] | None = None
         self._by_name: dict[str, PoolAccount] = {}
         self._load_locks = LoopLocks()
         self._turn = itertools.count()
-        self._renewals_guard = threading.Lock()
-        self._renewals_of: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Renewals] = (
+        self._renewals: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Renewals] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -225,9 +213,12 @@ class AccountPool:
         With Redis, every account any process registered in the same pool is listed, and
         the streams count those of every process.
         """
-        accounts = await self.accounts()
-        statuses = await self.backend.status([a.name for a in accounts])
-        return [dataclasses.replace(s, credits=_credits_of(s.account)) for s in statuses]
+        statuses = await self.backend.status([a.name for a in await self.accounts()])
+        readings = [(s, last_credits(s.account)) for s in statuses]  # this process's, no network
+        return [
+            dataclasses.replace(s, credits=None if r is None else f"{r.describe()} at {r.when()}")
+            for s, r in readings
+        ]
 
     def status(self) -> list[AccountStatus]:
         """:meth:`astatus` from sync code (runs on the package's private event loop)."""
@@ -276,8 +267,10 @@ class AccountPool:
             HailuoAuthError: The owner's token was rejected and it was not logged in again.
         """
         lease = await self._acquire(owner, within, exclude)
-        renewals = self._renewals() if self.backend.renews else None
-        if renewals is not None:
+        renewals = None
+        if self.backend.renews:
+            loop = asyncio.get_running_loop()
+            renewals = self._renewals.setdefault(loop, _Renewals(self))
             renewals.hold(lease)
         error: BaseException | None = None
         try:
@@ -292,23 +285,15 @@ class AccountPool:
 
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
         """Give the account back with the call's outcome (a failure is logged, not raised)."""
-        name = lease.account.name
-        cooldown = message = None
+        name, cooldown, message = lease.account.name, None, None
         if isinstance(error, HailuoError):
             message = f"{type(error).__name__}: {error.message}"
             cooldown = cooldown_for(error, self.health, lease.account.token_hash())
             if cooldown is not None:
-                seconds = (
-                    "until logged in again"
-                    if cooldown.seconds is None
-                    else f"{cooldown.seconds:g} s"
-                )
+                secs = cooldown.seconds
+                rest = "until logged in again" if secs is None else f"{secs:g} s"
                 logger.warning(
-                    "Pool account %s rests (%s, %s): %s",
-                    name,
-                    cooldown.kind,
-                    seconds,
-                    error.message,
+                    "Pool account %s rests (%s, %s): %s", name, cooldown.kind, rest, error.message
                 )
         try:
             await self.backend.release(
@@ -322,73 +307,55 @@ class AccountPool:
         except Exception:  # the lease then expires by its TTL
             logger.warning("Could not release pool account %s", name, exc_info=True)
 
-    def _renewals(self) -> _Renewals:
-        """The running loop's renewals of this pool's leases."""
-        loop = asyncio.get_running_loop()
-        with self._renewals_guard:
-            return self._renewals_of.setdefault(loop, _Renewals(self, loop))
-
-    def _candidates(
-        self, accounts: Sequence[PoolAccount], owner: str | None, exclude: Collection[str]
-    ) -> list[PoolAccount]:
-        """The accounts a call may use, rotated so ties spread over the accounts."""
-        if owner is not None:
-            if owner not in self._by_name:
-                raise HailuoNoAccountAvailableError(
-                    f"Account {owner} owns this chat but is not in the pool; add it to "
-                    "accounts= or start a new chat."
-                )
-            return [self._by_name[owner]]
-        usable = [a for a in accounts if a.name not in exclude]
-        start = next(self._turn) % len(usable) if usable else 0
-        return [*usable[start:], *usable[:start]]
-
     async def _acquire(
         self, owner: str | None, within: float | None, exclude: Collection[str]
     ) -> Lease:
         """Lease an account, waiting (woken, never polling) up to ``within`` seconds."""
         accounts = await self.accounts()
-        pool = self._candidates(accounts, owner, exclude)
-        if not pool:
-            raise await self._exhausted(accounts, within)
+        if owner is None:  # rotated, so ties spread over the accounts
+            usable = [a for a in accounts if a.name not in exclude]
+            start = next(self._turn) % len(usable) if usable else 0
+            pool = [*usable[start:], *usable[:start]]
+        elif owner in self._by_name:
+            pool = [self._by_name[owner]]
+        else:
+            raise HailuoNoAccountAvailableError(
+                f"Account {owner} owns this chat but is not in the pool; add it to "
+                "accounts= or start a new chat."
+            )
+        if not pool:  # every account failed this call before its first byte
+            statuses = await self.backend.status([a.name for a in accounts])
+            cooling = {
+                s.account: Cooldown(s.cooling, None, s.last_error or "", until=s.cooling_until)
+                for s in statuses
+                if s.cooling is not None
+            }
+            attempt = Attempt(busy=len(cooling) < len(statuses), cooling=cooling)
+            lead = f"Every account of the pool ({len(accounts)}) failed this call before its first"
+            raise _no_account(attempt, len(accounts), within, time.time(), lead=f"{lead} byte.")
         backend = self.backend
         deadline = None if within is None else time.monotonic() + within
-        ticket = backend.waiters.enter([a.name for a in pool], self.lease_ttl)
+        ticket = backend.waiters.enter([a.name for a in pool])
         try:
             while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 attempt = await backend.try_acquire(
                     [a.candidate() for a in pool],
                     limit=self.max_concurrency,
                     ttl=self.lease_ttl,
                     ticket=ticket,
-                    within=None if deadline is None else max(0.0, deadline - time.monotonic()),
+                    within=left,
                 )
                 if attempt.account is not None and attempt.lease_id is not None:
                     return Lease(self._by_name[attempt.account], attempt.lease_id)
                 if await self._relogged(attempt):
                     continue
-                await ticket.wait(self._wait_time(owner, attempt, deadline, len(accounts), within))
+                await ticket.wait(_wait_time(owner, attempt, deadline, len(accounts), within))
                 granted = backend.waiters.take_grant(ticket)
                 if granted is not None:  # handed over by a release: already this call's lease
                     return Lease(self._by_name[granted[0]], granted[1])
         finally:
             backend.leave(ticket)
-
-    async def _exhausted(
-        self, accounts: Sequence[PoolAccount], within: float | None
-    ) -> HailuoNoAccountAvailableError:
-        """The error once every account failed this call before its first byte."""
-        statuses = await self.backend.status([a.name for a in accounts])
-        cooling = {
-            s.account: Cooldown(s.cooling, None, s.last_error or "", until=s.cooling_until)
-            for s in statuses
-            if s.cooling is not None
-        }
-        attempt = Attempt(busy=len(cooling) < len(statuses), cooling=cooling)
-        lead = (
-            f"Every account of the pool ({len(accounts)}) failed this call before its first byte."
-        )
-        return _no_account(attempt, len(accounts), within, time.time(), lead=lead)
 
     async def _relogged(self, attempt: Attempt) -> bool:
         """Whether an account resting for a rejected token was logged in again since."""
@@ -399,31 +366,14 @@ class AccountPool:
                 return True
         return False
 
-    def _wait_time(
-        self,
-        owner: str | None,
-        attempt: Attempt,
-        deadline: float | None,
-        size: int,
-        timeout: float | None,
-    ) -> float | None:
-        """How long to sleep before trying again, or the error that ends the wait."""
-        now = time.time()
-        if owner is not None and owner in attempt.cooling:
-            _raise_for_owner(owner, attempt.cooling[owner], now)
-        remaining = None if deadline is None else deadline - time.monotonic()
-        wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
-        never = not attempt.busy and (wake is None or (remaining is not None and wake > remaining))
-        if never or (remaining is not None and remaining <= 0):
-            raise _no_account(attempt, size, timeout, now)
-        if remaining is None or wake is None:
-            return remaining if wake is None else wake
-        return min(remaining, wake)
 
-
-def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
-    """A chat's own account rests: quota and auth end the call (it cannot move)."""
-    if cool.kind == "quota":
+def _wait_time(
+    owner: str | None, attempt: Attempt, deadline: float | None, size: int, timeout: float | None
+) -> float | None:
+    """How long to sleep before trying again, or the error that ends the wait."""
+    now = time.time()
+    cool = attempt.cooling.get(owner or "")
+    if cool is not None and cool.kind == "quota":  # a chat's own account: it cannot move
         raise HailuoQuotaError(
             f"Account {owner} owns this chat and is out of credits or quota (resting until "
             f"{format_time(cool.until, now=now)}): {cool.message} A chat cannot move to "
@@ -431,53 +381,49 @@ def _raise_for_owner(owner: str, cool: Cooldown, now: float) -> None:
             code="pool_quota",
             server_message=cool.message,
         )
-    if cool.kind == "auth":
+    if cool is not None and cool.kind == "auth":
         raise HailuoAuthError(
             f"Account {owner} owns this chat and its token was rejected ({cool.message}). "
             "Log that account in again (`hailuo login --add NAME` for a pool folder), or "
             "start a new chat."
         )
+    remaining = None if deadline is None else deadline - time.monotonic()
+    wake = None if attempt.wake_at is None else max(0.0, attempt.wake_at - now) + _WAKE_MARGIN
+    never = not attempt.busy and (wake is None or (remaining is not None and wake > remaining))
+    if never or (remaining is not None and remaining <= 0):
+        raise _no_account(attempt, size, timeout, now)
+    return min((t for t in (remaining, wake) if t is not None), default=None)
 
 
 def _no_account(
     attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
     """The error for a call no account could take: why, and when one frees up."""
-    resting = "; ".join(
-        f"{name} ({cool.kind} "
-        + (
-            "until logged in again"
-            if cool.kind == "auth"
-            else f"until {format_time(cool.until, now=now)}"
-        )
+    rests = [
+        f"{name} ({cool.kind} until "
+        + ("logged in again" if cool.kind == "auth" else format_time(cool.until, now=now))
         + ")"
         for name, cool in attempt.cooling.items()
-    )
-    next_free = min(
-        (c.until for c in attempt.cooling.values() if c.until is not None), default=None
-    )
+    ]
+    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
+    next_free = min(ends, default=None)
+    at = "" if next_free is None else f"at {format_time(next_free, now=now)}"
+    when = at
     if attempt.busy:
-        when = "The next one frees up when one of the running answers ends" + (
-            f" (or at {format_time(next_free, now=now)}, when a cool-down ends)"
-            if next_free
-            else ""
+        when = "when one of the running answers ends" + (
+            f" (or {at}, when a cool-down ends)" * bool(at)
         )
-    elif next_free is not None:
-        when = f"The next one frees up at {format_time(next_free, now=now)}"
-    else:
-        when = "None frees up by itself: log the accounts in again"
+    when = (
+        f"The next one frees up {when}"
+        if when
+        else "None frees up by itself: log the accounts in again"
+    )
     within = "now" if timeout is None else f"within {timeout:g} s"
-    busy = " Some are busy streaming other answers." if attempt.busy else ""
-    rest = f" Resting: {resting}." if resting else ""
     lead = lead or f"No account of the pool ({size}) could take this call {within}."
+    busy = " Some are busy streaming other answers." if attempt.busy else ""
+    rest = f" Resting: {'; '.join(rests)}." if rests else ""
     return HailuoNoAccountAvailableError(
         f"{lead}{busy}{rest} {when}. Add accounts, raise the timeout, or retry later.",
         next_free_at=next_free,
         now=now,
     )
-
-
-def _credits_of(account: str) -> str | None:
-    """This process's last credit reading of an account (no network; §7.3)."""
-    reading = last_credits(account)
-    return f"{reading.describe()} at {reading.when()}" if reading is not None else None

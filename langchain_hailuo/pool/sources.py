@@ -59,8 +59,6 @@ ENV_ACCOUNTS_DIR = "HAILUO_ACCOUNTS_DIR"
 ENV_POOL_URL = "HAILUO_POOL_URL"
 """``redis://...``: share leases and cool-downs with other processes and hosts."""
 
-ACCOUNTS_DIR_NAME = "accounts"
-
 AccountSpec = SecretStr | AuthResult | Path | str
 """One account: a token, an ``AuthResult``, an auth file or a folder of auth files.
 
@@ -79,38 +77,22 @@ _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE}
 def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
     """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder.
 
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The folder (it may not exist yet).
+    ``env`` defaults to ``os.environ``; the folder may not exist yet.
     """
     env = os.environ if env is None else env
     explicit = env.get(ENV_ACCOUNTS_DIR)
-    if explicit:
-        return Path(explicit).expanduser()
-    return user_config_dir(env) / ACCOUNTS_DIR_NAME
+    return Path(explicit).expanduser() if explicit else user_config_dir(env) / "accounts"
 
 
 def account_file(name: str, env: Mapping[str, str] | None = None) -> Path:
-    """The auth file of the pool account called ``name`` (``<pool folder>/<name>.json``).
-
-    Args:
-        name: A short name: letters, digits, ``-``, ``_`` and ``.``.
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The path.
+    """The auth file ``<pool folder>/<name>.json`` of the pool account called ``name``.
 
     Raises:
-        HailuoConfigurationError: The name could escape the folder or is empty.
+        HailuoConfigurationError: The name is empty or not letters, digits, ``-``, ``_``
+            and ``.`` (not starting with ``.``): it could escape the folder.
     """
     cleaned = name.strip()
-    if (
-        not cleaned
-        or cleaned.startswith(".")
-        or not all(c.isalnum() or c in "-_." for c in cleaned)
-    ):
+    if not cleaned or cleaned[0] == "." or not all(c.isalnum() or c in "-_." for c in cleaned):
         raise HailuoConfigurationError(
             f"Account name {name!r} is not usable as a file name: use letters, digits, "
             "'-', '_' and '.' (not starting with '.')."
@@ -124,22 +106,16 @@ def token_hash(auth: AuthResult) -> str:
 
 
 def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[AccountSpec] | None:
-    """The accounts the environment names: ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR``.
+    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither).
 
-    Args:
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The specs, or ``None`` when neither variable is set.
+    ``env`` defaults to ``os.environ``.
     """
     env = os.environ if env is None else env
     tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
     if tokens:
         return [SecretStr(t) for t in tokens]
     folder = env.get(ENV_ACCOUNTS_DIR, "").strip()
-    if folder:
-        return [Path(folder).expanduser()]
-    return None
+    return [Path(folder).expanduser()] if folder else None
 
 
 @dataclass
@@ -178,11 +154,9 @@ class PoolAccount:
         return cached[1]
 
     async def relogged(self) -> bool:
-        """Whether the account's auth file now holds a newer login than the one in use.
+        """Whether the account's auth file holds a newer login than the one in use.
 
-        Only file-backed accounts can be logged in again while the process runs (by
-        ``hailuo login --add NAME``, or another process). The file is read again only when
-        its modification time changed.
+        Set by ``hailuo login --add NAME`` or another process; read again on a new mtime.
         """
         if self.path is None:
             return False
@@ -203,12 +177,6 @@ class PoolAccount:
         return token_hash(fresh) != token_hash(current)
 
 
-def _pool_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    """The environment for pool accounts' managers, without the one-account variables."""
-    source = os.environ if env is None else env
-    return {k: v for k, v in source.items() if k not in _PER_ACCOUNT_ENV}
-
-
 def as_spec(value: Any) -> Any:
     """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
 
@@ -221,25 +189,16 @@ def as_spec(value: Any) -> Any:
 
 
 def _as_path(spec: PoolSource) -> Path | None:
-    """The path a spec names, if it names one."""
+    """The path a spec names, if it names one (a token is too long for a file name)."""
     if isinstance(spec, Path):
         return spec.expanduser()
-    if isinstance(spec, str) and (os.sep in spec or spec.endswith(".json") or _exists(spec)):
-        return Path(spec).expanduser()
-    return None
-
-
-def _exists(text: str) -> bool:
-    """Whether ``text`` names an existing file or folder (a token is too long for a name)."""
+    if not isinstance(spec, str):
+        return None
+    path = Path(spec).expanduser()
     try:
-        return Path(text).expanduser().exists()
+        return path if os.sep in spec or spec.endswith(".json") or path.exists() else None
     except (OSError, ValueError):
-        return False
-
-
-def _files_of(folder: Path) -> list[Path]:
-    """The auth files of a pool folder (``*.json``, sorted by name)."""
-    return sorted(p for p in folder.glob("*.json") if p.is_file())
+        return None
 
 
 async def _load_file(
@@ -278,7 +237,8 @@ async def _expand(
         auth = await manager.get()
         return [PoolAccount(auth.account_fingerprint, manager, f"token #{index}")]
     if path.is_dir():
-        found = [await _load_file(p, base_url, env, required=False) for p in _files_of(path)]
+        files = sorted(p for p in path.glob("*.json") if p.is_file())
+        found = [await _load_file(p, base_url, env, required=False) for p in files]
         accounts = [a for a in found if a is not None]
         if not accounts:
             raise HailuoAuthError(
@@ -298,18 +258,12 @@ async def load_accounts(
     base_url: str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> list[PoolAccount]:
-    """Resolve account specs into accounts (files are read here, once).
+    """Resolve tokens, ``AuthResult`` s, auth files and pool folders into accounts, in order.
 
-    The same account named twice (same fingerprint) is kept once.
-
-    Args:
-        specs: Tokens, ``AuthResult`` s, auth files and pool folders.
-        base_url: The API origin every account talks to (else its login's origin).
-        env: The environment (defaults to ``os.environ``; per-account variables such as
-            ``HAILUO_TOKEN`` are never applied to pool accounts).
-
-    Returns:
-        The accounts, in the order given.
+    Files are read here, once; the same account (fingerprint) named twice is kept once.
+    ``base_url`` is the API origin every account talks to (else its login's). Of ``env``
+    (default: ``os.environ``), per-account variables such as ``HAILUO_TOKEN`` are never
+    applied to pool accounts.
 
     Raises:
         HailuoConfigurationError: An empty list, an empty token or a missing path.
@@ -317,7 +271,8 @@ async def load_accounts(
     """
     if not specs:
         raise HailuoConfigurationError("accounts= is empty: give at least one account.")
-    pool_env = _pool_env(env)
+    source = os.environ if env is None else env
+    pool_env = {k: v for k, v in source.items() if k not in _PER_ACCOUNT_ENV}
     devices = default_auth_file(env)  # HAILUO_AUTH_FILE, else the default: where the user said
     accounts: dict[str, PoolAccount] = {}
     for index, spec in enumerate(specs, start=1):
@@ -335,16 +290,7 @@ async def load_accounts(
 
 
 def save_account(name: str, auth: AuthResult, env: Mapping[str, str] | None = None) -> Path:
-    """Save a login as the pool account ``name`` (atomically, mode 0600).
-
-    Args:
-        name: The account's short name (the file is ``<pool folder>/<name>.json``).
-        auth: The login.
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The file written.
-    """
+    """Save a login as the pool account ``name`` (atomically, mode 0600); the file written."""
     path = account_file(name, env)
     AuthStore(path).save(auth)
     return path

@@ -2,7 +2,8 @@
 -- call: {lease, ttl (ms), limit, candidates = {{name, token hash or ''}, ...} (ties go to
 -- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit), hold (ms
 -- left of the share grace: while the caller's client streams its share of the pool, the
--- free accounts are left to the other clients' calls until then)}.
+-- free accounts are left to the other clients' calls until then; the others held back wait
+-- for a release, as a call that found none free does)}.
 -- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling =
 -- {name = cool-down}}.
 local names, rests = {}, {}
@@ -12,7 +13,7 @@ end
 local cools = redis.call('MGET', unpack(rests))
 local loads = redis.call('HMGET', LOAD, unpack(names))
 redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
-local best, best_load
+local best, best_load, free
 local busy, wake, cooling = false, nil, {}
 for i, name in ipairs(names) do
   local token = call.candidates[i][2]
@@ -28,15 +29,20 @@ for i, name in ipairs(names) do
     local load = tonumber(loads[i] or '0')
     if load >= call.limit then
       busy = true
-    elseif not best or load < best_load then
-      best, best_load = name, load
+    else
+      free = (free or 0) + 1
+      if not best or load < best_load then best, best_load = name, load end
     end
   end
 end
 if best and call.hold > 0  -- the caller streams its share: slots / clients, rounded up
     and streams_of(client_of(call.lease)) >= math.ceil(#names * call.limit / listening()) then
   best, busy = nil, true
-  if not wake or now + call.hold < wake then wake = now + call.hold end
+  local held = P .. ':held:' .. client_of(call.lease)  -- the client's calls held back now
+  if redis.call('INCR', held) <= free then  -- as many look again at the grace's end as are free
+    redis.call('PEXPIRE', held, call.hold)
+    if not wake or now + call.hold < wake then wake = now + call.hold end
+  end
 end
 if best then
   take(best, call.lease, call.ttl)

@@ -1,17 +1,15 @@
--- Shared by every pool script (prepended to each). KEYS[1] is the pool's key prefix P (one
--- Redis server holds a pool: the keys are named here, not passed in KEYS); ARGV[1] is the
--- call, a JSON object. Times are Redis's clock, in ms, so hosts agree.
---
--- The invariants, all kept here:
--- * P:leases holds the live leases ('<account> <client>:<id>', scored by expiry);
---   P:load counts them per account, P:active per client (one event loop of a process).
---   An account's load never goes above the limit of whoever took a lease on it.
+-- Shared by every pool script (prepended to each). KEYS[1] is the pool's key prefix P (the
+-- keys are named here, not passed in KEYS); ARGV[1] is the call, a JSON object. Times are
+-- Redis's clock, in ms, so hosts agree. The invariants, all kept here:
+-- * P:leases holds the live leases ('<account> <client>:<id>', scored by expiry); P:load
+--   counts them per account, P:active per client (one event loop of a process). An
+--   account's load never goes above the limit of whoever took a lease on it.
 -- * Every script first ends the expired leases (a dead or stalled worker's).
--- * P:cool:<account> is a rest; a timed one expires by itself, an auth one ends with a new
+-- * P:cool:<account> is a rest: a timed one expires by itself, an auth one ends with a new
 --   login (another token hash).
 -- * P:queue:<client> orders a client's waiting calls ('<client>:<id>') by arrival (one
 --   counter for all clients); P:waiting lists the clients that may have one; P:want gives
---   each call's '<deadline ms> <lease ttl ms>' and then '\n<account>' per account it wants.
+--   each call's '<deadline ms> <lease ttl ms>', then '\n<account>' per account it wants.
 local P = KEYS[1]
 local LEASES, LOAD, ACTIVE = P .. ':leases', P .. ':load', P .. ':active'
 local call = cjson.decode(ARGV[1])
@@ -50,4 +48,3 @@ local function dequeue(waiter)  -- P:waiting is tidied by the next release that 
 end
 
 for _, member in ipairs(redis.call('ZRANGEBYSCORE', LEASES, '-inf', now)) do drop(member) end
-
