@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.types import Protocol
-from langchain_hailuo.v4.provider import HailuoAI
 
 __all__ = ["build_provider"]
 
@@ -36,8 +34,13 @@ def build_provider(
     Returns:
         The provider.
     """
+    # The transport (aiohttp) loads on a model's first call: import budget.
     if protocol == "v4":
+        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
+
         return HailuoAI(base_url=base_url, auth_manager=auth_manager, **settings)
+    from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
+
     return MiniMaxAgent(
         base_url=base_url, stream_url=stream_url, auth_manager=auth_manager, **settings
     )
