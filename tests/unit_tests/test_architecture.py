@@ -55,6 +55,9 @@ DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     ("langchain_hailuo._protocols", "langchain_hailuo.v4.provider"): _TRANSPORT,
     ("langchain_hailuo.agent", "langchain_hailuo.agent.client"): _TRANSPORT,
     ("langchain_hailuo.agent", "langchain_hailuo.agent.provider"): _TRANSPORT,
+    ("langchain_hailuo.agent", "langchain_hailuo.agent.stream"): (
+        "the decoder loads with its client, not with the pool's credit readout: import budget"
+    ),
     ("langchain_hailuo.v4", "langchain_hailuo.v4.client"): _TRANSPORT,
     ("langchain_hailuo.v4", "langchain_hailuo.v4.provider"): _TRANSPORT,
     ("langchain_hailuo.pool.scheduler", "langchain_hailuo.pool.redis_backend"): _REDIS,

@@ -54,7 +54,7 @@ def test_all_is_pinned() -> None:
         assert hasattr(langchain_hailuo, name), name
 
 
-def test_seed_names_are_importable() -> None:
+def test_the_gpt4free_signature_helpers_are_importable() -> None:
     from langchain_hailuo.v4.crypt import generate_yy_header, get_body_to_yy
 
     assert callable(generate_yy_header)
