@@ -2,12 +2,14 @@
 
 ``ChatHailuo`` is the LangChain chat model; ``HailuoAI`` and ``MiniMaxAgent`` are the two
 protocols' providers with gpt4free's interface (``create_authed``, ``on_auth_async``).
-Importing the package loads no browser driver (nodriver), no server (``aiohttp.web``) and
-no emulator: those are optional and load when a login, ``hailuo serve`` or a test needs them.
+Importing the package loads no browser driver (nodriver), no HTTP stack (aiohttp) and no
+emulator: the transport loads on a model's (or a provider's) first use, the rest when a
+login, ``hailuo serve`` or a test needs them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from langchain_hailuo._structured import StructuredOutputError
-from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAttachmentError,
@@ -38,7 +40,10 @@ from langchain_hailuo.errors import (
     HailuoUploadError,
 )
 from langchain_hailuo.types import AuthResult, Conversation, RequestLogin, TitleGeneration
-from langchain_hailuo.v4.provider import HailuoAI
+
+if TYPE_CHECKING:
+    from langchain_hailuo.agent.provider import MiniMaxAgent
+    from langchain_hailuo.v4.provider import HailuoAI
 
 __version__ = "0.1.0"
 
@@ -79,3 +84,17 @@ __all__ = [
     "TitleGeneration",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The providers, imported on first access."""
+    # The transport (aiohttp) loads on a model's first call: import budget.
+    if name == "HailuoAI":
+        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
+
+        return HailuoAI
+    if name == "MiniMaxAgent":
+        from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
+
+        return MiniMaxAgent
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -120,21 +120,7 @@ def read_path(
     name: str | None = None,
     max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES,
 ) -> Attachment:
-    """Read a local file into an attachment (size checked before the bytes are read).
-
-    Args:
-        path: The file.
-        kind: ``image`` or ``file`` (default: ``image`` for an ``image/*`` type).
-        mime_type: The MIME type (default: guessed from the name).
-        name: The name to send (default: the file's name).
-        max_bytes: The size limit.
-
-    Returns:
-        The attachment.
-
-    Raises:
-        HailuoAttachmentError: The path is not a readable file, or it is over the limit.
-    """
+    """Read a local file into an attachment (size checked before the bytes are read)."""
     file = Path(path).expanduser()
     try:
         size = file.stat().st_size
@@ -287,34 +273,17 @@ def _attachment_of(block: Mapping[str, Any], max_bytes: int) -> Attachment:
 
 
 def is_media_block(block: Any) -> bool:
-    """Whether a content block is an image or file this module reads.
-
-    Args:
-        block: One element of a message's content list.
-
-    Returns:
-        ``True`` for the image / file / text-plain / image_url block forms.
-    """
+    """Whether a content block is an image or file this module reads."""
+    # ``True`` for the image / file / text-plain / image_url block forms.
     return isinstance(block, Mapping) and block.get("type") in _MEDIA_BLOCKS
 
 
 def split_content(
     content: str | Sequence[Any], *, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
 ) -> tuple[list[Any], list[Attachment]]:
-    """Separate a message's media blocks from the rest.
-
-    Args:
-        content: A message's ``content``.
-        max_bytes: The size limit of one attachment.
-
-    Returns:
-        The content without its media blocks (for the text mapping), and the attachments
-        in the order they appear.
-
-    Raises:
-        HailuoAttachmentError: A block's data is unreadable or over the limit.
-        HailuoUnsupportedContentError: A media block the web chat cannot take.
-    """
+    """Separate a message's media blocks from the rest."""
+    # The content without its media blocks (for the text mapping), and the attachments in the order
+    # they appear.
     if isinstance(content, str):
         return [content], []
     rest: list[Any] = []
@@ -330,14 +299,7 @@ def split_content(
 
 
 def attachments_of(messages: Iterable[Mapping[str, Any]]) -> list[Attachment]:
-    """The attachments carried by provider message dicts (their ``attachments`` key).
-
-    Args:
-        messages: ``{"role", "content"[, "attachments"]}`` dicts.
-
-    Returns:
-        Every attachment, in message order.
-    """
+    """The attachments carried by provider message dicts (their ``attachments`` key)."""
     found: list[Attachment] = []
     for message in messages:
         found.extend(message.get("attachments") or ())
@@ -347,24 +309,10 @@ def attachments_of(messages: Iterable[Mapping[str, Any]]) -> list[Attachment]:
 def detach_media(
     messages: Sequence[BaseMessage], *, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
 ) -> tuple[list[BaseMessage], list[list[Attachment]]]:
-    """Take the images and files out of user messages and tool results.
-
-    The returned messages hold what is left (text, and anything the text mapping judges);
-    the attachments stand index for index beside them, for :func:`with_attachments`.
-    Other messages (system, AI) are returned as they are: their non-text blocks are the
-    text mapping's to judge.
-
-    Args:
-        messages: The call's messages.
-        max_bytes: The size limit of one attachment.
-
-    Returns:
-        ``(messages without media, attachments per message)``.
-
-    Raises:
-        HailuoAttachmentError: A block's data is unreadable or over the limit.
-        HailuoUnsupportedContentError: A media block the web chat cannot take.
-    """
+    """Take the images and files out of user messages and tool results."""
+    # The returned messages hold what is left (text, and anything the text mapping judges); the
+    # attachments stand index for index beside them, for :func:`with_attachments`. Other messages
+    # (system, AI) are returned as they are: their non-text blocks are the text mapping's to judge.
     stripped: list[BaseMessage] = []
     media: list[list[Attachment]] = []
     for message in messages:
@@ -381,15 +329,8 @@ def detach_media(
 def with_attachments(
     dicts: Sequence[MessageDict], media: Sequence[Sequence[Attachment]]
 ) -> list[MessageDict]:
-    """The provider dicts with each message's attachments under ``attachments``.
-
-    Args:
-        dicts: The mapped messages.
-        media: The attachments of each (as :func:`detach_media` returned them).
-
-    Returns:
-        The dicts (new ones where attachments were added).
-    """
+    """The provider dicts with each message's attachments under ``attachments``."""
+    # The dicts (new ones where attachments were added).
     return [
         {**item, "attachments": list(files)} if files else item
         for item, files in zip(dicts, media, strict=True)
@@ -399,19 +340,11 @@ def with_attachments(
 def carry_attachments(
     folded: Sequence[MessageDict], sources: Sequence[MessageDict]
 ) -> list[MessageDict]:
-    """Keep the attachments of ``sources`` when they were folded into ``folded``.
-
-    Folding (tool results grouped into one message, a continued turn made one text) builds
-    new dicts; the attachments of the messages folded in go onto the last user message of
-    the result (one turn sends all of them together), in their original order.
-
-    Args:
-        folded: The dicts after folding.
-        sources: The dicts that were folded.
-
-    Returns:
-        ``folded`` with every attachment of ``sources`` on it.
-    """
+    """Keep the attachments of ``sources`` when they were folded into ``folded``."""
+    # Folding (tool results grouped into one message, a continued turn made one text) builds new
+    # dicts; the attachments of the messages folded in go onto the last user message of the result
+    # (one turn sends all of them together), in their original order.
+    # ``folded`` with every attachment of ``sources`` on it.
     files = attachments_of(sources)
     if not files or attachments_of(folded) == files:
         return list(folded)
@@ -427,20 +360,9 @@ def carry_attachments(
 def path_block(
     path: str | Path, *, max_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
 ) -> dict[str, Any]:
-    """A LangChain content block holding a local file's bytes (``hailuo chat --attach``).
-
-    The file is read now, so later turns re-send the same bytes even if the file changes.
-
-    Args:
-        path: The file.
-        max_bytes: The size limit.
-
-    Returns:
-        ``{"type": "image" | "file", "base64", "mime_type", "filename"}``.
-
-    Raises:
-        HailuoAttachmentError: The path is not a readable file, or it is over the limit.
-    """
+    """A LangChain content block holding a local file's bytes (``hailuo chat --attach``)."""
+    # The file is read now, so later turns re-send the same bytes even if the file changes.
+    # ``{"type": "image" | "file", "base64", "mime_type", "filename"}``.
     attachment = read_path(path, max_bytes=max_bytes)
     return {
         "type": attachment.kind,

@@ -131,23 +131,13 @@ def _nodriver_missing() -> HailuoBrowserUnavailableError:
 
 
 def require_nodriver() -> None:
-    """Check that nodriver can be imported, without importing it.
-
-    Raises:
-        HailuoBrowserUnavailableError: It is not installed (the message names the
-            ``[browser]`` extra and ``hailuo login --token``).
-    """
+    """Check that nodriver can be imported, without importing it."""
     if importlib.util.find_spec("nodriver") is None:
         raise _nodriver_missing()
 
 
 def require_display(*, headless: bool, env: Mapping[str, str]) -> None:
-    """Refuse a windowed login where no window can open (Linux without X or Wayland).
-
-    Raises:
-        HailuoBrowserUnavailableError: Not headless, and ``DISPLAY`` / ``WAYLAND_DISPLAY``
-            are unset (the message suggests ``--token`` and ``--headless``).
-    """
+    """Refuse a windowed login where no window can open (Linux without X or Wayland)."""
     if headless or not sys.platform.startswith("linux"):
         return
     if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
@@ -160,18 +150,7 @@ def require_display(*, headless: bool, env: Mapping[str, str]) -> None:
 
 
 def find_browser(browser_path: str | None = None, env: Mapping[str, str] | None = None) -> str:
-    """Find the Chromium / Chrome executable.
-
-    Args:
-        browser_path: An explicit executable (a path or a name on ``PATH``).
-        env: The environment (``HAILUO_BROWSER``, ``PATH``); defaults to ``os.environ``.
-
-    Returns:
-        The executable's path.
-
-    Raises:
-        HailuoLoginError: Nothing usable was found (the message says what to do).
-    """
+    """Find the Chromium / Chrome executable."""
     env = os.environ if env is None else env
     search_path = env.get("PATH")
     explicit = browser_path or env.get(ENV_BROWSER)
@@ -214,18 +193,8 @@ def _platform_candidates(env: Mapping[str, str]) -> list[Path]:
 
 
 def browser_flags(options: LoginOptions) -> list[str]:
-    """Chromium's command-line flags for a login (headless is set through nodriver).
-
-    Args:
-        options: The login settings.
-
-    Returns:
-        The fixed flags, ``--proxy-server`` when a proxy is set, then the extra flags.
-
-    Raises:
-        HailuoLoginError: The proxy carries credentials (Chromium cannot take them on
-            the command line).
-    """
+    """Chromium's command-line flags for a login (headless is set through nodriver)."""
+    # The fixed flags, ``--proxy-server`` when a proxy is set, then the extra flags.
     flags = list(BASE_BROWSER_FLAGS)
     if options.proxy:
         parts = urlsplit(options.proxy)
@@ -246,14 +215,7 @@ def _is_root() -> bool:
 
 
 def generate_tab_device_id(rng: random.Random | None = None) -> str:
-    """An 8-digit device id as the Agent web app makes one: ``10_000_000 + random(90_000_000)``.
-
-    Args:
-        rng: A random generator (tests pass a seeded one).
-
-    Returns:
-        The id as a string.
-    """
+    """An 8-digit device id as the Agent web app makes one: ``10_000_000 + random(90_000_000)``."""
     value = 10_000_000 + (rng or random.SystemRandom()).randrange(90_000_000)
     return str(value)
 
@@ -297,15 +259,9 @@ def _lang(language: str | None) -> str | None:
 
 
 def stream_origin_for(api_origin: str) -> str | None:
-    """The Agent stream origin next to ``api_origin`` (``agent.X`` -> ``agent-stream.X``).
-
-    Args:
-        api_origin: The Agent control origin, e.g. ``https://agent.minimax.io``.
-
-    Returns:
-        ``https://agent-stream.minimax.io`` for that example; ``None`` when the host does
-        not start with ``agent.`` (the agent client then derives its default).
-    """
+    """The Agent stream origin next to ``api_origin`` (``agent.X`` -> ``agent-stream.X``)."""
+    # ``https://agent-stream.minimax.io`` for that example; ``None`` when the host does not start
+    # with ``agent.`` (the agent client then derives its default).
     parts = urlsplit(api_origin)
     host = (parts.hostname or "").lower()
     if not host.startswith("agent."):
@@ -317,15 +273,8 @@ def stream_origin_for(api_origin: str) -> str | None:
 
 
 def cookies_for_host(cookies: Iterable[tuple[str, str, str]], host: str) -> dict[str, str]:
-    """The cookies a browser holds for ``host`` (its own and its parent domains', any path).
-
-    Args:
-        cookies: ``(name, value, domain)`` triples, as CDP reports them.
-        host: The origin's host name.
-
-    Returns:
-        ``{name: value}``; a host-specific cookie wins over a parent-domain one.
-    """
+    """The cookies a browser holds for ``host`` (its own and its parent domains', any path)."""
+    # ``{name: value}``; a host-specific cookie wins over a parent-domain one.
     host = host.lower().rstrip(".")
     picked: dict[str, tuple[int, str]] = {}
     for name, value, domain in cookies:
@@ -345,20 +294,7 @@ def auth_from_page_state(
     protocol: str = "auto",
     rng: random.Random | None = None,
 ) -> AuthResult:
-    """Turn what the logged-in page reported into an :class:`AuthResult`.
-
-    Args:
-        state: The decoded result of :data:`COLLECT_JS`.
-        cookies: The cookies of the origin's host.
-        protocol: ``"auto"`` (by host name), ``"v4"`` or ``"agent"``.
-        rng: Random generator for a missing Agent ``tab_device_id``.
-
-    Returns:
-        The credentials.
-
-    Raises:
-        HailuoLoginError: The page holds no token (the login did not complete).
-    """
+    """Turn what the logged-in page reported into an :class:`AuthResult`."""
     token = _clean(state.get("token"))
     if not token:
         raise HailuoLoginError("The page holds no login token (localStorage `_token` is empty).")
@@ -414,23 +350,8 @@ async def run_login(
     on_page: PageHook | None = None,
     env: Mapping[str, str] | None = None,
 ) -> AuthResult:
-    """Start Chromium, open ``options.base_url``, wait for a login and read the credentials.
-
-    The browser is always closed afterwards (also on errors, timeouts and cancellation).
-
-    Args:
-        options: The login settings.
-        on_page: Optional ``async (tab) -> None`` run once the page is open (tests use it
-            to fill the login form); it counts against ``login_timeout``.
-        env: The environment (``HAILUO_BROWSER``, ``PATH``, config paths).
-
-    Returns:
-        The credentials.
-
-    Raises:
-        HailuoLoginError: No browser, the browser did not start, or the page failed to load.
-        HailuoLoginTimeoutError: Nobody completed the login within ``login_timeout`` seconds.
-    """
+    """Start Chromium, open ``options.base_url``, wait for a login and read the credentials."""
+    # The browser is always closed afterwards (also on errors, timeouts and cancellation).
     env = os.environ if env is None else env
     require_nodriver()
     executable = find_browser(options.browser_path, env)

@@ -61,12 +61,10 @@ def _home(env: Mapping[str, str]) -> Path:
 
 
 def user_config_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The per-user configuration folder (not created here).
-
-    ``$XDG_CONFIG_HOME/langchain-hailuo`` when that is an absolute path, else
-    ``%APPDATA%/langchain-hailuo`` on Windows, ``~/Library/Application Support/langchain-hailuo``
-    on macOS and ``~/.config/langchain-hailuo`` elsewhere.
-    """
+    """The per-user configuration folder (not created here)."""
+    # ``$XDG_CONFIG_HOME/langchain-hailuo`` when that is an absolute path, else
+    # ``%APPDATA%/langchain-hailuo`` on Windows, ``~/Library/Application Support/langchain-hailuo``
+    # on macOS and ``~/.config/langchain-hailuo`` elsewhere.
     env = environ(env)
     xdg = env.get("XDG_CONFIG_HOME", "")
     if sys.platform == "win32":
@@ -126,11 +124,7 @@ class LoginOptions:
     poll_interval: float = 0.5
 
     def __post_init__(self) -> None:
-        """Validate the values.
-
-        Raises:
-            HailuoConfigurationError: A value is out of range.
-        """
+        """Validate the values."""
         if host_of(self.base_url) is None:
             raise HailuoConfigurationError(
                 f"base_url {self.base_url!r} is not an absolute URL; use e.g. {DEFAULT_BASE_URL!r}."
@@ -185,20 +179,9 @@ _LOGIN_OPTION_KEYS = (
 def login_options_from_kwargs(
     proxy: str | None = None, *, base: LoginOptions | None = None, **kwargs: Any
 ) -> LoginOptions:
-    """Build :class:`LoginOptions` from a provider's keyword arguments.
-
-    Keys that are not login options (``model``, ``timeout``...) are ignored; ``None`` values
-    keep the default. ``login_protocol`` is accepted as an alias of ``protocol``.
-
-    Args:
-        proxy: The proxy, as gpt4free's ``on_auth_async(proxy=...)`` takes it.
-        base: Options to start from (defaults to ``LoginOptions()``).
-        **kwargs: ``base_url``, ``browser_path``, ``headless``, ``profile_dir``,
-            ``login_timeout``, ``browser_args``, ``protocol``, ``poll_interval``.
-
-    Returns:
-        The options.
-    """
+    """Build :class:`LoginOptions` from a provider's keyword arguments."""
+    # Keys that are not login options (``model``, ``timeout``...) are ignored; ``None`` values keep
+    # the default. ``login_protocol`` is accepted as an alias of ``protocol``.
     values: dict[str, Any] = {}
     for key in _LOGIN_OPTION_KEYS:
         if kwargs.get(key) is not None:

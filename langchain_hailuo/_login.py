@@ -34,30 +34,12 @@ async def token_login(
     auth_file: Path | str | None = None,
     env: Mapping[str, str] | None = None,
 ) -> AuthResult:
-    """Log in with a token copied from a browser (no browser here): bootstrap and save.
-
-    The login for servers and containers (``hailuo login --token``). The device pair is
-    made up once (or, on v4, registered) and kept; on the Agent protocol the identity is
-    learnt over HTTP as the web app does (``/v1/api/user/info`` -> ``realUserID``,
-    ``/config`` -> models, the agent list -> agent id), which also proves the token works.
-    The result is saved to the auth file (atomically, 0600).
-
-    Args:
-        token: The localStorage ``_token`` value.
-        base_url: The site the token belongs to.
-        protocol: ``auto`` (by host), ``agent`` or ``v4``.
-        stream_url: The Agent stream origin (default: derived from ``base_url``).
-        auth_file: The auth file (default: ``HAILUO_AUTH_FILE`` or the per-user file).
-        env: The environment to read (defaults to ``os.environ``).
-
-    Returns:
-        The saved credentials.
-
-    Raises:
-        HailuoConfigurationError: No token, or a bad URL / protocol.
-        HailuoTokenExpiredError: The token's JWT ``exp`` has passed.
-        HailuoError: The site refused the token or could not be reached (typed).
-    """
+    """Log in with a token copied from a browser (no browser here): bootstrap and save."""
+    # The login for servers and containers (``hailuo login --token``). The device pair is made up
+    # once (or, on v4, registered) and kept; on the Agent protocol the identity is learnt over HTTP
+    # as the web app does (``/v1/api/user/info`` -> ``realUserID``, ``/config`` -> models, the agent
+    # list -> agent id), which also proves the token works. The result is saved to the auth file
+    # (atomically, 0600).
     raw = token_text(token)
     if raw is None:
         raise HailuoConfigurationError(

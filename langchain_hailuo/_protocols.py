@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_hailuo.agent.provider import MiniMaxAgent
 from langchain_hailuo.types import Protocol
-from langchain_hailuo.v4.provider import HailuoAI
 
 __all__ = ["build_provider"]
 
@@ -23,21 +21,14 @@ def build_provider(
     auth_manager: Any,
     settings: dict[str, Any],
 ) -> Any:
-    """The provider of ``protocol`` (``HailuoAI`` for ``v4``, ``MiniMaxAgent`` otherwise).
-
-    Args:
-        protocol: The protocol.
-        base_url: The service origin, if set.
-        stream_url: The Agent stream origin, if set (v4 has none).
-        auth_manager: Supplies and refreshes the credentials.
-        settings: Provider settings (``timeout``, ``max_retries``, ``proxy``, protocol
-            fields); each provider ignores what is meant for the other.
-
-    Returns:
-        The provider.
-    """
+    """The provider of ``protocol`` (``HailuoAI`` for ``v4``, ``MiniMaxAgent`` otherwise)."""
+    # The transport (aiohttp) loads on a model's first call: import budget.
     if protocol == "v4":
+        from langchain_hailuo.v4.provider import HailuoAI  # noqa: PLC0415
+
         return HailuoAI(base_url=base_url, auth_manager=auth_manager, **settings)
+    from langchain_hailuo.agent.provider import MiniMaxAgent  # noqa: PLC0415
+
     return MiniMaxAgent(
         base_url=base_url, stream_url=stream_url, auth_manager=auth_manager, **settings
     )

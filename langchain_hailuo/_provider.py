@@ -70,28 +70,12 @@ async def refresh_once(
     allowed: bool,
     log: logging.Logger,
 ) -> AuthResult:
-    """The one re-authentication both providers do when the server refuses the credentials.
-
-    Called in the provider's ``except HailuoAuthError`` block. Only a rejection before any
-    output, the first one of the call, with an auth manager configured, is answered with a
-    refresh; anything else raises the rejection. When the refresh itself fails, a 403 bot /
-    login page keeps its own error (its advice is fresh browser cookies, not a new token);
-    other rejections raise the refresh's error (it says where credentials come from).
-
-    Args:
-        rejection: The server's refusal.
-        rejected: The credentials it refused.
-        manager: The auth manager, if any.
-        allowed: No output was yielded yet and no refresh was done in this call.
-        log: The provider's logger.
-
-    Returns:
-        The refreshed credentials, to retry the request with.
-
-    Raises:
-        HailuoAuthError: ``rejection`` when no refresh may be done or a refresh after a 403
-            failed; else the refresh's own error.
-    """
+    """The one re-authentication both providers do when the server refuses the credentials."""
+    # Called in the provider's ``except HailuoAuthError`` block. Only a rejection before any output,
+    # the first one of the call, with an auth manager configured, is answered with a refresh;
+    # anything else raises the rejection. When the refresh itself fails, a 403 bot / login page
+    # keeps its own error (its advice is fresh browser cookies, not a new token); other rejections
+    # raise the refresh's error (it says where credentials come from).
     if not allowed or manager is None:
         raise rejection
     log.info("the token was rejected before any output; refreshing it once")
@@ -136,21 +120,8 @@ def _default_instance(owner: type[S]) -> S:
 def http_options_with(
     base: HttpOptions, values: Mapping[str, Any], *, defaults: Timeouts | None = None
 ) -> HttpOptions:
-    """``base`` with ``timeout`` (total seconds), ``max_retries``, ``proxy``, ``max_line_bytes``.
-
-    Args:
-        base: The options to start from.
-        values: Settings or call keyword arguments; ``None`` values are ignored.
-        defaults: The protocol's phase timeouts, which a ``timeout`` caps (default: the
-            shared :class:`Timeouts` defaults).
-
-    Returns:
-        The updated options (``base`` itself when nothing applies).
-
-    Raises:
-        HailuoConfigurationError: A negative ``max_retries``, a timeout that is not a
-            positive finite number, a ``max_line_bytes`` below 1 KiB.
-    """
+    """``base`` with ``timeout`` (total seconds), ``max_retries``, ``proxy``, ``max_line_bytes``."""
+    # The updated options (``base`` itself when nothing applies).
     changes: dict[str, Any] = {}
     timeout = checked_timeout(values.get("timeout"))
     if timeout is not None:
@@ -179,33 +150,16 @@ _MIN_LINE_BYTES = 1024
 def call_options(
     base: HttpOptions, kwargs: Mapping[str, Any], *, defaults: Timeouts | None = None
 ) -> HttpOptions:
-    """The options of one call: ``base`` with the call's settings and its deadline.
-
-    Args:
-        base: The provider's options.
-        kwargs: The call's keyword arguments; ``deadline`` (a ``time.monotonic()`` value,
-            passed by ``ChatHailuo`` so that queueing counts too) wins, else the deadline is
-            now plus the total timeout.
-        defaults: The protocol's phase timeouts, which a ``timeout`` caps.
-
-    Returns:
-        Options whose every wait ends by the call's deadline.
-    """
+    """The options of one call: ``base`` with the call's settings and its deadline."""
+    # Options whose every wait ends by the call's deadline.
     return http_options_with(base, kwargs, defaults=defaults).with_deadline(kwargs.get("deadline"))
 
 
 def as_conversation(conversation: Any) -> Conversation | None:
-    """A :class:`Conversation` from itself, its dict form, or an object with its attributes.
-
-    gpt4free's GUI and API rebuild conversations as generic objects or dicts; all of them
-    are accepted (a ``token`` attribute is reduced to its fingerprint).
-
-    Args:
-        conversation: ``None``, a ``Conversation``, a mapping, or an attribute holder.
-
-    Returns:
-        The conversation, or ``None``.
-    """
+    """A :class:`Conversation` from itself, its dict form, or an object with its attributes."""
+    # gpt4free's GUI and API rebuild conversations as generic objects or dicts; all of them are
+    # accepted (a ``token`` attribute is reduced to its fingerprint).
+    # The conversation, or ``None``.
     if conversation is None or isinstance(conversation, Conversation):
         return conversation
     if isinstance(conversation, Mapping):
@@ -245,11 +199,7 @@ class BaseProvider:
     _client: _Closable
 
     async def account_models(self, auth: AuthResult) -> list[str]:
-        """The model ids the account offers (here: the provider's known ids).
-
-        Args:
-            auth: The account.
-        """
+        """The model ids the account offers (here: the provider's known ids)."""
         del auth  # the protocol has no per-account list
         return list(self.models)
 

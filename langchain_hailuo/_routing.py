@@ -49,27 +49,13 @@ def host_of(url: str | None) -> str | None:
 
 
 def protocol_for_host(host: str | None) -> Protocol:
-    """The protocol a host speaks by name alone: ``v4`` for :data:`V4_HOSTS`, else ``agent``.
-
-    Args:
-        host: A host name (any case), or ``None``.
-
-    Returns:
-        ``"v4"`` or ``"agent"``.
-    """
+    """The protocol a host speaks by name alone: ``v4`` for :data:`V4_HOSTS`, else ``agent``."""
     return "v4" if host and host.lower().rstrip(".") in V4_HOSTS else "agent"
 
 
 def recorded_protocol(auth: AuthResult | None, base_url: str) -> Protocol | None:
-    """The protocol a browser login recorded for ``base_url``'s host, if it recorded one.
-
-    Args:
-        auth: The credentials in use (may be ``None``).
-        base_url: The origin about to be called.
-
-    Returns:
-        ``auth.protocol`` when ``auth.api_origin`` has the same host as ``base_url``.
-    """
+    """The protocol a browser login recorded for ``base_url``'s host, if it recorded one."""
+    # ``auth.protocol`` when ``auth.api_origin`` has the same host as ``base_url``.
     if auth is None or auth.protocol is None:
         return None
     host = host_of(base_url)
@@ -79,22 +65,9 @@ def recorded_protocol(auth: AuthResult | None, base_url: str) -> Protocol | None
 def resolve_protocol(
     base_url: str, requested: str = "auto", recorded: Protocol | None = None
 ) -> Protocol:
-    """Decide which wire protocol to speak with ``base_url``.
-
-    Args:
-        base_url: The API origin (``https://agent.minimax.io``, ``https://www.hailuo.ai``...).
-        requested: ``"v4"`` or ``"agent"`` (these always win) or ``"auto"``.
-        recorded: The protocol a browser login recorded for this host, if any
-            (see :func:`recorded_protocol`).
-
-    Returns:
-        ``"v4"`` for the old Hailuo hosts (:data:`V4_HOSTS`), else the recorded protocol,
-        else ``"agent"``.
-
-    Raises:
-        HailuoConfigurationError: ``requested`` is not one of the three choices, or
-            ``base_url`` is not an absolute URL when it has to be inspected.
-    """
+    """Decide which wire protocol to speak with ``base_url``."""
+    # A requested ``"v4"`` or ``"agent"`` wins; ``"auto"`` gives ``"v4"`` for the old Hailuo hosts
+    # (:data:`V4_HOSTS`), else the protocol a login recorded, else ``"agent"``.
     choice = requested.strip().lower() if isinstance(requested, str) else requested
     if choice == "v4":
         return "v4"
@@ -115,16 +88,7 @@ def resolve_protocol(
 
 
 def protocol_of_account(auth: AuthResult, base_url: str | None, requested: str) -> Protocol:
-    """The protocol to speak for an account's turns.
-
-    Args:
-        auth: The account's credentials (their ``api_origin`` and recorded protocol).
-        base_url: The configured origin, if any (it wins over the account's).
-        requested: The ``protocol`` setting (``"auto"``, ``"agent"`` or ``"v4"``).
-
-    Returns:
-        The protocol :func:`resolve_protocol` decides for that origin.
-    """
+    """The protocol to speak for an account's turns."""
     origin = base_url or auth.api_origin or DEFAULT_BASE_URL
     return resolve_protocol(origin, requested, recorded=recorded_protocol(auth, origin))
 
@@ -132,16 +96,7 @@ def protocol_of_account(auth: AuthResult, base_url: str | None, requested: str) 
 def turn_options(
     protocol: Protocol, *, reasoning: bool | None, stream_url: str | None
 ) -> dict[str, Any]:
-    """The per-turn options of a protocol: MiniMax Agent takes ``reasoning`` and ``stream_url``.
-
-    Args:
-        protocol: The protocol.
-        reasoning: Whether the model should think first (``None``: its default).
-        stream_url: The Agent stream origin, if set.
-
-    Returns:
-        The keyword arguments for the provider's turn.
-    """
+    """The per-turn options of a protocol: MiniMax Agent takes ``reasoning`` and ``stream_url``."""
     if protocol == "v4":
         return {}
     options: dict[str, Any] = {}
@@ -153,20 +108,8 @@ def turn_options(
 
 
 def checked_url(value: str, name: str, example: str) -> str:
-    """An http(s) URL without a trailing slash, or a configuration error naming the setting.
-
-    Args:
-        value: The URL as configured.
-        name: The setting's name, for the message (``"base_url"``).
-        example: A good value, for the message.
-
-    Returns:
-        The URL, stripped of spaces and a trailing ``/``.
-
-    Raises:
-        HailuoConfigurationError: Not an absolute http(s) URL, or one with a query or a
-            fragment (paths are joined to it).
-    """
+    """An http(s) URL without a trailing slash, or a configuration error naming the setting."""
+    # The URL, stripped of spaces and a trailing ``/``.
     url = value.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in {"http", "https"} or not parts.netloc:

@@ -42,14 +42,8 @@ _JSON = json.JSONDecoder()
 
 
 def as_id(value: Any) -> str | None:
-    """A chat / message / session id as text (ids may come as numbers); ``None`` for none.
-
-    Args:
-        value: The id as decoded from JSON.
-
-    Returns:
-        The id, stripped; ``None`` for ``None``, a boolean, an empty or blank string and ``0``.
-    """
+    """A chat / message / session id as text (ids may come as numbers); ``None`` for none."""
+    # The id, stripped; ``None`` for ``None``, a boolean, an empty or blank string and ``0``.
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()
@@ -57,14 +51,8 @@ def as_id(value: Any) -> str | None:
 
 
 def line_too_long(limit: int) -> HailuoResponseTooLargeError:
-    """The error for a line or frame longer than ``limit`` bytes.
-
-    Args:
-        limit: The limit that was passed.
-
-    Returns:
-        The typed error, saying which setting raises the limit.
-    """
+    """The error for a line or frame longer than ``limit`` bytes."""
+    # The typed error, saying which setting raises the limit.
     return HailuoResponseTooLargeError(
         f"The answer stream sent a line or frame longer than max_line_bytes ({limit} bytes) "
         "and it was cut off there. The server is misbehaving or is not the service (check "
@@ -73,18 +61,7 @@ def line_too_long(limit: int) -> HailuoResponseTooLargeError:
 
 
 def loads_json(text: str | bytes) -> Any:
-    """Parse JSON, with nesting too deep for the parser as a typed error.
-
-    Args:
-        text: The JSON text.
-
-    Returns:
-        The decoded value.
-
-    Raises:
-        ValueError: Not JSON (as :func:`json.loads`).
-        HailuoProtocolError: Nested too deeply to parse.
-    """
+    """Parse JSON, with nesting too deep for the parser as a typed error."""
     try:
         return _JSON.decode(text) if isinstance(text, str) else json.loads(text)
     except RecursionError:
@@ -95,15 +72,13 @@ def loads_json(text: str | bytes) -> Any:
 
 
 class ErrorAfterEvents:
-    """Decoder mixin: an error decoded after events of the same chunk waits for them.
+    """Decoder mixin: an error decoded after events of the same chunk waits for them."""
 
-    ``feed`` returns a chunk's events as a list, so an error raised while decoding the
-    chunk would lose the events before it. The decoder keeps such an error
-    (:meth:`_hold_error`); the reader calls :meth:`raise_pending` as soon as it has
-    handed out the chunk's events, so the error arrives at once rather than with the
-    next chunk (which a silent server may never send). ``feed`` and ``close`` call
-    :meth:`raise_pending` first too, for readers that do not.
-    """
+    # ``feed`` returns a chunk's events as a list, so an error raised while decoding the chunk would
+    # lose the events before it. The decoder keeps such an error (:meth:`_hold_error`); the reader
+    # calls :meth:`raise_pending` as soon as it has handed out the chunk's events, so the error
+    # arrives at once rather than with the next chunk (which a silent server may never send).
+    # ``feed`` and ``close`` call :meth:`raise_pending` first too, for readers that do not.
 
     _held_error: HailuoError | None = None
 
@@ -114,22 +89,14 @@ class ErrorAfterEvents:
         self._held_error = error
 
     def raise_pending(self) -> None:
-        """Raise the error held back behind events that ``feed`` handed out first (once).
-
-        Raises:
-            HailuoError: The error the last chunk held after its events.
-        """
+        """Raise the error held back behind events that ``feed`` handed out first (once)."""
         if self._held_error is not None:
             error, self._held_error = self._held_error, None
             raise error
 
 
 class LineBuffer:
-    """Collects body chunks and hands out complete lines (without the line end).
-
-    Args:
-        limit: The longest line accepted, in bytes (``None``: no limit).
-    """
+    """Collects body chunks and hands out complete lines (without the line end)."""
 
     __slots__ = ("_buf", "_limit", "_scan", "_skip_lf")
 
@@ -141,17 +108,8 @@ class LineBuffer:
         self._skip_lf = False  # the last chunk ended in CR: an LF first in the next one is its end
 
     def feed(self, data: bytes) -> list[bytes]:
-        """Add a chunk and return the lines it completed.
-
-        Args:
-            data: The next chunk of the body, cut anywhere.
-
-        Returns:
-            Complete lines, in order, with the line end (LF, CRLF or CR) removed.
-
-        Raises:
-            HailuoResponseTooLargeError: A line is longer than the limit.
-        """
+        """Add a chunk and return the lines it completed."""
+        # Complete lines, in order, with the line end (LF, CRLF or CR) removed.
         if self._skip_lf and data:
             self._skip_lf = False
             if data[0] == _LF:
@@ -188,11 +146,8 @@ class LineBuffer:
         return lines
 
     def flush(self) -> bytes | None:
-        """Return what is left after the last line end (the body's unterminated last line).
-
-        Returns:
-            The remaining bytes, or ``None`` when nothing is left.
-        """
+        """Return what is left after the last line end (the body's unterminated last line)."""
+        # The remaining bytes, or ``None`` when nothing is left.
         if not self._buf:
             return None
         rest = bytes(self._buf)

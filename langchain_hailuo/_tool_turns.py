@@ -129,23 +129,14 @@ class StructuredSpec:
         return value
 
     def parse_text(self, text: str) -> Any:
-        """The requested value from an answer's raw text (tool syntax included).
-
-        Raises:
-            StructuredOutputError: No usable JSON, or it does not match the schema.
-        """
+        """The requested value from an answer's raw text (tool syntax included)."""
         return self._build(parse_structured_reply(text, self.schema_json, self.method), text)
 
     def parse_message(self, message: BaseMessage) -> Any:
-        """The requested value from the model's answer (the ``with_structured_output`` parser).
-
-        ``function_calling`` reads the call to the schema's tool (``tool_calls``); an answer
-        whose call was unusable raises with the call's error; an answer without a call is
-        read as bare JSON. The JSON methods read the answer text.
-
-        Raises:
-            StructuredOutputError: No usable value (subclasses say why).
-        """
+        """The requested value from the model's answer (the ``with_structured_output`` parser)."""
+        # ``function_calling`` reads the call to the schema's tool (``tool_calls``); an answer whose
+        # call was unusable raises with the call's error; an answer without a call is read as bare
+        # JSON. The JSON methods read the answer text.
         text = message.text
         if self.method == "function_calling" and isinstance(message, AIMessage):
             name = self.tool_name
@@ -193,11 +184,7 @@ class TurnTools:
 
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> TurnTools:
-        """Read ``tools``, ``tool_choice`` and the structured spec from call kwargs.
-
-        Raises:
-            ValueError: ``tool_choice`` names no bound tool, or forces a call with no tools.
-        """
+        """Read ``tools``, ``tool_choice`` and the structured spec from call kwargs."""
         tools = tuple(kwargs.get("tools") or ())
         names = [str(tool.get("function", tool).get("name")) for tool in tools]
         choice = normalize_tool_choice(kwargs.get("tool_choice"), names)
@@ -249,13 +236,7 @@ class TurnTools:
         tool_calls: Sequence[ToolCall],
         invalid_tool_calls: Sequence[InvalidToolCall],
     ) -> Correction | None:
-        """The corrective turn a checked answer needs, or ``None`` when it is fine.
-
-        Args:
-            text: The answer's raw text (tool syntax included).
-            tool_calls: Its valid calls.
-            invalid_tool_calls: Its unusable calls.
-        """
+        """The corrective turn a checked answer needs, or ``None`` when it is fine."""
         if self.tools and self.tool_choice != "auto":
             bound = set(self.tool_names)
             own = [call for call in tool_calls if call["name"] in bound]
@@ -286,19 +267,8 @@ def fold_new_chat(
     names: Mapping[str, str],
     instructions: str,
 ) -> list[MessageDict]:
-    """What a new chat is sent: the instructions, then the history with tool runs grouped.
-
-    A run of tool messages becomes one user message of result blocks (no reminder line).
-
-    Args:
-        messages: The call's messages.
-        dicts: The same messages mapped (index for index).
-        names: Tool call id -> name.
-        instructions: The tool / output-format instructions (``""``: none).
-
-    Returns:
-        The dicts to fold into the new chat's prompt.
-    """
+    """What a new chat is sent: the instructions, then the history with tool runs grouped."""
+    # A run of tool messages becomes one user message of result blocks (no reminder line).
     folded: list[MessageDict] = []
     if instructions:
         folded.append({"role": "system", "content": instructions})
@@ -325,22 +295,10 @@ def continued_turn(
     prefix: str = "",
     reminder: bool = True,
 ) -> str:
-    """The text of a continued chat's turn: tool results and the user's new messages.
-
-    Only what follows the last AI message of ``messages`` is sent. Each run of tool messages
-    becomes one block of labelled results keyed by tool call id; runs of user messages are
-    joined with newlines; parts are separated by blank lines.
-
-    Args:
-        messages: The messages after the chat's last answer.
-        dicts: The same messages mapped (index for index).
-        names: Tool call id -> name.
-        prefix: Text to put first (instructions, when they changed).
-        reminder: Whether tool results end with the line on how to go on.
-
-    Returns:
-        The turn's text.
-    """
+    """The text of a continued chat's turn: tool results and the user's new messages."""
+    # Only what follows the last AI message of ``messages`` is sent. Each run of tool messages
+    # becomes one block of labelled results keyed by tool call id; runs of user messages are joined
+    # with newlines; parts are separated by blank lines.
     start = 0
     for index, message in enumerate(messages):
         if isinstance(message, AIMessage):

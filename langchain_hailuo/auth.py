@@ -144,11 +144,7 @@ RENEWAL_WINDOW = 10 * 24 * 3600.0
 
 
 def generate_device_identity() -> DeviceIdentity:
-    """A new random pair as the web app makes one: 8 digits (10000000-99999999), a v4 UUID.
-
-    Returns:
-        The pair (never expires).
-    """
+    """A new random pair as the web app makes one: 8 digits (10000000-99999999), a v4 UUID."""
     return DeviceIdentity(
         device_id=str(10_000_000 + secrets.randbelow(90_000_000)),
         uuid=str(uuid_module.uuid4()),
@@ -156,15 +152,8 @@ def generate_device_identity() -> DeviceIdentity:
 
 
 def with_device(auth: AuthResult, identity: DeviceIdentity) -> AuthResult:
-    """``auth`` with the missing halves of its device pair filled from ``identity``.
-
-    Args:
-        auth: The credentials (values they already hold are kept).
-        identity: The pair to fill from.
-
-    Returns:
-        ``auth`` itself when nothing was missing, else an updated copy.
-    """
+    """``auth`` with the missing halves of its device pair filled from ``identity``."""
+    # ``auth`` itself when nothing was missing, else an updated copy.
     update = {
         name: value
         for name, value in (("device_id", identity.device_id), ("uuid", identity.uuid))
@@ -278,12 +267,7 @@ class AuthStore:
     def __init__(
         self, path: Path | str | None = None, *, env: Mapping[str, str] | None = None
     ) -> None:
-        """Create a store.
-
-        Args:
-            path: The auth file; defaults to :func:`default_auth_file`.
-            env: The environment used for the default path (defaults to ``os.environ``).
-        """
+        """Create a store."""
         self.path: Path = Path(path).expanduser() if path is not None else default_auth_file(env)
 
     @property
@@ -300,12 +284,9 @@ class AuthStore:
         return self.path.is_file()
 
     def load(self) -> AuthResult | None:
-        """Read the stored credentials.
-
-        Returns:
-            The credentials, or ``None`` when the file is missing, unreadable, not JSON or
-            not a valid auth record (the last three are logged as warnings).
-        """
+        """Read the stored credentials."""
+        # The credentials, or ``None`` when the file is missing, unreadable, not JSON or not a valid
+        # auth record (the last three are logged as warnings).
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -354,14 +335,7 @@ class AuthStore:
         return bool(data) and set(data) == {_DEVICES_KEY}
 
     def save(self, auth: AuthResult) -> None:
-        """Write ``auth`` atomically (0600, under the inter-process lock).
-
-        Args:
-            auth: The credentials to store.
-
-        Raises:
-            OSError: The folder or file could not be written (the old file is kept).
-        """
+        """Write ``auth`` atomically (0600, under the inter-process lock)."""
         data = auth.to_store_dict()
         self._ensure_dir()
         with self._locked():
@@ -372,14 +346,8 @@ class AuthStore:
         logger.debug("Saved credentials (%s) to %s.", auth.account_fingerprint, self.path)
 
     def device(self, key: str) -> DeviceIdentity | None:
-        """The device pair kept under ``key`` (``"agent:acct-..."``), if any.
-
-        Args:
-            key: The account's key.
-
-        Returns:
-            The pair, or ``None``.
-        """
+        """The device pair kept under ``key`` (``"agent:acct-..."``), if any."""
+        # The pair, or ``None``.
         entry = self._read_devices().get(key)
         found = DeviceIdentity.from_dict(entry)
         if found is not None and _last_use(entry) < time.time() - _USE_RESOLUTION:
@@ -390,21 +358,12 @@ class AuthStore:
     def remember_device(
         self, key: str, identity: DeviceIdentity, *, replace_stale: bool = True
     ) -> DeviceIdentity:
-        """Keep ``identity`` under ``key`` unless another process kept a pair first.
-
-        Under the inter-process lock: a usable pair already there wins (so every process
-        of an account ends up with the same pair); otherwise ``identity`` is written
-        atomically, next to whatever login the file holds. The pair is marked used now, and
-        pairs unused for :data:`DEVICE_RETENTION` seconds are dropped.
-
-        Args:
-            key: The account's key.
-            identity: The candidate pair.
-            replace_stale: Replace a stored pair that is due for a new registration.
-
-        Returns:
-            The pair now stored (``identity`` or the one found).
-        """
+        """Keep ``identity`` under ``key`` unless another process kept a pair first."""
+        # Under the inter-process lock: a usable pair already there wins (so every process of an
+        # account ends up with the same pair); otherwise ``identity`` is written atomically, next to
+        # whatever login the file holds. The pair is marked used now, and pairs unused for
+        # :data:`DEVICE_RETENTION` seconds are dropped.
+        # The pair now stored (``identity`` or the one found).
         self._ensure_dir()
         now = time.time()
         with self._locked():
@@ -433,11 +392,9 @@ class AuthStore:
 
     @contextlib.asynccontextmanager
     async def renewal_lock(self) -> AsyncIterator[None]:
-        """Hold the inter-process renewal lock (``<name>.renew.lock``) across awaits.
-
-        One process renews a token while the others wait and then read its result. It is
-        a different file from the write lock, so saving while holding it is fine.
-        """
+        """Hold the inter-process renewal lock (``<name>.renew.lock``) across awaits."""
+        # One process renews a token while the others wait and then read its result. It is a
+        # different file from the write lock, so saving while holding it is fine.
         self._ensure_dir()
         fd = os.open(self.renew_lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         locked = False
@@ -453,11 +410,7 @@ class AuthStore:
         return self.path.with_name(self.path.name + ".renew.lock")
 
     def remove_all(self) -> list[Path]:
-        """Remove the auth file and its lock files (``hailuo logout``).
-
-        Returns:
-            The paths that were removed.
-        """
+        """Remove the auth file and its lock files (``hailuo logout``)."""
         locks = [path for path in (self.lock_path, self.renew_lock_path) if path.exists()]
         removed = [self.path] if self.delete() else []
         for path in (self.lock_path, self.renew_lock_path):  # delete() takes the lock too
@@ -466,11 +419,8 @@ class AuthStore:
         return removed + locks
 
     def delete(self) -> bool:
-        """Remove the auth file.
-
-        Returns:
-            ``True`` when a file was removed, ``False`` when there was none.
-        """
+        """Remove the auth file."""
+        # ``True`` when a file was removed, ``False`` when there was none.
         if not self.path.parent.is_dir():
             return False
         with self._locked():
@@ -555,25 +505,11 @@ async def browser_login(
     on_page: PageHook | None = None,
     env: Mapping[str, str] | None = None,
 ) -> AuthResult:
-    """Open Chromium (nodriver), wait for the user to log in, and read the credentials.
-
-    nodriver is imported when the login runs (by :func:`langchain_hailuo._browser.run_login`),
-    never when this module is imported.
-
-    Args:
-        options: The login settings (defaults to ``LoginOptions()``).
-        on_page: Optional ``async (tab) -> None`` called once the page is open, before
-            waiting for the token (tests use it to fill the login form).
-        env: The environment to read ``HAILUO_BROWSER`` and config paths from.
-
-    Returns:
-        The credentials, with ``api_origin`` the final origin after redirects and
-        ``protocol`` the protocol that origin speaks.
-
-    Raises:
-        HailuoLoginError: No browser was found, it did not start, or the page failed.
-        HailuoLoginTimeoutError: Nobody logged in within ``login_timeout`` seconds.
-    """
+    """Open Chromium (nodriver), wait for the user to log in, and read the credentials."""
+    # nodriver is imported when the login runs (by :func:`langchain_hailuo._browser.run_login`),
+    # never when this module is imported.
+    # The credentials, with ``api_origin`` the final origin after redirects and ``protocol`` the
+    # protocol that origin speaks.
     return await _browser.run_login(options or LoginOptions(), on_page=on_page, env=env)
 
 
@@ -585,26 +521,15 @@ def _login_url(env: Mapping[str, str]) -> str | None:
 async def on_auth_async(
     label: str, proxy: str | None = None, **kwargs: Any
 ) -> AsyncIterator[RequestLogin | AuthResult]:
-    """gpt4free's login generator: announce a remote login URL, log in, yield the result.
-
-    1. When ``HAILUO_LOGIN_URL`` (or gpt4free's ``G4F_LOGIN_URL``) is set, yield
-       ``RequestLogin(label, url)`` first.
-    2. Run :func:`browser_login` with options from ``kwargs`` (see
-       :func:`login_options_from_kwargs`) and yield the :class:`AuthResult`.
-
-    Saving rule: the result is written to an auth file when ``save`` is true; ``save``
-    defaults to whether ``auth_file`` was passed. The file is ``auth_file`` when given,
-    else :func:`default_auth_file`. So ``auth_file=path`` saves there, ``save=True`` saves
-    to the default file, and ``save=False`` never writes.
-
-    Args:
-        label: The provider's label (``"Hailuo AI"``, ``"MiniMax Agent"``).
-        proxy: A proxy for the browser.
-        **kwargs: Login options, plus ``auth_file``, ``save``, ``env``, ``on_page``.
-
-    Yields:
-        ``RequestLogin`` (optional, first), then the ``AuthResult``.
-    """
+    """gpt4free's login generator: announce a remote login URL, log in, yield the result."""
+    # 1. When ``HAILUO_LOGIN_URL`` (or gpt4free's ``G4F_LOGIN_URL``) is set, yield
+    #    ``RequestLogin(label, url)`` first.
+    # 2. Run :func:`browser_login` with options from ``kwargs`` (see
+    #    :func:`login_options_from_kwargs`) and yield the :class:`AuthResult`.
+    # Saving rule: the result is written to an auth file when ``save`` is true; ``save`` defaults to
+    # whether ``auth_file`` was passed. The file is ``auth_file`` when given, else
+    # :func:`default_auth_file`. So ``auth_file=path`` saves there, ``save=True`` saves to the
+    # default file, and ``save=False`` never writes.
     env = environ(kwargs.get("env"))
     url = _login_url(env)
     if url:
@@ -640,23 +565,11 @@ async def prepare_credentials(
     register: RegisterFunc | None = None,
     renew: RenewFunc | None = None,
 ) -> AuthResult:
-    """What a provider does with credentials before its first call: device pair, renewal.
-
-    With an :class:`AuthManager`, the pair is kept in the auth file and a stored token due
-    for renewal is renewed (:meth:`AuthManager.device_for`, :meth:`AuthManager.renew_if_due`).
-    Without one (gpt4free's ``create_authed(auth_result=...)``), a missing pair is
-    registered or generated once per account for this process.
-
-    Args:
-        auth: The credentials about to be used.
-        protocol: The provider's protocol.
-        manager: The provider's auth manager, if any.
-        register: The protocol's device registration, if it has one.
-        renew: The protocol's token renewal, if it has one.
-
-    Returns:
-        The credentials to send.
-    """
+    """What a provider does with credentials before its first call: device pair, renewal."""
+    # With an :class:`AuthManager`, the pair is kept in the auth file and a stored token due for
+    # renewal is renewed (:meth:`AuthManager.device_for`, :meth:`AuthManager.renew_if_due`). Without
+    # one (gpt4free's ``create_authed(auth_result=...)``), a missing pair is registered or generated
+    # once per account for this process.
     if isinstance(manager, AuthManager):
         auth = await manager.device_for(auth, protocol, register=register)
         return await manager.renew_if_due(auth, renew) if renew is not None else auth

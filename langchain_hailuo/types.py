@@ -81,11 +81,7 @@ class Attachment:
     url: str | None = None
 
     def __post_init__(self) -> None:
-        """Check that exactly one of ``data`` and ``url`` is set.
-
-        Raises:
-            ValueError: Both or neither are set.
-        """
+        """Check that exactly one of ``data`` and ``url`` is set."""
         if (self.data is None) == (self.url is None):
             raise ValueError("an Attachment holds either data or a url, exactly one of them")
 
@@ -245,14 +241,8 @@ class RequestLogin:
 
 
 def decode_jwt_payload(token: str) -> dict[str, Any] | None:
-    """Decode a JWT's payload without verifying it (we only read ``exp`` and the user id).
-
-    Args:
-        token: The raw JWT text.
-
-    Returns:
-        The payload as a dict, or ``None`` when the text is not a decodable JWT.
-    """
+    """Decode a JWT's payload without verifying it (we only read ``exp`` and the user id)."""
+    # The payload as a dict, or ``None`` when the text is not a decodable JWT.
     parts = token.split(".")
     if len(parts) != 3:  # noqa: PLR2004 - header.payload.signature
         return None
@@ -266,18 +256,10 @@ def decode_jwt_payload(token: str) -> dict[str, Any] | None:
 
 @functools.lru_cache(maxsize=256)
 def account_fingerprint(token: str) -> str:
-    """A short, stable, non-reversible name for the account behind a token.
-
-    The JWT's user id is used when present, so a renewed token of the same account keeps
-    the same fingerprint (and its conversations); otherwise the token itself is hashed.
-    Worked out once per token (every call names its account several times).
-
-    Args:
-        token: The raw auth token.
-
-    Returns:
-        ``"acct-"`` followed by 12 hex digits.
-    """
+    """A short, stable, non-reversible name for the account behind a token."""
+    # The JWT's user id is used when present, so a renewed token of the same account keeps the same
+    # fingerprint (and its conversations); otherwise the token itself is hashed. Worked out once per
+    # token (every call names its account several times).
     payload = decode_jwt_payload(token) or {}
     user = payload.get("user")
     user_id = user.get("id") if isinstance(user, dict) else None

@@ -156,17 +156,9 @@ AGENT_DOMAINS = (".minimaxi.com",)
 
 
 def registrable_domain(host: str) -> str:
-    """The registrable domain of a host name, without a public-suffix list.
-
-    The last two labels, or the last three when the second-to-last is a generic
-    second-level label (``example.com.cn``).
-
-    Args:
-        host: A DNS host name (``agent.minimax.io``).
-
-    Returns:
-        The domain (``minimax.io``).
-    """
+    """The registrable domain of a host name, without a public-suffix list."""
+    # The last two labels, or the last three when the second-to-last is a generic second-level label
+    # (``example.com.cn``).
     labels = host.lower().rstrip(".").split(".")
     keep = 3 if len(labels) > 2 and labels[-2] in _SECOND_LEVEL_LABELS else 2  # noqa: PLR2004
     return ".".join(labels[-keep:])
@@ -182,22 +174,12 @@ def _is_named_host(host: str) -> bool:
 
 
 def default_stream_url(base_url: str) -> str:
-    """The stream origin that goes with a control origin: ``agent-stream.<domain>``.
-
-    ``https://agent.minimax.io`` gives ``https://agent-stream.minimax.io``; scheme and port
-    are kept. An IP address, ``localhost`` or a host without a domain has no stream host
-    to derive (a local emulator serves it on another port), so the caller must pass
-    ``stream_url`` (or set ``HAILUO_STREAM_URL``).
-
-    Args:
-        base_url: The control origin (the Agent web app).
-
-    Returns:
-        The stream origin, without a trailing slash.
-
-    Raises:
-        HailuoConfigurationError: ``base_url`` is not an absolute URL with a domain name.
-    """
+    """The stream origin that goes with a control origin: ``agent-stream.<domain>``."""
+    # ``https://agent.minimax.io`` gives ``https://agent-stream.minimax.io``; scheme and port are
+    # kept. An IP address, ``localhost`` or a host without a domain has no stream host to derive (a
+    # local emulator serves it on another port), so the caller must pass ``stream_url`` (or set
+    # ``HAILUO_STREAM_URL``).
+    # The stream origin, without a trailing slash.
     parts = urlsplit(base_url)
     host = parts.hostname or ""
     if parts.scheme not in {"http", "https"} or not host:
@@ -215,14 +197,8 @@ def default_stream_url(base_url: str) -> str:
 
 
 def default_region(base_url: str) -> str:
-    """The ``region`` query value for a control origin: ``cn`` for the China site, else ``en``.
-
-    Args:
-        base_url: The control origin.
-
-    Returns:
-        ``cn`` for ``*.minimaxi.com`` / ``*.minimax.cn``, ``en`` otherwise.
-    """
+    """The ``region`` query value for a control origin: ``cn`` for the China site, else ``en``."""
+    # ``cn`` for ``*.minimaxi.com`` / ``*.minimax.cn``, ``en`` otherwise.
     host = urlsplit(base_url).hostname or ""
     return "cn" if _is_named_host(host) and registrable_domain(host) in _CN_DOMAINS else "en"
 
@@ -290,11 +266,9 @@ class AgentSettings:
 
     @property
     def origins(self) -> tuple[str, ...]:
-        """The origins the credentials belong to: control, and stream wherever it is known.
-
-        A local base URL (an IP address) without ``stream_url`` has no stream origin to
-        derive; its control calls still work, and a turn then asks for ``stream_url``.
-        """
+        """The origins the credentials belong to: control, and stream wherever it is known."""
+        # A local base URL (an IP address) without ``stream_url`` has no stream origin to derive;
+        # its control calls still work, and a turn then asks for ``stream_url``.
         if self.stream_url or _is_named_host(urlsplit(self.base_url).hostname or ""):
             return (self.control_origin, self.stream_origin)
         return (self.control_origin,)
@@ -328,14 +302,7 @@ class ModelChoice:
 
 
 def check_device_id(auth: AuthResult) -> None:
-    """Refuse a non-numeric device id before it is sent (the server answers 1406011050).
-
-    Args:
-        auth: The account about to be used.
-
-    Raises:
-        HailuoConfigurationError: ``device_id`` is set and not all digits.
-    """
+    """Refuse a non-numeric device id before it is sent (the server answers 1406011050)."""
     if auth.device_id is not None and not auth.device_id.isdigit():
         raise HailuoConfigurationError(
             "The Agent site needs a numeric device id (the sessionStorage tab_device_id), "
@@ -352,28 +319,16 @@ def _data_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def parse_real_user_id(body: Mapping[str, Any]) -> str | None:
-    """``data.userInfo.realUserID`` of ``/v1/api/user/info`` as text (it can exceed 2^53).
-
-    Args:
-        body: The decoded answer.
-
-    Returns:
-        The id, or ``None`` when absent.
-    """
+    """``data.userInfo.realUserID`` of ``/v1/api/user/info`` as text (it can exceed 2^53)."""
+    # The id, or ``None`` when absent.
     info = _data_of(body).get("userInfo")
     value = info.get("realUserID") if isinstance(info, Mapping) else None
     return str(value) if value not in (None, "", 0) else None
 
 
 def parse_renewed_token(body: Mapping[str, Any]) -> str | None:
-    """The new JWT of a ``/v1/api/user/renewal`` answer (``data.token``, else ``token``).
-
-    Args:
-        body: The decoded answer.
-
-    Returns:
-        The token, or ``None`` when the answer holds none.
-    """
+    """The new JWT of a ``/v1/api/user/renewal`` answer (``data.token``, else ``token``)."""
+    # The token, or ``None`` when the answer holds none.
     for holder in (_data_of(body), body):
         token = holder.get("token")
         if isinstance(token, str) and token.strip():
@@ -382,14 +337,7 @@ def parse_renewed_token(body: Mapping[str, Any]) -> str | None:
 
 
 def parse_model_ids(body: Mapping[str, Any]) -> list[str]:
-    """The model ids of ``/config`` (``models[].model_id``, top level or under ``data``).
-
-    Args:
-        body: The decoded answer.
-
-    Returns:
-        The ids in the server's order.
-    """
+    """The model ids of ``/config`` (``models[].model_id``, top level or under ``data``)."""
     models = body.get("models")
     if not isinstance(models, list):
         models = _data_of(body).get("models")
@@ -402,17 +350,9 @@ def parse_model_ids(body: Mapping[str, Any]) -> list[str]:
 
 
 def parse_agent_id(body: Mapping[str, Any], role: str) -> str | None:
-    """The numeric id of the agent with ``agent_role == role`` in ``/agent``.
-
-    The id is the agent's ``name`` (a 15-digit number); ``agent_id`` / ``id`` are read too.
-
-    Args:
-        body: The decoded answer (a list under ``agents``, ``data``, ``data.agents``…).
-        role: The wanted ``agent_role``.
-
-    Returns:
-        The id as text, or ``None`` when no agent has that role.
-    """
+    """The numeric id of the agent with ``agent_role == role`` in ``/agent``."""
+    # The id is the agent's ``name`` (a 15-digit number); ``agent_id`` / ``id`` are read too.
+    # The id as text, or ``None`` when no agent has that role.
     agents: Any = body.get("agents")
     if not isinstance(agents, list):
         data = body.get("data")
@@ -428,14 +368,8 @@ def parse_agent_id(body: Mapping[str, Any], role: str) -> str | None:
 
 
 def parse_session_id(body: Mapping[str, Any]) -> str | None:
-    """The new session's id: ``session_id`` at top level, under ``data`` or under ``session``.
-
-    Args:
-        body: The decoded answer.
-
-    Returns:
-        The id as text, or ``None``.
-    """
+    """The new session's id: ``session_id`` at top level, under ``data`` or under ``session``."""
+    # The id as text, or ``None``.
     for holder in (body, body.get("data"), body.get("session")):
         if isinstance(holder, Mapping):
             value = holder.get("session_id")
@@ -473,18 +407,7 @@ B = TypeVar("B")
 
 
 async def both(first: Awaitable[A], second: Awaitable[B]) -> tuple[A, B]:
-    """Run two calls side by side; when one fails, the other is cancelled and awaited.
-
-    Args:
-        first: The first call.
-        second: The second call.
-
-    Returns:
-        Both results, in order.
-
-    Raises:
-        Exception: The first failure (the other call never outlives it).
-    """
+    """Run two calls side by side; when one fails, the other is cancelled and awaited."""
     tasks = (asyncio.ensure_future(first), asyncio.ensure_future(second))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -534,19 +457,7 @@ class AgentTurn(StreamedResponse):
         generating_stuck: float = 120.0,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Wrap a response whose status and content type were checked.
-
-        Args:
-            response: The open response.
-            decoder: A fresh decoder for this turn.
-            session_id: The session id.
-            turn_id: The turn id sent.
-            options: The timeouts and the call's deadline for reading the body.
-            redact: Scrubs the account's secrets from server text in errors.
-            heartbeat_stall: Seconds of heartbeats alone that make a stall.
-            generating_stuck: Seconds without the answer growing that make it stuck.
-            monotonic: The clock of the watchdogs.
-        """
+        """Wrap a response whose status and content type were checked."""
         super().__init__(response, options=options, redact=redact)
         self._heartbeat_stall = heartbeat_stall
         self._generating_stuck = generating_stuck
@@ -558,24 +469,15 @@ class AgentTurn(StreamedResponse):
         self.turn_id = turn_id
 
     async def events(self) -> AsyncGenerator[list[StreamEvent], None]:
-        """Stream the turn's events, one list per network read, then the usage after them.
-
-        After the ``finish: true`` chunk the service still sends a final message with the
-        token usage, then ends the body. The text is complete at the chunk, so the
-        remaining bytes are read for at most ``_http.BODY_END_GRACE`` seconds (or the idle
-        timeout, if shorter); reading them also ends the turn cleanly on the server's side
-        (the session is free for the next turn at once). The watchdogs (heartbeats alone,
-        an answer that stopped growing) are checked after every read.
-
-        Yields:
-            The decoder's non-empty event lists; ``Usage`` (when reported) and
-            :class:`~langchain_hailuo.types.FinishReason` in the last one.
-
-        Raises:
-            HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
-            HailuoStreamInterruptedError: The body ended or the connection dropped mid-turn.
-            HailuoServerError: The stream reported an error (quota, transient failure…).
-        """
+        """Stream the turn's events, one list per network read, then the usage after them."""
+        # After the ``finish: true`` chunk the service still sends a final message with the token
+        # usage, then ends the body. The text is complete at the chunk, so the remaining bytes are
+        # read for at most ``_http.BODY_END_GRACE`` seconds (or the idle timeout, if shorter);
+        # reading them also ends the turn cleanly on the server's side (the session is free for the
+        # next turn at once). The watchdogs (heartbeats alone, an answer that stopped growing) are
+        # checked after every read.
+        # The decoder's non-empty event lists; ``Usage`` (when reported) and
+        # :class:`~langchain_hailuo.types.FinishReason` in the last one.
         decoder = self.decoder
         chunks = self._chunks()
         finish: list[StreamEvent] = []
@@ -679,17 +581,7 @@ class AgentClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
-        """Create the client.
-
-        Args:
-            settings: Hosts, paths and protocol switches (per-call settings win).
-            options: Timeouts, retries, proxy and redirect limit (per-call options win).
-            profile: Client-side query values (default: the web app's, this machine's
-                time zone, the region of ``settings.base_url``).
-            clock: Milliseconds since the epoch (tests pass a fixed clock).
-            sleep: The backoff and provisioning sleep (tests pass a fake).
-            session_factory: Builds the per-loop session (default: no cookie jar).
-        """
+        """Create the client."""
         self.settings = settings or AgentSettings()
         self.options = options or AGENT_HTTP_OPTIONS
         self.profile = profile or QueryProfile(timezone_offset=local_timezone_offset())
@@ -724,20 +616,8 @@ class AgentClient:
         user_id: str | None = None,
         params: Sequence[tuple[str, str]] = (),
     ) -> str:
-        """The absolute URL of a request, with the browser's query (§12.1).
-
-        Args:
-            auth: The account.
-            origin: The control or stream origin.
-            path: The absolute path.
-            unix_ms: The request's clock reading.
-            settings: Per-call settings (default: the client's).
-            user_id: The ``user_id`` to send (default: ``auth.real_user_id``).
-            params: The call's own parameters, sent before the identity ones.
-
-        Returns:
-            ``origin + path + "?" + query``, exactly as it goes on the wire.
-        """
+        """The absolute URL of a request, with the browser's query (§12.1)."""
+        # ``origin + path + "?" + query``, exactly as it goes on the wire.
         values = identity_query_values(
             auth,
             unix_ms,
@@ -756,19 +636,9 @@ class AgentClient:
         stream: bool = False,
         settings: AgentSettings | None = None,
     ) -> dict[str, str]:
-        """The headers of one request to ``url``, signed over that URL and ``body``.
-
-        Args:
-            auth: The account (token, user agent, cookies).
-            url: The absolute URL about to be requested (its ``unix`` is the clock reading).
-            body: The exact body text (``""`` for a GET).
-            stream: Whether this goes to the ``agent-stream`` host (the message POST).
-            settings: Per-call settings (default: the client's).
-
-        Returns:
-            ``token``, the three signature headers, ``accept``, ``content-type`` (with a
-            body), ``origin``, ``referer``, ``user-agent`` and, with cookies, ``cookie``.
-        """
+        """The headers of one request to ``url``, signed over that URL and ``body``."""
+        # ``token``, the three signature headers, ``accept``, ``content-type`` (with a body),
+        # ``origin``, ``referer``, ``user-agent`` and, with cookies, ``cookie``.
         settings = settings or self.settings
         unix = yarl.URL(url, encoded=True).query.get("unix", "")
         unix_ms = int(unix) if unix.isdigit() else self.next_unix()
@@ -893,26 +763,8 @@ class AgentClient:
         options: HttpOptions | None = None,
         user_id: str | None = None,
     ) -> Mapping[str, Any]:
-        """Send a signed control call to the control origin and return its JSON.
-
-        Retried with backoff on connection errors, 429 and 5xx (only before the answer).
-
-        Args:
-            auth: The account.
-            method: ``GET`` or ``POST``.
-            path: The absolute path.
-            what: A short name of the request for messages.
-            payload: The JSON body (``None``: no body).
-            settings: Per-call settings.
-            options: Per-call HTTP options.
-            user_id: The ``user_id`` to send (default: ``auth.real_user_id``).
-
-        Returns:
-            The decoded JSON object.
-
-        Raises:
-            HailuoError: Typed per protocol notes §7.
-        """
+        """Send a signed control call to the control origin and return its JSON."""
+        # Retried with backoff on connection errors, 429 and 5xx (only before the answer).
         settings = settings or self.settings
         opts = self._call_options(options).with_deadline()
         check_device_id(auth)
@@ -977,11 +829,7 @@ class AgentClient:
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
     ) -> str:
-        """``realUserID`` from ``GET /v1/api/user/info`` (sent without a ``user_id``).
-
-        Raises:
-            HailuoProtocolError: The answer holds no ``realUserID``.
-        """
+        """``realUserID`` from ``GET /v1/api/user/info`` (sent without a ``user_id``)."""
         settings = settings or self.settings
         return await self._user_call(
             auth,
@@ -1003,24 +851,9 @@ class AgentClient:
         settings: AgentSettings,
         options: HttpOptions | None = None,
     ) -> Mapping[str, Any]:
-        """``GET {prefix}{path}`` on the control origin and return its JSON.
-
-        The read-only control calls (``/config``, the agent list, the credit details) all
-        take this shape; :meth:`request_json` does the signing, retries and typing.
-
-        Args:
-            auth: The account.
-            path: The path below the API prefix (``settings.prefixed`` adds it).
-            what: A short name of the request for messages.
-            settings: The settings whose prefix and control origin are used.
-            options: Per-call HTTP options.
-
-        Returns:
-            The decoded JSON object.
-
-        Raises:
-            HailuoError: Typed per protocol notes §7.
-        """
+        """``GET {prefix}{path}`` on the control origin and return its JSON."""
+        # The read-only control calls (``/config``, the agent list, the credit details) all take
+        # this shape; :meth:`request_json` does the signing, retries and typing.
         return await self.request_json(
             auth, "GET", settings.prefixed(path), what=what, settings=settings, options=options
         )
@@ -1038,11 +871,7 @@ class AgentClient:
         options: HttpOptions | None,
         payload: Any = None,
     ) -> str:
-        """A ``/v1/api/user/*`` call (no ``user_id`` needed) and the one value it is for.
-
-        Raises:
-            HailuoProtocolError: The answer holds no such value (``missing`` says which).
-        """
+        """A ``/v1/api/user/*`` call (no ``user_id`` needed) and the one value it is for."""
         body = await self.request_json(
             auth,
             method,
@@ -1067,15 +896,9 @@ class AgentClient:
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
     ) -> str:
-        """A new token from ``POST /v1/api/user/renewal`` (protocol notes §2.5).
-
-        Signed like any control call, body ``{}``; the answer's ``data.token`` is the new
-        JWT (about 40 days). The old one should not be used afterwards.
-
-        Raises:
-            HailuoAuthError: The token is invalid or expired (HTTP 401, code 1000021).
-            HailuoProtocolError: The answer holds no token.
-        """
+        """A new token from ``POST /v1/api/user/renewal`` (protocol notes §2.5)."""
+        # Signed like any control call, body ``{}``; the answer's ``data.token`` is the new JWT
+        # (about 40 days). The old one should not be used afterwards.
         settings = settings or self.settings
         return await self._user_call(
             auth,
@@ -1111,12 +934,10 @@ class AgentClient:
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
     ) -> None:
-        """Call ``/config`` once per account before its first message (§12.2).
-
-        The service answers a message of an account whose ``/config`` was never read with
-        ``500 [1400010501]``; the browser reads it at start, in parallel with its other
-        first calls. Free after the first time (per client).
-        """
+        """Call ``/config`` once per account before its first message (§12.2)."""
+        # The service answers a message of an account whose ``/config`` was never read with ``500
+        # [1400010501]``; the browser reads it at start, in parallel with its other first calls.
+        # Free after the first time (per client).
         settings = settings or self.settings
         if _account_key(auth, settings) not in self._configured_accounts:
             await self.fetch_models(auth, settings=settings, options=options)
@@ -1128,11 +949,7 @@ class AgentClient:
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
     ) -> str:
-        """The numeric id of the agent whose ``agent_role`` is ``settings.agent_role``.
-
-        Raises:
-            HailuoConfigurationError: No agent of that role is listed.
-        """
+        """The numeric id of the agent whose ``agent_role`` is ``settings.agent_role``."""
         settings = settings or self.settings
         body = await self.get_prefixed(
             auth,
@@ -1157,20 +974,10 @@ class AgentClient:
         options: HttpOptions | None = None,
         refresh_models: bool = False,
     ) -> AuthResult:
-        """Learn the account's ``realUserID``, model ids and agent id, once per account.
-
-        Values already on ``auth`` (from a previous bootstrap saved with the login) are
-        kept; the rest are fetched and cached in the client.
-
-        Args:
-            auth: The account.
-            settings: Per-call settings.
-            options: Per-call HTTP options.
-            refresh_models: Fetch ``/config`` again even when the model list is known.
-
-        Returns:
-            ``auth`` itself when nothing was missing, else an updated copy.
-        """
+        """Learn the account's ``realUserID``, model ids and agent id, once per account."""
+        # Values already on ``auth`` (from a previous bootstrap saved with the login) are kept; the
+        # rest are fetched and cached in the client.
+        # ``auth`` itself when nothing was missing, else an updated copy.
         settings = settings or self.settings
         check_device_id(auth)
         key = _account_key(auth, settings)
@@ -1211,14 +1018,7 @@ class AgentClient:
         settings: AgentSettings | None = None,
         options: HttpOptions | None = None,
     ) -> str:
-        """Open a session with the account's agent (``auth.agent_id`` must be known).
-
-        Returns:
-            The new session id.
-
-        Raises:
-            HailuoProtocolError: The answer holds no session id.
-        """
+        """Open a session with the account's agent (``auth.agent_id`` must be known)."""
         settings = settings or self.settings
         if not auth.agent_id:
             raise HailuoConfigurationError("The agent id is unknown: call bootstrap() first.")
@@ -1261,30 +1061,12 @@ class AgentClient:
         options: HttpOptions | None = None,
         attachments: Sequence[Mapping[str, Any]] = (),
     ) -> AsyncIterator[AgentTurn]:
-        """Send one turn and hold its answer open for streaming.
-
-        The turn is sent again at most once, after about 1 s as the web client does (§12.2),
-        and only when it provably did not reach the server (the connection failed before
-        anything was written, a 429, a 409 "session busy"), inside the call's deadline; any
-        other failure raises, saying whether the message may have arrived. The response
-        is closed when the ``async with`` block exits, however it exits.
-
-        Args:
-            auth: The account.
-            session_id: The session to post to.
-            content: The text of the turn.
-            model: The model object to send.
-            settings: Per-call settings.
-            options: Per-call HTTP options.
-            attachments: The ``attachments`` entries (see :mod:`langchain_hailuo.agent.upload`);
-                with them, a blank ``content`` is sent as ``" "`` (the captured file-only turn).
-
-        Yields:
-            The turn, ready for :meth:`AgentTurn.events`.
-
-        Raises:
-            HailuoError: Typed per protocol notes §7, before any answer byte.
-        """
+        """Send one turn and hold its answer open for streaming."""
+        # The turn is sent again at most once, after about 1 s as the web client does (§12.2), and
+        # only when it provably did not reach the server (the connection failed before anything was
+        # written, a 429, a 409 "session busy"), inside the call's deadline; any other failure
+        # raises, saying whether the message may have arrived. The response is closed when the
+        # ``async with`` block exits, however it exits.
         settings = settings or self.settings
         opts = self._call_options(options).with_deadline()
         check_device_id(auth)

@@ -101,15 +101,9 @@ def _data_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 def parse_membership(body: Mapping[str, Any]) -> tuple[str | None, float | None]:
-    """The plan and the balance of a ``get_membership_info`` answer (§7.3).
-
-    Args:
-        body: The decoded answer (fields at the top level or under ``data``).
-
-    Returns:
-        ``(plan, remaining)``: ``op_credit_summary.total_remaining_amount`` first, then the
-        first older field that is not 0; either may be ``None``.
-    """
+    """The plan and the balance of a ``get_membership_info`` answer (§7.3)."""
+    # ``(plan, remaining)``: ``op_credit_summary.total_remaining_amount`` first, then the first
+    # older field that is not 0; either may be ``None``.
     data = _data_of(body)
     plan = data.get("plan_name") or data.get("plan_type")
     summary = data.get("op_credit_summary")
@@ -123,14 +117,8 @@ def parse_membership(body: Mapping[str, Any]) -> tuple[str | None, float | None]
 
 
 def parse_credit_details(body: Mapping[str, Any]) -> float | None:
-    """The sum of ``details[].remaining_amount`` of a ``credit/details`` answer.
-
-    Args:
-        body: The decoded answer (flat; ``details`` absent when there is no grant).
-
-    Returns:
-        The sum (0 with no grant), or ``None`` when the answer is not of that shape.
-    """
+    """The sum of ``details[].remaining_amount`` of a ``credit/details`` answer."""
+    # The sum (0 with no grant), or ``None`` when the answer is not of that shape.
     details = _data_of(body).get("details", [])
     if not isinstance(details, list):
         return None
@@ -139,15 +127,8 @@ def parse_credit_details(body: Mapping[str, Any]) -> float | None:
 
 
 def with_credits_left(error: HailuoError, account: str) -> HailuoError:
-    """Add to a quota error how many credits the account had when last read.
-
-    Args:
-        error: The quota error.
-        account: The account fingerprint.
-
-    Returns:
-        ``error`` itself, its message completed when a reading exists.
-    """
+    """Add to a quota error how many credits the account had when last read."""
+    # ``error`` itself, its message completed when a reading exists.
     reading = last_credits(account)
     if reading is not None and reading.best is not None:
         error.message = (
@@ -159,14 +140,8 @@ def with_credits_left(error: HailuoError, account: str) -> HailuoError:
 
 
 def last_credits(account: str) -> Credits | None:
-    """The last reading of an account in this process (no network).
-
-    Args:
-        account: The account fingerprint.
-
-    Returns:
-        The reading, or ``None`` when none was made.
-    """
+    """The last reading of an account in this process (no network)."""
+    # The reading, or ``None`` when none was made.
     with _lock:
         return _last.get(account)
 
@@ -179,24 +154,9 @@ async def read_credits(
     options: HttpOptions | None = None,
     max_age: float = CREDITS_MAX_AGE,
 ) -> Credits:
-    """Read an account's credits, or reuse a reading younger than ``max_age`` seconds.
-
-    ``auth`` must carry its ``realUserID`` (bootstrap first). Either readout may fail; the
-    other still counts.
-
-    Args:
-        client: The Agent client.
-        auth: The account.
-        settings: Where to ask (the membership and credit-details paths among them).
-        options: HTTP options.
-        max_age: Seconds a previous reading is reused.
-
-    Returns:
-        The reading.
-
-    Raises:
-        HailuoError: Both readouts failed (the membership's error).
-    """
+    """Read an account's credits, or reuse a reading younger than ``max_age`` seconds."""
+    # ``auth`` must carry its ``realUserID`` (bootstrap first). Either readout may fail; the other
+    # still counts.
     account = auth.account_fingerprint
     cached = last_credits(account)
     if cached is not None and time.time() - cached.read_at < max_age:

@@ -84,20 +84,7 @@ def _checked_url(value: str, name: str) -> str:
 
 
 def choose_model(requested: str | None, available: Sequence[str] | None, default: str) -> str:
-    """The model id to use, checked against the account's models.
-
-    Args:
-        requested: The caller's model id (``None`` / ``""``: the default).
-        available: The account's model ids (``None`` or empty: unknown, not checked).
-        default: The provider's default model.
-
-    Returns:
-        The model id.
-
-    Raises:
-        HailuoConfigurationError: ``requested`` is not among ``available`` (the message
-            lists them).
-    """
+    """The model id to use, checked against the account's models."""
     if not available:
         return requested or default
     if not requested:

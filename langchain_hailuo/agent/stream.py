@@ -180,24 +180,16 @@ def _shape(name: object) -> str:
 
 
 def drift_seen() -> dict[str, int]:
-    """What this process's decoders did not know so far: kind (shape only) -> count.
-
-    Returns:
-        A copy, for ``hailuo doctor``.
-    """
+    """What this process's decoders did not know so far: kind (shape only) -> count."""
     return dict(_DRIFT_SEEN)
 
 
 @contextlib.contextmanager
 def drift_of_call() -> Iterator[dict[str, int]]:
-    """Collect the unknown error codes of HTTP error bodies met while the block runs.
-
-    A request refused with such a code and then sent again successfully still shows the
-    code in the answer's ``response_metadata["unknown_frames"]``.
-
-    Yields:
-        kind -> count, filled while the block runs (this task only).
-    """
+    """Collect the unknown error codes of HTTP error bodies met while the block runs."""
+    # A request refused with such a code and then sent again successfully still shows the code in
+    # the answer's ``response_metadata["unknown_frames"]``.
+    # Kind -> count, filled while the block runs (this task only).
     counts: dict[str, int] = {}
     token = _CALL_DRIFT.set(counts)
     try:
@@ -252,10 +244,9 @@ def _tool_call_of(raw: Any) -> dict[str, Any] | None:
 
 
 class AgentNotConfiguredError(HailuoServerError):
-    """The account's agent environment is not initialised yet (error 1400010501).
+    """The account's agent environment is not initialised yet (error 1400010501)."""
 
-    The client answers it by calling ``/config`` and sending the request once more.
-    """
+    # The client answers it by calling ``/config`` and sending the request once more.
 
 
 def _code_text(value: Any) -> str | None:
@@ -267,17 +258,8 @@ def _code_text(value: Any) -> str | None:
 
 
 def find_error_code(payload: Any, message: str = "", *, depth: int = 4) -> str | None:
-    """The server error code in a frame or JSON body, or in its message text.
-
-    Args:
-        payload: A decoded JSON object (``code``, ``status_code``, ``base_resp`` /
-            ``statusInfo`` / ``error`` objects are searched).
-        message: The error text (``[1400010501] ...`` and ``code: 2056`` forms are read).
-        depth: How many nested envelopes are searched (a hostile body may nest without end).
-
-    Returns:
-        The code as text, or ``None`` when none is found.
-    """
+    """The server error code in a frame or JSON body, or in its message text."""
+    # The code as text, or ``None`` when none is found.
     if isinstance(payload, Mapping):
         for key in _CODE_KEYS:
             code = _code_text(payload.get(key))
@@ -294,14 +276,8 @@ def find_error_code(payload: Any, message: str = "", *, depth: int = 4) -> str |
 
 
 def is_quota_wall(text: str) -> bool:
-    """Whether a whole answer is exactly one of the billing walls.
-
-    Args:
-        text: The complete answer text.
-
-    Returns:
-        ``True`` when it equals a wall text (surrounding whitespace ignored).
-    """
+    """Whether a whole answer is exactly one of the billing walls."""
+    # ``True`` when it equals a wall text (surrounding whitespace ignored).
     stripped = text.strip()
     if stripped in QUOTA_WALL_TEXTS:
         return True
@@ -323,14 +299,8 @@ def _could_become_wall(text: str) -> bool:
 
 
 def is_transient_session_error(error: BaseException) -> bool:
-    """Whether an error is a session failure that a fresh session usually fixes.
-
-    Args:
-        error: What a turn raised.
-
-    Returns:
-        ``True`` for ``sandbox connection error`` / ``rpc timeout`` server errors.
-    """
+    """Whether an error is a session failure that a fresh session usually fixes."""
+    # ``True`` for ``sandbox connection error`` / ``rpc timeout`` server errors.
     if not isinstance(error, HailuoServerError) or isinstance(error, HailuoQuotaError):
         return False
     text = f"{error.server_message} {error.message}".lower()
@@ -345,26 +315,15 @@ def error_for_code(
     status: int | None = None,
     device_id: str | None = None,
 ) -> HailuoError:
-    """The typed error for a server error code and message (HTTP body or stream frame).
-
-    A code this version does not know is drift, wherever it came from: it is logged once per
-    process at WARNING (its shape only), counted for ``hailuo doctor`` and on the error's
-    ``drift``, and the message says so.
-
-    Args:
-        code: The server's code (see :func:`find_error_code`), if any.
-        server_message: The server's own text.
-        what: A short name of the request for the message (``"session request"``).
-        status: The HTTP status, when the error came with one.
-        device_id: The ``device_id`` that was sent (named in the 1406011050 message).
-
-    Returns:
-        :class:`HailuoServerError` for 1406011050 (a generic internal error),
-        :class:`AgentNotConfiguredError`, :class:`HailuoNoPlanError` (2062),
-        :class:`HailuoQuotaError`, :class:`HailuoAuthError`, :class:`HailuoRiskControlError`
-        ("operation too often"), :class:`HailuoProtocolError` (invalid signature) or
-        :class:`HailuoServerError`.
-    """
+    """The typed error for a server error code and message (HTTP body or stream frame)."""
+    # A code this version does not know is drift, wherever it came from: it is logged once per
+    # process at WARNING (its shape only), counted for ``hailuo doctor`` and on the error's
+    # ``drift``, and the message says so.
+    # :class:`HailuoServerError` for 1406011050 (a generic internal error),
+    # :class:`AgentNotConfiguredError`, :class:`HailuoNoPlanError` (2062),
+    # :class:`HailuoQuotaError`, :class:`HailuoAuthError`, :class:`HailuoRiskControlError`
+    # ("operation too often"), :class:`HailuoProtocolError` (invalid signature) or
+    # :class:`HailuoServerError`.
     error = _typed_error(code, server_message, what=what, status=status, device_id=device_id)
     if code is not None and code not in KNOWN_CODES and code != str(status):
         kind = f"error code {_shape(code)}"  # (an HTTP status repeated in the body is none)
@@ -612,14 +571,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
         chat_id: str | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
     ) -> None:
-        """Create a decoder for one turn.
-
-        Args:
-            prompt: The text sent as the turn's ``content`` (an echo of it is dropped).
-            chat_id: The session id, attached to errors.
-            max_line_bytes: The longest line, and the longest frame spread over several
-                ``data:`` lines, accepted.
-        """
+        """Create a decoder for one turn."""
         self._prompt = prompt.strip()
         self._limit = max_line_bytes
         self._lines = LineBuffer(max_line_bytes)
@@ -664,21 +616,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
     # ------------------------------------------------------------------ bytes and lines
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        """Decode a chunk of the body.
-
-        Args:
-            data: The next bytes, cut anywhere.
-
-        Returns:
-            The events they completed (nothing once the turn has finished).
-
-        Raises:
-            HailuoServerError: An error frame (a :class:`HailuoQuotaError` for quota codes),
-                with the partial text attached. When events were decoded before the error
-                in the same chunk, they are returned first and the error is raised by
-                :meth:`raise_pending` (or the next :meth:`feed` / :meth:`close`).
-            HailuoQuotaError: The whole answer was a billing wall.
-        """
+        """Decode a chunk of the body."""
+        # The events they completed (nothing once the turn has finished).
         self.raise_pending()
         events: list[StreamEvent] = []
         try:
@@ -692,16 +631,12 @@ class AgentStreamDecoder(ErrorAfterEvents):
         return events
 
     def trailer(self) -> list[StreamEvent]:
-        """Metadata that arrived after the turn finished, not yet emitted.
-
-        The service ends a turn with a ``finish: true`` chunk and then sends a type-2
-        ``agent_message`` holding the whole answer, its id and the token ``usage``. The
-        decoder emits ``FinishReason`` at the chunk; what the final message adds is
-        collected (never any text) and handed out here.
-
-        Returns:
-            ``MessageId`` and ``Usage`` when they became known after ``FinishReason``.
-        """
+        """Metadata that arrived after the turn finished, not yet emitted."""
+        # The service ends a turn with a ``finish: true`` chunk and then sends a type-2
+        # ``agent_message`` holding the whole answer, its id and the token ``usage``. The decoder
+        # emits ``FinishReason`` at the chunk; what the final message adds is collected (never any
+        # text) and handed out here.
+        # ``MessageId`` and ``Usage`` when they became known after ``FinishReason``.
         events: list[StreamEvent] = []
         self._emit_id(events)
         if self.usage is not None and not self._usage_emitted:
@@ -745,15 +680,8 @@ class AgentStreamDecoder(ErrorAfterEvents):
             self.usage = usage
 
     def close(self) -> list[StreamEvent]:
-        """Signal the end of the body.
-
-        Returns:
-            The last events (``FinishReason`` when a final message ended the turn).
-
-        Raises:
-            HailuoStreamInterruptedError: The body ended before the turn did (with the
-                partial text and reasoning).
-        """
+        """Signal the end of the body."""
+        # The last events (``FinishReason`` when a final message ended the turn).
         self.raise_pending()
         events: list[StreamEvent] = []
         rest = self._lines.flush()

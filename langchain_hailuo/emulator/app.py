@@ -105,28 +105,7 @@ class Emulator:
         agent_final_message: bool = True,
         first_byte_delay: float = 0.0,
     ) -> None:
-        """Configure the emulator (nothing listens before :meth:`start`).
-
-        Args:
-            accounts: The accounts; by default one made-up account named ``default``.
-            chunk_delay: Seconds between stream frames.
-            chunk_size: Growth per frame: UTF-8 bytes per v4 snapshot, characters per Agent chunk.
-            host: Loopback address to bind (``127.0.0.1``, ``::1`` or ``localhost``).
-            port: Port of ``url`` (0: a free one); the other origins always take free ports.
-            redirect_status: Status the redirecting origins answer with.
-            api_prefix: The Agent API prefix (era C: ``/minimax-cloud/api/v1``).
-            require_config: Agent: refuse a message (HTTP 500, 1400010501) until the account
-                called ``/config``.
-            unix_window: v4: accepted distance of ``unix`` from now, in seconds (``None``:
-                no freshness or reuse check, for clients that freeze ``unix``).
-            agent_final_message: Agent: end each turn with a type-2 ``agent_message`` with usage.
-            first_byte_delay: Agent: seconds before a turn's first byte (production: about
-                0.4 s; 0 for tests). With ``chunk_delay`` (production: tens of ms) it paces
-                the stream like the live service.
-
-        Raises:
-            ValueError: For a host that is not loopback or a status that is not a redirect.
-        """
+        """Configure the emulator (nothing listens before :meth:`start`)."""
         if host not in _LOOPBACK_HOSTS:
             raise ValueError(f"the emulator binds loopback addresses only, not {host!r}")
         if redirect_status not in _REDIRECT_STATUSES:
@@ -174,12 +153,10 @@ class Emulator:
 
     @property
     def disconnects(self) -> list[RecordedRequest]:
-        """The streamed requests whose client went away before the answer ended, oldest first.
-
-        A client that closes the connection mid-answer (a cancelled task, a ``break`` out
-        of the stream, an idle timeout during a ``stall``) ends the turn: the Agent session
-        is free again and nothing is logged.
-        """
+        """The streamed requests whose client went away before the answer ended, oldest first."""
+        # A client that closes the connection mid-answer (a cancelled task, a ``break`` out of the
+        # stream, an idle timeout during a ``stall``) ends the turn: the Agent session is free again
+        # and nothing is logged.
         return [r for r in self._state.requests if r.disconnected]
 
     @property
@@ -198,15 +175,7 @@ class Emulator:
         self._state.account_peaks = {k: v for k, v in self._state.account_streams.items() if v}
 
     def requests_to(self, endpoint: str, *, account: str | None = None) -> list[RecordedRequest]:
-        """The recorded requests of one endpoint (``chat``, ``config``, ``session``...).
-
-        Args:
-            endpoint: The route name; ``chat`` covers the v4 chat and the Agent message.
-            account: Only this account's requests, when given.
-
-        Returns:
-            The matching requests, oldest first.
-        """
+        """The recorded requests of one endpoint (``chat``, ``config``, ``session``...)."""
         return [
             r
             for r in self._state.requests
@@ -262,19 +231,9 @@ class Emulator:
     def model_kwargs(
         self, *, protocol: str = "agent", account: str | None = None
     ) -> dict[str, Any]:
-        """Keyword arguments that point ``ChatHailuo`` (or a provider) at this emulator.
-
-        Args:
-            protocol: ``agent`` or ``v4``.
-            account: The account's name (``None``: the default account).
-
-        Returns:
-            ``protocol``, ``token``, ``base_url``, ``uuid``, ``device_id`` and, for the Agent,
-            ``stream_url``. The token is the emulator's made-up one.
-
-        Raises:
-            ValueError: For another protocol.
-        """
+        """Keyword arguments that point ``ChatHailuo`` (or a provider) at this emulator."""
+        # ``protocol``, ``token``, ``base_url``, ``uuid``, ``device_id`` and, for the Agent,
+        # ``stream_url``. The token is the emulator's made-up one.
         chosen = self.account(account)
         if protocol == "v4":
             return {
@@ -298,11 +257,7 @@ class Emulator:
     # ------------------------------------------------------------------ scripts and faults
 
     def account(self, name: str | None = None) -> EmulatorAccount:
-        """An account by name (the default one for ``None``).
-
-        Raises:
-            KeyError: When no account has that name.
-        """
+        """An account by name (the default one for ``None``)."""
         return self._state.account(name)
 
     def script(
@@ -311,30 +266,14 @@ class Emulator:
         account: str | None = None,
         reasoning: str | None = None,
     ) -> None:
-        """Queue exact replies (FIFO, per account) used instead of the default reply.
-
-        Args:
-            *replies: Answer texts, or :class:`ScriptedReply` objects with their own reasoning.
-            account: The account's name (``None``: the default account).
-            reasoning: Reasoning text for the plain-string replies (Agent reasoning turns).
-        """
+        """Queue exact replies (FIFO, per account) used instead of the default reply."""
         self._state.add_script(replies, account, reasoning)
 
     def fault(
         self, kind: str, *, account: str | None = None, times: int = 1, **params: Any
     ) -> Fault:
-        """Make the next request(s) fail.
-
-        Args:
-            kind: A fault kind (see ``langchain_hailuo.emulator.FAULT_KINDS``).
-            account: Only this account's requests (``None``: any account).
-            times: How many requests to affect; ``-1`` for every one.
-            **params: ``on`` (the endpoint, default ``chat``; ``any`` for every endpoint),
-                ``protocol`` (``v4``/``agent``) and the kind's own parameters.
-
-        Returns:
-            The queued fault (its ``times`` counts down).
-        """
+        """Make the next request(s) fail."""
+        # The queued fault (its ``times`` counts down).
         return self._state.add_fault(kind, account, times, params)
 
     def clear_faults(self) -> None:
@@ -347,30 +286,13 @@ class Emulator:
         self._state.faults.clear()
 
     def quota_wall(self, account: str | None = None, *, times: int = -1) -> Fault:
-        """Put an account behind a quota wall (Agent): its answers are the billing wall.
-
-        Args:
-            account: The account's name (``None``: the default account).
-            times: How many answers (``-1``: until :meth:`lift`).
-
-        Returns:
-            The fault (pass it to :meth:`lift`).
-        """
+        """Put an account behind a quota wall (Agent): its answers are the billing wall."""
         return self.fault("quota_wall", account=self.account(account).name, times=times)
 
     def rate_limit(
         self, account: str | None = None, *, seconds: float = 2.0, times: int = -1
     ) -> Fault:
-        """Rate-limit an account: its answers get HTTP 429 with ``Retry-After: seconds``.
-
-        Args:
-            account: The account's name (``None``: the default account).
-            seconds: The ``Retry-After`` sent.
-            times: How many requests (``-1``: until :meth:`lift`).
-
-        Returns:
-            The fault (pass it to :meth:`lift`).
-        """
+        """Rate-limit an account: its answers get HTTP 429 with ``Retry-After: seconds``."""
         name = self.account(account).name
         return self.fault("http_429", account=name, times=times, seconds=f"{seconds:g}")
 
@@ -389,11 +311,7 @@ class Emulator:
         return self._state.registered_devices
 
     def rotate_token(self, account: str | None = None) -> str:
-        """Give an account a new token; the old one gets 401 from now on.
-
-        Returns:
-            The new token.
-        """
+        """Give an account a new token; the old one gets 401 from now on."""
         return self._state.rotate_token(account)
 
     # ------------------------------------------------------------------ lifecycle
@@ -432,14 +350,7 @@ class Emulator:
         return redirect
 
     async def start(self) -> Self:
-        """Start every origin on its own free loopback port.
-
-        Returns:
-            The emulator itself.
-
-        Raises:
-            RuntimeError: When it is already running.
-        """
+        """Start every origin on its own free loopback port."""
         if self._runners:
             raise RuntimeError("the emulator is already running")
         self._state.stopped.clear()
@@ -503,18 +414,9 @@ class Emulator:
         return "\n".join(lines)
 
     def export_lines(self, protocol: str = "agent", account: str | None = None) -> list[str]:
-        """Ready-to-paste shell lines that point ``ChatHailuo`` / ``hailuo`` at this emulator.
-
-        Only the token is given (as a user would have it): the device pair is made up and
-        kept by the client, v4 registers a device.
-
-        Args:
-            protocol: ``agent`` or ``v4``.
-            account: The account's name (``None``: the default account).
-
-        Returns:
-            ``export NAME=value`` lines.
-        """
+        """Ready-to-paste shell lines that point ``ChatHailuo`` / ``hailuo`` at this emulator."""
+        # Only the token is given (as a user would have it): the device pair is made up and kept by
+        # the client, v4 registers a device.
         token = self.account(account).token
         if protocol == "v4":
             values = {"HAILUO_PROTOCOL": "v4", "HAILUO_BASE_URL": self.url}
@@ -547,18 +449,7 @@ def run_forever(
     script: list[dict[str, Any]] | None = None,
     **options: Any,
 ) -> None:
-    """Run an emulator in the foreground until Ctrl+C, printing its URLs and default token.
-
-    Args:
-        host: Loopback address to bind.
-        port: Port of the v4 origin (0: a free one).
-        out: Where to print (default: standard output).
-        script: Entries to queue first (:func:`~langchain_hailuo.emulator.control.load_script`).
-        **options: Further :class:`Emulator` arguments (``chunk_delay``, ``redirect_status``...).
-
-    Raises:
-        ValueError: A script entry of no known shape.
-    """
+    """Run an emulator in the foreground until Ctrl+C, printing its URLs and default token."""
     emulator = Emulator(host=host, port=port, **options)
     apply_entries(emulator, script or [])
     with contextlib.suppress(KeyboardInterrupt):

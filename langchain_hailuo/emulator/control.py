@@ -89,19 +89,7 @@ def _reply(entry: Mapping[str, Any]) -> ScriptedReply:
 
 
 def apply_entries(emulator: Scriptable, entries: Iterable[Any]) -> int:
-    """Queue script entries on a running (or not yet started) emulator.
-
-    Args:
-        emulator: The emulator.
-        entries: The entries (see the module docstring).
-
-    Returns:
-        How many were queued.
-
-    Raises:
-        ValueError: An entry that is not one of the documented shapes (nothing after it
-            is queued; the ones before it are).
-    """
+    """Queue script entries on a running (or not yet started) emulator."""
     count = 0
     for entry in entries:
         if not isinstance(entry, Mapping):
@@ -119,12 +107,7 @@ def apply_entries(emulator: Scriptable, entries: Iterable[Any]) -> int:
 
 
 def load_script(path: str | Path) -> list[dict[str, Any]]:
-    """The entries of a JSON-lines script file.
-
-    Raises:
-        ValueError: A line that is not a JSON object, named by its number.
-        OSError: The file cannot be read.
-    """
+    """The entries of a JSON-lines script file."""
     entries: list[dict[str, Any]] = []
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     for number, line in enumerate(lines, 1):

@@ -124,17 +124,8 @@ def build_form(
     chat_id: str | int = "0",
     search_mode: str = "0",
 ) -> dict[str, str]:
-    """The four text fields of a chat request, in the order they are sent.
-
-    Args:
-        msg_content: The prompt (a folded history for a new chat, the new message otherwise).
-        character_id: The character (``1``: the default assistant).
-        chat_id: The chat to continue, ``"0"`` for a new one.
-        search_mode: ``"0"`` as the web chat sends it.
-
-    Returns:
-        ``characterID``, ``msgContent``, ``chatID`` and ``searchMode`` as strings.
-    """
+    """The four text fields of a chat request, in the order they are sent."""
+    # ``characterID``, ``msgContent``, ``chatID`` and ``searchMode`` as strings.
     return {
         "characterID": str(character_id),
         "msgContent": msg_content,
@@ -176,14 +167,7 @@ class V4Answer(StreamedResponse):
         options: HttpOptions,
         redact: Redactor,
     ) -> None:
-        """Wrap a response whose status and content type were checked.
-
-        Args:
-            response: The open response.
-            requested_origin: The origin the request was first sent to.
-            options: The timeouts and the call's deadline for reading the body.
-            redact: Scrubs the account's secrets from server text (errors, the title).
-        """
+        """Wrap a response whose status and content type were checked."""
         super().__init__(response, options=options, redact=redact)
         self.origin = origin_of(str(response.url))
         self.requested_origin = requested_origin
@@ -195,22 +179,12 @@ class V4Answer(StreamedResponse):
         return self.origin != self.requested_origin
 
     async def events(self) -> AsyncGenerator[list[StreamEvent], None]:
-        """Stream the answer's events, one list per network read, then read the body's rest.
-
-        After the final snapshot the server sends a close frame and ends the body; reading
-        them (for at most :data:`BODY_END_GRACE` seconds, the answer is complete by then)
-        ends the answer on the server's side before the account's next one starts, and
-        returns the connection to the pool. A server that keeps the body open is left.
-
-        Yields:
-            The decoder's non-empty event lists, :class:`~langchain_hailuo.types.FinishReason`
-            last.
-
-        Raises:
-            HailuoTimeoutError: The idle or total timeout ran out (with the partial text).
-            HailuoStreamInterruptedError: The body ended or the connection dropped mid-answer.
-            HailuoServerError: The stream reported an error.
-        """
+        """Stream the answer's events, one list per network read, then read the body's rest."""
+        # After the final snapshot the server sends a close frame and ends the body; reading them
+        # (for at most :data:`BODY_END_GRACE` seconds, the answer is complete by then) ends the
+        # answer on the server's side before the account's next one starts, and returns the
+        # connection to the pool. A server that keeps the body open is left.
+        # The decoder's non-empty event lists, :class:`~langchain_hailuo.types.FinishReason` last.
         decoder = self.decoder
         chunks = self._chunks()
         try:
@@ -250,15 +224,7 @@ class V4Client:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         session_factory: Callable[[], aiohttp.ClientSession] | None = None,
     ) -> None:
-        """Create the client.
-
-        Args:
-            options: Timeouts, retries, proxy and redirect limit (per-call options win).
-            query: Fixed values of the fingerprint query.
-            clock: Milliseconds since the epoch (tests pass a fixed clock).
-            sleep: The backoff sleep (tests pass a fake).
-            session_factory: Builds the per-loop session (default: no cookie jar).
-        """
+        """Create the client."""
         self.options = options or HttpOptions()
         self.query = query or QueryOptions()
         self._clock = clock
@@ -272,15 +238,7 @@ class V4Client:
         return self._last_unix
 
     def chat_url(self, auth: AuthResult, base_url: str) -> str:
-        """The chat URL with a fresh fingerprint query.
-
-        Args:
-            auth: The account's fingerprint.
-            base_url: The origin to send to.
-
-        Returns:
-            ``<base_url>/v4/api/chat/msg?<query>``.
-        """
+        """The chat URL with a fresh fingerprint query."""
         q = self.query
         query = build_fingerprint_query(
             auth,
@@ -293,34 +251,15 @@ class V4Client:
         return f"{base_url.rstrip('/')}{API_PATH}?{query}"
 
     def headers_for(self, auth: AuthResult, url: str, form: Mapping[str, str]) -> dict[str, str]:
-        """The headers of one chat request to ``url`` (``yy`` over the form's hashes).
-
-        Args:
-            auth: The account (token, user agent, cookies).
-            url: The absolute URL about to be requested.
-            form: The form fields.
-
-        Returns:
-            See :meth:`signed_headers`.
-        """
+        """The headers of one chat request to ``url`` (``yy`` over the form's hashes)."""
         return self.signed_headers(auth, url, get_body_to_yy(form))
 
     def signed_headers(self, auth: AuthResult, url: str, body_to_yy: str) -> dict[str, str]:
-        """The headers of one request to ``url``, ``yy`` signed over what goes on the wire.
-
-        aiohttp normalises a URL's percent-escapes before sending it, so the path and query
-        are signed in that normalised form, with the ``unix`` value the URL carries.
-
-        Args:
-            auth: The account (token, user agent, cookies).
-            url: The absolute URL about to be requested.
-            body_to_yy: The body part of ``yy``: the form's hashes (chat) or the JSON
-                body text (other calls).
-
-        Returns:
-            ``token``, ``yy``, ``user-agent``, ``referer``, ``accept``, ``accept-language``
-            and, when there are cookies, ``cookie``.
-        """
+        """The headers of one request to ``url``, ``yy`` signed over what goes on the wire."""
+        # aiohttp normalises a URL's percent-escapes before sending it, so the path and query are
+        # signed in that normalised form, with the ``unix`` value the URL carries.
+        # ``token``, ``yy``, ``user-agent``, ``referer``, ``accept``, ``accept-language`` and, when
+        # there are cookies, ``cookie``.
         wire = yarl.URL(url)
         unix = _unix_of(wire)
         yy = generate_yy_header(
@@ -350,30 +289,12 @@ class V4Client:
         base_url: str,
         options: HttpOptions | None = None,
     ) -> AsyncIterator[V4Answer]:
-        """Send one chat request and hold its answer open for streaming.
-
-        The message is sent again only when it provably did not reach the server (the
-        connection failed before anything was written, a 429), with backoff inside the
-        call's deadline; any other failure raises, saying whether the message may have
-        arrived. Redirects are followed only to the configured origin and Hailuo / MiniMax
-        hosts. The response is closed when the ``async with`` block exits, however it exits.
-
-        Args:
-            auth: The account to send as.
-            form: The form fields (see :func:`build_form`).
-            base_url: The origin to send to.
-            options: Per-call HTTP options (default: the client's).
-
-        Yields:
-            The answer, ready for :meth:`V4Answer.events`.
-
-        Raises:
-            HailuoAuthError: The token or cookies were rejected (401, 403 login/bot page).
-            HailuoRateLimitError: Still rate limited after the retries.
-            HailuoServerError: A 5xx after the retries, another 4xx, or a JSON error answer.
-            HailuoProtocolError: The answer was not an event stream (wrong base URL).
-            HailuoTimeoutError: No answer within the first-byte timeout.
-        """
+        """Send one chat request and hold its answer open for streaming."""
+        # The message is sent again only when it provably did not reach the server (the connection
+        # failed before anything was written, a 429), with backoff inside the call's deadline; any
+        # other failure raises, saying whether the message may have arrived. Redirects are followed
+        # only to the configured origin and Hailuo / MiniMax hosts. The response is closed when the
+        # ``async with`` block exits, however it exits.
         opts = (options or self.options).with_deadline()
         requested = origin_of(base_url)
         redact = Redactor.of(auth)
@@ -425,24 +346,10 @@ class V4Client:
     async def register_device(
         self, auth: AuthResult, *, base_url: str, options: HttpOptions | None = None
     ) -> DeviceIdentity:
-        """Ask the site for a device id: ``POST /v1/api/user/device/register``.
-
-        As the protocol notes describe it: a fresh random UUID goes in the JSON body and as
-        the query's ``uuid``, without a ``device_id``; the answer's ``data.deviceIDStr`` is
-        the device id. The pair is good for :data:`DEVICE_LIFETIME` seconds.
-
-        Args:
-            auth: The account (token, fingerprint).
-            base_url: The v4 origin.
-            options: Per-call HTTP options (default: the client's).
-
-        Returns:
-            The registered pair.
-
-        Raises:
-            HailuoError: Typed per status; :class:`HailuoServerError` for a non-zero
-                ``statusInfo.code``; :class:`HailuoProtocolError` when the answer has no id.
-        """
+        """Ask the site for a device id: ``POST /v1/api/user/device/register``."""
+        # As the protocol notes describe it: a fresh random UUID goes in the JSON body and as the
+        # query's ``uuid``, without a ``device_id``; the answer's ``data.deviceIDStr`` is the device
+        # id. The pair is good for :data:`DEVICE_LIFETIME` seconds.
         opts = (options or self.options).with_deadline()
         policy = RedirectPolicy.for_origins(origin_of(base_url), hosts=V4_HOSTS, domains=V4_DOMAINS)
         fresh = str(uuid_module.uuid4())
@@ -512,12 +419,7 @@ def _registered_identity(answer: Any, fresh_uuid: str, origin: str) -> DeviceIde
 
 
 async def _check_content_type(resp: aiohttp.ClientResponse) -> None:
-    """Refuse a 2xx answer that is an HTML page or a JSON error instead of a stream.
-
-    Raises:
-        HailuoProtocolError: HTML, or JSON without an error code.
-        HailuoServerError: A JSON body whose ``statusInfo.code`` reports an error.
-    """
+    """Refuse a 2xx answer that is an HTML page or a JSON error instead of a stream."""
     ctype = resp.headers.get("Content-Type", "").lower()
     origin = origin_of(str(resp.url))
     if "html" in ctype:

@@ -95,25 +95,11 @@ def plan_request(
     conversation: Conversation | None = None,
     full_history: Sequence[MessageDict] | None = None,
 ) -> RequestPlan:
-    """What a ``create_authed`` call sends: its request (:func:`request_from_dicts`), as a form.
-
-    A v4 conversation of the same account continues with only the trailing user
-    message(s) of ``messages``. Anything else (no conversation, another account's, another
-    protocol's, or one without a chat id) starts a new chat from ``full_history`` (or
-    ``messages``) folded into one prompt.
-
-    Args:
-        messages: The messages of this call.
-        auth: The account about to send.
-        conversation: The conversation to continue, if any.
-        full_history: The whole history, for starting over (default: ``messages``).
-
-    Returns:
-        The plan.
-
-    Raises:
-        HailuoConfigurationError: There is no text to send.
-    """
+    """What a ``create_authed`` call sends: its request (:func:`request_from_dicts`), as a form."""
+    # A v4 conversation of the same account continues with only the trailing user message(s) of
+    # ``messages``. Anything else (no conversation, another account's, another protocol's, or one
+    # without a chat id) starts a new chat from ``full_history`` (or ``messages``) folded into one
+    # prompt.
     request = request_from_dicts(
         messages, auth.account_fingerprint, "v4", conversation, full_history
     )
@@ -121,17 +107,7 @@ def plan_request(
 
 
 def form_for(request: TurnRequest) -> RequestPlan:
-    """The multipart form of a turn: its text, and its chat when it continues one.
-
-    Args:
-        request: The turn, as planned.
-
-    Returns:
-        The plan.
-
-    Raises:
-        HailuoConfigurationError: There is no text to send.
-    """
+    """The multipart form of a turn: its text, and its chat when it continues one."""
     conversation = request.conversation
     if conversation is not None:
         form = build_form(
@@ -150,18 +126,10 @@ def form_for(request: TurnRequest) -> RequestPlan:
 
 
 def refuse_attachments(request: TurnRequest) -> None:
-    """Refuse files and images before anything is sent: v4 has no upload this client can do.
-
-    The v4 notes describe an upload (``/v1/api/files/request_policy``, a PUT to the object
-    storage with STS credentials, ``policy_callback``, the ``form`` field) from one source,
-    without how the storage PUT is signed, so it cannot be built end to end.
-
-    Args:
-        request: The turn (its messages and the full history are checked).
-
-    Raises:
-        HailuoUnsupportedContentError: A message carries attachments.
-    """
+    """Refuse files and images before anything is sent: v4 has no upload this client can do."""
+    # The v4 notes describe an upload (``/v1/api/files/request_policy``, a PUT to the object storage
+    # with STS credentials, ``policy_callback``, the ``form`` field) from one source, without how
+    # the storage PUT is signed, so it cannot be built end to end.
     if attachments_of([*request.messages, *request.full_history]):
         raise HailuoUnsupportedContentError(
             "The Hailuo v4 web chat (protocol='v4') cannot take files or images in this "

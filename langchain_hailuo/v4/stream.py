@@ -118,12 +118,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
         redact: Callable[[str], str] | None = None,
     ) -> None:
-        """Create a decoder for one response body.
-
-        Args:
-            max_line_bytes: The longest line accepted (a line repeats the whole answer).
-            redact: Scrubs the account's secrets from the chat title (it becomes metadata).
-        """
+        """Create a decoder for one response body."""
         self._redact = redact
         self._lines = LineBuffer(max_line_bytes)
         self._event: str | None = None
@@ -151,22 +146,8 @@ class V4StreamDecoder(ErrorAfterEvents):
         return ""
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        """Decode the next chunk of the body.
-
-        Args:
-            data: Body bytes, cut anywhere (mid-line, mid-character).
-
-        Returns:
-            The events the chunk completed, in order.
-
-        Raises:
-            HailuoServerError: The stream reported an error (with the partial text).
-            HailuoResponseTooLargeError: A line passed ``max_line_bytes``.
-            HailuoProtocolError: A line's JSON was nested too deeply. When
-                events were decoded before the error in the same chunk, they are returned
-                first and the error is raised by :meth:`raise_pending` (or the next
-                :meth:`feed` / :meth:`close`).
-        """
+        """Decode the next chunk of the body."""
+        # The events the chunk completed, in order.
         self.raise_pending()
         events: list[StreamEvent] = []
         if self.finished:
@@ -181,15 +162,7 @@ class V4StreamDecoder(ErrorAfterEvents):
         return events
 
     def close(self) -> list[StreamEvent]:
-        """Signal the end of the body and decode its unterminated last line.
-
-        Returns:
-            The events of that last line.
-
-        Raises:
-            HailuoStreamInterruptedError: The body ended before the answer did.
-            HailuoServerError: The last line reported an error.
-        """
+        """Signal the end of the body and decode its unterminated last line."""
         self.raise_pending()
         events: list[StreamEvent] = []
         rest = self._lines.flush()

@@ -4,7 +4,7 @@ Every module of ``langchain_hailuo`` is parsed with ``ast``; each import of one 
 package's own modules (at module level or inside a function, absolute or relative,
 ``from . import x`` included) is an edge of the module graph. The graph must have no
 cycle, and an import made inside a function is allowed only where it defers an optional
-dependency or a CLI subcommand, each listed below with its reason.
+dependency, the transport or a CLI subcommand, each listed below with its reason.
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ ROOT = Path(langchain_hailuo.__file__).parent
 
 _CLI = "langchain_hailuo.cli"
 _REDIS = "redis is an optional dependency (the `pool` extra)"
+_TRANSPORT = "the transport (aiohttp) loads on a model's first call: import budget"
 
 # (importing module, imported module) -> why the import waits for the call: an optional
-# dependency, or one of the CLI's subcommands (each loads only what it runs).
+# dependency, the transport (kept off the package's import), or one of the CLI's
+# subcommands (each loads only what it runs).
 DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     (_CLI, "langchain_hailuo"): "`hailuo --version`",
     (_CLI, "langchain_hailuo._browser"): "`hailuo login` / `hailuo status`: the browser checks",
@@ -47,6 +49,17 @@ DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     ("langchain_hailuo.demo", "langchain_hailuo.emulator.pytest_plugin"): (
         "the pool demo's emulator accounts (aiohttp.web)"
     ),
+    ("langchain_hailuo", "langchain_hailuo.agent.provider"): _TRANSPORT,
+    ("langchain_hailuo", "langchain_hailuo.v4.provider"): _TRANSPORT,
+    ("langchain_hailuo._protocols", "langchain_hailuo.agent.provider"): _TRANSPORT,
+    ("langchain_hailuo._protocols", "langchain_hailuo.v4.provider"): _TRANSPORT,
+    ("langchain_hailuo.agent", "langchain_hailuo.agent.client"): _TRANSPORT,
+    ("langchain_hailuo.agent", "langchain_hailuo.agent.provider"): _TRANSPORT,
+    ("langchain_hailuo.agent", "langchain_hailuo.agent.stream"): (
+        "the decoder loads with its client, not with the pool's credit readout: import budget"
+    ),
+    ("langchain_hailuo.v4", "langchain_hailuo.v4.client"): _TRANSPORT,
+    ("langchain_hailuo.v4", "langchain_hailuo.v4.provider"): _TRANSPORT,
     ("langchain_hailuo.pool.scheduler", "langchain_hailuo.pool.redis_backend"): _REDIS,
     ("langchain_hailuo.serve.store", "langchain_hailuo.pool.redis_backend"): _REDIS,
 }

@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 import langchain_hailuo
 
 EXPECTED_ALL = [
@@ -52,21 +54,38 @@ def test_all_is_pinned() -> None:
         assert hasattr(langchain_hailuo, name), name
 
 
-def test_seed_names_are_importable() -> None:
+def test_the_gpt4free_signature_helpers_are_importable() -> None:
     from langchain_hailuo.v4.crypt import generate_yy_header, get_body_to_yy
 
     assert callable(generate_yy_header)
     assert callable(get_body_to_yy)
 
 
-def test_package_import_loads_no_browser_driver_and_no_emulator() -> None:
+def test_package_import_loads_no_browser_driver_no_http_stack_and_no_emulator() -> None:
+    # The import budget: the transport (aiohttp) loads on a model's first call.
     code = (
         "import sys, langchain_hailuo; "
-        "heavy = [m for m in sys.modules if m.split('.')[0] == 'nodriver' "
-        "or m.startswith('langchain_hailuo.emulator') or m == 'aiohttp.web']; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('nodriver', 'aiohttp') "
+        "or m.startswith('langchain_hailuo.emulator')]; "
         "print(','.join(heavy))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == ""
+
+
+def test_the_providers_and_clients_load_on_first_access() -> None:
+    from langchain_hailuo.agent import AgentClient, MiniMaxAgent
+    from langchain_hailuo.agent.client import AgentClient as ClientModuleAgentClient
+    from langchain_hailuo.agent.provider import MiniMaxAgent as ProviderModuleMiniMaxAgent
+    from langchain_hailuo.v4 import HailuoAI, V4Client
+    from langchain_hailuo.v4.client import V4Client as ClientModuleV4Client
+    from langchain_hailuo.v4.provider import HailuoAI as ProviderModuleHailuoAI
+
+    assert langchain_hailuo.MiniMaxAgent is MiniMaxAgent is ProviderModuleMiniMaxAgent
+    assert langchain_hailuo.HailuoAI is HailuoAI is ProviderModuleHailuoAI
+    assert AgentClient is ClientModuleAgentClient
+    assert V4Client is ClientModuleV4Client
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = langchain_hailuo.Nope
