@@ -180,39 +180,29 @@ class PoolAccount:
 def as_spec(value: Any) -> Any:
     """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
 
+    A ``str`` naming an existing file or folder, or containing a path separator, or ending
+    in ``.json``, is a path (a token is too long for a file name); any other is a token.
     ``AuthResult`` s, dicts (parsed later) and secrets are returned as they are.
     """
-    if isinstance(value, str):
-        path = _as_path(value)
-        return path if path is not None else SecretStr(value)
-    return value
-
-
-def _as_path(spec: PoolSource) -> Path | None:
-    """The path a spec names, if it names one (a token is too long for a file name)."""
-    if isinstance(spec, Path):
-        return spec.expanduser()
-    if not isinstance(spec, str):
-        return None
-    path = Path(spec).expanduser()
+    if isinstance(value, Path):
+        return value.expanduser()
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
     try:
-        return path if os.sep in spec or spec.endswith(".json") or path.exists() else None
+        named = os.sep in value or value.endswith(".json") or path.exists()
     except (OSError, ValueError):
-        return None
+        named = False
+    return path if named else SecretStr(value)
 
 
-async def _load_file(
-    path: Path, base_url: str | None, env: Mapping[str, str], *, required: bool
-) -> PoolAccount | None:
-    """The account stored in ``path`` (``None`` for an unusable file of a folder)."""
+async def _load_file(path: Path, base_url: str | None, env: Mapping[str, str]) -> PoolAccount:
+    """The account stored in ``path``."""
     manager = AuthManager(auth_file=path, base_url=base_url, env=env)
     try:
         auth = await manager.get()
     except HailuoAuthError as exc:
-        if required:
-            raise HailuoAuthError(f"Pool account file {path}: {exc.message}") from None
-        logger.warning("Skipping pool account file %s: %s", path, exc.message)
-        return None
+        raise HailuoAuthError(f"Pool account file {path}: {exc.message}") from None
     mtime = (await asyncio.to_thread(path.stat)).st_mtime
     return PoolAccount(auth.account_fingerprint, manager, str(path), path, mtime)
 
@@ -221,35 +211,38 @@ async def _expand(
     spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str], devices: Path
 ) -> list[PoolAccount]:
     """The accounts one spec stands for (a token's device pair is kept in ``devices``)."""
-    if isinstance(spec, AuthManager):
-        auth = await spec.get()
-        return [PoolAccount(auth.account_fingerprint, spec, spec.describe())]
-    if isinstance(spec, AuthResult):
-        manager = AuthManager(token=spec.token, base_url=base_url, auth_file=devices, env=env)
-        await manager.update(spec)  # keeps the whole result; never written to disk
-        return [PoolAccount(spec.account_fingerprint, manager, f"AuthResult #{index}")]
-    path = _as_path(spec)
-    if path is None:
-        token = spec if isinstance(spec, SecretStr) else SecretStr(str(spec))
-        if not token.get_secret_value().strip():
-            raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
-        manager = AuthManager(token=token, base_url=base_url, auth_file=devices, env=env)
-        auth = await manager.get()
-        return [PoolAccount(auth.account_fingerprint, manager, f"token #{index}")]
-    if path.is_dir():
-        files = sorted(p for p in path.glob("*.json") if p.is_file())
-        found = [await _load_file(p, base_url, env, required=False) for p in files]
-        accounts = [a for a in found if a is not None]
+    value = as_spec(spec)
+    if isinstance(value, Path) and value.is_dir():
+        accounts = []
+        for path in sorted(p for p in value.glob("*.json") if p.is_file()):
+            try:
+                accounts.append(await _load_file(path, base_url, env))
+            except HailuoAuthError as exc:
+                logger.warning("Skipping it: %s", exc.message)
         if not accounts:
             raise HailuoAuthError(
-                f"The pool folder {path} holds no usable auth file. Add accounts with "
+                f"The pool folder {value} holds no usable auth file. Add accounts with "
                 "`hailuo login --add NAME`."
             )
         return accounts
-    if not path.exists():
-        raise HailuoConfigurationError(f"Pool account #{index}: no such file or folder {path}.")
-    account = await _load_file(path, base_url, env, required=True)
-    return [account] if account is not None else []
+    if isinstance(value, Path):
+        if not value.exists():
+            raise HailuoConfigurationError(
+                f"Pool account #{index}: no such file or folder {value}."
+            )
+        return [await _load_file(value, base_url, env)]
+    if isinstance(value, AuthManager):
+        manager, origin = value, value.describe()
+    elif isinstance(value, AuthResult):
+        manager = AuthManager(token=value.token, base_url=base_url, auth_file=devices, env=env)
+        await manager.update(value)  # keeps the whole result; never written to disk
+        origin = f"AuthResult #{index}"
+    elif not value.get_secret_value().strip():
+        raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
+    else:
+        manager = AuthManager(token=value, base_url=base_url, auth_file=devices, env=env)
+        origin = f"token #{index}"
+    return [PoolAccount((await manager.get()).account_fingerprint, manager, origin)]
 
 
 async def load_accounts(
