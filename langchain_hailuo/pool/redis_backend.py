@@ -1,11 +1,9 @@
-"""The Redis backend: leases and cool-downs shared by every process and host of a pool.
+"""Leases and cool-downs shared in Redis by every process and host of a pool.
 
-Four Lua scripts (``lua/*.lua``, each after ``lua/common.lua``, which states the keys and
-their invariants) do the work atomically on Redis's clock, one round trip each; arguments
-and replies are JSON. A release hands the account to a waiting call, in its reply (the
-releasing loop's own) or on the waiter loop's channel ``<prefix>:freed:<loop>``; waiting
-calls also wake by their own timer at the time their failed acquire reported. The ``redis``
-package (the ``langchain-hailuo[redis]`` extra) is imported here only.
+Lua scripts (``lua/<name>.lua`` after ``lua/common.lua``, which states the keys and their
+invariants) do the work atomically, one round trip each, JSON in and out. A release hands
+the account to a waiting call: in its reply, or on the waiter's channel
+``<prefix>:freed:<loop>``; waiters also wake by their own timer. ``redis`` is imported here only.
 """
 
 from __future__ import annotations
@@ -68,13 +66,9 @@ def _import_redis() -> Any:
 
 def _cooldown(data: dict[str, Any], offset: float) -> Cooldown:
     """A stored rest, its end moved from Redis ms to this host's epoch seconds."""
-    until = data.get("until_ms")
+    until = data.pop("until_ms", None)
     return Cooldown(
-        data["kind"],
-        data.get("seconds"),
-        data.get("message", ""),
-        data.get("token"),
-        None if until is None else until / 1000.0 + offset,
+        **{"seconds": None, **data}, until=None if until is None else until / 1e3 + offset
     )
 
 
@@ -104,13 +98,12 @@ class _LoopState:
 
 
 class RedisBackend:
-    """Leases and cool-downs in Redis (see the module docstring).
+    """Leases and cool-downs in Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-    Attributes:
-        url: The Redis URL (shown only through :func:`redact_url`).
-        prefix: The key prefix (``hailuo-pool:<name>``).
-        script_calls: Scripts run in Redis for this process (for benchmarks and tests).
-        free_leases: Acquires that found a free account (for benchmarks and tests).
+    Pools of another ``name`` share nothing. ``share_grace``: seconds a new chat of a loop
+    already streaming its share of the pool leaves free accounts to other processes' calls.
+    ``script_calls`` and ``free_leases`` (acquires that found an account free) are counted
+    for benchmarks and tests.
     """
 
     renews = True
@@ -118,14 +111,7 @@ class RedisBackend:
     def __init__(
         self, url: str, *, name: str = "default", share_grace: float = SHARE_GRACE
     ) -> None:
-        """Create the backend (no connection until first use).
-
-        Args:
-            url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
-            name: The pool's name: pools of different names share nothing.
-            share_grace: Seconds a new chat of a loop already streaming its share of the
-                pool leaves the free accounts to the other processes' calls.
-        """
+        """Create the backend (no connection until first use)."""
         self._aioredis = _import_redis()
         self.url = url
         self.share_grace = share_grace

@@ -1,10 +1,7 @@
 """Where a pool's accounts come from: tokens, ``AuthResult`` s, auth files, a folder of them.
 
-``ChatHailuo(accounts=...)`` takes any mix of these; without the argument the environment
-may name a pool: ``HAILUO_TOKENS`` (comma-separated tokens) or ``HAILUO_ACCOUNTS_DIR`` (a
-folder of auth files, as ``hailuo login --add NAME`` writes them). Each account gets its
-own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token is re-read from its
-own file (another process may have logged in again), never from another account's.
+Each account gets its own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token
+is re-read from its own file (another process may have logged in again), never another's.
 """
 
 from __future__ import annotations
@@ -60,11 +57,8 @@ ENV_POOL_URL = "HAILUO_POOL_URL"
 """``redis://...``: share leases and cool-downs with other processes and hosts."""
 
 AccountSpec = SecretStr | AuthResult | Path | str
-"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files.
-
-A ``str`` that names an existing file or folder (or contains a path separator, or ends in
-``.json``) is a path; any other ``str`` is a token.
-"""
+"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files (a
+``str`` is read by :func:`as_spec`)."""
 
 PoolSource = AccountSpec | AuthManager
 """What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
@@ -75,10 +69,7 @@ _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE}
 
 
 def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder.
-
-    ``env`` defaults to ``os.environ``; the folder may not exist yet.
-    """
+    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder."""
     env = os.environ if env is None else env
     explicit = env.get(ENV_ACCOUNTS_DIR)
     return Path(explicit).expanduser() if explicit else user_config_dir(env) / "accounts"
@@ -106,10 +97,7 @@ def token_hash(auth: AuthResult) -> str:
 
 
 def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[AccountSpec] | None:
-    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither).
-
-    ``env`` defaults to ``os.environ``.
-    """
+    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither)."""
     env = os.environ if env is None else env
     tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
     if tokens:
@@ -270,15 +258,11 @@ async def load_accounts(
     accounts: dict[str, PoolAccount] = {}
     for index, spec in enumerate(specs, start=1):
         for account in await _expand(spec, index, base_url, pool_env, devices):
-            if account.name in accounts:
+            kept = accounts.setdefault(account.name, account)
+            if kept is not account:
                 logger.warning(
-                    "Pool account %s (%s) is the same account as %s; using it once.",
-                    account.name,
-                    account.origin,
-                    accounts[account.name].origin,
+                    "Pool account %s repeats %s; used once.", account.origin, kept.origin
                 )
-                continue
-            accounts[account.name] = account
     return list(accounts.values())
 
 
