@@ -137,39 +137,38 @@ class RedisBackend:
         if state is not None:
             return state
         async with self._locks.get():
-            if loop not in self._states:
-                state = await self._connect()
-                state.listener = loop.create_task(self._listen(state))
-                with self._guard:
-                    self._states[loop] = state
-            return self._states[loop]
+            if loop in self._states:
+                return self._states[loop]
+            from redis.backoff import NoBackoff  # noqa: PLC0415 - with redis.asyncio
 
-    async def _connect(self) -> _LoopState:
-        """A bounded connection pool, the scripts and the subscription, for this loop."""
-        from redis.asyncio.retry import Retry  # noqa: PLC0415 - with redis.asyncio
-        from redis.backoff import NoBackoff  # noqa: PLC0415
-
-        # A script is never sent twice (it may have run); the connection pool replaces a
-        # dead idle connection before use.
-        connections = self._aioredis.BlockingConnectionPool.from_url(
-            self.url, max_connections=_MAX_CONNECTIONS, timeout=None, retry=Retry(NoBackoff(), 0)
-        )
-        client = self._aioredis.Redis.from_pool(connections)
-        folder = resources.files("langchain_hailuo.pool") / "lua"
-        common = (folder / "common.lua").read_text()
-        scripts = {
-            name: client.register_script(common + (folder / f"{name}.lua").read_text())
-            for name in ("acquire", "release", "renew", "status")
-        }
-        state = _LoopState(client, client.pubsub(ignore_subscribe_messages=True), new_id(), scripts)
-        try:
-            await state.pubsub.subscribe(f"{self.prefix}:freed:{state.key}")
-        except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
-            with contextlib.suppress(Exception):
-                await state.pubsub.aclose()
-                await client.aclose()
-            raise self._unreachable(exc) from None
-        return state
+            # A script is never sent twice (it may have run); the connection pool replaces
+            # a dead idle connection before use.
+            retry = self._aioredis.retry.Retry(NoBackoff(), 0)
+            client = self._aioredis.Redis.from_pool(
+                self._aioredis.BlockingConnectionPool.from_url(
+                    self.url, max_connections=_MAX_CONNECTIONS, timeout=None, retry=retry
+                )
+            )
+            folder = resources.files("langchain_hailuo.pool") / "lua"
+            common = (folder / "common.lua").read_text()
+            scripts = {
+                name: client.register_script(common + (folder / f"{name}.lua").read_text())
+                for name in ("acquire", "release", "renew", "status")
+            }
+            state = _LoopState(
+                client, client.pubsub(ignore_subscribe_messages=True), new_id(), scripts
+            )
+            try:
+                await state.pubsub.subscribe(f"{self.prefix}:freed:{state.key}")
+            except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
+                with contextlib.suppress(Exception):
+                    await state.pubsub.aclose()
+                    await client.aclose()
+                raise self._unreachable(exc) from None
+            state.listener = loop.create_task(self._listen(state))
+            with self._guard:
+                self._states[loop] = state
+            return state
 
     async def _listen(self, state: _LoopState) -> None:
         """Take the accounts other loops' releases hand to this loop's waiters."""
@@ -178,10 +177,8 @@ class RedisBackend:
                 self._hand_over(state, *message["data"].decode().split(" "))
         except Exception:  # a lost connection: waiters still wake at their deadlines
             logger.warning("The pool's Redis subscription ended", exc_info=True)
-            with self._guard:
-                for loop, known in list(self._states.items()):
-                    if known is state:
-                        del self._states[loop]
+            with self._guard:  # this task runs on the state's loop
+                self._states.pop(asyncio.get_running_loop(), None)
 
     def _hand_over(self, state: _LoopState, waiter: str, account: str, lease_id: str) -> None:
         """Wake the waiter a release chose; if it left, another of this loop, else give back."""
