@@ -206,7 +206,7 @@ async def _expand(
             try:
                 accounts.append(await _load_file(path, base_url, env))
             except HailuoAuthError as exc:
-                logger.warning("Skipping it: %s", exc.message)
+                logger.warning("Skipped: %s", exc.message)
         if not accounts:
             raise HailuoAuthError(
                 f"The pool folder {value} holds no usable auth file. Add accounts with "
