@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import textwrap
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,6 +20,7 @@ from langchain_hailuo.pool.scheduler import AccountPool, format_time
 from langchain_hailuo.pool.sources import (
     ENV_POOL_URL,
     AccountSpec,
+    PoolAccount,
     default_accounts_dir,
     pool_specs_from_env,
 )
@@ -26,8 +28,6 @@ from langchain_hailuo.pool.sources import (
 __all__ = ["add_pool_parser", "run_pool_command"]
 
 logger = logging.getLogger(__name__)
-
-_ERROR_WIDTH = 60
 
 
 def add_pool_parser(sub: argparse._SubParsersAction[Any]) -> None:
@@ -42,7 +42,6 @@ def add_pool_parser(sub: argparse._SubParsersAction[Any]) -> None:
     )
     status.add_argument(
         "--accounts-dir",
-        default=None,
         help="a folder of auth files (default: HAILUO_TOKENS, HAILUO_ACCOUNTS_DIR or the "
         "per-user accounts folder)",
     )
@@ -52,11 +51,8 @@ def _specs(accounts_dir: str | None) -> list[AccountSpec]:
     """The accounts to show: the folder given, else the environment, else the default folder."""
     if accounts_dir:
         return [Path(accounts_dir)]
-    from_env = pool_specs_from_env()
-    if from_env is not None:
-        return from_env
     folder = default_accounts_dir()
-    return [folder] if folder.is_dir() and any(folder.glob("*.json")) else []
+    return pool_specs_from_env() or ([folder] if any(folder.glob("*.json")) else [])
 
 
 def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
@@ -68,26 +64,24 @@ def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
         if s.cooling is not None:
             until = format_time(s.cooling_until, now=now)
             state = "auth: log in again" if s.cooling == "auth" else f"{s.cooling} until {until}"
-        error = (s.last_error or "-").replace("\n", " ")
-        error = error if len(error) <= _ERROR_WIDTH else error[: _ERROR_WIDTH - 3] + "..."
+        error = textwrap.shorten(s.last_error or "-", 60, placeholder="...")
         print(f"{s.account:<18} {s.streams:>7} {s.served:>7}  {state:<38} {error}", file=out)
     for s in statuses:
         print(f"credits  {s.account:<18} {s.credits or 'not read'}", file=out)
 
 
-async def _read_credits(accounts: list[Any]) -> None:
+async def _read_credits(accounts: list[PoolAccount]) -> None:
     """Read each Agent account's plan and credits once (§7.3); a failure is only noted."""
     client = AgentClient()
     try:
         for account in accounts:
             try:
-                auth = await account.manager.get()
-                if auth.protocol not in {None, "agent"}:
-                    continue
-                auth = await prepare_credentials(auth, "agent", account.manager)
-                settings = AgentSettings(base_url=auth.api_origin or AgentSettings().base_url)
-                auth = await client.bootstrap(auth, settings=settings)
-                await read_credits(client, auth, settings=settings)
+                auth = await account.auth()
+                if auth.protocol in {None, "agent"}:
+                    auth = await prepare_credentials(auth, "agent", account.manager)
+                    settings = AgentSettings(base_url=auth.api_origin or AgentSettings().base_url)
+                    auth = await client.bootstrap(auth, settings=settings)
+                    await read_credits(client, auth, settings=settings)
             except HailuoError as exc:
                 logger.info("credits of %s not read: %s", account.name, type(exc).__name__)
     finally:
@@ -96,8 +90,7 @@ async def _read_credits(accounts: list[Any]) -> None:
 
 async def _status(args: argparse.Namespace, out: TextIO) -> int:
     """Print the table; 1 when there is no pool to show."""
-    specs = _specs(args.accounts_dir)
-    url: str | None = args.pool_url or None
+    specs, url = _specs(args.accounts_dir), args.pool_url or None
     if not specs and url is None:
         print(
             "No pool: no accounts folder, HAILUO_TOKENS or HAILUO_ACCOUNTS_DIR. Add accounts "
@@ -109,14 +102,12 @@ async def _status(args: argparse.Namespace, out: TextIO) -> int:
     try:
         if specs:
             await _read_credits(await pool.accounts())
-            statuses = await pool.astatus()
-        else:  # only what other processes registered in Redis
-            statuses = await pool.backend.status([])
+        # Without accounts here: only what other processes registered in Redis.
+        statuses = await (pool.astatus() if specs else pool.backend.status([]))
     finally:
         await pool.aclose()
     where = repr(pool.backend) if url else "this process only (set HAILUO_POOL_URL to share)"
-    print(f"pool:     {where}", file=out)
-    print(f"accounts: {len(statuses)}", file=out)
+    print(f"pool:     {where}\naccounts: {len(statuses)}", file=out)
     _print_table(statuses, out)
     return 0
 

@@ -1,8 +1,8 @@
-"""Account health: which failures cool an account down, and for how long (pure)."""
+"""Which failures cool an account down, and for how long (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from langchain_hailuo.errors import HailuoAuthError, HailuoQuotaError, HailuoRateLimitError
@@ -50,8 +50,7 @@ class Cooldown:
 
     def started(self, now: float) -> Cooldown:
         """This cool-down recorded at ``now`` (its ``until`` set from ``seconds``)."""
-        until = None if self.seconds is None else now + self.seconds
-        return Cooldown(self.kind, self.seconds, self.message, self.token, until)
+        return replace(self, until=None if self.seconds is None else now + self.seconds)
 
     def blocks(self, token: str | None, now: float) -> bool:
         """Whether it still keeps the account (with this token) from answering at ``now``."""
@@ -63,19 +62,15 @@ class Cooldown:
 def cooldown_for(
     error: BaseException, settings: HealthSettings, token: str | None
 ) -> Cooldown | None:
-    """The rest ``error`` calls for, with the hash of the ``token`` used (``None``: none).
+    """The rest ``error`` calls for (``None``: the account is fine, the call was not).
 
-    ``None`` means the account is fine and the call was not.
+    ``token`` is the hash of the token used, which a new login replaces.
     """
     if isinstance(error, HailuoQuotaError):
         return Cooldown("quota", settings.quota_cooldown, error.message)
     if isinstance(error, HailuoRateLimitError):
-        seconds = error.retry_after
-        return Cooldown(
-            "rate_limit",
-            settings.rate_limit_cooldown if seconds is None else seconds,
-            error.message,
-        )
+        wait = settings.rate_limit_cooldown if error.retry_after is None else error.retry_after
+        return Cooldown("rate_limit", wait, error.message)
     if isinstance(error, HailuoAuthError):
         return Cooldown("auth", None, error.message, token=token)
     return None

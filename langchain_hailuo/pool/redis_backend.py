@@ -1,14 +1,9 @@
-"""The Redis backend: leases and cool-downs shared by every process and host of a pool.
+"""Leases and cool-downs shared in Redis by every process and host of a pool.
 
-Four Lua scripts do the work atomically, on Redis's clock, one round trip each on redis-py's
-own client: ``acquire``, ``release``, ``renew`` and ``status`` (``lua/*.lua``, each after
-``lua/common.lua``, which names the keys, states their invariants and ends expired leases).
-Arguments and replies are JSON objects. A release hands the account, as a lease of its own,
-to a waiting call: of the releasing event loop (in the reply) while that loop streams less
-than its part of the pool, else of the loop streaming the fewest answers (told on its
-channel ``<prefix>:freed:<loop>``). Waiting calls also wake, untold, at the earliest rest
-end or lease expiry their failed acquire reported: nothing polls. The ``redis`` package
-(the ``langchain-hailuo[redis]`` extra) is imported here only.
+Lua scripts (``lua/<name>.lua`` after ``lua/common.lua``, which states the keys and their
+invariants) do the work atomically, one round trip each, JSON in and out. A release hands
+the account to a waiting call: in its reply, or on the waiter's channel
+``<prefix>:freed:<loop>``; waiters also wake by their own timer. ``redis`` is imported here only.
 """
 
 from __future__ import annotations
@@ -21,10 +16,10 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from langchain_hailuo.errors import HailuoConfigurationError, HailuoPoolUnavailableError
 from langchain_hailuo.pool.backend import (
@@ -54,11 +49,8 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    user = f"{parts.username}:***@" if parts.username else ":***@"
-    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+    user = f"{parts.username or ''}:***@"
+    return parts._replace(netloc=user + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _import_redis() -> Any:
@@ -74,16 +66,15 @@ def _import_redis() -> Any:
 
 def _cooldown(data: dict[str, Any], offset: float) -> Cooldown:
     """A stored rest, its end moved from Redis ms to this host's epoch seconds."""
-    until_ms = data.get("until_ms")
-    until = None if until_ms is None else until_ms / 1000.0 + offset
+    until = data.pop("until_ms", None)
     return Cooldown(
-        data["kind"], data.get("seconds"), str(data.get("message", "")), data.get("token"), until
+        **{"seconds": None, **data}, until=None if until is None else until / 1e3 + offset
     )
 
 
 @dataclass
 class _LoopState:
-    """One event loop's client, scripts, listener and id (``key``: its ids start ``<key>:``)."""
+    """One event loop's client, scripts and listener; its ids start ``<key>:``."""
 
     client: Any
     pubsub: Any
@@ -100,20 +91,19 @@ class _LoopState:
         return task
 
     def _done(self, task: asyncio.Future[Any]) -> None:
-        """Forget a finished task (its failure was its caller's to see, if still there)."""
+        """Forget a finished task (its failure was its caller's to see)."""
         self.tasks.discard(task)
         if not task.cancelled():
             task.exception()
 
 
 class RedisBackend:
-    """Leases and cool-downs in Redis (see the module docstring).
+    """Leases and cool-downs in Redis at ``url`` (``redis://``, ``rediss://``, ``unix://``).
 
-    Attributes:
-        url: The Redis URL (shown only through :func:`redact_url`).
-        prefix: The key prefix (``hailuo-pool:<name>``).
-        script_calls: Scripts run in Redis for this process (for benchmarks and tests).
-        free_leases: Acquires that found a free account (for benchmarks and tests).
+    Pools of another ``name`` share nothing. ``share_grace``: seconds a new chat of a loop
+    already streaming its share of the pool leaves free accounts to other processes' calls.
+    ``script_calls`` and ``free_leases`` (acquires that found an account free) are counted
+    for benchmarks and tests.
     """
 
     renews = True
@@ -121,14 +111,7 @@ class RedisBackend:
     def __init__(
         self, url: str, *, name: str = "default", share_grace: float = SHARE_GRACE
     ) -> None:
-        """Create the backend (no connection until first use).
-
-        Args:
-            url: ``redis://[:password@]host:port/db`` (or ``rediss://``, ``unix://``).
-            name: The pool's name: pools of different names share nothing.
-            share_grace: Seconds a new chat of a loop already streaming its share of the
-                pool leaves the free accounts to the other processes' calls.
-        """
+        """Create the backend (no connection until first use)."""
         self._aioredis = _import_redis()
         self.url = url
         self.share_grace = share_grace
@@ -154,55 +137,48 @@ class RedisBackend:
         if state is not None:
             return state
         async with self._locks.get():
-            state = self._states.get(loop)
-            if state is None:
-                state = await self._connect()
-                state.listener = loop.create_task(self._listen(state))
-                with self._guard:
-                    self._states[loop] = state
+            if loop in self._states:
+                return self._states[loop]
+            from redis.backoff import NoBackoff  # noqa: PLC0415 - with redis.asyncio
+
+            # A script is never sent twice (it may have run); the connection pool replaces
+            # a dead idle connection before use.
+            retry = self._aioredis.retry.Retry(NoBackoff(), 0)
+            client = self._aioredis.Redis.from_pool(
+                self._aioredis.BlockingConnectionPool.from_url(
+                    self.url, max_connections=_MAX_CONNECTIONS, timeout=None, retry=retry
+                )
+            )
+            folder = resources.files("langchain_hailuo.pool") / "lua"
+            common = (folder / "common.lua").read_text()
+            scripts = {
+                name: client.register_script(common + (folder / f"{name}.lua").read_text())
+                for name in ("acquire", "release", "renew", "status")
+            }
+            state = _LoopState(
+                client, client.pubsub(ignore_subscribe_messages=True), new_id(), scripts
+            )
+            try:
+                await state.pubsub.subscribe(f"{self.prefix}:freed:{state.key}")
+            except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
+                with contextlib.suppress(Exception):
+                    await state.pubsub.aclose()
+                    await client.aclose()
+                raise self._unreachable(exc) from None
+            state.listener = loop.create_task(self._listen(state))
+            with self._guard:
+                self._states[loop] = state
             return state
 
-    async def _connect(self) -> _LoopState:
-        """Connect this loop: a bounded connection pool, the scripts, the subscription."""
-        from redis.asyncio.retry import Retry  # noqa: PLC0415 - with redis.asyncio
-        from redis.backoff import NoBackoff  # noqa: PLC0415
-
-        # A script is never sent twice (it may have run); a dead idle connection is
-        # replaced by the connection pool before use.
-        connections = self._aioredis.BlockingConnectionPool.from_url(
-            self.url, max_connections=_MAX_CONNECTIONS, timeout=None, retry=Retry(NoBackoff(), 0)
-        )
-        client = self._aioredis.Redis.from_pool(connections)
-        folder = resources.files("langchain_hailuo.pool") / "lua"
-        common = (folder / "common.lua").read_text()
-        scripts = {
-            name: client.register_script(common + (folder / f"{name}.lua").read_text())
-            for name in ("acquire", "release", "renew", "status")
-        }
-        key = new_id()
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        try:
-            await pubsub.subscribe(f"{self.prefix}:freed:{key}")
-        except Exception as exc:  # noqa: BLE001 - any failure to connect means one thing
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()
-                await client.aclose()
-            raise self._unreachable(exc) from None
-        return _LoopState(client, pubsub, key, scripts)
-
     async def _listen(self, state: _LoopState) -> None:
-        """Take the accounts handed to this loop's waiters by other loops' releases."""
+        """Take the accounts other loops' releases hand to this loop's waiters."""
         try:
             async for message in state.pubsub.listen():
-                if message.get("type") == "message":
-                    waiter, account, lease_id = message["data"].decode().split(" ")
-                    self._hand_over(state, waiter, account, lease_id)
+                self._hand_over(state, *message["data"].decode().split(" "))
         except Exception:  # a lost connection: waiters still wake at their deadlines
             logger.warning("The pool's Redis subscription ended", exc_info=True)
-            with self._guard:
-                for loop, known in list(self._states.items()):
-                    if known is state:
-                        del self._states[loop]
+            with self._guard:  # this task runs on the state's loop
+                self._states.pop(asyncio.get_running_loop(), None)
 
     def _hand_over(self, state: _LoopState, waiter: str, account: str, lease_id: str) -> None:
         """Wake the waiter a release chose; if it left, another of this loop, else give back."""
@@ -332,10 +308,7 @@ class RedisBackend:
             "client": state.key,
         }
         if cooldown is not None:  # Lua's cjson reads a JSON null as true: absent instead
-            cool = {"kind": cooldown.kind, "seconds": cooldown.seconds, "message": cooldown.message}
-            call["cool"] = {
-                k: v for k, v in {**cool, "token": cooldown.token}.items() if v is not None
-            }
+            call["cool"] = {k: v for k, v in asdict(cooldown).items() if v is not None}
 
         async def run() -> None:
             reply = await self._run(state, "release", call)
@@ -384,24 +357,22 @@ class RedisBackend:
         ]
 
     async def aclose(self) -> None:
-        """Close this loop's connections (after its background work)."""
+        """Close this loop's connections (after its background work, which uses them)."""
         loop = asyncio.get_running_loop()
         state = self._states.get(loop)
         if state is None:
             return
-        while state.tasks:  # give-backs first: they use this loop's connections
+        while state.tasks:
             await asyncio.gather(*state.tasks, return_exceptions=True)
         with self._guard:
-            if self._states.get(loop) is state:
-                del self._states[loop]
+            self._states.pop(loop, None)
         if state.listener is not None:
             state.listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await state.listener
-        with contextlib.suppress(Exception):
-            await state.pubsub.aclose()
-        with contextlib.suppress(Exception):
-            await state.client.aclose()
+        for closing in (state.pubsub, state.client):
+            with contextlib.suppress(Exception):
+                await closing.aclose()
 
 
 _BACKENDS: dict[tuple[str, str], RedisBackend] = {}
@@ -411,7 +382,6 @@ _BACKENDS_GUARD = threading.Lock()
 def redis_backend(url: str, name: str = "default") -> RedisBackend:
     """The process's backend for ``(url, name)`` (one per pool, shared by its models)."""
     with _BACKENDS_GUARD:
-        backend = _BACKENDS.get((url, name))
-        if backend is None:
-            backend = _BACKENDS[url, name] = RedisBackend(url, name=name)
-        return backend
+        if (url, name) not in _BACKENDS:
+            _BACKENDS[url, name] = RedisBackend(url, name=name)
+        return _BACKENDS[url, name]

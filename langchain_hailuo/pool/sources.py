@@ -1,10 +1,7 @@
 """Where a pool's accounts come from: tokens, ``AuthResult`` s, auth files, a folder of them.
 
-``ChatHailuo(accounts=...)`` takes any mix of these; without the argument the environment
-may name a pool: ``HAILUO_TOKENS`` (comma-separated tokens) or ``HAILUO_ACCOUNTS_DIR`` (a
-folder of auth files, as ``hailuo login --add NAME`` writes them). Each account gets its
-own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token is re-read from its
-own file (another process may have logged in again), never from another account's.
+Each account gets its own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token
+is re-read from its own file (another process may have logged in again), never another's.
 """
 
 from __future__ import annotations
@@ -60,11 +57,8 @@ ENV_POOL_URL = "HAILUO_POOL_URL"
 """``redis://...``: share leases and cool-downs with other processes and hosts."""
 
 AccountSpec = SecretStr | AuthResult | Path | str
-"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files.
-
-A ``str`` that names an existing file or folder (or contains a path separator, or ends in
-``.json``) is a path; any other ``str`` is a token.
-"""
+"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files (a
+``str`` is read by :func:`as_spec`)."""
 
 PoolSource = AccountSpec | AuthManager
 """What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
@@ -75,10 +69,7 @@ _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE}
 
 
 def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder.
-
-    ``env`` defaults to ``os.environ``; the folder may not exist yet.
-    """
+    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder."""
     env = os.environ if env is None else env
     explicit = env.get(ENV_ACCOUNTS_DIR)
     return Path(explicit).expanduser() if explicit else user_config_dir(env) / "accounts"
@@ -106,10 +97,7 @@ def token_hash(auth: AuthResult) -> str:
 
 
 def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[AccountSpec] | None:
-    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither).
-
-    ``env`` defaults to ``os.environ``.
-    """
+    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither)."""
     env = os.environ if env is None else env
     tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
     if tokens:
@@ -180,39 +168,29 @@ class PoolAccount:
 def as_spec(value: Any) -> Any:
     """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
 
+    A ``str`` naming an existing file or folder, or containing a path separator, or ending
+    in ``.json``, is a path (a token is too long for a file name); any other is a token.
     ``AuthResult`` s, dicts (parsed later) and secrets are returned as they are.
     """
-    if isinstance(value, str):
-        path = _as_path(value)
-        return path if path is not None else SecretStr(value)
-    return value
-
-
-def _as_path(spec: PoolSource) -> Path | None:
-    """The path a spec names, if it names one (a token is too long for a file name)."""
-    if isinstance(spec, Path):
-        return spec.expanduser()
-    if not isinstance(spec, str):
-        return None
-    path = Path(spec).expanduser()
+    if isinstance(value, Path):
+        return value.expanduser()
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
     try:
-        return path if os.sep in spec or spec.endswith(".json") or path.exists() else None
+        named = os.sep in value or value.endswith(".json") or path.exists()
     except (OSError, ValueError):
-        return None
+        named = False
+    return path if named else SecretStr(value)
 
 
-async def _load_file(
-    path: Path, base_url: str | None, env: Mapping[str, str], *, required: bool
-) -> PoolAccount | None:
-    """The account stored in ``path`` (``None`` for an unusable file of a folder)."""
+async def _load_file(path: Path, base_url: str | None, env: Mapping[str, str]) -> PoolAccount:
+    """The account stored in ``path``."""
     manager = AuthManager(auth_file=path, base_url=base_url, env=env)
     try:
         auth = await manager.get()
     except HailuoAuthError as exc:
-        if required:
-            raise HailuoAuthError(f"Pool account file {path}: {exc.message}") from None
-        logger.warning("Skipping pool account file %s: %s", path, exc.message)
-        return None
+        raise HailuoAuthError(f"Pool account file {path}: {exc.message}") from None
     mtime = (await asyncio.to_thread(path.stat)).st_mtime
     return PoolAccount(auth.account_fingerprint, manager, str(path), path, mtime)
 
@@ -221,35 +199,38 @@ async def _expand(
     spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str], devices: Path
 ) -> list[PoolAccount]:
     """The accounts one spec stands for (a token's device pair is kept in ``devices``)."""
-    if isinstance(spec, AuthManager):
-        auth = await spec.get()
-        return [PoolAccount(auth.account_fingerprint, spec, spec.describe())]
-    if isinstance(spec, AuthResult):
-        manager = AuthManager(token=spec.token, base_url=base_url, auth_file=devices, env=env)
-        await manager.update(spec)  # keeps the whole result; never written to disk
-        return [PoolAccount(spec.account_fingerprint, manager, f"AuthResult #{index}")]
-    path = _as_path(spec)
-    if path is None:
-        token = spec if isinstance(spec, SecretStr) else SecretStr(str(spec))
-        if not token.get_secret_value().strip():
-            raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
-        manager = AuthManager(token=token, base_url=base_url, auth_file=devices, env=env)
-        auth = await manager.get()
-        return [PoolAccount(auth.account_fingerprint, manager, f"token #{index}")]
-    if path.is_dir():
-        files = sorted(p for p in path.glob("*.json") if p.is_file())
-        found = [await _load_file(p, base_url, env, required=False) for p in files]
-        accounts = [a for a in found if a is not None]
+    value = as_spec(spec)
+    if isinstance(value, Path) and value.is_dir():
+        accounts = []
+        for path in sorted(p for p in value.glob("*.json") if p.is_file()):
+            try:
+                accounts.append(await _load_file(path, base_url, env))
+            except HailuoAuthError as exc:
+                logger.warning("Skipped: %s", exc.message)
         if not accounts:
             raise HailuoAuthError(
-                f"The pool folder {path} holds no usable auth file. Add accounts with "
+                f"The pool folder {value} holds no usable auth file. Add accounts with "
                 "`hailuo login --add NAME`."
             )
         return accounts
-    if not path.exists():
-        raise HailuoConfigurationError(f"Pool account #{index}: no such file or folder {path}.")
-    account = await _load_file(path, base_url, env, required=True)
-    return [account] if account is not None else []
+    if isinstance(value, Path):
+        if not value.exists():
+            raise HailuoConfigurationError(
+                f"Pool account #{index}: no such file or folder {value}."
+            )
+        return [await _load_file(value, base_url, env)]
+    if isinstance(value, AuthManager):
+        manager, origin = value, value.describe()
+    elif isinstance(value, AuthResult):
+        manager = AuthManager(token=value.token, base_url=base_url, auth_file=devices, env=env)
+        await manager.update(value)  # keeps the whole result; never written to disk
+        origin = f"AuthResult #{index}"
+    elif not value.get_secret_value().strip():
+        raise HailuoConfigurationError(f"Pool account #{index} is an empty token.")
+    else:
+        manager = AuthManager(token=value, base_url=base_url, auth_file=devices, env=env)
+        origin = f"token #{index}"
+    return [PoolAccount((await manager.get()).account_fingerprint, manager, origin)]
 
 
 async def load_accounts(
@@ -277,15 +258,11 @@ async def load_accounts(
     accounts: dict[str, PoolAccount] = {}
     for index, spec in enumerate(specs, start=1):
         for account in await _expand(spec, index, base_url, pool_env, devices):
-            if account.name in accounts:
+            kept = accounts.setdefault(account.name, account)
+            if kept is not account:
                 logger.warning(
-                    "Pool account %s (%s) is the same account as %s; using it once.",
-                    account.name,
-                    account.origin,
-                    accounts[account.name].origin,
+                    "Pool account %s repeats %s; used once.", account.origin, kept.origin
                 )
-                continue
-            accounts[account.name] = account
     return list(accounts.values())
 
 

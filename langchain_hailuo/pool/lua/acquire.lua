@@ -1,11 +1,8 @@
--- Lease the least-loaded healthy candidate under its limit, or queue the waiter.
--- call: {lease, ttl (ms), limit, candidates = {{name, token hash or ''}, ...} (ties go to
--- the first), waiter ('': none), within (ms the waiter may wait; -1: no limit), hold (ms
--- left of the share grace: while the caller's client streams its share of the pool, the
--- free accounts are left to the other clients' calls until then; the others held back wait
--- for a release, as a call that found none free does)}.
--- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling =
--- {name = cool-down}}.
+-- Lease the least-loaded healthy candidate under its limit (ties: the first), or queue the
+-- waiter. call: {lease, ttl, limit, candidates = {{name, token hash or ''}, ...}, waiter
+-- ('': none), within (ms it may wait; -1: no limit), hold (ms left of the share grace: while
+-- the caller's client streams its share, free accounts stay with the other clients' calls)}.
+-- Reply: {now, account} when leased, else {now, busy, wake (ms, or absent), cooling}.
 local names, rests = {}, {}
 for i, candidate in ipairs(call.candidates) do
   names[i], rests[i] = candidate[1], P .. ':cool:' .. candidate[1]
@@ -15,24 +12,22 @@ local loads = redis.call('HMGET', LOAD, unpack(names))
 redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
 local best, best_load, free
 local busy, wake, cooling = false, nil, {}
+local function wake_by(ms) if ms and (not wake or ms < wake) then wake = ms end end
 for i, name in ipairs(names) do
-  local token = call.candidates[i][2]
-  local cool = cools[i] and cjson.decode(cools[i])
+  local token, cool = call.candidates[i][2], cools[i] and cjson.decode(cools[i])
   if cool and cool.kind == 'auth' and token ~= '' and token ~= cool.token then
     redis.call('DEL', rests[i])  -- logged in again: the rejected token's rest is over
     cool = nil
   end
+  local load = tonumber(loads[i] or '0')
   if cool then
     cooling[name] = cool
-    if cool.until_ms and (not wake or cool.until_ms < wake) then wake = cool.until_ms end
+    wake_by(cool.until_ms)
+  elseif load >= call.limit then
+    busy = true
   else
-    local load = tonumber(loads[i] or '0')
-    if load >= call.limit then
-      busy = true
-    else
-      free = (free or 0) + 1
-      if not best or load < best_load then best, best_load = name, load end
-    end
+    free = (free or 0) + 1
+    if not best or load < best_load then best, best_load = name, load end
   end
 end
 if best and call.hold > 0  -- the caller streams its share: slots / clients, rounded up
@@ -41,7 +36,7 @@ if best and call.hold > 0  -- the caller streams its share: slots / clients, rou
   local held = P .. ':held:' .. client_of(call.lease)  -- the client's calls held back now
   if redis.call('INCR', held) <= free then  -- as many look again at the grace's end as are free
     redis.call('PEXPIRE', held, call.hold)
-    if not wake or now + call.hold < wake then wake = now + call.hold end
+    wake_by(now + call.hold)
   end
 end
 if best then
@@ -50,8 +45,7 @@ if best then
   return cjson.encode({now = now, account = best})
 end
 if busy then  -- the first lease to expire (a dead worker's frees its account then)
-  local first = tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2])
-  if first and (not wake or first < wake) then wake = first end
+  wake_by(tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2]))
 end
 if call.waiter ~= '' then
   local client = client_of(call.waiter)

@@ -1,20 +1,20 @@
 -- End a lease, count the answer, record the error and a rest; else hand the account, as its
--- own new lease, to a waiter: the releasing client's own when it is within its part of the
--- pool, else, of the clients with one that can use it, the client streaming the fewest
--- answers (ties: the oldest waiter), so answers spread over the processes.
+-- own new lease, to a waiter: the releasing client's own while it streams less than its
+-- part of the pool, else the client streaming the fewest (ties: the oldest waiter).
 -- call: {account, lease, served, error ('': none), cool (absent, or {kind, seconds (absent:
--- until logged in again), message, token}), limit, grant (the waiter's lease id, without
--- its client), client (the releasing one)}.
--- Reply: {waiter, lease} when handed to a waiter of the releasing client (the others hear
--- it on their channel P:freed:<client>, as '<waiter> <account> <lease>'), else {}.
+-- until logged in again), message, token}), limit, grant (the new lease's id without its
+-- client), client (the releasing one)}. Reply: {waiter, lease} when handed to the releasing
+-- client's own waiter, else {} (another client hears '<waiter> <account> <lease>' on
+-- P:freed:<client>).
 local account = call.account
-local ended = redis.call('ZSCORE', LEASES, account .. ' ' .. call.lease) ~= false
-if ended then drop(account .. ' ' .. call.lease) end
+local member = account .. ' ' .. call.lease
+local ended = redis.call('ZSCORE', LEASES, member) ~= false
+if ended then drop(member) end
 local stats = P .. ':stats:' .. account
 if call.served then redis.call('HINCRBY', stats, 'served', 1) end
 if call.error ~= '' then redis.call('HSET', stats, 'last_error', call.error) end
+local rest = P .. ':cool:' .. account
 if call.cool then
-  local rest = P .. ':cool:' .. account
   if call.cool.seconds then
     local ms = math.max(1, math.floor(call.cool.seconds * 1000))
     call.cool.until_ms = now + ms
@@ -24,16 +24,14 @@ if call.cool then
   end
   return '{}'
 end
--- A lease that had expired (the account may be someone else's now), a resting or a full
--- account: no hand-over (waiters wake by their own timers at a rest's end).
-if not ended or redis.call('EXISTS', P .. ':cool:' .. account) == 1
-    or load_of(account) >= call.limit then
+-- An expired lease (the account may be someone else's now), a resting or a full account:
+-- no hand-over (waiters wake by their own timers at a rest's end).
+if not ended or redis.call('EXISTS', rest) == 1 or load_of(account) >= call.limit then
   return '{}'
 end
 local needle = '\n' .. account .. '\n'
 local function oldest_wanting(client)  -- the client's oldest live call that wants the account
-  local queue = P .. ':queue:' .. client
-  local entries = redis.call('ZRANGE', queue, 0, -1, 'WITHSCORES')
+  local entries = redis.call('ZRANGE', P .. ':queue:' .. client, 0, -1, 'WITHSCORES')
   if #entries == 0 then redis.call('SREM', P .. ':waiting', client) end
   for i = 1, #entries, 2 do
     local want = redis.call('HGET', P .. ':want', entries[i])
@@ -45,9 +43,8 @@ local function oldest_wanting(client)  -- the client's oldest live call that wan
     end
   end
 end
--- A client streaming less than its part of the pool (the registered accounts' slots over
--- the clients listening, rounded down) keeps the account for its own oldest waiter: the
--- other clients get at least their part too, and the hand-over needs no pub/sub hop.
+-- Its part: the registered accounts' slots over the clients listening, rounded down. Kept
+-- for its own waiter, the hand-over needs no pub/sub hop; the others get their part too.
 local slots = redis.call('SCARD', P .. ':accounts') * call.limit
 local keeps = streams_of(call.client) < math.floor(slots / listening())
 while true do

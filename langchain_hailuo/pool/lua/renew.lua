@@ -1,5 +1,5 @@
--- Push leases' expiry on. call: {ttl (ms), leases = {{account, lease}, ...}}.
--- Reply: per lease, whether it was still held (one that had expired stays ended).
+-- Push leases' expiry on. call: {ttl, leases = {{account, lease}, ...}}; reply: per lease,
+-- whether it was still held (an expired one stays ended).
 local held = {}
 for i, lease in ipairs(call.leases) do
   local member = lease[1] .. ' ' .. lease[2]
