@@ -18,11 +18,10 @@ import logging
 import uuid as uuid_lib
 from collections.abc import (
     AsyncGenerator,
-    Callable,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, aclosing
+from contextlib import aclosing
 from typing import Any, cast
 
 from langchain_core.language_models.chat_models import generate_from_stream
@@ -471,7 +470,6 @@ class Answer:
         protocol: The protocol in use.
         tools: The call's bound tools / structured output.
         stop: The stop strings.
-        slot: Opens the account's slot for one turn (released between turns).
         call_kwargs: More keyword arguments for the provider (timeouts, reasoning...).
     """
 
@@ -485,7 +483,6 @@ class Answer:
         protocol: WireProtocol,
         tools: TurnTools,
         stop: Sequence[str] | None,
-        slot: Callable[[], AbstractAsyncContextManager[Any]],
         call_kwargs: Mapping[str, Any],
     ) -> None:
         """Describe the answer (nothing is sent before :meth:`stream`)."""
@@ -496,7 +493,6 @@ class Answer:
         self.protocol: WireProtocol = protocol
         self.tools = tools
         self.stop = stop
-        self.slot = slot
         self.call_kwargs = dict(call_kwargs)
         self._result: AnswerBuilder | None = None
         self.started = False
@@ -541,22 +537,21 @@ class Answer:
         builder, request, checked = self._builder(), self.request, self.tools.checked
         held: list[ChatGenerationChunk] = []
         while True:
-            async with self.slot():
-                turn = self.provider.stream_turn(
-                    self.model, request, self.auth, return_conversation=True, **self.call_kwargs
-                )
-                async with aclosing(cast("Any", turn)):
-                    async for events in turn:
-                        chunks = builder.on_events(events)
-                        if chunks:
-                            self.started = True
-                            if checked:
-                                held += chunks
-                            else:
-                                for chunk in chunks:
-                                    yield chunk
-                        if builder.stopped:
-                            break
+            turn = self.provider.stream_turn(
+                self.model, request, self.auth, return_conversation=True, **self.call_kwargs
+            )
+            async with aclosing(cast("Any", turn)):
+                async for events in turn:
+                    chunks = builder.on_events(events)
+                    if chunks:
+                        self.started = True
+                        if checked:
+                            held += chunks
+                        else:
+                            for chunk in chunks:
+                                yield chunk
+                    if builder.stopped:
+                        break
             last = builder.last_chunk(request.conversation)
             if not checked:
                 self._result = builder
