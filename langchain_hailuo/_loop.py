@@ -112,11 +112,7 @@ class LoopRunner:
     """
 
     def __init__(self, name: str = "langchain-hailuo-loop") -> None:
-        """Create the runner (no thread is started until the first call).
-
-        Args:
-            name: The daemon thread's name.
-        """
+        """Create the runner (no thread is started until the first call)."""
         self._name = name
         self._guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -160,12 +156,7 @@ class LoopRunner:
         return thread is not None and thread.ident == threading.get_ident()
 
     def track(self, resource: _Closable) -> None:
-        """Close ``resource`` (``await resource.aclose()``) on the private loop at exit.
-
-        Args:
-            resource: An object owning per-loop resources; held weakly (it need not be
-                hashable).
-        """
+        """Close ``resource`` (held weakly) with ``await resource.aclose()`` on the loop at exit."""
         self._tracked[id(resource)] = resource
 
     def close(self) -> None:
@@ -203,9 +194,6 @@ class LoopRunner:
 
         Used by finalizers, which may run in any thread (the loop's own included). When
         the loop is not running, the coroutine is closed unstarted.
-
-        Args:
-            coro: The coroutine (its errors are logged at debug level).
         """
         loop = self._loop
         if loop is None or loop.is_closed() or self._pid != os.getpid():
@@ -232,15 +220,10 @@ class LoopRunner:
             )
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and wait for its result.
+        """Run ``coro`` on the private loop: its result, or its exception unchanged.
 
-        Args:
-            coro: The coroutine to run.
-
-        Returns:
-            The coroutine's result; its exception is raised unchanged. If the calling
-            thread is interrupted (``KeyboardInterrupt``), the coroutine is cancelled.
-            Refused from the loop's own thread, the coroutine is closed unrun.
+        An interrupt of the calling thread cancels it; from the loop's own thread it is
+        refused (and closed unrun).
         """
         try:
             self._check_reentry()
@@ -262,12 +245,6 @@ class LoopRunner:
         consumer stops early (``break``, an exception, ``close()``), the async generator is
         closed on the private loop so its ``finally`` blocks (closing the HTTP response,
         releasing the account slot) run before this generator returns.
-
-        Args:
-            iterator: An async iterator (usually an async generator) not yet started.
-
-        Yields:
-            Its items, in order.
         """
         self._check_reentry()
         loop = self.loop()

@@ -99,14 +99,7 @@ class Answers:
 
 
 def scan_answers(messages: Sequence[BaseMessage]) -> Answers:
-    """Scan a history backwards once for its Hailuo answers (other providers' are skipped).
-
-    Args:
-        messages: The call's messages.
-
-    Returns:
-        Each account's newest answer and each chat's account.
-    """
+    """Scan a history backwards once for its Hailuo answers (other providers' are skipped)."""
     newest: dict[str, Anchor] = {}
     chats: dict[str, str] = {}
     for index in range(len(messages) - 1, -1, -1):
@@ -264,20 +257,7 @@ class RenderedCall:
 
 
 def render_call(messages: Sequence[BaseMessage], *, max_attachment_bytes: int) -> RenderedCall:
-    """Map a call's messages once: one content-to-text rule, one role table.
-
-    Args:
-        messages: The call's LangChain messages.
-        max_attachment_bytes: The size limit of one file or image.
-
-    Returns:
-        The mapped call.
-
-    Raises:
-        ValueError: No message, or no text at all.
-        HailuoUnsupportedContentError: Content the web chat cannot take.
-        HailuoAttachmentError: A file or image that cannot be sent.
-    """
+    """Map a call's messages once: one content-to-text rule, one role table."""
     names = tool_names_by_id(messages)
     detached, media = detach_media(messages, max_bytes=max_attachment_bytes)
     return RenderedCall(detached, to_message_dicts(detached, names=names, media=media), names)
@@ -303,20 +283,6 @@ def plan(
     3. Else a new chat starts from the whole history.
 
     Then the bound tools' instructions and tool results are folded in.
-
-    Args:
-        call: The mapped call (:func:`render_call`).
-        tools: The bound tools / structured output of the call.
-        account: The fingerprint of the account about to send.
-        protocol: The protocol in use.
-        override: The caller's conversation override, in any form users keep it in.
-        use_history: Whether answers in the history may be continued.
-
-    Returns:
-        The request the provider executes.
-
-    Raises:
-        ValueError: Nothing new to send in a continued chat.
     """
     anchor = call.answers.anchor(account, protocol)
     request = _decide(

@@ -927,10 +927,7 @@ class ChatHailuo(BaseChatModel):
         return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        """LangSmith params: provider ``hailuo`` and the per-call model.
-
-        ``ls_temperature`` and ``ls_max_tokens`` are left out: they are not applied.
-        """
+        """LangSmith params: provider ``hailuo``, the per-call model (no ignored controls)."""
         params = LangSmithParams(
             ls_provider=PROVIDER_NAME,
             ls_model_name=str(kwargs.get("model") or self.model),
@@ -1159,11 +1156,7 @@ class ChatHailuo(BaseChatModel):
         return list(dict.fromkeys(offered)) or [self.model]
 
     async def _account_models(self, auth: AuthResult, account: PoolAccount) -> list[str]:
-        """The ids one account offers when its login holds none: its provider asks the service.
-
-        A token-only login learns its ``/config`` list here (the bootstrap a first turn makes
-        anyway); when the service cannot be reached the provider's known ids stand in.
-        """
+        """The ids an account's provider learns from the service (else the ids it knows)."""
         provider = self._get_provider(self._resolve_protocol(auth), account)
         known = [str(name) for name in getattr(provider, "models", None) or [self.model]]
         ask = getattr(provider, "account_models", None)
