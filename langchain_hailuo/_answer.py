@@ -18,11 +18,10 @@ import logging
 import uuid as uuid_lib
 from collections.abc import (
     AsyncGenerator,
-    Callable,
     Mapping,
     Sequence,
 )
-from contextlib import AbstractAsyncContextManager, aclosing
+from contextlib import aclosing
 from typing import Any, cast
 
 from langchain_core.language_models.chat_models import generate_from_stream
@@ -172,11 +171,7 @@ class StopSequenceFilter:
     """
 
     def __init__(self, stops: Sequence[str] | None) -> None:
-        """Create the filter.
-
-        Args:
-            stops: The stop strings (empty ones are ignored).
-        """
+        """Create the filter."""
         self.stops: tuple[str, ...] = tuple(dict.fromkeys(s for s in stops or () if s))
         self._held = ""
         self.stopped = False
@@ -184,14 +179,7 @@ class StopSequenceFilter:
         """The stop string that ended the answer (``None``: none did)."""
 
     def feed(self, text: str) -> str:
-        """Take a delta; return the text that is safe to emit now.
-
-        Args:
-            text: The next answer delta.
-
-        Returns:
-            Text to emit (possibly empty). After a stop string, always empty.
-        """
+        """Take a delta; return the text that is safe to emit now."""
         if self.stopped:
             return ""
         if not self.stops:
@@ -210,11 +198,7 @@ class StopSequenceFilter:
         return buffer[: len(buffer) - hold]
 
     def flush(self) -> str:
-        """The held-back tail, at the end of the answer (no stop string followed it).
-
-        Returns:
-            The text still held (empty after a stop).
-        """
+        """The held-back tail, at the end of the answer (no stop string followed it)."""
         held, self._held = self._held, ""
         return "" if self.stopped else held
 
@@ -246,15 +230,6 @@ class AnswerBuilder:
     :class:`~langchain_hailuo._tools.ToolCallStreamParser`: prose streams as ``content``,
     each complete call as one ``tool_call_chunks`` entry, and no tool call syntax ever
     reaches ``content``. Unusable calls are kept in :attr:`invalid_tool_calls` only.
-
-    Args:
-        model: The model asked for (``response_metadata["model_name"]``).
-        protocol: The protocol used.
-        account: The account fingerprint.
-        history_hash: The hash of the prompt this answer answers.
-        stop: Stop strings applied to the answer text.
-        tools: The tools answers are parsed against (``None``: plain text).
-        tools_hash: The hash of the tool / output-format instructions in effect.
     """
 
     def __init__(
@@ -360,14 +335,7 @@ class AnswerBuilder:
         return chunks[0] + chunks[1:] if chunks else None
 
     def on_events(self, events: Sequence[ProviderEvent]) -> list[ChatGenerationChunk]:
-        """Take events that arrived together; deltas of one kind in a row become one chunk.
-
-        Args:
-            events: The events, in order.
-
-        Returns:
-            The chunks to emit, in order.
-        """
+        """Take events that arrived together; deltas of one kind in a row become one chunk."""
         chunks: list[ChatGenerationChunk] = []
         texts: list[str] = []
         thoughts: list[str] = []
@@ -418,11 +386,7 @@ class AnswerBuilder:
         return "stop" if self.stopped else (self.finish_reason or "stop")
 
     def last_chunk(self, sent_in: Conversation | None = None) -> ChatGenerationChunk:
-        """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``.
-
-        Args:
-            sent_in: The chat the turn was sent in (its chat when the server named none).
-        """
+        """The final chunk: held-back text, all metadata, usage, ``chunk_position="last"``."""
         if self.conversation is None:
             self.conversation = sent_in
         content = self.stop_filter.flush()
@@ -462,17 +426,6 @@ class Answer:
     structured output) are held until checked: an answer that gets a corrective turn in
     the same chat is never shown, and the corrected one is checked again (a forced choice
     still not followed raises :class:`~langchain_hailuo.errors.HailuoToolChoiceError`).
-
-    Args:
-        provider: Executes the turns.
-        request: The call's planned turn.
-        auth: The account to send as.
-        model: The model asked for.
-        protocol: The protocol in use.
-        tools: The call's bound tools / structured output.
-        stop: The stop strings.
-        slot: Opens the account's slot for one turn (released between turns).
-        call_kwargs: More keyword arguments for the provider (timeouts, reasoning...).
     """
 
     def __init__(
@@ -485,7 +438,6 @@ class Answer:
         protocol: WireProtocol,
         tools: TurnTools,
         stop: Sequence[str] | None,
-        slot: Callable[[], AbstractAsyncContextManager[Any]],
         call_kwargs: Mapping[str, Any],
     ) -> None:
         """Describe the answer (nothing is sent before :meth:`stream`)."""
@@ -496,7 +448,6 @@ class Answer:
         self.protocol: WireProtocol = protocol
         self.tools = tools
         self.stop = stop
-        self.slot = slot
         self.call_kwargs = dict(call_kwargs)
         self._result: AnswerBuilder | None = None
         self.started = False
@@ -504,11 +455,7 @@ class Answer:
 
     @property
     def result(self) -> AnswerBuilder:
-        """The builder of the answer given (its text, calls, chat, usage), once streamed.
-
-        Raises:
-            RuntimeError: :meth:`stream` did not finish yet.
-        """
+        """The builder of the answer given (its text, calls, chat, usage), once streamed."""
         if self._result is None:
             raise RuntimeError("Answer.result is known once Answer.stream() has finished.")
         return self._result
@@ -530,33 +477,25 @@ class Answer:
 
         Each list of events the provider read from the network becomes its chunks at once
         (:meth:`AnswerBuilder.on_events`); a checked answer's chunks are held until checked.
-
-        Yields:
-            Chunks, the last one with ``chunk_position="last"`` and all metadata.
-
-        Raises:
-            HailuoToolChoiceError: A forced ``tool_choice`` was not followed, even after
-                the corrective turn.
         """
         builder, request, checked = self._builder(), self.request, self.tools.checked
         held: list[ChatGenerationChunk] = []
         while True:
-            async with self.slot():
-                turn = self.provider.stream_turn(
-                    self.model, request, self.auth, return_conversation=True, **self.call_kwargs
-                )
-                async with aclosing(cast("Any", turn)):
-                    async for events in turn:
-                        chunks = builder.on_events(events)
-                        if chunks:
-                            self.started = True
-                            if checked:
-                                held += chunks
-                            else:
-                                for chunk in chunks:
-                                    yield chunk
-                        if builder.stopped:
-                            break
+            turn = self.provider.stream_turn(
+                self.model, request, self.auth, return_conversation=True, **self.call_kwargs
+            )
+            async with aclosing(cast("Any", turn)):
+                async for events in turn:
+                    chunks = builder.on_events(events)
+                    if chunks:
+                        self.started = True
+                        if checked:
+                            held += chunks
+                        else:
+                            for chunk in chunks:
+                                yield chunk
+                    if builder.stopped:
+                        break
             last = builder.last_chunk(request.conversation)
             if not checked:
                 self._result = builder
@@ -620,12 +559,6 @@ class Answer:
         With tool calls in the answer, the whitespace left around the removed call blocks
         is stripped from ``content``, and unusable calls (which streams leave out) are put
         in ``invalid_tool_calls``.
-
-        Args:
-            chunks: Every chunk of the answer, in order.
-
-        Returns:
-            The result.
         """
         result = generate_from_stream(iter(chunks))
         builder = self.result

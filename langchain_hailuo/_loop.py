@@ -1,4 +1,4 @@
-"""Sync over async: one long-lived private event loop, and a semaphore that works across loops.
+"""Sync over async: one long-lived private event loop.
 
 LangChain's sync entry points (``invoke``, ``stream``, ``batch``) must work from a plain
 script, from worker threads, and from a thread that already runs an event loop (Jupyter,
@@ -14,9 +14,8 @@ loop that lives in a daemon thread for the life of the process:
 - objects that own per-loop resources (the providers' aiohttp sessions) register with
   :meth:`LoopRunner.track`; their ``aclose()`` runs on the private loop at interpreter exit.
 
-:class:`CrossLoopSemaphore` limits concurrency across threads *and* loops (the private loop
-and any number of user loops), which ``asyncio.Semaphore`` cannot: the service allows one
-streamed answer per account at a time, wherever the call comes from.
+An account's streams are limited across threads and loops by the account pool's
+in-process backend (:mod:`langchain_hailuo.pool.backend`), which every call goes through.
 """
 
 from __future__ import annotations
@@ -28,17 +27,11 @@ import contextlib
 import logging
 import os
 import threading
-import time
 import weakref
-from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from types import TracebackType
+from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
 from typing import Any, Protocol, TypeVar
 
-from langchain_hailuo._compat import TIMEOUT_ERRORS, timeout
-from langchain_hailuo.errors import HailuoTimeoutError
-
-__all__ = ["CrossLoopSemaphore", "LoopRunner", "account_gate", "get_runner"]
+__all__ = ["LoopRunner", "get_runner"]
 
 logger = logging.getLogger(__name__)
 
@@ -119,11 +112,7 @@ class LoopRunner:
     """
 
     def __init__(self, name: str = "langchain-hailuo-loop") -> None:
-        """Create the runner (no thread is started until the first call).
-
-        Args:
-            name: The daemon thread's name.
-        """
+        """Create the runner (no thread is started until the first call)."""
         self._name = name
         self._guard = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,12 +156,7 @@ class LoopRunner:
         return thread is not None and thread.ident == threading.get_ident()
 
     def track(self, resource: _Closable) -> None:
-        """Close ``resource`` (``await resource.aclose()``) on the private loop at exit.
-
-        Args:
-            resource: An object owning per-loop resources; held weakly (it need not be
-                hashable).
-        """
+        """Close ``resource`` (held weakly) with ``await resource.aclose()`` on the loop at exit."""
         self._tracked[id(resource)] = resource
 
     def close(self) -> None:
@@ -210,9 +194,6 @@ class LoopRunner:
 
         Used by finalizers, which may run in any thread (the loop's own included). When
         the loop is not running, the coroutine is closed unstarted.
-
-        Args:
-            coro: The coroutine (its errors are logged at debug level).
         """
         loop = self._loop
         if loop is None or loop.is_closed() or self._pid != os.getpid():
@@ -239,15 +220,10 @@ class LoopRunner:
             )
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the private loop and wait for its result.
+        """Run ``coro`` on the private loop: its result, or its exception unchanged.
 
-        Args:
-            coro: The coroutine to run.
-
-        Returns:
-            The coroutine's result; its exception is raised unchanged. If the calling
-            thread is interrupted (``KeyboardInterrupt``), the coroutine is cancelled.
-            Refused from the loop's own thread, the coroutine is closed unrun.
+        An interrupt of the calling thread cancels it; from the loop's own thread it is
+        refused (and closed unrun).
         """
         try:
             self._check_reentry()
@@ -269,12 +245,6 @@ class LoopRunner:
         consumer stops early (``break``, an exception, ``close()``), the async generator is
         closed on the private loop so its ``finally`` blocks (closing the HTTP response,
         releasing the account slot) run before this generator returns.
-
-        Args:
-            iterator: An async iterator (usually an async generator) not yet started.
-
-        Yields:
-            Its items, in order.
         """
         self._check_reentry()
         loop = self.loop()
@@ -306,172 +276,3 @@ def get_runner() -> LoopRunner:
 
 
 atexit.register(_RUNNER.close)
-
-
-# --------------------------------------------------------------------------- semaphore
-
-
-def _grant(future: asyncio.Future[None]) -> None:
-    """Wake a waiter (runs on the waiter's loop)."""
-    if not future.done():
-        future.set_result(None)
-
-
-class CrossLoopSemaphore:
-    """A FIFO semaphore usable from any event loop in any thread.
-
-    ``asyncio.Semaphore`` is bound to one loop; this one keeps its count under a
-    ``threading.Lock`` and wakes each waiter on the waiter's own loop. A waiter that is
-    cancelled after being granted the slot passes it on, so no slot is ever lost; a waiter
-    whose loop has closed is skipped.
-
-    Example:
-        ```python
-        gate = CrossLoopSemaphore(1)
-        async with gate:
-            ...  # at most one holder, across all loops and threads
-        ```
-    """
-
-    def __init__(self, value: int = 1) -> None:
-        """Create the semaphore.
-
-        Args:
-            value: How many holders at once (1 or more).
-
-        Raises:
-            ValueError: ``value`` is below 1.
-        """
-        if value < 1:
-            raise ValueError(f"CrossLoopSemaphore needs a value of 1 or more; got {value}.")
-        self._value = value
-        self._lock = threading.Lock()
-        self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
-        self._watchers: list[Callable[[], None]] = []
-
-    @property
-    def available(self) -> int:
-        """Free slots right now."""
-        with self._lock:
-            return self._value
-
-    @contextlib.asynccontextmanager
-    async def slot(self, *, deadline: float | None, what: str) -> AsyncIterator[None]:
-        """Hold a slot for the ``async with`` block, waiting for one until ``deadline``.
-
-        Args:
-            deadline: ``time.monotonic()`` by which a slot must be had (``None``: no limit).
-            what: What waits, for the message (``"an answer of this account"``).
-
-        Yields:
-            Nothing; the slot is held until the block exits.
-
-        Raises:
-            HailuoTimeoutError: No slot came free before the deadline.
-        """
-        wait = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-        try:
-            async with timeout(wait):
-                await self.acquire()
-        except TIMEOUT_ERRORS:
-            raise HailuoTimeoutError(
-                f"The call's timeout ran out while {what} waited for this account's other "
-                "calls to finish (the service streams one answer per account at a time); "
-                "raise timeout= or send fewer calls at once."
-            ) from None
-        try:
-            yield
-        finally:
-            self.release()
-
-    def try_acquire(self) -> bool:
-        """Take a free slot now, if there is one and nobody waits for it (never blocks)."""
-        with self._lock:
-            if self._value > 0 and not self._waiters:
-                self._value -= 1
-                return True
-            return False
-
-    def watch(self, callback: Callable[[], None]) -> None:
-        """Call ``callback`` (from any thread) whenever a slot is given back with no waiter.
-
-        The account pool waits for accounts in its own queue: this is how it learns that a
-        single-account model sharing the account's slots has finished an answer.
-        """
-        with self._lock:
-            self._watchers.append(callback)
-
-    async def acquire(self) -> None:
-        """Take a slot, waiting in FIFO order when none is free."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._value > 0 and not self._waiters:
-                self._value -= 1
-                return
-            future: asyncio.Future[None] = loop.create_future()
-            waiter = (loop, future)
-            self._waiters.append(waiter)
-        try:
-            await future
-        except asyncio.CancelledError:
-            with self._lock:
-                try:
-                    self._waiters.remove(waiter)
-                    granted = False
-                except ValueError:
-                    granted = True
-            if granted:
-                self.release()
-            raise
-
-    def release(self) -> None:
-        """Give the slot back: to the oldest live waiter, else to the pool."""
-        with self._lock:
-            while self._waiters:
-                loop, future = self._waiters.popleft()
-                if loop.is_closed():
-                    continue
-                try:
-                    loop.call_soon_threadsafe(_grant, future)
-                except RuntimeError:  # the loop closed just now
-                    continue
-                return
-            self._value += 1
-            watchers = list(self._watchers)
-        for callback in watchers:
-            callback()
-
-    async def __aenter__(self) -> None:
-        """Acquire."""
-        await self.acquire()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Release."""
-        self.release()
-
-
-_GATES: dict[tuple[str, int], CrossLoopSemaphore] = {}
-_GATES_GUARD = threading.Lock()
-
-
-def account_gate(account: str, limit: int) -> CrossLoopSemaphore:
-    """The process-wide semaphore of one account (shared by every model using it).
-
-    Args:
-        account: The account fingerprint.
-        limit: Streams allowed at once for this account.
-
-    Returns:
-        The same semaphore for the same ``(account, limit)``.
-    """
-    key = (account, limit)
-    with _GATES_GUARD:
-        gate = _GATES.get(key)
-        if gate is None:
-            gate = _GATES[key] = CrossLoopSemaphore(limit)
-        return gate

@@ -68,17 +68,6 @@ def message_to_dict(message: BaseMessage, names: Mapping[str, str] | None = None
     reasoning and tool-call blocks are left out, and its tool calls are written in the
     prompting syntax; a tool result becomes a user message holding one labelled
     ``<tool_result>`` block.
-
-    Args:
-        message: The message.
-        names: Tool call id -> tool name, for labelling tool results.
-
-    Returns:
-        The dict.
-
-    Raises:
-        HailuoUnsupportedContentError: Non-text content, or a ``FunctionMessage``.
-        ValueError: A :class:`ChatMessage` with a role the web chat has no use for.
     """
     if isinstance(message, ToolMessage):
         text = render_tool_results([message], tool_names=names or {}, reminder=False)
@@ -116,21 +105,7 @@ def to_message_dicts(
     names: Mapping[str, str] | None = None,
     media: Sequence[Sequence[Attachment]] | None = None,
 ) -> list[MessageDict]:
-    """Map every message (one dict per message, same order, blank ones kept).
-
-    Args:
-        messages: The call's messages.
-        names: Tool call id -> tool name (default: read from the messages' tool calls).
-        media: The files and images taken out of each message
-            (:func:`~langchain_hailuo._attachments.detach_media`), added as ``attachments``.
-
-    Returns:
-        The dicts, index for index with ``messages``.
-
-    Raises:
-        ValueError: The list is empty, or no message holds any text.
-        HailuoUnsupportedContentError: See :func:`message_to_dict`.
-    """
+    """Map every message (one dict per message, same order, blank ones kept)."""
     if not messages:
         raise ValueError("ChatHailuo needs at least one message; got an empty list.")
     if names is None:
@@ -153,12 +128,6 @@ def history_hash(dicts: Sequence[MessageDict]) -> str:
 
     Stored on each answer (``response_metadata["history_hash"]``) over the prompt it
     answered, and recomputed on the next call to notice an edited history.
-
-    Args:
-        dicts: The mapped messages.
-
-    Returns:
-        16 hex digits.
     """
     basis = [
         [d["role"], d["content"].strip(), *(a.sha256 for a in d.get("attachments") or ())]
@@ -172,20 +141,7 @@ def history_hash(dicts: Sequence[MessageDict]) -> str:
 
 
 def conversation_from_value(value: Any, protocol: Protocol) -> Conversation | None:
-    """Accept a conversation as users give it: a :class:`Conversation`, a dict or a chat id.
-
-    Args:
-        value: A :class:`Conversation`; a dict (``Conversation.get_dict()`` output or an
-            answer's ``response_metadata``, with ``chatID``/``chat_id``); a chat id string or
-            int; or ``None``.
-        protocol: The protocol in use, assumed when the value does not name one.
-
-    Returns:
-        The conversation, or ``None`` for ``None`` / an empty value.
-
-    Raises:
-        TypeError: The value is of another type.
-    """
+    """Accept a conversation as users give it: a :class:`Conversation`, a dict or a chat id."""
     if value is None or value == "":
         return None
     if isinstance(value, Conversation):

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
@@ -39,11 +40,12 @@ from langchain_hailuo.types import Conversation, MessageDict, Protocol
 
 __all__ = [
     "Anchor",
+    "Answers",
     "RenderedCall",
     "TurnRequest",
-    "find_anchor",
     "plan",
     "render_call",
+    "scan_answers",
 ]
 
 logger = logging.getLogger(__name__)
@@ -54,62 +56,78 @@ _NO_PREVIOUS = "<unknown>"
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """The newest Hailuo answer of the same account and protocol in a history.
+    """The newest Hailuo answer of one account in a history.
 
     Attributes:
         index: Its position in the messages.
         conversation: The chat it belongs to.
         history_hash: The hash of the prompt it answered, if recorded.
         tools_hash: The hash of the instructions it answered under, if recorded.
+        protocol: The protocol it was answered on, as recorded.
     """
 
     index: int
     conversation: Conversation
     history_hash: str | None
     tools_hash: str | None = None
+    protocol: str | None = None
 
 
-def find_anchor(
-    messages: Sequence[BaseMessage], *, account: str, protocol: Protocol
-) -> Anchor | None:
-    """Find the newest Hailuo answer whose account and protocol match.
+@dataclass(frozen=True, slots=True)
+class Answers:
+    """A history's Hailuo answers, scanned once: each account's newest, and each chat's account.
 
-    Answers of other providers, other accounts or the other protocol are skipped (another
-    account's chat is never continued).
-
-    Args:
-        messages: The call's messages.
-        account: The account fingerprint about to send.
-        protocol: The protocol in use.
-
-    Returns:
-        The anchor, or ``None`` when the history holds no such answer.
+    Attributes:
+        newest: Account -> its newest answer, the account answering last first.
+        chats: Chat id -> the account of its newest answer.
     """
+
+    newest: dict[str, Anchor]
+    chats: dict[str, str]
+
+    def anchor(self, account: str, protocol: Protocol) -> Anchor | None:
+        """The newest answer of ``account``, if it was answered on ``protocol``."""
+        found = self.newest.get(account)
+        return found if found is not None and found.protocol == protocol else None
+
+    def owner(self, accounts: Collection[str], chat_id: str | None = None) -> str | None:
+        """The account of ``accounts`` that answered last (in chat ``chat_id``, if given)."""
+        if chat_id is not None:
+            owner = self.chats.get(chat_id)
+            return owner if owner in accounts else None
+        return next((name for name in self.newest if name in accounts), None)
+
+
+def scan_answers(messages: Sequence[BaseMessage]) -> Answers:
+    """Scan a history backwards once for its Hailuo answers (other providers' are skipped)."""
+    newest: dict[str, Anchor] = {}
+    chats: dict[str, str] = {}
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if not isinstance(message, AIMessage):
             continue
         meta = message.response_metadata or {}
-        chat_id = meta.get("chat_id")
-        if meta.get("model_provider") != PROVIDER_NAME or not chat_id:
+        chat_id, account = meta.get("chat_id"), meta.get("account")
+        if meta.get("model_provider") != PROVIDER_NAME or not chat_id or not account:
             continue
-        if meta.get("account") != account or meta.get("protocol") != protocol:
+        chats.setdefault(str(chat_id), str(account))
+        if account in newest:
             continue
-        conversation = Conversation(
-            chatID=str(chat_id),
-            characterID=meta.get("character_id") or 1,
-            account=account,
-            protocol=protocol,
-        )
-        stored = meta.get("history_hash")
-        tools = meta.get("tools_hash")
-        return Anchor(
+        protocol = meta.get("protocol")
+        stored, tools = meta.get("history_hash"), meta.get("tools_hash")
+        newest[str(account)] = Anchor(
             index,
-            conversation,
+            Conversation(
+                chatID=str(chat_id),
+                characterID=meta.get("character_id") or 1,
+                account=str(account),
+                protocol=protocol if protocol in {"agent", "v4"} else "agent",
+            ),
             stored if isinstance(stored, str) else None,
             tools if isinstance(tools, str) else None,
+            protocol if isinstance(protocol, str) else None,
         )
-    return None
+    return Answers(newest, chats)
 
 
 def _new_chat(dicts: list[MessageDict], reason: PlanReason) -> TurnRequest:
@@ -232,22 +250,14 @@ class RenderedCall:
     dicts: list[MessageDict]
     names: dict[str, str]
 
+    @cached_property
+    def answers(self) -> Answers:
+        """The history's Hailuo answers (:func:`scan_answers`, on first use)."""
+        return scan_answers(self.messages)
+
 
 def render_call(messages: Sequence[BaseMessage], *, max_attachment_bytes: int) -> RenderedCall:
-    """Map a call's messages once: one content-to-text rule, one role table.
-
-    Args:
-        messages: The call's LangChain messages.
-        max_attachment_bytes: The size limit of one file or image.
-
-    Returns:
-        The mapped call.
-
-    Raises:
-        ValueError: No message, or no text at all.
-        HailuoUnsupportedContentError: Content the web chat cannot take.
-        HailuoAttachmentError: A file or image that cannot be sent.
-    """
+    """Map a call's messages once: one content-to-text rule, one role table."""
     names = tool_names_by_id(messages)
     detached, media = detach_media(messages, max_bytes=max_attachment_bytes)
     return RenderedCall(detached, to_message_dicts(detached, names=names, media=media), names)
@@ -266,28 +276,15 @@ def plan(
 
     1. An ``override`` (per-call ``conversation=`` / ``chat_id=``, or the run's metadata)
        wins, unless it belongs to another account or protocol (then a new chat starts).
-    2. Else the newest Hailuo answer of this account and protocol (see :func:`find_anchor`)
-       decides: its chat continues with only the messages after it, provided the history
-       before it is unchanged (its ``history_hash``) and only user messages follow it.
+    2. Else the newest Hailuo answer of this account, if answered on this protocol (see
+       :func:`scan_answers`), decides: its chat continues with only the messages after it,
+       provided the history before it is unchanged (its ``history_hash``) and only user
+       messages follow it.
     3. Else a new chat starts from the whole history.
 
     Then the bound tools' instructions and tool results are folded in.
-
-    Args:
-        call: The mapped call (:func:`render_call`).
-        tools: The bound tools / structured output of the call.
-        account: The fingerprint of the account about to send.
-        protocol: The protocol in use.
-        override: The caller's conversation override, in any form users keep it in.
-        use_history: Whether answers in the history may be continued.
-
-    Returns:
-        The request the provider executes.
-
-    Raises:
-        ValueError: Nothing new to send in a continued chat.
     """
-    anchor = find_anchor(call.messages, account=account, protocol=protocol)
+    anchor = call.answers.anchor(account, protocol)
     request = _decide(
         call.dicts,
         anchor,

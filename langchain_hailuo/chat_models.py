@@ -8,7 +8,6 @@ Hailuo v4 web chat, ``MiniMaxAgent`` for MiniMax Agent), maps messages to plain
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
 import logging
@@ -23,7 +22,6 @@ from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Callable,
-    Collection,
     Iterator,
     Mapping,
     Sequence,
@@ -59,7 +57,7 @@ from langchain_hailuo import _turns
 from langchain_hailuo._answer import Answer
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
 from langchain_hailuo._config import ENV_POOL_URL, LoginOptions
-from langchain_hailuo._loop import account_gate, get_runner
+from langchain_hailuo._loop import get_runner
 from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
 from langchain_hailuo._protocols import build_provider
@@ -82,6 +80,7 @@ from langchain_hailuo.errors import (
     HailuoNoAccountAvailableError,
     HailuoQuotaError,
     HailuoRateLimitError,
+    HailuoTimeoutError,
 )
 from langchain_hailuo.pool import AccountPool, HealthSettings, PoolAccount, pool_specs_from_env
 from langchain_hailuo.pool.sources import as_spec
@@ -236,13 +235,13 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
         runner.submit(provider.aclose())
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True, slots=True)
 class _Seat:
-    """The account one call answers on."""
+    """A pool account as one call uses it: its credentials and protocol, read once."""
 
+    account: PoolAccount
     auth: AuthResult
-    account: PoolAccount | None = None  # None: the model's own single account
-    started: bool = False  # answer text arrived: the call may no longer move to another account
+    protocol: Protocol
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -274,26 +273,18 @@ class _Turn:
     tools: TurnTools
     options: _Options
     answer: Answer | None = None
+    seats: dict[str, _Seat] = dataclasses.field(default_factory=dict)  # account name -> seat
 
 
 _FAILOVER_ERRORS = (HailuoQuotaError, HailuoRateLimitError, HailuoAuthError)
 """Account failures after which a new chat moves to the next account (before its first byte)."""
 
-
-def _history_owner(messages: Sequence[BaseMessage], accounts: Collection[str]) -> str | None:
-    """The account of the newest Hailuo answer in ``messages`` that belongs to the pool."""
-    for message in reversed(messages):
-        if not isinstance(message, AIMessage):
-            continue
-        meta = message.response_metadata or {}
-        account = meta.get("account")
-        if (
-            meta.get("model_provider") == PROVIDER_NAME
-            and meta.get("chat_id")
-            and account in accounts
-        ):
-            return str(account)
-    return None
+_BUSY_ACCOUNT = (
+    "The call's timeout ran out while the call waited for this account's other calls to "
+    "finish (the service streams one answer per account at a time); raise timeout= or send "
+    "fewer calls at once."
+)
+"""The error of a single-account call whose wait for the account outlasted its timeout."""
 
 
 def _json_schema_of(schema: Mapping[str, Any] | type | None) -> dict[str, Any] | None:
@@ -842,6 +833,7 @@ class ChatHailuo(BaseChatModel):
     _clients: dict[Protocol, Any] = PrivateAttr(default_factory=dict)
     _pool: AccountPool | None = PrivateAttr(default=None)
     _pool_checked: bool = PrivateAttr(default=False)
+    _own_pool: AccountPool | None = PrivateAttr(default=None)
 
     @field_validator("accounts", mode="before")
     @classmethod
@@ -872,7 +864,7 @@ class ChatHailuo(BaseChatModel):
         """
         state = super().__getstate__()
         private = dict(state.get("__pydantic_private__") or {})
-        private.update(_auth_manager=None, _providers={}, _clients={})
+        private.update(_auth_manager=None, _providers={}, _clients={}, _own_pool=None)
         return {**state, "__pydantic_private__": private}
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
@@ -935,10 +927,7 @@ class ChatHailuo(BaseChatModel):
         return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        """LangSmith params: provider ``hailuo`` and the per-call model.
-
-        ``ls_temperature`` and ``ls_max_tokens`` are left out: they are not applied.
-        """
+        """LangSmith params: provider ``hailuo``, the per-call model (no ignored controls)."""
         params = LangSmithParams(
             ls_provider=PROVIDER_NAME,
             ls_model_name=str(kwargs.get("model") or self.model),
@@ -1160,20 +1149,14 @@ class ChatHailuo(BaseChatModel):
         Raises:
             HailuoAuthError: No credentials.
         """
-        pool = self._get_pool()
-        accounts: list[PoolAccount | None] = [None] if pool is None else [*await pool.accounts()]
         offered: list[str] = []
-        for account in accounts:
-            auth = await (self._get_auth_manager() if account is None else account.manager).get()
+        for account in await self._lease_pool().accounts():
+            auth = await account.auth()
             offered.extend(auth.models or await self._account_models(auth, account))
         return list(dict.fromkeys(offered)) or [self.model]
 
-    async def _account_models(self, auth: AuthResult, account: PoolAccount | None) -> list[str]:
-        """The ids one account offers when its login holds none: its provider asks the service.
-
-        A token-only login learns its ``/config`` list here (the bootstrap a first turn makes
-        anyway); when the service cannot be reached the provider's known ids stand in.
-        """
+    async def _account_models(self, auth: AuthResult, account: PoolAccount) -> list[str]:
+        """The ids an account's provider learns from the service (else the ids it knows)."""
         provider = self._get_provider(self._resolve_protocol(auth), account)
         known = [str(name) for name in getattr(provider, "models", None) or [self.model]]
         ask = getattr(provider, "account_models", None)
@@ -1200,8 +1183,9 @@ class ChatHailuo(BaseChatModel):
         """
         for provider in list(self._providers.values()):
             await provider.aclose()
-        if self._pool is not None:
-            await self._pool.aclose()
+        for pool in (self._pool, self._own_pool):
+            if pool is not None:
+                await pool.aclose()
 
     def close(self) -> None:
         """Close the HTTP sessions the sync methods opened (on the private loop)."""
@@ -1278,6 +1262,30 @@ class ChatHailuo(BaseChatModel):
                 self._pool_checked = True
             return self._pool
 
+    def _lease_pool(self) -> AccountPool:
+        """The pool every call leases from: :attr:`pool`, else the model's own pool of one."""
+        pool = self._get_pool()
+        if pool is not None:
+            return pool
+        manager = self._get_auth_manager()
+        with _INIT_GUARD:
+            if self._own_pool is None:  # no cool-down: the next call tries the account again
+                self._own_pool = AccountPool(
+                    [manager],
+                    max_concurrency=self.max_concurrency,
+                    base_url=self.base_url,
+                    records=False,
+                )
+            return self._own_pool
+
+    async def _seat(self, turn: _Turn, account: PoolAccount) -> _Seat:
+        """The account's credentials and protocol, read once per call."""
+        seat = turn.seats.get(account.name)
+        if seat is None:
+            auth = await account.auth()
+            seat = turn.seats[account.name] = _Seat(account, auth, self._resolve_protocol(auth))
+        return seat
+
     async def _pool_owner(
         self, pool: AccountPool, turn: _Turn
     ) -> tuple[str | None, TurnRequest | None]:
@@ -1286,23 +1294,16 @@ class ChatHailuo(BaseChatModel):
         # does; the owner's plan decides (an edited history starts a new chat, anywhere).
         accounts = await pool.accounts()
         names = pool.names
-        first = await accounts[0].auth()
-        given = conversation_from_value(turn.override, self._resolve_protocol(first))
-        owner: str | None
+        first = await self._seat(turn, accounts[0])
+        given = conversation_from_value(turn.override, first.protocol)
+        answers = turn.call.answers
         if given is None:
-            owner = _history_owner(turn.call.messages, names)
+            owner = answers.owner(names)
         elif given.account is not None:
             owner = given.account if given.account in names else None
         else:
-            owner = next(
-                (
-                    str(m.response_metadata.get("account"))
-                    for m in reversed(turn.call.messages)
-                    if isinstance(m, AIMessage)
-                    and m.response_metadata.get("chat_id") == given.chatID
-                    and m.response_metadata.get("account") in names
-                ),
-                accounts[0].name if len(accounts) == 1 else None,
+            owner = answers.owner(names, given.chatID) or (
+                accounts[0].name if len(accounts) == 1 else None
             )
             if owner is None:
                 raise HailuoConfigurationError(
@@ -1313,8 +1314,7 @@ class ChatHailuo(BaseChatModel):
         account = pool.account(owner) if owner is not None else None
         if account is None:
             return None, None
-        auth = await account.auth()
-        request = self._plan(turn, auth)
+        request = self._plan(turn, await self._seat(turn, account))
         if request.conversation is None:
             return None, None
         return account.name, request
@@ -1340,17 +1340,16 @@ class ChatHailuo(BaseChatModel):
         self._clients.setdefault(protocol, provider.client)
         return cast("_Provider", provider)
 
-    def _get_provider(self, protocol: Protocol, account: PoolAccount | None = None) -> _Provider:
-        """The provider of ``protocol`` for the model's account or a pool account."""
-        auth_manager = self._get_auth_manager() if account is None else account.manager
-        key = protocol if account is None else f"{protocol}:{account.name}"
+    def _get_provider(self, protocol: Protocol, account: PoolAccount) -> _Provider:
+        """The provider of ``protocol`` for one account of the pool."""
+        key = f"{protocol}:{account.name}"
         with _INIT_GUARD:
             provider = self._providers.get(key)
             if provider is None:
                 factory = self._provider_factory or self._build_provider
                 if not self._providers:
                     weakref.finalize(self, _close_providers_later, self._providers)
-                provider = self._providers[key] = factory(protocol, auth_manager)
+                provider = self._providers[key] = factory(protocol, account.manager)
                 get_runner().track(provider)
             return provider
 
@@ -1358,21 +1357,20 @@ class ChatHailuo(BaseChatModel):
         """The protocol to speak: the field, or ``auto`` resolved from the origin / login."""
         return protocol_of_account(auth, self.base_url, self.protocol)
 
-    def _plan(self, turn: _Turn, auth: AuthResult) -> TurnRequest:
-        """The call's plan for the account of ``auth`` (:func:`~langchain_hailuo._turns.plan`)."""
-        protocol = self._resolve_protocol(auth)
+    def _plan(self, turn: _Turn, seat: _Seat) -> TurnRequest:
+        """The call's plan on one account (:func:`~langchain_hailuo._turns.plan`)."""
         request = _turns.plan(
             turn.call,
             tools=turn.tools,
-            account=auth.account_fingerprint,
-            protocol=protocol,
+            account=seat.auth.account_fingerprint,
+            protocol=seat.protocol,
             override=turn.override,
             use_history=self.use_previous_chat_id,
         )
         logger.debug(
             "ChatHailuo call: protocol=%s account=%s plan=%s chat=%s tools=%d",
-            protocol,
-            auth.account_fingerprint,
+            seat.protocol,
+            seat.auth.account_fingerprint,
             request.reason,
             request.conversation.chatID if request.conversation else None,
             len(turn.tools.tools),
@@ -1404,78 +1402,56 @@ class ChatHailuo(BaseChatModel):
         return _Turn(call, override, TurnTools.from_kwargs(kwargs), options)
 
     async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
-        """The one answer loop: the model's own account, or the pool's, one seat at a time."""
-        pool = self._get_pool()
-        owner, planned = (None, None) if pool is None else await self._pool_owner(pool, turn)
+        """The one answer loop: a lease on a pool account (a single account is a pool of one)."""
+        pool = self._lease_pool()
+        owner, planned = await self._pool_owner(pool, turn)
         tried: list[str] = []
         last: HailuoError | None = None
         while True:
-            seat: _Seat | None = None
+            name: str | None = None
+            answer: Answer | None = None
+            within = max(0.0, turn.options.deadline - time.monotonic())
             try:
-                async with self._seat(pool, owner, turn, tried) as seat:
+                async with pool.lease(owner, within=within, exclude=tried) as lease:
+                    name = lease.account.name
+                    seat = await self._seat(turn, lease.account)
                     answer = turn.answer = self._answer_on(seat, turn, planned)
-                    try:
-                        async with aclosing(answer.stream()) as chunks:
-                            async for chunk in chunks:
-                                yield chunk
-                    finally:
-                        seat.started = answer.started
+                    async with aclosing(answer.stream()) as chunks:
+                        async for chunk in chunks:
+                            yield chunk
             except HailuoNoAccountAvailableError as exc:
+                if pool is self._own_pool:  # one account: its own error, or its wait timed out
+                    raise last or HailuoTimeoutError(_BUSY_ACCOUNT) from None
                 if last is not None:
                     raise exc from last
                 raise
             except _FAILOVER_ERRORS as exc:
-                if owner is not None or seat is None or seat.started or seat.account is None:
+                # a new chat moves to the next account before its first byte
+                if owner is not None or name is None or (answer is not None and answer.started):
                     raise
-                tried.append(seat.account.name)
+                tried.append(name)
                 last = exc
-                logger.warning(
-                    "A new chat failed on pool account %s before its first byte (%s); "
-                    "trying the next account.",
-                    seat.account.name,
-                    type(exc).__name__,
-                )
+                if len(pool.names) > len(tried):  # a pool of one has no next account to name
+                    logger.warning(
+                        "A new chat failed on pool account %s before its first byte (%s); "
+                        "trying the next account.",
+                        name,
+                        type(exc).__name__,
+                    )
                 continue
             return
 
-    @contextlib.asynccontextmanager
-    async def _seat(
-        self, pool: AccountPool | None, owner: str | None, turn: _Turn, tried: list[str]
-    ) -> AsyncIterator[_Seat]:
-        """The account a call answers on: the model's own, or a pool lease."""
-        if pool is None:
-            yield _Seat(await self._get_auth_manager().get())
-            return
-        timeout = turn.options.timeout
-        within = timeout if timeout is not None else self.timeout
-        async with pool.lease(owner, within=within, exclude=tried) as lease:
-            yield _Seat(await lease.account.auth(), lease.account)
-
     def _answer_on(self, seat: _Seat, turn: _Turn, planned: TurnRequest | None) -> Answer:
-        """The answer of a call on one account (nothing is sent before it is streamed)."""
-        request = planned or self._plan(turn, seat.auth)
-        protocol = self._resolve_protocol(seat.auth)
-        account = seat.auth.account_fingerprint
-        # A pool account is leased for the whole call; the model's own account is gated here
-        # (waiting for it counts against the call's deadline).
+        """The answer of a call on one leased account (nothing is sent before it is streamed)."""
         return Answer(
-            self._get_provider(protocol, seat.account),
-            request,
+            self._get_provider(seat.protocol, seat.account),
+            planned or self._plan(turn, seat),
             auth=seat.auth,
             model=turn.options.model,
-            protocol=protocol,
+            protocol=seat.protocol,
             tools=turn.tools,
             stop=turn.options.stop,
-            slot=(
-                (
-                    lambda: account_gate(account, self.max_concurrency).slot(
-                        deadline=turn.options.deadline, what="the call"
-                    )
-                )
-                if seat.account is None
-                else contextlib.nullcontext
-            ),
-            call_kwargs=turn.options.turn_kwargs(protocol),
+            call_kwargs=turn.options.turn_kwargs(seat.protocol),
         )
 
     async def _acollect(

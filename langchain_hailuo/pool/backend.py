@@ -17,7 +17,6 @@ import weakref
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from langchain_hailuo._loop import CrossLoopSemaphore, account_gate
 from langchain_hailuo.pool.health import Cooldown, CooldownKind
 
 __all__ = [
@@ -128,7 +127,7 @@ class Ticket:
     def wake(self, name: str, grant: tuple[str, str] | None = None) -> bool:
         """Wake it on its loop, for ``name`` (under the lock); ``False``: its loop closed."""
         try:
-            if self.loop is asyncio._get_running_loop():  # a gate's watcher may have none
+            if self.loop is asyncio._get_running_loop():
                 self._resolve(name)
             else:
                 self.loop.call_soon_threadsafe(self._resolve, name)
@@ -210,7 +209,7 @@ class Waiters:
 class _Account:
     """One account's state in :class:`InProcessBackend`."""
 
-    leases: dict[str, CrossLoopSemaphore] = field(default_factory=dict)  # id -> gate held
+    leases: set[str] = field(default_factory=set)
     cooldown: Cooldown | None = None
     served: int = 0
     last_error: str | None = None
@@ -219,12 +218,11 @@ class _Account:
 class InProcessBackend:
     """Leases and cool-downs in this process's memory (the default: needs nothing).
 
-    One instance serves every pool of the process, so two models built on the same
-    accounts never stream more than ``max_concurrency`` answers on one of them together.
-    A lease holds a slot of the account's process-wide gate
-    (:func:`~langchain_hailuo._loop.account_gate`), the one a single-account ``ChatHailuo``
-    of the same account streams through, so both share the account's limit; the gate's
-    freed slots wake the pool's waiters. Leases end with the call (or the process).
+    One instance serves every pool of the process (a single-account ``ChatHailuo`` is a
+    pool of one), so two models built on the same account never stream more than
+    ``max_concurrency`` answers on it together, from any thread or event loop. A release
+    wakes the oldest waiter that can use the account. Leases end with the call (or the
+    process).
     """
 
     renews = False
@@ -233,20 +231,11 @@ class InProcessBackend:
         """An empty backend."""
         self._lock = threading.Lock()
         self._accounts: dict[str, _Account] = {}
-        self._gates: dict[tuple[str, int], CrossLoopSemaphore] = {}
         self.waiters = Waiters()
 
     def _account(self, name: str) -> _Account:
         """An account's state (call under the lock)."""
         return self._accounts.setdefault(name, _Account())
-
-    def _gate(self, name: str, limit: int) -> CrossLoopSemaphore:
-        """The account's gate, watched so its freed slots wake waiters (under the lock)."""
-        gate = self._gates.get((name, limit))
-        if gate is None:
-            gate = self._gates[name, limit] = account_gate(name, limit)
-            gate.watch(lambda: self.waiters.freed(name))
-        return gate
 
     async def open(self) -> None:
         """Nothing to join: the backend is this process's memory."""
@@ -256,30 +245,26 @@ class InProcessBackend:
     ) -> Attempt:
         """Lease the least-loaded healthy candidate under ``limit`` (ties: the first)."""
         now = time.time()
-        loads: list[tuple[int, int]] = []
+        best: tuple[int, str] | None = None
         busy = False
         cooling: dict[str, Cooldown] = {}
         with self._lock:
-            for index, candidate in enumerate(candidates):
+            for candidate in candidates:
                 state = self._account(candidate.name)
                 if state.cooldown is not None and state.cooldown.blocks(candidate.token, now):
                     cooling[candidate.name] = state.cooldown
                     continue
                 state.cooldown = None  # over, or a new login replaced the rejected token
-                load = limit - self._gate(candidate.name, limit).available  # models' too
+                load = len(state.leases)
                 busy = busy or load >= limit
-                if load < limit:
-                    loads.append((load, index))
+                if load < limit and (best is None or load < best[0]):
+                    best = (load, candidate.name)
                     if load == 0:  # idle: none can be less loaded
                         break
-            for _, index in sorted(loads):
-                name = candidates[index].name
-                gate = self._gate(name, limit)
-                if gate.try_acquire():
-                    lease_id = new_id()
-                    self._account(name).leases[lease_id] = gate
-                    return Attempt(account=name, lease_id=lease_id)
-                busy = True  # a single-account model took the slot just now
+            if best is not None:
+                lease_id = new_id()
+                self._account(best[1]).leases.add(lease_id)
+                return Attempt(account=best[1], lease_id=lease_id)
         ends = [c.until for c in cooling.values() if c.until is not None]
         return Attempt(busy=busy, wake_at=min(ends, default=None), cooling=cooling)
 
@@ -296,12 +281,13 @@ class InProcessBackend:
         """End a lease, count the answer, record a failure and a rest; wake a waiter."""
         with self._lock:
             state = self._account(account)
-            gate = state.leases.pop(lease_id, None)
+            held = lease_id in state.leases
+            state.leases.discard(lease_id)
             state.served += served
             state.last_error = error or state.last_error
             state.cooldown = state.cooldown if cooldown is None else cooldown.started(time.time())
-        if gate is not None:
-            gate.release()  # to a waiting single-account model, else wakes one of our waiters
+        if held:
+            self.waiters.freed(account)
 
     def leave(self, ticket: Ticket) -> None:
         """Drop the ticket; a wake-up it did not use goes to the next waiter."""

@@ -152,6 +152,7 @@ class AccountPool:
         health: HealthSettings | None = None,
         base_url: str | None = None,
         env: Mapping[str, str] | None = None,
+        records: bool = True,
     ) -> None:
         """Create the pool (no I/O: accounts are read and Redis reached on first use).
 
@@ -165,11 +166,15 @@ class AccountPool:
             health: Cool-down settings.
             base_url: The API origin the accounts talk to.
             env: The environment (defaults to ``os.environ``).
+            records: Whether a lease's outcome is recorded: a cool-down after a failure,
+                the answers served, the last error (``False``: a model's own single
+                account, whose next call tries again and which no pool's status counts).
         """
         self._specs = list(accounts)
         self.max_concurrency = max_concurrency
         self.lease_ttl = lease_ttl
         self.health = health or HealthSettings()
+        self.records = records
         self._base_url = base_url
         self._env = env
         self.backend: InProcessBackend | RedisBackend = IN_PROCESS
@@ -286,7 +291,7 @@ class AccountPool:
     async def _release(self, lease: Lease, error: BaseException | None) -> None:
         """Give the account back with the call's outcome (a failure is logged, not raised)."""
         name, cooldown, message = lease.account.name, None, None
-        if isinstance(error, HailuoError):
+        if isinstance(error, HailuoError) and self.records:
             message = f"{type(error).__name__}: {error.message}"
             cooldown = cooldown_for(error, self.health, lease.account.token_hash())
             if cooldown is not None:
@@ -299,7 +304,7 @@ class AccountPool:
             await self.backend.release(
                 name,
                 lease.lease_id,
-                served=error is None,
+                served=error is None and self.records,
                 error=message,
                 cooldown=cooldown,
                 limit=self.max_concurrency,
@@ -418,7 +423,7 @@ def _no_account(
         if when
         else "None frees up by itself: log the accounts in again"
     )
-    within = "now" if timeout is None else f"within {timeout:g} s"
+    within = "now" if timeout is None else f"within {round(timeout, 1):g} s"
     lead = lead or f"No account of the pool ({size}) could take this call {within}."
     busy = " Some are busy streaming other answers." if attempt.busy else ""
     rest = f" Resting: {'; '.join(rests)}." if rests else ""

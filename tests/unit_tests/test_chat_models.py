@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import threading
@@ -26,13 +25,17 @@ from langchain_core.outputs import ChatGenerationChunk
 
 from langchain_hailuo import chat_models
 from langchain_hailuo._answer import AnswerBuilder
-from langchain_hailuo._loop import CrossLoopSemaphore, LoopRunner, get_runner
+from langchain_hailuo._loop import LoopRunner, get_runner
 from langchain_hailuo._prompt import TurnRequest
 from langchain_hailuo.auth import AuthManager
 from langchain_hailuo.chat_models import ChatHailuo
 from langchain_hailuo.errors import (
     HailuoAuthError,
+    HailuoError,
+    HailuoQuotaError,
+    HailuoRateLimitError,
     HailuoStreamInterruptedError,
+    HailuoTimeoutError,
     HailuoUnsupportedContentError,
 )
 from langchain_hailuo.types import (
@@ -505,6 +508,29 @@ async def test_errors_propagate_on_the_async_path() -> None:
         await model.ainvoke("Q")
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        HailuoQuotaError("Out of credits."),
+        HailuoRateLimitError("Slow down.", retry_after=600),
+        HailuoAuthError("The token was rejected."),
+    ],
+    ids=["quota", "rate-limit", "auth"],
+)
+async def test_an_account_failure_is_raised_as_is_and_the_next_call_tries_again(
+    error: HailuoError,
+) -> None:
+    """One account has nothing to move to and no cool-down: the error, then a fresh try."""
+    provider = FakeProvider(replies=[[error]])
+    model, _ = make_model(provider)
+    with pytest.raises(type(error)) as caught:
+        await model.ainvoke("Q")
+    assert caught.value is error
+    assert (await model.ainvoke("Q")).content == "Hello there."
+    assert len(provider.calls) == 2
+    assert model.pool is None
+
+
 def test_unsupported_content_and_empty_input() -> None:
     model, provider = make_model()
     audio = HumanMessage(content=[{"type": "audio", "base64": "AAAA", "mime_type": "audio/wav"}])
@@ -757,55 +783,51 @@ def test_runner_restarts_after_close() -> None:
     runner.close()
 
 
-async def test_cross_loop_semaphore_across_threads_and_loops() -> None:
-    gate = CrossLoopSemaphore(1)
-    holders = 0
-    peak = 0
+async def test_one_account_streams_once_across_threads_loops_and_models() -> None:
+    """Two models of one account, called from this loop, three threads' own loops and sync
+    calls from two more threads (the private loop), never stream on it at once."""
+    provider = FakeProvider(delay=0.002, replies=[["a", "b", "c"]] * 12)
+    model, _ = make_model(provider)
+    twin, _ = make_model(provider)  # another model, the same account: the same limit
+    answers: list[str] = []
     lock = threading.Lock()
 
-    async def hold() -> None:
-        nonlocal holders, peak
-        async with gate:
-            with lock:
-                holders += 1
-                peak = max(peak, holders)
-            await asyncio.sleep(0.005)
-            with lock:
-                holders -= 1
-
     async def pair() -> None:
-        await asyncio.gather(hold(), hold())
+        for message in await asyncio.gather(model.ainvoke("1"), twin.ainvoke("2")):
+            with lock:
+                answers.append(str(message.content))
 
-    entered: list[int] = []
+    def on_own_loop() -> None:
+        asyncio.run(asyncio.wait_for(pair(), 30))
 
-    def in_thread() -> None:
-        asyncio.run(asyncio.wait_for(pair(), 5))
-        entered.append(1)
+    def sync_call() -> None:
+        message = model.invoke("3")
+        with lock:
+            answers.append(str(message.content))
 
-    threads = [threading.Thread(target=in_thread) for _ in range(3)]
+    threads = [threading.Thread(target=on_own_loop) for _ in range(3)]
+    threads += [threading.Thread(target=sync_call) for _ in range(2)]
     for t in threads:
         t.start()
-    await asyncio.gather(hold(), hold())
+    await pair()
     for t in threads:
-        await asyncio.to_thread(t.join, 5)
-    assert entered == [1, 1, 1]
-    assert peak == 1
-    assert gate.available == 1
+        await asyncio.to_thread(t.join, 30)
+    assert answers == ["abc"] * 10
+    assert provider.max_active == 1
+    assert provider.active == 0
 
 
-async def test_cross_loop_semaphore_cancelled_waiter_passes_the_slot_on() -> None:
-    gate = CrossLoopSemaphore(1)
-    await gate.acquire()
-    waiter = asyncio.create_task(gate.acquire())
-    await asyncio.sleep(0)
-    gate.release()  # granted to the waiter...
-    waiter.cancel()  # ...which is cancelled before it runs
-    with contextlib.suppress(asyncio.CancelledError):
-        await waiter
-    await asyncio.sleep(0)
-    assert gate.available == 1
-    with pytest.raises(ValueError):
-        CrossLoopSemaphore(0)
+async def test_a_call_on_a_busy_account_fails_at_its_timeout_with_a_timeout_error() -> None:
+    """The wait for the account counts against the call's timeout; the account is not hurt."""
+    provider = FakeProvider(delay=0.4, replies=[["a", "b", "c"]])
+    model, _ = make_model(provider)
+    first = asyncio.create_task(model.ainvoke("long"))
+    while provider.active == 0:
+        await asyncio.sleep(0.001)
+    with pytest.raises(HailuoTimeoutError, match="waited for this account's other calls"):
+        await model.ainvoke("short", timeout=0.05)
+    assert (await first).content == "abc"
+    assert (await model.ainvoke("next")).content == "Hello there."
 
 
 def test_logs_name_the_plan(caplog: pytest.LogCaptureFixture) -> None:

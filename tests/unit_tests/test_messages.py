@@ -25,7 +25,7 @@ from langchain_hailuo._messages import (
     to_message_dicts,
 )
 from langchain_hailuo._tool_turns import TurnTools
-from langchain_hailuo._turns import RenderedCall, find_anchor
+from langchain_hailuo._turns import RenderedCall, scan_answers
 from langchain_hailuo.errors import HailuoUnsupportedContentError
 from langchain_hailuo.types import Conversation, MessageDict
 
@@ -228,10 +228,10 @@ def test_foreign_account_and_other_protocol_answers_are_skipped() -> None:
     mine = answer("mine", "chat-mine", prompt)
     theirs = answer("theirs", "chat-theirs", [*prompt, mine, HumanMessage("x")], account=OTHER)
     msgs: list[BaseMessage] = [*prompt, mine, HumanMessage("x"), theirs, HumanMessage("y")]
-    anchor = find_anchor(msgs, account=ACCOUNT, protocol="agent")
+    anchor = scan_answers(msgs).anchor(ACCOUNT, "agent")
     assert anchor is not None
     assert anchor.conversation.chatID == "chat-mine"
-    assert find_anchor(msgs, account=ACCOUNT, protocol="v4") is None
+    assert scan_answers(msgs).anchor(ACCOUNT, "v4") is None
     # only the foreign answer: a new chat
     result = plan([HumanMessage("one"), theirs, HumanMessage("y")])
     assert result.conversation is None

@@ -71,7 +71,7 @@ def test_a_call_is_rendered_and_planned_once(monkeypatch: pytest.MonkeyPatch) ->
     history = [HumanMessage("Look up a"), call, ToolMessage("A", tool_call_id="c1")]
     plans = counting(monkeypatch, _turns, "plan")  # chat_models calls _turns.plan
     renders = counting(monkeypatch, _turns, "render_call")
-    anchors = counting(monkeypatch, _turns, "find_anchor")
+    anchors = counting(monkeypatch, _turns, "scan_answers")  # the history, scanned once
     mapped = counting(monkeypatch, _messages, "message_to_dict")
     llm.invoke(history)
     assert (len(plans), len(renders), len(anchors)) == (1, 1, 1)

@@ -220,3 +220,28 @@ async def test_no_account_error_says_why_and_when(monkeypatch: pytest.MonkeyPatc
     with pytest.raises(HailuoQuotaError, match="owns this chat"):
         async with pool.lease(x.name, within=60):
             pass
+
+
+async def test_a_waiter_cancelled_as_it_is_woken_passes_the_account_on() -> None:
+    """The release wakes the oldest waiter; cancelled before it runs, the next one gets it."""
+    pool = AccountPool([SecretStr(_token("woken-then-cancelled"))])  # no other test's state
+    (account,) = await pool.accounts()
+    done = asyncio.Event()
+    woken: list[asyncio.Task[str]] = []
+
+    async def holder() -> None:
+        async with pool.lease(None, within=None):
+            await done.wait()
+        woken[0].cancel()  # the release just woke it; it has not run yet
+
+    held = asyncio.create_task(holder())
+    await asyncio.sleep(0)
+    woken.append(asyncio.create_task(_take(pool)))
+    await asyncio.sleep(0)
+    last = asyncio.create_task(_take(pool))
+    await asyncio.sleep(0)
+    done.set()
+    await held
+    with pytest.raises(asyncio.CancelledError):
+        await woken[0]
+    assert await asyncio.wait_for(last, 10) == account.name
