@@ -93,18 +93,11 @@ def protocol_of_account(auth: AuthResult, base_url: str | None, requested: str) 
     return resolve_protocol(origin, requested, recorded=recorded_protocol(auth, origin))
 
 
-def turn_options(
-    protocol: Protocol, *, reasoning: bool | None, stream_url: str | None
-) -> dict[str, Any]:
-    """The per-turn options of a protocol: MiniMax Agent takes ``reasoning`` and ``stream_url``."""
-    if protocol == "v4":
+def turn_options(protocol: Protocol, *, reasoning: bool | None) -> dict[str, Any]:
+    """The per-turn options of a protocol: MiniMax Agent takes ``reasoning``."""
+    if protocol == "v4" or reasoning is None:
         return {}
-    options: dict[str, Any] = {}
-    if reasoning is not None:
-        options["reasoning"] = reasoning
-    if stream_url:
-        options["stream_url"] = stream_url
-    return options
+    return {"reasoning": reasoning}
 
 
 def checked_url(value: str, name: str, example: str) -> str:

@@ -259,9 +259,12 @@ class _Options:
         """The provider's keyword arguments for one turn (beyond the request)."""
         given = {"timeout": self.timeout, "max_retries": self.max_retries}
         call = {key: value for key, value in given.items() if value is not None}
-        # the stream origin went to the provider once, when it was built
-        options = turn_options(protocol, reasoning=self.reasoning, stream_url=None)
-        return {**call, **options, "deadline": self.deadline}
+        # the stream origin is not here: the provider was given it once, when it was built
+        return {
+            **call,
+            **turn_options(protocol, reasoning=self.reasoning),
+            "deadline": self.deadline,
+        }
 
 
 @dataclasses.dataclass
