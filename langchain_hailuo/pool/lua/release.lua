@@ -67,12 +67,5 @@ while true do
   if redis.call('PUBLISH', P .. ':freed:' .. client, chosen .. ' ' .. account .. ' ' .. lease) > 0 then
     return '{}'
   end
-  -- Nobody listens for that client: its process is gone, and so are its calls.
-  drop(account .. ' ' .. lease)
-  local queue = P .. ':queue:' .. client
-  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
-    redis.call('HDEL', P .. ':want', waiter)
-  end
-  redis.call('DEL', queue)
-  redis.call('SREM', P .. ':waiting', client)
+  drop(account .. ' ' .. lease)  -- nobody listens: that process is gone; the next waiter
 end
