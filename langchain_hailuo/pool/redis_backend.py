@@ -75,8 +75,9 @@ class _LoopState:
         """Run ``work`` as a task of its own, which ``aclose`` waits for."""
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
-        # Forget it when done; its failure was its caller's to see (retrieved: no warning).
-        task.add_done_callback(lambda t: self.tasks.discard(t) or t.cancelled() or t.exception())
+        task.add_done_callback(self.tasks.discard)
+        # Its failure was its caller's to see: retrieved here, so asyncio logs no warning.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return task
 
 
