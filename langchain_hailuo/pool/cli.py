@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import textwrap
@@ -72,8 +73,7 @@ def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
 
 async def _read_credits(accounts: list[PoolAccount]) -> None:
     """Read each Agent account's plan and credits once (§7.3); a failure is only noted."""
-    client = AgentClient()
-    try:
+    async with contextlib.aclosing(AgentClient()) as client:
         for account in accounts:
             try:
                 auth = await account.auth()
@@ -84,8 +84,6 @@ async def _read_credits(accounts: list[PoolAccount]) -> None:
                     await read_credits(client, auth, settings=settings)
             except HailuoError as exc:
                 logger.info("credits of %s not read: %s", account.name, type(exc).__name__)
-    finally:
-        await client.aclose()
 
 
 async def _status(args: argparse.Namespace, out: TextIO) -> int:

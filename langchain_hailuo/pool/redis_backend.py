@@ -68,7 +68,7 @@ class _LoopState:
     pubsub: Any
     key: str
     scripts: dict[str, Any]
-    listener: asyncio.Task[None] | None = None
+    listener: asyncio.Task[None] = field(init=False)
     tasks: set[asyncio.Future[Any]] = field(default_factory=set)
 
     def background(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
@@ -353,10 +353,9 @@ class RedisBackend:
             await asyncio.gather(*state.tasks, return_exceptions=True)
         with self._guard:
             self._states.pop(loop, None)
-        if state.listener is not None:
-            state.listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await state.listener
+        state.listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await state.listener
         for closing in (state.pubsub, state.client):
             with contextlib.suppress(Exception):
                 await closing.aclose()

@@ -1,7 +1,6 @@
-"""Where a pool's accounts come from: tokens, ``AuthResult`` s, auth files, a folder of them.
+"""A pool's accounts from tokens, ``AuthResult`` s, auth files and folders of them.
 
-Each account gets its own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token
-is re-read from its own file (another process may have logged in again), never another's.
+Each has its own ``AuthManager``: a rejected token is re-read from its own file, never another's.
 """
 
 from __future__ import annotations
@@ -64,8 +63,8 @@ PoolSource = AccountSpec | AuthManager
 """What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
 shared with other processes through ``pool_url``)."""
 
+# Variables that describe one account: a pool account never borrows them.
 _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE})
-"""Variables that describe one account: a pool account never borrows them."""
 
 
 def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:

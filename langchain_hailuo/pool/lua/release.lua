@@ -1,11 +1,10 @@
--- End a lease, count the answer, record the error and a rest; else hand the account, as its
--- own new lease, to a waiter: the releasing client's own while it streams less than its
--- part of the pool, else the client streaming the fewest (ties: the oldest waiter).
--- call: {account, lease, served, error ('': none), cool (absent, or {kind, seconds (absent:
--- until logged in again), message, token}), limit, grant (the new lease's id without its
--- client), client (the releasing one)}. Reply: {waiter, lease} when handed to the releasing
--- client's own waiter, else {} (another client hears '<waiter> <account> <lease>' on
--- P:freed:<client>).
+-- End a lease, count the answer, record the error and a rest; else hand the account (a new
+-- lease) to the releasing client's own waiter while it streams under its part of the pool,
+-- else to the client streaming the fewest (ties: the oldest waiter). call: {account, lease,
+-- served, error ('': none), cool (absent, or {kind, seconds (absent: until logged in again),
+-- message, token}), limit, grant (new lease id sans client), client (the releasing one)}.
+-- Reply: {waiter, lease} for the releasing client's waiter, else {} (another client hears
+-- '<waiter> <account> <lease>' on P:freed:<client>).
 local account = call.account
 local member = account .. ' ' .. call.lease
 local ended = redis.call('ZSCORE', LEASES, member) ~= false
