@@ -17,11 +17,9 @@ class HealthSettings:
     """How long an account rests after a failure.
 
     Attributes:
-        quota_cooldown: Seconds an account rests after a quota wall. The service does not
-            say when credits come back (a daily allowance, or a top-up), so the account is
-            tried again after this long (one request; it rests again if still empty).
-        rate_limit_cooldown: Seconds an account rests after HTTP 429 without a
-            ``Retry-After`` (with one, exactly that long).
+        quota_cooldown: Seconds after a quota wall. The service does not say when credits
+            return, so the account is tried again then (it rests again if still empty).
+        rate_limit_cooldown: Seconds after HTTP 429 without ``Retry-After`` (else as it says).
     """
 
     quota_cooldown: float = 3600.0
@@ -62,10 +60,7 @@ class Cooldown:
 def cooldown_for(
     error: BaseException, settings: HealthSettings, token: str | None
 ) -> Cooldown | None:
-    """The rest ``error`` calls for (``None``: the account is fine, the call was not).
-
-    ``token`` is the hash of the token used, which a new login replaces.
-    """
+    """The rest ``error`` calls for (``None``: none); ``token``: the used token's hash."""
     if isinstance(error, HailuoQuotaError):
         return Cooldown("quota", settings.quota_cooldown, error.message)
     if isinstance(error, HailuoRateLimitError):

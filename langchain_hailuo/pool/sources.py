@@ -141,10 +141,7 @@ class PoolAccount:
         return cached[1]
 
     async def relogged(self) -> bool:
-        """Whether the account's auth file holds a newer login than the one in use.
-
-        Set by ``hailuo login --add NAME`` or another process; read again on a new mtime.
-        """
+        """Whether the auth file holds a newer login (``login --add``, another process)."""
         if self.path is None:
             return False
         try:
@@ -167,9 +164,8 @@ class PoolAccount:
 def as_spec(value: Any) -> Any:
     """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
 
-    A ``str`` naming an existing file or folder, or containing a path separator, or ending
-    in ``.json``, is a path (a token is too long for a file name); any other is a token.
-    ``AuthResult`` s, dicts (parsed later) and secrets are returned as they are.
+    A ``str`` naming an existing path, containing a path separator or ending in ``.json``
+    is a path; any other is a token. Other values are returned as they are.
     """
     if isinstance(value, Path):
         return value.expanduser()

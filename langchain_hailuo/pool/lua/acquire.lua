@@ -10,8 +10,7 @@ end
 local cools = redis.call('MGET', unpack(rests))
 local loads = redis.call('HMGET', LOAD, unpack(names))
 redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
-local best, best_load, free
-local busy, wake, cooling = false, nil, {}
+local best, best_load, free, busy, wake, cooling = nil, nil, nil, false, nil, {}
 local function wake_by(ms) if ms and (not wake or ms < wake) then wake = ms end end
 for i, name in ipairs(names) do
   local token, cool = call.candidates[i][2], cools[i] and cjson.decode(cools[i])
