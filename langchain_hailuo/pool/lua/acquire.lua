@@ -47,12 +47,9 @@ if busy then  -- the first lease to expire (a dead worker's frees its account th
   wake_by(tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2]))
 end
 if call.waiter ~= '' then
-  local client = client_of(call.waiter)
-  local queue = P .. ':queue:' .. client
-  if not redis.call('ZSCORE', queue, call.waiter) then
-    redis.call('ZADD', queue, redis.call('INCR', P .. ':arrivals'), call.waiter)
-    redis.call('SADD', P .. ':waiting', client)
-  end
+  local client = client_of(call.waiter)  -- NX: a waiter asking again keeps its place
+  redis.call('ZADD', P .. ':queue:' .. client, 'NX', redis.call('INCR', P .. ':arrivals'), call.waiter)
+  redis.call('SADD', P .. ':waiting', client)
   local within = call.within < 0 and 86400000 or call.within
   local want = string.format('%.0f %.0f\n', now + within, call.ttl) .. table.concat(names, '\n')
   redis.call('HSET', P .. ':want', call.waiter, want .. '\n')

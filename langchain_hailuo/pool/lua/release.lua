@@ -13,14 +13,10 @@ local stats = P .. ':stats:' .. account
 if call.served then redis.call('HINCRBY', stats, 'served', 1) end
 if call.error ~= '' then redis.call('HSET', stats, 'last_error', call.error) end
 local rest = P .. ':cool:' .. account
-if call.cool then
-  if call.cool.seconds then
-    local ms = math.max(1, math.floor(call.cool.seconds * 1000))
-    call.cool.until_ms = now + ms
-    redis.call('SET', rest, cjson.encode(call.cool), 'PX', ms)
-  else
-    redis.call('SET', rest, cjson.encode(call.cool))
-  end
+if call.cool then  -- a timed rest expires by itself; an auth one stays until a new login
+  local ms = call.cool.seconds and math.max(1, math.floor(call.cool.seconds * 1000))
+  call.cool.until_ms = ms and now + ms
+  redis.call('SET', rest, cjson.encode(call.cool), unpack(ms and {'PX', ms} or {}))
   return '{}'
 end
 -- An expired lease (the account may be someone else's now), a resting or a full account:
