@@ -8,7 +8,6 @@ import contextlib
 import logging
 import os
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -58,12 +57,11 @@ def _specs(accounts_dir: str | None) -> list[AccountSpec]:
 
 def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
     """One line per account (never a token): why and until when it rests; then its credits."""
-    now = time.time()
     print(f"{'account':<18} {'streams':>7} {'served':>7}  {'state':<38} last error", file=out)
     for s in statuses:
         state = "streaming" if s.streams else "ok"
         if s.cooling is not None:
-            until = format_time(s.cooling_until, now=now)
+            until = format_time(s.cooling_until)
             state = "auth: log in again" if s.cooling == "auth" else f"{s.cooling} until {until}"
         error = textwrap.shorten(s.last_error or "-", 60, placeholder="...")
         print(f"{s.account:<18} {s.streams:>7} {s.served:>7}  {state:<38} {error}", file=out)

@@ -31,13 +31,11 @@ class Cooldown:
     """An account that must not start answers for a while.
 
     Attributes:
-        kind: ``quota`` (out of credits), ``rate_limit`` (HTTP 429) or ``auth`` (the token
-            was rejected: it rests until the account is logged in again).
+        kind: ``quota`` (out of credits), ``rate_limit`` (HTTP 429) or ``auth`` (token rejected).
         seconds: How long from when it was recorded (``None``: until logged in again).
         message: What happened (no secret).
         token: For ``auth``: the hash of the rejected token (a new login has another).
-        until: Epoch seconds when it ends on this host's clock (``None`` for ``auth``);
-            filled by the backend that stores it.
+        until: When it ends, epoch seconds on this host's clock (set by its backend).
     """
 
     kind: CooldownKind

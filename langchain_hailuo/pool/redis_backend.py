@@ -117,8 +117,7 @@ class RedisBackend:
     async def _state(self) -> _LoopState:
         """This loop's client, subscribed to its hand-overs before its first acquire."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is not None:
+        if (state := self._states.get(loop)) is not None:
             return state
         async with self._locks.get():
             if loop in self._states:
