@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -57,12 +57,11 @@ def _specs(accounts_dir: str | None) -> list[AccountSpec]:
 
 def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
     """One line per account (never a token): why and until when it rests; then its credits."""
-    now = time.time()
     print(f"{'account':<18} {'streams':>7} {'served':>7}  {'state':<38} last error", file=out)
     for s in statuses:
         state = "streaming" if s.streams else "ok"
         if s.cooling is not None:
-            until = format_time(s.cooling_until, now=now)
+            until = format_time(s.cooling_until)
             state = "auth: log in again" if s.cooling == "auth" else f"{s.cooling} until {until}"
         error = textwrap.shorten(s.last_error or "-", 60, placeholder="...")
         print(f"{s.account:<18} {s.streams:>7} {s.served:>7}  {state:<38} {error}", file=out)
@@ -72,8 +71,7 @@ def _print_table(statuses: list[AccountStatus], out: TextIO) -> None:
 
 async def _read_credits(accounts: list[PoolAccount]) -> None:
     """Read each Agent account's plan and credits once (§7.3); a failure is only noted."""
-    client = AgentClient()
-    try:
+    async with contextlib.aclosing(AgentClient()) as client:
         for account in accounts:
             try:
                 auth = await account.auth()
@@ -84,8 +82,6 @@ async def _read_credits(accounts: list[PoolAccount]) -> None:
                     await read_credits(client, auth, settings=settings)
             except HailuoError as exc:
                 logger.info("credits of %s not read: %s", account.name, type(exc).__name__)
-    finally:
-        await client.aclose()
 
 
 async def _status(args: argparse.Namespace, out: TextIO) -> int:

@@ -17,11 +17,9 @@ class HealthSettings:
     """How long an account rests after a failure.
 
     Attributes:
-        quota_cooldown: Seconds an account rests after a quota wall. The service does not
-            say when credits come back (a daily allowance, or a top-up), so the account is
-            tried again after this long (one request; it rests again if still empty).
-        rate_limit_cooldown: Seconds an account rests after HTTP 429 without a
-            ``Retry-After`` (with one, exactly that long).
+        quota_cooldown: Seconds after a quota wall. The service does not say when credits
+            return, so the account is tried again then (it rests again if still empty).
+        rate_limit_cooldown: Seconds after HTTP 429 without ``Retry-After`` (else as it says).
     """
 
     quota_cooldown: float = 3600.0
@@ -33,13 +31,11 @@ class Cooldown:
     """An account that must not start answers for a while.
 
     Attributes:
-        kind: ``quota`` (out of credits), ``rate_limit`` (HTTP 429) or ``auth`` (the token
-            was rejected: it rests until the account is logged in again).
+        kind: ``quota`` (out of credits), ``rate_limit`` (HTTP 429) or ``auth`` (token rejected).
         seconds: How long from when it was recorded (``None``: until logged in again).
         message: What happened (no secret).
         token: For ``auth``: the hash of the rejected token (a new login has another).
-        until: Epoch seconds when it ends on this host's clock (``None`` for ``auth``);
-            filled by the backend that stores it.
+        until: When it ends, epoch seconds on this host's clock (set by its backend).
     """
 
     kind: CooldownKind
@@ -62,10 +58,7 @@ class Cooldown:
 def cooldown_for(
     error: BaseException, settings: HealthSettings, token: str | None
 ) -> Cooldown | None:
-    """The rest ``error`` calls for (``None``: the account is fine, the call was not).
-
-    ``token`` is the hash of the token used, which a new login replaces.
-    """
+    """The rest ``error`` calls for (``None``: none); ``token``: the used token's hash."""
     if isinstance(error, HailuoQuotaError):
         return Cooldown("quota", settings.quota_cooldown, error.message)
     if isinstance(error, HailuoRateLimitError):

@@ -1,9 +1,7 @@
 """Leases and cool-downs shared in Redis by every process and host of a pool.
 
-Lua scripts (``lua/<name>.lua`` after ``lua/common.lua``, which states the keys and their
-invariants) do the work atomically, one round trip each, JSON in and out. A release hands
-the account to a waiting call: in its reply, or on the waiter's channel
-``<prefix>:freed:<loop>``; waiters also wake by their own timer. ``redis`` is imported here only.
+The scripts in ``lua/`` (``common.lua`` states the keys and invariants) do the work, one
+round trip each; a release hands the account on in its reply or on ``<prefix>:freed:<loop>``.
 """
 
 from __future__ import annotations
@@ -19,8 +17,8 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import asdict, dataclass, field
 from importlib import resources
 from typing import Any
-from urllib.parse import urlsplit
 
+from langchain_hailuo._config import redact_url
 from langchain_hailuo.errors import HailuoConfigurationError, HailuoPoolUnavailableError
 from langchain_hailuo.pool.backend import (
     AccountStatus,
@@ -38,19 +36,9 @@ __all__ = ["SHARE_GRACE", "RedisBackend", "redact_url", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 
-_MAX_CONNECTIONS = 16
-"""Redis connections per process and event loop (the ``freed`` subscription holds one)."""
+_MAX_CONNECTIONS = 16  # per process and event loop; the ``freed`` subscription holds one
 SHARE_GRACE = 0.2
 """Seconds a new chat of a loop at its share of the pool leaves free accounts to others."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (for logs and errors)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = f"{parts.username or ''}:***@"
-    return parts._replace(netloc=user + parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _import_redis() -> Any:
@@ -80,21 +68,17 @@ class _LoopState:
     pubsub: Any
     key: str
     scripts: dict[str, Any]
-    listener: asyncio.Task[None] | None = None
+    listener: asyncio.Task[None] = field(init=False)
     tasks: set[asyncio.Future[Any]] = field(default_factory=set)
 
     def background(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
         """Run ``work`` as a task of its own, which ``aclose`` waits for."""
         task = asyncio.ensure_future(work)
         self.tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(self.tasks.discard)
+        # Its failure was its caller's to see: retrieved here, so asyncio logs no warning.
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
         return task
-
-    def _done(self, task: asyncio.Future[Any]) -> None:
-        """Forget a finished task (its failure was its caller's to see)."""
-        self.tasks.discard(task)
-        if not task.cancelled():
-            task.exception()
 
 
 class RedisBackend:
@@ -133,8 +117,7 @@ class RedisBackend:
     async def _state(self) -> _LoopState:
         """This loop's client, subscribed to its hand-overs before its first acquire."""
         loop = asyncio.get_running_loop()
-        state = self._states.get(loop)
-        if state is not None:
+        if (state := self._states.get(loop)) is not None:
             return state
         async with self._locks.get():
             if loop in self._states:
@@ -339,11 +322,12 @@ class RedisBackend:
             logger.warning("Could not leave the pool's queue: %s", exc)
 
     async def status(self, accounts: Sequence[str]) -> list[AccountStatus]:
-        """The accounts given and every account registered by anyone, in one script."""
+        """The accounts given, then every other account registered by anyone (sorted)."""
         state = await self._state()
         sent = time.time()
         reply = await self._run(state, "status", {"accounts": list(accounts)})
         offset, now = sent - reply["now"] / 1000.0, time.time()
+        rank = {name: i for i, name in enumerate(accounts)}
         return [
             account_status(
                 a["name"],
@@ -353,7 +337,9 @@ class RedisBackend:
                 a["error"] or None,
                 now,
             )
-            for a in reply["accounts"] or []
+            for a in sorted(
+                reply["accounts"] or [], key=lambda a: (rank.get(a["name"], len(rank)), a["name"])
+            )
         ]
 
     async def aclose(self) -> None:
@@ -366,10 +352,9 @@ class RedisBackend:
             await asyncio.gather(*state.tasks, return_exceptions=True)
         with self._guard:
             self._states.pop(loop, None)
-        if state.listener is not None:
-            state.listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await state.listener
+        state.listener.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await state.listener
         for closing in (state.pubsub, state.client):
             with contextlib.suppress(Exception):
                 await closing.aclose()

@@ -1,7 +1,6 @@
-"""Where a pool's accounts come from: tokens, ``AuthResult`` s, auth files, a folder of them.
+"""A pool's accounts from tokens, ``AuthResult`` s, auth files and folders of them.
 
-Each account gets its own :class:`~langchain_hailuo.auth.AuthManager`, so a rejected token
-is re-read from its own file (another process may have logged in again), never another's.
+Each has its own ``AuthManager``: a rejected token is re-read from its own file, never another's.
 """
 
 from __future__ import annotations
@@ -64,8 +63,8 @@ PoolSource = AccountSpec | AuthManager
 """What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
 shared with other processes through ``pool_url``)."""
 
+# Variables that describe one account: a pool account never borrows them.
 _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE})
-"""Variables that describe one account: a pool account never borrows them."""
 
 
 def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -142,10 +141,7 @@ class PoolAccount:
         return cached[1]
 
     async def relogged(self) -> bool:
-        """Whether the account's auth file holds a newer login than the one in use.
-
-        Set by ``hailuo login --add NAME`` or another process; read again on a new mtime.
-        """
+        """Whether the auth file holds a newer login (``login --add``, another process)."""
         if self.path is None:
             return False
         try:
@@ -168,9 +164,8 @@ class PoolAccount:
 def as_spec(value: Any) -> Any:
     """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
 
-    A ``str`` naming an existing file or folder, or containing a path separator, or ending
-    in ``.json``, is a path (a token is too long for a file name); any other is a token.
-    ``AuthResult`` s, dicts (parsed later) and secrets are returned as they are.
+    A ``str`` naming an existing path, containing a path separator or ending in ``.json``
+    is a path; any other is a token. Other values are returned as they are.
     """
     if isinstance(value, Path):
         return value.expanduser()

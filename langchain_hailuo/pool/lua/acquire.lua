@@ -10,8 +10,7 @@ end
 local cools = redis.call('MGET', unpack(rests))
 local loads = redis.call('HMGET', LOAD, unpack(names))
 redis.call('SADD', P .. ':accounts', unpack(names))  -- for `hailuo pool status` anywhere
-local best, best_load, free
-local busy, wake, cooling = false, nil, {}
+local best, best_load, free, busy, wake, cooling = nil, nil, nil, false, nil, {}
 local function wake_by(ms) if ms and (not wake or ms < wake) then wake = ms end end
 for i, name in ipairs(names) do
   local token, cool = call.candidates[i][2], cools[i] and cjson.decode(cools[i])
@@ -48,12 +47,9 @@ if busy then  -- the first lease to expire (a dead worker's frees its account th
   wake_by(tonumber(redis.call('ZRANGE', LEASES, 0, 0, 'WITHSCORES')[2]))
 end
 if call.waiter ~= '' then
-  local client = client_of(call.waiter)
-  local queue = P .. ':queue:' .. client
-  if not redis.call('ZSCORE', queue, call.waiter) then
-    redis.call('ZADD', queue, redis.call('INCR', P .. ':arrivals'), call.waiter)
-    redis.call('SADD', P .. ':waiting', client)
-  end
+  local client = client_of(call.waiter)  -- NX: a waiter asking again keeps its place
+  redis.call('ZADD', P .. ':queue:' .. client, 'NX', redis.call('INCR', P .. ':arrivals'), call.waiter)
+  redis.call('SADD', P .. ':waiting', client)
   local within = call.within < 0 and 86400000 or call.within
   local want = string.format('%.0f %.0f\n', now + within, call.ttl) .. table.concat(names, '\n')
   redis.call('HSET', P .. ':want', call.waiter, want .. '\n')

@@ -1,11 +1,10 @@
--- End a lease, count the answer, record the error and a rest; else hand the account, as its
--- own new lease, to a waiter: the releasing client's own while it streams less than its
--- part of the pool, else the client streaming the fewest (ties: the oldest waiter).
--- call: {account, lease, served, error ('': none), cool (absent, or {kind, seconds (absent:
--- until logged in again), message, token}), limit, grant (the new lease's id without its
--- client), client (the releasing one)}. Reply: {waiter, lease} when handed to the releasing
--- client's own waiter, else {} (another client hears '<waiter> <account> <lease>' on
--- P:freed:<client>).
+-- End a lease, count the answer, record the error and a rest; else hand the account (a new
+-- lease) to the releasing client's own waiter while it streams under its part of the pool,
+-- else to the client streaming the fewest (ties: the oldest waiter). call: {account, lease,
+-- served, error ('': none), cool (absent, or {kind, seconds (absent: until logged in again),
+-- message, token}), limit, grant (new lease id sans client), client (the releasing one)}.
+-- Reply: {waiter, lease} for the releasing client's waiter, else {} (another client hears
+-- '<waiter> <account> <lease>' on P:freed:<client>).
 local account = call.account
 local member = account .. ' ' .. call.lease
 local ended = redis.call('ZSCORE', LEASES, member) ~= false
@@ -14,14 +13,10 @@ local stats = P .. ':stats:' .. account
 if call.served then redis.call('HINCRBY', stats, 'served', 1) end
 if call.error ~= '' then redis.call('HSET', stats, 'last_error', call.error) end
 local rest = P .. ':cool:' .. account
-if call.cool then
-  if call.cool.seconds then
-    local ms = math.max(1, math.floor(call.cool.seconds * 1000))
-    call.cool.until_ms = now + ms
-    redis.call('SET', rest, cjson.encode(call.cool), 'PX', ms)
-  else
-    redis.call('SET', rest, cjson.encode(call.cool))
-  end
+if call.cool then  -- a timed rest expires by itself; an auth one stays until a new login
+  local ms = call.cool.seconds and math.max(1, math.floor(call.cool.seconds * 1000))
+  call.cool.until_ms = ms and now + ms
+  redis.call('SET', rest, cjson.encode(call.cool), unpack(ms and {'PX', ms} or {}))
   return '{}'
 end
 -- An expired lease (the account may be someone else's now), a resting or a full account:
@@ -67,12 +62,5 @@ while true do
   if redis.call('PUBLISH', P .. ':freed:' .. client, chosen .. ' ' .. account .. ' ' .. lease) > 0 then
     return '{}'
   end
-  -- Nobody listens for that client: its process is gone, and so are its calls.
-  drop(account .. ' ' .. lease)
-  local queue = P .. ':queue:' .. client
-  for _, waiter in ipairs(redis.call('ZRANGE', queue, 0, -1)) do
-    redis.call('HDEL', P .. ':want', waiter)
-  end
-  redis.call('DEL', queue)
-  redis.call('SREM', P .. ':waiting', client)
+  drop(account .. ' ' .. lease)  -- nobody listens: that process is gone; the next waiter
 end
