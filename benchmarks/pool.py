@@ -5,7 +5,7 @@ The emulator process holds each answer back 100 ms (``slow_first_byte``). The sa
 models each time, the ways alternating (reversed every other run):
 
 - **no pool, 1 process**: one single-account ``ChatHailuo`` per account, each given its 4
-  chats at once (its account gate streams them one after another), the 50 side by side;
+  chats at once (its own pool of one streams them one after another), the 50 side by side;
 - **pool, 1 process**: one ``ChatHailuo(accounts=<50>)``, the 200 calls at once; the pool
   keeps one answer per account streaming and hands each freed account to a waiting call
   (in-process leases, or Redis leases);
@@ -486,8 +486,8 @@ def bench_pool(report: Report, runs: int, slow_runs: int = SLOW_RUNS) -> None:
         f"{runs} runs; within a run the ways run one after another, in reverse order every "
         "other run, and each pool way is compared with its no-pool way of the same run (the "
         "ratio column is the median of those per-run ratios). No pool: one single-account "
-        "`ChatHailuo` per account, given its 4 chats at once (its account gate streams them one "
-        "after another), the 50 side by side: the calls arrive as in the pool ways. "
+        "`ChatHailuo` per account, given its 4 chats at once (its own pool of one streams them "
+        "one after another), the 50 side by side: the calls arrive as in the pool ways. "
         "Pool: one `ChatHailuo(accounts=<50>)` given all 200 calls at once (1 process), or 4 "
         "processes each given 50 calls at once, sharing a pool of all 50 accounts through a "
         "private `redis-server` on 127.0.0.1. Every way is set up before its clock starts "
