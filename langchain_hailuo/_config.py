@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from pydantic import SecretStr
+
 from langchain_hailuo._routing import DEFAULT_BASE_URL, PROTOCOL_CHOICES, host_of
 from langchain_hailuo.errors import HailuoConfigurationError
 
 __all__ = [
     "APP_DIR_NAME",
     "AUTH_FILE_NAME",
+    "ENV_ACCOUNTS_DIR",
     "ENV_AUTH_FILE",
     "ENV_BASE_URL",
     "ENV_DEVICE_ID",
@@ -23,13 +26,18 @@ __all__ = [
     "ENV_LOGIN_URL",
     "ENV_POOL_URL",
     "ENV_TOKEN",
+    "ENV_TOKENS",
     "ENV_UUID",
     "PROFILE_DIR_NAME",
     "LoginOptions",
+    "account_file",
+    "as_account_spec",
+    "default_accounts_dir",
     "default_auth_file",
     "default_profile_dir",
     "environ",
     "login_options_from_kwargs",
+    "pool_specs_from_env",
     "redact_url",
     "user_config_dir",
 ]
@@ -46,7 +54,11 @@ ENV_AUTH_FILE = "HAILUO_AUTH_FILE"
 ENV_LOGIN_URL = "HAILUO_LOGIN_URL"
 ENV_G4F_LOGIN_URL = "G4F_LOGIN_URL"
 ENV_POOL_URL = "HAILUO_POOL_URL"
-"""``redis://...``: the account pool's shared state (the same name as ``pool.ENV_POOL_URL``)."""
+"""``redis://...``: share the account pool's leases and cool-downs with other processes."""
+ENV_TOKENS = "HAILUO_TOKENS"
+"""Comma-separated tokens, one per pool account."""
+ENV_ACCOUNTS_DIR = "HAILUO_ACCOUNTS_DIR"
+"""A folder of auth files (``*.json``), one per pool account."""
 
 
 def environ(env: Mapping[str, str] | None) -> Mapping[str, str]:
@@ -91,6 +103,57 @@ def default_auth_file(env: Mapping[str, str] | None = None) -> Path:
 def default_profile_dir(env: Mapping[str, str] | None = None) -> Path:
     """The browser login's persistent Chromium profile (a login survives runs)."""
     return user_config_dir(env) / PROFILE_DIR_NAME
+
+
+def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder."""
+    env = environ(env)
+    explicit = env.get(ENV_ACCOUNTS_DIR)
+    return Path(explicit).expanduser() if explicit else user_config_dir(env) / "accounts"
+
+
+def account_file(name: str, env: Mapping[str, str] | None = None) -> Path:
+    """The auth file ``<pool folder>/<name>.json`` of the pool account called ``name``.
+
+    Raises:
+        HailuoConfigurationError: The name is empty or not letters, digits, ``-``, ``_``
+            and ``.`` (not starting with ``.``): it could escape the folder.
+    """
+    cleaned = name.strip()
+    if not cleaned or cleaned[0] == "." or not all(c.isalnum() or c in "-_." for c in cleaned):
+        raise HailuoConfigurationError(
+            f"Account name {name!r} is not usable as a file name: use letters, digits, "
+            "'-', '_' and '.' (not starting with '.')."
+        )
+    return default_accounts_dir(env) / f"{cleaned}.json"
+
+
+def as_account_spec(value: Any) -> Any:
+    """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
+
+    A ``str`` naming an existing path, containing a path separator or ending in ``.json``
+    is a path; any other is a token. Other values are returned as they are.
+    """
+    if isinstance(value, Path):
+        return value.expanduser()
+    if not isinstance(value, str):
+        return value
+    path = Path(value).expanduser()
+    try:
+        named = os.sep in value or value.endswith(".json") or path.exists()
+    except (OSError, ValueError):
+        named = False
+    return path if named else SecretStr(value)
+
+
+def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[SecretStr | Path] | None:
+    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither)."""
+    env = environ(env)
+    tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
+    if tokens:
+        return [SecretStr(t) for t in tokens]
+    folder = env.get(ENV_ACCOUNTS_DIR, "").strip()
+    return [Path(folder).expanduser()] if folder else None
 
 
 @dataclass(frozen=True)

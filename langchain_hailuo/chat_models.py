@@ -56,7 +56,12 @@ from typing_extensions import Self
 from langchain_hailuo import _turns
 from langchain_hailuo._answer import Answer
 from langchain_hailuo._attachments import DEFAULT_MAX_ATTACHMENT_BYTES
-from langchain_hailuo._config import ENV_POOL_URL, LoginOptions
+from langchain_hailuo._config import (
+    ENV_POOL_URL,
+    LoginOptions,
+    as_account_spec,
+    pool_specs_from_env,
+)
 from langchain_hailuo._loop import get_runner
 from langchain_hailuo._messages import PROVIDER_NAME, conversation_from_value
 from langchain_hailuo._prompt import TurnProvider, TurnRequest, check_encodable
@@ -82,8 +87,7 @@ from langchain_hailuo.errors import (
     HailuoRateLimitError,
     HailuoTimeoutError,
 )
-from langchain_hailuo.pool import AccountPool, HealthSettings, PoolAccount, pool_specs_from_env
-from langchain_hailuo.pool.sources import as_spec
+from langchain_hailuo.pool import AccountPool, HealthSettings, PoolAccount
 from langchain_hailuo.types import AccountSpec, AuthResult, Conversation, Protocol
 
 __all__ = ["ChatHailuo"]
@@ -846,7 +850,7 @@ class ChatHailuo(BaseChatModel):
             return None
         if isinstance(value, str | Path):
             value = [Path(value)]
-        return [as_spec(item) for item in value]
+        return [as_account_spec(item) for item in value]
 
     def __init__(self, **kwargs: Any) -> None:
         """Create the model (see the class docstring for the settings).

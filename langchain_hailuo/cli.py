@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from pydantic import ValidationError
 
+from langchain_hailuo._config import ENV_POOL_URL, account_file, redact_url
 from langchain_hailuo._login import token_login
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
@@ -56,7 +57,6 @@ from langchain_hailuo.errors import (
     HailuoTimeoutError,
     HailuoUploadError,
 )
-from langchain_hailuo.pool.cli import add_pool_parser, run_pool_command
 
 if TYPE_CHECKING:
     from langchain_core.messages import BaseMessage
@@ -187,8 +187,6 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
     """Log in: with a pasted token (``--token``), else through a browser; save the result."""
     store = AuthStore(args.auth_file)
     if args.add:  # a pool account: its own file (and, for a browser, its own profile)
-        from langchain_hailuo.pool.sources import account_file  # noqa: PLC0415 - on demand
-
         store = AuthStore(account_file(args.add))
     if args.token is not None:
         token = _read_token(args.token)
@@ -768,8 +766,6 @@ async def _serving_over(model: Any) -> str:
     accounts = f"{count} account{'s' if count != 1 else ''}"
     if not model.pool_url:
         return f"{accounts} (a pool in this process)"
-    from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
-
     return f"{accounts} (a pool shared through {redact_url(model.pool_url)})"
 
 
@@ -898,13 +894,32 @@ def _parser() -> argparse.ArgumentParser:
         "langchain_hailuo.emulator.control); more can be POSTed to /_emulator/script",
     )
     _add_serve_parser(sub)
-    add_pool_parser(sub)
+    _add_pool_parser(sub)
     return parser
 
 
+def _add_pool_parser(sub: Any) -> None:
+    """Add ``hailuo pool status``."""
+    pool = sub.add_parser("pool", help="the account pool (many accounts)")
+    actions = pool.add_subparsers(dest="pool_command", required=True)
+    status = actions.add_parser("status", help="each account's streams, rest and last error")
+    status.add_argument(
+        "--pool-url",
+        default=os.environ.get(ENV_POOL_URL),
+        help="the pool's Redis (default: HAILUO_POOL_URL; without it, this process only)",
+    )
+    status.add_argument(
+        "--accounts-dir",
+        help="a folder of auth files (default: HAILUO_TOKENS, HAILUO_ACCOUNTS_DIR or the "
+        "per-user accounts folder)",
+    )
+
+
 def _cmd_pool(args: argparse.Namespace, out: TextIO) -> int:
-    """``hailuo pool status``: the pool's accounts (see :mod:`langchain_hailuo.pool.cli`)."""
-    return run_pool_command(args, out)
+    """``hailuo pool status``: the pool's accounts, what they are doing, why any rests."""
+    from langchain_hailuo.pool_status import pool_status  # noqa: PLC0415
+
+    return pool_status(args.accounts_dir, args.pool_url, out)
 
 
 def _add_protocol_options(p: argparse.ArgumentParser, *, base_url_default: str | None) -> None:

@@ -509,4 +509,4 @@ class AuthResult(BaseModel):
 
 AccountSpec = SecretStr | AuthResult | Path | str
 """One account of ``ChatHailuo(accounts=...)``: a token, an ``AuthResult``, an auth file or a
-folder of auth files (the same union as ``pool.sources.AccountSpec``, which reads them)."""
+folder of auth files (a ``str`` is read by ``_config.as_account_spec``)."""

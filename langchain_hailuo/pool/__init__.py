@@ -5,21 +5,18 @@
 ``langchain-hailuo[redis]`` extra, imported only then).
 """
 
-from langchain_hailuo.pool.backend import DEFAULT_LEASE_TTL, AccountStatus, InProcessBackend
-from langchain_hailuo.pool.health import Cooldown, HealthSettings
-from langchain_hailuo.pool.scheduler import AccountPool, Lease
-from langchain_hailuo.pool.sources import (
+from langchain_hailuo._config import (
     ENV_ACCOUNTS_DIR,
     ENV_POOL_URL,
     ENV_TOKENS,
-    AccountSpec,
-    PoolAccount,
     account_file,
     default_accounts_dir,
-    load_accounts,
     pool_specs_from_env,
-    save_account,
 )
+from langchain_hailuo.pool.backend import DEFAULT_LEASE_TTL, AccountStatus, InProcessBackend
+from langchain_hailuo.pool.health import Cooldown, HealthSettings
+from langchain_hailuo.pool.scheduler import AccountPool, Lease
+from langchain_hailuo.pool.sources import AccountSpec, PoolAccount, load_accounts, save_account
 
 __all__ = [
     "DEFAULT_LEASE_TTL",

@@ -126,14 +126,17 @@ class Ticket:
 
     def wake(self, name: str, grant: tuple[str, str] | None = None) -> bool:
         """Wake it on its loop, for ``name`` (under the lock); ``False``: its loop closed."""
+        # Marked before the wake-up is scheduled: the waiter, resumed on another thread,
+        # must find the mark (and the grant) already there when it clears them.
+        self.woken_for, self.grant = name, grant
         try:
             if self.loop is asyncio._get_running_loop():
                 self._resolve(name)
             else:
                 self.loop.call_soon_threadsafe(self._resolve, name)
         except RuntimeError:  # its loop is closed
+            self.woken_for, self.grant = None, None
             return False
-        self.woken_for, self.grant = name, grant
         return True
 
     def _resolve(self, name: str) -> None:
@@ -141,8 +144,8 @@ class Ticket:
         if not self.future.done():
             self.future.set_result(name)
 
-    async def wait(self, seconds: float | None) -> None:
-        """Sleep until woken or ``seconds`` pass (the timer resolves the same future)."""
+    async def wait(self, seconds: float | None) -> tuple[str, str] | None:
+        """Sleep until woken or ``seconds`` pass; the lease handed over meanwhile, if any."""
         if not self.future.done():
             timer = None if seconds is None else self.loop.call_later(seconds, self._resolve, "")
             try:
@@ -151,7 +154,8 @@ class Ticket:
                 if timer is not None:
                     timer.cancel()
         self.future = self.loop.create_future()
-        self.woken_for = None
+        self.woken_for, grant, self.grant = None, self.grant, None
+        return grant
 
 
 class Waiters:
@@ -176,12 +180,6 @@ class Waiters:
                 self._tickets.remove(ticket)
             grant, ticket.grant = ticket.grant, None
             return ticket.woken_for, grant
-
-    def take_grant(self, ticket: Ticket) -> tuple[str, str] | None:
-        """The lease handed to ``ticket``, now the caller's (``None``: none)."""
-        with self._lock:
-            grant, ticket.grant = ticket.grant, None
-            return grant
 
     def freed(self, name: str) -> None:
         """Wake the oldest ticket not woken yet that can use ``name``."""

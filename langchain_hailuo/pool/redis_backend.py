@@ -32,7 +32,7 @@ from langchain_hailuo.pool.backend import (
 )
 from langchain_hailuo.pool.health import Cooldown
 
-__all__ = ["SHARE_GRACE", "RedisBackend", "redact_url", "redis_backend"]
+__all__ = ["SHARE_GRACE", "RedisBackend", "redis_backend"]
 
 logger = logging.getLogger(__name__)
 

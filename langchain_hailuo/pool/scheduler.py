@@ -293,7 +293,7 @@ class AccountPool:
         name, cooldown, message = lease.account.name, None, None
         if isinstance(error, HailuoError) and self.records:
             message = f"{type(error).__name__}: {error.message}"
-            cooldown = cooldown_for(error, self.health, lease.account.token_hash())
+            cooldown = cooldown_for(error, self.health, lease.account.candidate().token)
             if cooldown is not None:
                 secs = cooldown.seconds
                 rest = "until logged in again" if secs is None else f"{secs:g} s"
@@ -355,8 +355,9 @@ class AccountPool:
                     return Lease(self._by_name[attempt.account], attempt.lease_id)
                 if await self._relogged(attempt):
                     continue
-                await ticket.wait(_wait_time(owner, attempt, deadline, len(accounts), within))
-                granted = backend.waiters.take_grant(ticket)
+                granted = await ticket.wait(
+                    _wait_time(owner, attempt, deadline, len(accounts), within)
+                )
                 if granted is not None:  # handed over by a release: already this call's lease
                     return Lease(self._by_name[granted[0]], granted[1])
         finally:
@@ -404,29 +405,26 @@ def _no_account(
     attempt: Attempt, size: int, timeout: float | None, now: float, *, lead: str | None = None
 ) -> HailuoNoAccountAvailableError:
     """The error for a call no account could take: why, and when one frees up."""
-    rests = [
+    rests = "; ".join(
         f"{name} ({cool.kind} until "
-        + ("logged in again" if cool.kind == "auth" else format_time(cool.until, now=now))
-        + ")"
+        f"{'logged in again' if cool.until is None else format_time(cool.until, now=now)})"
         for name, cool in attempt.cooling.items()
-    ]
-    ends = [c.until for c in attempt.cooling.values() if c.until is not None]
-    next_free = min(ends, default=None)
-    at = "" if next_free is None else f"at {format_time(next_free, now=now)}"
-    when = at
-    if attempt.busy:
-        when = "when one of the running answers ends" + (
-            f" (or {at}, when a cool-down ends)" * bool(at)
-        )
-    when = (
-        f"The next one frees up {when}"
-        if when
-        else "None frees up by itself: log the accounts in again"
     )
+    next_free = min(
+        (c.until for c in attempt.cooling.values() if c.until is not None), default=None
+    )
+    at = "" if next_free is None else f"at {format_time(next_free, now=now)}"
+    if attempt.busy:
+        when = "The next one frees up when one of the running answers ends"
+        when += f" (or {at}, when a cool-down ends)" if at else ""
+    elif at:
+        when = f"The next one frees up {at}"
+    else:
+        when = "None frees up by itself: log the accounts in again"
     within = "now" if timeout is None else f"within {round(timeout, 1):g} s"
     lead = lead or f"No account of the pool ({size}) could take this call {within}."
     busy = " Some are busy streaming other answers." if attempt.busy else ""
-    rest = f" Resting: {'; '.join(rests)}." if rests else ""
+    rest = f" Resting: {rests}." if rests else ""
     return HailuoNoAccountAvailableError(
         f"{lead}{busy}{rest} {when}. Add accounts, raise the timeout, or retry later.",
         next_free_at=next_free,

@@ -12,52 +12,30 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from pydantic import SecretStr
-
-from langchain_hailuo.auth import (
+from langchain_hailuo._config import (
     ENV_AUTH_FILE,
     ENV_DEVICE_ID,
     ENV_TOKEN,
     ENV_UUID,
-    AuthManager,
-    AuthStore,
+    account_file,
+    as_account_spec,
     default_auth_file,
-    user_config_dir,
 )
+from langchain_hailuo.auth import AuthManager, AuthStore
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
 from langchain_hailuo.pool.backend import Candidate
-from langchain_hailuo.types import AuthResult
+from langchain_hailuo.types import AccountSpec, AuthResult
 
 __all__ = [
-    "ENV_ACCOUNTS_DIR",
-    "ENV_POOL_URL",
-    "ENV_TOKENS",
     "AccountSpec",
     "PoolAccount",
     "PoolSource",
-    "account_file",
-    "as_spec",
-    "default_accounts_dir",
     "load_accounts",
-    "pool_specs_from_env",
     "save_account",
-    "token_hash",
 ]
 
 logger = logging.getLogger(__name__)
-
-ENV_TOKENS = "HAILUO_TOKENS"
-"""Comma-separated tokens, one per account."""
-ENV_ACCOUNTS_DIR = "HAILUO_ACCOUNTS_DIR"
-"""A folder of auth files (``*.json``), one per account."""
-ENV_POOL_URL = "HAILUO_POOL_URL"
-"""``redis://...``: share leases and cool-downs with other processes and hosts."""
-
-AccountSpec = SecretStr | AuthResult | Path | str
-"""One account: a token, an ``AuthResult``, an auth file or a folder of auth files (a
-``str`` is read by :func:`as_spec`)."""
 
 PoolSource = AccountSpec | AuthManager
 """What a pool is built from: account specs, or an ``AuthManager`` (a model's own login,
@@ -67,42 +45,11 @@ shared with other processes through ``pool_url``)."""
 _PER_ACCOUNT_ENV = frozenset({ENV_TOKEN, ENV_UUID, ENV_DEVICE_ID, ENV_AUTH_FILE})
 
 
-def default_accounts_dir(env: Mapping[str, str] | None = None) -> Path:
-    """The pool folder: ``HAILUO_ACCOUNTS_DIR``, else ``accounts/`` in the config folder."""
-    env = os.environ if env is None else env
-    explicit = env.get(ENV_ACCOUNTS_DIR)
-    return Path(explicit).expanduser() if explicit else user_config_dir(env) / "accounts"
-
-
-def account_file(name: str, env: Mapping[str, str] | None = None) -> Path:
-    """The auth file ``<pool folder>/<name>.json`` of the pool account called ``name``.
-
-    Raises:
-        HailuoConfigurationError: The name is empty or not letters, digits, ``-``, ``_``
-            and ``.`` (not starting with ``.``): it could escape the folder.
-    """
-    cleaned = name.strip()
-    if not cleaned or cleaned[0] == "." or not all(c.isalnum() or c in "-_." for c in cleaned):
-        raise HailuoConfigurationError(
-            f"Account name {name!r} is not usable as a file name: use letters, digits, "
-            "'-', '_' and '.' (not starting with '.')."
-        )
-    return default_accounts_dir(env) / f"{cleaned}.json"
-
-
-def token_hash(auth: AuthResult) -> str:
+def _token_hash(auth: AuthResult | None) -> str | None:
     """A short one-way hash of the token: tells a new login from the rejected one."""
+    if auth is None:
+        return None
     return hashlib.sha256(auth.token.get_secret_value().encode("utf-8")).hexdigest()[:16]
-
-
-def pool_specs_from_env(env: Mapping[str, str] | None = None) -> list[AccountSpec] | None:
-    """The accounts ``HAILUO_TOKENS``, else ``HAILUO_ACCOUNTS_DIR`` name (``None``: neither)."""
-    env = os.environ if env is None else env
-    tokens = [t.strip() for t in env.get(ENV_TOKENS, "").split(",") if t.strip()]
-    if tokens:
-        return [SecretStr(t) for t in tokens]
-    folder = env.get(ENV_ACCOUNTS_DIR, "").strip()
-    return [Path(folder).expanduser()] if folder else None
 
 
 @dataclass
@@ -121,24 +68,14 @@ class PoolAccount:
     origin: str
     path: Path | None = None
     _mtime: float | None = field(default=None, repr=False)
-    _candidate: tuple[AuthResult | None, Candidate] | None = field(default=None, repr=False)
 
     async def auth(self) -> AuthResult:
         """The account's current credentials (cached by its manager)."""
         return await self.manager.get()
 
-    def token_hash(self) -> str | None:
-        """The current token's hash (``None`` before the first :meth:`auth`)."""
-        return self.candidate().token
-
     def candidate(self) -> Candidate:
-        """The account as the backends see it: its name and its token's hash (cached)."""
-        current = self.manager.current
-        cached = self._candidate
-        if cached is None or cached[0] is not current:  # hashed once per login, not per call
-            hashed = None if current is None else token_hash(current)
-            cached = self._candidate = (current, Candidate(self.name, hashed))
-        return cached[1]
+        """The account as the backends see it: its name and its token's hash."""
+        return Candidate(self.name, _token_hash(self.manager.current))
 
     async def relogged(self) -> bool:
         """Whether the auth file holds a newer login (``login --add``, another process)."""
@@ -158,25 +95,7 @@ class PoolAccount:
             fresh = await self.manager.refresh(current)
         except HailuoAuthError:
             return False
-        return token_hash(fresh) != token_hash(current)
-
-
-def as_spec(value: Any) -> Any:
-    """One ``accounts=`` item as the pool reads it: a path, or a token kept secret.
-
-    A ``str`` naming an existing path, containing a path separator or ending in ``.json``
-    is a path; any other is a token. Other values are returned as they are.
-    """
-    if isinstance(value, Path):
-        return value.expanduser()
-    if not isinstance(value, str):
-        return value
-    path = Path(value).expanduser()
-    try:
-        named = os.sep in value or value.endswith(".json") or path.exists()
-    except (OSError, ValueError):
-        named = False
-    return path if named else SecretStr(value)
+        return _token_hash(fresh) != _token_hash(current)
 
 
 async def _load_file(path: Path, base_url: str | None, env: Mapping[str, str]) -> PoolAccount:
@@ -194,7 +113,7 @@ async def _expand(
     spec: PoolSource, index: int, base_url: str | None, env: Mapping[str, str], devices: Path
 ) -> list[PoolAccount]:
     """The accounts one spec stands for (a token's device pair is kept in ``devices``)."""
-    value = as_spec(spec)
+    value = as_account_spec(spec)
     if isinstance(value, Path) and value.is_dir():
         accounts = []
         for path in sorted(p for p in value.glob("*.json") if p.is_file()):

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from langchain_hailuo._config import redact_url
 from langchain_hailuo.serve.status import ApiError
 
 __all__ = ["ConversationStore", "MemoryStore", "RedisStore", "open_store"]
@@ -180,8 +181,6 @@ class RedisStore:
 
     def __repr__(self) -> str:
         """The URL without its password."""
-        from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
-
         return f"RedisStore({redact_url(self.url)!r}, prefix={self.prefix!r})"
 
     async def _run(self, script: str, key: str, args: list[Any]) -> Any:
@@ -195,8 +194,6 @@ class RedisStore:
             keys = [f"{self.prefix}:{key}", self._index, f"{self._index}:used"]
             return await runner(keys=keys, args=args)
         except self._aioredis.RedisError as exc:
-            from langchain_hailuo.pool.redis_backend import redact_url  # noqa: PLC0415
-
             raise ApiError(
                 503,
                 "overloaded",

@@ -41,8 +41,7 @@ DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     ),
     (_CLI, "langchain_hailuo.emulator.replay"): "`hailuo emulator --replay` (aiohttp.web)",
     (_CLI, "langchain_hailuo.transcript"): "`hailuo emulator --replay`: the recorded transcript",
-    (_CLI, "langchain_hailuo.pool.sources"): "`hailuo login --add`: a pool account's file",
-    (_CLI, "langchain_hailuo.pool.redis_backend"): f"`hailuo chat`'s pool line; {_REDIS}",
+    (_CLI, "langchain_hailuo.pool_status"): "`hailuo pool status`: the pool and its credits",
     (_CLI, "langchain_hailuo.serve"): "`hailuo serve` (aiohttp.web)",
     (_CLI, "langchain_hailuo.serve.config"): "`hailuo serve`: its settings",
     ("langchain_hailuo.demo", "langchain_hailuo.emulator"): (

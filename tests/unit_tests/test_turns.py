@@ -226,15 +226,6 @@ def test_importing_and_building_the_model_loads_no_browser_driver_server_or_emul
     assert result.stdout.strip() == ""
 
 
-def test_the_model_names_the_pool_settings_as_the_pool_does() -> None:
-    # _config and types declare the pool's setting names for the layers below the pool,
-    # so the names must stay the pool's own.
-    from langchain_hailuo import _config, pool, types
-
-    assert _config.ENV_POOL_URL == pool.ENV_POOL_URL
-    assert types.AccountSpec == pool.sources.AccountSpec
-
-
 def test_a_single_account_model_loads_no_redis() -> None:
     code = (
         "import sys; from langchain_hailuo import ChatHailuo; ChatHailuo(token='t', timeout=5); "

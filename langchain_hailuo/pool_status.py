@@ -2,52 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
+from langchain_hailuo._config import default_accounts_dir, pool_specs_from_env
 from langchain_hailuo.agent.client import AgentClient, AgentSettings
 from langchain_hailuo.agent.credits import read_credits
 from langchain_hailuo.auth import prepare_credentials
 from langchain_hailuo.errors import HailuoError
 from langchain_hailuo.pool.backend import AccountStatus
 from langchain_hailuo.pool.scheduler import AccountPool, format_time
-from langchain_hailuo.pool.sources import (
-    ENV_POOL_URL,
-    AccountSpec,
-    PoolAccount,
-    default_accounts_dir,
-    pool_specs_from_env,
-)
+from langchain_hailuo.pool.sources import AccountSpec, PoolAccount
 
-__all__ = ["add_pool_parser", "run_pool_command"]
+__all__ = ["pool_status"]
 
 logger = logging.getLogger(__name__)
 
 
-def add_pool_parser(sub: argparse._SubParsersAction[Any]) -> None:
-    """Add ``hailuo pool status`` to the command's subparsers."""
-    pool = sub.add_parser("pool", help="the account pool (many accounts)")
-    actions = pool.add_subparsers(dest="pool_command", required=True)
-    status = actions.add_parser("status", help="each account's streams, rest and last error")
-    status.add_argument(
-        "--pool-url",
-        default=os.environ.get(ENV_POOL_URL),
-        help="the pool's Redis (default: HAILUO_POOL_URL; without it, this process only)",
-    )
-    status.add_argument(
-        "--accounts-dir",
-        help="a folder of auth files (default: HAILUO_TOKENS, HAILUO_ACCOUNTS_DIR or the "
-        "per-user accounts folder)",
-    )
-
-
-def _specs(accounts_dir: str | None) -> list[AccountSpec]:
+def _specs(accounts_dir: str | None) -> Sequence[AccountSpec]:
     """The accounts to show: the folder given, else the environment, else the default folder."""
     if accounts_dir:
         return [Path(accounts_dir)]
@@ -84,9 +61,9 @@ async def _read_credits(accounts: list[PoolAccount]) -> None:
                 logger.info("credits of %s not read: %s", account.name, type(exc).__name__)
 
 
-async def _status(args: argparse.Namespace, out: TextIO) -> int:
+async def _status(accounts_dir: str | None, url: str | None, out: TextIO) -> int:
     """Print the table; 1 when there is no pool to show."""
-    specs, url = _specs(args.accounts_dir), args.pool_url or None
+    specs = _specs(accounts_dir)
     if not specs and url is None:
         print(
             "No pool: no accounts folder, HAILUO_TOKENS or HAILUO_ACCOUNTS_DIR. Add accounts "
@@ -108,6 +85,6 @@ async def _status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def run_pool_command(args: argparse.Namespace, out: TextIO) -> int:
-    """Run ``hailuo pool <command>``."""
-    return asyncio.run(_status(args, out))
+def pool_status(accounts_dir: str | None, pool_url: str | None, out: TextIO) -> int:
+    """Run ``hailuo pool status``: the folder given, else the environment's accounts."""
+    return asyncio.run(_status(accounts_dir, pool_url or None, out))
