@@ -578,8 +578,11 @@ def test_sampling_controls_are_accepted_but_said_to_be_ignored(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(chat_models, "_UNUSED_CONTROLS_WARNED", set())
-    with pytest.warns(UserWarning, match="ignores temperature"):
+    with pytest.warns(UserWarning, match="ChatHailuo ignores") as said:
         model = ChatHailuo(temperature=0.2, max_tokens=10, api_key="t")
+    messages = " | ".join(str(w.message) for w in said)
+    assert "ignores temperature" in messages
+    assert "ignores max_tokens" in messages
     assert model.temperature == 0.2
     assert "ls_temperature" not in model._get_ls_params()
     assert "ls_max_tokens" not in model._get_ls_params()
