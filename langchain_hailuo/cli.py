@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from pydantic import ValidationError
 
 from langchain_hailuo._config import ENV_POOL_URL, account_file, redact_url
-from langchain_hailuo._login import token_login
 from langchain_hailuo.auth import (
     DEFAULT_BASE_URL,
     ENV_TOKEN,
@@ -189,6 +188,8 @@ def _cmd_login(args: argparse.Namespace, out: TextIO) -> int:
     if args.add:  # a pool account: its own file (and, for a browser, its own profile)
         store = AuthStore(account_file(args.add))
     if args.token is not None:
+        from langchain_hailuo._login import token_login  # noqa: PLC0415 - the clients, on demand
+
         token = _read_token(args.token)
         print(f"Checking the token with {args.base_url}...", file=out, flush=True)
         auth = asyncio.run(

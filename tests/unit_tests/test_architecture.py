@@ -32,6 +32,7 @@ _TRANSPORT = "the transport (aiohttp) loads on a model's first call: import budg
 # subcommands (each loads only what it runs).
 DEFERRED_ALLOWED: dict[tuple[str, str], str] = {
     (_CLI, "langchain_hailuo"): "`hailuo --version`",
+    (_CLI, "langchain_hailuo._login"): "`hailuo login --token`: the protocol clients (aiohttp)",
     (_CLI, "langchain_hailuo._browser"): "`hailuo login` / `hailuo status`: the browser checks",
     (_CLI, "langchain_hailuo._attachments"): "`hailuo chat --attach`",
     (_CLI, "langchain_hailuo.chat_models"): "`hailuo chat` / `hailuo serve`: the model",

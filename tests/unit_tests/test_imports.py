@@ -61,10 +61,12 @@ def test_the_gpt4free_signature_helpers_are_importable() -> None:
     assert callable(get_body_to_yy)
 
 
-def test_package_import_loads_no_browser_driver_no_http_stack_and_no_emulator() -> None:
-    # The import budget: the transport (aiohttp) loads on a model's first call.
+@pytest.mark.parametrize("module", ["langchain_hailuo", "langchain_hailuo.cli"])
+def test_import_loads_no_browser_driver_no_http_stack_and_no_emulator(module: str) -> None:
+    # The import budget: the transport (aiohttp) loads on a model's first call, and each
+    # `hailuo` subcommand loads what it runs (`hailuo --help` needs none of it).
     code = (
-        "import sys, langchain_hailuo; "
+        f"import sys, {module}; "
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('nodriver', 'aiohttp') "
         "or m.startswith('langchain_hailuo.emulator')]; "
         "print(','.join(heavy))"
