@@ -250,20 +250,21 @@ class MiniMaxAgent(BaseProvider):
                 if return_conversation:
                     yield [self._conversation(auth, session_id)]
                 turn = self._turn(auth, session_id, sent, settings, options)
-                async with contextlib.aclosing(turn):
-                    async for events in turn:
-                        output = True
-                        yield events
+                try:
+                    async with contextlib.aclosing(turn):
+                        async for events in turn:
+                            output = True
+                            yield events
+                except HailuoServerError as exc:  # the turn only: nothing is sent before it
+                    if output or not is_transient_session_error(exc):
+                        raise
+                    raise _taken_turn_failed(exc) from exc
             except HailuoQuotaError as wall:
                 raise with_credits_left(wall, auth.account_fingerprint) from None
             except HailuoAuthError as rejection:
                 allowed = not (output or refreshed)
                 auth = await refresh_once(rejection, auth, manager, allowed=allowed, log=logger)
                 refreshed = True
-            except HailuoServerError as exc:
-                if output or not is_transient_session_error(exc):
-                    raise
-                raise _taken_turn_failed(exc) from exc
             else:
                 return
 

@@ -242,6 +242,22 @@ async def test_transient_failure_in_the_stream_is_raised_not_sent_again(
     assert bodies(mocked, "/session") == []
 
 
+@pytest.mark.parametrize("said", ["sandbox connection error", "rpc timeout"])
+async def test_a_session_that_fails_to_open_is_not_said_to_have_taken_the_message(
+    mocked: aioresponses, said: str
+) -> None:
+    # The same words before the message is sent (here, opening the session): nothing was
+    # posted, so the error must not say the message may have been received.
+    mock_config(mocked, repeat=True)
+    mocked.post(SESSION_URL, status=500, body=said)
+    agent = provider()
+    auth = make_auth(real_user_id=REAL_USER_ID, agent_id=AGENT_ID, models=["MiniMax-M3"])
+    with pytest.raises(HailuoServerError) as info:
+        await collect(agent.create_authed("MiniMax-M3", HISTORY, auth))
+    assert "may have been received" not in info.value.message
+    assert bodies(mocked, "/message") == []
+
+
 async def test_quota_wall_prose(mocked: aioresponses) -> None:
     mock_config(mocked, repeat=True)
     wall = "No conversation resources are available. Subscribe to continue."
