@@ -163,7 +163,6 @@ _PAYLOAD_KEYS = frozenset(
 )  # fmt: skip
 """Fields of frames and of chunk / message payloads the decoder knows (§5.3, §12.3)."""
 _PLAIN_ROLES = (None, "assistant")
-_PROSE_TYPES = (None, 1, "1")
 _KNOWN_MSG_TYPES = frozenset({"1", "2", "3"})
 _KNOWN_EVENTS = frozenset({"session_status"})
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.\-]")
@@ -814,7 +813,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             and frame.keys() <= _FRAME_KEYS
             and payload.keys() <= _PAYLOAD_KEYS
             and payload.get("role") in _PLAIN_ROLES
-            and payload.get("msg_type") in _PROSE_TYPES
+            and _is_prose(payload)
         ) or (
             payload.get("finish")
             or payload.get("finish_reason")
@@ -823,8 +822,7 @@ class AgentStreamDecoder(ErrorAfterEvents):
             or payload.get("reasoning_content")
         ):
             return False
-        self.frames += 1
-        self.heartbeats_since_data = 0
+        self._data_frame()
         self.growth += 1
         self._answer.append(content)
         self._emitted = len(self._answer)

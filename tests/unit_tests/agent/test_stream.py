@@ -133,6 +133,15 @@ def test_plan_events_are_not_answer_text() -> None:
     assert texts(decode(body)) == "Answer."
 
 
+@pytest.mark.parametrize("msg_type", [True, 1.0, 2])
+def test_a_short_delta_of_another_msg_type_mid_answer_is_not_answer_text(msg_type: object) -> None:
+    # Mid-answer (id out, many characters so far) the one-step path for plain deltas
+    # applies the same prose rule as the full dispatch.
+    words = [chunk(f"w{i} ", msg_id="m1") for i in range(12)]
+    body = sse(*words, chunk("PLAN", msg_type=msg_type), chunk(finish=True))
+    assert texts(decode(body)) == "".join(f"w{i} " for i in range(12))
+
+
 def test_dispatch_by_payload_key_with_unknown_type_number() -> None:
     body = sse(
         {"type": 99, "agent_message_chunk": {"msg_content": "ok"}},
