@@ -239,13 +239,14 @@ def _close_providers_later(providers: dict[str, _Provider]) -> None:
         runner.submit(provider.aclose())
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class _Seat:
-    """A pool account as one call uses it: its credentials and protocol, read once."""
+    """A pool account as one call uses it: its login, its protocol and the call's plan on it."""
 
     account: PoolAccount
     auth: AuthResult
     protocol: Protocol
+    plan: TurnRequest | None = None  # made once, by ``ChatHailuo._plan``
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -1286,17 +1287,16 @@ class ChatHailuo(BaseChatModel):
             return self._own_pool
 
     async def _seat(self, turn: _Turn, account: PoolAccount) -> _Seat:
-        """The account's credentials and protocol, read once per call."""
+        """The account as this call uses it; decided again only if its login was renewed."""
+        # Read again after a wait for the lease: another call may have renewed the token.
+        auth = await account.auth()
         seat = turn.seats.get(account.name)
-        if seat is None:
-            auth = await account.auth()
+        if seat is None or seat.auth is not auth:
             seat = turn.seats[account.name] = _Seat(account, auth, self._resolve_protocol(auth))
         return seat
 
-    async def _pool_owner(
-        self, pool: AccountPool, turn: _Turn
-    ) -> tuple[str | None, TurnRequest | None]:
-        """The pool account whose chat this call continues, and its plan (``None``: a new chat)."""
+    async def _pool_owner(self, pool: AccountPool, turn: _Turn) -> str | None:
+        """The pool account whose chat this call continues (``None``: a new chat)."""
         # An explicit conversation names its account, else the history's newest pool answer
         # does; the owner's plan decides (an edited history starts a new chat, anywhere).
         accounts = await pool.accounts()
@@ -1320,11 +1320,10 @@ class ChatHailuo(BaseChatModel):
                 )
         account = pool.account(owner) if owner is not None else None
         if account is None:
-            return None, None
-        request = self._plan(turn, await self._seat(turn, account))
-        if request.conversation is None:
-            return None, None
-        return account.name, request
+            return None
+        if self._plan(turn, await self._seat(turn, account)).conversation is None:
+            return None
+        return account.name
 
     def _build_provider(self, protocol: Protocol, auth_manager: AuthManager) -> _Provider:
         """The real provider of ``protocol`` (imported on first use)."""
@@ -1365,8 +1364,10 @@ class ChatHailuo(BaseChatModel):
         return protocol_of_account(auth, self.base_url, self.protocol)
 
     def _plan(self, turn: _Turn, seat: _Seat) -> TurnRequest:
-        """The call's plan on one account (:func:`~langchain_hailuo._turns.plan`)."""
-        request = _turns.plan(
+        """The call's plan on one account (:func:`~langchain_hailuo._turns.plan`), made once."""
+        if seat.plan is not None:
+            return seat.plan
+        request = seat.plan = _turns.plan(
             turn.call,
             tools=turn.tools,
             account=seat.auth.account_fingerprint,
@@ -1411,7 +1412,7 @@ class ChatHailuo(BaseChatModel):
     async def _achunks(self, turn: _Turn) -> AsyncGenerator[ChatGenerationChunk, None]:
         """The one answer loop: a lease on a pool account (a single account is a pool of one)."""
         pool = self._lease_pool()
-        owner, planned = await self._pool_owner(pool, turn)
+        owner = await self._pool_owner(pool, turn)
         tried: list[str] = []
         last: HailuoError | None = None
         while True:
@@ -1422,19 +1423,21 @@ class ChatHailuo(BaseChatModel):
                 async with pool.lease(owner, within=within, exclude=tried) as lease:
                     name = lease.account.name
                     seat = await self._seat(turn, lease.account)
-                    answer = turn.answer = self._answer_on(seat, turn, planned)
+                    answer = turn.answer = self._answer_on(seat, turn)
                     async with aclosing(answer.stream()) as chunks:
                         async for chunk in chunks:
                             yield chunk
             except HailuoNoAccountAvailableError as exc:
-                if pool is self._own_pool:  # one account: its own error, or its wait timed out
-                    raise last or HailuoTimeoutError(_BUSY_ACCOUNT) from None
+                if pool is self._own_pool:  # one account: its wait for the account timed out
+                    raise HailuoTimeoutError(_BUSY_ACCOUNT) from None
                 if last is not None:
                     raise exc from last
                 raise
             except _FAILOVER_ERRORS as exc:
-                # a new chat moves to the next account before its first byte
-                if owner is not None or name is None or (answer is not None and answer.started):
+                # a new chat moves to the next account before its first byte (a model's own
+                # account has none: its failure is the call's)
+                started = answer is not None and answer.started
+                if pool is self._own_pool or owner is not None or name is None or started:
                     raise
                 tried.append(name)
                 last = exc
@@ -1448,11 +1451,11 @@ class ChatHailuo(BaseChatModel):
                 continue
             return
 
-    def _answer_on(self, seat: _Seat, turn: _Turn, planned: TurnRequest | None) -> Answer:
+    def _answer_on(self, seat: _Seat, turn: _Turn) -> Answer:
         """The answer of a call on one leased account (nothing is sent before it is streamed)."""
         return Answer(
             self._get_provider(seat.protocol, seat.account),
-            planned or self._plan(turn, seat),
+            self._plan(turn, seat),
             auth=seat.auth,
             model=turn.options.model,
             protocol=seat.protocol,

@@ -838,3 +838,16 @@ def test_logs_name_the_plan(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="langchain_hailuo"):
         model.invoke("Hi")
     assert "plan=new" in caplog.text
+
+
+@pytest.mark.parametrize("reuse", [True, False])
+def test_a_call_is_planned_once_on_its_account(
+    caplog: pytest.LogCaptureFixture, reuse: bool
+) -> None:
+    # Continued, or (history reuse off) a new chat although the history names this account.
+    model, provider = make_model(use_previous_chat_id=reuse)
+    first = model.invoke("Hi")
+    with caplog.at_level(logging.DEBUG, logger="langchain_hailuo"):
+        model.invoke([HumanMessage("Hi"), first, HumanMessage("Again")])
+    assert caplog.text.count("ChatHailuo call:") == 1
+    assert (provider.calls[-1].conversation is not None) is reuse
