@@ -58,9 +58,7 @@ def _next_on(
     def start() -> None:
         task = asyncio.ensure_future(anext(iterator))
         task.add_done_callback(lambda step: _settle(step, done))
-        done.add_done_callback(
-            lambda _: done.cancelled() and loop.call_soon_threadsafe(task.cancel)
-        )
+        done.add_done_callback(lambda _: _cancel_if_cancelled(done, loop, task))
 
     loop.call_soon_threadsafe(start)
     return done
