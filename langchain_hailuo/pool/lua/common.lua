@@ -7,6 +7,9 @@
 -- * P:queue:<client> orders a client's waiting calls by arrival (one counter for all);
 --   P:waiting lists the clients that may have one; P:want gives each waiting call
 --   '<deadline ms> <lease ttl ms>', then '\n<account>' per account it wants.
+-- * P:held:<client> counts the client's new chats held back by the share grace (it expires
+--   with the grace); P:accounts lists every registered account, P:stats:<account> its
+--   answers served and last error.
 local P = KEYS[1]
 local LEASES, LOAD, ACTIVE = P .. ':leases', P .. ':load', P .. ':active'
 local call = cjson.decode(ARGV[1])

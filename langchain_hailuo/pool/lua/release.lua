@@ -62,5 +62,8 @@ while true do
   if redis.call('PUBLISH', P .. ':freed:' .. client, chosen .. ' ' .. account .. ' ' .. lease) > 0 then
     return '{}'
   end
-  drop(account .. ' ' .. lease)  -- nobody listens: that process is gone; the next waiter
+  -- Nobody listens: that process is gone, and so are all its calls; the next waiter.
+  drop(account .. ' ' .. lease)
+  for _, gone in ipairs(redis.call('ZRANGE', P .. ':queue:' .. client, 0, -1)) do dequeue(gone) end
+  redis.call('SREM', P .. ':waiting', client)
 end
