@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from langchain_hailuo._config import (
     account_file,
     as_account_spec,
     default_auth_file,
+    environ,
 )
 from langchain_hailuo.auth import AuthManager, AuthStore
 from langchain_hailuo.errors import HailuoAuthError, HailuoConfigurationError
@@ -166,8 +166,7 @@ async def load_accounts(
     """
     if not specs:
         raise HailuoConfigurationError("accounts= is empty: give at least one account.")
-    source = os.environ if env is None else env
-    pool_env = {k: v for k, v in source.items() if k not in _PER_ACCOUNT_ENV}
+    pool_env = {k: v for k, v in environ(env).items() if k not in _PER_ACCOUNT_ENV}
     devices = default_auth_file(env)  # HAILUO_AUTH_FILE, else the default: where the user said
     accounts: dict[str, PoolAccount] = {}
     for index, spec in enumerate(specs, start=1):
