@@ -816,7 +816,7 @@ async def iter_chunks(
                 raise _answer_too_slow(options) from exc
             raise (idle_error or idle_timed_out)(typing.cast("float", idle)) from exc
         except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError):
-            rest = received_unread(resp.content)
+            rest = received_unread(content)
             if rest:
                 yield rest  # what arrived before the connection broke is part of the answer
             raise

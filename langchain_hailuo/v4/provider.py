@@ -310,7 +310,6 @@ class HailuoAI(BaseProvider):
             self._record_origin(answer)
             decoder = answer.decoder
             known: str | None = None  # the chat id whose ChatStarted was handled
-            announced = False
             async for events in reads:
                 if decoder.chat_id == known and not decoder.finished:
                     yield cast("list[ProviderEvent]", events)  # no ChatStarted in them
@@ -320,11 +319,10 @@ class HailuoAI(BaseProvider):
                 for event in events:
                     if isinstance(event, ChatStarted):
                         if return_conversation:
-                            announced = True
                             out.append(self._conversation(auth, event.chat_id, plan))
                         continue
-                    if isinstance(event, FinishReason) and (
-                        return_conversation and not announced and plan.continued
+                    if isinstance(event, FinishReason) and (  # no chat id came: the plan's
+                        return_conversation and plan.continued and decoder.chat_id is None
                     ):
                         out.append(self._conversation(auth, plan.chat_id, plan))
                     out.append(event)
