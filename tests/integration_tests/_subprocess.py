@@ -17,11 +17,11 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, AnyStr
 
 import pytest
 
 from langchain_hailuo.emulator import Emulator
-from langchain_hailuo.emulator.pytest_plugin import serving
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT = 120
@@ -124,10 +124,9 @@ def signed_in_env(
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
+def emulator(hailuo_emulator: Emulator) -> Emulator:
     """A fresh emulator for each test, served from this process (the runs change it)."""
-    with serving() as emu:
-        yield emu
+    return hailuo_emulator
 
 
 @pytest.fixture
@@ -168,4 +167,19 @@ def read_until(process: subprocess.Popen[str], marker: str, timeout: float) -> l
             seen.append(lines.get(timeout=remaining))
         except queue.Empty:
             pytest.fail(f"no {marker!r} within {timeout} s; got {seen}")
+    return seen
+
+
+def read_to(stream: IO[AnyStr], marker: AnyStr, limit: float = 120) -> AnyStr:
+    """Read ``stream`` a character (or byte) at a time until ``marker`` was seen; all read.
+
+    For output without a line end (a prompt); ``limit`` guards a busy machine.
+    """
+    seen = marker[:0]
+    deadline = time.monotonic() + limit
+    while marker not in seen:
+        assert time.monotonic() < deadline, seen
+        piece = stream.read(1)
+        assert piece, seen
+        seen += piece
     return seen

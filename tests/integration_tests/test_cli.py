@@ -30,9 +30,6 @@ __all__ = ["emulator_process", "env"]  # fixtures (from _subprocess, as in every
 
 pytestmark = pytest.mark.timeout(60)
 
-_one_error_line = one_error_line  # the name the pool's CLI tests import it by
-
-
 # --------------------------------------------------------------------------- chat
 
 

@@ -30,6 +30,7 @@ from tests.integration_tests._subprocess import (
     hailuo,
     hailuo_command,
     one_error_line,
+    read_to,
     read_until,
     signed_in_env,
 )
@@ -209,7 +210,8 @@ def test_ctrl_c_ends_the_chat_at_once(env: dict[str, str]) -> None:
     )
     os.close(terminal)
     try:
-        _read_until_prompt(process)
+        assert process.stderr is not None  # a pipe: the prompts go to standard error
+        read_to(process.stderr, "you> ")
         process.send_signal(signal.SIGINT)
         # Generous: only a chat stuck on its blocked stdin read would take this long.
         assert process.wait(timeout=60) == 130
@@ -225,21 +227,6 @@ def test_ctrl_c_ends_the_chat_at_once(env: dict[str, str]) -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-def _read_until_prompt(process: subprocess.Popen[str]) -> None:
-    """Wait until the chat printed its first ``you> `` prompt (it has no newline).
-
-    Standard output is a pipe here, so the prompts go to standard error.
-    """
-    assert process.stderr is not None
-    seen = ""
-    deadline = time.monotonic() + 120
-    while "you> " not in seen:
-        assert time.monotonic() < deadline, seen
-        char = process.stderr.read(1)
-        assert char, seen
-        seen += char
 
 
 # --------------------------------------------------------------------------- emulator

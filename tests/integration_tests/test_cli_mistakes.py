@@ -25,6 +25,7 @@ from tests.integration_tests._subprocess import (
     hailuo,
     hailuo_command,
     one_error_line,
+    read_to,
     signed_in_env,
 )
 
@@ -239,11 +240,11 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_chat(
     try:
         assert process.stdout is not None
         assert process.stderr is not None
-        read_until(process.stderr, b"you> ")
+        read_to(process.stderr, b"you> ")
         os.write(typed, b"first\n")
         first = process.stdout.read(1)  # the answer has begun (then the stream stalls)
         process.send_signal(signal.SIGINT)
-        read_until(process.stderr, b"hailuo: answer stopped\n")
+        read_to(process.stderr, b"hailuo: answer stopped\n")
         os.write(typed, b"second\n")
         partial = first + process.stdout.readline()  # the stopped answer, its line ended
         assert default_reply("first", 1).startswith(partial[:-1].decode())
@@ -260,15 +261,3 @@ def test_ctrl_c_stops_the_answer_and_keeps_the_chat(
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-def read_until(stream: object, marker: bytes) -> bytes:
-    """Read ``stream`` byte by byte until ``marker`` was seen (a deadline for a busy machine)."""
-    seen = b""
-    deadline = time.monotonic() + 120
-    while marker not in seen:
-        assert time.monotonic() < deadline, seen
-        byte = stream.read(1)  # type: ignore[attr-defined]
-        assert byte, seen
-        seen += byte
-    return seen

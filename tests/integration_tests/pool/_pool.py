@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from langchain_hailuo.emulator.core import EmulatorAccount, make_token
 from langchain_hailuo.pool import AccountPool
 from langchain_hailuo.pool.redis_backend import SHARE_GRACE, RedisBackend
 from langchain_hailuo.types import AuthResult
+from tests.integration_tests._waiting import await_until
 
 ACCOUNTS = 6
 
@@ -132,9 +132,4 @@ def redis_of(pool: AccountPool) -> RedisBackend:
 
 async def until(condition: Callable[[], bool], seconds: float) -> None:
     """Wait (yielding to the loop) until ``condition`` holds; fail after ``seconds``."""
-
-    async def poll() -> None:
-        while not condition():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), seconds)
+    await await_until(condition, "the pool state the test waits for", seconds)

@@ -13,8 +13,10 @@ from langchain_hailuo.auth import AuthStore, LoginOptions
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.pool import save_account
 from langchain_hailuo.types import AuthResult
+from tests.integration_tests._subprocess import env, hailuo, one_error_line
 from tests.integration_tests.pool._pool import auths_of, pool_model
-from tests.integration_tests.test_cli import _one_error_line, env, hailuo  # noqa: F401
+
+__all__ = ["env"]  # a fixture
 
 
 def test_login_add_saves_a_pool_account_with_its_own_profile(
@@ -45,13 +47,13 @@ def test_login_add_saves_a_pool_account_with_its_own_profile(
     assert auth.token.get_secret_value() not in out.getvalue()
 
 
-def test_login_add_refuses_a_name_that_is_not_a_file_name(env: dict[str, str]) -> None:  # noqa: F811
+def test_login_add_refuses_a_name_that_is_not_a_file_name(env: dict[str, str]) -> None:
     result = hailuo("login", "--add", "../escape", "--browser", "/nonexistent", env=env)
     assert result.returncode == 1
-    assert "not usable as a file name" in _one_error_line(result.stderr)
+    assert "not usable as a file name" in one_error_line(result.stderr)
 
 
-def test_pool_status_without_a_pool_says_how_to_add_accounts(env: dict[str, str]) -> None:  # noqa: F811
+def test_pool_status_without_a_pool_says_how_to_add_accounts(env: dict[str, str]) -> None:
     result = hailuo("pool", "status", env=env)
     assert result.returncode == 1
     assert "hailuo login --add NAME" in result.stdout
@@ -61,7 +63,7 @@ async def test_pool_status_shows_every_process_s_accounts_from_redis(
     pool_emulator: Emulator,
     redis_url: str,
     tmp_path: Path,
-    env: dict[str, str],  # noqa: F811
+    env: dict[str, str],
 ) -> None:
     folder = tmp_path / "accounts"
     for name, auth in zip(["p0", "p1"], auths_of(pool_emulator, ["p0", "p1"]), strict=True):

@@ -12,8 +12,8 @@ from langchain_hailuo.agent.credits import read_credits
 from langchain_hailuo.emulator.app import Emulator
 from langchain_hailuo.errors import HailuoQuotaError
 from langchain_hailuo.pool import save_account
+from tests.integration_tests._subprocess import env, hailuo
 from tests.integration_tests.pool._pool import auths_of, pool_model
-from tests.integration_tests.test_cli import env, hailuo
 
 __all__ = ["env"]
 
