@@ -210,9 +210,8 @@ def _with_tools(
     instructions = tools.instructions
     current = tools.instructions_hash
     request = dataclasses.replace(request, tools_hash=current)
-    has_results = any(isinstance(m, ToolMessage) for m in messages)
     if request.conversation is None:
-        if not instructions and not has_results:
+        if not instructions and not any(isinstance(m, ToolMessage) for m in messages):
             return request
         folded = carry_attachments(fold_new_chat(messages, dicts, names, instructions), dicts)
         return dataclasses.replace(request, messages=folded, full_history=folded)
